@@ -1,0 +1,105 @@
+"""YAML configuration: one file per stage, ``a.b.c=value`` overrides from the command line, and the
+resolved configuration written into the experiment directory.
+
+    cfg = load_config("conf/stage1.yaml", ["model.latent_dim=32", "trainer.max_steps=2000"])
+    save_config(cfg, exp_dir / "config.yaml")
+
+Values in overrides are parsed as YAML (``1e-3`` is a float, ``[8,8,2,2]`` a list, ``null`` is None). An
+override of a key that does not exist is an error unless it is prefixed with ``+`` (``+model.new=1``),
+so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared.io import PathLike, atomic_write
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-3`` as a float (PyYAML's YAML 1.1 rules make it a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def _yaml_load(stream: Any) -> Any:
+    return yaml.load(stream, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return _yaml_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    """A copy of ``cfg`` with each ``dotted.key=value`` (``+dotted.key=value`` to add a new key) applied."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        key, value = item.split("=", 1)
+        add = key.startswith("+")
+        path = key.lstrip("+").split(".")
+        node = cfg
+        for i, part in enumerate(path[:-1]):
+            if part not in node:
+                if not add:
+                    raise ConfigError(f"override '{item}': no key '{'.'.join(path[: i + 1])}' in the config "
+                                      f"(use +{key.lstrip('+')}=... to add one)")
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{'.'.join(path[: i + 1])}' is not a section")
+        if path[-1] not in node and not add:
+            known = ", ".join(sorted(node)) if isinstance(node, dict) else ""
+            raise ConfigError(f"override '{item}': no key '{key}' in the config (known here: {known}; "
+                              f"use +{key}=... to add one)")
+        node[path[-1]] = _parse_value(value)
+    return cfg
+
+
+def load_config(path: PathLike, overrides: list[str] | None = None) -> dict:
+    """Read a YAML config (a mapping) and apply overrides."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = _yaml_load(f) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return apply_overrides(cfg, overrides or [])
+
+
+def save_config(cfg: dict, path: PathLike) -> None:
+    with atomic_write(path) as f:
+        yaml.safe_dump(cfg, f, sort_keys=False, default_flow_style=None)
+
+
+def add_config_args(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--config FILE`` plus trailing ``key=value`` overrides."""
+    parser.add_argument("--config", default=default, required=default is None, help="YAML config file")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. trainer.max_steps=100")

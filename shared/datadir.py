@@ -1,0 +1,468 @@
+"""Kaldi data directories: read, write, validate, fix, subset, split and ``utt2dur``.
+
+A data directory holds ``wav.scp`` (``<utt-or-recording> <path>``), ``text`` (``<utt> <transcript>``),
+``utt2spk`` and ``spk2utt``, and optionally ``segments`` (``<utt> <recording> <start> <end>``) and
+``utt2dur``. Files are sorted by key in C (byte) order, and utterance ids begin with the speaker id so that
+sorting by utterance keeps each speaker's utterances together; Kaldi's ``utils/validate_data_dir.sh
+--no-feats`` insists on both, and :func:`validate_data_dir` checks the same things (and more), reporting
+every problem with its file, line and utterance rather than stopping at the first.
+
+CLI::
+
+    python -m shared.datadir validate data/train [--check-audio --sample-rate 16000]
+    python -m shared.datadir fix data/train
+    python -m shared.datadir utt2dur data/train
+    python -m shared.datadir subset data/train data/train_100 --first 100
+    python -m shared.datadir split data/train 4          # data/train/split4/{1..4}
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from shared.audio import AudioError, audio_info, check_audio, load_audio
+from shared.io import PathLike, write_kv
+
+REQUIRED = ("wav.scp", "text", "utt2spk")
+UTT_FILES = ("text", "utt2spk", "utt2dur", "segments")  # files keyed by utterance
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a data directory."""
+
+    file: str
+    line: int | None
+    utt: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        return f"{where}: {self.utt + ': ' if self.utt else ''}{self.message}"
+
+
+class DataDirError(ValueError):
+    """A data directory failed validation; ``problems`` lists everything that is wrong."""
+
+    def __init__(self, path: PathLike, problems: list[Problem]):
+        self.problems = problems
+        shown = "\n  ".join(str(p) for p in problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"{path}: {len(problems)} problem(s):\n  {shown}{more}")
+
+
+@dataclass
+class DataDir:
+    """In-memory Kaldi data directory; every mapping is keyed by utterance except ``wav_scp`` with segments."""
+
+    wav_scp: dict[str, str]
+    text: dict[str, str]
+    utt2spk: dict[str, str]
+    utt2dur: dict[str, float] = field(default_factory=dict)
+    segments: dict[str, tuple[str, float, float]] = field(default_factory=dict)
+
+    # ---- reading and writing -------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: PathLike, validate: bool = True) -> "DataDir":
+        """Read a data directory; with ``validate`` (default) raise DataDirError listing every problem."""
+        path = Path(path)
+        if validate:
+            problems = validate_data_dir(path)
+            if problems:
+                raise DataDirError(path, problems)
+        tables, _ = _read_tables(path)
+        segments = {u: (v[0], float(v[1]), float(v[2])) for u, v in _split_values(tables.get("segments", {})).items()}
+        return cls(
+            wav_scp=tables["wav.scp"],
+            text=tables["text"],
+            utt2spk=tables["utt2spk"],
+            utt2dur={u: float(d) for u, d in tables.get("utt2dur", {}).items()},
+            segments=segments,
+        )
+
+    def save(self, path: PathLike) -> None:
+        """Write all files sorted by key (``spk2utt`` derived), atomically, then validate."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_kv(path / "wav.scp", self.wav_scp)
+        write_kv(path / "text", self.text)
+        write_kv(path / "utt2spk", self.utt2spk)
+        write_kv(path / "spk2utt", self.spk2utt)
+        for name, table in (("utt2dur", {u: f"{d:.4f}" for u, d in self.utt2dur.items()}),
+                            ("segments", {u: f"{r} {s:.3f} {e:.3f}" for u, (r, s, e) in self.segments.items()})):
+            if table:
+                write_kv(path / name, table)
+            elif (path / name).exists():
+                (path / name).unlink()
+
+    # ---- views ---------------------------------------------------------------------------------
+    @property
+    def utts(self) -> list[str]:
+        return sorted(self.utt2spk)
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted(set(self.utt2spk.values()))
+
+    @property
+    def spk2utt(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for utt in self.utts:
+            out.setdefault(self.utt2spk[utt], []).append(utt)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.utt2spk)
+
+    def audio_source(self, utt: str) -> tuple[str, float | None, float | None]:
+        """``(path, start_s, end_s)`` of an utterance; start/end are None without segments."""
+        if self.segments:
+            reco, start, end = self.segments[utt]
+            return self.wav_scp[reco], start, end
+        return self.wav_scp[utt], None, None
+
+    def load_audio(self, utt: str, sample_rate: int) -> "torch.Tensor":  # noqa: F821
+        """The utterance's waveform ``(T,)`` at ``sample_rate``."""
+        path, start, end = self.audio_source(utt)
+        wav = load_audio(path, sample_rate)
+        if start is not None:
+            wav = wav[int(start * sample_rate) : int(end * sample_rate)]
+            if wav.numel() == 0:
+                raise AudioError(f"{path}: segment of '{utt}' ({start}-{end} s) is empty")
+        return wav
+
+    # ---- subsets -------------------------------------------------------------------------------
+    def subset(self, utts: Iterable[str]) -> "DataDir":
+        """The utterances in ``utts`` (unknown ids raise KeyError naming them)."""
+        keep = set(utts)
+        unknown = sorted(keep - set(self.utt2spk))
+        if unknown:
+            raise KeyError(f"{len(unknown)} utterance(s) not in the data dir: {', '.join(unknown[:10])}")
+        segments = {u: s for u, s in self.segments.items() if u in keep}
+        recos = {s[0] for s in segments.values()} if self.segments else keep
+        return DataDir(
+            wav_scp={k: v for k, v in self.wav_scp.items() if k in recos},
+            text={u: t for u, t in self.text.items() if u in keep},
+            utt2spk={u: s for u, s in self.utt2spk.items() if u in keep},
+            utt2dur={u: d for u, d in self.utt2dur.items() if u in keep},
+            segments=segments,
+        )
+
+    def split(self, num_parts: int, by_speaker: bool = False) -> list["DataDir"]:
+        """Split into ``num_parts`` contiguous parts of (nearly) equal size, optionally whole speakers per part."""
+        if num_parts < 1:
+            raise ValueError("num_parts must be >= 1")
+        groups = list(self.spk2utt.values()) if by_speaker else [[u] for u in self.utts]
+        if len(groups) < num_parts:
+            raise ValueError(f"cannot split {len(groups)} {'speakers' if by_speaker else 'utterances'} into {num_parts} parts")
+        parts: list[list[str]] = [[] for _ in range(num_parts)]
+        total = sum(len(g) for g in groups)
+        done, k = 0, 0
+        for g in groups:  # fill part k until it reaches its share of the total
+            while k < num_parts - 1 and done >= total * (k + 1) / num_parts:
+                k += 1
+            parts[k].extend(g)
+            done += len(g)
+        return [self.subset(p) for p in parts]
+
+    def random_subset(self, n: int, seed: int = 0) -> "DataDir":
+        utts = self.utts
+        return self.subset(random.Random(seed).sample(utts, min(n, len(utts))))
+
+
+# ---- validation ------------------------------------------------------------------------------------
+def _split_values(table: dict[str, str]) -> dict[str, list[str]]:
+    return {k: v.split() for k, v in table.items()}
+
+
+def _read_tables(path: Path) -> tuple[dict[str, dict[str, str]], list[Problem]]:
+    """Read every known file leniently, collecting problems instead of raising."""
+    tables: dict[str, dict[str, str]] = {}
+    problems: list[Problem] = []
+    for name in ("wav.scp", "text", "utt2spk", "spk2utt", "utt2dur", "segments"):
+        f = path / name
+        if not f.exists():
+            if name in REQUIRED:
+                problems.append(Problem(name, None, None, "missing (required)"))
+            continue
+        table: dict[str, str] = {}
+        prev = None
+        with open(f, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8").rstrip("\n")
+                except UnicodeDecodeError:
+                    problems.append(Problem(name, lineno, None, "not valid UTF-8"))
+                    continue
+                if line.endswith("\r"):
+                    problems.append(Problem(name, lineno, None, "Windows line ending (\\r)"))
+                    line = line.rstrip("\r")
+                parts = line.split(maxsplit=1)
+                if not parts:
+                    problems.append(Problem(name, lineno, None, "empty line"))
+                    continue
+                key, value = parts[0], (parts[1].strip() if len(parts) > 1 else "")
+                if key in table:
+                    problems.append(Problem(name, lineno, key, "duplicate key"))
+                    continue
+                if prev is not None and key.encode() < prev.encode():
+                    problems.append(Problem(name, lineno, key, f"not sorted (comes after '{prev}'; use LC_ALL=C sort)"))
+                prev = key
+                if not value:
+                    what = "empty transcript" if name == "text" else "no value"
+                    problems.append(Problem(name, lineno, key, what))
+                elif name == "text" and any(unicodedata.category(c) == "Cc" for c in value):
+                    problems.append(Problem(name, lineno, key, "control character in transcript"))
+                table[key] = value
+        tables[name] = table
+    return tables, problems
+
+
+def _line_of(path: Path, name: str, key: str) -> int | None:
+    try:
+        with open(path / name, encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.split(maxsplit=1)[:1] == [key]:
+                    return lineno
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def validate_data_dir(
+    path: PathLike, check_audio_files: bool = False, sample_rate: int | None = None
+) -> list[Problem]:
+    """Every problem with the data directory at ``path`` (empty list: valid).
+
+    Checks what Kaldi's ``validate_data_dir.sh --no-feats`` checks (files present, sorted, no
+    duplicates, the same utterances in every file, spk2utt consistent with utt2spk, utterance ids sorting
+    speakers together, segments pointing at recordings) plus: empty transcripts, missing audio files,
+    unsupported piped wav.scp entries, non-positive durations and, with ``check_audio_files``, unreadable,
+    empty, silent, clipped or wrong-rate audio.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return [Problem(str(path), None, None, "not a directory")]
+    tables, problems = _read_tables(path)
+    if any(p.message == "missing (required)" for p in problems):
+        return [Problem(str(path / p.file), p.line, p.utt, p.message) for p in problems]
+    utt2spk, text, wav_scp = tables["utt2spk"], tables["text"], tables["wav.scp"]
+    segments = _split_values(tables.get("segments", {}))
+    has_segments = "segments" in tables
+
+    # the same utterances everywhere
+    utt_sets = {"utt2spk": set(utt2spk), "text": set(text)}
+    utt_sets["segments" if has_segments else "wav.scp"] = set(segments) if has_segments else set(wav_scp)
+    if "utt2dur" in tables:
+        utt_sets["utt2dur"] = set(tables["utt2dur"])
+    all_utts = set().union(*utt_sets.values())
+    for utt in sorted(all_utts):
+        missing = [name for name, s in utt_sets.items() if utt not in s]
+        if missing:
+            present = next(n for n in utt_sets if utt in utt_sets[n])
+            problems.append(Problem(present, _line_of(path, present, utt), utt, f"not in {', '.join(missing)}"))
+
+    # speakers
+    spk2utt: dict[str, list[str]] = {}
+    for utt in sorted(utt2spk):
+        spk2utt.setdefault(utt2spk[utt], []).append(utt)
+    if "spk2utt" in tables:
+        given = {s: sorted(v.split()) for s, v in tables["spk2utt"].items()}
+        if given != {s: sorted(u) for s, u in spk2utt.items()}:
+            problems.append(Problem("spk2utt", None, None, "does not match utt2spk (regenerate it from utt2spk)"))
+    prev_spk = None
+    seen: set[str] = set()
+    for lineno, utt in enumerate(sorted(utt2spk), 1):
+        spk = utt2spk[utt]
+        if spk != prev_spk and spk in seen:
+            problems.append(Problem("utt2spk", lineno, utt, f"speaker '{spk}' not contiguous when sorted by utterance "
+                                                             "(prefix utterance ids with the speaker id)"))
+            break
+        if prev_spk is not None and spk != prev_spk and spk.encode() < prev_spk.encode():
+            problems.append(Problem("utt2spk", lineno, utt, "sorting by utterance does not sort speakers "
+                                                             "(prefix utterance ids with the speaker id)"))
+            break
+        seen.add(spk)
+        prev_spk = spk
+
+    # segments and durations
+    for utt, fields in segments.items():
+        line = _line_of(path, "segments", utt)
+        if len(fields) != 3:
+            problems.append(Problem("segments", line, utt, "expected '<utt> <recording> <start> <end>'"))
+            continue
+        reco, start, end = fields
+        if reco not in wav_scp:
+            problems.append(Problem("segments", line, utt, f"recording '{reco}' not in wav.scp"))
+        try:
+            if not 0 <= float(start) < float(end):
+                problems.append(Problem("segments", line, utt, f"bad times {start} {end}"))
+        except ValueError:
+            problems.append(Problem("segments", line, utt, f"non-numeric times {start} {end}"))
+    for utt, dur in tables.get("utt2dur", {}).items():
+        try:
+            ok = float(dur) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            problems.append(Problem("utt2dur", _line_of(path, "utt2dur", utt), utt, f"bad duration '{dur}'"))
+
+    # audio
+    for key, wav in wav_scp.items():
+        line = _line_of(path, "wav.scp", key)
+        if wav.endswith("|"):
+            problems.append(Problem("wav.scp", line, key, "piped commands are not supported; write audio files"))
+            continue
+        wav_path = Path(wav)
+        if not wav_path.is_file():
+            problems.append(Problem("wav.scp", line, key, f"audio file not found: {wav}"))
+        elif check_audio_files:
+            try:
+                audio = load_audio(wav_path)
+                _, sr = audio_info(wav_path)
+                check_audio(audio, sr, wav_path, sample_rate)
+            except AudioError as e:
+                problems.append(Problem("wav.scp", line, key, str(e)))
+    return [Problem(str(path / p.file), p.line, p.utt, p.message) for p in problems]
+
+
+def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
+    """Keep only utterances that are complete and well-formed, back up the old files, rewrite the rest.
+
+    Returns a report ``{reason: [utt, ...]}`` of what was dropped (also printed by the CLI).
+    """
+    path = Path(path)
+    tables, _ = _read_tables(path)
+    for name in REQUIRED:
+        if name not in tables:
+            raise DataDirError(path, [Problem(str(path / name), None, None, "missing (required)")])
+    has_segments = "segments" in tables
+    keyed = {"text": tables["text"], "utt2spk": tables["utt2spk"]}
+    keyed["segments" if has_segments else "wav.scp"] = tables["segments" if has_segments else "wav.scp"]
+    if "utt2dur" in tables:
+        keyed["utt2dur"] = tables["utt2dur"]
+    report: dict[str, list[str]] = {}
+    keep = set().union(*map(set, keyed.values()))
+    for name, table in keyed.items():
+        missing = sorted(keep - set(table))
+        if missing:
+            report[f"not in {name}"] = missing
+    keep = set.intersection(*map(set, keyed.values()))
+    empty = sorted(u for u in keep if not tables["text"][u].strip())
+    if empty:
+        report["empty transcript"] = empty
+    keep -= set(empty)
+    if not has_segments:
+        gone = sorted(u for u in keep if not Path(tables["wav.scp"][u]).is_file())
+        if gone:
+            report["audio file not found"] = gone
+        keep -= set(gone)
+    backup = path / ".backup"
+    backup.mkdir(exist_ok=True)
+    for name in ("wav.scp", "text", "utt2spk", "spk2utt", "utt2dur", "segments"):
+        if (path / name).exists():
+            shutil.copy2(path / name, backup / name)
+    d = DataDir(
+        wav_scp=tables["wav.scp"],
+        text=tables["text"],
+        utt2spk=tables["utt2spk"],
+        utt2dur={u: float(v) for u, v in tables.get("utt2dur", {}).items() if u in keep},
+        segments={u: (v[0], float(v[1]), float(v[2])) for u, v in _split_values(tables.get("segments", {})).items()},
+    )
+    d.text = {u: t for u, t in d.text.items() if u in keep}
+    d.utt2spk = {u: s for u, s in d.utt2spk.items() if u in keep}
+    d.segments = {u: s for u, s in d.segments.items() if u in keep}
+    used = {s[0] for s in d.segments.values()} if has_segments else keep
+    d.wav_scp = {k: v for k, v in d.wav_scp.items() if k in used}
+    d.save(path)
+    return report
+
+
+def compute_utt2dur(data: DataDir) -> dict[str, float]:
+    """Durations in seconds, from segments or from the audio files' headers (no decoding)."""
+    out: dict[str, float] = {}
+    for utt in data.utts:
+        if data.segments:
+            _, start, end = data.segments[utt]
+            out[utt] = end - start
+        else:
+            frames, sr = audio_info(data.wav_scp[utt])
+            out[utt] = frames / sr
+    return out
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.datadir", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("validate", help="report every problem; exit 1 if any")
+    p.add_argument("data_dir")
+    p.add_argument("--check-audio", action="store_true", help="also decode every file (slow on big sets)")
+    p.add_argument("--sample-rate", type=int, default=None)
+    p = sub.add_parser("fix", help="drop incomplete utterances (report printed; old files in .backup/)")
+    p.add_argument("data_dir")
+    p = sub.add_parser("utt2dur", help="write utt2dur from the audio headers")
+    p.add_argument("data_dir")
+    p = sub.add_parser("subset", help="write a subset to a new data dir")
+    p.add_argument("src")
+    p.add_argument("dst")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--first", type=int)
+    g.add_argument("--random", type=int)
+    g.add_argument("--utt-list")
+    g.add_argument("--spk-list")
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("split", help="split into N parts under SRC/splitN/{1..N}")
+    p.add_argument("src")
+    p.add_argument("num_parts", type=int)
+    p.add_argument("--per-spk", action="store_true")
+    args = parser.parse_args(argv)
+
+    if args.cmd == "validate":
+        problems = validate_data_dir(args.data_dir, args.check_audio, args.sample_rate)
+        for prob in problems:
+            print(prob, file=sys.stderr)
+        if not problems:
+            print(f"{args.data_dir}: OK ({len(DataDir.load(args.data_dir, validate=False))} utterances)")
+        return 1 if problems else 0
+    if args.cmd == "fix":
+        report = fix_data_dir(args.data_dir)
+        for reason, utts in report.items():
+            print(f"dropped {len(utts)} utterance(s): {reason}: {' '.join(utts[:20])}{' ...' if len(utts) > 20 else ''}")
+        print(f"{args.data_dir}: {len(DataDir.load(args.data_dir, validate=False))} utterances kept")
+        return 0
+    if args.cmd == "utt2dur":
+        data = DataDir.load(args.data_dir)
+        data.utt2dur = compute_utt2dur(data)
+        data.save(args.data_dir)
+        print(f"{args.data_dir}/utt2dur: {len(data)} utterances, {sum(data.utt2dur.values()) / 3600:.3f} h")
+        return 0
+    data = DataDir.load(args.src)
+    if args.cmd == "subset":
+        if args.first is not None:
+            out = data.subset(data.utts[: args.first])
+        elif args.random is not None:
+            out = data.random_subset(args.random, args.seed)
+        else:
+            lst = [line.split()[0] for line in Path(args.utt_list or args.spk_list).read_text().splitlines() if line.strip()]
+            out = data.subset(lst) if args.utt_list else data.subset(
+                [u for u in data.utts if data.utt2spk[u] in set(lst)])
+        out.save(args.dst)
+        print(f"{args.dst}: {len(out)} utterances")
+        return 0
+    parts = data.split(args.num_parts, by_speaker=args.per_spk)
+    for i, part in enumerate(parts, 1):
+        part.save(Path(args.src) / f"split{args.num_parts}" / str(i))
+    print(f"{args.src}/split{args.num_parts}: {[len(p) for p in parts]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

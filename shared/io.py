@@ -1,0 +1,98 @@
+"""Small file helpers: atomic writes, JSON, and Kaldi-style key/value files (``wav.scp``, ``text``, ...).
+
+Every file the toolkit writes goes through :func:`atomic_write`, so a killed process never leaves a
+half-written file behind: readers see either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator, Mapping
+
+import torch
+
+PathLike = str | os.PathLike
+
+
+class KaldiFileError(ValueError):
+    """A malformed line in a Kaldi-style file; the message names the file and line."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` and move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_save_torch(obj: Any, path: PathLike) -> None:
+    """``torch.save`` that never leaves a partial file."""
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
+
+
+def write_json(path: PathLike, obj: Any) -> None:
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+def read_json(path: PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_kv(path: PathLike, allow_empty_value: bool = False) -> dict[str, str]:
+    """Read a Kaldi ``<key> <value...>`` file into an insertion-ordered dict.
+
+    Raises:
+        KaldiFileError: on a duplicate key or (unless ``allow_empty_value``) a line with no value,
+            naming ``file:line``. All bad lines are reported together.
+    """
+    out: dict[str, str] = {}
+    problems: list[str] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                problems.append(f"{path}:{lineno}: empty line")
+                continue
+            parts = line.split(maxsplit=1)
+            key = parts[0]
+            value = parts[1].strip() if len(parts) > 1 else ""
+            if not value and not allow_empty_value:
+                problems.append(f"{path}:{lineno}: '{key}' has no value")
+            if key in out:
+                problems.append(f"{path}:{lineno}: duplicate key '{key}'")
+                continue
+            out[key] = value
+    if problems:
+        raise KaldiFileError("\n".join(problems))
+    return out
+
+
+def write_kv(path: PathLike, mapping: Mapping[str, Any], sort: bool = True) -> None:
+    """Write ``<key> <value>`` lines (sorted by key, as Kaldi wants), atomically."""
+    keys = sorted(mapping) if sort else list(mapping)
+    with atomic_write(path) as f:
+        for key in keys:
+            value = mapping[key]
+            if isinstance(value, (list, tuple)):
+                value = " ".join(str(v) for v in value)
+            f.write(f"{key} {value}\n")

@@ -1,0 +1,97 @@
+"""Data for the phone recogniser: which tokens count as phones, reading token files, audio batches.
+
+Scored symbols are the frontend's phone tokens with the word boundary (``▁``), punctuation and, by
+default, the stress marks (``ˈ ˌ``) removed: they are not segments one can hear in isolation, and the
+phone error rate (PER) is conventionally computed without them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from shared.io import PathLike, read_kv
+
+WORD_BOUNDARY = "\u2581"
+STRESS = ("\u02c8", "\u02cc")
+DEFAULT_DROP = (WORD_BOUNDARY, "|", "<space>", "<sil>", "sil", "<pad>", "<unk>", "<blank>", "<sos/eos>", "<filler>")
+
+
+def is_punctuation(token: str) -> bool:
+    """True for tokens made only of Unicode punctuation (``,`` ``.`` ``!`` ``?`` ``—`` ``…`` ...)."""
+    return bool(token) and all(unicodedata.category(ch).startswith("P") for ch in token)
+
+
+def phone_filter(drop_stress: bool = True, extra_drop: Iterable[str] = ()) -> "PhoneFilter":
+    return PhoneFilter(set(DEFAULT_DROP) | set(extra_drop) | (set(STRESS) if drop_stress else set()))
+
+
+class PhoneFilter:
+    """Maps a token sequence to the phones that are recognised and scored."""
+
+    def __init__(self, drop: set[str]):
+        self.drop = drop
+
+    def __call__(self, tokens: Sequence[str]) -> list[str]:
+        return [t for t in tokens if t not in self.drop and not is_punctuation(t)]
+
+
+def read_token_file(path: PathLike, keep: PhoneFilter | None = None) -> dict[str, list[str]]:
+    """``<utt> tok tok ...`` lines -> ``{utt: [phones]}`` (filtered). Errors name file and line."""
+    table = read_kv(path, allow_empty_value=True)
+    return {u: (keep(v.split()) if keep else v.split()) for u, v in table.items()}
+
+
+def read_wav_scp(data_dir: PathLike) -> dict[str, str]:
+    path = Path(data_dir) / "wav.scp"
+    if not path.is_file():
+        raise FileNotFoundError(f"{data_dir}: no wav.scp")
+    return read_kv(path)
+
+
+def load_wavs(data_dir: PathLike, utts: Sequence[str], sample_rate: int) -> list[torch.Tensor]:
+    """Waveforms ``(T,)`` of ``utts`` from ``data_dir`` (uses ``segments`` when present)."""
+    from shared.datadir import DataDir
+
+    ddir = Path(data_dir)
+    if (ddir / "segments").exists() or ((ddir / "utt2spk").exists() and (ddir / "text").exists()):
+        dd = DataDir.load(ddir, validate=False)
+        return [dd.load_audio(u, sample_rate) for u in utts]
+    from shared.audio import load_audio
+
+    scp = read_wav_scp(ddir)
+    return [load_audio(scp[u], sample_rate) for u in utts]
+
+
+def frame_batches(lengths: Sequence[int], max_samples: int, rng: np.random.Generator | None = None) -> list[list[int]]:
+    """Group indices of similar length into batches of at most ``max_samples`` padded samples.
+
+    Sorted by length, cut greedily, then the batch order is shuffled with ``rng`` (kept if None).
+    """
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    batches, cur, cur_max = [], [], 0
+    for i in order:
+        n = int(lengths[i])
+        if cur and max(cur_max, n) * (len(cur) + 1) > max_samples:
+            batches.append(cur)
+            cur, cur_max = [], 0
+        cur.append(int(i))
+        cur_max = max(cur_max, n)
+    if cur:
+        batches.append(cur)
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def collate(wavs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, T_max)`` zero-padded batch and sample lengths ``(B,)``."""
+    lengths = torch.tensor([w.numel() for w in wavs])
+    out = torch.zeros(len(wavs), int(lengths.max()))
+    for b, w in enumerate(wavs):
+        out[b, : w.numel()] = w
+    return out, lengths

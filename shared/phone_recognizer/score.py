@@ -1,0 +1,124 @@
+"""Decode a data dir with a trained phone recogniser and score the phone error rate (PER).
+
+    python -m shared.phone_recognizer.score --exp-dir exp/asr --data-dir exp/.../synth/test \
+        --ref-token-file data/test/token --out exp/.../eval/test/per.json
+
+``--data-dir`` needs only ``wav.scp``. Greedy CTC decoding; PER = (substitutions + insertions +
+deletions) / reference phones, summed over the corpus. ``per.json`` holds the corpus counts and rate;
+per-utterance hypotheses and rates go to ``<out stem>_utt.tsv`` beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from shared.io import PathLike, atomic_write, write_json
+from shared.metrics.text import edit_distance, error_rate
+from shared.phone_recognizer.data import collate, frame_batches, load_wavs, phone_filter, read_token_file, read_wav_scp
+from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig, greedy_ctc_decode
+from shared.text.vocab import Vocab
+
+
+class LoadedRecognizer:
+    """A trained recogniser from its exp dir: ``model``, ``vocab`` and the ``keep`` phone filter."""
+
+    def __init__(self, exp_dir: PathLike):
+        exp = Path(exp_dir)
+        if not (exp / "model.pt").is_file():
+            raise FileNotFoundError(f"{exp}: no model.pt (train it with python -m shared.phone_recognizer.train)")
+        saved = torch.load(exp / "model.pt", map_location="cpu", weights_only=False)
+        self.vocab = Vocab.load(exp / "tokens.txt")
+        self.model = PhoneRecognizer(RecognizerConfig(**saved["config"]))
+        self.model.load_state_dict(saved["state_dict"])
+        self.model.eval()
+        tc = saved.get("tokens_cfg", {})
+        self.keep = phone_filter(tc.get("drop_stress", True), tc.get("drop", []))
+        self.sample_rate = self.model.cfg.sample_rate
+
+    @torch.no_grad()
+    def transcribe(self, wavs: Sequence[torch.Tensor], batch_samples: int = 16000 * 60) -> list[list[str]]:
+        """Phone sequences of waveforms ``(T,)`` at ``self.sample_rate``."""
+        out: list[list[str]] = [[] for _ in wavs]
+        for idx in frame_batches([w.numel() for w in wavs], batch_samples):
+            x, lengths = collate([wavs[i] for i in idx])
+            feats, frames = self.model.features(x, lengths)
+            for i, hyp in zip(idx, _decode(self.model, feats, frames, self.vocab)):
+                out[i] = hyp
+        return out
+
+
+def _decode(model: PhoneRecognizer, feats: torch.Tensor, frames: torch.Tensor, vocab: Vocab) -> list[list[str]]:
+    logp, out_len = model(feats, frames)
+    return [vocab.decode(ids, skip_special=True) for ids in greedy_ctc_decode(logp, out_len, vocab.blank_id)]
+
+
+@torch.no_grad()
+def decode_features(model: PhoneRecognizer, feats: list[torch.Tensor], vocab: Vocab, batch_frames: int = 6000) -> list[list[str]]:
+    """Decode precomputed features ``(n_mels, F)`` (as made in training) in length-sorted batches."""
+    from shared.phone_recognizer.train import pad_feats
+
+    was_training = model.training
+    model.eval()
+    out: list[list[str]] = [[] for _ in feats]
+    for idx in frame_batches([f.shape[-1] for f in feats], batch_frames):
+        x, lengths = pad_feats([feats[i] for i in idx])
+        for i, hyp in zip(idx, _decode(model, x, lengths, vocab)):
+            out[i] = hyp
+    model.train(was_training)
+    return out
+
+
+def score_dir(exp_dir: PathLike, data_dir: PathLike, ref_token_file: PathLike, out: PathLike | None = None,
+              recognizer: LoadedRecognizer | None = None) -> dict:
+    """Recognise every utterance of ``data_dir`` and score it against ``ref_token_file``.
+
+    Returns ``{"per", "sub", "ins", "del", "ref_len", "errors", "num_utts", "utts": {utt: {...}}}``;
+    writes ``out`` (without the per-utterance part) and ``<out stem>_utt.tsv`` when ``out`` is given.
+    Raises ValueError listing utterances that have no reference tokens.
+    """
+    rec = recognizer or LoadedRecognizer(exp_dir)
+    refs = read_token_file(ref_token_file, rec.keep)
+    utts = sorted(read_wav_scp(data_dir))
+    missing = [u for u in utts if u not in refs]
+    if missing:
+        raise ValueError(f"{ref_token_file}: no reference tokens for {len(missing)} utterance(s) of {data_dir}: "
+                         f"{', '.join(missing[:20])}")
+    hyps = rec.transcribe(load_wavs(data_dir, utts, rec.sample_rate))
+    total = error_rate([refs[u] for u in utts], hyps)
+    per_utt = {}
+    for u, h in zip(utts, hyps):
+        c = edit_distance(refs[u], h)
+        per_utt[u] = {"per": c.rate, "errors": c.errors, "ref_len": c.ref_len, "hyp": " ".join(h)}
+    result = {"per": total.rate, **{k: v for k, v in total.as_dict().items() if k != "rate"}, "num_utts": len(utts),
+              "exp_dir": str(exp_dir), "data_dir": str(data_dir), "ref_token_file": str(ref_token_file)}
+    if out is not None:
+        out = Path(out)
+        write_json(out, result)
+        with atomic_write(out.with_name(out.stem + "_utt.tsv")) as f:
+            f.write("utt\tper\terrors\tref_len\tref\thyp\n")
+            for u, r in per_utt.items():
+                f.write(f"{u}\t{r['per']:.4f}\t{r['errors']}\t{r['ref_len']}\t{' '.join(refs[u])}\t{r['hyp']}\n")
+    return {**result, "utts": per_utt}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp-dir", required=True, help="trained recogniser (exp/asr)")
+    p.add_argument("--data-dir", required=True, help="dir with wav.scp (real or synthesised)")
+    p.add_argument("--ref-token-file", required=True, help="'<utt> tok ...' reference tokens")
+    p.add_argument("--out", required=True, help="per.json to write")
+    a = p.parse_args(argv)
+    torch.set_num_threads(2)
+    res = score_dir(a.exp_dir, a.data_dir, a.ref_token_file, a.out)
+    print(f"[phone_recognizer.score] {a.data_dir}: PER {res['per']:.2%} ({res['errors']}/{res['ref_len']}, "
+          f"{res['num_utts']} utts) -> {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Text frontends: text -> list of token strings.
+
+``Frontend.from_config({"frontend": "phoneme", "language": "en-us"})`` gives a :class:`PhonemeFrontend`
+(espeak-ng through ``phonemizer``); ``{"frontend": "char"}`` a :class:`CharFrontend`. Both normalise first
+(:func:`shared.text.normalize.normalize_text`), mark word boundaries with :data:`SPACE` and keep the
+prosodic punctuation marks as tokens. Batch calls (:meth:`Frontend.tokens_batch`) are the fast path.
+
+Example (en-us, stress "separate")::
+
+    "Hello, world!" -> ['h', 'ə', 'l', 'ˈ', 'oʊ', ',', '▁', 'w', 'ˈ', 'ɜː', 'l', 'd', '!']
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from shared.text.espeak import setup_espeak
+from shared.text.normalize import PUNCTUATION, is_english, normalize_text
+
+SPACE = "\u2581"
+"""Word-boundary token ('▁'), written as-is in ``data/<set>/token`` files."""
+
+STRESS_MARKS = "\u02c8\u02cc"  # primary ˈ, secondary ˌ
+_PUNCT_ALL = set(PUNCTUATION) | set(";:,.!?¡¿—…\"«»“”(){}[]")
+_WORD_SEP = " | "
+
+
+@dataclass
+class FrontendConfig:
+    """Everything that decides the token sequence; saved beside tokens.txt so synthesis reproduces it."""
+
+    frontend: str = "phoneme"  # "phoneme" | "char"
+    language: str = "en-us"  # espeak-ng voice name (phoneme) / normalisation language (both)
+    stress: str = "separate"  # phoneme only: "separate" (ˈ ˌ as tokens) | "attached" (ˈoʊ) | "none"
+    punctuation: bool = True  # keep , . ! ? ; : as tokens
+    lowercase: bool = True  # char only
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        if self.frontend not in ("phoneme", "char"):
+            raise ValueError(f"frontend must be 'phoneme' or 'char', got {self.frontend!r}")
+        if self.stress not in ("separate", "attached", "none"):
+            raise ValueError(f"stress must be 'separate', 'attached' or 'none', got {self.stress!r}")
+
+
+class Frontend:
+    """Base class: ``tokens(text) -> list[str]``; subclasses implement :meth:`tokens_batch`."""
+
+    def __init__(self, config: FrontendConfig):
+        self.config = config
+
+    @staticmethod
+    def from_config(config: dict[str, Any] | FrontendConfig | str | Path | None = None, **overrides: Any) -> "Frontend":
+        """Build a frontend from a dict, a :class:`FrontendConfig`, or a JSON/YAML file path."""
+        if isinstance(config, (str, Path)):
+            import yaml  # JSON is YAML
+
+            with open(config, encoding="utf-8") as f:
+                config = yaml.safe_load(f) or {}
+        if isinstance(config, FrontendConfig):
+            config = asdict(config)
+        cfg = dict(config or {})
+        cfg.update(overrides)
+        known = {f.name for f in fields(FrontendConfig)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f"unknown frontend config key(s) {unknown}; known: {sorted(known)}")
+        fc = FrontendConfig(**cfg)
+        return PhonemeFrontend(fc) if fc.frontend == "phoneme" else CharFrontend(fc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def normalize(self, text: str) -> str:
+        return normalize_text(text, self.config.language) if self.config.normalize else " ".join(text.split())
+
+    def tokens(self, text: str) -> list[str]:
+        """Tokens of one sentence (use :meth:`tokens_batch` for many)."""
+        return self.tokens_batch([text])[0]
+
+    def tokens_batch(self, texts: Sequence[str]) -> list[list[str]]:
+        raise NotImplementedError
+
+
+class CharFrontend(Frontend):
+    """Characters of the normalised text; spaces become :data:`SPACE`."""
+
+    def tokens_batch(self, texts: Sequence[str]) -> list[list[str]]:
+        out = []
+        for text in texts:
+            text = self.normalize(text)
+            if self.config.lowercase:
+                text = text.lower()
+            if not self.config.punctuation:
+                text = " ".join("".join(c for c in text if c not in PUNCTUATION).split())
+            out.append([SPACE if c == " " else c for c in text])
+        return out
+
+
+class PhonemeFrontend(Frontend):
+    """IPA phones from espeak-ng (``phonemizer``), word boundaries and punctuation kept."""
+
+    def __init__(self, config: FrontendConfig):
+        super().__init__(config)
+        setup_espeak()
+        from phonemizer.backend import EspeakBackend
+        from phonemizer.separator import Separator
+
+        logger = logging.getLogger("flowtts.phonemizer")
+        logger.setLevel(logging.ERROR)
+        try:
+            self._backend = EspeakBackend(
+                config.language, preserve_punctuation=config.punctuation, with_stress=config.stress != "none",
+                language_switch="remove-flags", words_mismatch="ignore", logger=logger,
+            )
+        except RuntimeError as e:
+            raise ValueError(f"espeak-ng has no voice for language {config.language!r}: {e}") from e
+        self._separator = Separator(phone=" ", word=_WORD_SEP, syllable=None)
+
+    def tokens_batch(self, texts: Sequence[str]) -> list[list[str]]:
+        norm = [self.normalize(t) for t in texts]
+        todo = [i for i, t in enumerate(norm) if t]
+        out: list[list[str]] = [[] for _ in norm]
+        if todo:
+            phones = self._backend.phonemize([norm[i] for i in todo], separator=self._separator, strip=True, njobs=1)
+            if len(phones) != len(todo):  # pragma: no cover - phonemizer guarantees this
+                raise RuntimeError(f"phonemizer returned {len(phones)} lines for {len(todo)} inputs")
+            for i, line in zip(todo, phones):
+                out[i] = self._parse(line)
+        return out
+
+    def _parse(self, line: str) -> list[str]:
+        """``'h ə l ˈoʊ, | w ˈɜː l d!'`` -> ``['h', 'ə', 'l', 'ˈ', 'oʊ', ',', '▁', 'w', ...]``."""
+        tokens: list[str] = []
+        for word in line.split(_WORD_SEP.strip()):
+            word_tokens: list[str] = []
+            for piece in word.split():
+                word_tokens.extend(self._split_piece(piece))
+            if not word_tokens:
+                continue
+            if tokens and not all(t in PUNCTUATION for t in word_tokens):
+                tokens.append(SPACE)
+            tokens.extend(word_tokens)
+        while tokens and tokens[0] in PUNCTUATION + SPACE:  # no leading boundary/punctuation
+            tokens.pop(0)
+        while tokens and tokens[-1] == SPACE:
+            tokens.pop()
+        return tokens
+
+    def _split_piece(self, piece: str) -> list[str]:
+        lead, trail = [], []
+        while piece and piece[0] in _PUNCT_ALL:
+            lead.append(piece[0])
+            piece = piece[1:]
+        while piece and piece[-1] in _PUNCT_ALL:
+            trail.insert(0, piece[-1])
+            piece = piece[:-1]
+        core: list[str] = []
+        if piece:
+            stress = ""
+            while piece and piece[0] in STRESS_MARKS:
+                stress, piece = stress + piece[0], piece[1:]
+            if self.config.stress == "separate":
+                core.extend(stress)
+                if piece:
+                    core.append(piece)
+            elif self.config.stress == "attached" and piece:
+                core.append(stress + piece)
+            elif piece:
+                core.append(piece)
+        keep = [p for p in lead + trail if p in PUNCTUATION] if self.config.punctuation else []
+        return [p for p in lead if p in keep] + core + [p for p in trail if p in keep]

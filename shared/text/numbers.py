@@ -1,0 +1,143 @@
+"""English number verbalisation (cardinals, ordinals, years, decimals, currency, percent).
+
+Only used for English; for other languages digits are left to espeak-ng, which reads them itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+         "fifteen sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
+_ORD_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+                  "nine": "ninth", "twelve": "twelfth"}
+
+
+def _below_100(n: int) -> str:
+    if n < 20:
+        return _ONES[n]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens] + ("-" + _ONES[ones] if ones else "")
+
+
+def _below_1000(n: int) -> str:
+    hundreds, rest = divmod(n, 100)
+    parts = []
+    if hundreds:
+        parts.append(_ONES[hundreds] + " hundred")
+    if rest:
+        parts.append(_below_100(rest))
+    return " ".join(parts)
+
+
+def cardinal(n: int) -> str:
+    """``1234 -> 'one thousand two hundred thirty-four'``; negative numbers get 'minus'."""
+    if n < 0:
+        return "minus " + cardinal(-n)
+    if n < 1000:
+        return _below_1000(n) if n else "zero"
+    if n >= 10**15:
+        return " ".join(_ONES[int(d)] for d in str(n))
+    parts = []
+    for value, name in _SCALES:
+        if n >= value:
+            parts.append(_below_1000(n // value) + " " + name)
+            n %= value
+    if n:
+        parts.append(_below_1000(n))
+    return " ".join(parts)
+
+
+def ordinal(n: int) -> str:
+    """``21 -> 'twenty-first'``."""
+    words = cardinal(n)
+    head, sep, last = words.rpartition("-") if "-" in words.split(" ")[-1] else words.rpartition(" ")
+    if last in _ORD_IRREGULAR:
+        last = _ORD_IRREGULAR[last]
+    elif last.endswith("y"):
+        last = last[:-1] + "ieth"
+    else:
+        last += "th"
+    return head + sep + last
+
+
+def year(n: int) -> str:
+    """``1999 -> 'nineteen ninety-nine'``, ``2005 -> 'two thousand five'``, ``1900 -> 'nineteen hundred'``."""
+    if not 1000 <= n <= 9999 or (2000 <= n <= 2009) or n % 1000 == 0:
+        return cardinal(n)
+    high, low = divmod(n, 100)
+    if low == 0:
+        return _below_100(high) + " hundred"
+    return _below_100(high) + (" oh " + _ONES[low] if low < 10 else " " + _below_100(low))
+
+
+def digits(s: str) -> str:
+    return " ".join(_ONES[int(d)] for d in s)
+
+
+_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
+             "€": ("euro", "euros", "cent", "cents")}
+
+_RE_CURRENCY = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d{1,2}))?\b")
+_RE_PERCENT = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s?%")
+_RE_ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
+_RE_DECIMAL = re.compile(r"\b(\d[\d,]*)\.(\d+)\b")
+_RE_YEAR = re.compile(r"\b(1[1-9]\d\d|20\d\d)(s?)\b")
+_RE_THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
+_RE_INT = re.compile(r"\d+")
+_RE_TIME = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)\b")
+
+
+def _time(m: re.Match) -> str:
+    hours, minutes = int(m.group(1)), int(m.group(2))
+    if minutes == 0:
+        return f"{cardinal(hours)} o'clock"
+    return f"{cardinal(hours)} {'oh ' + cardinal(minutes) if minutes < 10 else _below_100(minutes)}"
+
+
+def _int(s: str) -> int:
+    return int(s.replace(",", ""))
+
+
+def _currency(m: re.Match) -> str:
+    one, many, sub_one, sub_many = _CURRENCY[m.group(1)]
+    whole, frac = _int(m.group(2)), m.group(3)
+    out = f"{cardinal(whole)} {one if whole == 1 else many}"
+    if frac:
+        cents = int(frac.ljust(2, "0"))
+        if cents:
+            out += f" and {cardinal(cents)} {sub_one if cents == 1 else sub_many}"
+    return out
+
+
+def _decimal(m: re.Match) -> str:
+    return f"{cardinal(_int(m.group(1)))} point {digits(m.group(2))}"
+
+
+def _year(m: re.Match) -> str:
+    words = year(int(m.group(1)))
+    if m.group(2):  # 1990s -> nineteen nineties
+        head, sep, last = words.rpartition(" ")
+        last = last[:-1] + "ies" if last.endswith("y") else last + "s"
+        words = head + sep + last
+    return words
+
+
+def _percent(m: re.Match) -> str:
+    num = m.group(1)
+    spoken = _RE_DECIMAL.sub(_decimal, num) if "." in num else cardinal(_int(num))
+    return spoken + " percent"
+
+
+def expand_numbers_en(text: str) -> str:
+    """Replace every digit sequence in ``text`` by English words."""
+    text = _RE_TIME.sub(_time, text)
+    text = _RE_CURRENCY.sub(_currency, text)
+    text = _RE_PERCENT.sub(_percent, text)
+    text = _RE_ORDINAL.sub(lambda m: ordinal(int(m.group(1))), text)
+    text = _RE_DECIMAL.sub(_decimal, text)
+    text = _RE_YEAR.sub(_year, text)
+    text = _RE_THOUSANDS.sub(lambda m: cardinal(_int(m.group(0))), text)
+    return _RE_INT.sub(lambda m: cardinal(int(m.group(0))) if len(m.group(0)) < 16 else digits(m.group(0)), text)

@@ -1,0 +1,117 @@
+"""Turn a data directory's transcripts into token sequences (and build or check the vocabulary).
+
+::
+
+    python -m shared.text.tokenize --data-dir data/train --frontend phoneme --language en-us \\
+        --out data/train/token --build-vocab exp/tokens.txt --save-config exp/frontend.yaml
+    python -m shared.text.tokenize --data-dir data/test --config exp/frontend.yaml \\
+        --out data/test/token --vocab exp/tokens.txt
+
+Writes ``<utt> tok tok ...`` lines (Kaldi text file, sorted, atomic; the word boundary is ``▁``).
+With ``--vocab`` every utterance with a symbol outside the vocabulary is listed in one error (exit 1)
+unless ``--map-unknown`` maps them to ``<unk>``. With ``--build-vocab`` the vocabulary is built from these
+tokens (use it on the training set only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from shared.io import read_kv, write_kv
+from shared.text.frontend import Frontend, FrontendConfig, SPACE
+from shared.text.vocab import UNK, UnknownTokenError, Vocab
+
+
+class TokenizeError(ValueError):
+    pass
+
+
+def tokenize_texts(frontend: Frontend, utt2text: dict[str, str], batch_size: int = 2000) -> dict[str, list[str]]:
+    """Tokens for every utterance (batched); raises TokenizeError listing utterances with no tokens."""
+    utts = list(utt2text)
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(utts), batch_size):
+        chunk = utts[start : start + batch_size]
+        for utt, toks in zip(chunk, frontend.tokens_batch([utt2text[u] for u in chunk])):
+            out[utt] = toks
+    empty = [u for u in utts if not any(t != SPACE for t in out[u])]
+    if empty:
+        shown = "\n  ".join(f"{u}: {utt2text[u]!r}" for u in empty)
+        raise TokenizeError(f"{len(empty)} utterance(s) produced no tokens:\n  {shown}")
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m shared.text.tokenize", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, help="data dir whose 'text' is read")
+    p.add_argument("--text", type=Path, help="a Kaldi text file to read instead of DATA_DIR/text")
+    p.add_argument("--out", type=Path, required=True, help="token file to write, e.g. data/train/token")
+    p.add_argument("--config", type=Path, help="frontend config (YAML/JSON) written by --save-config")
+    p.add_argument("--frontend", choices=["phoneme", "char"])
+    p.add_argument("--language", help="espeak-ng language, e.g. en-us, en-gb, de, fr-fr, es")
+    p.add_argument("--stress", choices=["separate", "attached", "none"])
+    p.add_argument("--no-punctuation", action="store_true", help="drop punctuation tokens")
+    p.add_argument("--keep-case", action="store_true", help="char frontend: do not lowercase")
+    vocab = p.add_mutually_exclusive_group()
+    vocab.add_argument("--build-vocab", type=Path, help="build tokens.txt from these tokens and write it here")
+    vocab.add_argument("--vocab", type=Path, help="check the tokens against this tokens.txt")
+    p.add_argument("--map-unknown", action="store_true", help=f"with --vocab: write {UNK} for unknown symbols")
+    p.add_argument("--save-config", type=Path, help="write the resolved frontend config (YAML) here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    text_path = args.text or (args.data_dir / "text" if args.data_dir else None)
+    if text_path is None:
+        raise SystemExit("give --data-dir or --text")
+    if not text_path.is_file():
+        raise SystemExit(f"error: transcript file not found: {text_path}")
+    cfg: dict = {}
+    if args.config:
+        import yaml
+
+        cfg = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+    for key, value in (("frontend", args.frontend), ("language", args.language), ("stress", args.stress)):
+        if value is not None:
+            cfg[key] = value
+    if args.no_punctuation:
+        cfg["punctuation"] = False
+    if args.keep_case:
+        cfg["lowercase"] = False
+    frontend = Frontend.from_config(FrontendConfig(**cfg))
+
+    t0 = time.time()
+    utt2text = read_kv(text_path)
+    try:
+        utt2tokens = tokenize_texts(frontend, utt2text)
+        if args.vocab:
+            vocab = Vocab.load(args.vocab)
+            ids = vocab.encode_all(utt2tokens, map_unknown=args.map_unknown)
+            utt2tokens = {u: vocab.decode(i) for u, i in ids.items()}
+    except (TokenizeError, UnknownTokenError) as e:
+        print(f"error: {text_path}: {e}", file=sys.stderr)
+        return 1
+    write_kv(args.out, {u: " ".join(t) for u, t in utt2tokens.items()})
+    if args.build_vocab:
+        vocab = Vocab.build(utt2tokens.values())
+        vocab.save(args.build_vocab)
+        print(f"wrote {args.build_vocab} ({len(vocab)} tokens)")
+    if args.save_config:
+        import yaml
+        from shared.io import atomic_write
+
+        with atomic_write(args.save_config) as f:
+            yaml.safe_dump(frontend.to_dict(), f, sort_keys=False, allow_unicode=True)
+    n_tok = sum(len(t) for t in utt2tokens.values())
+    print(f"wrote {args.out}: {len(utt2tokens)} utterances, {n_tok} tokens "
+          f"({frontend.config.frontend}/{frontend.config.language}) in {time.time() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

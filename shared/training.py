@@ -1,0 +1,96 @@
+"""Lightning plumbing both stages share: a trainer built from the ``trainer:`` config section, atomic
+checkpoints that carry RNG state, automatic resume from ``<exp>/checkpoints/last.ckpt``, and a CSV log.
+
+Every ``lightning.Trainer`` argument can be set from YAML (``devices``, ``strategy``, ``num_nodes``,
+``precision``, ``max_steps``, ``max_time``, ...), so multi-GPU or multi-node DDP needs no code change::
+
+    trainer: {accelerator: gpu, devices: 4, num_nodes: 2, strategy: ddp, precision: bf16-mixed}
+
+Two keys are ours: ``checkpoint_every_n_steps`` (default 500) and ``keep_checkpoints`` (default 1, plus
+``last.ckpt``).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from shared.io import PathLike, atomic_save_torch
+
+OUR_KEYS = ("checkpoint_every_n_steps", "keep_checkpoints")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write checkpoints to a temporary file and rename, so a kill never leaves a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: PathLike, storage_options: Any = None) -> None:
+        atomic_save_torch(checkpoint, path)
+
+    def load_checkpoint(self, path: PathLike, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        # Our own checkpoints carry RNG states (NumPy arrays, tuples), which torch's weights-only
+        # unpickler rejects; they are written by this toolkit, so load them in full.
+        return torch.load(path, map_location=map_location or "cpu", weights_only=False)
+
+
+class RNGState(Callback):
+    """Save and restore Python, NumPy and torch (CPU and CUDA) RNG states with each checkpoint."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint["rng"] = {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        state = checkpoint.get("rng")
+        if not state:
+            return
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def resume_path(exp_dir: PathLike) -> str | None:
+    """``<exp>/checkpoints/last.ckpt`` if a previous run left one."""
+    last = Path(exp_dir) / "checkpoints" / "last.ckpt"
+    return str(last) if last.is_file() else None
+
+
+def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback] | None = None, **overrides: Any) -> L.Trainer:
+    """A Lightning trainer for ``exp_dir`` from the ``trainer:`` config section."""
+    cfg = dict(trainer_cfg)
+    every = int(cfg.pop("checkpoint_every_n_steps", 500))
+    keep = int(cfg.pop("keep_checkpoints", 1))
+    exp_dir = Path(exp_dir)
+    ckpt = ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename="step{step:08d}", auto_insert_metric_name=False,
+                           every_n_train_steps=every, save_top_k=keep, monitor="step", mode="max", save_last=True)
+    cfg.setdefault("accelerator", "auto")
+    cfg.setdefault("devices", "auto")
+    cfg.setdefault("log_every_n_steps", 25)
+    cfg.setdefault("enable_progress_bar", False)
+    cfg.setdefault("enable_model_summary", False)
+    cfg.update(overrides)
+    return L.Trainer(
+        default_root_dir=str(exp_dir),
+        callbacks=[ckpt, RNGState(), *(callbacks or [])],
+        logger=CSVLogger(save_dir=str(exp_dir), name="logs", version=""),
+        plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,  # our samplers shard by rank themselves
+        **cfg,
+    )
+
+
+def seed_everything(seed: int) -> None:
+    L.seed_everything(seed, workers=True, verbose=False)

@@ -1,0 +1,113 @@
+"""Bottlenecks between encoder and decoder. Each maps encoder output ``h`` to a latent ``z (B, D, F)``.
+
+``forward(h) -> (z, losses)`` is the training path (losses use the keys of the config's
+``loss_weights``: ``kl``, ``vq/commit``); ``latent(h) -> z`` is the deterministic path used by
+``encode`` (posterior mean / quantised vectors); ``prepare(z)`` is applied by ``decode`` (re-quantises
+for the codecs, so a latent predicted by stage two is snapped to the codebook).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GaussianBottleneck(nn.Module):
+    """Diagonal-Gaussian VAE posterior. ``h: (B, 2D, F)`` (mean, log-variance); KL to N(0, I), mean per element."""
+
+    def __init__(self, latent_dim: int, logvar_min: float = -12.0, logvar_max: float = 4.0):
+        super().__init__()
+        self.latent_dim, self.in_dim = latent_dim, 2 * latent_dim
+        self.logvar_min, self.logvar_max = logvar_min, logvar_max
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        mean, logvar = h.float().chunk(2, dim=1)
+        logvar = logvar.clamp(self.logvar_min, self.logvar_max)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if self.training else mean
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        return z, {"kl": kl}
+
+    def latent(self, h: torch.Tensor) -> torch.Tensor:
+        return h.float().chunk(2, dim=1)[0]
+
+    def prepare(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+class IdentityBottleneck(nn.Module):
+    """No bottleneck (the mel "codec": the decoder is a vocoder)."""
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.latent_dim = self.in_dim = latent_dim
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return h, {}
+
+    def latent(self, h: torch.Tensor) -> torch.Tensor:
+        return h
+
+    def prepare(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+class RVQBottleneck(nn.Module):
+    """Residual VQ (``vector_quantize_pytorch.ResidualVQ``, EMA codebooks). ``h: (B, D, F)`` is the
+    continuous pre-quantisation latent (NaturalSpeech 2 style); ``z`` is the sum of the selected codes."""
+
+    def __init__(self, latent_dim: int, num_quantizers: int = 8, codebook_size: int = 1024, codebook_dim: int | None = None,
+                 decay: float = 0.99, commitment_weight: float = 1.0, kmeans_init: bool = False, quantize_dropout: bool = False):
+        super().__init__()
+        from vector_quantize_pytorch import ResidualVQ
+
+        self.latent_dim = self.in_dim = latent_dim
+        self.rvq = ResidualVQ(dim=latent_dim, num_quantizers=num_quantizers, codebook_size=codebook_size,
+                              codebook_dim=codebook_dim, decay=decay, commitment_weight=commitment_weight,
+                              kmeans_init=kmeans_init, quantize_dropout=quantize_dropout)
+
+    def _quantize(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q, idx, loss = self.rvq(h.float().transpose(1, 2))
+        return q.transpose(1, 2), idx, loss.sum()
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        z, _, commit = self._quantize(h)
+        return z, {"vq/commit": commit}
+
+    def latent(self, h: torch.Tensor) -> torch.Tensor:
+        return self._quantize(h)[0]
+
+    def codes(self, h: torch.Tensor) -> torch.Tensor:
+        """``(B, F, num_quantizers)`` code indices."""
+        return self._quantize(h)[1]
+
+    def prepare(self, z: torch.Tensor) -> torch.Tensor:
+        return self._quantize(z)[0]
+
+
+class FSQBottleneck(nn.Module):
+    """Finite scalar quantisation (``vector_quantize_pytorch.FSQ``) with its own in/out projections;
+    ``h: (B, D, F)`` pre-quantisation, ``z: (B, D, F)`` the projected quantised vectors. No auxiliary loss."""
+
+    def __init__(self, latent_dim: int, levels: tuple[int, ...] = (8, 5, 5, 5), num_codebooks: int = 4):
+        super().__init__()
+        from vector_quantize_pytorch import FSQ
+
+        self.latent_dim = self.in_dim = latent_dim
+        self.fsq = FSQ(levels=list(levels), dim=latent_dim, num_codebooks=num_codebooks, channel_first=True)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.fsq(h.float())[0], {}
+
+    def latent(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fsq(h.float())[0]
+
+    def prepare(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+def build_bottleneck(kind: str, latent_dim: int, **kwargs: object) -> nn.Module:
+    table = {"gaussian": GaussianBottleneck, "vae": GaussianBottleneck, "rvq": RVQBottleneck,
+             "fsq": FSQBottleneck, "identity": IdentityBottleneck}
+    if kind not in table:
+        raise ValueError(f"unknown bottleneck '{kind}' (expected one of {sorted(table)})")
+    return table[kind](latent_dim, **kwargs)

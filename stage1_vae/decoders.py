@@ -1,0 +1,81 @@
+"""Decoders: latent ``z (B, D, F)`` -> waveform ``(B, (F - 1) * hop)``.
+
+``VocosDecoder`` (default): ConvNeXt blocks at frame rate and an inverse-STFT head, all the upsampling
+done by ``torch.istft`` (cheap on CPU). ``HiFiGANDecoder``: transposed-convolution upsampling with
+multi-receptive-field residual blocks (HiFi-GAN); also the reference generator of the speed benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stage1_vae.modules import Backbone, ISTFTHead
+
+
+class VocosDecoder(nn.Module):
+    def __init__(self, latent_dim: int, hop_length: int = 256, n_fft: int = 1024, dim: int = 384,
+                 intermediate_dim: int = 1152, num_layers: int = 8, kernel_size: int = 7, **_: object):
+        super().__init__()
+        self.hop_length = hop_length
+        self.backbone = Backbone(latent_dim, dim, intermediate_dim, num_layers, kernel_size)
+        self.head = ISTFTHead(dim, n_fft, hop_length)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(z))
+
+
+class _ResBlock(nn.Module):
+    """HiFi-GAN ResBlock1: pairs of (dilated conv, conv) with leaky ReLU, residual. ``x: (B, C, T)``."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...] = (1, 3, 5)):
+        super().__init__()
+        self.convs1 = nn.ModuleList(nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=d * (kernel_size - 1) // 2)
+                                    for d in dilations)
+        self.convs2 = nn.ModuleList(nn.Conv1d(channels, channels, kernel_size, padding=(kernel_size - 1) // 2)
+                                    for _ in dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for c1, c2 in zip(self.convs1, self.convs2):
+            x = x + c2(F.leaky_relu(c1(F.leaky_relu(x, 0.1)), 0.1))
+        return x
+
+
+class HiFiGANDecoder(nn.Module):
+    """HiFi-GAN generator; ``prod(upsample_rates)`` must equal ``hop_length``. V1: rates (8, 8, 2, 2), 512 channels."""
+
+    def __init__(self, latent_dim: int, hop_length: int = 256, upsample_rates: tuple[int, ...] = (8, 8, 2, 2),
+                 upsample_initial_channel: int = 512, resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11),
+                 resblock_dilations: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5)), **_: object):
+        super().__init__()
+        if math.prod(upsample_rates) != hop_length:
+            raise ValueError(f"HiFiGANDecoder: prod(upsample_rates)={math.prod(upsample_rates)} != hop_length={hop_length}")
+        self.hop_length = hop_length
+        ch = upsample_initial_channel
+        self.conv_pre = nn.Conv1d(latent_dim, ch, 7, padding=3)
+        self.ups = nn.ModuleList()
+        self.mrfs = nn.ModuleList()
+        for i, u in enumerate(upsample_rates):
+            c_in, c_out = ch // 2**i, ch // 2 ** (i + 1)
+            self.ups.append(nn.ConvTranspose1d(c_in, c_out, 2 * u, stride=u, padding=u // 2 + u % 2, output_padding=u % 2))
+            self.mrfs.append(nn.ModuleList(_ResBlock(c_out, k, tuple(d)) for k, d in zip(resblock_kernel_sizes, resblock_dilations)))
+        self.conv_post = nn.Conv1d(ch // 2 ** len(upsample_rates), 1, 7, padding=3)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.conv_pre(z)
+        for up, mrf in zip(self.ups, self.mrfs):
+            x = up(F.leaky_relu(x, 0.1))
+            x = sum(block(x) for block in mrf) / len(mrf)
+        wav = torch.tanh(self.conv_post(F.leaky_relu(x))).squeeze(1)
+        return wav[..., : (z.shape[-1] - 1) * self.hop_length]
+
+
+def build_decoder(kind: str, latent_dim: int, hop_length: int, n_fft: int, **kwargs: object) -> nn.Module:
+    if kind == "vocos":
+        return VocosDecoder(latent_dim, hop_length=hop_length, n_fft=n_fft, **kwargs)
+    if kind == "hifigan":
+        return HiFiGANDecoder(latent_dim, hop_length=hop_length, **kwargs)
+    raise ValueError(f"unknown decoder '{kind}' (expected 'vocos' or 'hifigan')")

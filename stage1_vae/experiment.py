@@ -1,0 +1,132 @@
+"""The LightningModule that trains a :class:`~stage1_vae.model.Stage1Codec`: it owns the discriminator,
+the loss weights, the optimisers (manual optimisation for G and D), the optional EMA generator,
+validation metrics and the audio/spectrogram samples. The networks themselves stay plain modules.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from stage1_vae.discriminators import MultiDiscriminator
+from stage1_vae.losses import (ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
+                               weighted_sum)
+from stage1_vae.model import build_codec
+
+RECON_KEYS = ("mel/l1", "stft/mr", "stft/complex")
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, cosine decay to ``min_ratio`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Stage1Experiment(L.LightningModule):
+    def __init__(self, cfg: dict[str, Any], exp_dir: str | Path | None = None):
+        super().__init__()
+        self.automatic_optimization = False
+        self.cfg, self.exp_dir = cfg, Path(exp_dir) if exp_dir is not None else None
+        self.train_cfg: dict[str, Any] = cfg.get("train", {})
+        self.weights: dict[str, float] = {k: float(v) for k, v in cfg["loss_weights"].items()}
+        self.codec = build_codec(cfg["model"])
+        m = cfg["model"]
+        self.recon = ReconstructionLoss(int(m["sample_rate"]), complex_fft=int(m.get("n_fft", 4 * int(m["hop_length"]))),
+                                        complex_hop=int(m["hop_length"]), **cfg.get("loss", {}))
+        self.use_adv = self.weights.get("adv/gen", 0.0) > 0 or self.weights.get("fm/l1", 0.0) > 0
+        self.disc = MultiDiscriminator(**cfg.get("discriminator", {})) if self.use_adv else None
+        self.ema_decay = float(self.train_cfg.get("ema_decay", 0.0))
+        self.ema = copy.deepcopy(self.codec).requires_grad_(False) if self.ema_decay > 0 else None
+        self.validator = None  # set by train.py (needs the dev data); see stage1_vae.validation
+
+    # ---- optimisation -------------------------------------------------------------------------
+    def configure_optimizers(self):
+        t = self.train_cfg
+        total = int(t.get("total_steps", self.trainer.max_steps if self.trainer.max_steps > 0 else 100000))
+        warm, min_ratio = int(t.get("warmup_steps", 100)), float(t.get("min_lr_ratio", 0.05))
+        betas = tuple(t.get("betas", (0.8, 0.99)))
+        opt_g = torch.optim.AdamW(self.codec.parameters(), lr=float(t.get("lr", 1e-3)), betas=betas,
+                                  weight_decay=float(t.get("weight_decay", 0.0)))
+        sched = lambda s: warmup_cosine(s, warm, total, min_ratio)  # noqa: E731
+        opts, scheds = [opt_g], [torch.optim.lr_scheduler.LambdaLR(opt_g, sched)]
+        if self.disc is not None:
+            opt_d = torch.optim.AdamW(self.disc.parameters(), lr=float(t.get("disc_lr", t.get("lr", 1e-3))), betas=betas)
+            opts.append(opt_d)
+            scheds.append(torch.optim.lr_scheduler.LambdaLR(opt_d, sched))
+        return opts, scheds
+
+    def _adv_active(self) -> bool:
+        return self.disc is not None and self.global_step >= int(self.train_cfg.get("disc_start_step", 0))
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        # Per-step seeding makes the reparameterisation noise a function of (seed, step, rank) alone,
+        # so a resumed run draws exactly what the uninterrupted run drew.
+        torch.manual_seed(int(self.train_cfg.get("seed", 0)) * 1_000_003 + self.global_step * 7919 + self.global_rank)
+        wav = batch[..., : batch.shape[-1] // self.codec.hop_length * self.codec.hop_length]
+        opts = self.optimizers()
+        opt_g, opt_d = (opts[0], opts[1]) if isinstance(opts, list) else (opts, None)
+        scheds = self.lr_schedulers()
+        scheds = scheds if isinstance(scheds, list) else [scheds]
+        clip = float(self.train_cfg.get("grad_clip", 1.0))
+        wav_hat, _, losses = self.codec(wav)
+        adv = self._adv_active()
+        logs: dict[str, torch.Tensor] = {}
+        if adv:  # discriminator update (its optimizer is stepped directly so global_step counts G steps only)
+            real_logits, _ = self.disc(wav)
+            fake_logits, _ = self.disc(wav_hat.detach())
+            d_losses = discriminator_loss(real_logits, fake_logits, self.train_cfg.get("adv_loss", "hinge"))
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(self.weights.get("adv/disc", 1.0) * d_losses["adv/disc"])
+            self.clip_gradients(opt_d, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+            opt_d.optimizer.step()
+            scheds[1].step()
+            logs.update(d_losses)
+        terms = tuple(k for k in RECON_KEYS if self.weights.get(k, 0.0) != 0.0)
+        losses.update(self.recon(wav_hat, wav, terms))
+        if adv:
+            _, real_feats = self.disc(wav)
+            fake_logits, fake_feats = self.disc(wav_hat)
+            losses["adv/gen"] = generator_adv_loss(fake_logits, self.train_cfg.get("adv_loss", "hinge"))
+            losses["fm/l1"] = feature_matching_loss(real_feats, fake_feats)
+        total = weighted_sum(losses, self.weights)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        self.clip_gradients(opt_g, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        opt_g.step()
+        scheds[0].step()
+        self._update_ema()
+        logs.update(losses)
+        logs["loss"] = total
+        self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, prog_bar=False, on_step=True, on_epoch=False)
+        self.log("train/lr", scheds[0].get_last_lr()[0], on_step=True, on_epoch=False)
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        step = self.global_step
+        decay = min(self.ema_decay, (1 + step) / (10 + step))
+        for e, p in zip(self.ema.parameters(), self.codec.parameters()):
+            e.lerp_(p.detach(), 1 - decay)
+        for e, b in zip(self.ema.buffers(), self.codec.buffers()):
+            e.copy_(b)
+
+    def inference_codec(self):
+        """The generator used for validation and export: the EMA copy when enabled."""
+        return self.ema if self.ema is not None else self.codec
+
+    # ---- validation ---------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if self.validator is not None:
+            self.validator.step(self, batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.validator is not None:
+            self.validator.epoch_end(self)

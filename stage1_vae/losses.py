@@ -1,0 +1,80 @@
+"""Reconstruction, adversarial and feature-matching losses.
+
+Every function returns a dict with slash keys (``mel/l1``, ``stft/mr``, ``stft/complex``, ``adv/gen``,
+``fm/l1``, ``adv/disc``); the training module multiplies them by ``loss_weights`` from the config.
+"""
+
+from __future__ import annotations
+
+import auraloss
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shared.features import MelSpectrogram
+
+
+class ReconstructionLoss(nn.Module):
+    """Multi-scale log-mel L1 (``mel/l1``), multi-resolution STFT (``stft/mr``, auraloss: spectral
+    convergence + log magnitude) and L1 between power-law compressed complex spectra at the decoder's
+    own STFT size (``stft/complex``, the term that teaches phase fastest). ``wav (B, T)``."""
+
+    def __init__(self, sample_rate: int = 16000, mel_scales: tuple[tuple[int, int, int], ...] = ((512, 128, 64), (1024, 256, 80), (2048, 512, 128)),
+                 stft_ffts: tuple[int, ...] = (512, 1024, 2048), complex_fft: int = 1024, complex_hop: int = 256,
+                 compress: float = 0.3):
+        super().__init__()
+        self.mels = nn.ModuleList(MelSpectrogram(sample_rate, n, h, n_mels=m) for n, h, m in mel_scales)
+        ffts = list(stft_ffts)
+        self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(
+            fft_sizes=ffts, hop_sizes=[n // 4 for n in ffts], win_lengths=ffts, w_sc=1.0, w_log_mag=1.0, w_lin_mag=0.0)
+        self.complex_fft, self.complex_hop, self.compress = complex_fft, complex_hop, compress
+        self.register_buffer("window", torch.hann_window(complex_fft), persistent=False)
+
+    def _compressed(self, wav: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(wav, self.complex_fft, self.complex_hop, window=self.window, return_complex=True)
+        mag = spec.abs().clamp(min=1e-7)
+        return torch.view_as_real(spec / mag * mag.pow(self.compress))
+
+    def forward(self, wav_hat: torch.Tensor, wav: torch.Tensor, terms: tuple[str, ...] = ("mel/l1", "stft/mr", "stft/complex")) -> dict[str, torch.Tensor]:
+        wav_hat, wav = wav_hat.float(), wav.float()
+        out: dict[str, torch.Tensor] = {}
+        if "mel/l1" in terms:
+            out["mel/l1"] = sum(F.l1_loss(m(wav_hat), m(wav)) for m in self.mels) / len(self.mels)
+        if "stft/mr" in terms:
+            out["stft/mr"] = self.mrstft(wav_hat.unsqueeze(1), wav.unsqueeze(1))
+        if "stft/complex" in terms:
+            out["stft/complex"] = F.l1_loss(self._compressed(wav_hat), self._compressed(wav))
+        return out
+
+
+def generator_adv_loss(fake_logits: list[torch.Tensor], kind: str = "hinge") -> torch.Tensor:
+    if kind == "hinge":
+        return sum(F.relu(1 - lg).mean() for lg in fake_logits) / len(fake_logits)
+    if kind == "lsgan":
+        return sum((1 - lg).pow(2).mean() for lg in fake_logits) / len(fake_logits)
+    raise ValueError(f"unknown adversarial loss '{kind}' (expected 'hinge' or 'lsgan')")
+
+
+def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor], kind: str = "hinge") -> dict[str, torch.Tensor]:
+    """``adv/disc``: mean over sub-discriminators."""
+    if kind == "hinge":
+        loss = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_logits, fake_logits))
+    elif kind == "lsgan":
+        loss = sum((1 - r).pow(2).mean() + f.pow(2).mean() for r, f in zip(real_logits, fake_logits))
+    else:
+        raise ValueError(f"unknown adversarial loss '{kind}' (expected 'hinge' or 'lsgan')")
+    return {"adv/disc": loss / len(real_logits)}
+
+
+def feature_matching_loss(real_feats: list[list[torch.Tensor]], fake_feats: list[list[torch.Tensor]]) -> torch.Tensor:
+    """Mean L1 between discriminator feature maps of real (detached) and generated audio."""
+    terms = [F.l1_loss(f, r.detach()) for rs, fs in zip(real_feats, fake_feats) for r, f in zip(rs, fs)]
+    return sum(terms) / len(terms)
+
+
+def weighted_sum(losses: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+    """``sum(weights[k] * losses[k])`` over keys with a non-zero weight; unknown weights are an error."""
+    missing = [k for k in losses if k not in weights]
+    if missing:
+        raise KeyError(f"loss_weights has no entry for {missing}; known: {sorted(weights)}")
+    return sum(float(weights[k]) * v for k, v in losses.items() if float(weights[k]) != 0.0)

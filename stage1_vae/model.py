@@ -1,0 +1,87 @@
+"""The stage-one codec as one plain ``nn.Module``: encoder -> bottleneck -> decoder.
+
+It implements the codec interface stage two relies on (``sample_rate``, ``hop_length``,
+``latent_dim``, ``encode(wav (B, T)) -> z (B, D, F)``, ``decode(z (B, D, F)) -> wav (B, T)``) and is
+built from the ``model:`` section of a stage-one config by :func:`build_codec`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stage1_vae.bottlenecks import build_bottleneck
+from stage1_vae.decoders import build_decoder
+from stage1_vae.encoders import MelEncoder, SpectralEncoder
+
+
+class Stage1Codec(nn.Module):
+    """Waveform autoencoder. ``F = T // hop + 1`` latent frames for ``T`` samples (``T`` padded to a
+    multiple of ``hop``); ``decode`` returns ``(F - 1) * hop`` samples."""
+
+    def __init__(self, encoder: nn.Module, bottleneck: nn.Module, decoder: nn.Module, sample_rate: int, hop_length: int):
+        super().__init__()
+        self.encoder, self.bottleneck, self.decoder = encoder, bottleneck, decoder
+        self.sample_rate, self.hop_length = int(sample_rate), int(hop_length)
+        self.latent_dim = int(bottleneck.latent_dim)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def _pad(self, wav: torch.Tensor) -> torch.Tensor:
+        rem = wav.shape[-1] % self.hop_length
+        return F.pad(wav, (0, self.hop_length - rem)) if rem else wav
+
+    def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Training path. ``wav (B, T)`` with ``T % hop == 0`` -> ``(wav_hat (B, T), z (B, D, F), losses)``."""
+        h = self.encoder(wav)
+        z, losses = self.bottleneck(h)
+        return self.decoder(z), z, losses
+
+    @torch.no_grad()
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """``(B, T) -> (B, D, T // hop + 1)`` (after padding ``T`` up to a multiple of hop); deterministic."""
+        return self.bottleneck.latent(self.encoder(self._pad(wav)))
+
+    @torch.no_grad()
+    def encode_continuous(self, wav: torch.Tensor) -> torch.Tensor:
+        """Pre-quantisation / pre-sampling encoder output (for the quantised codecs: the continuous latent)."""
+        return self.encoder(self._pad(wav))
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, D, F) -> (B, (F - 1) * hop)``."""
+        return self.decoder(self.bottleneck.prepare(z))
+
+
+def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
+    """Build from a config section such as::
+
+        sample_rate: 16000
+        hop_length: 256          # frame rate = sample_rate / hop_length
+        n_fft: 1024              # encoder analysis and iSTFT head size
+        latent_dim: 32
+        encoder: {kind: convnext, input: stft, dim: 256, intermediate_dim: 768, num_layers: 4}
+        bottleneck: {kind: gaussian}          # or rvq / fsq / identity (+ their options)
+        decoder: {kind: vocos, dim: 384, intermediate_dim: 1152, num_layers: 8}   # or hifigan
+    """
+    sr, hop = int(model_cfg["sample_rate"]), int(model_cfg["hop_length"])
+    n_fft = int(model_cfg.get("n_fft", 4 * hop))
+    dim = int(model_cfg["latent_dim"])
+    enc_cfg = dict(model_cfg.get("encoder", {}))
+    bot_cfg = dict(model_cfg.get("bottleneck", {"kind": "gaussian"}))
+    dec_cfg = dict(model_cfg.get("decoder", {"kind": "vocos"}))
+    bottleneck = build_bottleneck(bot_cfg.pop("kind", "gaussian"), dim, **bot_cfg)
+    enc_kind = enc_cfg.pop("kind", "convnext")
+    if enc_kind == "convnext":
+        encoder = SpectralEncoder(bottleneck.in_dim, sample_rate=sr, hop_length=hop, n_fft=n_fft, **enc_cfg)
+    elif enc_kind == "mel":
+        encoder = MelEncoder(bottleneck.in_dim, sample_rate=sr, hop_length=hop, n_fft=n_fft)
+    else:
+        raise ValueError(f"unknown encoder '{enc_kind}' (expected 'convnext' or 'mel')")
+    decoder = build_decoder(dec_cfg.pop("kind", "vocos"), dim, hop, n_fft, **dec_cfg)
+    return Stage1Codec(encoder, bottleneck, decoder, sr, hop)

@@ -1,0 +1,120 @@
+"""Train a stage-one codec (VAE / RVQ / FSQ / mel vocoder) and export a self-describing exp dir.
+
+    python -m stage1_vae.train --config conf/stage1.yaml --data-dir data/train --dev-dir data/dev \\
+        --exp-dir exp/stage1/vae [trainer.max_steps=2000 model.latent_dim=32 ...]
+
+Resumes from ``<exp>/checkpoints/last.ckpt`` automatically. On success writes ``<exp>/config.yaml``
+(resolved), ``<exp>/model.pt`` (codec weights, EMA when enabled), ``<exp>/params.json`` and
+``<exp>/train_summary.json``. Rerunning a finished experiment is a no-op unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from shared.batching import AudioSegmentDataset, RandomBatchSampler, make_loader
+from shared.config import add_config_args, load_config, save_config
+from shared.io import atomic_save_torch, write_json
+from shared.training import build_trainer, resume_path, seed_everything
+from stage1_vae.experiment import Stage1Experiment
+from stage1_vae.modules import count_params
+from stage1_vae.validation import Validator, dev_loader
+
+MODEL_FILE = "model.pt"
+
+
+class ProgressPrinter(L.Callback):
+    """One stdout line every ``every`` steps: step, steps/s, the main losses."""
+
+    def __init__(self, every: int = 50):
+        self.every, self.t0, self.s0 = every, None, 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if self.t0 is None:
+            self.t0, self.s0 = time.time(), step
+        if step % self.every == 0 and trainer.is_global_zero:
+            rate = (step - self.s0) / max(1e-9, time.time() - self.t0)
+            m = {k.split("/", 1)[1]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+            keys = [k for k in ("loss", "mel/l1", "stft/mr", "stft/complex", "kl", "vq/commit", "adv/gen", "fm/l1", "adv/disc") if k in m]
+            print(f"step {step} {rate:.2f} steps/s " + " ".join(f"{k}={m[k]:.4f}" for k in keys), flush=True)
+
+
+
+def export(module: Stage1Experiment, cfg: dict[str, Any], exp_dir: Path, summary: dict[str, Any]) -> None:
+    """Write the final, self-describing experiment directory (weights, config, parameter counts)."""
+    codec = module.inference_codec()
+    atomic_save_torch({k: v.detach().cpu() for k, v in codec.state_dict().items()}, exp_dir / MODEL_FILE)
+    params = {"encoder": count_params(codec.encoder), "bottleneck": count_params(codec.bottleneck),
+              "decoder": count_params(codec.decoder), "total": count_params(codec),
+              "discriminator": count_params(module.disc) if module.disc is not None else 0}
+    write_json(exp_dir / "params.json", params)
+    write_json(exp_dir / "train_summary.json", summary)
+    save_config(cfg, exp_dir / "config.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p)
+    p.add_argument("--data-dir", required=True, help="training data dir (wav.scp, utt2spk, text)")
+    p.add_argument("--dev-dir", default=None, help="dev data dir for validation metrics and samples")
+    p.add_argument("--exp-dir", required=True)
+    p.add_argument("--overwrite", action="store_true", help="retrain even if <exp>/model.pt exists")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    exp_dir = Path(args.exp_dir)
+    if (exp_dir / MODEL_FILE).is_file() and not args.overwrite:
+        print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
+        return 0
+    t = cfg.setdefault("train", {})
+    torch.set_num_threads(int(t.get("num_threads", 2)))
+    seed_everything(int(t.get("seed", 0)))
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    cfg["data"] = {"train": str(args.data_dir), "dev": str(args.dev_dir) if args.dev_dir else None}
+    save_config(cfg, exp_dir / "config.yaml")
+
+    m = cfg["model"]
+    sr, hop = int(m["sample_rate"]), int(m["hop_length"])
+    segment = int(round(float(t.get("segment_seconds", 1.0)) * sr)) // hop * hop
+    dataset = AudioSegmentDataset(args.data_dir, sr, segment)
+    sampler = RandomBatchSampler(len(dataset), int(t.get("batch_size", 16)), seed=int(t.get("seed", 0)))
+    train_loader = make_loader(dataset, sampler, num_workers=int(t.get("num_workers", 0)))
+
+    module = Stage1Experiment(cfg, exp_dir)
+    val_cfg = cfg.get("validation", {})
+    val_loader = None
+    if args.dev_dir and int(val_cfg.get("num_utts", 8)) > 0:
+        val_loader = dev_loader(args.dev_dir, sr, int(val_cfg.get("num_utts", 8)))
+        module.validator = Validator(sr, exp_dir, int(val_cfg.get("num_samples", 2)), bool(val_cfg.get("metrics", True)))
+    trainer_cfg = dict(cfg["trainer"])
+    if val_loader is None:
+        trainer_cfg.update(limit_val_batches=0)
+    trainer = build_trainer(trainer_cfg, exp_dir, callbacks=[ProgressPrinter(int(t.get("print_every", 50)))])
+    start, t0 = resume_path(exp_dir), time.time()
+    if start:
+        print(f"resuming from {start}", flush=True)
+    step0 = int(torch.load(start, map_location="cpu", weights_only=False)["global_step"]) if start else 0
+    trainer.fit(module, train_loader, val_loader, ckpt_path=start)
+    if trainer.is_global_zero:
+        elapsed = time.time() - t0
+        steps = trainer.global_step
+        summary = {"steps": steps, "steps_this_run": steps - step0, "seconds_this_run": round(elapsed, 1),
+                   "steps_per_second": round((steps - step0) / max(elapsed, 1e-9), 3),
+                   "interrupted": bool(trainer.interrupted)}
+        if trainer.interrupted:
+            print("training interrupted: not exporting (rerun to resume)", file=sys.stderr)
+            return 1
+        export(module, cfg, exp_dir, summary)
+        print(f"exported {exp_dir / MODEL_FILE}: {summary}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""Validation on a fixed dev subset: mel distance, PESQ-WB, STOI (and SI-SDR), plus audio and
+spectrogram samples written to ``<exp>/samples/step_XXXXXXXX/``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from shared.audio import save_audio
+from shared.batching import AudioUttDataset, collate_audio
+from shared.datadir import DataDir
+from shared.features import MelSpectrogram
+from shared.metrics.signal import MultiResolutionMelDistance, codec_metrics
+
+
+def dev_loader(dev_dir: str | Path, sample_rate: int, num_utts: int) -> DataLoader:
+    """The first ``num_utts`` utterances (sorted ids) of ``dev_dir``, one per batch, whole."""
+    data = DataDir.load(dev_dir)
+    data = data.subset(data.utts[:num_utts])
+    return DataLoader(AudioUttDataset(data, sample_rate), batch_size=1, shuffle=False, collate_fn=collate_audio)
+
+
+def save_spectrogram_png(path: Path, ref: torch.Tensor, est: torch.Tensor, sample_rate: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mel = MelSpectrogram(sample_rate, 1024, 256, n_mels=80)
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    for ax, wav, title in zip(axes, (ref, est), ("reference", "reconstruction")):
+        ax.imshow(mel(wav.float()[None])[0].numpy(), origin="lower", aspect="auto", vmin=-11.5, vmax=2.5)
+        ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+class Validator:
+    """Accumulates per-utterance metrics during a validation epoch and logs their means as ``val/*``."""
+
+    def __init__(self, sample_rate: int, exp_dir: str | Path | None, num_samples: int = 2, metrics: bool = True):
+        self.sample_rate, self.num_samples, self.metrics = sample_rate, num_samples, metrics
+        self.exp_dir = Path(exp_dir) if exp_dir is not None else None
+        self.mel_distance = MultiResolutionMelDistance(sample_rate)
+        self.rows: list[dict[str, float]] = []
+
+    @torch.no_grad()
+    def step(self, module: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        codec = module.inference_codec()
+        wav = batch["wav"][:, : int(batch["wav_lengths"][0])]
+        est = codec.decode(codec.encode(wav))[:, : wav.shape[-1]]
+        ref_np, est_np = wav[0].cpu().numpy(), est[0].float().cpu().numpy()
+        if self.metrics:
+            self.rows.append(codec_metrics(ref_np, est_np, self.sample_rate, self.mel_distance))
+        else:
+            self.rows.append({"mel_distance": self.mel_distance(ref_np, est_np)})
+        if self.exp_dir is not None and batch_idx < self.num_samples and module.global_rank == 0:
+            out = self.exp_dir / "samples" / f"step_{module.global_step:08d}"
+            utt = batch["utt"][0]
+            save_audio(out / f"{utt}_ref.wav", ref_np, self.sample_rate)
+            save_audio(out / f"{utt}_rec.wav", est_np, self.sample_rate)
+            save_spectrogram_png(out / f"{utt}.png", wav[0].cpu(), est[0].float().cpu(), self.sample_rate)
+
+    def epoch_end(self, module: Any) -> dict[str, float]:
+        if not self.rows:
+            return {}
+        keys = self.rows[0].keys()
+        means = {k: float(np.nanmean([r[k] for r in self.rows])) for k in keys}
+        self.rows = []
+        if module.global_rank == 0:
+            print(f"validation step {module.global_step} " + " ".join(f"{k}={v:.4f}" for k, v in means.items()), flush=True)
+        module.log_dict({f"val/{k}": v for k, v in means.items() if not math.isnan(v)}, on_step=False, on_epoch=True)
+        return means

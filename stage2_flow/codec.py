@@ -1,0 +1,107 @@
+"""Codec access for stage two: ``load_codec(stage1_exp_dir)`` and a stand-in "codec".
+
+Stage two only uses the codec interface (``sample_rate``, ``hop_length``, ``latent_dim``,
+``encode(wav (B, T)) -> (B, D, F)``, ``decode(z (B, D, F)) -> (B, T)``). The real one comes from
+``stage1_vae.load_codec``. For development and tests without a trained stage one, an exp dir holding
+``standin_codec.json`` gives :class:`MelStandinCodec`: log-mel "latents", Griffin-Lim decoding.
+
+Make a stand-in exp dir and dump latents (same layout as stage one's encode)::
+
+    python -m stage2_flow.codec --exp-dir exp/stage1/mel --data-dir data/train --out-dir dump/mel/train --stats
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+STANDIN = "standin_codec.json"
+
+
+class MelStandinCodec(nn.Module):
+    """Log-mel spectrogram as latents; decode = mel -> linear (least squares) -> Griffin-Lim."""
+
+    def __init__(self, sample_rate: int = 16000, hop_length: int = 256, latent_dim: int = 32, n_fft: int = 1024, gl_iters: int = 32) -> None:
+        super().__init__()
+        import torchaudio
+
+        from shared.features import MelSpectrogram
+
+        self.sample_rate, self.hop_length, self.latent_dim = sample_rate, hop_length, latent_dim
+        self.mel = MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=latent_dim)
+        self.inv = torchaudio.transforms.InverseMelScale(n_fft // 2 + 1, latent_dim, sample_rate, norm="slaney", mel_scale="slaney")
+        self.gl = torchaudio.transforms.GriffinLim(n_fft=n_fft, hop_length=hop_length, power=1.0, n_iter=gl_iters)
+
+    @torch.no_grad()
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.mel(wav)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        lin = self.inv(torch.exp(z)).clamp(min=0)
+        return self.gl(lin)
+
+
+def load_codec(exp_dir: str | Path, device: str | torch.device = "cpu") -> Any:
+    """The codec of a stage-one exp dir (a stand-in if it holds ``standin_codec.json``), in eval mode."""
+    exp_dir = Path(exp_dir)
+    if (exp_dir / STANDIN).is_file():
+        cfg = json.loads((exp_dir / STANDIN).read_text())
+        cfg.pop("type", None)
+        return MelStandinCodec(**cfg).to(device).eval()
+    try:
+        from stage1_vae import load_codec as stage1_load
+    except ImportError as e:
+        raise ImportError(f"cannot load the codec of {exp_dir}: stage1_vae.load_codec unavailable ({e})") from e
+    codec = stage1_load(exp_dir)
+    if hasattr(codec, "to"):
+        codec = codec.to(device)
+    if hasattr(codec, "eval"):
+        codec.eval()
+    return codec
+
+
+def main(argv: list[str] | None = None) -> None:
+    from tqdm import tqdm
+
+    from shared.audio import load_audio
+    from shared.io import atomic_save_torch, read_kv, write_json, write_kv
+
+    p = argparse.ArgumentParser(prog="python -m stage2_flow.codec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp-dir", type=Path, required=True, help="stand-in codec exp dir (created if missing)")
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--latent-dim", type=int, default=32)
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--hop-length", type=int, default=256)
+    p.add_argument("--stats", action="store_true", help="compute latent_stats.json into --exp-dir from this set")
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+    if not (args.exp_dir / STANDIN).is_file():
+        args.exp_dir.mkdir(parents=True, exist_ok=True)
+        write_json(args.exp_dir / STANDIN, {"type": "mel", "sample_rate": args.sample_rate, "hop_length": args.hop_length, "latent_dim": args.latent_dim})
+    codec = load_codec(args.exp_dir)
+    wavs = read_kv(args.data_dir / "wav.scp")
+    scp, frames, total, total_sq, n = {}, {}, 0.0, 0.0, 0
+    (args.out_dir / "latents").mkdir(parents=True, exist_ok=True)
+    for utt, path in tqdm(sorted(wavs.items()), desc="encode"):
+        z = codec.encode(load_audio(path, codec.sample_rate)[None])[0]
+        atomic_save_torch(z.clone(), args.out_dir / "latents" / f"{utt}.pt")
+        scp[utt], frames[utt] = f"latents/{utt}.pt", z.shape[1]
+        total, total_sq, n = total + z.sum(1), total_sq + (z**2).sum(1), n + z.shape[1]
+    write_kv(args.out_dir / "latents.scp", scp)
+    write_kv(args.out_dir / "utt2frames", frames)
+    if args.stats:
+        mean = total / n
+        std = (total_sq / n - mean**2).clamp(min=1e-8).sqrt()
+        write_json(args.exp_dir / "latent_stats.json", {"mean": mean.tolist(), "std": std.tolist()})
+    print(f"wrote {len(scp)} latents to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

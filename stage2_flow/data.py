@@ -1,0 +1,268 @@
+"""Stage-two data: latent dumps (``latents.scp`` + ``utt2frames``), token files, speakers, latent
+normalisation, training prompts, external durations, and reflow pair directories.
+
+A latent dump directory holds ``latents.scp`` (``<utt> <path>``, relative paths are relative to the
+dump dir) pointing at ``.pt`` (a (D, F) tensor, or a dict with ``z``/``latent``/``latents``) or ``.npy``
+files. Latent statistics are ``latent_stats.json`` {"mean": [D], "std": [D]} from stage one.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from shared.batching import pad_1d, pad_2d
+from shared.io import read_json, read_kv
+
+
+class LatentNormalizer:
+    """x = (z - mean) / std per channel. z, x: (B, D, F) or (D, F)."""
+
+    def __init__(self, mean: list[float] | torch.Tensor, std: list[float] | torch.Tensor) -> None:
+        self.mean = torch.as_tensor(mean, dtype=torch.float32)
+        self.std = torch.as_tensor(std, dtype=torch.float32).clamp(min=1e-5)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LatentNormalizer":
+        stats = read_json(path)
+        if "mean" not in stats or "std" not in stats:
+            raise ValueError(f"{path}: latent stats need 'mean' and 'std' lists")
+        return cls(stats["mean"], stats["std"])
+
+    def _shape(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        t = t.to(z.device, z.dtype)
+        return t[:, None] if z.dim() == 2 else t[None, :, None]
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self._shape(self.mean, z)) / self._shape(self.std, z)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self._shape(self.std, x) + self._shape(self.mean, x)
+
+    def log_abs_det_per_frame(self) -> float:
+        """log |d x / d z| for one frame = -sum_d log std_d; log p(z) = log p(x) + F * this."""
+        return float(-torch.log(self.std).sum())
+
+
+def load_latent(path: str | Path) -> torch.Tensor:
+    """One utterance's latents (D, F) float32."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        z = torch.from_numpy(np.load(path))
+    else:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+        if isinstance(obj, dict):
+            for key in ("z", "latent", "latents"):
+                if key in obj:
+                    obj = obj[key]
+                    break
+            else:
+                raise ValueError(f"{path}: dict without a 'z'/'latent'/'latents' entry (keys {sorted(obj)})")
+        z = torch.as_tensor(obj)
+    if z.dim() == 3 and z.shape[0] == 1:
+        z = z[0]
+    if z.dim() != 2:
+        raise ValueError(f"{path}: expected latents (D, F), got shape {tuple(z.shape)}")
+    return z.float()
+
+
+def read_latent_scp(dump_dir: str | Path) -> dict[str, Path]:
+    dump_dir = Path(dump_dir)
+    scp = dump_dir / "latents.scp"
+    if not scp.is_file():
+        raise FileNotFoundError(f"{scp}: no latents.scp in the latent dump dir (run stage one's encode first)")
+    out = {}
+    for utt, p in read_kv(scp).items():
+        path = Path(p)
+        out[utt] = path if path.is_absolute() or path.exists() else dump_dir / path
+    return out
+
+
+def read_tokens(data_dir: str | Path, vocab) -> dict[str, list[int]]:
+    """``<data_dir>/token`` -> ids (the vocab raises naming every utterance with unknown symbols)."""
+    path = Path(data_dir) / "token"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no token file (run `python -m shared.text.tokenize` on {data_dir})")
+    utt2tok = {u: v.split() for u, v in read_kv(path).items()}
+    return vocab.encode_all(utt2tok)
+
+
+def warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+class TTSDataset(Dataset):
+    """All utterances in memory: tokens (L,), normalised latents (D, F), speaker index, optional
+    durations, and (``prompt_seconds``) a random reference segment of another utterance of the same
+    speaker. Indexed by (index, seed) keys from shared.batching samplers, or plain ints."""
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        latent_dir: str | Path,
+        vocab,
+        normalizer: LatentNormalizer,
+        speakers: list[str],
+        frame_rate: float,
+        durations: dict[str, torch.Tensor] | None = None,
+        prompt_seconds: tuple[float, float] | None = None,
+        max_frames: int | None = None,
+        utts: list[str] | None = None,
+    ) -> None:
+        tokens = read_tokens(data_dir, vocab)
+        scp = read_latent_scp(latent_dir)
+        utt2spk = read_kv(Path(data_dir) / "utt2spk") if (Path(data_dir) / "utt2spk").is_file() else {}
+        keys = sorted(set(tokens) & set(scp)) if utts is None else utts
+        missing = sorted(set(tokens) - set(scp))
+        if missing:
+            warn(f"{len(missing)} utterance(s) of {data_dir}/token have no latents in {latent_dir} (e.g. {missing[:3]})")
+        spk_index = {s: i for i, s in enumerate(speakers)}
+        self.utts, self.tokens, self.latents, self.spk, self.durations, self.text_len = [], [], [], [], [], []
+        skipped = []
+        for utt in keys:
+            z = normalizer.normalize(load_latent(scp[utt]))
+            tok = torch.tensor(tokens[utt], dtype=torch.long)
+            if len(tok) > z.shape[1] or (max_frames and z.shape[1] > max_frames):
+                skipped.append(utt)
+                continue
+            dur = None
+            if durations is not None:
+                if utt not in durations:
+                    raise KeyError(f"external durations have no entry for utt '{utt}'")
+                dur = fit_durations(durations[utt], len(tok), z.shape[1], utt)
+            self.utts.append(utt)
+            self.tokens.append(tok)
+            self.latents.append(z)
+            self.spk.append(spk_index.get(utt2spk.get(utt, ""), -1))
+            self.durations.append(dur)
+        if skipped:
+            warn(f"skipped {len(skipped)} utterance(s) with more tokens than frames or over max_frames (e.g. {skipped[:3]})")
+        if not self.utts:
+            raise ValueError(f"no usable utterances in {data_dir} with latents {latent_dir}")
+        self.frame_rate = frame_rate
+        self.prompt_seconds = prompt_seconds
+        self.by_spk: dict[int, list[int]] = {}
+        for i, s in enumerate(self.spk):
+            self.by_spk.setdefault(s, []).append(i)
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def lengths(self) -> list[int]:
+        return [z.shape[1] for z in self.latents]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        idx, seed = key if isinstance(key, tuple) else (key, key)
+        item = {"utt": self.utts[idx], "tokens": self.tokens[idx], "latents": self.latents[idx], "spk": self.spk[idx]}
+        if self.durations[idx] is not None:
+            item["durations"] = self.durations[idx]
+        if self.prompt_seconds is not None:
+            item["prompt"] = self._prompt(idx, torch.Generator().manual_seed(seed))
+        return item
+
+    def _prompt(self, idx: int, g: torch.Generator) -> torch.Tensor:
+        """A random 1-3 s (prompt_seconds) segment of another utterance of the same speaker."""
+        same = self.by_spk.get(self.spk[idx], [idx]) if self.spk[idx] >= 0 else [idx]
+        others = [j for j in same if j != idx] or [idx]
+        j = others[int(torch.randint(len(others), (1,), generator=g))]
+        lo, hi = self.prompt_seconds
+        sec = lo + (hi - lo) * float(torch.rand(1, generator=g))
+        z = self.latents[j]
+        n = max(1, min(z.shape[1], int(sec * self.frame_rate)))
+        start = int(torch.randint(z.shape[1] - n + 1, (1,), generator=g))
+        return z[:, start : start + n]
+
+
+def fit_durations(d: torch.Tensor, n_tok: int, n_frm: int, utt: str, tolerance: int = 3) -> torch.Tensor:
+    """External durations must cover the latents; off-by-a-few (frame rounding) is absorbed by the last token."""
+    if len(d) != n_tok:
+        raise ValueError(f"utt '{utt}': {len(d)} durations for {n_tok} tokens")
+    diff = n_frm - int(d.sum())
+    if abs(diff) > tolerance:
+        raise ValueError(f"utt '{utt}': durations sum to {int(d.sum())} frames but the latents have {n_frm}")
+    d = d.clone()
+    i = n_tok - 1
+    while diff != 0 and i >= 0:  # absorb the rounding difference from the end
+        step = max(diff, -int(d[i])) if diff < 0 else diff
+        d[i] += step
+        diff -= step
+        i -= 1
+    return d
+
+
+def collate_tts(items: list[dict[str, Any]]) -> dict[str, Any]:
+    tokens, tok_lens = pad_1d([it["tokens"] for it in items], value=0)
+    latents, frm_lens = pad_2d([it["latents"] for it in items])
+    batch = {
+        "utts": [it["utt"] for it in items],
+        "tokens": tokens.long(),
+        "tok_lens": tok_lens.long(),
+        "latents": latents,
+        "frm_lens": frm_lens.long(),
+        "spk": torch.tensor([it["spk"] for it in items], dtype=torch.long),
+    }
+    if all("durations" in it for it in items):
+        batch["durations"] = pad_1d([it["durations"] for it in items], value=0)[0].long()
+    if all("prompt" in it for it in items):
+        prompt, p_lens = pad_2d([it["prompt"] for it in items])
+        batch["prompt"] = prompt
+        batch["prompt_mask"] = (torch.arange(prompt.shape[-1])[None] < p_lens[:, None]).float()[:, None]
+    return batch
+
+
+class ReflowPairs(Dataset):
+    """Pairs written by ``stage2_flow.reflow generate``: ``pairs.scp`` -> .pt dicts with x0, x1,
+    mu_frames (D, F) and g (S,) or None."""
+
+    def __init__(self, pair_dir: str | Path) -> None:
+        scp = Path(pair_dir) / "pairs.scp"
+        if not scp.is_file():
+            raise FileNotFoundError(f"{scp}: not a reflow pair dir (run `python -m stage2_flow.reflow generate`)")
+        self.utts, self.items = [], []
+        for utt, p in read_kv(scp).items():
+            path = Path(p) if Path(p).is_absolute() else Path(pair_dir) / p
+            self.utts.append(utt)
+            self.items.append(torch.load(path, map_location="cpu", weights_only=False))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def lengths(self) -> list[int]:
+        return [it["x1"].shape[1] for it in self.items]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        idx = key[0] if isinstance(key, tuple) else key
+        return {"utt": self.utts[idx], **self.items[idx]}
+
+
+def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
+    x1, frm_lens = pad_2d([it["x1"] for it in items])
+    batch = {"utts": [it["utt"] for it in items], "latents": x1, "frm_lens": frm_lens.long(),
+             "x0": pad_2d([it["x0"] for it in items])[0], "mu_frames": pad_2d([it["mu_frames"] for it in items])[0]}
+    if items[0].get("g") is not None:
+        batch["g"] = torch.stack([it["g"] for it in items])
+    return batch
+
+
+def speaking_rate(tokens: list[torch.Tensor], frames: list[int], frame_rate: float, space_id: int | None = None) -> dict[str, float]:
+    """Training-set speaking rate for the alignment-free length heuristic (tokens per frame/second)."""
+    n_tok = sum(len(t) for t in tokens)
+    n_frm = sum(frames)
+    out = {"tokens_per_frame": n_tok / n_frm, "tokens_per_second": n_tok / n_frm * frame_rate, "frame_rate": frame_rate}
+    if space_id is not None:
+        words = sum(int((t == space_id).sum()) + 1 for t in tokens)
+        out["words_per_second"] = words / n_frm * frame_rate
+    return out
+
+
+def frame_rate_of(codec_like: Any) -> float:
+    return float(codec_like.sample_rate) / float(codec_like.hop_length)
+
+
+_ = math  # keep import for doc examples

@@ -1,0 +1,134 @@
+"""Conditional flow matching / rectified flow: ``compute_loss`` and ``sample`` side by side.
+
+Path: x_t = (1 - (1 - sigma_min) t) x0 + t x1, target velocity u = x1 - (1 - sigma_min) x0
+(sigma_min = 0 is plain rectified flow). x0 is either the text-conditioned prior
+mu + sigma * noise (``prior: text``, the default) or N(0, I) (``prior: noise``, Matcha style); in
+both cases mu (and any extra frame condition) is also given to the estimator as a condition.
+Classifier-free guidance: conditions (mu, extra, speaker) are dropped together with prob ``cfg_drop``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stage2_flow import solvers
+
+
+class FlowMatcher(nn.Module):
+    def __init__(
+        self,
+        estimator: nn.Module,
+        prior: str = "text",
+        sigma: float = 1.0,
+        sigma_min: float = 0.0,
+        time_sampling: str = "uniform",
+        logit_mean: float = 0.0,
+        logit_std: float = 1.0,
+        cfg_drop: float = 0.1,
+        mu_cond: bool = True,
+    ) -> None:
+        super().__init__()
+        if prior not in ("text", "noise"):
+            raise ValueError(f"flow.prior must be 'text' or 'noise', got {prior!r}")
+        if time_sampling not in ("uniform", "logit_normal"):
+            raise ValueError(f"flow.time_sampling must be 'uniform' or 'logit_normal', got {time_sampling!r}")
+        self.estimator = estimator
+        self.prior, self.sigma, self.sigma_min = prior, sigma, sigma_min
+        self.time_sampling, self.logit_mean, self.logit_std = time_sampling, logit_mean, logit_std
+        self.cfg_drop, self.mu_cond = cfg_drop, mu_cond
+
+    # ---- pieces -------------------------------------------------------------------------------
+    def sample_x0(self, mu: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, D, F) start point: mu + T sigma eps (text prior) or T eps (noise prior)."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        if self.prior == "text":
+            return (mu + temperature * self.sigma * eps) * mask
+        return temperature * eps * mask
+
+    def sample_t(self, b: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.time_sampling == "uniform":
+            return torch.rand(b, generator=generator, device=device)
+        z = torch.randn(b, generator=generator, device=device) * self.logit_std + self.logit_mean
+        return torch.sigmoid(z)
+
+    def _cond(self, mu: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor | None:
+        parts = ([mu] if self.mu_cond else []) + ([extra] if extra is not None else [])
+        return torch.cat(parts, dim=1) if parts else None
+
+    # ---- training -----------------------------------------------------------------------------
+    def compute_loss(
+        self,
+        x1: torch.Tensor,
+        mask: torch.Tensor,
+        mu: torch.Tensor,
+        g: torch.Tensor | None = None,
+        extra: torch.Tensor | None = None,
+        x0: torch.Tensor | None = None,
+        loss_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """x1, mu: (B, D, F) normalised latents / expanded prior mean; mask: (B, 1, F); g: (B, S);
+        extra: (B, E, F); x0: given start points (reflow pairs); loss_mask: (B, 1, F) frames that count
+        (infilling). Returns {"flow/mse": ...}."""
+        b = x1.shape[0]
+        if x0 is None:
+            x0 = self.sample_x0(mu, mask, generator=generator)
+        t = self.sample_t(b, x1.device, generator)
+        tt = t[:, None, None]
+        xt = (1 - (1 - self.sigma_min) * tt) * x0 + tt * x1
+        target = x1 - (1 - self.sigma_min) * x0
+        cond = self._cond(mu, extra)
+        if self.training and self.cfg_drop > 0:
+            keep = (torch.rand(b, generator=generator, device=x1.device) >= self.cfg_drop).float()
+            cond = cond * keep[:, None, None] if cond is not None else None
+            g = g * keep[:, None] if g is not None else None
+        v = self.estimator(xt * mask, t, mask, cond, g)
+        lm = mask if loss_mask is None else loss_mask * mask
+        mse = ((v - target) ** 2 * lm).sum() / (lm.sum() * x1.shape[1]).clamp(min=1)
+        return {"flow/mse": mse}
+
+    # ---- sampling -----------------------------------------------------------------------------
+    def velocity_fn(self, mask: torch.Tensor, mu: torch.Tensor, g: torch.Tensor | None, extra: torch.Tensor | None, cfg_scale: float = 0.0):
+        """Closure f(t, x) -> v with CFG v = v_c + w (v_c - v_u) (one batched call when w != 0)."""
+        cond = self._cond(mu, extra)
+        b = mask.shape[0]
+        if cfg_scale != 0.0:
+            cond2 = torch.cat([cond, torch.zeros_like(cond)]) if cond is not None else None
+            g2 = torch.cat([g, torch.zeros_like(g)]) if g is not None else None
+            mask2 = torch.cat([mask, mask])
+
+        def f(t: float, x: torch.Tensor) -> torch.Tensor:
+            if cfg_scale == 0.0:
+                tt = torch.full((b,), t, device=x.device)
+                return self.estimator(x * mask, tt, mask, cond, g)
+            tt = torch.full((2 * b,), t, device=x.device)
+            v = self.estimator(torch.cat([x, x]) * mask2, tt, mask2, cond2, g2)
+            vc, vu = v[:b], v[b:]
+            return vc + cfg_scale * (vc - vu)
+
+        return f
+
+    @torch.no_grad()
+    def sample(
+        self,
+        mu: torch.Tensor,
+        mask: torch.Tensor,
+        g: torch.Tensor | None = None,
+        extra: torch.Tensor | None = None,
+        nfe: int = 8,
+        solver: str = "euler",
+        temperature: float = 1.0,
+        cfg_scale: float = 0.0,
+        sway: float | None = None,
+        generator: torch.Generator | None = None,
+        x0: torch.Tensor | None = None,
+        rtol: float = 1e-4,
+        atol: float = 1e-4,
+    ) -> tuple[torch.Tensor, int]:
+        """Integrate x0 -> x1. Returns (x1 (B, D, F), function evaluations used)."""
+        if x0 is None:
+            x0 = self.sample_x0(mu, mask, temperature, generator)
+        f = self.velocity_fn(mask, mu, g, extra, cfg_scale)
+        x1, used = solvers.solve(f, x0, solver, nfe, sway, 0.0, 1.0, rtol, atol)
+        return x1 * mask, used

@@ -1,0 +1,199 @@
+"""FlowTTS: text encoder + durations (MAS / predictor / external) + speaker conditioning + flow matcher.
+
+A plain nn.Module: ``losses(batch)`` for training, ``generate(...)`` for inference. All latents here
+are *normalised* (per-channel mean/std of the stage-one training latents); see data.LatentNormalizer.
+
+Modes (``model.mode``):
+* ``aligned`` (default): mu per token, expanded to frames by durations; x0 = mu + sigma eps.
+* ``alignfree`` (E2/F5-TTS): per-token text states padded with a learned filler to the latent length
+  (or stretched uniformly), refined at frame rate; the flow starts from N(0, I) and is trained to
+  infill a random 70-100% span given the rest of the latents; total length from a speaking-rate heuristic.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from stage2_flow.alignment import gaussian_log_p, length_regulate, monotonic_alignment_search, round_durations
+from stage2_flow.estimator import VelocityEstimator
+from stage2_flow.flow import FlowMatcher
+from stage2_flow.layers import ConvNeXtBlock
+from stage2_flow.speaker import SpeakerConditioner
+from stage2_flow.text_encoder import DurationPredictor, TextEncoder, duration_loss, log_durations_to_frames
+
+
+def sequence_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """(B,) -> (B, 1, T) float mask, 1 on valid positions."""
+    max_len = int(lengths.max()) if max_len is None else max_len
+    return (torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]).float()[:, None, :]
+
+
+class FlowTTS(nn.Module):
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = int(cfg["latent_dim"])
+        self.latent_dim = d
+        self.mode = cfg.get("mode", "aligned")
+        if self.mode not in ("aligned", "alignfree"):
+            raise ValueError(f"model.mode must be 'aligned' or 'alignfree', got {self.mode!r}")
+        scfg = cfg.get("speaker", {})
+        spk_dim = int(scfg.get("dim", 64))
+        self.speaker = SpeakerConditioner(
+            int(cfg.get("n_speakers", 0)) if scfg.get("use_id", True) else 0, spk_dim, bool(scfg.get("use_prompt", False)), d
+        )
+        g_dim = spk_dim if self.speaker.enabled else 0
+        tcfg = dict(cfg.get("text_encoder", {}))
+        self.text_encoder = TextEncoder(int(cfg["n_vocab"]), d, spk_dim=g_dim, **tcfg)
+        hidden = self.text_encoder.hidden
+        fcfg = dict(cfg.get("flow", {}))
+        if self.mode == "aligned":
+            self.duration_predictor = DurationPredictor(hidden, spk_dim=g_dim, **cfg.get("duration_predictor", {}))
+            cond_ch = d if fcfg.get("mu_cond", True) else 0
+        else:
+            acfg = cfg.get("alignfree", {})
+            self.layout = acfg.get("layout", "pad")
+            self.filler = nn.Parameter(torch.zeros(hidden, 1))
+            self.frame_text = nn.ModuleList(ConvNeXtBlock(hidden, mult=2, kernel=7) for _ in range(int(acfg.get("text_layers", 4))))
+            self.text_out = nn.Conv1d(hidden, int(acfg.get("text_channels", 64)), 1)
+            self.mask_frac = tuple(acfg.get("mask_frac", [0.7, 1.0]))
+            fcfg.update(prior="noise", mu_cond=False)
+            cond_ch = int(acfg.get("text_channels", 64)) + d
+        ecfg = dict(cfg.get("estimator", {}))
+        self.flow = FlowMatcher(VelocityEstimator(d, cond_ch, spk_dim=g_dim, **ecfg), **fcfg)
+
+    # ---- shared pieces -----------------------------------------------------------------------
+    def speaker_vector(self, batch: dict[str, torch.Tensor], b: int, device: torch.device) -> torch.Tensor | None:
+        return self.speaker(batch.get("spk"), batch.get("prompt"), batch.get("prompt_mask"), batch=b, device=device)
+
+    def encode_text(self, tokens: torch.Tensor, tok_lens: torch.Tensor, g: torch.Tensor | None):
+        """-> (h (B, H, L), mu (B, D, L), tok_mask (B, 1, L))."""
+        tok_mask = sequence_mask(tok_lens, tokens.shape[1])
+        h, mu = self.text_encoder(tokens, tok_mask, g)
+        return h, mu, tok_mask
+
+    @torch.no_grad()
+    def align(self, mu: torch.Tensor, x1: torch.Tensor, tok_lens: torch.Tensor, frm_lens: torch.Tensor, impl: str = "auto") -> torch.Tensor:
+        """MAS durations (B, L) of latents x1 (B, D, F) under N(mu_i, I)."""
+        log_p = gaussian_log_p(mu.detach().float(), x1.float())
+        path = monotonic_alignment_search(log_p, tok_lens, frm_lens, impl)
+        return path.sum(-1).long()
+
+    def frame_text_features(self, h: torch.Tensor, tok_lens: torch.Tensor, n_frames: int, frm_lens: torch.Tensor) -> torch.Tensor:
+        """Alignment-free text condition (B, E, F): token states padded with the filler (or stretched)."""
+        b, c, n_tok = h.shape
+        if n_tok > n_frames:
+            raise ValueError(f"alignfree: {n_tok} tokens do not fit into {n_frames} frames")
+        fmask = sequence_mask(frm_lens, n_frames)
+        if self.layout == "stretch":
+            w = frm_lens[:, None].float() / tok_lens[:, None].float() * sequence_mask(tok_lens, n_tok)[:, 0]
+            x, _ = length_regulate(h, round_durations(w, sequence_mask(tok_lens, n_tok)[:, 0].long()), n_frames)
+        else:
+            pos = torch.arange(n_frames, device=h.device)[None, :]
+            is_tok = (pos < tok_lens[:, None]).float()[:, None, :]
+            x = torch.nn.functional.pad(h, (0, n_frames - n_tok)) * is_tok + self.filler[None] * (1 - is_tok)
+        x = x * fmask
+        for block in self.frame_text:
+            x = block(x, fmask)
+        return self.text_out(x) * fmask
+
+    # ---- training ----------------------------------------------------------------------------
+    def losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """batch: tokens (B, L), tok_lens, latents (B, D, F) normalised, frm_lens, optional spk (B,),
+        prompt (B, D, P) + prompt_mask, durations (B, L) (external), x0 (B, D, F) + mu_frames + g (reflow).
+        Returns (losses with slash keys, aux tensors for logging)."""
+        x1, frm_lens = batch["latents"], batch["frm_lens"]
+        b, _, n_frm = x1.shape
+        mask = sequence_mask(frm_lens, n_frm)
+        if "x0" in batch:  # reflow pairs: only the flow is trained, conditions were stored
+            return self.flow.compute_loss(x1, mask, batch["mu_frames"], batch.get("g"), x0=batch["x0"], generator=generator), {}
+        g = self.speaker_vector(batch, b, x1.device)
+        h, mu, tok_mask = self.encode_text(batch["tokens"], batch["tok_lens"], g)
+        if self.mode == "alignfree":
+            return self._alignfree_losses(x1, mask, h, batch, g, generator)
+        durations = batch.get("durations")
+        if durations is None:
+            durations = self.align(mu, x1, batch["tok_lens"], frm_lens)
+        mu_frames, _ = length_regulate(mu, durations, n_frm)
+        out = {}
+        n = (mask.sum() * self.latent_dim).clamp(min=1)
+        out["prior/nll"] = (0.5 * ((x1 - mu_frames) ** 2 + math.log(2 * math.pi)) * mask).sum() / n
+        log_w_hat = self.duration_predictor(h, tok_mask, g)
+        out["dur/log_mse"] = duration_loss(log_w_hat, durations, tok_mask)
+        out.update(self.flow.compute_loss(x1, mask, mu_frames, g, generator=generator))
+        return out, {"durations": durations, "mu_frames": mu_frames.detach()}
+
+    def _alignfree_losses(self, x1, mask, h, batch, g, generator):
+        b, _, n_frm = x1.shape
+        frm_lens = batch["frm_lens"]
+        text = self.frame_text_features(h, batch["tok_lens"], n_frm, frm_lens)
+        lo, hi = self.mask_frac
+        frac = lo + (hi - lo) * torch.rand(b, generator=generator, device=x1.device)
+        span = (frac * frm_lens).long().clamp(min=1)
+        start = (torch.rand(b, generator=generator, device=x1.device) * (frm_lens - span + 1)).long()
+        pos = torch.arange(n_frm, device=x1.device)[None, :]
+        infill = ((pos >= start[:, None]) & (pos < (start + span)[:, None])).float()[:, None, :]
+        extra = torch.cat([text, x1 * (1 - infill) * mask], dim=1)
+        zero_mu = torch.zeros_like(x1)
+        return self.flow.compute_loss(x1, mask, zero_mu, g, extra=extra, loss_mask=infill, generator=generator), {}
+
+    # ---- inference ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_durations(self, h, tok_mask, g, rate: float = 1.0) -> torch.Tensor:
+        w = log_durations_to_frames(self.duration_predictor(h, tok_mask, g), rate)
+        return round_durations(w, tok_mask[:, 0].long())
+
+    @torch.no_grad()
+    def generate(
+        self,
+        tokens: torch.Tensor,
+        tok_lens: torch.Tensor,
+        spk: torch.Tensor | None = None,
+        prompt: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
+        durations: torch.Tensor | None = None,
+        n_frames: torch.Tensor | None = None,
+        tokens_per_frame: float | None = None,
+        rate: float = 1.0,
+        nfe: int = 4,
+        solver: str = "euler",
+        temperature: float = 1.0,
+        cfg_scale: float = 0.0,
+        sway: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """tokens (B, L) -> {"latents": (B, D, F) normalised, "frm_lens": (B,), "durations": (B, L) or absent,
+        "nfe": used}. ``rate`` > 1 speaks faster. Alignment-free mode needs ``n_frames`` or
+        ``tokens_per_frame`` (the training-set speaking rate)."""
+        b = tokens.shape[0]
+        g = self.speaker(spk, prompt, prompt_mask, batch=b, device=tokens.device)
+        h, mu, tok_mask = self.encode_text(tokens, tok_lens, g)
+        if self.mode == "aligned":
+            if durations is None:
+                durations = self.predict_durations(h, tok_mask, g, rate)
+            frm_lens = durations.sum(-1).clamp(min=1)
+            n = int(frm_lens.max())
+            mu_frames, _ = length_regulate(mu, durations, n)
+            mask = sequence_mask(frm_lens, n)
+            x1, used = self.flow.sample(mu_frames, mask, g, None, nfe, solver, temperature, cfg_scale, sway, generator)
+            return {"latents": x1, "frm_lens": frm_lens, "durations": durations, "nfe": torch.tensor(used), "mu_frames": mu_frames}
+        if n_frames is None:
+            if tokens_per_frame is None:
+                raise ValueError("alignfree generation needs n_frames or tokens_per_frame (speaking_rate.json)")
+            n_frames = torch.ceil(tok_lens.float() / tokens_per_frame / rate).long()
+        frm_lens = torch.maximum(n_frames, tok_lens)
+        n = int(frm_lens.max())
+        mask = sequence_mask(frm_lens, n)
+        text = self.frame_text_features(h, tok_lens, n, frm_lens)
+        extra = torch.cat([text, torch.zeros(b, self.latent_dim, n, device=tokens.device)], dim=1)
+        zero_mu = torch.zeros(b, self.latent_dim, n, device=tokens.device)
+        x1, used = self.flow.sample(zero_mu, mask, g, extra, nfe, solver, temperature, cfg_scale, sway, generator)
+        return {"latents": x1, "frm_lens": frm_lens, "nfe": torch.tensor(used)}
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

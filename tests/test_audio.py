@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from shared.audio import (AudioError, check_audio, load_audio, loudness_normalize, peak_normalize, random_crop,
+                          resample, save_audio)
+from shared.features import MelSpectrogram, n_frames, stft
+
+
+def test_save_load_round_trip(tmp_path):
+    wav = torch.sin(torch.linspace(0, 200, 16000)) * 0.5
+    save_audio(tmp_path / "a.wav", wav, 16000)
+    back = load_audio(tmp_path / "a.wav", 16000)
+    assert back.shape == wav.shape
+    assert torch.allclose(back, wav, atol=1e-4)
+    assert not list(tmp_path.glob(".*tmp"))  # atomic write left nothing behind
+
+
+def test_load_resamples_and_strict_rate(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(22050, dtype=np.float32) + 0.1, 22050)
+    assert load_audio(tmp_path / "a.wav", 16000).shape == (16000,)
+    with pytest.raises(AudioError, match=r"a\.wav.*22050 Hz, expected 16000"):
+        load_audio(tmp_path / "a.wav", 16000, strict_rate=True)
+
+
+def test_bad_files_name_the_file(tmp_path):
+    with pytest.raises(AudioError, match="missing.wav: no such audio file"):
+        load_audio(tmp_path / "missing.wav")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
+    with pytest.raises(AudioError, match="corrupt.wav: cannot read audio"):
+        load_audio(tmp_path / "corrupt.wav")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match="empty.wav: empty audio"):
+        load_audio(tmp_path / "empty.wav")
+
+
+def test_check_audio():
+    check_audio(torch.randn(1000) * 0.1, 16000, "ok.wav")
+    with pytest.raises(AudioError, match="x.wav: silent"):
+        check_audio(torch.zeros(1000), 16000, "x.wav")
+    with pytest.raises(AudioError, match="x.wav: clipped"):
+        check_audio(torch.ones(1000), 16000, "x.wav")
+    with pytest.raises(AudioError, match="x.wav: sample rate 8000 Hz, expected 16000"):
+        check_audio(torch.randn(1000), 8000, "x.wav", expected_rate=16000)
+    with pytest.raises(AudioError, match="empty"):
+        check_audio(torch.zeros(0), 16000, "x.wav")
+
+
+def test_normalisation_and_crop():
+    wav = torch.randn(16000) * 0.01
+    assert peak_normalize(wav).abs().max() == pytest.approx(0.95)
+    level = 20 * torch.log10(loudness_normalize(wav, 16000, -20.0).pow(2).mean().sqrt())
+    assert float(level) == pytest.approx(-20.0, abs=0.5)
+    assert torch.equal(peak_normalize(torch.zeros(10)), torch.zeros(10))
+    crop, start = random_crop(torch.arange(100.0), 10, torch.Generator().manual_seed(0))
+    assert crop.shape == (10,) and torch.equal(crop, torch.arange(start, start + 10.0))
+    padded, _ = random_crop(torch.ones(5), 10)
+    assert padded.shape == (10,) and padded[5:].abs().sum() == 0
+
+
+def test_resample_keeps_a_tone():
+    t = torch.arange(22050) / 22050
+    wav = torch.sin(2 * torch.pi * 440 * t)
+    out = resample(wav, 22050, 16000)
+    spec = torch.fft.rfft(out[1000:-1000]).abs()
+    assert out.shape == (16000,)
+    assert abs(int(spec.argmax()) * 16000 / (out.shape[0] - 2000) - 440) < 3
+
+
+def test_mel_shapes_and_device_agnostic():
+    mel = MelSpectrogram(16000, 1024, 256, n_mels=80)
+    x = torch.randn(3, 16000)
+    y = mel(x)
+    assert y.shape == (3, 80, n_frames(16000, 256))
+    assert torch.allclose(mel(x[0]), y[0], atol=1e-5)
+    assert stft(x, 512, 128).shape == (3, 257, n_frames(16000, 128))
+    assert mel.to(torch.float64).fbank.dtype == torch.float64  # buffers follow .to()

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from shared.batching import (AudioSegmentDataset, BucketBatchSampler, RandomBatchSampler, lengths_to_mask, pad_1d,
+                             pad_2d)
+from shared.config import ConfigError, apply_overrides, load_config, save_config
+
+
+def test_overrides(tmp_path):
+    (tmp_path / "c.yaml").write_text("model:\n  dim: 8\n  lr: 2e-4\n  rates: [2, 2]\ntrainer:\n  max_steps: 10\n")
+    cfg = load_config(tmp_path / "c.yaml", ["model.dim=16", "model.rates=[8,8,2,2]", "+model.new=1e-3"])
+    assert cfg["model"] == {"dim": 16, "lr": 2e-4, "rates": [8, 8, 2, 2], "new": 1e-3}
+    with pytest.raises(ConfigError, match="no key 'model.dimm'"):
+        apply_overrides(cfg, ["model.dimm=3"])
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides(cfg, ["model.dim"])
+    save_config(cfg, tmp_path / "exp" / "config.yaml")
+    assert load_config(tmp_path / "exp" / "config.yaml") == cfg
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_bucket_sampler_budget_and_padding():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(50, 800, (500,), generator=g).tolist()
+    s = BucketBatchSampler(lengths, max_frames=4000, seed=3)
+    batches = [[i for i, _ in b] for b in s]
+    assert sorted(i for b in batches for i in b) == list(range(500))  # every item exactly once
+    assert all(max(lengths[i] for i in b) * len(b) <= 4000 for b in batches)
+    assert s.padding_fraction() < 0.1
+    s.set_epoch(1)
+    assert [[i for i, _ in b] for b in s] != batches  # reshuffled per epoch
+    with pytest.raises(ValueError, match="longer than max_frames"):
+        BucketBatchSampler([10, 5000], max_frames=4000)
+
+
+def test_sampler_shards_by_rank(monkeypatch):
+    import shared.batching as B
+
+    def per_rank(num_items):
+        seen = []
+        for rank in range(2):
+            monkeypatch.setattr(B, "_dist_info", lambda r=rank: (r, 2))
+            seen.append([i for b in RandomBatchSampler(num_items, 2, seed=0) for i, _ in b])
+        return seen
+
+    a, b = per_rank(12)  # 6 batches: 3 each, disjoint
+    assert len(a) == len(b) == 6 and not set(a) & set(b)
+    a, b = per_rank(10)  # 5 batches: one is repeated so that both ranks take the same number of steps
+    assert len(a) == len(b) == 6 and set(a) | set(b) == set(range(10))
+
+
+def test_padding_helpers():
+    x, n = pad_1d([torch.ones(3), torch.ones(5)])
+    assert x.shape == (2, 5) and n.tolist() == [3, 5] and x[0, 3:].sum() == 0
+    y, _ = pad_2d([torch.ones(4, 2), torch.ones(4, 6)])
+    assert y.shape == (2, 4, 6)
+    assert lengths_to_mask(n).tolist() == [[True] * 3 + [False] * 2, [True] * 5]
+
+
+def test_segment_dataset_is_deterministic_per_seed(tiny_data_dir):
+    ds = AudioSegmentDataset(tiny_data_dir, 16000, 4000)
+    assert torch.equal(ds[(2, 7)], ds[(2, 7)])
+    assert not torch.equal(ds[(2, 7)], ds[(2, 8)])
+    assert ds[(0, 1)].shape == (4000,)

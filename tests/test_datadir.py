@@ -1,0 +1,104 @@
+import pytest
+
+from shared.datadir import DataDir, DataDirError, compute_utt2dur, fix_data_dir, main, validate_data_dir
+
+
+def _messages(path):
+    return [str(p) for p in validate_data_dir(path)]
+
+
+def test_valid_dir_round_trip(tiny_data_dir, tmp_path):
+    assert validate_data_dir(tiny_data_dir) == []
+    data = DataDir.load(tiny_data_dir)
+    assert len(data) == 6 and data.speakers == ["spk1", "spk2"]
+    data.utt2dur = compute_utt2dur(data)
+    assert data.utt2dur["spk1-utt0"] == pytest.approx(0.5, abs=1e-3)
+    data.save(tmp_path / "copy")
+    assert validate_data_dir(tmp_path / "copy") == []
+    assert (tmp_path / "copy" / "spk2utt").read_text().splitlines()[0] == "spk1 spk1-utt0 spk1-utt1 spk1-utt2"
+    assert DataDir.load(tmp_path / "copy").utt2dur == pytest.approx(data.utt2dur, abs=1e-4)
+
+
+def test_every_problem_is_reported_with_file_line_and_utt(tiny_data_dir):
+    text = (tiny_data_dir / "text").read_text().splitlines()
+    text[1] = "spk1-utt1"  # empty transcript
+    text.append("spk3-extra only in text")
+    (tiny_data_dir / "text").write_text("\n".join(text) + "\n")
+    (tiny_data_dir / "spk1-utt2.wav").unlink(missing_ok=True)
+    (tiny_data_dir / "wav" / "spk2-utt0.wav").unlink()
+    msgs = _messages(tiny_data_dir)
+    assert any("text:2: spk1-utt1: empty transcript" in m for m in msgs), msgs
+    assert any("text:7: spk3-extra: not in utt2spk, wav.scp" in m for m in msgs), msgs
+    assert any("wav.scp:4: spk2-utt0: audio file not found" in m for m in msgs), msgs
+    with pytest.raises(DataDirError, match="3 problem"):
+        DataDir.load(tiny_data_dir)
+
+
+def test_unsorted_and_duplicates_and_speaker_order(tiny_data_dir):
+    lines = (tiny_data_dir / "utt2spk").read_text().splitlines()
+    (tiny_data_dir / "utt2spk").write_text("\n".join([lines[1], lines[0], lines[0]] + lines[2:]) + "\n")
+    msgs = _messages(tiny_data_dir)
+    assert any("utt2spk:2: spk1-utt0: not sorted" in m for m in msgs), msgs
+    assert any("utt2spk:3: spk1-utt0: duplicate key" in m for m in msgs), msgs
+
+
+def test_speaker_prefix_rule(tmp_path):
+    from conftest import write_data_dir
+
+    d = write_data_dir(tmp_path / "d", {"a1": ("zed", "x", 0.3), "b1": ("amy", "y", 0.3)})
+    msgs = _messages(d)
+    assert any("sorting by utterance does not sort speakers" in m for m in msgs), msgs
+
+
+def test_missing_required_file(tiny_data_dir):
+    (tiny_data_dir / "text").unlink()
+    assert any("text: missing (required)" in m for m in _messages(tiny_data_dir))
+
+
+def test_check_audio_wrong_rate_and_corrupt(tiny_data_dir):
+    (tiny_data_dir / "wav" / "spk1-utt0.wav").write_bytes(b"not a wav at all")
+    msgs = [str(p) for p in validate_data_dir(tiny_data_dir, check_audio_files=True, sample_rate=22050)]
+    assert any("wav.scp:1: spk1-utt0:" in m and "cannot read audio" in m for m in msgs), msgs
+    assert any("wav.scp:2: spk1-utt1:" in m and "expected 22050 Hz" in m for m in msgs), msgs
+
+
+def test_fix_drops_and_reports(tiny_data_dir):
+    with open(tiny_data_dir / "text", "a") as f:
+        f.write("spk3-orphan text only\n")
+    text = (tiny_data_dir / "text").read_text().replace("spk2-utt1 hello world number 1", "spk2-utt1 ")
+    (tiny_data_dir / "text").write_text(text)
+    report = fix_data_dir(tiny_data_dir)
+    assert report["not in utt2spk"] == ["spk3-orphan"]
+    assert report["empty transcript"] == ["spk2-utt1"]
+    assert validate_data_dir(tiny_data_dir) == []
+    assert len(DataDir.load(tiny_data_dir)) == 5
+    assert (tiny_data_dir / ".backup" / "text").exists()
+
+
+def test_subset_split_and_cli(tiny_data_dir, tmp_path, capsys):
+    data = DataDir.load(tiny_data_dir)
+    parts = data.split(2, by_speaker=True)
+    assert [p.speakers for p in parts] == [["spk1"], ["spk2"]]
+    assert sum(len(p) for p in data.split(4)) == 6
+    with pytest.raises(KeyError, match="nope"):
+        data.subset(["nope"])
+    assert main(["subset", str(tiny_data_dir), str(tmp_path / "sub"), "--first", "2"]) == 0
+    assert DataDir.load(tmp_path / "sub").utts == ["spk1-utt0", "spk1-utt1"]
+    assert main(["utt2dur", str(tiny_data_dir)]) == 0
+    assert main(["validate", str(tiny_data_dir)]) == 0
+    (tiny_data_dir / "text").write_text("spk1-utt0 x\n")
+    assert main(["validate", str(tiny_data_dir)]) == 1
+    assert "not in text" in capsys.readouterr().err
+
+
+def test_segments(tmp_path, tiny_data_dir):
+    data = DataDir.load(tiny_data_dir)
+    reco = data.wav_scp["spk1-utt2"]
+    seg = DataDir(wav_scp={"rec1": reco}, text={"spk1-a": "one", "spk1-b": "two"},
+                  utt2spk={"spk1-a": "spk1", "spk1-b": "spk1"},
+                  segments={"spk1-a": ("rec1", 0.0, 0.4), "spk1-b": ("rec1", 0.4, 1.0)})
+    seg.save(tmp_path / "seg")
+    assert validate_data_dir(tmp_path / "seg") == []
+    loaded = DataDir.load(tmp_path / "seg")
+    assert loaded.load_audio("spk1-b", 16000).shape == (9600,)
+    assert compute_utt2dur(loaded) == pytest.approx({"spk1-a": 0.4, "spk1-b": 0.6})
