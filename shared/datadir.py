@@ -31,7 +31,7 @@ from shared.audio import AudioError, audio_info, check_audio, load_audio
 from shared.io import PathLike, write_kv
 
 REQUIRED = ("wav.scp", "text", "utt2spk")
-UTT_FILES = ("text", "utt2spk", "utt2dur", "segments")  # files keyed by utterance
+KALDI_RESERVED = {"<s>", "</s>", "#0"}
 
 
 @dataclass(frozen=True)
@@ -220,6 +220,12 @@ def _read_tables(path: Path) -> tuple[dict[str, dict[str, str]], list[Problem]]:
                     problems.append(Problem(name, lineno, key, what))
                 elif name == "text" and any(unicodedata.category(c) == "Cc" for c in value):
                     problems.append(Problem(name, lineno, key, "control character in transcript"))
+                elif name == "text" and set(value.split()) & KALDI_RESERVED:
+                    problems.append(Problem(name, lineno, key, "reserved Kaldi symbol (<s>, </s> or #0) in transcript"))
+                elif name == "utt2spk" and len(value.split()) != 1:
+                    problems.append(Problem(name, lineno, key, "speaker id must be one token"))
+                elif name == "wav.scp" and value.startswith("~"):
+                    problems.append(Problem(name, lineno, key, "path starts with '~' (not expanded); use an absolute path"))
                 table[key] = value
         tables[name] = table
     return tables, problems
@@ -306,6 +312,10 @@ def validate_data_dir(
                 problems.append(Problem("segments", line, utt, f"bad times {start} {end}"))
         except ValueError:
             problems.append(Problem("segments", line, utt, f"non-numeric times {start} {end}"))
+    if has_segments:
+        unused = sorted(set(wav_scp) - {f[0] for f in segments.values() if f})
+        for reco in unused:
+            problems.append(Problem("wav.scp", _line_of(path, "wav.scp", reco), reco, "recording used by no segment"))
     for utt, dur in tables.get("utt2dur", {}).items():
         try:
             ok = float(dur) > 0

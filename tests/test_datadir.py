@@ -102,3 +102,11 @@ def test_segments(tmp_path, tiny_data_dir):
     loaded = DataDir.load(tmp_path / "seg")
     assert loaded.load_audio("spk1-b", 16000).shape == (9600,)
     assert compute_utt2dur(loaded) == pytest.approx({"spk1-a": 0.4, "spk1-b": 0.6})
+
+
+def test_kaldi_format_rules(tiny_data_dir):
+    (tiny_data_dir / "text").write_text((tiny_data_dir / "text").read_text().replace("spk1-utt0 hello", "spk1-utt0 <s> hello"))
+    (tiny_data_dir / "utt2spk").write_text((tiny_data_dir / "utt2spk").read_text().replace("spk1-utt1 spk1", "spk1-utt1 spk1 x"))
+    msgs = _messages(tiny_data_dir)
+    assert any("text:1: spk1-utt0: reserved Kaldi symbol" in m for m in msgs), msgs
+    assert any("utt2spk:2: spk1-utt1: speaker id must be one token" in m for m in msgs), msgs

@@ -9,13 +9,14 @@ deterministic, so the reference audio of any sentence and voice can be produced 
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import functools
 import threading
 
 import numpy as np
 
-from shared.text.espeak import setup_espeak
+from shared.text.espeak import resolve_voice, setup_espeak
 
 NATIVE_RATE = 22050
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -30,25 +31,18 @@ class EspeakSynthError(RuntimeError):
 
 
 class _Engine:
-    """One espeak-ng instance per process (the C library keeps global state)."""
+    """espeak-ng keeps global state across utterances (pitch flutter index, noise generator, echo buffer), so
+    the same text would sound slightly different depending on what was said before. To make every call
+    depend only on (text, voice, params), the library is loaded fresh for each utterance (``dlopen`` ->
+    ``espeak_Initialize`` -> synth -> ``espeak_Terminate`` -> ``dlclose``); that costs about 1 ms.
+    phonemizer uses its own private copy of the library, so this does not disturb it.
+    """
 
     def __init__(self) -> None:
-        paths = setup_espeak()
-        # phonemizer loads its own private copy of the library, so this handle is independent of it
-        self.lib = ctypes.CDLL(paths.library)
-        self.lib.espeak_Initialize.restype = ctypes.c_int
-        self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, paths.data.encode(), 0)
-        if rate <= 0:
-            raise EspeakSynthError(f"espeak_Initialize failed (data path {paths.data})")
-        self.sample_rate = rate
+        self.paths = setup_espeak()
+        self.sample_rate = NATIVE_RATE
         self._chunks: list[np.ndarray] = []
         self._callback = _SYNTH_CALLBACK(self._on_audio)  # keep a reference: ctypes must not free it
-        self.lib.espeak_SetSynthCallback(self._callback)
-        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        self.lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                          ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         self.lock = threading.Lock()
 
     def _on_audio(self, wav, num_samples, events) -> int:  # noqa: ANN001 - ctypes callback
@@ -56,24 +50,46 @@ class _Engine:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         return 0
 
+    def _open(self) -> ctypes.CDLL:
+        lib = ctypes.CDLL(self.paths.library)
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+                                     ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self.paths.data.encode(), 0)
+        if rate <= 0:
+            raise EspeakSynthError(f"espeak_Initialize failed (data path {self.paths.data})")
+        self.sample_rate = rate
+        lib.espeak_SetSynthCallback(self._callback)
+        return lib
+
+    @staticmethod
+    def _close(lib: ctypes.CDLL) -> None:
+        lib.espeak_Terminate()
+        _ctypes.dlclose(lib._handle)
+
     def synth(self, text: str, voice: str, rate: int | None, pitch: int | None) -> np.ndarray:
         with self.lock:
-            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise EspeakSynthError(f"espeak-ng has no voice {voice!r} (see shared.text.espeak.list_voice_names "
-                                       "and list_variants)")
-            if hasattr(self.lib, "espeak_ng_SetRandSeed"):
-                self.lib.espeak_ng_SetRandSeed(0)
-            if rate is not None:
-                self.lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
-            if pitch is not None:
-                self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
-            self._chunks = []
-            data = text.encode("utf-8") + b"\0"
-            buf = ctypes.create_string_buffer(data, len(data))
-            status = self.lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-            if status != 0:
-                raise EspeakSynthError(f"espeak_Synth failed with status {status} for {text!r}")
-            self.lib.espeak_Synchronize()
+            lib = self._open()
+            try:
+                if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                    raise EspeakSynthError(f"espeak-ng has no voice {voice!r} (see shared.text.espeak."
+                                           "list_voice_names and list_variants)")
+                if rate is not None:
+                    lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
+                if pitch is not None:
+                    lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
+                self._chunks = []
+                data = text.encode("utf-8") + b"\0"
+                buf = ctypes.create_string_buffer(data, len(data))
+                status = lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+                if status != 0:
+                    raise EspeakSynthError(f"espeak_Synth failed with status {status} for {text!r}")
+                lib.espeak_Synchronize()
+            finally:
+                self._close(lib)
             chunks, self._chunks = self._chunks, []
         if not chunks:
             return np.zeros(0, dtype=np.float32)
@@ -118,7 +134,7 @@ def synthesize(
         rate: words per minute (espeak default 175); pitch: 0-100 (default from the voice).
     """
     engine = _engine()
-    wav = engine.synth(text, voice, rate, pitch)
+    wav = engine.synth(text, resolve_voice(voice), rate, pitch)
     if wav.size == 0:
         raise EspeakSynthError(f"espeak-ng produced no audio for {text!r} (voice {voice})")
     if trim:

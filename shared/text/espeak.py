@@ -74,3 +74,34 @@ def list_voice_names() -> list[str]:
 def list_variants() -> list[str]:
     """Voice variants usable as ``<voice>+<variant>``, e.g. ``m3``, ``f2``, ``klatt``."""
     return sorted(p.name for p in (Path(espeak_paths().data) / "voices" / "!v").iterdir() if p.is_file())
+
+
+@functools.lru_cache(maxsize=1)
+def _language_to_voice_file() -> dict[str, str]:
+    """``{'en-gb': 'en', 'fr-fr': 'fr', 'en-us': 'en-us', ...}`` from the ``language`` lines of lang/*."""
+    best: dict[str, tuple[int, str]] = {}
+    for path in (Path(espeak_paths().data) / "lang").rglob("*"):
+        if not path.is_file():
+            continue
+        best.setdefault(path.name.lower(), (-1, path.name))
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "language":
+                prio = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 5
+                code = parts[1].lower()
+                if code not in best or prio < best[code][0]:
+                    best[code] = (prio, path.name)
+    return {code: name for code, (_, name) in best.items()}
+
+
+def resolve_voice(voice: str) -> str:
+    """Map a language code with an optional variant (``en-gb+f2``, ``fr-fr``) to an espeak-ng voice name
+    that ``espeak_SetVoiceByName`` accepts (``en+f2``, ``fr``). Raises ValueError for unknown ones."""
+    base, plus, variant = voice.partition("+")
+    table = _language_to_voice_file()
+    name = table.get(base.lower())
+    if name is None:
+        raise ValueError(f"espeak-ng has no voice or language {base!r}; known: {' '.join(sorted(table))}")
+    if plus and variant not in list_variants():
+        raise ValueError(f"espeak-ng has no voice variant {variant!r}; known: {' '.join(list_variants())}")
+    return name + plus + variant

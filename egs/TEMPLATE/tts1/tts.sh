@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# The stage logic every recipe shares. A recipe's run.sh sets its corpus settings and then sources this
+# file; any variable below can also be set from the command line (--stage 3 --stop-stage 5 --nfe 8 ...).
+# Each stage is one `python -m package.verb` with explicit inputs and outputs; finished stages leave a
+# .done marker under exp/ and are skipped on a rerun unless --overwrite true.
+#
+# Stages:
+#   0 corpus (local/data.sh)     1 data dirs: utt2dur + validation   2 tokens
+#   3 stage-one training         4 encode + latent statistics        5 codec resynthesis + scoring
+#   6 stage-two training         7 reflow                            8 synthesis of the test set
+#   9 evaluation (phone recogniser, metrics, NFE sweep, plots, RESULTS.md)   10 packing
+
+# ---------------------------------------------------------------- defaults (a run.sh may set them first)
+stage=${stage:-0}
+stop_stage=${stop_stage:-10}
+overwrite=${overwrite:-false}
+ngpu=${ngpu:-0}                 # GPUs per node for training (0: CPU)
+num_nodes=${num_nodes:-1}
+fs=${fs:-16000}
+train_set=${train_set:-train}
+dev_set=${dev_set:-dev}
+test_sets=${test_sets:-test}
+local_data_opts=${local_data_opts:-}
+frontend=${frontend:-phoneme}   # phoneme | char
+language=${language:-en-us}
+stage1_conf=${stage1_conf:-conf/stage1.yaml}
+stage1_tag=${stage1_tag:-vae}
+stage1_args=${stage1_args:-}
+stage2_conf=${stage2_conf:-conf/stage2.yaml}
+stage2_tag=${stage2_tag:-flow}
+stage2_args=${stage2_args:-}
+reflow=${reflow:-true}
+reflow_conf=${reflow_conf:-conf/stage2_reflow.yaml}
+reflow_args=${reflow_args:-}
+asr_conf=${asr_conf:-conf/asr.yaml}
+asr_args=${asr_args:-}
+nfe=${nfe:-4}                   # NFE for the main synthesis (stage 8)
+solver=${solver:-euler}
+nfe_sweep=${nfe_sweep:-"1 2 4 8 16 32"}
+synth_args=${synth_args:-}
+package_name=${package_name:-}
+smoke=${smoke:-false}           # true: the *_smoke.yaml configs (tiny models, few steps) and a tiny corpus
+smoke_data_opts=${smoke_data_opts:-}  # what local/data.sh takes to make a tiny corpus
+
+# shellcheck source=../../utils/parse_options.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../utils/parse_options.sh"
+set -euo pipefail
+
+if [ "$smoke" = true ]; then
+    stage1_conf=${stage1_conf%.yaml}_smoke.yaml
+    stage2_conf=${stage2_conf%.yaml}_smoke.yaml
+    reflow_conf=${reflow_conf%.yaml}_smoke.yaml
+    asr_conf=${asr_conf%.yaml}_smoke.yaml
+    local_data_opts="$local_data_opts $smoke_data_opts"
+    [ "$nfe_sweep" = "1 2 4 8 16 32" ] && nfe_sweep="1 2 4"
+fi
+
+export PYTHONUNBUFFERED=1
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) $*"; }
+
+mkdir -p exp/logs
+# run_stage N NAME CMD...: run one stage unless its .done marker exists; log with a timestamp under
+# exp/logs; record the wall time in exp/stage_times.tsv. A failing stage leaves earlier outputs alone.
+run_stage() {
+    local n=$1 name=$2; shift 2
+    local marker="exp/.done/stage${n}.${name}"
+    if [ "$overwrite" != true ] && [ -f "$marker" ]; then
+        log "stage $n ($name): done already ($marker); --overwrite true to redo"
+        return 0
+    fi
+    local logfile="exp/logs/stage${n}.${name}.$(date '+%Y%m%d-%H%M%S').log"
+    log "stage $n ($name): started; log: $logfile"
+    local start=$SECONDS
+    if ! ( "$@" ) 2>&1 | tee "$logfile"; then
+        log "stage $n ($name): FAILED after $((SECONDS - start)) s; see $logfile"
+        exit 1
+    fi
+    mkdir -p exp/.done
+    touch "$marker"
+    printf '%s\t%s\t%s\n' "$n" "$name" "$((SECONDS - start))" >> exp/stage_times.tsv
+    log "stage $n ($name): finished in $((SECONDS - start)) s"
+}
+want() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+trainer_args=()
+if [ "$ngpu" -gt 0 ]; then
+    trainer_args=(trainer.accelerator=gpu "trainer.devices=$ngpu" "trainer.num_nodes=$num_nodes")
+    if [ "$ngpu" -gt 1 ] || [ "$num_nodes" -gt 1 ]; then trainer_args+=(trainer.strategy=ddp); fi
+fi
+s1_exp=exp/stage1/${stage1_tag}
+s2_exp=exp/stage2/${stage2_tag}
+final_s2=$s2_exp
+[ "$reflow" = true ] && final_s2=${s2_exp}_reflow
+all_sets="$train_set $dev_set $test_sets"
+
+# ------------------------------------------------------------------------------------------- stages
+if want 0; then
+    run_stage 0 corpus local/data.sh $local_data_opts
+fi
+
+if want 1; then
+    stage1_data() {
+        for x in $all_sets; do
+            [ -f "data/$x/utt2dur" ] || python -m shared.datadir utt2dur "data/$x"
+            python -m shared.datadir validate "data/$x" --check-audio
+        done
+    }
+    run_stage 1 datadirs stage1_data
+fi
+
+if want 2; then
+    stage2_tokens() {
+        python -m shared.text.tokenize --data-dir "data/$train_set" --frontend "$frontend" --language "$language" \
+            --out "data/$train_set/token" --build-vocab exp/tokens.txt
+        for x in $dev_set $test_sets; do
+            python -m shared.text.tokenize --data-dir "data/$x" --frontend "$frontend" --language "$language" \
+                --out "data/$x/token" --vocab exp/tokens.txt
+        done
+    }
+    run_stage 2 tokens stage2_tokens
+fi
+
+if want 3; then
+    run_stage 3 stage1_train python -m stage1_vae.train --config "$stage1_conf" \
+        --data-dir "data/$train_set" --dev-dir "data/$dev_set" --exp-dir "$s1_exp" \
+        "${trainer_args[@]}" $stage1_args
+fi
+
+if want 4; then
+    stage4_encode() {
+        python -m stage1_vae.encode --exp-dir "$s1_exp" --data-dir "data/$train_set" \
+            --out-dir "dump/$stage1_tag/$train_set" --stats-out "$s1_exp/latent_stats.json"
+        for x in $dev_set $test_sets; do
+            python -m stage1_vae.encode --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "dump/$stage1_tag/$x"
+        done
+    }
+    run_stage 4 encode stage4_encode
+fi
+
+if want 5; then
+    stage5_resynth() {
+        for x in $test_sets; do
+            python -m stage1_vae.decode --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "$s1_exp/resynth/$x"
+            python -m shared.evaluate --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
+                --out "$s1_exp/eval/$x/metrics.json"
+        done
+    }
+    run_stage 5 resynth stage5_resynth
+fi
+
+if want 6; then
+    run_stage 6 stage2_train python -m stage2_flow.train --config "$stage2_conf" \
+        --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
+        --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "$s2_exp" \
+        "${trainer_args[@]}" $stage2_args
+fi
+
+if want 7 && [ "$reflow" = true ]; then
+    stage7_reflow() {
+        python -m stage2_flow.reflow --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
+            --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}"
+        python -m stage2_flow.train --config "$reflow_conf" --init-from "$s2_exp" \
+            --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
+            --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
+            --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
+            "${trainer_args[@]}" $reflow_args
+    }
+    run_stage 7 reflow stage7_reflow
+fi
+
+if want 8; then
+    stage8_synth() {
+        for x in $test_sets; do
+            python -m stage2_flow.synthesize --exp-dir "$final_s2" --data-dir "data/$x" \
+                --out-dir "$final_s2/synth/$x" --nfe "$nfe" --solver "$solver" $synth_args
+        done
+    }
+    run_stage 8 synth stage8_synth
+fi
+
+if want 9; then
+    stage9_eval() {
+        python -m shared.phone_recognizer.train --config "$asr_conf" --data-dir "data/$train_set" \
+            --token-file "data/$train_set/token" --dev-dir "data/$dev_set" --exp-dir exp/asr $asr_args
+        for x in $test_sets; do
+            python -m shared.evaluate --mode tts --ref-dir "data/$x" --gen-dir "$final_s2/synth/$x" \
+                --phone-recognizer exp/asr --ref-token-file "data/$x/token" \
+                --out "$final_s2/eval/$x/metrics.json" --plots-dir "$final_s2/eval/$x/plots"
+        done
+        python -m stage2_flow.nfe_sweep --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
+            --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" \
+            --phone-recognizer exp/asr --out-dir "exp/nfe_sweep"
+        python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" \
+            --test-set "${test_sets%% *}" --out exp/RESULTS.md
+    }
+    run_stage 9 eval stage9_eval
+fi
+
+if want 10; then
+    run_stage 10 pack python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" \
+        --results exp/RESULTS.md --out-dir "exp/packed/${package_name:-$(basename "$PWD")_${stage2_tag}}"
+fi
+
+log "done. wavs: $final_s2/synth/  results: exp/RESULTS.md  plots: $final_s2/eval/*/plots  logs: exp/logs/"
