@@ -31,16 +31,11 @@ from shared.corpora.sentences import generate_sentences
 from shared.datadir import DataDir
 from shared.io import write_json
 from shared.text.espeak import resolve_voice
+from shared.text.inventory import EN_US_INVENTORY
 
-DEFAULT_VOICES = ("en-us", "en-us+f2", "en-us+m3", "en-us+f4", "en-gb-x-rp+m1")
+DEFAULT_VOICES = ("en-us", "en-us+f2", "en-us+m8", "en-us+f4", "en-gb-x-rp+m1")
 SPLITS = ("train", "dev", "test")
 
-# Phones espeak-ng 1.52 (en-us) produces on ordinary English words: measured by phonemising ~25k distinct
-# words (stress off) and keeping phones seen more than a handful of times, plus 'x' (loch).
-EN_US_INVENTORY = (
-    "p b t d k ɡ f v θ ð s z ʃ ʒ h tʃ dʒ m n ŋ l ɹ w j ɾ ʔ n̩ x "
-    "iː ɪ i eɪ ɛ æ ɑː ɔː ɔ oʊ ʊ uː ʌ ə ɚ ɜː ᵻ ɐ aɪ aʊ ɔɪ əl iə aɪə aɪɚ ɑːɹ ɔːɹ ɛɹ ɪɹ ʊɹ"
-).split()
 
 
 def speaker_id(voice: str) -> str:
@@ -61,7 +56,8 @@ def assign_voices(indices: list[int], voices: list[str], per_sentence: int) -> l
     """Round-robin (sentence, voice) pairs: each sentence gets ``per_sentence`` consecutive voices."""
     if not 1 <= per_sentence <= len(voices):
         raise ValueError(f"--voices-per-sentence must be in 1..{len(voices)}")
-    return [(s, voices[(k * per_sentence + j) % len(voices)]) for k, s in enumerate(indices) for j in range(per_sentence)]
+    n = len(voices)
+    return [(s, voices[(k * per_sentence + j) % n]) for k, s in enumerate(indices) for j in range(per_sentence)]
 
 
 def _synth_job(job: tuple[str, str, str, str, int]) -> tuple[str, float]:
@@ -127,9 +123,9 @@ def make_corpus(
                              "voices": voices, "voices_per_sentence": voices_per_sentence,
                              "sample_rate": sample_rate, "seed": seed},
                     "speakers": {spk_of[v]: v for v in voices}, "splits": {}}
+    jobs_of = {j[0]: j for j in jobs}
     for split in SPLITS:
         utts = sorted(u for u, sp in utt_split.items() if sp == split)
-        jobs_of = {j[0]: j for j in jobs}
         DataDir(wav_scp={u: jobs_of[u][3] for u in utts}, text={u: texts[u] for u in utts},
                 utt2spk={u: spks[u] for u in utts}, utt2dur={u: durations[u] for u in utts}).save(data_dir / split)
         per_spk = Counter(spks[u] for u in utts)

@@ -12,13 +12,17 @@ from __future__ import annotations
 import _ctypes
 import ctypes
 import functools
+import shutil
+import tempfile
 import threading
+from pathlib import Path
 
 import numpy as np
 
 from shared.text.espeak import resolve_voice, setup_espeak
 
 NATIVE_RATE = 22050
+RANDOM_SEED = 1234
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
@@ -35,11 +39,15 @@ class _Engine:
     the same text would sound slightly different depending on what was said before. To make every call
     depend only on (text, voice, params), the library is loaded fresh for each utterance (``dlopen`` ->
     ``espeak_Initialize`` -> synth -> ``espeak_Terminate`` -> ``dlclose``); that costs about 1 ms.
-    phonemizer uses its own private copy of the library, so this does not disturb it.
+    The library is a private copy (in a temporary directory removed at exit): phonemizer keeps the original
+    file loaded, and ``dlclose`` only unloads a library nobody else holds.
     """
 
     def __init__(self) -> None:
         self.paths = setup_espeak()
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="flowtts_espeak_")
+        self.library = str(Path(self._tmpdir.name) / Path(self.paths.library).name)
+        shutil.copy(self.paths.library, self.library)
         self.sample_rate = NATIVE_RATE
         self._chunks: list[np.ndarray] = []
         self._callback = _SYNTH_CALLBACK(self._on_audio)  # keep a reference: ctypes must not free it
@@ -51,7 +59,7 @@ class _Engine:
         return 0
 
     def _open(self) -> ctypes.CDLL:
-        lib = ctypes.CDLL(self.paths.library)
+        lib = ctypes.CDLL(self.library)
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
@@ -63,6 +71,9 @@ class _Engine:
             raise EspeakSynthError(f"espeak_Initialize failed (data path {self.paths.data})")
         self.sample_rate = rate
         lib.espeak_SetSynthCallback(self._callback)
+        # espeak-ng seeds its noise generator (breathy voices such as +f2) from the clock
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed(RANDOM_SEED)
         return lib
 
     @staticmethod

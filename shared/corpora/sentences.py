@@ -25,7 +25,7 @@ NOUNS = ("anchor apple badge basket beach bottle boy bridge button cabbage castl
          "guitar hammer harbour helmet hour jacket jewel journey kettle kitten ladder lantern lemon lion "
          "mirror mitten mountain museum needle oyster palace parrot pillow pocket puzzle rhythm saucer "
          "scarf shovel soldier spoon stove sugar teacher thermometer thread tiger toy treasure trumpet "
-         "umbrella valley vision voice wagon whistle window wizard yacht zebra").split()
+         "umbrella valley vision voice wagon whistle window wizard yacht zebra engineer pioneer beard reindeer").split()
 PLURALS = ("apples boxes bridges buttons candles cherries chairs coins daisies feathers fishes flowers glasses "
            "horses jewels kittens leaves matches oysters pencils puzzles roses saucers stories thoughts "
            "toys whales wishes").split()
@@ -41,7 +41,8 @@ PLACES = ("near the harbour", "beside the misty loch", "under the bridge", "in t
           "behind the cottage", "on the beach", "inside the palace", "across the valley", "by the fire",
           "in the garden", "at the top of the mountain", "in the choir loft", "outside the theatre",
           "on the television", "in the northern forest", "at the airport", "during the journey",
-          "through the window", "in the noisy square", "beneath the ancient oak", "on the pure white snow")
+          "through the window", "in the noisy square", "beneath the ancient oak", "on the pure white snow",
+          "near the old pier")
 TIMES = ("yesterday", "this morning", "last Thursday", "on Sunday evening", "at midnight", "every autumn",
          "in the early hours", "after the storm", "before breakfast", "later that year", "at half past two",
          "once upon a time", "in the nineteen thirties", "during the winter", "every other week")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from shared.text.espeak import setup_espeak
-from shared.text.normalize import PUNCTUATION, is_english, normalize_text
+from shared.text.normalize import PUNCTUATION, normalize_text
 
 SPACE = "\u2581"
 """Word-boundary token ('▁'), written as-is in ``data/<set>/token`` files."""

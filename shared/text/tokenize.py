@@ -11,6 +11,11 @@ Writes ``<utt> tok tok ...`` lines (Kaldi text file, sorted, atomic; the word bo
 With ``--vocab`` every utterance with a symbol outside the vocabulary is listed in one error (exit 1)
 unless ``--map-unknown`` maps them to ``<unk>``. With ``--build-vocab`` the vocabulary is built from these
 tokens (use it on the training set only).
+
+The frontend config travels with the vocabulary: ``--build-vocab DIR/tokens.txt`` also writes
+``DIR/frontend.yaml`` (unless ``--save-config`` names another path), and ``--vocab DIR/tokens.txt`` without
+``--config`` starts from ``DIR/frontend.yaml`` when it exists (explicit flags still override it), so dev/test
+sets and synthesis are tokenised exactly like the training set.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 
 from shared.io import read_kv, write_kv
 from shared.text.frontend import Frontend, FrontendConfig, SPACE
+from shared.text.inventory import base_symbols
 from shared.text.vocab import UNK, UnknownTokenError, Vocab
 
 
@@ -58,9 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-case", action="store_true", help="char frontend: do not lowercase")
     vocab = p.add_mutually_exclusive_group()
     vocab.add_argument("--build-vocab", type=Path, help="build tokens.txt from these tokens and write it here")
+    p.add_argument("--no-base-symbols", action="store_true",
+                   help="with --build-vocab: only the symbols seen in this text, not the frontend's whole known "
+                        "symbol set (phone inventory / alphabet + punctuation; see shared/text/inventory.py)")
     vocab.add_argument("--vocab", type=Path, help="check the tokens against this tokens.txt")
     p.add_argument("--map-unknown", action="store_true", help=f"with --vocab: write {UNK} for unknown symbols")
-    p.add_argument("--save-config", type=Path, help="write the resolved frontend config (YAML) here")
+    p.add_argument("--save-config", type=Path,
+                   help="write the resolved frontend config (YAML) here (default with --build-vocab: "
+                        "frontend.yaml beside the vocabulary)")
     return p
 
 
@@ -72,10 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     if not text_path.is_file():
         raise SystemExit(f"error: transcript file not found: {text_path}")
     cfg: dict = {}
-    if args.config:
+    config_path = args.config
+    if config_path is None and args.vocab and (args.vocab.parent / "frontend.yaml").is_file():
+        config_path = args.vocab.parent / "frontend.yaml"
+    if config_path:
         import yaml
 
-        cfg = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+        cfg = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     for key, value in (("frontend", args.frontend), ("language", args.language), ("stress", args.stress)):
         if value is not None:
             cfg[key] = value
@@ -98,14 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     write_kv(args.out, {u: " ".join(t) for u, t in utt2tokens.items()})
     if args.build_vocab:
-        vocab = Vocab.build(utt2tokens.values())
+        extra = [] if args.no_base_symbols else base_symbols(**{k: getattr(frontend.config, k) for k in (
+            "frontend", "language", "stress", "punctuation", "lowercase")})
+        vocab = Vocab.build([*utt2tokens.values(), extra])
         vocab.save(args.build_vocab)
         print(f"wrote {args.build_vocab} ({len(vocab)} tokens)")
-    if args.save_config:
+    save_config = args.save_config or (args.build_vocab.parent / "frontend.yaml" if args.build_vocab else None)
+    if save_config:
         import yaml
         from shared.io import atomic_write
 
-        with atomic_write(args.save_config) as f:
+        with atomic_write(save_config) as f:
             yaml.safe_dump(frontend.to_dict(), f, sort_keys=False, allow_unicode=True)
     n_tok = sum(len(t) for t in utt2tokens.values())
     print(f"wrote {args.out}: {len(utt2tokens)} utterances, {n_tok} tokens "

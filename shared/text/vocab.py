@@ -18,7 +18,6 @@ Real tokens follow from id 5, sorted by code point, so the same training set alw
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from shared.io import PathLike, atomic_write

@@ -20,6 +20,7 @@ fs=${fs:-16000}
 train_set=${train_set:-train}
 dev_set=${dev_set:-dev}
 test_sets=${test_sets:-test}
+corpus_dir=${corpus_dir:-}       # real corpora: where the user's copy lives (passed to local/data.sh)
 local_data_opts=${local_data_opts:-}
 frontend=${frontend:-phoneme}   # phoneme | char
 language=${language:-en-us}
@@ -56,31 +57,10 @@ if [ "$smoke" = true ]; then
 fi
 
 export PYTHONUNBUFFERED=1
-log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) $*"; }
-
-mkdir -p exp/logs
-# run_stage N NAME CMD...: run one stage unless its .done marker exists; log with a timestamp under
-# exp/logs; record the wall time in exp/stage_times.tsv. A failing stage leaves earlier outputs alone.
-run_stage() {
-    local n=$1 name=$2; shift 2
-    local marker="exp/.done/stage${n}.${name}"
-    if [ "$overwrite" != true ] && [ -f "$marker" ]; then
-        log "stage $n ($name): done already ($marker); --overwrite true to redo"
-        return 0
-    fi
-    local logfile="exp/logs/stage${n}.${name}.$(date '+%Y%m%d-%H%M%S').log"
-    log "stage $n ($name): started; log: $logfile"
-    local start=$SECONDS
-    if ! ( "$@" ) 2>&1 | tee "$logfile"; then
-        log "stage $n ($name): FAILED after $((SECONDS - start)) s; see $logfile"
-        exit 1
-    fi
-    mkdir -p exp/.done
-    touch "$marker"
-    printf '%s\t%s\t%s\n' "$n" "$name" "$((SECONDS - start))" >> exp/stage_times.tsv
-    log "stage $n ($name): finished in $((SECONDS - start)) s"
-}
-want() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+# log, run_stage N NAME CMD... (skips a stage whose exp/.done marker exists; timestamped log under
+# exp/logs; wall time into exp/stage_times.tsv; a failing stage leaves earlier outputs alone) and want N
+# shellcheck source=../../utils/log.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../utils/log.sh"
 
 trainer_args=()
 if [ "$ngpu" -gt 0 ]; then
@@ -95,7 +75,7 @@ all_sets="$train_set $dev_set $test_sets"
 
 # ------------------------------------------------------------------------------------------- stages
 if want 0; then
-    run_stage 0 corpus local/data.sh $local_data_opts
+    run_stage 0 corpus local/data.sh ${corpus_dir:+--corpus-dir "$corpus_dir"} $local_data_opts
 fi
 
 if want 1; then

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Logging and resumable stages for recipe scripts. Source it:  . ../../utils/log.sh
+#
+#   log "message"                       timestamped line on stdout
+#   run_stage N NAME CMD [ARGS...]      run CMD unless exp/.done/stageN.NAME exists (set overwrite=true to
+#                                       force); output goes to the terminal and exp/logs/stageN.NAME.<time>.log;
+#                                       the wall time is appended to exp/stage_times.tsv. A failure exits 1.
+#   want N                              true when stage <= N <= stop_stage
+#
+# Variables read: exp_root (default exp), overwrite (default false), stage, stop_stage.
+
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) $*"; }
+
+run_stage() {
+    local n=$1 name=$2; shift 2
+    local root=${exp_root:-exp}
+    local marker="$root/.done/stage${n}.${name}"
+    if [ "${overwrite:-false}" != true ] && [ -f "$marker" ]; then
+        log "stage $n ($name): done already ($marker); --overwrite true to redo"
+        return 0
+    fi
+    mkdir -p "$root/logs" "$root/.done"
+    local logfile
+    logfile="$root/logs/stage${n}.${name}.$(date '+%Y%m%d-%H%M%S').log"
+    log "stage $n ($name): started; log: $logfile"
+    local start=$SECONDS rc=0
+    ( set -o pipefail; ( "$@" ) 2>&1 | tee "$logfile" ) || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        log "stage $n ($name): FAILED (exit $rc) after $((SECONDS - start)) s; see $logfile"
+        exit 1
+    fi
+    touch "$marker"
+    printf '%s\t%s\t%s\n' "$n" "$name" "$((SECONDS - start))" >> "$root/stage_times.tsv"
+    log "stage $n ($name): finished in $((SECONDS - start)) s"
+}
+
+want() { [ "${stage:-0}" -le "$1" ] && [ "${stop_stage:-100}" -ge "$1" ]; }

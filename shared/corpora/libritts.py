@@ -1,0 +1,88 @@
+"""LibriTTS (or LibriTTS-R, same layout) -> Kaldi data dirs.
+
+::
+
+    python -m shared.corpora.libritts --corpus-dir /path/LibriTTS --data-dir data \\
+        [--train-sets train-clean-100[,train-clean-360]] [--dev-sets dev-clean] [--test-sets test-clean] \\
+        [--text normalized|original]
+
+Layout: ``<corpus>/<subset>/<speaker>/<chapter>/<spk>_<chapter>_<par>_<sent>.wav`` with
+``.normalized.txt`` (and ``.original.txt``) beside each wav. Subsets are merged into ``data/train``,
+``data/dev`` and ``data/test``. Utterance ids are ``<spk>-<chapter>_<par>_<sent>`` (the ``-`` after the
+speaker id keeps speakers contiguous when sorted: ``103-...`` < ``1034-...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shared.corpora.common import CorpusError, Utterance, clean_transcript, require, summary, write_data_dir
+
+
+def read_subset(corpus_dir: Path, subset: str, text: str = "normalized") -> list[Utterance]:
+    """Utterances of one subset (e.g. ``dev-clean``); errors list wavs without a transcript."""
+    root = require(Path(corpus_dir) / subset, f"LibriTTS subset '{subset}'",
+                   f"expected {Path(corpus_dir) / subset}/<speaker>/<chapter>/*.wav")
+    utts, problems = [], []
+    for wav in sorted(root.glob("*/*/*.wav")):
+        spk, chapter = wav.parent.parent.name, wav.parent.name
+        base = wav.name[: -len(".wav")]
+        txt = wav.with_name(f"{base}.{text}.txt")
+        if not txt.is_file():
+            problems.append(f"{wav}: transcript not found: {txt}")
+            continue
+        transcript = clean_transcript(txt.read_text(encoding="utf-8"))
+        if not transcript:
+            problems.append(f"{txt}: empty transcript")
+            continue
+        prefix = f"{spk}_"
+        if not base.startswith(prefix):
+            problems.append(f"{wav}: file name does not start with the speaker directory name '{spk}'")
+            continue
+        utts.append(Utterance(f"{spk}-{base[len(prefix):]}", spk, wav, transcript))
+    if problems:
+        raise CorpusError(f"{len(problems)} problem(s) in {root}:\n  " + "\n  ".join(problems))
+    if not utts:
+        raise CorpusError(f"no wavs under {root} (expected <speaker>/<chapter>/*.wav)")
+    return utts
+
+
+def prepare_libritts(corpus_dir: Path, data_dir: Path, train_sets: list[str], dev_sets: list[str],
+                     test_sets: list[str], text: str = "normalized") -> dict:
+    require(Path(corpus_dir), "LibriTTS directory")
+    out = {}
+    for name, subsets in (("train", train_sets), ("dev", dev_sets), ("test", test_sets)):
+        if subsets:
+            utts = [u for s in subsets for u in read_subset(corpus_dir, s, text)]
+            out[name] = write_data_dir(Path(data_dir) / name, utts)
+    return out
+
+
+def _sets(value: str) -> list[str]:
+    return [s for s in value.split(",") if s]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m shared.corpora.libritts", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus-dir", type=Path, required=True, help="the LibriTTS directory (holds the subsets)")
+    p.add_argument("--data-dir", type=Path, default=Path("data"))
+    p.add_argument("--train-sets", type=_sets, default=["train-clean-100"])
+    p.add_argument("--dev-sets", type=_sets, default=["dev-clean"])
+    p.add_argument("--test-sets", type=_sets, default=["test-clean"])
+    p.add_argument("--text", choices=["normalized", "original"], default="normalized")
+    args = p.parse_args(argv)
+    try:
+        dirs = prepare_libritts(args.corpus_dir, args.data_dir, args.train_sets, args.dev_sets, args.test_sets,
+                                args.text)
+    except CorpusError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(summary("libritts", dirs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""VCTK -> Kaldi data dirs (0.92 ``wav48_silence_trimmed/*.flac`` layout or the older ``wav48/*.wav``).
+
+::
+
+    python -m shared.corpora.vctk --corpus-dir /path/VCTK-Corpus-0.92 --data-dir data [--mic mic1] \\
+        [--num-dev-per-spk 5] [--num-test-per-spk 5] [--heldout-speakers p225,p226]
+
+Layouts: ``wav48_silence_trimmed/<spk>/<spk>_<nnn>_<mic>.flac`` (0.92) or ``wav48/<spk>/<spk>_<nnn>.wav``
+(VCTK-Corpus), with ``txt/<spk>/<spk>_<nnn>.txt``. Audio without a transcript (all of p315 in 0.92, a few
+single files) is skipped and listed in ``<data-dir>/local/vctk_skipped.txt``. For every seen speaker the
+last ``num_test`` utterances (by id) go to ``test``, the ``num_dev`` before them to ``dev``; held-out
+speakers go whole to ``test_unseen``. Utterance ids are ``<spk>-<nnn>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from shared.corpora.common import CorpusError, Utterance, clean_transcript, require, summary, write_data_dir
+from shared.io import atomic_write
+
+
+def find_audio(corpus_dir: Path, mic: str = "mic1") -> tuple[str, list[tuple[str, str, Path]]]:
+    """``(layout, [(spk, nnn, path)])`` for whichever layout the corpus has."""
+    new, old = corpus_dir / "wav48_silence_trimmed", corpus_dir / "wav48"
+    if new.is_dir():
+        suffix = f"_{mic}.flac"
+        files = [(p.parent.name, p.name[len(p.parent.name) + 1 : -len(suffix)], p)
+                 for p in sorted(new.glob(f"*/*{suffix}"))]
+        return "0.92", files
+    if old.is_dir():
+        return "old", [(p.parent.name, p.stem[len(p.parent.name) + 1 :], p) for p in sorted(old.glob("*/*.wav"))]
+    raise CorpusError(f"VCTK audio not found: neither {new} (VCTK 0.92) nor {old} (VCTK-Corpus) exists")
+
+
+def read_vctk(corpus_dir: Path, mic: str = "mic1") -> tuple[list[Utterance], list[str]]:
+    """``(utterances, skipped)``: utterances with a transcript, and 'path: reason' for the rest."""
+    corpus_dir = Path(corpus_dir)
+    require(corpus_dir, "VCTK directory")
+    txt_dir = require(corpus_dir / "txt", "VCTK transcripts", "expected txt/<spk>/<spk>_<nnn>.txt")
+    layout, files = find_audio(corpus_dir, mic)
+    if not files:
+        raise CorpusError(f"no audio files found in {corpus_dir} ({layout} layout, mic {mic})")
+    utts, skipped = [], []
+    for spk, nnn, path in files:
+        txt = txt_dir / spk / f"{spk}_{nnn}.txt"
+        if not txt.is_file():
+            skipped.append(f"{path}: no transcript {txt}")
+            continue
+        transcript = clean_transcript(txt.read_text(encoding="utf-8", errors="replace"))
+        if not transcript:
+            skipped.append(f"{path}: empty transcript {txt}")
+            continue
+        utts.append(Utterance(f"{spk}-{nnn}", spk, path, transcript))
+    return utts, skipped
+
+
+def prepare_vctk(corpus_dir: Path, data_dir: Path, mic: str = "mic1", num_dev: int = 5, num_test: int = 5,
+                 heldout_speakers: list[str] | None = None) -> dict:
+    utts, skipped = read_vctk(corpus_dir, mic)
+    by_spk: dict[str, list[Utterance]] = defaultdict(list)
+    for u in utts:
+        by_spk[u.spk].append(u)
+    heldout = set(heldout_speakers or [])
+    unknown = sorted(heldout - set(by_spk))
+    if unknown:
+        raise CorpusError(f"held-out speaker(s) not in {corpus_dir}: {', '.join(unknown)}")
+    splits: dict[str, list[Utterance]] = {"train": [], "dev": [], "test": [], "test_unseen": []}
+    for spk, spk_utts in sorted(by_spk.items()):
+        spk_utts.sort(key=lambda u: u.utt)
+        if spk in heldout:
+            splits["test_unseen"].extend(spk_utts)
+            continue
+        n_train = len(spk_utts) - num_dev - num_test
+        if n_train < 1:
+            raise CorpusError(f"speaker {spk} has {len(spk_utts)} utterances; cannot hold out {num_dev}+{num_test}")
+        splits["train"] += spk_utts[:n_train]
+        splits["dev"] += spk_utts[n_train : n_train + num_dev]
+        splits["test"] += spk_utts[n_train + num_dev :]
+    with atomic_write(Path(data_dir) / "local" / "vctk_skipped.txt") as f:
+        f.writelines(line + "\n" for line in skipped)
+    if skipped:
+        print(f"vctk: skipped {len(skipped)} audio file(s) without transcript "
+              f"(listed in {Path(data_dir) / 'local' / 'vctk_skipped.txt'})", file=sys.stderr)
+    return {name: write_data_dir(Path(data_dir) / name, part) for name, part in splits.items() if part}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m shared.corpora.vctk", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus-dir", type=Path, required=True, help="VCTK-Corpus-0.92 or VCTK-Corpus directory")
+    p.add_argument("--data-dir", type=Path, default=Path("data"))
+    p.add_argument("--mic", default="mic1", choices=["mic1", "mic2"], help="0.92 layout only")
+    p.add_argument("--num-dev-per-spk", type=int, default=5)
+    p.add_argument("--num-test-per-spk", type=int, default=5)
+    p.add_argument("--heldout-speakers", default="", help="comma-separated speakers for data/test_unseen")
+    args = p.parse_args(argv)
+    try:
+        dirs = prepare_vctk(args.corpus_dir, args.data_dir, args.mic, args.num_dev_per_spk, args.num_test_per_spk,
+                            [s for s in args.heldout_speakers.split(",") if s])
+    except CorpusError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(summary("vctk", dirs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

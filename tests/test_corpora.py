@@ -1,0 +1,263 @@
+"""Corpus preparation: espeak-ng synthesis + espeak_mini generator, fake LJSpeech/LibriTTS/VCTK, recipe utils."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from shared.corpora.common import CorpusError
+from shared.corpora.espeak_mini import EN_US_INVENTORY, make_corpus, speaker_id, split_sentences
+from shared.corpora.espeak_synth import synthesize
+from shared.corpora.libritts import prepare_libritts
+from shared.corpora.ljspeech import prepare_ljspeech
+from shared.corpora.sentences import generate_sentences
+from shared.corpora.vctk import prepare_vctk
+from shared.datadir import DataDir, validate_data_dir
+from shared.io import read_kv
+from shared.text import Frontend
+
+REPO = Path(__file__).resolve().parents[1]
+UTILS = REPO / "egs" / "utils"
+
+
+# ---- espeak-ng synthesis and the default corpus ---------------------------------------------------
+def test_synthesize_is_deterministic_and_history_free():
+    a = synthesize("The quick brown fox.", "en-us", 16000)
+    synthesize("Something else entirely, said by another voice.", "en-gb-x-rp+m1", 16000)
+    Frontend.from_config({}).tokens("phonemizer loads espeak-ng too")
+    b = synthesize("The quick brown fox.", "en-us", 16000)
+    assert a.dtype == np.float32 and 0.5 < len(a) / 16000 < 3.0
+    assert np.array_equal(a, b)
+    assert 0.05 < np.abs(a).max() <= 1.0
+    assert len(synthesize("The quick brown fox.", "en-us", 22050)) > len(a)
+    with pytest.raises(ValueError, match="no-such-voice"):
+        synthesize("x", "no-such-voice")
+
+
+def test_synthesize_same_in_another_process():
+    """Breathy voices (+f2) use espeak-ng's noise generator, which is seeded from the clock unless we seed it."""
+    code = ("import hashlib; from shared.corpora.espeak_synth import synthesize; "
+            "print(hashlib.md5(synthesize('A breathy voice.', 'en-us+f2', 16000).tobytes()).hexdigest())")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    import hashlib
+
+    assert res.stdout.strip() == hashlib.md5(synthesize("A breathy voice.", "en-us+f2", 16000).tobytes()).hexdigest()
+
+
+def test_sentences_deterministic_and_distinct():
+    s = generate_sentences(50, seed=3)
+    assert s == generate_sentences(50, seed=3) and len(set(s)) == 50
+    assert generate_sentences(20, seed=3) == s[:20]
+    assert generate_sentences(20, seed=4) != s[:20]
+    assert not any(c.isdigit() for line in s for c in line)
+
+
+def test_split_sentences_disjoint():
+    splits = split_sentences(100, 10, 10, seed=0)
+    assert [len(splits[k]) for k in ("train", "dev", "test")] == [80, 10, 10]
+    assert not set(splits["train"]) & set(splits["test"]) and not set(splits["dev"]) & set(splits["test"])
+    with pytest.raises(ValueError):
+        split_sentences(10, 5, 5, seed=0)
+
+
+def test_speaker_ids_sort_cleanly():
+    assert speaker_id("en-us+f2") == "enusf2" and speaker_id("en-gb-x-rp") == "engbxrp"
+
+
+def _make_tiny(root: Path) -> dict:
+    return make_corpus(root / "data", num_sentences=6, num_dev=1, num_test=1, voices=["en-us", "en-us+f2"],
+                       voices_per_sentence=2, sample_rate=16000, seed=0, nj=1)
+
+
+def test_espeak_mini_tiny_corpus(tmp_path):
+    report = _make_tiny(tmp_path / "a")
+    data = tmp_path / "a" / "data"
+    for split in ("train", "dev", "test"):
+        assert validate_data_dir(data / split) == [], split
+    train, test = DataDir.load(data / "train"), DataDir.load(data / "test")
+    assert len(train) == 8 and len(test) == 2 and train.speakers == ["enus", "enusf2"]
+    # the same sentence by both voices, and no test sentence in train
+    assert set(train.text.values()).isdisjoint(test.text.values())
+    assert len(set(test.text.values())) == 1
+    first = train.utts[0]
+    assert abs(train.utt2dur[first] - sf.info(train.wav_scp[first]).duration) < 1e-3
+    assert sf.info(train.wav_scp[first]).samplerate == 16000
+    # the wav is the espeak-ng reference of its sentence
+    ref = synthesize(test.text[test.utts[0]], "en-us", 16000)
+    wav, _ = sf.read(test.wav_scp[test.utts[0]], dtype="float32")
+    assert len(wav) == len(ref) and np.abs(wav - ref).max() < 1e-3
+    # report
+    saved = json.loads((data / "local" / "corpus_report.json").read_text())
+    assert saved["splits"]["train"]["per_speaker"] == {"enus": 4, "enusf2": 4}
+    cov = saved["phone_coverage"]
+    assert cov["inventory_size"] == len(EN_US_INVENTORY) and 0 < cov["covered"] <= cov["inventory_size"]
+    assert set(cov["missing"]) == {p for p in EN_US_INVENTORY if p not in cov["counts"]}
+    assert saved["total_minutes"] > 0 and report["seconds_to_make"] > 0
+    # determinism: a second run gives identical files
+    _make_tiny(tmp_path / "b")
+    for split in ("train", "dev", "test"):
+        for name in ("text", "utt2spk", "utt2dur"):
+            assert (data / split / name).read_text() == (tmp_path / "b" / "data" / split / name).read_text()
+    utt = train.utts[3]
+    other = read_kv(tmp_path / "b" / "data" / "train" / "wav.scp")[utt]
+    assert Path(train.wav_scp[utt]).read_bytes() == Path(other).read_bytes()
+
+
+# ---- fake real corpora ---------------------------------------------------------------------------------
+def _tone(path: Path, seconds: float = 0.3, sr: int = 22050, fmt: str | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 220 * t), sr, format=fmt)
+
+
+def test_ljspeech_fake(tmp_path):
+    corpus = tmp_path / "LJSpeech-1.1"
+    lines = []
+    for i in range(1, 11):
+        uid = f"LJ001-{i:04d}"
+        _tone(corpus / "wavs" / f"{uid}.wav")
+        lines.append(f"{uid}|Raw text {i}, Mr. X.|Normalized text {i}, mister X.")
+    (corpus / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dirs = prepare_ljspeech(corpus, tmp_path / "data", num_dev=2, num_test=3)
+    assert {k: len(v) for k, v in dirs.items()} == {"train": 5, "dev": 2, "test": 3}
+    for split in dirs:
+        assert validate_data_dir(tmp_path / "data" / split) == []
+    test = DataDir.load(tmp_path / "data" / "test")
+    assert test.utts == ["LJ001-0008", "LJ001-0009", "LJ001-0010"] and test.speakers == ["LJ"]
+    assert test.text["LJ001-0008"] == "Normalized text 8, mister X."
+    assert abs(test.utt2dur["LJ001-0008"] - 0.3) < 1e-3
+    (corpus / "wavs" / "LJ001-0004.wav").unlink()
+    with pytest.raises(CorpusError, match="LJ001-0004"):
+        prepare_ljspeech(corpus, tmp_path / "data2", num_dev=2, num_test=3)
+    with pytest.raises(CorpusError, match="metadata.csv"):
+        prepare_ljspeech(tmp_path / "nowhere", tmp_path / "data3")
+
+
+def _libritts(root: Path) -> None:
+    for subset, spks in (("train-clean-100", ("103", "1034")), ("dev-clean", ("84",)), ("test-clean", ("121",))):
+        for spk in spks:
+            for chapter in ("1241", "5000"):
+                for k in range(2):
+                    base = root / subset / spk / chapter / f"{spk}_{chapter}_000000_00000{k}"
+                    _tone(base.with_suffix(".wav"), sr=24000)
+                    Path(f"{base}.normalized.txt").write_text(f"Text of {spk} {chapter} {k}.", encoding="utf-8")
+                    Path(f"{base}.original.txt").write_text(f"TEXT of {spk} {chapter} {k}", encoding="utf-8")
+
+
+def test_libritts_fake(tmp_path):
+    corpus = tmp_path / "LibriTTS"
+    _libritts(corpus)
+    dirs = prepare_libritts(corpus, tmp_path / "data", ["train-clean-100"], ["dev-clean"], ["test-clean"])
+    assert {k: len(v) for k, v in dirs.items()} == {"train": 8, "dev": 4, "test": 4}
+    for split in dirs:
+        assert validate_data_dir(tmp_path / "data" / split) == [], split
+    train = DataDir.load(tmp_path / "data" / "train")
+    assert train.speakers == ["103", "1034"]
+    assert train.utts[0] == "103-1241_000000_000000" and train.text[train.utts[0]] == "Text of 103 1241 0."
+    orig = prepare_libritts(corpus, tmp_path / "d2", [], [], ["test-clean"], text="original")
+    assert orig["test"].text["121-1241_000000_000001"] == "TEXT of 121 1241 1"
+    Path(f"{corpus}/dev-clean/84/5000/84_5000_000000_000001.normalized.txt").unlink()
+    with pytest.raises(CorpusError, match="84_5000_000000_000001"):
+        prepare_libritts(corpus, tmp_path / "d3", [], ["dev-clean"], [])
+    with pytest.raises(CorpusError, match="train-clean-360"):
+        prepare_libritts(corpus, tmp_path / "d4", ["train-clean-360"], [], [])
+
+
+@pytest.mark.parametrize("layout", ["0.92", "old"])
+def test_vctk_fake(tmp_path, layout):
+    corpus = tmp_path / "VCTK"
+    for spk in ("p225", "p226", "p315"):
+        for n in range(1, 7):
+            if layout == "0.92":
+                _tone(corpus / "wav48_silence_trimmed" / spk / f"{spk}_{n:03d}_mic1.flac", sr=48000, fmt="FLAC")
+                _tone(corpus / "wav48_silence_trimmed" / spk / f"{spk}_{n:03d}_mic2.flac", sr=48000, fmt="FLAC")
+            else:
+                _tone(corpus / "wav48" / spk / f"{spk}_{n:03d}.wav", sr=48000)
+            if spk != "p315":  # as in the real corpus: p315 has no transcripts
+                (corpus / "txt" / spk).mkdir(parents=True, exist_ok=True)
+                (corpus / "txt" / spk / f"{spk}_{n:03d}.txt").write_text(f"Please call Stella {n}.\n")
+    dirs = prepare_vctk(corpus, tmp_path / "data", num_dev=1, num_test=2, heldout_speakers=["p226"])
+    assert {k: len(v) for k, v in dirs.items()} == {"train": 3, "dev": 1, "test": 2, "test_unseen": 6}
+    for split in dirs:
+        assert validate_data_dir(tmp_path / "data" / split) == [], split
+    test = DataDir.load(tmp_path / "data" / "test")
+    assert test.utts == ["p225-005", "p225-006"] and test.text["p225-005"] == "Please call Stella 5."
+    skipped = (tmp_path / "data" / "local" / "vctk_skipped.txt").read_text().splitlines()
+    assert len(skipped) == 6 and all("p315" in s for s in skipped)
+    if layout == "0.92":
+        assert test.wav_scp["p225-005"].endswith("p225_005_mic1.flac")
+    with pytest.raises(CorpusError, match="p999"):
+        prepare_vctk(corpus, tmp_path / "d2", heldout_speakers=["p999"], num_dev=1, num_test=1)
+    with pytest.raises(CorpusError, match="VCTK directory not found"):
+        prepare_vctk(tmp_path / "missing", tmp_path / "d3")
+    (tmp_path / "empty" / "txt").mkdir(parents=True)
+    with pytest.raises(CorpusError, match="wav48_silence_trimmed"):
+        prepare_vctk(tmp_path / "empty", tmp_path / "d3")
+
+
+# ---- recipe shell utilities --------------------------------------------------------------------------
+def _bash(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script, "test.sh", *args], capture_output=True, text=True, timeout=30,
+                          cwd=cwd)
+
+
+PO = f"""stage=0; stop_stage=100; foo_bar=x; smoke=false
+help_message="Usage: test.sh [options] <dir>"
+. {UTILS}/parse_options.sh
+echo "stage=$stage stop_stage=$stop_stage foo_bar=$foo_bar smoke=$smoke rest=$*"
+"""
+
+
+def test_parse_options():
+    res = _bash(PO, "--stage", "3", "--stop-stage", "5", "--foo-bar", "y z", "pos1")
+    assert res.returncode == 0 and res.stdout.strip() == "stage=3 stop_stage=5 foo_bar=y z smoke=false rest=pos1"
+    res = _bash(PO, "--smoke", "--foo-bar=q")
+    assert res.stdout.strip() == "stage=0 stop_stage=100 foo_bar=q smoke=true rest="
+    assert _bash(PO, "--smoke", "false", "a").stdout.strip().endswith("smoke=false rest=a")
+    res = _bash(PO, "--no-such-option", "1")
+    assert res.returncode == 1 and "unknown option --no-such-option" in res.stderr
+    res = _bash(PO, "--smoke=maybe")
+    assert res.returncode == 1 and "true or false" in res.stderr
+    res = _bash(PO, "--foo-bar")
+    assert res.returncode == 1 and "needs a value" in res.stderr
+    res = _bash(PO, "--stage", "7", "--help")
+    assert res.returncode == 0 and "Usage: test.sh" in res.stdout
+    assert "--stop-stage" in res.stdout and "--foo-bar" in res.stdout and "7" in res.stdout
+
+
+def test_run_stage_skips_done(tmp_path):
+    script = f""". {UTILS}/log.sh
+overwrite=${{1:-false}}
+run_stage 1 hello bash -c 'echo ran >> count.txt'
+"""
+    for _ in range(2):
+        assert _bash(script, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "count.txt").read_text() == "ran\n"
+    assert (tmp_path / "exp" / ".done" / "stage1.hello").is_file()
+    assert _bash(script, "true", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "count.txt").read_text() == "ran\nran\n"
+    fail = f". {UTILS}/log.sh\nrun_stage 2 boom false\necho not reached\n"
+    res = _bash(fail, cwd=tmp_path)
+    assert res.returncode == 1 and "FAILED" in res.stdout and "not reached" not in res.stdout
+    assert not (tmp_path / "exp" / ".done" / "stage2.boom").exists()
+    assert len(list((tmp_path / "exp" / "logs").glob("stage1.hello.*.log"))) >= 1
+
+
+def test_local_data_sh_espeak_mini(tmp_path):
+    script = REPO / "egs" / "espeak_mini" / "tts1" / "local" / "data.sh"
+    res = subprocess.run(["bash", str(script), "--num-sentences", "4", "--num-dev", "1", "--num-test", "1",
+                          "--voices", "en-us", "--nj", "1"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert validate_data_dir(tmp_path / "data" / "train") == []
+    assert "phone coverage" in res.stdout
+    res = subprocess.run(["bash", str(REPO / "egs" / "ljspeech" / "tts1" / "local" / "data.sh")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1 and "--corpus-dir" in res.stderr

@@ -1,0 +1,173 @@
+"""Text frontend: normalisation, phonemes, characters, vocabulary, the tokenize CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.text import SPACE, Frontend, UnknownTokenError, Vocab, normalize_text
+from shared.text.numbers import cardinal, expand_numbers_en, ordinal, year
+from shared.text.tokenize import main as tokenize_main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Mr. Smith paid $5 for 3 “apples” — really?!", "mister Smith paid five dollars for three apples, really!"),
+    ("Hello ,  world...", "Hello, world."),
+    ("Dr. Who at 5:30, e.g. today", "doctor Who at five thirty, for example today"),
+    ("ﬁne  (very) fine", "fine, very, fine"),
+    ("I said no.", "I said no."),
+    ("No. 7 is 12.5% of $1,200.50", "number seven is twelve point five percent of one thousand two hundred dollars "
+                                    "and fifty cents"),
+    ("the 21st of May 1999 & the 1990s", "the twenty-first of May nineteen ninety-nine and the nineteen nineties"),
+    ("  ", ""),
+    ("...hi", "hi"),
+])
+def test_normalize_english(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+def test_normalize_other_language_keeps_digits():
+    assert normalize_text("Guten Tag, 3 Äpfel!", "de") == "Guten Tag, 3 Äpfel!"
+
+
+def test_numbers():
+    assert cardinal(0) == "zero"
+    assert cardinal(1234) == "one thousand two hundred thirty-four"
+    assert ordinal(21) == "twenty-first" and ordinal(12) == "twelfth" and ordinal(30) == "thirtieth"
+    assert year(2005) == "two thousand five" and year(1905) == "nineteen oh five"
+    assert expand_numbers_en("9:00") == "nine o'clock"
+
+
+def test_phonemes_english():
+    fe = Frontend.from_config({"frontend": "phoneme", "language": "en-us"})
+    toks = fe.tokens("Hello, world!")
+    assert toks == ["h", "ə", "l", "ˈ", "oʊ", ",", SPACE, "w", "ˈ", "ɜː", "l", "d", "!"]
+    plain = Frontend.from_config(stress="none", punctuation=False).tokens("Hello, world!")
+    assert plain == ["h", "ə", "l", "oʊ", SPACE, "w", "ɜː", "l", "d"]
+    attached = Frontend.from_config(stress="attached").tokens("Hello, world!")
+    assert "ˈoʊ" in attached
+    # batch and single calls agree; empty input gives no tokens
+    texts = ["The cat sat.", "", "Is it 3 o'clock?"]
+    assert fe.tokens_batch(texts) == [fe.tokens(t) for t in texts]
+    assert fe.tokens_batch(texts)[1] == []
+    assert fe.tokens("Is it 3?")[-1] == "?"
+
+
+@pytest.mark.parametrize("language, text, expect", [
+    ("de", "Guten Tag, wie geht es dir?", "ɡ"),
+    ("fr-fr", "Bonjour, comment allez-vous?", "ʒ"),
+    ("es", "¿Dónde está la biblioteca?", "β"),
+])
+def test_phonemes_other_languages(language, text, expect):
+    toks = Frontend.from_config(language=language).tokens(text)
+    assert expect in toks and SPACE in toks and toks[-1] == "?"
+    assert all(t and not any(c.isspace() for c in t) for t in toks)
+
+
+def test_unknown_language_is_an_error():
+    with pytest.raises(ValueError, match="xx-nope"):
+        Frontend.from_config(language="xx-nope")
+    with pytest.raises(ValueError, match="unknown frontend config"):
+        Frontend.from_config(langauge="en-us")
+
+
+def test_char_frontend():
+    fe = Frontend.from_config(frontend="char")
+    assert fe.tokens("Hi, Mr. X!") == list("hi,") + [SPACE] + list("mister") + [SPACE] + ["x", "!"]
+    assert Frontend.from_config(frontend="char", lowercase=False).tokens("Hi")[0] == "H"
+
+
+def test_vocab_round_trip(tmp_path):
+    seqs = [["h", "ə", SPACE, "!"], ["ð", "ə"]]
+    vocab = Vocab.build(seqs)
+    assert vocab.itos[:5] == ["<pad>", "<unk>", "<blank>", "<sos/eos>", "<filler>"]
+    assert vocab.pad_id == 0 and vocab.unk_id == 1 and vocab.blank_id == 2 and vocab.filler_id == 4
+    path = tmp_path / "tokens.txt"
+    vocab.save(path)
+    loaded = Vocab.load(path)
+    assert loaded == vocab
+    ids = loaded.encode(seqs[0], utt="u1")
+    assert min(ids) >= 5 and loaded.decode(ids) == seqs[0]
+    assert loaded.decode([0, 4] + ids, skip_special=True) == seqs[0]
+
+
+def test_unknown_symbol_names_utterance(tmp_path):
+    vocab = Vocab.build([["a", "b"]])
+    with pytest.raises(UnknownTokenError, match="utt7") as err:
+        vocab.encode(["a", "z"], utt="utt7")
+    assert err.value.problems == {"utt7": ["z"]}
+    with pytest.raises(UnknownTokenError) as err:
+        vocab.encode_all({"u1": ["a", "x"], "u2": ["b"], "u3": ["y", "x"]})
+    assert err.value.problems == {"u1": ["x"], "u3": ["x", "y"]}
+    assert "u1" in str(err.value) and "u3" in str(err.value) and "u2:" not in str(err.value)
+    assert vocab.encode(["a", "z"], map_unknown=True) == [vocab.stoi["a"], vocab.unk_id]
+
+
+def test_bad_tokens_file(tmp_path):
+    path = tmp_path / "tokens.txt"
+    path.write_text("<pad> 0\n<unk> 2\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="tokens.txt:2"):
+        Vocab.load(path)
+
+
+def test_tokenize_entry_point(tmp_path, capsys):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    (tmp_path / "train" / "text").write_text("u1 Hello, world!\nu2 The 3 cats.\n", encoding="utf-8")
+    (tmp_path / "test" / "text").write_text("t1 Zebra jazz!\nt2 Hello.\n", encoding="utf-8")
+    vocab, cfg = tmp_path / "exp" / "tokens.txt", tmp_path / "exp" / "frontend.yaml"
+    assert tokenize_main(["--data-dir", str(tmp_path / "train"), "--frontend", "phoneme", "--language", "en-us",
+                          "--out", str(tmp_path / "train" / "token"), "--build-vocab", str(vocab),
+                          "--no-base-symbols", "--save-config", str(cfg)]) == 0
+    lines = (tmp_path / "train" / "token").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "u1 h ə l ˈ oʊ , ▁ w ˈ ɜː l d !"
+    assert lines[1].startswith("u2 ð ə ▁ θ ɹ")
+    assert Frontend.from_config(cfg).to_dict()["language"] == "en-us"
+    # without --save-config the config lands beside the vocabulary, and --vocab picks it up
+    other = tmp_path / "exp2" / "tokens.txt"
+    assert tokenize_main(["--data-dir", str(tmp_path / "train"), "--stress", "none", "--out",
+                          str(tmp_path / "train" / "token2"), "--build-vocab", str(other)]) == 0
+    assert Frontend.from_config(other.parent / "frontend.yaml").config.stress == "none"
+    assert tokenize_main(["--data-dir", str(tmp_path / "train"), "--out", str(tmp_path / "train" / "token3"),
+                          "--vocab", str(other)]) == 0
+    assert "ˈ" not in (tmp_path / "train" / "token3").read_text(encoding="utf-8")
+    # unknown symbols in the test set: one error listing every utterance, nothing written
+    out = tmp_path / "test" / "token"
+    assert tokenize_main(["--data-dir", str(tmp_path / "test"), "--config", str(cfg), "--out", str(out),
+                          "--vocab", str(vocab)]) == 1
+    err = capsys.readouterr().err
+    assert "t1" in err and "'z'" in err and "t2" not in err.split("vocabulary", 1)[1].split("t1")[0]
+    assert not out.exists()
+    assert tokenize_main(["--data-dir", str(tmp_path / "test"), "--config", str(cfg), "--out", str(out),
+                          "--vocab", str(vocab), "--map-unknown"]) == 0
+    assert "<unk>" in out.read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_tokenize_cli_subprocess(tmp_path):
+    (tmp_path / "text").write_text("a1 Quick test.\n", encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "shared.text.tokenize", "--data-dir", str(tmp_path),
+                          "--frontend", "char", "--out", str(tmp_path / "token")],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "token").read_text(encoding="utf-8") == "a1 q u i c k ▁ t e s t .\n"
+
+
+def test_built_vocab_holds_the_whole_phone_inventory(tmp_path):
+    """A rare phone missing from a small training text must still be in tokens.txt."""
+    from shared.text.inventory import EN_US_INVENTORY
+    from shared.text.tokenize import main as tokenize_main
+    from shared.text.vocab import Vocab
+
+    (tmp_path / "text").write_text("a-1 the cat sat\n")
+    assert tokenize_main(["--text", str(tmp_path / "text"), "--out", str(tmp_path / "token"), "--frontend", "phoneme",
+                          "--language", "en-us", "--build-vocab", str(tmp_path / "tokens.txt")]) == 0
+    vocab = Vocab.load(tmp_path / "tokens.txt")
+    assert all(p in vocab for p in EN_US_INVENTORY) and "aɪə" in vocab and ";" in vocab
+    assert tokenize_main(["--text", str(tmp_path / "text"), "--out", str(tmp_path / "token2"), "--frontend", "phoneme",
+                          "--language", "en-us", "--build-vocab", str(tmp_path / "t2.txt"), "--no-base-symbols"]) == 0
+    assert "aɪə" not in Vocab.load(tmp_path / "t2.txt")
