@@ -1,0 +1,30 @@
+"""Helpers for tests that run recipes: a private copy of egs/ so outputs never land in the checkout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPUTS = ("data", "dump", "exp", "corpus")
+
+
+def copy_egs(dst: Path) -> Path:
+    """Copy ``egs/`` (scripts and configs only) to ``dst/egs``; return it."""
+    def outputs(directory: str, names: list[str]) -> list[str]:
+        return [n for n in names if n in OUTPUTS] if Path(directory).name == "tts1" else []
+
+    shutil.copytree(REPO / "egs", dst / "egs", ignore=outputs)
+    return dst / "egs"
+
+
+def run_recipe(recipe_dir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``recipe_dir/run.sh ARGS`` with this interpreter first on PATH and the repo importable."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    return subprocess.run(["bash", str(recipe_dir / "run.sh"), *args], cwd=recipe_dir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
