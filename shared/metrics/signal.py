@@ -6,6 +6,7 @@ shorter (codecs pad to whole frames). PESQ-WB is defined at 16 kHz only: other r
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -45,6 +46,8 @@ def pesq_wb(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
     from pesq import NoUtterancesError, pesq
 
     ref, est = _pair(ref, est)
+    if not np.abs(ref).max() > 0 or not np.abs(est).max() > 0:
+        return float("nan")  # digital silence: PESQ has nothing to compare
     if sample_rate != 16000:
         from shared.audio import resample
 
@@ -82,10 +85,15 @@ class MultiResolutionMelDistance:
         return float(np.mean([float((mel(r) - mel(e)).abs().mean()) for mel in self.mels]))
 
 
+@functools.lru_cache(maxsize=4)
+def _default_mel_distance(sample_rate: int) -> MultiResolutionMelDistance:
+    return MultiResolutionMelDistance(sample_rate)
+
+
 def codec_metrics(ref: np.ndarray, est: np.ndarray, sample_rate: int,
                   mel_distance: MultiResolutionMelDistance | None = None) -> dict[str, float]:
     """``pesq_wb``, ``stoi``, ``si_sdr`` and ``mel_distance`` of one resynthesised utterance."""
-    mel_distance = mel_distance or MultiResolutionMelDistance(sample_rate)
+    mel_distance = mel_distance or _default_mel_distance(sample_rate)
     return {
         "pesq_wb": pesq_wb(ref, est, sample_rate),
         "stoi": stoi(ref, est, sample_rate),

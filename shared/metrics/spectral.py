@@ -18,7 +18,9 @@ Recipe (all at ``sample_rate`` = 16 kHz unless told otherwise; inputs are resamp
    frame distance, steps (1,0), (0,1), (1,1).
 4. **MCD-DTW** = mean over path pairs of ``10 / ln 10 * sqrt(2 * sum_{d=1..24} (c_d - c'_d)^2)`` dB.
 5. **F0**: ``librosa.pyin`` with fixed ``fmin = 60``, ``fmax = 500`` Hz, ``frame_length = 1024``,
-   the same hop and centring, so F0 frames are the cepstral frames and reuse the DTW path.
+   0.2-semitone pitch bins, the same hop and centring, so F0 frames are the cepstral frames and reuse
+   the DTW path. pYIN decides voicing and octave; on voiced frames its bin-quantised F0 is replaced by
+   ``librosa.yin``'s continuous estimate where the two agree within a semitone.
    *log-F0 RMSE* in cents = ``1200 * sqrt(mean((log2 f - log2 f')^2))`` over path pairs voiced in
    both; *voicing error* = fraction of path pairs whose voiced flags differ.
 6. **Duration ratio** = generated samples / reference samples (both at the same rate).
@@ -81,9 +83,13 @@ class AnalysisConfig:
     order: int = 24
     alpha: float | None = None  # None: alpha_for_rate(sample_rate)
     f0_frame_length: int = 1024
+    f0_resolution: float = 0.2  # pYIN pitch-bin width in semitones (0.1 is librosa's default and ~6x slower)
 
 
-def mel_cepstrum(wav: np.ndarray, cfg: AnalysisConfig = AnalysisConfig()) -> np.ndarray:
+DEFAULT_ANALYSIS = AnalysisConfig()
+
+
+def mel_cepstrum(wav: np.ndarray, cfg: AnalysisConfig = DEFAULT_ANALYSIS) -> np.ndarray:
     """Warped cepstra ``c_0..c_order`` of ``wav (T,)``: ``(F, order + 1)``, ``F = T // hop + 1``."""
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
     window = np.hanning(cfg.n_fft + 1)[:-1]
@@ -93,14 +99,21 @@ def mel_cepstrum(wav: np.ndarray, cfg: AnalysisConfig = AnalysisConfig()) -> np.
     return (_mcep_matrix(cfg.n_fft, cfg.order, float(alpha)) @ log_amp).T
 
 
-def f0_pyin(wav: np.ndarray, cfg: AnalysisConfig = AnalysisConfig()) -> tuple[np.ndarray, np.ndarray]:
+def f0_pyin(wav: np.ndarray, cfg: AnalysisConfig = DEFAULT_ANALYSIS) -> tuple[np.ndarray, np.ndarray]:
     """F0 in Hz ``(F,)`` (0 where unvoiced) and voiced flags ``(F,)`` bool, on the cepstral frame grid."""
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
     f0, voiced, _ = librosa.pyin(
         wav, fmin=F0_FMIN, fmax=F0_FMAX, sr=cfg.sample_rate, frame_length=cfg.f0_frame_length,
-        hop_length=cfg.hop_length, center=True,
+        hop_length=cfg.hop_length, center=True, resolution=cfg.f0_resolution,
     )
     voiced = voiced & np.isfinite(f0)
+    # pYIN's F0 is quantised to its pitch bins; take YIN's continuous (parabolically interpolated)
+    # estimate where it agrees with pYIN to within a semitone, keeping pYIN's voicing and octave choice.
+    fine = librosa.yin(wav, fmin=F0_FMIN, fmax=F0_FMAX, sr=cfg.sample_rate, frame_length=cfg.f0_frame_length,
+                       hop_length=cfg.hop_length, center=True)[: len(f0)]
+    f0 = np.where(voiced, f0, 1.0)
+    close = voiced & (np.abs(np.log2(fine / f0)) < 1.0 / 12)
+    f0 = np.where(close, fine, f0)
     return np.where(voiced, f0, 0.0), voiced
 
 
@@ -114,7 +127,7 @@ class Analysis:
     num_samples: int
 
 
-def analyse(wav: np.ndarray, cfg: AnalysisConfig = AnalysisConfig(), with_f0: bool = True) -> Analysis:
+def analyse(wav: np.ndarray, cfg: AnalysisConfig = DEFAULT_ANALYSIS, with_f0: bool = True) -> Analysis:
     mcep = mel_cepstrum(wav, cfg)
     f0, voiced = f0_pyin(wav, cfg) if with_f0 else (None, None)
     if f0 is not None:
@@ -167,7 +180,7 @@ def duration_ratio(num_gen: int, num_ref: int) -> float:
     return num_gen / num_ref
 
 
-def tts_metrics(ref: np.ndarray, gen: np.ndarray, cfg: AnalysisConfig = AnalysisConfig(), with_f0: bool = True,
+def tts_metrics(ref: np.ndarray, gen: np.ndarray, cfg: AnalysisConfig = DEFAULT_ANALYSIS, with_f0: bool = True,
                 return_path: bool = False) -> dict:
     """All alignment-based metrics of one pair of waveforms ``(T_ref,)``, ``(T_gen,)`` at ``cfg.sample_rate``.
 

@@ -95,3 +95,33 @@ def collate(wavs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     for b, w in enumerate(wavs):
         out[b, : w.numel()] = w
     return out, lengths
+
+
+def degrade(wav: torch.Tensor, sample_rate: int, rng: np.random.Generator) -> torch.Tensor:
+    """A randomly degraded copy of ``wav (T,)`` for training: white noise at 15-45 dB SNR, a brick-wall
+    low-pass at 3.5-7 kHz half of the time, and a random gain of -12..+6 dB.
+
+    Synthesised speech differs from the real recordings in exactly such ways (noise floor, missing
+    high band, level); a recogniser trained only on clean, deterministic espeak-ng audio would
+    mistake these for phone errors.
+    """
+    x = wav.double()
+    rms = x.pow(2).mean().sqrt().clamp(min=1e-5)
+    if rng.random() < 0.5:
+        spec = torch.fft.rfft(x)
+        cutoff = rng.uniform(3500.0, 7000.0)
+        spec[int(cutoff / (sample_rate / 2) * (spec.numel() - 1)):] = 0
+        x = torch.fft.irfft(spec, n=x.numel())
+    snr_db = rng.uniform(15.0, 45.0)
+    x = x + torch.from_numpy(rng.standard_normal(x.numel())) * rms * 10 ** (-snr_db / 20)
+    return (x * 10 ** (rng.uniform(-12.0, 6.0) / 20)).float()
+
+
+def time_warp(feats: torch.Tensor, lengths: torch.Tensor, factor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stretch features ``(B, C, F)`` in time by ``factor`` (linear interpolation): a tempo change."""
+    if factor == 1.0:
+        return feats, lengths
+    out = torch.nn.functional.interpolate(feats, scale_factor=factor, mode="linear", align_corners=False)
+    new_len = torch.clamp((lengths.float() * factor).long(), min=1, max=out.shape[-1])
+    mask = torch.arange(out.shape[-1])[None] < new_len[:, None]
+    return out * mask[:, None], new_len

@@ -19,7 +19,7 @@ import torch
 
 from shared.io import PathLike, atomic_write, write_json
 from shared.metrics.text import edit_distance, error_rate
-from shared.phone_recognizer.data import collate, frame_batches, load_wavs, phone_filter, read_token_file, read_wav_scp
+from shared.phone_recognizer.data import frame_batches, load_wavs, phone_filter, read_token_file, read_wav_scp
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig, greedy_ctc_decode
 from shared.text.vocab import Vocab
 
@@ -41,14 +41,15 @@ class LoadedRecognizer:
         self.sample_rate = self.model.cfg.sample_rate
 
     @torch.no_grad()
-    def transcribe(self, wavs: Sequence[torch.Tensor], batch_samples: int = 16000 * 60) -> list[list[str]]:
-        """Phone sequences of waveforms ``(T,)`` at ``self.sample_rate``."""
-        out: list[list[str]] = [[] for _ in wavs]
-        for idx in frame_batches([w.numel() for w in wavs], batch_samples):
-            x, lengths = collate([wavs[i] for i in idx])
-            feats, frames = self.model.features(x, lengths)
-            for i, hyp in zip(idx, _decode(self.model, feats, frames, self.vocab)):
-                out[i] = hyp
+    def transcribe(self, wavs: Sequence[torch.Tensor]) -> list[list[str]]:
+        """Phone sequences of waveforms ``(T,)`` at ``self.sample_rate``.
+
+        One utterance at a time, so a hypothesis never depends on what it was batched with.
+        """
+        out = []
+        for w in wavs:
+            feats, frames = self.model.features(w.reshape(1, -1).float(), torch.tensor([w.numel()]))
+            out.extend(_decode(self.model, feats, frames, self.vocab))
         return out
 
 
@@ -74,16 +75,21 @@ def decode_features(model: PhoneRecognizer, feats: list[torch.Tensor], vocab: Vo
 
 
 def score_dir(exp_dir: PathLike, data_dir: PathLike, ref_token_file: PathLike, out: PathLike | None = None,
-              recognizer: LoadedRecognizer | None = None) -> dict:
+              recognizer: LoadedRecognizer | None = None, utts: Sequence[str] | None = None) -> dict:
     """Recognise every utterance of ``data_dir`` and score it against ``ref_token_file``.
 
     Returns ``{"per", "sub", "ins", "del", "ref_len", "errors", "num_utts", "utts": {utt: {...}}}``;
     writes ``out`` (without the per-utterance part) and ``<out stem>_utt.tsv`` when ``out`` is given.
-    Raises ValueError listing utterances that have no reference tokens.
+    ``utts`` restricts scoring to those ids (default: all of ``wav.scp``).
+    Raises ValueError listing utterances that have no reference tokens or no audio.
     """
     rec = recognizer or LoadedRecognizer(exp_dir)
     refs = read_token_file(ref_token_file, rec.keep)
-    utts = sorted(read_wav_scp(data_dir))
+    scp = read_wav_scp(data_dir)
+    no_audio = sorted(set(utts or []) - set(scp))
+    if no_audio:
+        raise ValueError(f"{data_dir}/wav.scp: no audio for {len(no_audio)} utterance(s): {', '.join(no_audio[:20])}")
+    utts = sorted(utts) if utts is not None else sorted(scp)
     missing = [u for u in utts if u not in refs]
     if missing:
         raise ValueError(f"{ref_token_file}: no reference tokens for {len(missing)} utterance(s) of {data_dir}: "
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref-token-file", required=True, help="'<utt> tok ...' reference tokens")
     p.add_argument("--out", required=True, help="per.json to write")
     a = p.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # per-utterance decoding of a small GRU: threads only spin-wait
     res = score_dir(a.exp_dir, a.data_dir, a.ref_token_file, a.out)
     print(f"[phone_recognizer.score] {a.data_dir}: PER {res['per']:.2%} ({res['errors']}/{res['ref_len']}, "
           f"{res['num_utts']} utts) -> {a.out}")

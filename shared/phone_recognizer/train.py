@@ -25,20 +25,22 @@ import numpy as np
 import torch
 
 from shared.config import apply_overrides, load_config, save_config
-from shared.io import atomic_save_torch, atomic_write, write_json
-from shared.phone_recognizer.data import collate, frame_batches, load_wavs, phone_filter, read_token_file, read_wav_scp
+from shared.io import atomic_save_torch, read_json, write_json
+from shared.phone_recognizer.data import (
+    degrade, frame_batches, load_wavs, phone_filter, read_token_file, read_wav_scp, time_warp,
+)
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig
 from shared.text.vocab import Vocab
 
 DEFAULT_CONFIG: dict = {
     "sample_rate": 16000,
     "tokens": {"drop_stress": True, "drop": []},
-    "model": {"n_fft": 400, "hop_length": 160, "n_mels": 80, "conv_channels": 192, "hidden": 160,
+    "model": {"n_fft": 400, "hop_length": 160, "n_mels": 80, "subsampling": 4, "conv_channels": 128, "hidden": 128,
               "num_layers": 2, "dropout": 0.1},
-    "train": {"max_steps": 2000, "max_time_s": 150.0, "batch_frames": 6000, "lr": 2.0e-3, "warmup_steps": 100,
+    "train": {"max_steps": 800, "max_time_s": 150.0, "batch_frames": 6000, "lr": 2.0e-3, "warmup_steps": 100,
               "weight_decay": 1.0e-2, "grad_clip": 5.0, "seed": 0, "log_every": 25, "ckpt_every": 200,
-              "num_threads": 2, "spec_augment": {"freq_masks": 2, "freq_width": 10, "time_masks": 2,
-                                                 "time_width": 15}},
+              "num_threads": 1, "degraded_copies": 1, "time_warp": [0.8, 1.25],
+              "spec_augment": {"freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 15}},
 }
 
 
@@ -112,20 +114,9 @@ def evaluate_per(model: PhoneRecognizer, feats: list[torch.Tensor], refs: list[l
     return error_rate(refs, hyps).as_dict()
 
 
-def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str | None = None,
-          dev_token_file: str | None = None, overwrite: bool = False) -> dict:
-    """Train (or resume) and return the summary written to ``exp_dir/train_summary.json``."""
-    exp = Path(exp_dir)
-    if (exp / "model.pt").exists() and (exp / "train_summary.json").exists() and not overwrite:
-        print(f"[phone_recognizer.train] {exp}/model.pt exists; nothing to do (--overwrite to retrain)")
-        from shared.io import read_json
-        return read_json(exp / "train_summary.json")
-    if overwrite and exp.exists():
-        shutil.rmtree(exp)
-    exp.mkdir(parents=True, exist_ok=True)
+def _prepare(cfg: dict, exp: Path, data_dir: str, token_file: str, dev_dir: str | None, dev_token_file: str | None):
+    """Vocabulary (``exp/tokens.txt``), model, training features/targets (clean + degraded copies), dev set."""
     tc = cfg["train"]
-    torch.set_num_threads(int(tc["num_threads"]))
-    torch.manual_seed(tc["seed"])
     t_load = time.time()
     utts, wavs, tokens = prepare_split(data_dir, token_file, cfg)
     vocab_path = exp / "tokens.txt"
@@ -133,79 +124,113 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
     vocab.save(vocab_path)
     save_config(cfg, exp / "config.yaml")
     model = build_model(cfg, vocab)
+    aug_rng = np.random.default_rng(tc["seed"])  # the degraded copies are the same on every (re)start
     feats = compute_features(model, wavs)
-    targets = [torch.tensor(vocab.encode(tokens[u], utt=u)) for u in utts]
+    for _ in range(tc["degraded_copies"]):
+        feats += compute_features(model, [degrade(w, cfg["sample_rate"], aug_rng) for w in wavs])
+    targets = [torch.tensor(vocab.encode(tokens[u], utt=u)) for u in utts] * (1 + tc["degraded_copies"])
     dev = None
     if dev_dir:
         d_utts, d_wavs, d_tok = prepare_split(dev_dir, dev_token_file or str(Path(dev_dir) / "token"), cfg)
         dev = (compute_features(model, d_wavs), [d_tok[u] for u in d_utts])
     print(f"[phone_recognizer.train] {len(utts)} train utts, {len(vocab) - Vocab.num_special} phones, "
           f"features in {time.time() - t_load:.1f}s", flush=True)
+    return model, vocab, feats, targets, dev, len(utts)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, tc["warmup_steps"], tc["max_steps"]))
-    ctc = torch.nn.CTCLoss(blank=vocab.blank_id, zero_infinity=True)
-    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "elapsed": 0.0}
-    ckpt = exp / "checkpoints" / "last.pt"
-    if ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        sched.load_state_dict(saved["scheduler"])
-        state = saved["state"]
-        torch.set_rng_state(saved["torch_rng"])
-        print(f"[phone_recognizer.train] resumed from {ckpt} at step {state['step']}", flush=True)
-    gen = torch.Generator().manual_seed(tc["seed"] + state["step"])
-    lengths = [f.shape[-1] for f in feats]
 
-    def save_ckpt() -> None:
-        atomic_save_torch({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                           "state": dict(state), "torch_rng": torch.get_rng_state()}, ckpt)
+class _Loop:
+    """Optimiser, scheduler, CTC loss, checkpoint (``exp/checkpoints/last.pt``) and CSV log of one run."""
 
-    log_path = exp / "train_log.csv"
-    if not log_path.exists():
-        log_path.write_text("step,epoch,loss,lr,elapsed_s\n")
-    model.train()
-    t0, running, n_running = time.time() - state["elapsed"], 0.0, 0
-    done = False
-    while not done:
-        batches = frame_batches(lengths, tc["batch_frames"], np.random.default_rng(tc["seed"] + state["epoch"]))
-        for bi in range(state["batch_in_epoch"], len(batches)):
-            idx = batches[bi]
-            x, x_len = pad_feats([feats[i] for i in idx])
-            x = spec_augment(x, x_len, tc["spec_augment"], gen)
-            logp, out_len = model(x, x_len)
-            tgt = [targets[i] for i in idx]
-            loss = ctc(logp.transpose(0, 1), torch.cat(tgt), out_len, torch.tensor([len(t) for t in tgt]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
-            opt.step()
-            sched.step()
-            state["step"] += 1
-            state["batch_in_epoch"] = bi + 1
-            state["elapsed"] = time.time() - t0
-            running, n_running = running + float(loss), n_running + 1
-            if state["step"] % tc["log_every"] == 0:
-                with open(log_path, "a") as f:
-                    f.write(f"{state['step']},{state['epoch']},{running / n_running:.4f},"
-                            f"{sched.get_last_lr()[0]:.6g},{state['elapsed']:.1f}\n")
-                print(f"[phone_recognizer.train] step {state['step']} loss {running / n_running:.3f} "
-                      f"({state['elapsed']:.0f}s)", flush=True)
-                running, n_running = 0.0, 0
-            if state["step"] % tc["ckpt_every"] == 0:
-                save_ckpt()
-            if state["step"] >= tc["max_steps"] or state["elapsed"] >= tc["max_time_s"]:
-                done = True
-                break
-        else:
-            state["epoch"] += 1
-            state["batch_in_epoch"] = 0
-    save_ckpt()
+    def __init__(self, cfg: dict, model: PhoneRecognizer, vocab: Vocab, exp: Path):
+        self.tc, self.model, self.exp = cfg["train"], model, exp
+        tc = self.tc
+        self.opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_lambda(s, tc["warmup_steps"], tc["max_steps"]))
+        self.ctc = torch.nn.CTCLoss(blank=vocab.blank_id, zero_infinity=True)
+        self.state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "elapsed": 0.0}
+        self.ckpt = exp / "checkpoints" / "last.pt"
+        self.log_path = exp / "train_log.csv"
+        if self.ckpt.exists():
+            saved = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+            model.load_state_dict(saved["model"])
+            self.opt.load_state_dict(saved["optimizer"])
+            self.sched.load_state_dict(saved["scheduler"])
+            self.state = saved["state"]
+            torch.set_rng_state(saved["torch_rng"])
+            print(f"[phone_recognizer.train] resumed from {self.ckpt} at step {self.state['step']}", flush=True)
+        self.gen = torch.Generator().manual_seed(tc["seed"] + self.state["step"])
+        if not self.log_path.exists():
+            self.log_path.write_text("step,epoch,loss,lr,elapsed_s\n")
+
+    def save(self) -> None:
+        atomic_save_torch({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                           "scheduler": self.sched.state_dict(), "state": dict(self.state),
+                           "torch_rng": torch.get_rng_state()}, self.ckpt)
+
+    def step(self, feats: list[torch.Tensor], targets: list[torch.Tensor]) -> float:
+        """One update on a batch of features ``(n_mels, F)`` with time warp and SpecAugment."""
+        x, x_len = pad_feats(feats)
+        lo, hi = self.tc["time_warp"]
+        if hi > lo:
+            factor = float(torch.empty(1).uniform_(math.log(lo), math.log(hi), generator=self.gen).exp())
+            x, x_len = time_warp(x, x_len, factor)
+        x = spec_augment(x, x_len, self.tc["spec_augment"], self.gen)
+        logp, out_len = self.model(x, x_len)
+        loss = self.ctc(logp.transpose(0, 1), torch.cat(targets), out_len, torch.tensor([len(t) for t in targets]))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc["grad_clip"])
+        self.opt.step()
+        self.sched.step()
+        return loss.item()
+
+    def run(self, feats: list[torch.Tensor], targets: list[torch.Tensor]) -> float:
+        """Train until ``max_steps`` or ``max_time_s``; returns the fraction of epochs done."""
+        tc, st = self.tc, self.state
+        lengths = [f.shape[-1] for f in feats]
+        self.model.train()
+        t0, running = time.time() - st["elapsed"], []
+        while True:
+            batches = frame_batches(lengths, tc["batch_frames"], np.random.default_rng(tc["seed"] + st["epoch"]))
+            for bi in range(st["batch_in_epoch"], len(batches)):
+                idx = batches[bi]
+                running.append(self.step([feats[i] for i in idx], [targets[i] for i in idx]))
+                st["step"], st["batch_in_epoch"], st["elapsed"] = st["step"] + 1, bi + 1, time.time() - t0
+                if st["step"] % tc["log_every"] == 0:
+                    with open(self.log_path, "a") as f:
+                        f.write(f"{st['step']},{st['epoch']},{np.mean(running):.4f},"
+                                f"{self.sched.get_last_lr()[0]:.6g},{st['elapsed']:.1f}\n")
+                    print(f"[phone_recognizer.train] step {st['step']} loss {np.mean(running):.3f} "
+                          f"({st['elapsed']:.0f}s)", flush=True)
+                    running = []
+                if st["step"] % tc["ckpt_every"] == 0:
+                    self.save()
+                if st["step"] >= tc["max_steps"] or st["elapsed"] >= tc["max_time_s"]:
+                    self.save()
+                    return st["epoch"] + st["batch_in_epoch"] / len(batches)
+            st["epoch"], st["batch_in_epoch"] = st["epoch"] + 1, 0
+
+
+def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str | None = None,
+          dev_token_file: str | None = None, overwrite: bool = False) -> dict:
+    """Train (or resume) and return the summary written to ``exp_dir/train_summary.json``."""
+    exp = Path(exp_dir)
+    if (exp / "model.pt").exists() and (exp / "train_summary.json").exists() and not overwrite:
+        print(f"[phone_recognizer.train] {exp}/model.pt exists; nothing to do (--overwrite to retrain)")
+        return read_json(exp / "train_summary.json")
+    if overwrite and exp.exists():
+        shutil.rmtree(exp)
+    exp.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(int(cfg["train"]["num_threads"]))
+    torch.manual_seed(cfg["train"]["seed"])
+    model, vocab, feats, targets, dev, n_utts = _prepare(cfg, exp, data_dir, token_file, dev_dir, dev_token_file)
+    loop = _Loop(cfg, model, vocab, exp)
+    epochs = loop.run(feats, targets)
     model.eval()
-    summary = {"steps": state["step"], "epochs": state["epoch"] + state["batch_in_epoch"] / max(1, len(batches)),
-               "train_seconds": round(state["elapsed"], 1), "num_train_utts": len(utts),
-               "num_phones": len(vocab) - Vocab.num_special, "data_dir": str(data_dir), "token_file": str(token_file)}
+    summary = {"steps": loop.state["step"], "epochs": round(epochs, 2), "train_seconds": round(loop.state["elapsed"], 1),
+               "num_train_utts": n_utts, "num_phones": len(vocab) - Vocab.num_special, "data_dir": str(data_dir),
+               "token_file": str(token_file)}
     if dev is not None:
         dev_per = evaluate_per(model, dev[0], dev[1], vocab)
         write_json(exp / "dev_per.json", dev_per)

@@ -1,0 +1,250 @@
+"""Evaluate generated speech against references: one ``python -m`` stage of the recipe.
+
+    python -m shared.evaluate --ref-dir data/test --gen-dir exp/stage2/x/synth/test \
+        --out exp/stage2/x/eval/test/metrics.json [--mode tts|codec] [--phone-recognizer exp/asr] \
+        [--ref-token-file data/test/token] [--plots-dir exp/stage2/x/eval/test/plots] [--nj 2] [--overwrite]
+
+Both dirs need ``wav.scp`` (one audio file per utterance; no ``segments``) with the same utterance ids (a generated id without a reference, or a
+reference without a generated utterance, is an error listing them; ``--allow-subset`` accepts a
+generated subset). Per utterance (in ``--nj`` processes): MCD-DTW, log-F0 RMSE, F0 correlation,
+voicing error and duration ratio (:mod:`shared.metrics.spectral` documents the recipe); in ``codec``
+mode also PESQ-WB, STOI, SI-SDR and multi-resolution mel distance. With ``--phone-recognizer`` the
+PER of the generated and of the reference audio. Model-based metrics (:mod:`shared.metrics.optional`)
+run when their weights are given, else ``metrics.json`` says why they were skipped.
+
+Outputs (atomic): ``metrics.json`` (corpus mean/std/median per metric, corpus PER, skipped metrics,
+settings) and ``<stem>_utt.tsv`` (one row per utterance). A rerun with the same inputs is a no-op.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.io import PathLike, atomic_write, read_json, read_kv, write_json
+
+EVAL_RATE = 16000
+
+
+class EvaluationError(ValueError):
+    pass
+
+
+def match_utts(ref_scp: dict[str, str], gen_scp: dict[str, str], allow_subset: bool = False) -> list[str]:
+    """Sorted common utterance ids; raises EvaluationError naming every unmatched id."""
+    extra = sorted(set(gen_scp) - set(ref_scp))
+    missing = sorted(set(ref_scp) - set(gen_scp))
+    problems = []
+    if extra:
+        problems.append(f"{len(extra)} generated utterance(s) have no reference: {', '.join(extra[:20])}"
+                        + (" ..." if len(extra) > 20 else ""))
+    if missing and not allow_subset:
+        problems.append(f"{len(missing)} reference utterance(s) were not generated: {', '.join(missing[:20])}"
+                        + (" ..." if len(missing) > 20 else "") + " (--allow-subset to score only the generated ones)")
+    if problems:
+        raise EvaluationError("; ".join(problems))
+    utts = sorted(set(ref_scp) & set(gen_scp))
+    if not utts:
+        raise EvaluationError("no utterances to evaluate")
+    return utts
+
+
+def _load(path: str) -> np.ndarray:
+    from shared.audio import load_audio
+
+    return load_audio(path, EVAL_RATE).numpy()
+
+
+def utt_metrics(job: tuple[str, str, str, str, bool]) -> dict[str, Any]:
+    """Metrics of one utterance: ``job = (utt, ref_path, gen_path, mode, with_f0)``."""
+    from shared.metrics.signal import codec_metrics
+    from shared.metrics.spectral import tts_metrics
+
+    utt, ref_path, gen_path, mode, with_f0 = job
+    ref, gen = _load(ref_path), _load(gen_path)
+    row: dict[str, Any] = {"utt": utt, "ref_seconds": ref.size / EVAL_RATE, "gen_seconds": gen.size / EVAL_RATE}
+    row.update(tts_metrics(ref, gen, with_f0=with_f0))
+    if mode == "codec":
+        row.update(codec_metrics(ref, gen, EVAL_RATE))
+    return row
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_utt_metrics(jobs: list[tuple], nj: int) -> list[dict[str, Any]]:
+    if nj <= 1 or len(jobs) < 4:
+        _init_worker()
+        return [utt_metrics(j) for j in jobs]
+    with ProcessPoolExecutor(nj, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        return list(pool.map(utt_metrics, jobs, chunksize=max(1, len(jobs) // (4 * nj))))
+
+
+def fingerprint(paths: list[PathLike]) -> dict[str, Any]:
+    """Size and mtime of the input index files: a rerun with the same inputs is skipped."""
+    out = {}
+    for p in paths:
+        p = Path(p)
+        out[str(p)] = [p.stat().st_size, int(p.stat().st_mtime)] if p.exists() else None
+    return out
+
+
+def write_utt_table(path: PathLike, rows: list[dict[str, Any]]) -> None:
+    cols = list(dict.fromkeys(k for r in rows for k in r if k != "utt"))
+    with atomic_write(path) as f:
+        f.write("\t".join(["utt"] + cols) + "\n")
+        for r in rows:
+            vals = [r.get(c) for c in cols]
+            f.write("\t".join([r["utt"]] + [_cell(v) for v in vals]) + "\n")
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "nan"
+    if isinstance(v, float):
+        return "nan" if not math.isfinite(v) else f"{v:.6g}"
+    return str(v)
+
+
+def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "tts", phone_recognizer: PathLike | None = None,
+             ref_token_file: PathLike | None = None, plots_dir: PathLike | None = None, nj: int = 2,
+             with_f0: bool = True, allow_subset: bool = False, optional_models: dict[str, str | None] | None = None,
+             overwrite: bool = False, num_plots: int = 3) -> dict[str, Any]:
+    """Run the evaluation and write ``out`` (metrics.json) and ``<stem>_utt.tsv``; returns the summary."""
+    from shared.metrics.report import aggregate
+
+    if mode not in ("tts", "codec"):
+        raise EvaluationError(f"--mode must be 'tts' or 'codec', got {mode!r}")
+    ref_dir, gen_dir, out = Path(ref_dir), Path(gen_dir), Path(out)
+    for d in (ref_dir, gen_dir):
+        if not (d / "wav.scp").is_file():
+            raise EvaluationError(f"{d}: no wav.scp")
+        if (d / "segments").exists():
+            raise EvaluationError(f"{d}: has 'segments'; evaluation needs one file per utterance (extract them first)")
+    ref_token_file = Path(ref_token_file) if ref_token_file else ref_dir / "token"
+    inputs = fingerprint([ref_dir / "wav.scp", gen_dir / "wav.scp", ref_token_file]
+                         + ([Path(phone_recognizer) / "model.pt"] if phone_recognizer else []))
+    settings = {"mode": mode, "phone_recognizer": str(phone_recognizer) if phone_recognizer else None,
+                "with_f0": with_f0, "optional_models": optional_models or {}}
+    if out.exists() and not overwrite:
+        old = read_json(out)
+        if old.get("inputs") == inputs and old.get("settings") == settings:
+            print(f"[evaluate] {out} is up to date; nothing to do (--overwrite to recompute)")
+            return old
+    t0 = time.time()
+    ref_scp, gen_scp = read_kv(ref_dir / "wav.scp"), read_kv(gen_dir / "wav.scp")
+    utts = match_utts(ref_scp, gen_scp, allow_subset)
+    jobs = [(u, ref_scp[u], gen_scp[u], mode, with_f0) for u in utts]
+    rows = run_utt_metrics(jobs, nj)
+    by_utt = {r["utt"]: r for r in rows}
+    corpus: dict[str, Any] = {}
+    summary: dict[str, Any] = {"mode": mode, "ref_dir": str(ref_dir), "gen_dir": str(gen_dir), "num_utts": len(utts),
+                               "sample_rate": EVAL_RATE}
+
+    # intelligibility: PER of generated and of real audio with the same recogniser
+    if phone_recognizer:
+        if not ref_token_file.is_file():
+            raise EvaluationError(f"--phone-recognizer needs reference tokens: {ref_token_file} not found")
+        from shared.phone_recognizer.score import LoadedRecognizer, score_dir
+
+        rec = LoadedRecognizer(phone_recognizer)
+        for tag, d in (("gen", gen_dir), ("ref", ref_dir)):
+            res = score_dir(phone_recognizer, d, ref_token_file, recognizer=rec, utts=utts)
+            corpus[f"per_{tag}"] = res["per"]
+            for u, r in res["utts"].items():
+                by_utt[u][f"per_{tag}"] = r["per"]
+        summary["phone_recognizer"] = {"exp_dir": str(phone_recognizer), "ref_token_file": str(ref_token_file)}
+    else:
+        summary["phone_recognizer"] = {"skipped": "no --phone-recognizer given"}
+
+    # optional model-based metrics
+    from shared.metrics.optional import load_optional_metrics
+
+    available, skipped = load_optional_metrics(optional_models or {})
+    if available:
+        text = read_kv(ref_dir / "text") if (ref_dir / "text").exists() else {}
+        for u in utts:
+            ref, gen = _load(ref_scp[u]), _load(gen_scp[u])
+            for fn in available.values():
+                by_utt[u].update(fn(ref, gen, text.get(u, "")))
+    summary["optional_metrics"] = {**{k: {"enabled": True} for k in available}, **skipped}
+
+    summary["metrics"] = aggregate(by_utt[u] for u in utts)
+    summary["corpus"] = corpus
+    summary["elapsed_s"] = round(time.time() - t0, 2)
+    summary["settings"], summary["inputs"] = settings, inputs
+    summary["recipe"] = ("MCD-DTW: warped cepstra c1..c24 (alpha 0.42), 32 ms Hann / 10 ms hop, Euclidean DTW; "
+                         "F0: librosa.pyin 60-500 Hz on the same frames and DTW path; see shared/metrics/spectral.py")
+    write_utt_table(out.with_name(out.stem + "_utt.tsv"), [by_utt[u] for u in utts])
+    if plots_dir:
+        make_plots(Path(plots_dir), utts[:num_plots], ref_scp, gen_scp)
+    write_json(out, summary)
+    return summary
+
+
+def make_plots(plots_dir: Path, utts: list[str], ref_scp: dict[str, str], gen_scp: dict[str, str]) -> None:
+    """Mel spectrograms side by side and the MCD-DTW path of the first few utterances."""
+    import torch
+
+    from shared.features import MelSpectrogram
+    from shared.metrics.spectral import mcd_dtw, mel_cepstrum
+    from shared.plots import plot_alignment, plot_mel_comparison
+
+    mel = MelSpectrogram(EVAL_RATE, n_fft=1024, hop_length=256, n_mels=80)
+    for u in utts:
+        ref, gen = _load(ref_scp[u]), _load(gen_scp[u])
+        with torch.no_grad():
+            m_ref, m_gen = mel(torch.from_numpy(ref)).numpy(), mel(torch.from_numpy(gen)).numpy()
+        plot_mel_comparison(m_ref, m_gen, plots_dir / f"{u}_mel.png", title=u)
+        c_ref, c_gen = mel_cepstrum(ref), mel_cepstrum(gen)
+        mcd, path = mcd_dtw(c_ref, c_gen)
+        plot_alignment(path, plots_dir / f"{u}_dtw.png", shape=(len(c_ref), len(c_gen)),
+                       title=f"{u}: MCD-DTW {mcd:.2f} dB", ylabel="reference frame", xlabel="generated frame")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ref-dir", required=True, help="reference data dir (wav.scp; token for PER)")
+    p.add_argument("--gen-dir", required=True, help="generated data dir (wav.scp)")
+    p.add_argument("--out", required=True, help="metrics.json to write")
+    p.add_argument("--mode", choices=["tts", "codec"], default="tts")
+    p.add_argument("--phone-recognizer", default=None, help="exp dir of shared.phone_recognizer.train")
+    p.add_argument("--ref-token-file", default=None, help="reference tokens (default REF_DIR/token)")
+    p.add_argument("--plots-dir", default=None)
+    p.add_argument("--num-plots", type=int, default=3)
+    p.add_argument("--nj", type=int, default=2, help="worker processes for per-utterance metrics")
+    p.add_argument("--no-f0", action="store_true", help="skip pYIN F0 / voicing metrics")
+    p.add_argument("--allow-subset", action="store_true", help="score only the generated subset of the references")
+    p.add_argument("--whisper-model", default=None, help="local openai-whisper checkpoint (or $FLOWTTS_WHISPER_MODEL)")
+    p.add_argument("--speaker-model", default=None, help="local speechbrain ECAPA dir (or $FLOWTTS_SPK_MODEL)")
+    p.add_argument("--utmos-model", default=None, help="local TorchScript MOS model (or $FLOWTTS_UTMOS_MODEL)")
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # work is parallel over utterances (--nj) instead
+    try:
+        res = evaluate(a.ref_dir, a.gen_dir, a.out, a.mode, a.phone_recognizer, a.ref_token_file, a.plots_dir, a.nj,
+                       not a.no_f0, a.allow_subset, {"whisper_wer": a.whisper_model, "spk_sim": a.speaker_model,
+                                                     "utmos": a.utmos_model}, a.overwrite, a.num_plots)
+    except EvaluationError as e:
+        print(f"[evaluate] error: {e}", file=sys.stderr)
+        return 1
+    shown = {k: round(v["mean"], 4) for k, v in res["metrics"].items() if "mean" in v and not k.endswith("seconds")}
+    print(f"[evaluate] {res['num_utts']} utts -> {a.out}: {shown} {res.get('corpus', {})}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

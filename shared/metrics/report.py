@@ -1,0 +1,150 @@
+"""Corpus-level aggregation of per-utterance metrics, and the RESULTS.md writer.
+
+    python -m shared.metrics.report --out exp/RESULTS.md --metrics rf_nfe8=exp/stage2/x/eval/test/metrics.json \
+        --metrics reflow_nfe2=exp/stage2/x_reflow/eval/test/metrics.json \
+        [--stage-times exp/stage_times.json] [--config conf/stage1.yaml ...] [--title "espeak_mini"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from shared.io import PathLike, atomic_write, read_json
+
+# metric -> (header, format); metrics not listed are shown with 3 significant decimals
+DISPLAY = {
+    "mcd_dtw": ("MCD-DTW (dB) ↓", "{:.2f}"),
+    "f0_rmse_cents": ("log-F0 RMSE (cents) ↓", "{:.1f}"),
+    "f0_corr": ("F0 corr ↑", "{:.3f}"),
+    "vuv_error": ("V/UV err ↓", "{:.3f}"),
+    "duration_ratio": ("dur ratio", "{:.3f}"),
+    "pesq_wb": ("PESQ-WB ↑", "{:.2f}"),
+    "stoi": ("STOI ↑", "{:.3f}"),
+    "si_sdr": ("SI-SDR (dB) ↑", "{:.1f}"),
+    "mel_distance": ("mel dist ↓", "{:.3f}"),
+    "per_gen": ("PER synth ↓", "{:.1%}"),
+    "per_ref": ("PER real", "{:.1%}"),
+    "rtf": ("RTF ↓", "{:.4f}"),
+}
+
+
+def aggregate(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{metric: {mean, std, median, min, max, n, n_nan}}`` over numeric per-utterance values."""
+    columns: dict[str, list[float]] = {}
+    for row in rows:
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                columns.setdefault(k, []).append(float(v))
+    out = {}
+    for k, vals in columns.items():
+        a = np.asarray(vals, dtype=np.float64)
+        ok = a[np.isfinite(a)]
+        stats = {"n": int(ok.size), "n_nan": int(a.size - ok.size)}
+        if ok.size:
+            stats.update(mean=float(ok.mean()), std=float(ok.std()), median=float(np.median(ok)),
+                         min=float(ok.min()), max=float(ok.max()))
+        out[k] = stats
+    return out
+
+
+def _fmt(metric: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, str):
+        return value
+    return DISPLAY.get(metric, (metric, "{:.3g}"))[1].format(value)
+
+
+def summary_row(metrics_json: Mapping[str, Any]) -> dict[str, str]:
+    """One table row ``{metric: "mean ± std"}`` from a :mod:`shared.evaluate` ``metrics.json``."""
+    row = {}
+    for k, s in metrics_json.get("metrics", {}).items():
+        if "mean" in s:
+            row[k] = f"{_fmt(k, s['mean'])} ± {_fmt(k, s['std'])}" if s.get("n", 0) > 1 else _fmt(k, s["mean"])
+    for k, v in metrics_json.get("corpus", {}).items():
+        row[k] = _fmt(k, v)
+    return row
+
+
+def markdown_table(rows: Mapping[str, Mapping[str, Any]], columns: list[str] | None = None, key_header: str = "") -> str:
+    """``{row name: {column: value}}`` -> a GitHub markdown table (missing cells "–")."""
+    if columns is None:
+        columns = list(dict.fromkeys(c for r in rows.values() for c in r))
+        columns.sort(key=lambda c: list(DISPLAY).index(c) if c in DISPLAY else len(DISPLAY))
+    head = [key_header] + [DISPLAY.get(c, (c,))[0] for c in columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(columns)) + "|"]
+    for name, r in rows.items():
+        lines.append("| " + " | ".join([str(name)] + [_fmt(c, r.get(c)) for c in columns]) + " |")
+    return "\n".join(lines)
+
+
+def results_markdown(tables: Mapping[str, Mapping[str, Mapping[str, Any]]], stage_times: Mapping[str, float] | None = None,
+                     config_paths: Mapping[str, str] | Iterable[str] | None = None, title: str = "Results",
+                     notes: str | None = None, figures: Mapping[str, str] | None = None) -> str:
+    """RESULTS.md text: one markdown table per entry of ``tables`` (``{table: {row: {metric: value}}}``,
+    values numbers or preformatted strings), figures (``{caption: relative png path}``), then stage
+    wall-clock times and the configs used."""
+    parts = [f"# {title}", "", f"_Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}._", ""]
+    if notes:
+        parts += [notes.strip(), ""]
+    for name, rows in tables.items():
+        parts += [f"## {name}", "", markdown_table(rows, key_header="system"), ""]
+    for caption, fig in (figures or {}).items():
+        parts += [f"![{caption}]({fig})", "", f"_{caption}_", ""]
+    if stage_times:
+        parts += ["## Stage times", "", "| stage | wall clock |", "|---|---:|"]
+        total = 0.0
+        for stage, sec in stage_times.items():
+            total += float(sec)
+            parts.append(f"| {stage} | {_duration(float(sec))} |")
+        parts += [f"| **total** | **{_duration(total)}** |", ""]
+    if config_paths:
+        items = config_paths.items() if isinstance(config_paths, Mapping) else ((None, p) for p in config_paths)
+        parts += ["## Configuration", ""] + [f"- {k + ': ' if k else ''}`{p}`" for k, p in items] + [""]
+    return "\n".join(parts)
+
+
+def _duration(sec: float) -> str:
+    m, s = divmod(int(round(sec)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{sec:.1f}s")
+
+
+def write_results_md(path: PathLike, tables: Mapping[str, Mapping[str, Mapping[str, Any]]], **kwargs: Any) -> str:
+    """Write :func:`results_markdown` atomically to ``path``; returns the text."""
+    text = results_markdown(tables, **kwargs)
+    with atomic_write(path) as f:
+        f.write(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="RESULTS.md to write")
+    p.add_argument("--metrics", action="append", default=[], metavar="NAME=METRICS_JSON",
+                   help="a row of the evaluation table (repeatable)")
+    p.add_argument("--table-name", default="Evaluation")
+    p.add_argument("--stage-times", default=None, help="JSON file {stage: seconds}")
+    p.add_argument("--config", action="append", default=[], help="config file used (repeatable)")
+    p.add_argument("--title", default="Results")
+    a = p.parse_args(argv)
+    rows = {}
+    for item in a.metrics:
+        if "=" not in item:
+            p.error(f"--metrics {item!r}: expected NAME=PATH")
+        name, path = item.split("=", 1)
+        rows[name] = summary_row(read_json(path))
+    times = read_json(a.stage_times) if a.stage_times else None
+    write_results_md(a.out, {a.table_name: rows}, stage_times=times, config_paths=a.config, title=a.title)
+    print(f"[metrics.report] wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Pack a trained system into one self-contained directory with a model card.
+
+    python -m shared.pack --stage1-exp-dir exp/stage1/vae --stage2-exp-dir exp/stage2/flow_reflow \
+        --results exp/RESULTS.md --out-dir exp/packed/espeak_mini_flow
+
+The output holds ``stage1/`` and ``stage2/`` (each experiment directory's top-level files: resolved config,
+weights, token list, latent statistics, ...; no checkpoints, logs or samples), with ``stage2/stage1.json``
+pointing at ``../stage1``, so ``Synthesizer.from_exp_dir(out_dir / "stage2")`` works wherever the directory
+is copied; ``RESULTS.md``; and ``MODEL_CARD.md`` (what it is, how it was trained, configs, metrics, use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.io import PathLike, atomic_write, read_json, write_json
+
+MAX_FILE_MB = 200  # top-level files larger than this are not packed (say so)
+
+
+def _copy_top_level(src: Path, dst: Path) -> list[str]:
+    dst.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for f in sorted(src.iterdir()):
+        if f.is_file() and not f.name.startswith(".") and f.stat().st_size < MAX_FILE_MB * 2**20:
+            shutil.copy2(f, dst / f.name)
+            copied.append(f.name)
+    return copied
+
+
+def _json_or_none(path: Path) -> Any:
+    return read_json(path) if path.is_file() else None
+
+
+def _section(title: str, body: str) -> str:
+    return f"## {title}\n\n{body.strip()}\n\n"
+
+
+def model_card(out_dir: Path, s1: Path, s2: Path, results: Path | None, corpus_report: Path | None) -> str:
+    """The model card's Markdown."""
+    name = out_dir.name
+    parts = [f"# {name}\n\nA two-stage flowtts text-to-speech system, packed {time.strftime('%Y-%m-%d %H:%M')} "
+             f"from `{s1}` (stage one) and `{s2}` (stage two).\n\n"]
+    usage = f"""```python
+from stage2_flow.synthesize import Synthesizer
+
+tts = Synthesizer.from_exp_dir("{out_dir}/stage2")
+wavs = tts.synthesize(["The quick brown fox jumps over the lazy dog."])
+```
+
+or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-dir {out_dir}/stage2 ...`."""
+    parts.append(_section("Use", usage))
+    report = _json_or_none(corpus_report) if corpus_report else None
+    if report:
+        parts.append(_section("Training data", "```json\n" + json.dumps(report, indent=1, ensure_ascii=False)[:4000]
+                              + "\n```"))
+    for label, d in (("Stage one", s1), ("Stage two", s2)):
+        body = []
+        for fname, title in (("params.json", "Parameters"), ("train_summary.json", "Training summary")):
+            data = _json_or_none(d / fname)
+            if data is not None:
+                body.append(f"{title}:\n\n```json\n{json.dumps(data, indent=1)}\n```\n")
+        cfg = d / "config.yaml"
+        if cfg.is_file():
+            body.append(f"Resolved config (`{label.lower().replace(' ', '')}/config.yaml`):\n\n```yaml\n"
+                        f"{cfg.read_text().strip()}\n```\n")
+        parts.append(_section(label, "\n".join(body) or "(no description files found)"))
+    if results and results.is_file():
+        parts.append(_section("Results", results.read_text().replace("# ", "### ", 1)))
+    parts.append(_section("Limitations", "Trained on the corpus above only: expect it to speak like that corpus "
+                          "(for the default recipe, espeak-ng voices), and nothing else."))
+    return "".join(parts)
+
+
+def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
+         results: PathLike | None = None, corpus_report: PathLike | None = None) -> Path:
+    s1, s2, out = Path(stage1_exp_dir), Path(stage2_exp_dir), Path(out_dir)
+    for d, what in ((s1, "stage-one"), (s2, "stage-two")):
+        if not (d / "config.yaml").is_file():
+            raise FileNotFoundError(f"{d}: not a trained {what} experiment directory (no config.yaml)")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _copy_top_level(s1, tmp / "stage1")
+    _copy_top_level(s2, tmp / "stage2")
+    link = tmp / "stage2" / "stage1.json"
+    if link.is_file():
+        info = read_json(link)
+        info["exp_dir"] = "../stage1"  # relative to the stage-two directory
+        write_json(link, info)
+    if results and Path(results).is_file():
+        shutil.copy2(results, tmp / "RESULTS.md")
+    with atomic_write(tmp / "MODEL_CARD.md") as f:
+        f.write(model_card(out, s1, s2, Path(results) if results else None,
+                           Path(corpus_report) if corpus_report else None))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)  # the packed directory appears whole or not at all
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m shared.pack", description=__doc__.split("\n\n")[0])
+    p.add_argument("--stage1-exp-dir", required=True)
+    p.add_argument("--stage2-exp-dir", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--results", help="RESULTS.md to include")
+    p.add_argument("--corpus-report", help="corpus report JSON (e.g. data/local/corpus_report.json)")
+    args = p.parse_args(argv)
+    out = pack(args.stage1_exp_dir, args.stage2_exp_dir, args.out_dir, args.results, args.corpus_report)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
+    print(f"packed {out} ({size:.1f} MB): stage1/, stage2/, MODEL_CARD.md" + (", RESULTS.md" if args.results else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Write ``exp/RESULTS.md`` from what the recipe's stages left in the experiment tree.
+
+    python -m shared.results --exp-root exp --stage1-exp-dir exp/stage1/vae --stage2-exp-dir exp/stage2/flow \
+        --test-set test --out exp/RESULTS.md
+
+Reads (each optional; a missing one is listed as "not run", never an error):
+``<stage2>/eval/<test>/metrics.json`` (TTS metrics and PER), ``<stage1>/eval/<test>/metrics.json`` (codec
+resynthesis), ``<exp-root>/nfe_sweep/summary.json`` (quality and RTF against NFE; also drawn to
+``<exp-root>/nfe_sweep/quality_vs_nfe.png``), ``<exp-root>/asr/train_summary.json`` (phone recogniser),
+``<exp-root>/stage_times.tsv`` (``<n> <name> <seconds>``) and the exp dirs' ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.io import read_json
+from shared.metrics.report import summary_row, write_results_md
+
+SWEEP_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "rtf")
+
+
+def read_stage_times(path: Path) -> dict[str, float]:
+    """``{"<n> <name>": seconds}`` from ``stage_times.tsv``; a rerun stage keeps its latest time."""
+    times: dict[str, float] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3:
+                times[f"{parts[0]} {parts[1]}"] = float(parts[2])
+    return dict(sorted(times.items(), key=lambda kv: int(kv[0].split()[0]) if kv[0].split()[0].isdigit() else 0))
+
+
+def sweep_table(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    rows = {}
+    for exp, cells in summary.items():
+        for nfe in sorted(cells, key=int):
+            rows[f"{exp} NFE {nfe}"] = {k: cells[nfe][k] for k in SWEEP_METRICS if k in cells[nfe]}
+    return rows
+
+
+def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out: Path) -> dict[str, Any]:
+    """Tables, figures, notes, stage times and configs for :func:`write_results_md`."""
+    tables: dict[str, dict[str, dict[str, Any]]] = {}
+    notes, figures = [], {}
+    for label, exp in (("TTS (stage two) on " + test_set, s2), ("Codec resynthesis (stage one) on " + test_set, s1)):
+        m = exp / "eval" / test_set / "metrics.json" if exp else None
+        if m and m.is_file():
+            tables[label] = {exp.name: summary_row(read_json(m))}
+        else:
+            notes.append(f"- {label}: not run ({m or 'no exp dir given'} missing)")
+    sweep = exp_root / "nfe_sweep" / "summary.json"
+    if sweep.is_file():
+        summary = read_json(sweep)
+        tables["Quality and speed against NFE"] = sweep_table(summary)
+        from shared.plots import plot_quality_vs_nfe
+
+        curves = {e: {int(n): c["mcd_dtw"] for n, c in cells.items() if "mcd_dtw" in c} for e, cells in summary.items()}
+        if any(curves.values()):
+            png = plot_quality_vs_nfe(curves, exp_root / "nfe_sweep" / "quality_vs_nfe.png", metric="MCD-DTW (dB)")
+            figures["MCD-DTW against NFE"] = os.path.relpath(png, out.parent)
+    asr = exp_root / "asr" / "train_summary.json"
+    if asr.is_file():
+        a = read_json(asr)
+        notes.append(f"- Phone recogniser (exp/asr): dev PER {a.get('dev_per', float('nan')):.2%} after "
+                     f"{a['steps']} steps / {a['train_seconds']:.0f} s on {a['num_train_utts']} utterances.")
+    configs = {p.parent.name: str(p) for p in (d / "config.yaml" for d in (s1, s2, exp_root / "asr") if d) if p.is_file()}
+    return {"tables": tables, "figures": figures, "notes": "\n".join(notes) or None,
+            "stage_times": read_stage_times(exp_root / "stage_times.tsv"), "config_paths": configs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp-root", default="exp")
+    p.add_argument("--stage1-exp-dir", default=None)
+    p.add_argument("--stage2-exp-dir", default=None)
+    p.add_argument("--test-set", default="test")
+    p.add_argument("--title", default=None)
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    c = collect(Path(a.exp_root), Path(a.stage1_exp_dir) if a.stage1_exp_dir else None,
+                Path(a.stage2_exp_dir) if a.stage2_exp_dir else None, a.test_set, out)
+    title = a.title or f"Results: {Path.cwd().name}"
+    write_results_md(out, c.pop("tables"), title=title, **c)
+    print(f"[results] wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

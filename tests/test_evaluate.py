@@ -1,0 +1,130 @@
+"""shared.evaluate end to end on toy data dirs, the RESULTS.md writer and the plot helpers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from shared.evaluate import EvaluationError, evaluate, main, match_utts
+from shared.io import write_kv
+from shared.metrics.optional import load_optional_metrics
+from shared.metrics.report import aggregate, results_markdown, summary_row, write_results_md
+from shared.phone_recognizer.toy import make_toy_data_dir, toy_utterance
+from shared.plots import plot_alignment, plot_mel_comparison, plot_quality_vs_nfe, plot_training_curves
+
+PNG = b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    tokens = make_toy_data_dir(root / "ref", 3, seed=3)
+    gen = root / "gen"
+    (gen / "wav").mkdir(parents=True)
+    scp = {}
+    for k, (utt, phones) in enumerate(sorted(tokens.items())):
+        wav = toy_utterance(phones, [0.12] * len(phones), f0=110.0 if k % 2 == 0 else 180.0, seed=99)
+        sf.write(str(gen / "wav" / f"{utt}.wav"), wav, 16000)
+        scp[utt] = str(gen / "wav" / f"{utt}.wav")
+    write_kv(gen / "wav.scp", scp)
+    return root
+
+
+def test_match_utts_lists_problems():
+    assert match_utts({"a": "x", "b": "y"}, {"b": "y", "a": "x"}) == ["a", "b"]
+    with pytest.raises(EvaluationError, match="not generated: b"):
+        match_utts({"a": "x", "b": "y"}, {"a": "x"})
+    assert match_utts({"a": "x", "b": "y"}, {"a": "x"}, allow_subset=True) == ["a"]
+    with pytest.raises(EvaluationError, match="no reference: c"):
+        match_utts({"a": "x"}, {"a": "x", "c": "z"})
+
+
+def test_evaluate_identical_codec_mode(dirs, tmp_path):
+    out = tmp_path / "metrics.json"
+    res = evaluate(dirs / "ref", dirs / "ref", out, mode="codec", nj=1)
+    m = res["metrics"]
+    assert m["mcd_dtw"]["mean"] == 0.0 and m["duration_ratio"]["mean"] == 1.0
+    assert m["pesq_wb"]["mean"] == pytest.approx(4.644, abs=0.01) and m["mel_distance"]["mean"] == 0.0
+    assert res["phone_recognizer"] == {"skipped": "no --phone-recognizer given"}
+    assert all("skipped" in v for v in res["optional_metrics"].values())
+    assert set(res["optional_metrics"]) == {"whisper_wer", "spk_sim", "utmos"}
+
+
+def test_evaluate_tts_mode_cli_plots_and_rerun(dirs, tmp_path, capsys):
+    out = tmp_path / "eval" / "metrics.json"
+    args = ["--ref-dir", str(dirs / "ref"), "--gen-dir", str(dirs / "gen"), "--out", str(out), "--nj", "1",
+            "--plots-dir", str(tmp_path / "plots"), "--num-plots", "1"]
+    assert main(args) == 0
+    res = json.loads(out.read_text())
+    assert res["num_utts"] == 3 and res["metrics"]["mcd_dtw"]["mean"] > 0.5
+    assert res["metrics"]["duration_ratio"]["mean"] > 1.0 and "pesq_wb" not in res["metrics"]
+    rows = (tmp_path / "eval" / "metrics_utt.tsv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].split("\t")[:2] == ["utt", "ref_seconds"]
+    pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert len(pngs) == 2 and all((tmp_path / "plots" / p).read_bytes()[:4] == PNG for p in pngs)
+    capsys.readouterr()
+    assert main(args) == 0 and "up to date" in capsys.readouterr().out
+    assert main(args[:2] + ["--gen-dir", str(dirs / "ref" / "missing")] + args[4:6]) == 1
+
+
+def test_optional_metrics_say_why_they_are_skipped(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLOWTTS_UTMOS_MODEL", str(tmp_path / "nope.pt"))
+    available, skipped = load_optional_metrics({"whisper_wer": None})
+    assert not available
+    assert "not found" in skipped["utmos"]["skipped"] and "FLOWTTS_WHISPER_MODEL" in skipped["whisper_wer"]["skipped"]
+
+
+def test_report(tmp_path):
+    agg = aggregate([{"utt": "a", "mcd_dtw": 4.0, "f0": float("nan")}, {"utt": "b", "mcd_dtw": 6.0, "f0": 1.0}])
+    assert agg["mcd_dtw"]["mean"] == 5.0 and agg["mcd_dtw"]["std"] == 1.0 and agg["f0"]["n_nan"] == 1
+    row = summary_row({"metrics": agg, "corpus": {"per_gen": 0.123}})
+    assert row["mcd_dtw"] == "5.00 ± 1.00" and row["per_gen"] == "12.3%"
+    text = write_results_md(tmp_path / "RESULTS.md", {"test set": {"rf nfe=4": row, "reflow nfe=1": {"mcd_dtw": 7.0}}},
+                            stage_times={"stage1": 75.0, "stage2": 3700.0}, config_paths=["conf/stage1.yaml"])
+    assert (tmp_path / "RESULTS.md").read_text() == text
+    assert "| rf nfe=4 | 5.00 ± 1.00 |" in text and "MCD-DTW (dB)" in text and "1h02m55s" in text
+    assert "`conf/stage1.yaml`" in results_markdown({}, config_paths={"stage1": "conf/stage1.yaml"})
+
+
+def test_plots(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = [
+        plot_mel_comparison(rng.standard_normal((80, 50)), rng.standard_normal((80, 70)), tmp_path / "mel.png", "u1"),
+        plot_alignment(rng.random((10, 40)), tmp_path / "attn.png"),
+        plot_alignment(np.array([[0, 0], [1, 1], [1, 2], [2, 3]]), tmp_path / "path.png", shape=(3, 4)),
+        plot_quality_vs_nfe({"rectified flow": {1: 9.0, 2: 7.5, 8: 6.1}, "+ reflow": {1: 6.8, 2: 6.4, 8: 6.2}},
+                            tmp_path / "nfe.png"),
+    ]
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("epoch,step,train/loss,val/mel\n0,0,1.0,\n0,1,0.8,\n0,1,,0.5\n1,2,0.6,\n")
+    paths.append(plot_training_curves(csv, tmp_path / "curves.png"))
+    assert all(p.read_bytes()[:4] == PNG for p in paths)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_results_md_from_exp_tree(tmp_path):
+    from shared.io import write_json
+    from shared.results import main as results_main
+
+    exp = tmp_path / "exp"
+    metrics = {"metrics": aggregate([{"mcd_dtw": 5.0, "per_gen": 0.1}, {"mcd_dtw": 7.0, "per_gen": 0.2}]),
+               "corpus": {"per_gen": 0.15, "per_ref": 0.02}}
+    write_json(exp / "stage2" / "flow" / "eval" / "test" / "metrics.json", metrics)
+    write_json(exp / "nfe_sweep" / "summary.json",
+               {"flow": {"1": {"mcd_dtw": 9.0, "rtf": 0.01}, "4": {"mcd_dtw": 6.0, "rtf": 0.03}},
+                "flow_reflow": {"1": {"mcd_dtw": 6.5, "rtf": 0.01}}})
+    write_json(exp / "asr" / "train_summary.json", {"dev_per": 0.025, "steps": 550, "train_seconds": 150.0,
+                                                    "num_train_utts": 720})
+    (exp / "stage_times.tsv").write_text("3\tstage1_train\t600\n10\tpack\t5\n3\tstage1_train\t620\n")
+    out = exp / "RESULTS.md"
+    assert results_main(["--exp-root", str(exp), "--stage1-exp-dir", str(exp / "stage1" / "vae"), "--stage2-exp-dir",
+                         str(exp / "stage2" / "flow"), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| flow | 6.00 ± 1.00 | 15.0% | 2.0% |" in text
+    assert "Codec resynthesis (stage one) on test: not run" in text and "dev PER 2.50%" in text
+    assert "| flow_reflow NFE 1 | 6.50 |" in text and "](nfe_sweep/quality_vs_nfe.png)" in text
+    assert "| 3 stage1_train | 10m20s |" in text and text.index("3 stage1_train") < text.index("10 pack")
+    assert (exp / "nfe_sweep" / "quality_vs_nfe.png").read_bytes()[:4] == PNG

@@ -1,0 +1,152 @@
+"""Sanity of every metric: identical signals give zero distortion / the best score, a known degradation
+gives worse numbers, and DTW copes with time stretching."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from shared.metrics.dtw import dtw, dtw_backtrack, dtw_cost_matrix, pairwise_euclidean
+from shared.metrics.signal import PESQ_WB_MAX, MultiResolutionMelDistance, RTFMeter, pesq_wb, real_time_factor, si_sdr, stoi
+from shared.metrics.spectral import alpha_for_rate, mcd_dtw, mel_cepstrum, tts_metrics, warp_frequency
+from shared.metrics.text import EditCounts, edit_distance, error_rate
+from shared.phone_recognizer.toy import toy_utterance
+
+PHONES = ["a", "s", "i", "m", "o", "f", "u", "e"]
+OTHER = ["i", "f", "a", "o", "s", "e", "m", "u"]
+
+
+@pytest.fixture(scope="module")
+def speech():
+    ref = toy_utterance(PHONES, [0.1] * 8, f0=120.0)
+    return {
+        "ref": ref,
+        "stretched": toy_utterance(PHONES, [0.13] * 8, f0=120.0),
+        "other": toy_utterance(OTHER, [0.1] * 8, f0=120.0),
+        "pitch_up": toy_utterance(PHONES, [0.1] * 8, f0=120.0 * 2 ** (100 / 1200)),  # +100 cents
+        "noisy": ref + 0.03 * np.random.default_rng(0).standard_normal(ref.size).astype(np.float32),
+    }
+
+
+# ---- DTW -------------------------------------------------------------------------------------------
+def _brute_force_dtw(cost: np.ndarray) -> float:
+    n, m = cost.shape
+    acc = np.full((n + 1, m + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i, j in itertools.product(range(1, n + 1), range(1, m + 1)):
+        acc[i, j] = cost[i - 1, j - 1] + min(acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])
+    return acc[n, m]
+
+
+@pytest.mark.parametrize("n,m", [(1, 1), (1, 5), (6, 1), (7, 9), (12, 5)])
+def test_dtw_matches_brute_force(n, m):
+    rng = np.random.default_rng(n * 10 + m)
+    x, y = rng.standard_normal((n, 3)), rng.standard_normal((m, 3))
+    cost = pairwise_euclidean(x, y)
+    acc = dtw_cost_matrix(cost)
+    assert acc[-1, -1] == pytest.approx(_brute_force_dtw(cost))
+    path = dtw_backtrack(acc)
+    assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (n - 1, m - 1)
+    steps = np.diff(path, axis=0)
+    assert ((steps >= 0) & (steps <= 1)).all() and (steps.sum(1) >= 1).all()
+    assert cost[path[:, 0], path[:, 1]].sum() == pytest.approx(acc[-1, -1])
+
+
+def test_dtw_of_repeated_frames_is_free():
+    x = np.arange(5.0)[:, None]
+    path, total = dtw(x, np.repeat(x, 3, axis=0))
+    assert total == 0.0 and len(path) == 15
+
+
+# ---- mel-cepstrum / MCD --------------------------------------------------------------------------------
+def test_warp_and_alpha():
+    w = np.linspace(0, np.pi, 9)
+    assert np.allclose(warp_frequency(warp_frequency(w, 0.42), -0.42), w)
+    assert warp_frequency(np.array([np.pi / 8]), 0.42)[0] > np.pi / 8  # low frequencies are expanded
+    assert alpha_for_rate(16000) == 0.42 and 0.42 < alpha_for_rate(20000) < 0.455
+
+
+def test_mel_cepstrum_shape_and_gain(speech):
+    c = mel_cepstrum(speech["ref"])
+    assert c.shape == (speech["ref"].size // 160 + 1, 25)
+    noise = 0.1 * np.random.default_rng(1).standard_normal(8000).astype(np.float32)
+    diff = mel_cepstrum(2.0 * noise) - mel_cepstrum(noise)  # a gain only moves c0, by ln 2
+    assert np.allclose(diff[:, 0], np.log(2.0), atol=1e-4) and np.abs(diff[:, 1:]).max() < 1e-4
+
+
+def test_mcd_identical_is_zero_and_degradations_are_worse(speech):
+    ref = mel_cepstrum(speech["ref"])
+    assert mcd_dtw(ref, ref)[0] == 0.0
+    stretched = mcd_dtw(ref, mel_cepstrum(speech["stretched"]))[0]
+    noisy = mcd_dtw(ref, mel_cepstrum(speech["noisy"]))[0]
+    other = mcd_dtw(ref, mel_cepstrum(speech["other"]))[0]
+    assert 0.0 < stretched < 0.4 * other, (stretched, other)
+    assert noisy > 1.0
+
+
+def test_tts_metrics_f0_and_duration(speech):
+    same = tts_metrics(speech["ref"], speech["ref"])
+    assert same["mcd_dtw"] == 0.0 and same["f0_rmse_cents"] == 0.0 and same["vuv_error"] == 0.0
+    assert same["duration_ratio"] == 1.0 and same["f0_corr"] == pytest.approx(1.0)
+    up = tts_metrics(speech["ref"], speech["pitch_up"])
+    assert 70.0 < up["f0_rmse_cents"] < 130.0, up
+    st = tts_metrics(speech["ref"], speech["stretched"], with_f0=False)
+    assert st["duration_ratio"] == pytest.approx(speech["stretched"].size / speech["ref"].size)
+    assert "f0_rmse_cents" not in st
+
+
+# ---- codec metrics ---------------------------------------------------------------------------------------
+def test_si_sdr(speech):
+    ref = speech["ref"]
+    assert si_sdr(ref, ref) > 80.0
+    assert si_sdr(ref, 0.3 * ref) > 80.0  # scale invariant
+    assert si_sdr(ref, speech["noisy"]) < 30.0
+
+
+def test_pesq_stoi_mel_distance(speech):
+    ref, noisy = speech["ref"], speech["noisy"]
+    assert pesq_wb(ref, ref, 16000) == pytest.approx(PESQ_WB_MAX, abs=0.01)
+    assert pesq_wb(ref, noisy, 16000) < 3.5
+    assert stoi(ref, ref, 16000) == pytest.approx(1.0, abs=1e-6)
+    assert stoi(ref, noisy, 16000) < stoi(ref, ref, 16000)
+    dist = MultiResolutionMelDistance(16000)
+    assert dist(ref, ref) == 0.0 and dist(ref, noisy) > 0.1
+    assert np.isnan(pesq_wb(np.zeros(16000), np.zeros(16000), 16000))  # no speech: NaN, not an exception
+
+
+def test_rtf():
+    assert real_time_factor(1.0, 4.0) == 0.25
+    meter = RTFMeter()
+    with meter.measure():
+        sum(range(1000))
+    meter.add_audio(2.0)
+    assert meter.calls == 1 and 0 < meter.rtf < 1 and set(meter.as_dict()) >= {"rtf", "audio_seconds"}
+    with pytest.raises(ValueError):
+        real_time_factor(1.0, 0.0)
+
+
+# ---- edit distance / PER ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("ref,hyp,counts", [
+    ("abc", "abc", (0, 0, 0)),
+    ("abc", "abd", (1, 0, 0)),
+    ("abc", "ab", (0, 0, 1)),
+    ("abc", "abxc", (0, 1, 0)),
+    ("kitten", "sitting", (2, 1, 0)),
+    ("", "", (0, 0, 0)),
+    ("ab", "", (0, 0, 2)),
+])
+def test_edit_distance(ref, hyp, counts):
+    c = edit_distance(list(ref), list(hyp))
+    assert (c.sub, c.ins, c.dele) == counts and c.ref_len == len(ref)
+
+
+def test_error_rate_is_corpus_level():
+    refs = [["p", "a", "t"], ["s", "i"]]
+    hyps = [["p", "a", "t"], ["s", "u", "i", "n"]]  # 0 errors; 1 sub? no: 2 insertions
+    total = error_rate(refs, hyps)
+    assert total.errors == 2 and total.ref_len == 5 and total.rate == pytest.approx(0.4)
+    assert edit_distance([], ["x"]).rate == float("inf") and EditCounts().rate == 0.0
+    with pytest.raises(ValueError):
+        error_rate(refs, hyps[:1])

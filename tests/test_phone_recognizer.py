@@ -1,0 +1,88 @@
+"""Phone recogniser: token filtering, greedy CTC decoding, a few training steps on toy audio, resume,
+and scoring to per.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from shared.phone_recognizer.data import frame_batches, is_punctuation, phone_filter
+from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig, greedy_ctc_decode
+from shared.phone_recognizer.score import LoadedRecognizer, score_dir
+from shared.phone_recognizer.toy import make_toy_data_dir
+from shared.phone_recognizer.train import DEFAULT_CONFIG, merge, train
+
+TINY = {"model": {"conv_channels": 16, "hidden": 16, "num_layers": 1},
+        "train": {"max_steps": 4, "batch_frames": 2000, "log_every": 2, "ckpt_every": 2, "warmup_steps": 2}}
+
+
+def test_phone_filter():
+    keep = phone_filter()
+    toks = ["h", "ə", "l", "ˈ", "oʊ", ",", "▁", "w", "ˌ", "ɜː", "!", "…", "<unk>"]
+    assert keep(toks) == ["h", "ə", "l", "oʊ", "w", "ɜː"]
+    assert phone_filter(drop_stress=False)(["ˈ", "a"]) == ["ˈ", "a"]
+    assert is_punctuation("?!") and not is_punctuation("ʔ") and not is_punctuation("ː")
+
+
+def test_greedy_ctc_decode():
+    blank = 0
+    frames = [0, 3, 3, 0, 3, 4, 4, 0, 0, 5]  # -> 3 3 4 5 (blank separates the repeated 3)
+    logp = torch.full((1, len(frames), 6), -10.0)
+    logp[0, torch.arange(len(frames)), torch.tensor(frames)] = 0.0
+    assert greedy_ctc_decode(logp, torch.tensor([len(frames)]), blank) == [[3, 3, 4, 5]]
+    assert greedy_ctc_decode(logp, torch.tensor([3]), blank) == [[3]]
+
+
+def test_model_shapes():
+    m = PhoneRecognizer(RecognizerConfig(num_classes=9, blank_id=2, conv_channels=8, hidden=8, num_layers=1))
+    wav = torch.randn(2, 16000)
+    feats, frames = m.features(wav, torch.tensor([16000, 8000]))
+    assert feats.shape == (2, 80, 101) and frames.tolist() == [101, 51]
+    assert feats[1, :, 51:].abs().max() == 0.0  # padding is zero after normalisation
+    logp, out_len = m(feats, frames)  # default subsampling 4: 101 -> 51 -> 26 frames
+    assert logp.shape == (2, 26, 9) and out_len.tolist() == [26, 13]
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(2, 26), atol=1e-5)
+    m2 = PhoneRecognizer(RecognizerConfig(num_classes=9, blank_id=2, subsampling=2, conv_channels=8, hidden=8))
+    assert m2(feats, frames)[0].shape == (2, 51, 9)
+
+
+def test_frame_batches():
+    batches = frame_batches([10, 50, 20, 40, 30], max_samples=100)
+    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
+    assert all(max([10, 50, 20, 40, 30][i] for i in b) * len(b) <= 100 for b in batches)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("asr")
+    make_toy_data_dir(root / "train", 12, seed=1)
+    make_toy_data_dir(root / "dev", 4, seed=2, prefix="dev")
+    return root
+
+
+def test_train_resume_and_score(toy):
+    exp = toy / "exp"
+    cfg = merge(DEFAULT_CONFIG, TINY)
+    summary = train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp), str(toy / "dev"))
+    assert summary["steps"] == 4 and 0.0 <= summary["dev_per"]
+    for name in ("config.yaml", "tokens.txt", "model.pt", "train_log.csv", "dev_per.json", "checkpoints/last.pt"):
+        assert (exp / name).exists(), name
+    assert (exp / "tokens.txt").read_text().splitlines()[2] == "<blank> 2"
+    # a finished experiment is a no-op; a longer one resumes from the checkpoint
+    assert train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp))["steps"] == 4
+    (exp / "train_summary.json").unlink()
+    longer = merge(cfg, {"train": {"max_steps": 6}})
+    assert train(longer, str(toy / "train"), str(toy / "train" / "token"), str(exp))["steps"] == 6
+    assert torch.load(exp / "checkpoints" / "last.pt", weights_only=False)["state"]["step"] == 6
+
+    res = score_dir(exp, toy / "dev", toy / "dev" / "token", out=toy / "per.json")
+    saved = json.loads((toy / "per.json").read_text())
+    assert saved["num_utts"] == 4 and saved["per"] == pytest.approx(res["per"]) and res["per"] >= 0
+    assert saved["errors"] == saved["sub"] + saved["ins"] + saved["del"]
+    assert len((toy / "per_utt.tsv").read_text().splitlines()) == 5
+    rec = LoadedRecognizer(exp)
+    assert len(rec.transcribe([torch.zeros(8000)])) == 1
+    with pytest.raises(ValueError, match="no reference tokens"):
+        score_dir(exp, toy / "dev", toy / "train" / "token")
