@@ -1,0 +1,40 @@
+"""The whole default recipe, every stage, on a tiny corpus with tiny models (``run.sh --smoke true``).
+
+This is the end-to-end tier: it proves the chain corpus -> data dirs -> tokens -> stage one -> latents ->
+resynthesis -> stage two -> reflow -> synthesis -> evaluation -> packing holds together. Quality is not
+judged here (a few training steps); the numbers come from the full recipe (README, RESULTS.md).
+"""
+
+import json
+
+import pytest
+from recipe_utils import copy_egs, run_recipe
+
+from shared.datadir import DataDir, validate_data_dir
+
+
+@pytest.mark.slow
+def test_smoke_recipe_runs_every_stage(tmp_path):
+    recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
+    r = run_recipe(recipe, "--smoke", "true", timeout=900)
+    log = r.stdout[-6000:] + r.stderr[-3000:]
+    assert r.returncode == 0, log
+    for split in ("train", "dev", "test"):
+        assert validate_data_dir(recipe / "data" / split) == []
+        assert (recipe / "data" / split / "token").is_file()
+    s1, s2 = recipe / "exp" / "stage1" / "vae", recipe / "exp" / "stage2" / "flow_reflow"
+    assert (s1 / "latent_stats.json").is_file()
+    assert (recipe / "dump" / "vae" / "train" / "latents.scp").is_file()
+    assert json.loads((s1 / "eval" / "test" / "metrics.json").read_text())["metrics"]["pesq_wb"]["n"] == 5
+    synth = DataDir.load(s2 / "synth" / "test")
+    assert len(synth) == 5
+    metrics = json.loads((s2 / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["metrics"]["mcd_dtw"]["n"] == 5 and "per_gen" in metrics["corpus"]
+    results = (recipe / "exp" / "RESULTS.md").read_text()
+    assert "MCD" in results and "PESQ" in results
+    packed = next((recipe / "exp" / "packed").iterdir())
+    assert (packed / "MODEL_CARD.md").is_file() and (packed / "stage2" / "config.yaml").is_file()
+    times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in times] == [str(n) for n in range(11)]
+    again = run_recipe(recipe, "--smoke", "true", "--stage", "3", timeout=300)
+    assert again.returncode == 0 and again.stdout.count("done already") == 8, again.stdout[-3000:]
