@@ -41,7 +41,8 @@ class _EpochSampler(Sampler[list[Key]]):
     """Base: builds the epoch's batches, shards them over ranks, and supports skipping ahead."""
 
     def __init__(self, seed: int = 0, shuffle: bool = True):
-        self.seed, self.shuffle, self.epoch, self.skip = seed, shuffle, 0, 0
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.skip, self.skip_epoch = 0, 0  # resume: skip this many batches, only in epoch ``skip_epoch``
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -65,7 +66,8 @@ class _EpochSampler(Sampler[list[Key]]):
 
     def __iter__(self) -> Iterator[list[Key]]:
         batches = self._rank_batches()
-        skip, self.skip = self.skip, 0
+        skip = self.skip if self.epoch == self.skip_epoch else 0  # a checkpoint at an epoch's end skips nothing
+        self.skip = 0
         for batch in batches[skip:]:
             yield [(i, _item_seed(self.seed, self.epoch, i)) for i in batch]
 
@@ -157,7 +159,8 @@ class ResumableDataLoader(DataLoader):
         self._yielded = 0
 
     def __iter__(self):
-        self._yielded = self.batch_sampler.skip
+        sampler = self.batch_sampler
+        self._yielded = sampler.skip if sampler.epoch == sampler.skip_epoch else 0
         for batch in super().__iter__():
             self._yielded += 1
             yield batch
@@ -167,7 +170,7 @@ class ResumableDataLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.batch_sampler.set_epoch(state["epoch"])
-        self.batch_sampler.skip = state["yielded"]
+        self.batch_sampler.skip, self.batch_sampler.skip_epoch = state["yielded"], state["epoch"]
 
 
 # ---- padding ------------------------------------------------------------------------------------------

@@ -56,14 +56,15 @@ class RVQBottleneck(nn.Module):
     continuous pre-quantisation latent (NaturalSpeech 2 style); ``z`` is the sum of the selected codes."""
 
     def __init__(self, latent_dim: int, num_quantizers: int = 8, codebook_size: int = 1024, codebook_dim: int | None = None,
-                 decay: float = 0.99, commitment_weight: float = 1.0, kmeans_init: bool = False, quantize_dropout: bool = False):
+                 decay: float = 0.99, commitment_weight: float = 1.0, kmeans_init: bool = False, quantize_dropout: bool = False,
+                 **vq_kwargs: object):
         super().__init__()
         from vector_quantize_pytorch import ResidualVQ
 
         self.latent_dim = self.in_dim = latent_dim
         self.rvq = ResidualVQ(dim=latent_dim, num_quantizers=num_quantizers, codebook_size=codebook_size,
                               codebook_dim=codebook_dim, decay=decay, commitment_weight=commitment_weight,
-                              kmeans_init=kmeans_init, quantize_dropout=quantize_dropout)
+                              kmeans_init=kmeans_init, quantize_dropout=quantize_dropout, **vq_kwargs)
 
     def _quantize(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         q, idx, loss = self.rvq(h.float().transpose(1, 2))

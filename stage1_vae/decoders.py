@@ -24,8 +24,9 @@ class VocosDecoder(nn.Module):
         self.backbone = Backbone(latent_dim, dim, intermediate_dim, num_layers, kernel_size)
         self.head = ISTFTHead(dim, n_fft, hop_length)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(z))
+    def forward(self, z: torch.Tensor, return_phase: bool = False):
+        """``z (B, D, F)`` -> ``wav (B, (F-1) hop)`` (and the head's phase ``(B, n_fft/2+1, F)`` if asked)."""
+        return self.head(self.backbone(z), return_phase=return_phase)
 
 
 class _ResBlock(nn.Module):

@@ -14,11 +14,12 @@ import lightning as L
 import torch
 
 from stage1_vae.discriminators import MultiDiscriminator
-from stage1_vae.losses import (ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
+from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
                                weighted_sum)
 from stage1_vae.model import build_codec
 
 RECON_KEYS = ("mel/l1", "stft/mr", "stft/complex")
+PHASE_KEYS = ("phase/ip", "phase/gd", "phase/iaf")
 
 
 def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -40,6 +41,8 @@ class Stage1Experiment(L.LightningModule):
         m = cfg["model"]
         self.recon = ReconstructionLoss(int(m["sample_rate"]), complex_fft=int(m.get("n_fft", 4 * int(m["hop_length"]))),
                                         complex_hop=int(m["hop_length"]), **cfg.get("loss", {}))
+        self.use_phase = any(self.weights.get(k, 0.0) > 0 for k in PHASE_KEYS)
+        self.phase_loss = PhaseLoss(int(m.get("n_fft", 4 * int(m["hop_length"]))), int(m["hop_length"])) if self.use_phase else None
         self.use_adv = self.weights.get("adv/gen", 0.0) > 0 or self.weights.get("fm/l1", 0.0) > 0
         self.disc = MultiDiscriminator(**cfg.get("discriminator", {})) if self.use_adv else None
         self.ema_decay = float(self.train_cfg.get("ema_decay", 0.0))
@@ -75,7 +78,7 @@ class Stage1Experiment(L.LightningModule):
         scheds = self.lr_schedulers()
         scheds = scheds if isinstance(scheds, list) else [scheds]
         clip = float(self.train_cfg.get("grad_clip", 1.0))
-        wav_hat, _, losses = self.codec(wav)
+        wav_hat, _, losses, phase = self.codec(wav, return_phase=True)
         adv = self._adv_active()
         logs: dict[str, torch.Tensor] = {}
         if adv:  # discriminator update (its optimizer is stepped directly so global_step counts G steps only)
@@ -90,6 +93,8 @@ class Stage1Experiment(L.LightningModule):
             logs.update(d_losses)
         terms = tuple(k for k in RECON_KEYS if self.weights.get(k, 0.0) != 0.0)
         losses.update(self.recon(wav_hat, wav, terms))
+        if self.use_phase and phase is not None:
+            losses.update(self.phase_loss(phase, wav))
         if adv:
             _, real_feats = self.disc(wav)
             fake_logits, fake_feats = self.disc(wav_hat)

@@ -6,6 +6,8 @@ Every function returns a dict with slash keys (``mel/l1``, ``stft/mr``, ``stft/c
 
 from __future__ import annotations
 
+import math
+
 import auraloss
 import torch
 import torch.nn.functional as F
@@ -45,6 +47,31 @@ class ReconstructionLoss(nn.Module):
         if "stft/complex" in terms:
             out["stft/complex"] = F.l1_loss(self._compressed(wav_hat), self._compressed(wav))
         return out
+
+
+def _anti_wrap(x: torch.Tensor) -> torch.Tensor:
+    return (x - 2 * math.pi * torch.round(x / (2 * math.pi))).abs()
+
+
+class PhaseLoss(nn.Module):
+    """APNet-style phase losses between the iSTFT head's phase and the target STFT phase (same n_fft/hop),
+    anti-wrapped: ``phase/ip`` (instantaneous phase), ``phase/gd`` (group delay: difference along
+    frequency) and ``phase/iaf`` (instantaneous angular frequency: difference along time). Each is a
+    mean weighted by the target's compressed magnitude, so silent bins do not dominate. ``phase (B, K, F)``."""
+
+    def __init__(self, n_fft: int, hop_length: int, compress: float = 0.3):
+        super().__init__()
+        self.n_fft, self.hop_length, self.compress = n_fft, hop_length, compress
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, phase_hat: torch.Tensor, wav: torch.Tensor) -> dict[str, torch.Tensor]:
+        spec = torch.stft(wav.float(), self.n_fft, self.hop_length, window=self.window, return_complex=True)
+        phase, w = torch.angle(spec), spec.abs().pow(self.compress)
+        w = w / w.mean(dim=(1, 2), keepdim=True).clamp(min=1e-8)
+        ip = (_anti_wrap(phase_hat - phase) * w).mean()
+        gd = (_anti_wrap(torch.diff(phase_hat, dim=1) - torch.diff(phase, dim=1)) * w[:, 1:]).mean()
+        iaf = (_anti_wrap(torch.diff(phase_hat, dim=2) - torch.diff(phase, dim=2)) * w[..., 1:]).mean()
+        return {"phase/ip": ip, "phase/gd": gd, "phase/iaf": iaf}
 
 
 def generator_adv_loss(fake_logits: list[torch.Tensor], kind: str = "hinge") -> torch.Tensor:

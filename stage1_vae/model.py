@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stage1_vae.bottlenecks import build_bottleneck
-from stage1_vae.decoders import build_decoder
+from stage1_vae.decoders import VocosDecoder, build_decoder
 from stage1_vae.encoders import MelEncoder, SpectralEncoder
 
 
@@ -36,11 +36,18 @@ class Stage1Codec(nn.Module):
         rem = wav.shape[-1] % self.hop_length
         return F.pad(wav, (0, self.hop_length - rem)) if rem else wav
 
-    def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Training path. ``wav (B, T)`` with ``T % hop == 0`` -> ``(wav_hat (B, T), z (B, D, F), losses)``."""
+    def forward(self, wav: torch.Tensor, return_phase: bool = False):
+        """Training path. ``wav (B, T)`` with ``T % hop == 0`` -> ``(wav_hat (B, T), z (B, D, F), losses)``,
+        plus the iSTFT head's phase ``(B, n_fft/2+1, F)`` with ``return_phase`` (None for other decoders)."""
         h = self.encoder(wav)
         z, losses = self.bottleneck(h)
-        return self.decoder(z), z, losses
+        if not return_phase:
+            return self.decoder(z), z, losses
+        if isinstance(self.decoder, VocosDecoder):
+            wav_hat, phase = self.decoder(z, return_phase=True)
+        else:
+            wav_hat, phase = self.decoder(z), None
+        return wav_hat, z, losses, phase
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:

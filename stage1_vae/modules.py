@@ -58,17 +58,19 @@ class ISTFTHead(nn.Module):
         self.proj = nn.Linear(dim, n_fft + 2)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
-    def spectrum(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, dim, F)`` -> complex ``(B, n_fft // 2 + 1, F)``."""
+    def log_mag_phase(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, dim, F)`` -> log-magnitude and unwrapped phase, each ``(B, n_fft // 2 + 1, F)``."""
         y = self.proj(x.transpose(1, 2)).transpose(1, 2).float()
         log_mag, phase = y.chunk(2, dim=1)
-        mag = torch.exp(log_mag.clamp(max=self.max_log_mag))
-        return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        return log_mag.clamp(max=self.max_log_mag), phase
 
-    def forward(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        spec = self.spectrum(x)
+    def forward(self, x: torch.Tensor, length: int | None = None, return_phase: bool = False):
+        log_mag, phase = self.log_mag_phase(x)
+        mag = torch.exp(log_mag)
+        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
         length = length if length is not None else (spec.shape[-1] - 1) * self.hop_length
-        return torch.istft(spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True, length=length)
+        wav = torch.istft(spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True, length=length)
+        return (wav, phase) if return_phase else wav
 
 
 def count_params(module: nn.Module) -> int:

@@ -11,6 +11,7 @@ Resumes from ``<exp>/checkpoints/last.ckpt`` automatically. On success writes ``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,9 +44,20 @@ class ProgressPrinter(L.Callback):
         if step % self.every == 0 and trainer.is_global_zero:
             rate = (step - self.s0) / max(1e-9, time.time() - self.t0)
             m = {k.split("/", 1)[1]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-            keys = [k for k in ("loss", "mel/l1", "stft/mr", "stft/complex", "kl", "vq/commit", "adv/gen", "fm/l1", "adv/disc") if k in m]
+            keys = ["loss"] + sorted(k for k in m if k not in ("loss", "lr"))
             print(f"step {step} {rate:.2f} steps/s " + " ".join(f"{k}={m[k]:.4f}" for k in keys), flush=True)
 
+
+
+class _KillAt(L.Callback):
+    """Test hook (env ``FLOWTTS_KILL_AT_STEP``): hard-exit when step N begins, i.e. after step N's checkpoint."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            os._exit(3)
 
 
 def export(module: Stage1Experiment, cfg: dict[str, Any], exp_dir: Path, summary: dict[str, Any]) -> None:
@@ -87,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     sampler = RandomBatchSampler(len(dataset), int(t.get("batch_size", 16)), seed=int(t.get("seed", 0)))
     train_loader = make_loader(dataset, sampler, num_workers=int(t.get("num_workers", 0)))
 
+    if str(cfg["trainer"].get("precision", "32")).startswith("16"):
+        raise SystemExit("trainer.precision: fp16 is not supported (the discriminator step bypasses the grad scaler); "
+                         "use 32-true or bf16-mixed")
     module = Stage1Experiment(cfg, exp_dir)
     val_cfg = cfg.get("validation", {})
     val_loader = None
@@ -96,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     trainer_cfg = dict(cfg["trainer"])
     if val_loader is None:
         trainer_cfg.update(limit_val_batches=0)
-    trainer = build_trainer(trainer_cfg, exp_dir, callbacks=[ProgressPrinter(int(t.get("print_every", 50)))])
+    callbacks: list[L.Callback] = [ProgressPrinter(int(t.get("print_every", 50)))]
+    if os.environ.get("FLOWTTS_KILL_AT_STEP"):
+        callbacks.append(_KillAt(int(os.environ["FLOWTTS_KILL_AT_STEP"])))
+    trainer = build_trainer(trainer_cfg, exp_dir, callbacks=callbacks)
     start, t0 = resume_path(exp_dir), time.time()
     if start:
         print(f"resuming from {start}", flush=True)

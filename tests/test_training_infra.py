@@ -40,7 +40,7 @@ def _fit(exp_dir, max_steps):
     L.seed_everything(0)
     model = _Model()
     loader = make_loader(_Noise(), RandomBatchSampler(37, 4, seed=1))  # 9 batches an epoch
-    trainer = build_trainer({"max_steps": max_steps, "checkpoint_every_n_steps": 5, "accelerator": "cpu",
+    trainer = build_trainer({"max_steps": max_steps, "checkpoint_every_n_steps": 3 if max_steps == 18 else 5, "accelerator": "cpu",
                              "devices": 1}, exp_dir)
     trainer.fit(model, loader, ckpt_path=resume_path(exp_dir))
     return model
@@ -50,6 +50,14 @@ def test_resume_is_exact(tmp_path):
     straight = _fit(tmp_path / "a", 23)
     _fit(tmp_path / "b", 15)  # "killed" after step 15 (checkpoint at 15)
     assert (tmp_path / "b" / "checkpoints" / "last.ckpt").is_file()
+    resumed = _fit(tmp_path / "b", 23)
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_resume_at_an_epoch_boundary_is_exact(tmp_path):
+    straight = _fit(tmp_path / "a", 23)
+    _fit(tmp_path / "b", 18)  # 9 batches an epoch: killed right at the end of epoch 1
     resumed = _fit(tmp_path / "b", 23)
     for p, q in zip(straight.parameters(), resumed.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)

@@ -1,0 +1,278 @@
+"""Stage one: modules, losses, training smoke run, exact resume, entry points, load_codec, adapters, DDP.
+
+Unit tests take seconds; the ``slow`` ones run the real entry points on a tiny generated corpus with
+``conf/stage1_smoke.yaml`` (each a few seconds, the DDP one about 20 s).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import write_data_dir
+from shared.config import load_config
+from shared.io import read_json, read_kv
+from stage1_vae import load_codec
+from stage1_vae.bottlenecks import build_bottleneck
+from stage1_vae.decoders import HiFiGANDecoder, VocosDecoder
+from stage1_vae.discriminators import MultiDiscriminator
+from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
+                               weighted_sum)
+from stage1_vae.model import build_codec
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "egs/espeak_mini/tts1/conf"
+SMOKE = CONF / "stage1_smoke.yaml"
+
+
+def tiny_model_cfg(bottleneck: dict, hop: int = 256, decoder: dict | None = None, encoder: dict | None = None) -> dict:
+    return {"sample_rate": 16000, "hop_length": hop, "n_fft": 4 * hop, "latent_dim": 8,
+            "encoder": encoder or {"kind": "convnext", "dim": 16, "intermediate_dim": 32, "num_layers": 1},
+            "bottleneck": bottleneck,
+            "decoder": decoder or {"kind": "vocos", "dim": 16, "intermediate_dim": 32, "num_layers": 1}}
+
+
+# ---- models ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("hop", [160, 256, 320])  # 100, 62.5 and 50 Hz
+@pytest.mark.parametrize("bottleneck", [{"kind": "gaussian"}, {"kind": "rvq", "num_quantizers": 2, "codebook_size": 16},
+                                        {"kind": "fsq", "levels": [5, 5], "num_codebooks": 2}])
+def test_codec_shapes_and_frame_rate(hop, bottleneck):
+    codec = build_codec(tiny_model_cfg(bottleneck, hop))
+    assert codec.frame_rate == 16000 / hop
+    wav = torch.randn(2, 16000) * 0.1
+    codec.train()
+    wav_hat, z, losses = codec(wav[:, : 16000 // hop * hop])
+    assert wav_hat.shape == (2, 16000 // hop * hop) and z.shape == (2, 8, 16000 // hop + 1)
+    assert set(losses) <= {"kl", "vq/commit"}
+    codec.eval()
+    z = codec.encode(wav)
+    frames = math.ceil(16000 / hop) + 1
+    assert z.shape == (2, codec.latent_dim, frames)
+    assert codec.decode(z).shape == (2, (frames - 1) * hop)
+
+
+def test_vae_posterior_mean_is_deterministic_and_kl_nonnegative():
+    bn = build_bottleneck("gaussian", 4)
+    h = torch.randn(2, 8, 10)
+    bn.eval()
+    assert torch.equal(bn(h)[0], bn.latent(h))
+    bn.train()
+    z, losses = bn(h)
+    assert not torch.equal(z, bn.latent(h)) and float(losses["kl"]) >= 0
+    assert float(bn(torch.cat([torch.zeros(2, 4, 10), torch.zeros(2, 4, 10)], 1))[1]["kl"]) == pytest.approx(0.0)
+
+
+def test_quantised_codecs_snap_latents_and_expose_continuous():
+    codec = build_codec(tiny_model_cfg({"kind": "rvq", "num_quantizers": 2, "codebook_size": 16})).eval()
+    wav = torch.randn(1, 4000) * 0.1
+    z, h = codec.encode(wav), codec.encode_continuous(wav)
+    assert z.shape == h.shape and not torch.allclose(z, h)
+    snapped = codec.bottleneck.prepare(h)  # decode() re-quantises whatever it is given
+    assert torch.allclose(snapped, z, atol=1e-5)
+
+
+def test_decoders_lengths():
+    z = torch.randn(1, 8, 21)
+    assert VocosDecoder(8, 256, 1024, dim=16, intermediate_dim=32, num_layers=1)(z).shape == (1, 20 * 256)
+    hifi = HiFiGANDecoder(8, 256, upsample_rates=(8, 8, 2, 2), upsample_initial_channel=32)
+    assert hifi(z).shape == (1, 20 * 256)
+    with pytest.raises(ValueError, match="upsample_rates"):
+        HiFiGANDecoder(8, 200, upsample_rates=(8, 8, 2, 2))
+
+
+# ---- losses ------------------------------------------------------------------------------------------
+def test_reconstruction_losses_keys_and_zero_for_identical():
+    loss = ReconstructionLoss()
+    x = torch.randn(2, 8192) * 0.1
+    same = loss(x, x)
+    assert set(same) == {"mel/l1", "stft/mr", "stft/complex"}
+    assert all(float(v) < 1e-6 for v in same.values())
+    diff = loss(x + 0.05 * torch.randn_like(x), x)
+    assert all(float(v) > 1e-3 for v in diff.values())
+
+
+def test_phase_losses_zero_for_true_phase_and_wrap_invariant():
+    x = torch.randn(2, 8192) * 0.1
+    phase = torch.angle(torch.stft(x, 1024, 256, window=torch.hann_window(1024), return_complex=True))
+    loss = PhaseLoss(1024, 256)
+    assert set(loss(phase, x)) == {"phase/ip", "phase/gd", "phase/iaf"}
+    assert all(float(v) < 1e-5 for v in loss(phase + 2 * math.pi, x).values())
+    assert all(float(v) > 0.5 for v in loss(torch.zeros_like(phase), x).values())
+
+
+def test_adversarial_losses_and_weights():
+    disc = MultiDiscriminator(periods=(2, 3), period_channels=(4, 8), resolutions=((512, 128),), resolution_channels=4)
+    x = torch.randn(2, 8192) * 0.1
+    logits, feats = disc(x)
+    assert len(logits) == len(feats) == 3
+    for kind in ("hinge", "lsgan"):
+        assert set(discriminator_loss(logits, logits, kind)) == {"adv/disc"}
+        assert float(generator_adv_loss(logits, kind)) >= 0
+    assert float(feature_matching_loss(feats, feats)) == 0.0
+    total = weighted_sum({"mel/l1": torch.tensor(2.0), "kl": torch.tensor(3.0)}, {"mel/l1": 1.0, "kl": 0.5})
+    assert float(total) == pytest.approx(3.5)
+    with pytest.raises(KeyError, match="fm/l1"):
+        weighted_sum({"fm/l1": torch.tensor(1.0)}, {"mel/l1": 1.0})
+
+
+def test_recipe_configs_build():
+    for name in ("stage1", "stage1_rvq", "stage1_fsq", "stage1_mel", "stage1_smoke"):
+        cfg = load_config(CONF / f"{name}.yaml")
+        codec = build_codec(cfg["model"])
+        assert 50 <= codec.frame_rate <= 100
+        assert set(cfg["loss_weights"]) >= {"mel/l1", "stft/mr", "kl", "vq/commit", "adv/gen", "fm/l1", "adv/disc"}
+
+
+# ---- entry points on a generated corpus ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("stage1_corpus")
+    write_data_dir(root / "train", {f"spk{i % 2}_tr{i}": (f"spk{i % 2}", f"tone {i}", 1.0) for i in range(6)})
+    write_data_dir(root / "dev", {f"spk{i}_dv{i}": (f"spk{i}", f"tone {i}", 1.0) for i in range(2)})
+    return root
+
+
+def run_module(module: str, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def train(corpus: Path, exp: Path, *overrides: str, config: Path = SMOKE, env: dict | None = None, check: bool = True):
+    return run_module("stage1_vae.train", "--config", str(config), "--data-dir", str(corpus / "train"),
+                      "--dev-dir", str(corpus / "dev"), "--exp-dir", str(exp), "train.num_threads=1", *overrides,
+                      env=env, check=check)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory) -> Path:
+    exp = tmp_path_factory.mktemp("stage1_exp") / "vae"
+    train(corpus, exp)
+    return exp
+
+
+@pytest.mark.slow
+def test_train_smoke_writes_self_describing_exp_dir(trained, corpus):
+    for name in ("config.yaml", "model.pt", "params.json", "train_summary.json", "checkpoints/last.ckpt"):
+        assert (trained / name).is_file(), name
+    assert read_json(trained / "train_summary.json")["steps"] == 6
+    assert read_json(trained / "params.json")["total"] > 0
+    samples = list((trained / "samples").rglob("*_rec.wav")) and list((trained / "samples").rglob("*.png"))
+    assert samples
+    assert "step" in (trained / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert "already finished" in train(corpus, trained).stdout  # a finished experiment is a no-op
+
+
+@pytest.mark.slow
+def test_encode_decode_round_trip_and_load_codec(trained, corpus, tmp_path):
+    dump = tmp_path / "dump" / "train"
+    stats = tmp_path / "latent_stats.json"
+    run_module("stage1_vae.encode", "--exp-dir", str(trained), "--data-dir", str(corpus / "train"),
+               "--out-dir", str(dump), "--stats-out", str(stats))
+    scp, frames = read_kv(dump / "latents.scp"), read_kv(dump / "utt2frames")
+    codec = load_codec(trained)
+    assert len(scp) == 6 and set(scp) == set(frames)
+    z = torch.load(next(iter(scp.values())))
+    assert z.shape == (codec.latent_dim, int(next(iter(frames.values()))))
+    assert z.shape[1] == math.ceil(16000 / codec.hop_length) + 1
+    st = read_json(stats)
+    assert len(st["mean"]) == len(st["std"]) == codec.latent_dim and st["num_frames"] == 6 * z.shape[1]
+    # resynthesis data dir + metrics, and decoding the dumped latents
+    out = tmp_path / "resynth"
+    run_module("stage1_vae.decode", "--exp-dir", str(trained), "--data-dir", str(corpus / "dev"), "--out-dir", str(out),
+               "--metrics-out", str(out / "metrics.json"))
+    wavs = read_kv(out / "wav.scp")
+    assert len(wavs) == 2 and (out / "utt2spk").is_file() and (out / "text").is_file()
+    assert sf.info(next(iter(wavs.values()))).frames == 16000
+    assert set(read_json(out / "metrics.json")["mean"]) >= {"pesq_wb", "stoi", "mel_distance"}
+    out2 = tmp_path / "from_latents"
+    run_module("stage1_vae.decode", "--exp-dir", str(trained), "--latents-dir", str(dump), "--out-dir", str(out2))
+    assert len(read_kv(out2 / "wav.scp")) == 6
+    # the codec interface in process
+    wav = torch.randn(2, 5000) * 0.1
+    assert codec.decode(codec.encode(wav)).shape[-1] >= 5000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", [
+    4,  # mid-epoch (3 batches per epoch here)
+    3,  # right at an epoch boundary
+])
+def test_resume_after_kill_is_exact(trained, corpus, tmp_path, kill_at):
+    """Kill a run hard when step ``kill_at`` begins, rerun, and compare with the uninterrupted ``trained`` run."""
+    cut = tmp_path / "cut"
+    every = "trainer.checkpoint_every_n_steps=1"  # checkpoint frequency does not change the trajectory
+    proc = train(corpus, cut, every, env={"FLOWTTS_KILL_AT_STEP": str(kill_at)}, check=False)
+    assert proc.returncode == 3 and not (cut / "model.pt").exists()
+    assert (cut / "checkpoints" / "last.ckpt").is_file()
+    assert "resuming from" in train(corpus, cut, every).stdout
+    a, b = torch.load(trained / "model.pt"), torch.load(cut / "model.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rvq", "mel", "hifigan"])
+def test_train_variants_smoke(corpus, tmp_path, name):
+    small_enc = ["model.latent_dim=8", "model.encoder={kind: convnext, dim: 16, intermediate_dim: 32, num_layers: 1}"]
+    vocos = "model.decoder={kind: vocos, dim: 16, intermediate_dim: 32, num_layers: 1}"
+    small = {"rvq": [*small_enc, vocos, "model.bottleneck.codebook_size=16", "model.bottleneck.num_quantizers=2"],
+             "mel": [vocos],
+             "hifigan": [*small_enc, "model.decoder={kind: hifigan, upsample_rates: [8, 8, 4], upsample_initial_channel: 16}"]}[name]
+    config = CONF / f"stage1_{'' if name == 'hifigan' else name}.yaml".replace("_.", ".")
+    train(corpus, tmp_path / name, *small, "trainer.max_steps=2",
+          "train.batch_size=2", "train.segment_seconds=0.32", "trainer.val_check_interval=2", "validation.metrics=false",
+          "validation.num_utts=1", "trainer.checkpoint_every_n_steps=2", config=config)
+    codec = load_codec(tmp_path / name)
+    assert codec.encode(torch.randn(1, 4096) * 0.1).shape[1] == codec.latent_dim
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_gloo(corpus, tmp_path):
+    exp = tmp_path / "ddp"
+    train(corpus, exp, "trainer.devices=2", "trainer.strategy=ddp_find_unused_parameters_true", "trainer.max_steps=2", "train.disc_start_step=1",
+          "validation.num_utts=0")
+    assert read_json(exp / "train_summary.json")["steps"] == 2
+    assert load_codec(exp).latent_dim == 8
+
+
+def test_encodec_adapter_random_weights(tmp_path):
+    pytest.importorskip("encodec")
+    from stage1_vae.codec import write_adapter_exp_dir
+
+    exp = write_adapter_exp_dir(tmp_path / "encodec", "encodec", None, random_init=True, bandwidth=6.0)
+    codec = load_codec(exp)
+    z = codec.encode(torch.randn(1, codec.sample_rate // 2) * 0.1)
+    assert z.shape[:2] == (1, codec.latent_dim)
+    assert codec.decode(z).shape == (1, z.shape[-1] * codec.hop_length)
+
+
+def test_dac_adapter_random_weights(tmp_path):
+    pytest.importorskip("dac")
+    from stage1_vae.codec import write_adapter_exp_dir
+
+    exp = write_adapter_exp_dir(tmp_path / "dac", "dac", None, random_init=True, sample_rate=16000,
+                                encoder_rates=[2, 4, 5, 8], decoder_rates=[8, 5, 4, 2])
+    codec = load_codec(exp)
+    z = codec.encode(torch.randn(1, 8000) * 0.1)
+    assert z.shape[:2] == (1, codec.latent_dim)
+    assert codec.decode(z).shape[-1] == z.shape[-1] * codec.hop_length
+
+
+def test_adapter_requires_local_weights(tmp_path):
+    pytest.importorskip("encodec")
+    from stage1_vae.codec import write_adapter_exp_dir
+
+    with pytest.raises(ValueError, match="weights"):
+        load_codec(write_adapter_exp_dir(tmp_path / "e", "encodec", None))
