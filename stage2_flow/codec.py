@@ -35,7 +35,7 @@ class MelStandinCodec(nn.Module):
         self.sample_rate, self.hop_length, self.latent_dim = sample_rate, hop_length, latent_dim
         self.mel = MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=latent_dim)
         self.inv = torchaudio.transforms.InverseMelScale(n_fft // 2 + 1, latent_dim, sample_rate, norm="slaney", mel_scale="slaney")
-        self.gl = torchaudio.transforms.GriffinLim(n_fft=n_fft, hop_length=hop_length, power=1.0, n_iter=gl_iters)
+        self.gl = torchaudio.transforms.GriffinLim(n_fft=n_fft, hop_length=hop_length, power=1.0, n_iter=gl_iters, rand_init=False)
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:

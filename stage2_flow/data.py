@@ -8,7 +8,6 @@ files. Latent statistics are ``latent_stats.json`` {"mean": [D], "std": [D]} fro
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -264,5 +263,3 @@ def speaking_rate(tokens: list[torch.Tensor], frames: list[int], frame_rate: flo
 def frame_rate_of(codec_like: Any) -> float:
     return float(codec_like.sample_rate) / float(codec_like.hop_length)
 
-
-_ = math  # keep import for doc examples

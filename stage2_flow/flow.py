@@ -67,14 +67,15 @@ class FlowMatcher(nn.Module):
         x0: torch.Tensor | None = None,
         loss_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        t: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """x1, mu: (B, D, F) normalised latents / expanded prior mean; mask: (B, 1, F); g: (B, S);
         extra: (B, E, F); x0: given start points (reflow pairs); loss_mask: (B, 1, F) frames that count
-        (infilling). Returns {"flow/mse": ...}."""
+        (infilling); t: (B,) fixed times (validation). Returns {"flow/mse": ...}."""
         b = x1.shape[0]
         if x0 is None:
             x0 = self.sample_x0(mu, mask, generator=generator)
-        t = self.sample_t(b, x1.device, generator)
+        t = self.sample_t(b, x1.device, generator) if t is None else t
         tt = t[:, None, None]
         xt = (1 - (1 - self.sigma_min) * tt) * x0 + tt * x1
         target = x1 - (1 - self.sigma_min) * x0

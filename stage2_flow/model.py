@@ -102,7 +102,7 @@ class FlowTTS(nn.Module):
         return self.text_out(x) * fmask
 
     # ---- training ----------------------------------------------------------------------------
-    def losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None, t: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """batch: tokens (B, L), tok_lens, latents (B, D, F) normalised, frm_lens, optional spk (B,),
         prompt (B, D, P) + prompt_mask, durations (B, L) (external), x0 (B, D, F) + mu_frames + g (reflow).
         Returns (losses with slash keys, aux tensors for logging)."""
@@ -110,11 +110,11 @@ class FlowTTS(nn.Module):
         b, _, n_frm = x1.shape
         mask = sequence_mask(frm_lens, n_frm)
         if "x0" in batch:  # reflow pairs: only the flow is trained, conditions were stored
-            return self.flow.compute_loss(x1, mask, batch["mu_frames"], batch.get("g"), x0=batch["x0"], generator=generator), {}
+            return self.flow.compute_loss(x1, mask, batch["mu_frames"], batch.get("g"), x0=batch["x0"], generator=generator, t=t), {}
         g = self.speaker_vector(batch, b, x1.device)
         h, mu, tok_mask = self.encode_text(batch["tokens"], batch["tok_lens"], g)
         if self.mode == "alignfree":
-            return self._alignfree_losses(x1, mask, h, batch, g, generator)
+            return self._alignfree_losses(x1, mask, h, batch, g, generator, t)
         durations = batch.get("durations")
         if durations is None:
             durations = self.align(mu, x1, batch["tok_lens"], frm_lens)
@@ -124,10 +124,15 @@ class FlowTTS(nn.Module):
         out["prior/nll"] = (0.5 * ((x1 - mu_frames) ** 2 + math.log(2 * math.pi)) * mask).sum() / n
         log_w_hat = self.duration_predictor(h, tok_mask, g)
         out["dur/log_mse"] = duration_loss(log_w_hat, durations, tok_mask)
-        out.update(self.flow.compute_loss(x1, mask, mu_frames, g, generator=generator))
+        seg = self.cfg.get("flow_segment_frames")
+        if seg and self.training and n_frm > seg:  # flow loss on a random window per item (Matcha's out_size)
+            x1_c, mu_c, mask_c = random_windows(int(seg), frm_lens, generator, x1, mu_frames, mask)
+        else:
+            x1_c, mu_c, mask_c = x1, mu_frames, mask
+        out.update(self.flow.compute_loss(x1_c, mask_c, mu_c, g, generator=generator, t=t))
         return out, {"durations": durations, "mu_frames": mu_frames.detach()}
 
-    def _alignfree_losses(self, x1, mask, h, batch, g, generator):
+    def _alignfree_losses(self, x1, mask, h, batch, g, generator, t=None):
         b, _, n_frm = x1.shape
         frm_lens = batch["frm_lens"]
         text = self.frame_text_features(h, batch["tok_lens"], n_frm, frm_lens)
@@ -139,7 +144,7 @@ class FlowTTS(nn.Module):
         infill = ((pos >= start[:, None]) & (pos < (start + span)[:, None])).float()[:, None, :]
         extra = torch.cat([text, x1 * (1 - infill) * mask], dim=1)
         zero_mu = torch.zeros_like(x1)
-        return self.flow.compute_loss(x1, mask, zero_mu, g, extra=extra, loss_mask=infill, generator=generator), {}
+        return self.flow.compute_loss(x1, mask, zero_mu, g, extra=extra, loss_mask=infill, generator=generator, t=t), {}
 
     # ---- inference ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -193,6 +198,16 @@ class FlowTTS(nn.Module):
         zero_mu = torch.zeros(b, self.latent_dim, n, device=tokens.device)
         x1, used = self.flow.sample(zero_mu, mask, g, extra, nfe, solver, temperature, cfg_scale, sway, generator)
         return {"latents": x1, "frm_lens": frm_lens, "nfe": torch.tensor(used)}
+
+
+def random_windows(seg: int, lengths: torch.Tensor, generator: torch.Generator | None, *xs: torch.Tensor) -> list[torch.Tensor]:
+    """Crop each (B, C, F) tensor to a random window of ``seg`` frames per item (inside its length)."""
+    b = lengths.shape[0]
+    room = (lengths - seg).clamp(min=0)
+    start = (torch.rand(b, generator=generator, device=lengths.device) * (room + 1)).long().clamp(max=room)
+    idx = start[:, None] + torch.arange(seg, device=lengths.device)[None]  # (B, seg)
+    idx = idx.clamp(max=xs[0].shape[-1] - 1)
+    return [x.gather(2, idx[:, None, :].expand(-1, x.shape[1], -1)) for x in xs]
 
 
 def count_parameters(module: nn.Module) -> int:

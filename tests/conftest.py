@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP: no spinning threads
+
+import math  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np
 import pytest

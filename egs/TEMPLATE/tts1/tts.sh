@@ -57,6 +57,8 @@ if [ "$smoke" = true ]; then
 fi
 
 export PYTHONUNBUFFERED=1
+# Idle OpenMP threads sleep instead of spinning: on a busy CPU, spinning threads slowed training ~10x.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # log, run_stage N NAME CMD... (skips a stage whose exp/.done marker exists; timestamped log under
 # exp/logs; wall time into exp/stage_times.tsv; a failing stage leaves earlier outputs alone) and want N
 # shellcheck source=../../utils/log.sh

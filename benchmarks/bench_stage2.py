@@ -1,0 +1,131 @@
+"""Stage-two speed: text-to-waveform real-time factor (batch 1, fixed output length) per NFE, and batch
+throughput, on CPU threads (default 2) or a GPU.
+
+    python benchmarks/bench_stage2.py --exp-dir exp/stage2/flow [--nfe 1 2 4 8 16 32 --seconds 10 --threads 2]
+    python benchmarks/bench_stage2.py --config conf/stage2.yaml --stage1-exp-dir exp/stage1/vae   # untrained weights
+
+Times are split into frontend (text -> tokens), text side (encoder + durations), flow sampling, and the
+stage-one decoder; durations are fixed so that every run produces exactly ``--seconds`` of audio (speed
+does not depend on the weights, so an untrained model from ``--config`` measures the same).
+Writes JSON to ``--out`` when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+TEXT = ("The quick brown fox jumps over the lazy dog while seven wizards quietly hex the jovial bakers, "
+        "and then everyone goes home to rest before the long winter night begins in the valley.")
+
+
+def build(args):
+    from shared.config import load_config
+    from shared.text import Frontend
+    from stage2_flow.codec import load_codec
+    from stage2_flow.model import FlowTTS
+
+    if args.exp_dir:
+        from stage2_flow.synthesize import Synthesizer
+
+        s = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
+        return s.model, s.codec, s.frontend or Frontend.from_config({}), s.norm
+    from stage2_flow.data import LatentNormalizer
+
+    cfg = load_config(args.config)
+    codec = load_codec(args.stage1_exp_dir, args.device)
+    cfg["model"].update(latent_dim=codec.latent_dim, n_vocab=200, n_speakers=8)
+    model = FlowTTS(cfg["model"]).to(args.device).eval()
+    return model, codec, Frontend.from_config({}), LatentNormalizer([0.0] * codec.latent_dim, [1.0] * codec.latent_dim)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def run_once(model, codec, frontend, norm, texts: list[str], frames: int, nfe: int, solver: str, device: str) -> dict[str, float]:
+    t0 = time.perf_counter()
+    toks = frontend.tokens_batch(texts)
+    n_vocab = model.text_encoder.emb.num_embeddings
+    ids = [[5 + sum(map(ord, t)) % (n_vocab - 5) for t in tok] for tok in toks]  # valid ids; speed only
+    t1 = time.perf_counter()
+    b, n_tok = len(ids), max(len(x) for x in ids)
+    tokens = torch.tensor([x + [0] * (n_tok - len(x)) for x in ids], device=device)
+    lens = torch.tensor([len(x) for x in ids], device=device)
+    base = torch.zeros(b, n_tok, dtype=torch.long, device=device)
+    for i, n in enumerate(lens.tolist()):  # spread `frames` over the tokens
+        base[i, :n] = frames // n
+        base[i, n - 1] += frames - int(base[i, :n].sum())
+    spk = torch.zeros(b, dtype=torch.long, device=device)
+    kw = dict(spk=spk, nfe=nfe, solver=solver, generator=torch.Generator(device=device).manual_seed(0))
+    if model.mode == "aligned":
+        # the duration predictor still runs (its cost is part of the text side), then the fixed durations are used
+        g = model.speaker(spk, None, None, batch=b, device=torch.device(device))
+        h, mu, tok_mask = model.encode_text(tokens, lens, g)
+        model.predict_durations(h, tok_mask, g)
+        out = model.generate(tokens, lens, durations=base, **kw)
+    else:
+        out = model.generate(tokens, lens, n_frames=torch.full((b,), frames, device=device), **kw)
+    sync(device)
+    t2 = time.perf_counter()
+    wav = codec.decode(norm.denormalize(out["latents"]))
+    sync(device)
+    t3 = time.perf_counter()
+    return {"frontend": t1 - t0, "acoustic": t2 - t1, "decoder": t3 - t2, "total": t3 - t0, "samples": wav.shape[-1] * b}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp-dir")
+    p.add_argument("--config")
+    p.add_argument("--stage1-exp-dir")
+    p.add_argument("--nfe", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    p.add_argument("--solver", default="euler")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch-seconds", type=float, default=5.0)
+    p.add_argument("--batch-nfe", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    if not args.exp_dir and not (args.config and args.stage1_exp_dir):
+        p.error("give --exp-dir, or --config and --stage1-exp-dir")
+    torch.set_num_threads(args.threads)
+    model, codec, frontend, norm = build(args)
+    frame_rate = codec.sample_rate / codec.hop_length
+    frames = int(round(args.seconds * frame_rate)) + 1
+    run_once(model, codec, frontend, norm, [TEXT], frames, 2, args.solver, args.device)  # warm-up
+    res: dict = {"device": args.device, "threads": args.threads, "seconds": args.seconds, "solver": args.solver, "rtf": {}, "parts": {}}
+    for nfe in args.nfe:
+        runs = [run_once(model, codec, frontend, norm, [TEXT], frames, nfe, args.solver, args.device) for _ in range(args.repeats)]
+        audio = runs[0]["samples"] / codec.sample_rate
+        med = {k: statistics.median(r[k] for r in runs) for k in ("frontend", "acoustic", "decoder", "total")}
+        res["rtf"][nfe] = med["total"] / audio
+        res["parts"][nfe] = {k: round(v / audio, 5) for k, v in med.items()}
+        print(f"NFE {nfe:3d}: RTF {res['rtf'][nfe]:.4f} (frontend {med['frontend'] / audio:.4f}, acoustic {med['acoustic'] / audio:.4f}, "
+              f"decoder {med['decoder'] / audio:.4f}) for {audio:.2f} s of audio", flush=True)
+    if args.batch > 0:
+        bframes = int(round(args.batch_seconds * frame_rate)) + 1
+        r = run_once(model, codec, frontend, norm, [TEXT] * args.batch, bframes, args.batch_nfe, args.solver, args.device)
+        audio = r["samples"] / codec.sample_rate
+        res["batch"] = {"batch": args.batch, "nfe": args.batch_nfe, "audio_seconds": audio, "compute_seconds": r["total"],
+                        "throughput": audio / r["total"]}
+        print(f"batch {args.batch} x {args.batch_seconds:.0f} s at NFE {args.batch_nfe}: {audio / r['total']:.1f} s of audio per second "
+              f"(acoustic {r['acoustic']:.2f} s, decoder {r['decoder']:.2f} s, frontend {r['frontend']:.2f} s)")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

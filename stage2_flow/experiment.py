@@ -1,0 +1,143 @@
+"""The LightningModule: wires FlowTTS to optimiser, schedule, EMA, loss weights, logging and
+validation (fixed seed and time grid, sampled latents, PNG images of latents and alignments)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from stage2_flow.alignment import durations_to_path
+from stage2_flow.model import FlowTTS
+
+LOSS_WEIGHTS = {"flow/": "flow", "prior/": "prior", "dur/": "duration"}
+VAL_TIMES = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def weighted_total(losses: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+    total = 0.0
+    for key, value in losses.items():
+        name = next((w for prefix, w in LOSS_WEIGHTS.items() if key.startswith(prefix)), None)
+        total = total + float(weights.get(name, 1.0)) * value
+    return total
+
+
+class Stage2Experiment(L.LightningModule):
+    def __init__(self, cfg: dict[str, Any], exp_dir: str | Path, reflow: bool = False) -> None:
+        super().__init__()
+        self.cfg, self.exp_dir, self.reflow = cfg, Path(exp_dir), reflow
+        self.model = FlowTTS(cfg["model"])
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.train_cfg = cfg.get("train", {})
+        self.weights = cfg.get("loss", {})
+        self.seed = int(self.train_cfg.get("seed", 0))
+        if reflow:  # only the velocity estimator learns from the pairs; conditions were stored
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(name.startswith("flow."))
+
+    # ---- training ----------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if self.reflow:
+            self.model.text_encoder.eval()
+        gen = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + self.global_step)
+        losses, _ = self.model.losses(batch, generator=gen)
+        loss = weighted_total(losses, self.weights)
+        bs = len(batch["utts"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        for k, v in losses.items():
+            self.log(f"train/{k}", v, batch_size=bs)
+        return loss
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        # EMA right after the parameter update: before any checkpoint callback sees the step (exact resume)
+        super().optimizer_step(*args, **kwargs)
+        self._update_ema()
+
+    def _update_ema(self) -> None:
+        decay = float(self.train_cfg.get("ema_decay", 0.999))
+        step = self.global_step
+        d = min(decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(pm.detach(), 1 - d)
+            for be, bm in zip(self.ema.buffers(), self.model.buffers()):
+                be.copy_(bm)
+
+    def configure_optimizers(self):
+        t = self.train_cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=float(t.get("lr", 2e-3)), betas=tuple(t.get("betas", [0.9, 0.99])),
+                                weight_decay=float(t.get("weight_decay", 0.01)))
+        warmup = int(t.get("warmup_steps", 100))
+        total = int(t.get("lr_total_steps") or self.cfg.get("trainer", {}).get("max_steps", 1000))
+        floor = float(t.get("lr_min_ratio", 0.05))
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---- validation --------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        model = self.ema
+        model.eval()
+        bs = len(batch["utts"])
+        gen = torch.Generator(device=self.device).manual_seed(1234 + batch_idx)
+        totals: dict[str, float] = {}
+        for tv in VAL_TIMES:  # fixed time grid: the flow loss is comparable across steps
+            losses, aux = model.losses(batch, generator=gen, t=torch.full((bs,), tv, device=self.device))
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + float(v) / len(VAL_TIMES)
+        for k, v in totals.items():
+            self.log(f"val/{k}", v, batch_size=bs, sync_dist=True)
+        self.log("val/loss", weighted_total({k: torch.tensor(v) for k, v in totals.items()}, self.weights), batch_size=bs, sync_dist=True)
+        if batch_idx == 0 and "tokens" in batch:
+            self._sample_and_plot(model, batch, aux)
+
+    @torch.no_grad()
+    def _sample_and_plot(self, model: FlowTTS, batch: dict[str, Any], aux: dict[str, torch.Tensor]) -> None:
+        v = self.cfg.get("validation", {})
+        gen = torch.Generator(device=self.device).manual_seed(4321)
+        kw = dict(spk=batch["spk"], prompt=batch.get("prompt"), prompt_mask=batch.get("prompt_mask"), nfe=int(v.get("nfe", 8)),
+                  solver=v.get("solver", "euler"), temperature=float(v.get("temperature", 1.0)), generator=gen)
+        if model.mode == "aligned":
+            out = model.generate(batch["tokens"], batch["tok_lens"], durations=aux["durations"], **kw)
+        else:
+            out = model.generate(batch["tokens"], batch["tok_lens"], n_frames=batch["frm_lens"], **kw)
+        x1, mask = batch["latents"], (torch.arange(x1_len := batch["latents"].shape[-1], device=self.device)[None] < batch["frm_lens"][:, None])
+        err = ((out["latents"][..., :x1_len] - x1) ** 2 * mask[:, None]).sum() / (mask.sum() * x1.shape[1])
+        self.log("val/sample_mse", float(err), batch_size=len(batch["utts"]))
+        if self.global_rank == 0 and int(v.get("num_images", 2)) > 0:
+            self._plot(batch, out, aux, int(v.get("num_images", 2)))
+
+    def _plot(self, batch, out, aux, n: int) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        img_dir = self.exp_dir / "images"
+        img_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(min(n, len(batch["utts"]))):
+            f = int(batch["frm_lens"][i])
+            panels = [("target latent (normalised)", batch["latents"][i, :, :f]), ("sampled latent", out["latents"][i, :, :f])]
+            if "mu_frames" in out:
+                panels.insert(1, ("prior mean mu", out["mu_frames"][i, :, :f]))
+            if "durations" in aux:
+                panels.append(("MAS alignment", durations_to_path(aux["durations"][i : i + 1], f)[0, : int(batch["tok_lens"][i])]))
+            fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.2 * len(panels)))
+            for ax, (title, data) in zip(axes, panels):
+                ax.imshow(data.float().cpu().numpy(), aspect="auto", origin="lower", interpolation="nearest")
+                ax.set_title(title, fontsize=9)
+            fig.suptitle(f"{batch['utts'][i]} step {self.global_step}")
+            fig.tight_layout()
+            fig.savefig(img_dir / f"step{self.global_step:07d}_{batch['utts'][i]}.png", dpi=80)
+            plt.close(fig)

@@ -1,0 +1,93 @@
+"""Quality and speed against the number of function evaluations, for one or more stage-two exp dirs
+(e.g. the base model and its reflow fine-tune).
+
+    python -m stage2_flow.nfe_sweep --exp-dirs exp/stage2/flow exp/stage2/flow_reflow --data-dir data/test \\
+        --nfe 1 2 4 8 16 32 --solver euler [--phone-recognizer exp/asr] --out-dir exp/nfe_sweep
+
+For each exp dir and NFE: synthesises the data dir into ``OUT/<exp name>/nfe<N>/`` (a data dir), times it
+(RTF over the whole set, batched), scores it with ``shared.evaluate`` (MCD-DTW etc. against the data dir's
+reference audio) and writes ``OUT/summary.json`` and ``OUT/summary.md``. Finished cells are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from shared.io import read_json, read_kv, write_json
+
+
+def main(argv: list[str] | None = None) -> int:
+    from shared.audio import save_audio
+    from shared.evaluate import evaluate
+    from stage2_flow.synthesize import Synthesizer
+    from shared.io import write_kv
+
+    p = argparse.ArgumentParser(prog="python -m stage2_flow.nfe_sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp-dirs", nargs="+", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--nfe", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    p.add_argument("--solver", default="euler")
+    p.add_argument("--phone-recognizer", default=None)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--max-utts", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-f0", action="store_true")
+    p.add_argument("--num-threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.num_threads)
+    data = Path(args.data_dir)
+    utt2text = read_kv(data / "text")
+    utts = sorted(utt2text)[: args.max_utts]
+    utt2tok = {u: v.split() for u, v in read_kv(data / "token").items()} if (data / "token").is_file() else None
+    utt2spk = read_kv(data / "utt2spk") if (data / "utt2spk").is_file() else {}
+    out = Path(args.out_dir)
+    summary: dict[str, dict[str, dict]] = {}
+    for exp in args.exp_dirs:
+        name = Path(exp).name
+        synth = Synthesizer.from_exp_dir(exp)
+        ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True) if utt2tok else dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts)))
+        spk = [utt2spk.get(u) if utt2spk.get(u) in synth.speakers else None for u in utts]
+        for nfe in args.nfe:
+            cell = out / name / f"nfe{nfe}"
+            metrics = cell / "metrics.json"
+            if metrics.is_file() and (cell / "timing.json").is_file():
+                summary.setdefault(name, {})[str(nfe)] = {**read_json(cell / "timing.json"), **_flat(read_json(metrics))}
+                continue
+            t0 = time.time()
+            wavs = synth.synthesize([ids[u] for u in utts], speaker=spk, nfe=nfe, solver=args.solver, seed=args.seed, batch_size=args.batch_size)
+            elapsed = time.time() - t0
+            sr = int(synth.codec.sample_rate)
+            audio = sum(w.numel() for w in wavs) / sr
+            for u, w in zip(utts, wavs):
+                save_audio(cell / "wav" / f"{u}.wav", w, sr)
+            write_kv(cell / "wav.scp", {u: str((cell / "wav" / f"{u}.wav").resolve()) for u in utts})
+            write_kv(cell / "text", {u: utt2text[u] for u in utts})
+            write_kv(cell / "utt2spk", {u: utt2spk.get(u, "spk") for u in utts})
+            timing = {"nfe": nfe, "rtf": elapsed / audio, "audio_seconds": audio, "compute_seconds": elapsed}
+            write_json(cell / "timing.json", timing)
+            res = evaluate(data, cell, metrics, "tts", args.phone_recognizer, None, None, 2, not args.no_f0, allow_subset=True)
+            summary.setdefault(name, {})[str(nfe)] = {**timing, **_flat(res)}
+            print(f"{name} NFE {nfe}: RTF {timing['rtf']:.4f} " + " ".join(f"{k}={v:.3f}" for k, v in _flat(res).items()), flush=True)
+    write_json(out / "summary.json", summary)
+    cols = sorted({k for rows in summary.values() for r in rows.values() for k in r if k not in ("nfe", "audio_seconds", "compute_seconds")})
+    lines = ["| exp | NFE | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for name, rows in summary.items():
+        for nfe, r in rows.items():
+            lines.append(f"| {name} | {nfe} | " + " | ".join(f"{r[c]:.4g}" if isinstance(r.get(c), (int, float)) else "" for c in cols) + " |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    print((out / "summary.md").read_text())
+    return 0
+
+
+def _flat(res: dict) -> dict[str, float]:
+    """Mean of each metric from a shared.evaluate summary."""
+    return {k: float(v["mean"]) for k, v in res.get("metrics", {}).items() if isinstance(v, dict) and "mean" in v and not k.endswith("seconds")}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

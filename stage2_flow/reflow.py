@@ -1,0 +1,120 @@
+"""Reflow: pairs (x0, ODE(x0)) from a trained model, for straightening its paths (1-4 NFE sampling).
+
+    python -m stage2_flow.reflow [generate] --exp-dir exp/stage2/flow --latents dump/vae/train \\
+        --data-dir data/train --out-dir exp/stage2/flow/reflow_pairs [--nfe 16 --solver rk4 --cfg-scale 0 --max-utts N]
+    python -m stage2_flow.train --config conf/stage2_reflow.yaml --init-from exp/stage2/flow \\
+        --reflow-pairs exp/stage2/flow/reflow_pairs --exp-dir exp/stage2/flow_reflow
+
+Conditions are those of the training text: durations from MAS against the real latents (``--latents``),
+or the duration predictor when no latents are given. Each pair file holds x0, x1 (D, F), the expanded
+prior mean ``mu_frames`` (D, F) and the speaker vector g (S,) or None, so the fine-tuned estimator sees
+exactly the conditions the pairs were generated with (the text side is frozen during reflow).
+``--copies K`` draws K noise samples per utterance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from shared.io import atomic_save_torch, read_json, write_json, write_kv
+from shared.text import Vocab
+from stage2_flow.alignment import length_regulate
+from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
+from stage2_flow.model import FlowTTS, sequence_mask
+
+
+@torch.no_grad()
+def generate_pairs(model: FlowTTS, batch: dict, nfe: int = 32, solver: str = "rk4", cfg_scale: float = 0.0,
+                   temperature: float = 1.0, generator: torch.Generator | None = None, use_mas: bool = True) -> list[dict]:
+    """One batch -> list of {x0, x1, mu_frames, g} (unpadded) in batch order."""
+    if model.mode != "aligned":
+        raise ValueError("reflow pairs are implemented for the aligned (text-prior) mode")
+    model.eval()
+    b = batch["tokens"].shape[0]
+    g = model.speaker(batch.get("spk"), batch.get("prompt"), batch.get("prompt_mask"), batch=b, device=batch["tokens"].device)
+    h, mu, tok_mask = model.encode_text(batch["tokens"], batch["tok_lens"], g)
+    if use_mas:
+        durations = model.align(mu, batch["latents"], batch["tok_lens"], batch["frm_lens"])
+    else:
+        durations = model.predict_durations(h, tok_mask, g)
+    frm = durations.sum(-1)
+    n = int(frm.max())
+    mu_frames, _ = length_regulate(mu, durations, n)
+    mask = sequence_mask(frm, n)
+    x0 = model.flow.sample_x0(mu_frames, mask, temperature, generator)
+    x1, _ = model.flow.sample(mu_frames, mask, g, None, nfe, solver, temperature, cfg_scale, None, generator, x0=x0)
+    out = []
+    for i in range(b):
+        f = int(frm[i])
+        out.append({"x0": x0[i, :, :f].clone(), "x1": x1[i, :, :f].clone(), "mu_frames": mu_frames[i, :, :f].clone(),
+                    "g": g[i].clone() if g is not None else None})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from shared.config import load_config
+
+    p = argparse.ArgumentParser(prog="python -m stage2_flow.reflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    gp = sub.add_parser("generate", help="write reflow pairs")
+    gp.add_argument("--exp-dir", required=True)
+    gp.add_argument("--data-dir", required=True)
+    gp.add_argument("--latents", required=True, help="latent dump (for MAS durations and the utterance list)")
+    gp.add_argument("--out-dir", required=True)
+    gp.add_argument("--nfe", type=int, default=16, help="teacher NFE (rk4: 4 evaluations per step)")
+    gp.add_argument("--solver", default="rk4")
+    gp.add_argument("--cfg-scale", type=float, default=0.0)
+    gp.add_argument("--temperature", type=float, default=1.0)
+    gp.add_argument("--predicted-durations", action="store_true", help="use the duration predictor instead of MAS")
+    gp.add_argument("--copies", type=int, default=1)
+    gp.add_argument("--max-utts", type=int, default=None)
+    gp.add_argument("--batch-size", type=int, default=16)
+    gp.add_argument("--seed", type=int, default=0)
+    gp.add_argument("--num-threads", type=int, default=2)
+    gp.add_argument("--overwrite", action="store_true")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["generate", *argv]  # the subcommand is optional
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.num_threads)
+    exp, out = Path(args.exp_dir), Path(args.out_dir)
+    if (out / "pairs.scp").is_file() and not args.overwrite:
+        print(f"{out}/pairs.scp exists (use --overwrite to regenerate)")
+        return 0
+    cfg = load_config(exp / "config.yaml")
+    model = FlowTTS(cfg["model"])
+    model.load_state_dict(torch.load(exp / "model.pt", map_location="cpu", weights_only=True))
+    model.eval()
+    s1 = read_json(exp / "stage1.json")
+    prompt = tuple(cfg.get("data", {}).get("prompt_seconds", [1, 3])) if cfg["model"].get("speaker", {}).get("use_prompt") else None
+    ds = TTSDataset(args.data_dir, args.latents, Vocab.load(exp / "tokens.txt"), LatentNormalizer.load(exp / "latent_stats.json"),
+                    (exp / "speakers.txt").read_text().split(), s1["sample_rate"] / s1["hop_length"], prompt_seconds=prompt)
+    idx = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])[: args.max_utts] if args.max_utts else sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])
+    gen = torch.Generator().manual_seed(args.seed)
+    scp, t0 = {}, time.time()
+    for copy in range(args.copies):
+        for k in tqdm(range(0, len(idx), args.batch_size), desc=f"reflow pairs {copy + 1}/{args.copies}", unit="batch"):
+            items = [ds[(i, args.seed + 7919 * copy + i)] for i in idx[k : k + args.batch_size]]
+            pairs = generate_pairs(model, collate_tts(items), args.nfe, args.solver, args.cfg_scale, args.temperature, gen,
+                                   use_mas=not args.predicted_durations)
+            for it, pair in zip(items, pairs):
+                key = it["utt"] if args.copies == 1 else f"{it['utt']}-c{copy}"
+                atomic_save_torch(pair, out / "pairs" / f"{key}.pt")
+                scp[key] = f"pairs/{key}.pt"
+    write_json(out / "reflow_info.json", {"exp_dir": str(exp.resolve()), "nfe": args.nfe, "solver": args.solver, "cfg_scale": args.cfg_scale,
+                                          "temperature": args.temperature, "mas_durations": not args.predicted_durations,
+                                          "copies": args.copies, "seconds": round(time.time() - t0, 1)})
+    write_kv(out / "pairs.scp", scp)
+    print(f"wrote {len(scp)} reflow pairs to {out} in {time.time() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""Train stage two (flow matching from a text-conditioned prior to frozen stage-one latents).
+
+    python -m stage2_flow.train --config conf/stage2.yaml --stage1-exp-dir exp/stage1/vae \\
+        --latents dump/vae/train --data-dir data/train --dev-latents dump/vae/dev --dev-dir data/dev \\
+        --tokens exp/tokens.txt --exp-dir exp/stage2/flow [model.estimator.hidden=256 trainer.max_steps=2000 ...]
+
+Reflow fine-tuning (pairs from ``python -m stage2_flow.reflow generate``; description and initial weights
+come from the base exp dir)::
+
+    python -m stage2_flow.train --config conf/stage2_reflow.yaml --init-from exp/stage2/flow \\
+        --reflow-pairs exp/stage2/flow/reflow_pairs --dev-latents dump/vae/dev --dev-dir data/dev --exp-dir exp/stage2/flow_reflow
+
+External durations instead of MAS: ``--durations FILE`` (``<utt> d1 d2 ...``, frames per token).
+
+The exp dir describes itself: ``config.yaml`` (resolved: latent_dim, n_vocab, n_speakers filled in),
+``tokens.txt`` and ``frontend.yaml`` copies, ``latent_stats.json``, ``stage1.json`` (path and interface of
+the stage-one exp dir) + ``stage1_config.yaml`` copy, ``speakers.txt``, ``speaking_rate.json``; at the end
+``model.pt`` (EMA weights), ``params.json``, ``train_summary.json``. Training resumes from
+``checkpoints/last.ckpt``; a finished exp dir is a no-op unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from shared.batching import BucketBatchSampler, make_loader
+from shared.config import add_config_args, load_config, save_config
+from shared.io import atomic_save_torch, read_json, read_kv, write_json
+from shared.text import Vocab
+from shared.training import build_trainer, resume_path, seed_everything
+from stage2_flow.alignment import read_durations
+from stage2_flow.data import LatentNormalizer, ReflowPairs, TTSDataset, collate_pairs, collate_tts, speaking_rate
+from stage2_flow.experiment import Stage2Experiment
+from stage2_flow.model import count_parameters
+
+MODEL_FILE = "model.pt"
+DESCRIPTION_FILES = ("tokens.txt", "frontend.yaml", "latent_stats.json", "stage1.json", "stage1_config.yaml", "speakers.txt", "speaking_rate.json")
+
+
+class ProgressPrinter(L.Callback):
+    def __init__(self, every: int = 50) -> None:
+        self.every, self.t0, self.s0 = every, None, 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if self.t0 is None:
+            self.t0, self.s0 = time.time(), step
+        if step % self.every == 0 and trainer.is_global_zero:
+            rate = (step - self.s0) / max(1e-9, time.time() - self.t0)
+            m = {k[6:]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+            print(f"step {step} {rate:.2f} steps/s " + " ".join(f"{k}={v:.4f}" for k, v in sorted(m.items())), flush=True)
+
+
+def finished(exp_dir: Path, cfg: dict) -> bool:
+    """model.pt exported and trained for at least trainer.max_steps (raising max_steps continues training)."""
+    if not (exp_dir / MODEL_FILE).is_file():
+        return False
+    summary = exp_dir / "train_summary.json"
+    max_steps = cfg.get("trainer", {}).get("max_steps")
+    if not summary.is_file() or max_steps in (None, -1):
+        return True
+    s = read_json(summary)
+    same_budget = s.get("max_time") == cfg.get("trainer", {}).get("max_time")  # a larger max_time continues
+    return int(s.get("steps", 0)) >= int(max_steps) or (bool(s.get("stopped_by_time")) and same_budget)
+
+
+def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
+    """Copy/derive the files that make the exp dir self-contained (base exp dir for reflow)."""
+    if args.init_from:
+        base = Path(args.init_from)
+        for name in DESCRIPTION_FILES:
+            if (base / name).is_file() and base.resolve() != exp_dir.resolve():
+                shutil.copyfile(base / name, exp_dir / name)
+        return
+    s1 = Path(args.stage1_exp_dir)
+    stats = s1 / "latent_stats.json"
+    if not stats.is_file():
+        raise FileNotFoundError(f"{stats}: the stage-one exp dir has no latent statistics (run its encode on train)")
+    shutil.copyfile(stats, exp_dir / "latent_stats.json")
+    from stage2_flow.codec import load_codec
+
+    codec = load_codec(s1)
+    write_json(exp_dir / "stage1.json", {"exp_dir": str(s1.resolve()), "sample_rate": int(codec.sample_rate),
+                                         "hop_length": int(codec.hop_length), "latent_dim": int(codec.latent_dim)})
+    if (s1 / "config.yaml").is_file():
+        shutil.copyfile(s1 / "config.yaml", exp_dir / "stage1_config.yaml")
+    tokens = Path(args.tokens)
+    if not tokens.is_file():
+        raise FileNotFoundError(f"{tokens}: token list not found (give --tokens)")
+    shutil.copyfile(tokens, exp_dir / "tokens.txt")
+    fe = Path(args.frontend_config) if args.frontend_config else tokens.parent / "frontend.yaml"
+    if fe.is_file():
+        shutil.copyfile(fe, exp_dir / "frontend.yaml")
+    else:
+        print(f"warning: no frontend config {fe}; synthesis from raw text will use the default phoneme frontend", file=sys.stderr)
+    utt2spk = read_kv(Path(args.data_dir) / "utt2spk")
+    (exp_dir / "speakers.txt").write_text("".join(f"{s}\n" for s in sorted(set(utt2spk.values()))))
+
+
+def build_datasets(args, cfg, exp_dir: Path):
+    vocab = Vocab.load(exp_dir / "tokens.txt")
+    norm = LatentNormalizer.load(exp_dir / "latent_stats.json")
+    s1 = read_json(exp_dir / "stage1.json")
+    frame_rate = s1["sample_rate"] / s1["hop_length"]
+    speakers = (exp_dir / "speakers.txt").read_text().split()
+    d = cfg.get("data", {})
+    prompt = tuple(d["prompt_seconds"]) if cfg["model"].get("speaker", {}).get("use_prompt") else None
+    max_frames = int(d.get("max_frames", 2000))
+    if args.reflow_pairs:
+        train = ReflowPairs(args.reflow_pairs)
+    else:
+        durs = read_durations(args.durations) if args.durations else None
+        train = TTSDataset(args.data_dir, args.latents, vocab, norm, speakers, frame_rate, durs, prompt, max_frames)
+        if not (exp_dir / "speaking_rate.json").is_file():
+            sr = speaking_rate(train.tokens, train.lengths(), frame_rate, vocab.stoi.get("\u2581"))
+            write_json(exp_dir / "speaking_rate.json", sr)
+    dev = None
+    if args.dev_dir and args.dev_latents:
+        n = int(cfg.get("validation", {}).get("num_utts", 8))
+        dev = TTSDataset(args.dev_dir, args.dev_latents, vocab, norm, speakers, frame_rate, None, prompt, max_frames)
+        dev.utts, dev.tokens, dev.latents, dev.spk, dev.durations = (x[:n] for x in (dev.utts, dev.tokens, dev.latents, dev.spk, dev.durations))
+    return train, dev, vocab, speakers, s1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m stage2_flow.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p)
+    p.add_argument("--stage1-exp-dir", help="stage-one exp dir (codec + latent_stats.json)")
+    p.add_argument("--latents", help="training latent dump dir (latents.scp)")
+    p.add_argument("--data-dir", help="training data dir (token, utt2spk)")
+    p.add_argument("--dev-latents")
+    p.add_argument("--dev-dir")
+    p.add_argument("--tokens", default="exp/tokens.txt", help="tokens.txt (default exp/tokens.txt)")
+    p.add_argument("--frontend-config", help="frontend YAML (default: frontend.yaml beside --tokens)")
+    p.add_argument("--durations", help="external durations file '<utt> d1 d2 ...' instead of MAS")
+    p.add_argument("--reflow-pairs", help="train on reflow pairs from this dir (needs --init-from)")
+    p.add_argument("--init-from", help="exp dir whose model.pt initialises this run (reflow fine-tuning)")
+    p.add_argument("--exp-dir", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    if args.reflow_pairs and not args.init_from:
+        p.error("--reflow-pairs needs --init-from BASE_EXP_DIR")
+    if not args.init_from and not (args.stage1_exp_dir and args.latents and args.data_dir):
+        p.error("give --stage1-exp-dir, --latents and --data-dir (or --init-from for fine-tuning)")
+    cfg = load_config(args.config, args.overrides)
+    exp_dir = Path(args.exp_dir)
+    if finished(exp_dir, cfg) and not args.overwrite:
+        print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
+        return 0
+    if args.overwrite and (exp_dir / "checkpoints").is_dir():
+        shutil.rmtree(exp_dir / "checkpoints")
+    t = cfg.setdefault("train", {})
+    torch.set_num_threads(int(t.get("num_threads", 2)))
+    seed_everything(int(t.get("seed", 0)))
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    describe_exp_dir(args, exp_dir)
+    train_set, dev_set, vocab, speakers, s1 = build_datasets(args, cfg, exp_dir)
+    if args.init_from:  # the architecture is the base model's
+        base_cfg = load_config(Path(args.init_from) / "config.yaml")
+        cfg["model"] = base_cfg["model"]
+    cfg["model"].update(latent_dim=s1["latent_dim"], n_vocab=len(vocab), n_speakers=len(speakers))
+    cfg["data"] = {**cfg.get("data", {}), "train": args.data_dir, "latents": args.latents, "dev": args.dev_dir,
+                   "dev_latents": args.dev_latents, "durations": args.durations, "reflow_pairs": args.reflow_pairs,
+                   "init_from": args.init_from}
+    save_config(cfg, exp_dir / "config.yaml")
+
+    d = cfg.get("data", {})
+    batch_frames = max(int(d.get("batch_frames", 8000)), max(train_set.lengths()))
+    sampler = BucketBatchSampler(train_set.lengths(), batch_frames, max_batch=d.get("max_batch"), seed=int(t.get("seed", 0)))
+    collate = collate_pairs if args.reflow_pairs else collate_tts
+    train_loader = make_loader(train_set, sampler, num_workers=int(t.get("num_workers", 0)), collate_fn=collate)
+    val_loader = None
+    if dev_set is not None and len(dev_set):
+        val_loader = torch.utils.data.DataLoader(dev_set, batch_size=len(dev_set), shuffle=False, collate_fn=collate_tts)
+    module = Stage2Experiment(cfg, exp_dir, reflow=bool(args.reflow_pairs))
+    if args.init_from:
+        state = torch.load(Path(args.init_from) / MODEL_FILE, map_location="cpu", weights_only=True)
+        module.model.load_state_dict(state)
+        module.ema.load_state_dict(state)
+    trainer_cfg = dict(cfg["trainer"])
+    trainer_cfg.setdefault("num_sanity_val_steps", 0)
+    if val_loader is None:
+        trainer_cfg.update(limit_val_batches=0)
+    trainer = build_trainer(trainer_cfg, exp_dir, callbacks=[ProgressPrinter(int(t.get("print_every", 50)))])
+    start, t0 = resume_path(exp_dir), time.time()
+    if start:
+        print(f"resuming from {start}", flush=True)
+    step0 = int(torch.load(start, map_location="cpu", weights_only=False)["global_step"]) if start else 0
+    params = {"total": count_parameters(module.model), "text_encoder": count_parameters(module.model.text_encoder),
+              "estimator": count_parameters(module.model.flow.estimator), "speaker": count_parameters(module.model.speaker)}
+    if module.model.mode == "aligned":
+        params["duration_predictor"] = count_parameters(module.model.duration_predictor)
+    print(f"parameters: {params}; {len(train_set)} training items", flush=True)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=start)
+    if not trainer.is_global_zero:
+        return 0
+    elapsed = time.time() - t0
+    summary = {"steps": trainer.global_step, "steps_this_run": trainer.global_step - step0, "seconds_this_run": round(elapsed, 1),
+               "interrupted": bool(trainer.interrupted),
+               "max_time": cfg["trainer"].get("max_time"), "stopped_by_time": trainer.global_step < int(cfg["trainer"].get("max_steps", -1) or -1), "final_metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
+    if trainer.interrupted:
+        print("training interrupted: not exporting (rerun to resume)", file=sys.stderr)
+        return 1
+    atomic_save_torch({k: v.detach().cpu() for k, v in module.ema.state_dict().items()}, exp_dir / MODEL_FILE)
+    write_json(exp_dir / "params.json", params)
+    write_json(exp_dir / "train_summary.json", summary)
+    print(f"exported {exp_dir / MODEL_FILE}: {summary}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

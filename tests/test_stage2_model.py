@@ -1,0 +1,136 @@
+"""FlowTTS pieces: losses, sampler shapes, CFG, sway, alignment-free mode, speaker prompts, estimator."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stage2_flow.estimator import VelocityEstimator
+from stage2_flow.flow import FlowMatcher
+from stage2_flow.model import FlowTTS
+
+D = 6
+
+
+def tiny_cfg(**over):
+    cfg = dict(latent_dim=D, n_vocab=20, n_speakers=3, speaker=dict(dim=8, use_id=True, use_prompt=True),
+               text_encoder=dict(hidden=16, conv_layers=1, attn_layers=1, heads=2, dropout=0.0),
+               duration_predictor=dict(channels=16, layers=1), estimator=dict(hidden=16, layers=2, dilations=[1, 2], kernel=3))
+    cfg.update(over)
+    return cfg
+
+
+def batch(b=3, n_tok=7, n_frm=30):
+    g = torch.Generator().manual_seed(0)
+    return dict(tokens=torch.randint(5, 20, (b, n_tok), generator=g), tok_lens=torch.tensor([7, 5, 3][:b]),
+                latents=torch.randn(b, D, n_frm, generator=g), frm_lens=torch.tensor([30, 20, 9][:b]),
+                spk=torch.tensor([0, 2, -1][:b]), prompt=torch.randn(b, D, 12, generator=g),
+                prompt_mask=torch.tensor([[1.0] * 12, [1.0] * 6 + [0.0] * 6, [0.0] * 12])[:b, None])
+
+
+def test_losses_and_gradients():
+    torch.manual_seed(0)
+    m = FlowTTS(tiny_cfg())
+    losses, aux = m.losses(batch())
+    assert set(losses) == {"prior/nll", "dur/log_mse", "flow/mse"}
+    assert aux["durations"].sum(-1).tolist() == [30, 20, 9]
+    sum(losses.values()).backward()
+    assert m.text_encoder.emb.weight.grad is not None and m.speaker.prompt.out.weight.grad is not None
+
+
+def test_generate_shapes_rate_and_determinism():
+    torch.manual_seed(0)
+    m = FlowTTS(tiny_cfg()).eval()
+    b = batch()
+    kw = dict(spk=b["spk"], prompt=b["prompt"], prompt_mask=b["prompt_mask"])
+    d = torch.tensor([[2, 2, 2, 2, 2, 2, 2], [3, 3, 3, 3, 3, 0, 0], [1, 1, 1, 0, 0, 0, 0]])
+    out = m.generate(b["tokens"], b["tok_lens"], durations=d, nfe=4, generator=torch.Generator().manual_seed(1), **kw)
+    assert out["latents"].shape == (3, D, 15) and out["frm_lens"].tolist() == [14, 15, 3]
+    assert out["latents"][2, :, 3:].abs().sum() == 0  # padding stays zero
+    again = m.generate(b["tokens"], b["tok_lens"], durations=d, nfe=4, generator=torch.Generator().manual_seed(1), **kw)
+    assert torch.equal(out["latents"], again["latents"])
+    slow = m.generate(b["tokens"], b["tok_lens"], rate=0.5, nfe=2, **kw)
+    fast = m.generate(b["tokens"], b["tok_lens"], rate=2.0, nfe=2, **kw)
+    assert torch.all(slow["frm_lens"] >= fast["frm_lens"])
+    for solver, nfe, used in [("euler", 3, 3), ("midpoint", 4, 4), ("heun", 4, 4), ("rk4", 8, 8)]:
+        assert int(m.generate(b["tokens"], b["tok_lens"], durations=d, nfe=nfe, solver=solver, **kw)["nfe"]) == used
+    assert int(m.generate(b["tokens"], b["tok_lens"], durations=d, solver="dopri5", **kw)["nfe"]) >= 7
+
+
+def test_cfg_combines_conditional_and_unconditional():
+    torch.manual_seed(0)
+    est = VelocityEstimator(D, D, hidden=16, layers=1, spk_dim=4)
+    torch.nn.init.normal_(est.out.weight)
+    fm = FlowMatcher(est, cfg_drop=0.5).eval()
+    mu, mask, g = torch.randn(2, D, 10), torch.ones(2, 1, 10), torch.randn(2, 4)
+    x = torch.randn(2, D, 10)
+    vc = fm.velocity_fn(mask, mu, g, None, 0.0)(0.3, x)
+    vu = est(x, torch.full((2,), 0.3), mask, torch.zeros_like(mu), torch.zeros_like(g))
+    v = fm.velocity_fn(mask, mu, g, None, 2.0)(0.3, x)
+    assert torch.allclose(v, vc + 2.0 * (vc - vu), atol=1e-5)
+
+
+def test_sway_and_temperature_change_samples():
+    torch.manual_seed(0)
+    m = FlowTTS(tiny_cfg())
+    torch.nn.init.normal_(m.flow.estimator.out.weight, std=0.3)
+    m.eval()
+    b = batch()
+    d = torch.full((3, 7), 2) * (torch.arange(7)[None] < b["tok_lens"][:, None])
+
+    def run(**kw):
+        return m.generate(b["tokens"], b["tok_lens"], spk=b["spk"], durations=d, nfe=4, generator=torch.Generator().manual_seed(0), **kw)["latents"]
+
+    base = run()
+    assert not torch.allclose(base, run(sway=-1.0))
+    assert not torch.allclose(base, run(temperature=0.3))
+    assert not torch.allclose(base, run(cfg_scale=1.0))
+
+
+def test_time_sampling_and_prior_modes():
+    est = VelocityEstimator(D, D, hidden=16, layers=1)
+    fm = FlowMatcher(est, prior="noise", time_sampling="logit_normal", logit_mean=0.0, logit_std=1.0)
+    t = fm.sample_t(2000, torch.device("cpu"), torch.Generator().manual_seed(0))
+    assert 0 < float(t.min()) and float(t.max()) < 1 and abs(float(t.mean()) - 0.5) < 0.03
+    mu = torch.full((1, D, 5), 100.0)
+    assert float(fm.sample_x0(mu, torch.ones(1, 1, 5)).abs().mean()) < 5  # noise prior ignores mu
+    with pytest.raises(ValueError):
+        FlowMatcher(est, prior="other")
+
+
+def test_alignfree_mode():
+    torch.manual_seed(0)
+    for layout in ("pad", "stretch"):
+        m = FlowTTS(tiny_cfg(mode="alignfree", alignfree=dict(layout=layout, text_layers=1, text_channels=8),
+                             estimator=dict(hidden=16, layers=1, attn_layers=1, heads=2)))
+        losses, _ = m.losses(batch())
+        assert set(losses) == {"flow/mse"}
+        losses["flow/mse"].backward()
+        m.eval()
+        out = m.generate(batch()["tokens"], batch()["tok_lens"], tokens_per_frame=0.5, nfe=2)
+        assert out["frm_lens"].tolist() == [14, 10, 6] and out["latents"].shape == (3, D, 14)
+        with pytest.raises(ValueError, match="tokens_per_frame"):
+            m.generate(batch()["tokens"], batch()["tok_lens"])
+
+
+def test_estimator_stride_two_handles_odd_lengths():
+    est = VelocityEstimator(D, 2, hidden=16, layers=2, stride=2)
+    torch.nn.init.normal_(est.out.weight)
+    mask = torch.ones(2, 1, 11)
+    mask[1, :, 7:] = 0
+    v = est(torch.randn(2, D, 11), torch.rand(2), mask, torch.randn(2, 2, 11))
+    assert v.shape == (2, D, 11) and v[1, :, 7:].abs().sum() == 0
+
+
+def test_flow_segment_windows():
+    from stage2_flow.model import random_windows
+
+    x = torch.arange(10.0).view(1, 1, 10).repeat(2, 1, 1)
+    mask = torch.ones(2, 1, 10)
+    mask[1, :, 3:] = 0
+    xc, mc = random_windows(4, torch.tensor([10, 3]), torch.Generator().manual_seed(0), x, mask)
+    assert xc.shape == (2, 1, 4) and torch.all(torch.diff(xc[0, 0]) == 1)
+    assert mc[1, 0].tolist() == [1, 1, 1, 0] and xc[1, 0, :3].tolist() == [0, 1, 2]
+    m = FlowTTS(tiny_cfg(flow_segment_frames=8))
+    losses, aux = m.losses(batch())
+    assert aux["mu_frames"].shape[-1] == 30 and torch.isfinite(losses["flow/mse"])

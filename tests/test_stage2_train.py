@@ -1,0 +1,123 @@
+"""Few-step training on a tiny synthetic corpus: smoke run, exact resume, reflow pairs + fine-tuning,
+synthesis (CLI and API), likelihood CLI, external durations. About a minute on 2 CPU cores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from stage2_flow import likelihood, reflow, synthesize, train
+from stage2_flow.fake import make_fake_corpus
+
+CONF = Path(__file__).resolve().parents[1] / "egs" / "espeak_mini" / "tts1" / "conf" / "stage2_smoke.yaml"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("s2")
+    make_fake_corpus(root, n_train=24, n_dev=4, n_test=3)
+    return root
+
+
+def train_args(root: Path, exp: str, *over: str, dev: bool = True) -> list[str]:
+    args = ["--config", str(CONF), "--stage1-exp-dir", str(root / "exp/stage1/fake"), "--latents", str(root / "dump/fake/train"),
+            "--data-dir", str(root / "data/train"), "--tokens", str(root / "exp/tokens.txt"), "--exp-dir", str(root / exp)]
+    if dev:
+        args += ["--dev-latents", str(root / "dump/fake/dev"), "--dev-dir", str(root / "data/dev")]
+    return args + ["trainer.max_steps=6", "trainer.val_check_interval=6", "trainer.checkpoint_every_n_steps=3", *over]
+
+
+@pytest.fixture(scope="module")
+def trained(corpus):
+    assert train.main(train_args(corpus, "exp/stage2/smoke")) == 0
+    return corpus / "exp/stage2/smoke"
+
+
+def test_smoke_training_writes_a_self_describing_exp_dir(trained):
+    for name in ("model.pt", "config.yaml", "tokens.txt", "frontend.yaml", "latent_stats.json", "stage1.json", "speakers.txt",
+                 "speaking_rate.json", "params.json", "train_summary.json", "checkpoints/last.ckpt", "logs/metrics.csv"):
+        assert (trained / name).is_file(), name
+    assert list((trained / "images").glob("*.png"))
+    assert (trained / "speakers.txt").read_text().split() == ["spk0", "spk1"]
+    # a finished run is a no-op
+    assert train.main(train_args(trained.parents[2], "exp/stage2/smoke")) == 0
+
+
+def test_resume_is_exact(corpus):
+    over = ("train.lr_total_steps=4", "model.text_encoder.dropout=0.2", "trainer.checkpoint_every_n_steps=2")
+    straight = train_args(corpus, "exp/stage2/straight", *over, dev=False)
+    assert train.main(straight + ["trainer.max_steps=4"]) == 0
+    split = train_args(corpus, "exp/stage2/split", *over, dev=False)
+    assert train.main(split + ["trainer.max_steps=2"]) == 0
+    assert train.main(split + ["trainer.max_steps=4"]) == 0  # resumes from checkpoints/last.ckpt
+    a = torch.load(corpus / "exp/stage2/straight/checkpoints/last.ckpt", weights_only=False)
+    b = torch.load(corpus / "exp/stage2/split/checkpoints/last.ckpt", weights_only=False)
+    assert a["global_step"] == b["global_step"] == 4
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+
+
+def test_external_durations(corpus, tmp_path):
+    from shared.io import read_kv
+
+    tokens = read_kv(corpus / "data/train/token")
+    frames = read_kv(corpus / "dump/fake/train/utt2frames")
+    lines = []
+    for u, t in tokens.items():  # uniform split of each utterance's frames
+        n, f = len(t.split()), int(frames[u])
+        d = [f // n] * n
+        d[-1] += f - sum(d)
+        lines.append(f"{u} {' '.join(map(str, d))}\n")
+    (tmp_path / "durations").write_text("".join(lines))
+    args = train_args(corpus, "exp/stage2/extdur", "trainer.max_steps=2", dev=False) + ["--durations", str(tmp_path / "durations")]
+    assert train.main(args) == 0
+
+
+def test_reflow_pairs_and_finetune(trained):
+    root = trained.parents[2]
+    pairs = root / "pairs"
+    assert reflow.main(["generate", "--exp-dir", str(trained), "--data-dir", str(root / "data/train"), "--latents",
+                        str(root / "dump/fake/train"), "--out-dir", str(pairs), "--nfe", "4", "--max-utts", "8"]) == 0
+    item = torch.load(next((pairs / "pairs").glob("*.pt")), weights_only=False)
+    assert item["x0"].shape == item["x1"].shape == item["mu_frames"].shape and item["g"].shape == (16,)
+    # the pair is the model's own ODE solution from x0
+    assert len(list((pairs / "pairs").glob("*.pt"))) == 8
+    args = ["--config", str(CONF), "--init-from", str(trained), "--reflow-pairs", str(pairs), "--exp-dir", str(root / "exp/stage2/reflow"),
+            "--dev-latents", str(root / "dump/fake/dev"), "--dev-dir", str(root / "data/dev"), "trainer.max_steps=3",
+            "trainer.val_check_interval=3"]
+    assert train.main(args) == 0
+    base = torch.load(trained / "model.pt", weights_only=True)
+    tuned = torch.load(root / "exp/stage2/reflow/model.pt", weights_only=True)
+    assert torch.equal(base["text_encoder.emb.weight"], tuned["text_encoder.emb.weight"])  # text side frozen
+    assert not torch.equal(base["flow.estimator.inp.weight"], tuned["flow.estimator.inp.weight"])
+
+
+def test_synthesize_cli_and_api(trained, tmp_path):
+    root = trained.parents[2]
+    out = tmp_path / "synth"
+    assert synthesize.main(["--exp-dir", str(trained), "--data-dir", str(root / "data/test"), "--out-dir", str(out), "--nfe", "2"]) == 0
+    from shared.datadir import DataDir
+
+    d = DataDir.load(out)
+    assert len(d.utts) == 3 and all(Path(p).is_file() for p in d.wav_scp.values())
+    s = synthesize.Synthesizer.from_exp_dir(trained)
+    wavs = s.synthesize(["the cat", "a big red dog sat"], speaker="spk1", nfe=2, solver="heun", seed=3)
+    again, lats = s.synthesize(["the cat", "a big red dog sat"], speaker="spk1", nfe=2, solver="heun", seed=3, return_latents=True)
+    assert len(wavs) == 2 and wavs[0].dim() == 1 and wavs[1].numel() > wavs[0].numel()
+    assert all(torch.equal(a, b) for a, b in zip(wavs, again))
+    assert lats[0].shape[0] == 8 and lats[0].shape[1] * 256 >= wavs[0].numel()
+    slow = s.synthesize(["a big red dog sat"], rate=0.5, nfe=1)[0]
+    assert slow.numel() > wavs[1].numel()
+
+
+def test_likelihood_cli(trained):
+    root = trained.parents[2]
+    from shared.io import read_json
+
+    assert likelihood.main(["--exp-dir", str(trained), "--latents", str(root / "dump/fake/dev"), "--data-dir", str(root / "data/dev"),
+                            "--nfe", "4", "--probes", "2"]) == 0
+    res = read_json(trained / "likelihood/dev.json")
+    assert res["utts"] == 4 and abs(res["bpd"]) < 100
