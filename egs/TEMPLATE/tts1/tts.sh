@@ -33,12 +33,14 @@ stage2_args=${stage2_args:-}
 reflow=${reflow:-true}
 reflow_conf=${reflow_conf:-conf/stage2_reflow.yaml}
 reflow_args=${reflow_args:-}
+reflow_gen_args=${reflow_gen_args:-"--nfe 16 --solver rk4 --max-utts 360"}  # how the (x0, ODE(x0)) pairs are made
 asr_conf=${asr_conf:-conf/asr.yaml}
 asr_args=${asr_args:-}
 nfe=${nfe:-4}                   # NFE for the main synthesis (stage 8)
 solver=${solver:-euler}
 nfe_sweep=${nfe_sweep:-"1 2 4 8 16 32"}
 synth_args=${synth_args:-}
+nfe_sweep_args=${nfe_sweep_args:-"--max-utts 20"}
 package_name=${package_name:-}
 smoke=${smoke:-false}           # true: the *_smoke.yaml configs (tiny models, few steps) and a tiny corpus
 smoke_data_opts=${smoke_data_opts:-}  # what local/data.sh takes to make a tiny corpus
@@ -53,7 +55,7 @@ if [ "$smoke" = true ]; then
     reflow_conf=${reflow_conf%.yaml}_smoke.yaml
     asr_conf=${asr_conf%.yaml}_smoke.yaml
     local_data_opts="$local_data_opts $smoke_data_opts"
-    [ "$nfe_sweep" = "1 2 4 8 16 32" ] && nfe_sweep="1 2 4"
+    if [ "$nfe_sweep" = "1 2 4 8 16 32" ]; then nfe_sweep="1 2"; fi
 fi
 
 export PYTHONUNBUFFERED=1
@@ -140,7 +142,7 @@ fi
 if want 7 && [ "$reflow" = true ]; then
     stage7_reflow() {
         python -m stage2_flow.reflow --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
-            --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}"
+            --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" $reflow_gen_args
         python -m stage2_flow.train --config "$reflow_conf" --init-from "$s2_exp" \
             --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
             --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
@@ -171,16 +173,18 @@ if want 9; then
         done
         python -m stage2_flow.nfe_sweep --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
             --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" \
-            --phone-recognizer exp/asr --out-dir "exp/nfe_sweep"
+            --phone-recognizer exp/asr --out-dir "exp/nfe_sweep" $nfe_sweep_args
         python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" \
             --test-set "${test_sets%% *}" --out exp/RESULTS.md
     }
     run_stage 9 eval stage9_eval
 fi
 
+corpus_report=
+[ -f data/local/corpus_report.json ] && corpus_report=data/local/corpus_report.json
 if want 10; then
     run_stage 10 pack python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" \
-        --results exp/RESULTS.md --out-dir "exp/packed/${package_name:-$(basename "$PWD")_${stage2_tag}}"
+        --results exp/RESULTS.md ${corpus_report:+--corpus-report "$corpus_report"} --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_${stage2_tag}}"
 fi
 
-log "done. wavs: $final_s2/synth/  results: exp/RESULTS.md  plots: $final_s2/eval/*/plots  logs: exp/logs/"
+[ "$stop_stage" -lt 8 ] || log "done. wavs: $final_s2/synth/  results: exp/RESULTS.md  plots: $final_s2/eval/*/plots  logs: exp/logs/"
