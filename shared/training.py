@@ -13,6 +13,7 @@ Two keys are ours: ``checkpoint_every_n_steps`` (default 500) and ``keep_checkpo
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,23 @@ class RNGState(Callback):
         torch.set_rng_state(state["torch"])
         if state["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ProgressPrinter(Callback):
+    """One stdout line every ``every`` steps: step, steps/s, then the logged ``train/...`` values (loss first)."""
+
+    def __init__(self, every: int = 50) -> None:
+        self.every, self.t0, self.s0 = every, None, 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if self.t0 is None:
+            self.t0, self.s0 = time.time(), step
+        if step % self.every == 0 and trainer.is_global_zero:
+            rate = (step - self.s0) / max(1e-9, time.time() - self.t0)
+            m = {k.split("/", 1)[1]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+            keys = [k for k in ("loss",) if k in m] + sorted(k for k in m if k not in ("loss", "lr"))
+            print(f"step {step} {rate:.2f} steps/s " + " ".join(f"{k}={m[k]:.4f}" for k in keys), flush=True)
 
 
 def resume_path(exp_dir: PathLike) -> str | None:

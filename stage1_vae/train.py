@@ -23,29 +23,12 @@ import torch
 from shared.batching import AudioSegmentDataset, RandomBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.io import atomic_save_torch, write_json
-from shared.training import build_trainer, resume_path, seed_everything
+from shared.training import ProgressPrinter, build_trainer, resume_path, seed_everything
 from stage1_vae.experiment import Stage1Experiment
 from stage1_vae.modules import count_params
 from stage1_vae.validation import Validator, dev_loader
 
 MODEL_FILE = "model.pt"
-
-
-class ProgressPrinter(L.Callback):
-    """One stdout line every ``every`` steps: step, steps/s, the main losses."""
-
-    def __init__(self, every: int = 50):
-        self.every, self.t0, self.s0 = every, None, 0
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        step = trainer.global_step
-        if self.t0 is None:
-            self.t0, self.s0 = time.time(), step
-        if step % self.every == 0 and trainer.is_global_zero:
-            rate = (step - self.s0) / max(1e-9, time.time() - self.t0)
-            m = {k.split("/", 1)[1]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-            keys = ["loss"] + sorted(k for k in m if k not in ("loss", "lr"))
-            print(f"step {step} {rate:.2f} steps/s " + " ".join(f"{k}={m[k]:.4f}" for k in keys), flush=True)
 
 
 

@@ -137,11 +137,10 @@ def model_log_likelihood(model, batch: dict, normalizer, nfe: int = 32, solver: 
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from shared.config import load_config
     from shared.io import read_json, write_json, write_kv
     from shared.text import Vocab
     from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
-    from stage2_flow.model import FlowTTS
+    from stage2_flow.model import load_trained
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.likelihood", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dir", required=True)
@@ -160,10 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     exp = Path(args.exp_dir)
-    cfg = load_config(exp / "config.yaml")
-    model = FlowTTS(cfg["model"])
-    model.load_state_dict(torch.load(exp / "model.pt", map_location="cpu", weights_only=True))
-    model.eval().requires_grad_(False)
+    model, cfg = load_trained(exp)
+    model.requires_grad_(False)
     s1 = read_json(exp / "stage1.json")
     norm = LatentNormalizer.load(exp / "latent_stats.json")
     prompt = tuple(cfg.get("data", {}).get("prompt_seconds", [1, 3])) if cfg["model"].get("speaker", {}).get("use_prompt") else None

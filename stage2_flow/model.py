@@ -13,6 +13,7 @@ Modes (``model.mode``):
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -212,3 +213,25 @@ def random_windows(seg: int, lengths: torch.Tensor, generator: torch.Generator |
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def load_trained(exp_dir: str | Path) -> tuple[FlowTTS, dict[str, Any]]:
+    """The exported model of a stage-two exp dir (``config.yaml`` + ``model.pt``) in eval mode, and its config."""
+    from shared.config import load_config
+
+    exp = Path(exp_dir)
+    if not (exp / "model.pt").is_file():
+        raise FileNotFoundError(f"{exp}/model.pt not found: train the model first (python -m stage2_flow.train)")
+    cfg = load_config(exp / "config.yaml")
+    model = FlowTTS(cfg["model"])
+    model.load_state_dict(torch.load(exp / "model.pt", map_location="cpu", weights_only=True))
+    return model.eval(), cfg
+
+
+def stage1_dir(exp_dir: str | Path) -> Path:
+    """The stage-one exp dir a stage-two exp dir was trained on (``stage1.json``; relative paths are relative
+    to the stage-two dir, as in a packed model)."""
+    import json
+
+    exp = Path(exp_dir)
+    return exp / json.loads((exp / "stage1.json").read_text())["exp_dir"]

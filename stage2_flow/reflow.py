@@ -25,7 +25,7 @@ from shared.io import atomic_save_torch, read_json, write_json, write_kv
 from shared.text import Vocab
 from stage2_flow.alignment import length_regulate
 from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
-from stage2_flow.model import FlowTTS, sequence_mask
+from stage2_flow.model import FlowTTS, load_trained, sequence_mask
 
 
 @torch.no_grad()
@@ -59,7 +59,6 @@ def generate_pairs(model: FlowTTS, batch: dict, nfe: int = 32, solver: str = "rk
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from shared.config import load_config
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.reflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -88,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if (out / "pairs.scp").is_file() and not args.overwrite:
         print(f"{out}/pairs.scp exists (use --overwrite to regenerate)")
         return 0
-    cfg = load_config(exp / "config.yaml")
-    model = FlowTTS(cfg["model"])
-    model.load_state_dict(torch.load(exp / "model.pt", map_location="cpu", weights_only=True))
-    model.eval()
+    model, cfg = load_trained(exp)
     s1 = read_json(exp / "stage1.json")
     prompt = tuple(cfg.get("data", {}).get("prompt_seconds", [1, 3])) if cfg["model"].get("speaker", {}).get("use_prompt") else None
     ds = TTSDataset(args.data_dir, args.latents, Vocab.load(exp / "tokens.txt"), LatentNormalizer.load(exp / "latent_stats.json"),

@@ -27,7 +27,7 @@ import torch
 from shared.io import read_json, read_kv, write_kv
 from shared.text import Frontend, Vocab
 from stage2_flow.data import LatentNormalizer
-from stage2_flow.model import FlowTTS, sequence_mask
+from stage2_flow.model import FlowTTS, load_trained, sequence_mask, stage1_dir
 
 
 class Synthesizer:
@@ -40,19 +40,14 @@ class Synthesizer:
     def from_exp_dir(cls, exp_dir: str | Path, device: str | torch.device = "cpu", codec: Any = None,
                      stage1_exp_dir: str | Path | None = None) -> "Synthesizer":
         """Load everything from the self-describing exp dir; ``codec`` or ``stage1_exp_dir`` override it."""
-        from shared.config import load_config
         from stage2_flow.codec import load_codec
 
         exp = Path(exp_dir)
-        if not (exp / "model.pt").is_file():
-            raise FileNotFoundError(f"{exp}/model.pt not found: train the model first (python -m stage2_flow.train)")
-        cfg = load_config(exp / "config.yaml")
-        model = FlowTTS(cfg["model"])
-        model.load_state_dict(torch.load(exp / "model.pt", map_location="cpu", weights_only=True))
+        model, cfg = load_trained(exp)
         model.to(device)
         fe = Frontend.from_config(exp / "frontend.yaml") if (exp / "frontend.yaml").is_file() else None
         if codec is None:
-            codec = load_codec(stage1_exp_dir or read_json(exp / "stage1.json")["exp_dir"], device)
+            codec = load_codec(stage1_exp_dir or stage1_dir(exp), device)
         speakers = (exp / "speakers.txt").read_text().split() if (exp / "speakers.txt").is_file() else []
         rate = read_json(exp / "speaking_rate.json") if (exp / "speaking_rate.json").is_file() else None
         return cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate, device)

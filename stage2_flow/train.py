@@ -35,7 +35,7 @@ from shared.batching import BucketBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.io import atomic_save_torch, read_json, read_kv, write_json
 from shared.text import Vocab
-from shared.training import build_trainer, resume_path, seed_everything
+from shared.training import ProgressPrinter, build_trainer, resume_path, seed_everything
 from stage2_flow.alignment import read_durations
 from stage2_flow.data import LatentNormalizer, ReflowPairs, TTSDataset, collate_pairs, collate_tts, speaking_rate
 from stage2_flow.experiment import Stage2Experiment
@@ -43,20 +43,6 @@ from stage2_flow.model import count_parameters
 
 MODEL_FILE = "model.pt"
 DESCRIPTION_FILES = ("tokens.txt", "frontend.yaml", "latent_stats.json", "stage1.json", "stage1_config.yaml", "speakers.txt", "speaking_rate.json")
-
-
-class ProgressPrinter(L.Callback):
-    def __init__(self, every: int = 50) -> None:
-        self.every, self.t0, self.s0 = every, None, 0
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        step = trainer.global_step
-        if self.t0 is None:
-            self.t0, self.s0 = time.time(), step
-        if step % self.every == 0 and trainer.is_global_zero:
-            rate = (step - self.s0) / max(1e-9, time.time() - self.t0)
-            m = {k[6:]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-            print(f"step {step} {rate:.2f} steps/s " + " ".join(f"{k}={v:.4f}" for k, v in sorted(m.items())), flush=True)
 
 
 def finished(exp_dir: Path, cfg: dict) -> bool:

@@ -6,11 +6,13 @@ judged here (a few training steps); the numbers come from the full recipe (READM
 """
 
 import json
+import shutil
 
 import pytest
 from recipe_utils import copy_egs, run_recipe
 
 from shared.datadir import DataDir, validate_data_dir
+from stage2_flow.synthesize import Synthesizer
 
 
 @pytest.mark.slow
@@ -32,9 +34,14 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert metrics["metrics"]["mcd_dtw"]["n"] == 5 and "per_gen" in metrics["corpus"]
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "MCD" in results and "PESQ" in results
-    packed = next((recipe / "exp" / "packed").iterdir())
-    assert (packed / "MODEL_CARD.md").is_file() and (packed / "stage2" / "config.yaml").is_file()
-    times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
-    assert [line.split("\t")[0] for line in times] == [str(n) for n in range(11)]
     again = run_recipe(recipe, "--smoke", "true", "--stage", "3", timeout=300)
     assert again.returncode == 0 and again.stdout.count("done already") == 8, again.stdout[-3000:]
+    packed = next((recipe / "exp" / "packed").iterdir())
+    assert (packed / "MODEL_CARD.md").is_file() and (packed / "stage2" / "config.yaml").is_file()
+    moved = tmp_path / "elsewhere" / packed.name  # a packed model works wherever it is copied
+    shutil.copytree(packed, moved)
+    shutil.rmtree(recipe / "exp" / "stage1")
+    wav = Synthesizer.from_exp_dir(moved / "stage2").synthesize(["Hello world."])[0]
+    assert wav.ndim == 1 and wav.numel() > 1000
+    times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in times] == [str(n) for n in range(11)]
