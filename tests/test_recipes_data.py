@@ -10,6 +10,8 @@ from test_kaldi_compat import _kaldi_ok
 
 from shared.datadir import DataDir
 
+pytestmark = pytest.mark.slow
+
 
 def _ljspeech(root: Path) -> None:
     lines = []
