@@ -13,20 +13,38 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stage1_vae.modules import Backbone, ISTFTHead
+from stage1_vae.modules import Backbone, ConvNeXtBlock, ISTFTHead
 
 
 class VocosDecoder(nn.Module):
+    """ConvNeXt backbone at the latent frame rate and an iSTFT head.
+
+    ``head_upsample = r > 1`` runs the head at ``r`` times the latent rate: the backbone's features are
+    interpolated to ``r (F - 1) + 1`` frames (frame ``i`` lands on ``r i``, so both grids share time
+    zero), refined by ``head_layers`` ConvNeXt blocks there, and synthesised with an iSTFT of size
+    ``n_fft / r`` and hop ``hop / r``. A shorter synthesis window keeps harmonics sharp where the pitch
+    moves; the latent rate, and so stage two's sequence length, does not change.
+    """
+
     def __init__(self, latent_dim: int, hop_length: int = 256, n_fft: int = 1024, dim: int = 384,
-                 intermediate_dim: int = 1152, num_layers: int = 8, kernel_size: int = 7, **_: object):
+                 intermediate_dim: int = 1152, num_layers: int = 8, kernel_size: int = 7, head_upsample: int = 1,
+                 head_layers: int = 1, **_: object):
         super().__init__()
-        self.hop_length = hop_length
+        r = int(head_upsample)
+        if r < 1 or hop_length % r or n_fft % r:
+            raise ValueError(f"VocosDecoder: head_upsample={head_upsample} must divide hop_length={hop_length} and n_fft={n_fft}")
+        self.hop_length, self.head_upsample = hop_length, r
         self.backbone = Backbone(latent_dim, dim, intermediate_dim, num_layers, kernel_size)
-        self.head = ISTFTHead(dim, n_fft, hop_length)
+        self.head_blocks = nn.Sequential(*(ConvNeXtBlock(dim, intermediate_dim, kernel_size) for _ in range(head_layers))) if r > 1 else nn.Identity()
+        self.head = ISTFTHead(dim, n_fft // r, hop_length // r)
 
     def forward(self, z: torch.Tensor, return_phase: bool = False):
-        """``z (B, D, F)`` -> ``wav (B, (F-1) hop)`` (and the head's phase ``(B, n_fft/2+1, F)`` if asked)."""
-        return self.head(self.backbone(z), return_phase=return_phase)
+        """``z (B, D, F)`` -> ``wav (B, (F-1) hop)`` (and the head's phase ``(B, n_fft/(2r)+1, r(F-1)+1)`` if asked)."""
+        x = self.backbone(z)
+        if self.head_upsample > 1:
+            frames = self.head_upsample * (x.shape[-1] - 1) + 1
+            x = self.head_blocks(F.interpolate(x, size=frames, mode="linear", align_corners=True))
+        return self.head(x, return_phase=return_phase)
 
 
 class _ResBlock(nn.Module):

@@ -39,10 +39,14 @@ class Stage1Experiment(L.LightningModule):
         self.weights: dict[str, float] = {k: float(v) for k, v in cfg["loss_weights"].items()}
         self.codec = build_codec(cfg["model"])
         m = cfg["model"]
-        self.recon = ReconstructionLoss(int(m["sample_rate"]), complex_fft=int(m.get("n_fft", 4 * int(m["hop_length"]))),
-                                        complex_hop=int(m["hop_length"]), **cfg.get("loss", {}))
+        # The complex-spectrum and phase terms work at the synthesis STFT's own size: the iSTFT head's
+        # (which runs finer than the latent rate with head_upsample), else the model's.
+        head = getattr(self.codec.decoder, "head", None)
+        syn_fft = head.n_fft if head is not None else int(m.get("n_fft", 4 * int(m["hop_length"])))
+        syn_hop = head.hop_length if head is not None else int(m["hop_length"])
+        self.recon = ReconstructionLoss(int(m["sample_rate"]), complex_fft=syn_fft, complex_hop=syn_hop, **cfg.get("loss", {}))
         self.use_phase = any(self.weights.get(k, 0.0) > 0 for k in PHASE_KEYS)
-        self.phase_loss = PhaseLoss(int(m.get("n_fft", 4 * int(m["hop_length"]))), int(m["hop_length"])) if self.use_phase else None
+        self.phase_loss = PhaseLoss(syn_fft, syn_hop) if self.use_phase else None
         self.use_adv = self.weights.get("adv/gen", 0.0) > 0 or self.weights.get("fm/l1", 0.0) > 0
         self.disc = MultiDiscriminator(**cfg.get("discriminator", {})) if self.use_adv else None
         self.ema_decay = float(self.train_cfg.get("ema_decay", 0.0))

@@ -87,6 +87,21 @@ def test_decoders_lengths():
         HiFiGANDecoder(8, 200, upsample_rates=(8, 8, 2, 2))
 
 
+def test_vocos_finer_head_keeps_the_latent_grid():
+    """head_upsample=r: r(F-1)+1 head frames at hop/r, the same number of samples as r=1, and the
+    latent frame i is the head frame r*i (interpolation with shared end points)."""
+    z = torch.randn(2, 8, 21)
+    dec = VocosDecoder(8, 256, 1024, dim=16, intermediate_dim=32, num_layers=1, head_upsample=2)
+    wav, phase = dec(z, return_phase=True)
+    assert wav.shape == (2, 20 * 256) and phase.shape == (2, 1024 // 4 + 1, 41)
+    assert (dec.head.n_fft, dec.head.hop_length) == (512, 128)
+    x = torch.arange(6.0).view(1, 1, 6)
+    up = torch.nn.functional.interpolate(x, size=2 * 5 + 1, mode="linear", align_corners=True)
+    assert torch.allclose(up[0, 0, ::2], x[0, 0]) and torch.allclose(up[0, 0, 1::2], x[0, 0, :-1] + 0.5)
+    with pytest.raises(ValueError, match="head_upsample"):
+        VocosDecoder(8, 256, 1024, dim=16, intermediate_dim=32, num_layers=1, head_upsample=3)
+
+
 # ---- losses ------------------------------------------------------------------------------------------
 def test_reconstruction_losses_keys_and_zero_for_identical():
     loss = ReconstructionLoss()
