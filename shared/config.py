@@ -7,6 +7,16 @@ resolved configuration written into the experiment directory.
 Values in overrides are parsed as YAML (``1e-3`` is a float, ``[8,8,2,2]`` a list, ``null`` is None). An
 override of a key that does not exist is an error unless it is prefixed with ``+`` (``+model.new=1``),
 so a typo never silently does nothing.
+
+A config may name another as its ``base`` (a path relative to itself) and hold only what differs:
+
+    # conf/stage1_rvq.yaml
+    base: stage1.yaml
+    model:
+      bottleneck: {kind: rvq, num_quantizers: 8, codebook_size: 1024}
+
+Mappings are merged key by key, everything else is replaced; a mapping whose ``kind`` differs from the
+base's is replaced whole (another kind takes other options). Bases may chain; a cycle is an error.
 """
 
 from __future__ import annotations
@@ -79,19 +89,41 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
     return cfg
 
 
-def load_config(path: PathLike, overrides: list[str] | None = None) -> dict:
-    """Read a YAML config (a mapping) and apply overrides."""
-    path = Path(path)
+def merge(base: dict, over: dict) -> dict:
+    """``base`` updated by ``over``: mappings merged recursively (unless their ``kind`` differs), other
+    values replaced. Neither argument is modified."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        b = out.get(k)
+        same_kind = isinstance(b, dict) and isinstance(v, dict) and v.get("kind", b.get("kind")) == b.get("kind")
+        out[k] = merge(b, v) if same_kind else copy.deepcopy(v)
+    return out
+
+
+def _read_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: 'base' cycle: {' -> '.join(str(p) for p in (*chain, path.resolve()))}")
     try:
         with open(path, encoding="utf-8") as f:
             cfg = _yaml_load(f) or {}
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        where = f" (the base of {chain[-1]})" if chain else ""
+        raise ConfigError(f"{path}: config file not found{where}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from e
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    return apply_overrides(cfg, overrides or [])
+    base = cfg.pop("base", None)
+    if base is None:
+        return cfg
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'base' must be a file name, got {base!r}")
+    return merge(_read_mapping(path.parent / base, (*chain, path.resolve())), cfg)
+
+
+def load_config(path: PathLike, overrides: list[str] | None = None) -> dict:
+    """Read a YAML config (a mapping, resolving its ``base`` chain) and apply overrides."""
+    return apply_overrides(_read_mapping(Path(path)), overrides or [])
 
 
 def save_config(cfg: dict, path: PathLike) -> None:

@@ -55,6 +55,21 @@ def export(module: Stage1Experiment, cfg: dict[str, Any], exp_dir: Path, summary
     save_config(cfg, exp_dir / "config.yaml")
 
 
+def init_generator(module: Stage1Experiment, src: Path, model_cfg: dict[str, Any]) -> None:
+    """Load ``src/model.pt`` (an exported codec) into the generator and its EMA copy."""
+    if not (src / MODEL_FILE).is_file():
+        raise SystemExit(f"--init-from {src}: no {MODEL_FILE} (train that exp dir to the end first)")
+    src_model = load_config(src / "config.yaml")["model"]
+    if src_model != model_cfg:
+        diff = sorted(k for k in set(src_model) | set(model_cfg) if src_model.get(k) != model_cfg.get(k))
+        raise SystemExit(f"--init-from {src}: its model section differs from this config's in {diff}")
+    state = torch.load(src / MODEL_FILE, map_location="cpu", weights_only=True)
+    module.codec.load_state_dict(state)
+    if module.ema is not None:
+        module.ema.load_state_dict(state)
+    print(f"generator initialised from {src / MODEL_FILE}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p)
@@ -62,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dev-dir", default=None, help="dev data dir for validation metrics and samples")
     p.add_argument("--exp-dir", required=True)
     p.add_argument("--overwrite", action="store_true", help="retrain even if <exp>/model.pt exists")
+    p.add_argument("--init-from", default=None, metavar="EXP_DIR",
+                   help="start the generator (and its EMA) from a trained stage-one exp dir with the same model "
+                        "section, e.g. to fine-tune with adversarial losses or on a new corpus; optimisers, "
+                        "schedule and discriminator start fresh")
     args = p.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     exp_dir = Path(args.exp_dir)
@@ -101,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     start, t0 = resume_path(exp_dir), time.time()
     if start:
         print(f"resuming from {start}", flush=True)
+    if args.init_from and not start:
+        init_generator(module, Path(args.init_from), cfg["model"])
     step0 = int(torch.load(start, map_location="cpu", weights_only=False)["global_step"]) if start else 0
     trainer.fit(module, train_loader, val_loader, ckpt_path=start)
     if trainer.is_global_zero:

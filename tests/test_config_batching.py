@@ -20,6 +20,22 @@ def test_overrides(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+def test_base_chain_merges_mappings_and_replaces_other_kinds(tmp_path):
+    (tmp_path / "a.yaml").write_text("model:\n  dim: 8\n  enc: {kind: conv, layers: 4}\n  rates: [2, 2]\nlr: 1.0\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yaml").write_text("base: ../a.yaml\nmodel:\n  enc: {kind: mel}\n  rates: [4]\n")
+    (tmp_path / "c.yaml").write_text("base: sub/b.yaml\nmodel: {dim: 16, enc: {kind: mel, n_mels: 80}}\n")
+    cfg = load_config(tmp_path / "c.yaml", ["lr=0.5"])
+    assert cfg == {"model": {"dim": 16, "enc": {"kind": "mel", "n_mels": 80}, "rates": [4]}, "lr": 0.5}
+    assert load_config(tmp_path / "a.yaml")["model"]["enc"] == {"kind": "conv", "layers": 4}  # base untouched
+    (tmp_path / "a.yaml").write_text("base: c.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml: config file not found .the base of"):
+        load_config(tmp_path / "d.yaml")
+
+
 def test_bucket_sampler_budget_and_padding():
     g = torch.Generator().manual_seed(0)
     lengths = torch.randint(50, 800, (500,), generator=g).tolist()

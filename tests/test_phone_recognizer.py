@@ -12,7 +12,8 @@ from shared.phone_recognizer.data import frame_batches, is_punctuation, phone_fi
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig, greedy_ctc_decode
 from shared.phone_recognizer.score import LoadedRecognizer, score_dir
 from shared.phone_recognizer.toy import make_toy_data_dir
-from shared.phone_recognizer.train import DEFAULT_CONFIG, merge, train
+from shared.config import merge
+from shared.phone_recognizer.train import DEFAULT_CONFIG, train
 
 TINY = {"model": {"conv_channels": 16, "hidden": 16, "num_layers": 1},
         "train": {"max_steps": 4, "batch_frames": 2000, "log_every": 2, "ckpt_every": 2, "warmup_steps": 2}}

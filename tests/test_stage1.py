@@ -238,6 +238,20 @@ def test_resume_after_kill_is_exact(trained, corpus, tmp_path, kill_at):
 
 
 @pytest.mark.slow
+def test_init_from_loads_the_generator_and_checks_the_model(trained, corpus, tmp_path):
+    def finetune(exp, *overrides, check=True):
+        return run_module("stage1_vae.train", "--config", str(SMOKE), "--data-dir", str(corpus / "train"),
+                          "--exp-dir", str(exp), "--init-from", str(trained), "train.num_threads=1",
+                          "trainer.max_steps=1", "validation.num_utts=0", *overrides, check=check)
+
+    assert "generator initialised" in finetune(tmp_path / "ft", "train.lr=0.0").stdout
+    a, b = torch.load(trained / "model.pt"), torch.load(tmp_path / "ft" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # lr 0: one step leaves the loaded weights as they were
+    proc = finetune(tmp_path / "other", "model.latent_dim=4", check=False)
+    assert proc.returncode != 0 and "model section differs" in proc.stderr and "latent_dim" in proc.stderr
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rvq", "mel", "hifigan"])
 def test_train_variants_smoke(corpus, tmp_path, name):
     small_enc = ["model.latent_dim=8", "model.encoder={kind: convnext, dim: 16, intermediate_dim: 32, num_layers: 1}"]

@@ -13,7 +13,6 @@ experiment is a no-op unless ``--overwrite``. Training stops at ``train.max_step
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import random
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.config import apply_overrides, load_config, save_config
+from shared.config import apply_overrides, load_config, merge, save_config
 from shared.io import atomic_save_torch, read_json, write_json
 from shared.phone_recognizer.data import (
     degrade, frame_batches, load_wavs, phone_filter, read_token_file, read_wav_scp, time_warp,
@@ -42,13 +41,6 @@ DEFAULT_CONFIG: dict = {
               "num_threads": 1, "degraded_copies": 1, "time_warp": [0.8, 1.25],
               "spec_augment": {"freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 15}},
 }
-
-
-def merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def compute_features(model: PhoneRecognizer, wavs: list[torch.Tensor]) -> list[torch.Tensor]:

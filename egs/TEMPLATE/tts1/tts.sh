@@ -77,6 +77,10 @@ s2_exp=exp/stage2/${stage2_tag}
 final_s2=$s2_exp
 [ "$reflow" = true ] && final_s2=${s2_exp}_reflow
 all_sets="$train_set $dev_set $test_sets"
+write_results() {
+    python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" \
+        --test-set "${test_sets%% *}" --out exp/RESULTS.md
+}
 
 # ------------------------------------------------------------------------------------------- stages
 if want 0; then
@@ -172,11 +176,15 @@ if want 9; then
                 --phone-recognizer exp/asr --ref-token-file "data/$x/token" \
                 --out "$final_s2/eval/$x/metrics.json" --plots-dir "$final_s2/eval/$x/plots"
         done
+        for x in $test_sets; do  # the codec's own PER: how much of the TTS PER the codec already explains
+            [ -f "$s1_exp/resynth/$x/wav.scp" ] || continue
+            python -m shared.evaluate --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
+                --phone-recognizer exp/asr --ref-token-file "data/$x/token" --out "$s1_exp/eval/$x/metrics.json"
+        done
         python -m stage2_flow.nfe_sweep --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
             --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" \
             --phone-recognizer exp/asr --out-dir "exp/nfe_sweep" $nfe_sweep_args
-        python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" \
-            --test-set "${test_sets%% *}" --out exp/RESULTS.md
+        write_results
     }
     run_stage 9 eval stage9_eval
 fi
@@ -184,8 +192,13 @@ fi
 corpus_report=
 [ -f data/local/corpus_report.json ] && corpus_report=data/local/corpus_report.json
 if want 10; then
-    run_stage 10 pack python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" \
-        --results exp/RESULTS.md ${corpus_report:+--corpus-report "$corpus_report"} --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_${stage2_tag}}"
+    stage10_pack() {
+        write_results  # again, now that stage 9's own time is in exp/stage_times.tsv
+        python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" --results exp/RESULTS.md \
+            ${corpus_report:+--corpus-report "$corpus_report"} \
+            --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_${stage2_tag}}"
+    }
+    run_stage 10 pack stage10_pack
 fi
 
 [ "$stop_stage" -lt 8 ] || log "done. wavs: $final_s2/synth/  results: exp/RESULTS.md  plots: $final_s2/eval/*/plots  logs: exp/logs/"
