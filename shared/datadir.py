@@ -395,6 +395,16 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
     return report
 
 
+def spread_subset(utts: list[str], k: int | None) -> list[str]:
+    """``k`` of ``utts`` (sorted ids), evenly spaced: Kaldi ids sort by speaker, so a prefix would hold only the
+    first speakers. All of them when ``k`` is None or not smaller. Used for fixed dev and test subsets."""
+    if k is None or k >= len(utts):
+        return list(utts)
+    if k <= 0:
+        raise ValueError(f"spread_subset: k must be positive, got {k}")
+    return [utts[(i * len(utts)) // k] for i in range(k)]
+
+
 def compute_utt2dur(data: DataDir) -> dict[str, float]:
     """Durations in seconds, from segments or from the audio files' headers (no decoding)."""
     out: dict[str, float] = {}

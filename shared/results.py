@@ -21,7 +21,7 @@ from typing import Any
 from shared.io import read_json
 from shared.metrics.report import summary_row, write_results_md
 
-SWEEP_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "rtf")
+SWEEP_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "path_gap", "rtf")
 
 
 def read_stage_times(path: Path) -> dict[str, float]:

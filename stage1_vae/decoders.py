@@ -22,13 +22,13 @@ class VocosDecoder(nn.Module):
     ``head_upsample = r > 1`` runs the head at ``r`` times the latent rate: the backbone's features are
     interpolated to ``r (F - 1) + 1`` frames (frame ``i`` lands on ``r i``, so both grids share time
     zero), refined by ``head_layers`` ConvNeXt blocks there, and synthesised with an iSTFT of size
-    ``n_fft / r`` and hop ``hop / r``. A shorter synthesis window keeps harmonics sharp where the pitch
-    moves; the latent rate, and so stage two's sequence length, does not change.
+    ``head_n_fft`` (default ``n_fft / r``) and hop ``hop / r``. A shorter synthesis window keeps harmonics
+    sharp where the pitch moves; the latent rate, and so stage two's sequence length, does not change.
     """
 
     def __init__(self, latent_dim: int, hop_length: int = 256, n_fft: int = 1024, dim: int = 384,
                  intermediate_dim: int = 1152, num_layers: int = 8, kernel_size: int = 7, head_upsample: int = 1,
-                 head_layers: int = 1, **_: object):
+                 head_layers: int = 1, head_n_fft: int | None = None, **_: object):
         super().__init__()
         r = int(head_upsample)
         if r < 1 or hop_length % r or n_fft % r:
@@ -36,10 +36,10 @@ class VocosDecoder(nn.Module):
         self.hop_length, self.head_upsample = hop_length, r
         self.backbone = Backbone(latent_dim, dim, intermediate_dim, num_layers, kernel_size)
         self.head_blocks = nn.Sequential(*(ConvNeXtBlock(dim, intermediate_dim, kernel_size) for _ in range(head_layers))) if r > 1 else nn.Identity()
-        self.head = ISTFTHead(dim, n_fft // r, hop_length // r)
+        self.head = ISTFTHead(dim, int(head_n_fft) if head_n_fft else n_fft // r, hop_length // r)
 
     def forward(self, z: torch.Tensor, return_phase: bool = False):
-        """``z (B, D, F)`` -> ``wav (B, (F-1) hop)`` (and the head's phase ``(B, n_fft/(2r)+1, r(F-1)+1)`` if asked)."""
+        """``z (B, D, F)`` -> ``wav (B, (F-1) hop)`` (and the head's phase ``(B, head_n_fft/2+1, r(F-1)+1)`` if asked)."""
         x = self.backbone(z)
         if self.head_upsample > 1:
             frames = self.head_upsample * (x.shape[-1] - 1) + 1

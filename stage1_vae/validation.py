@@ -13,15 +13,15 @@ from torch.utils.data import DataLoader
 
 from shared.audio import save_audio
 from shared.batching import AudioUttDataset, collate_audio
-from shared.datadir import DataDir
+from shared.datadir import DataDir, spread_subset
 from shared.features import MelSpectrogram
 from shared.metrics.signal import MultiResolutionMelDistance, codec_metrics
 
 
 def dev_loader(dev_dir: str | Path, sample_rate: int, num_utts: int) -> DataLoader:
-    """The first ``num_utts`` utterances (sorted ids) of ``dev_dir``, one per batch, whole."""
+    """``num_utts`` utterances of ``dev_dir`` spread over its sorted ids (so over its speakers), one per batch, whole."""
     data = DataDir.load(dev_dir)
-    data = data.subset(data.utts[:num_utts])
+    data = data.subset(spread_subset(data.utts, num_utts))
     return DataLoader(AudioUttDataset(data, sample_rate), batch_size=1, shuffle=False, collate_fn=collate_audio)
 
 

@@ -6,7 +6,9 @@
 
 For each exp dir and NFE: synthesises the data dir into ``OUT/<exp name>/nfe<N>/`` (a data dir), times it
 (RTF over the whole set, batched), scores it with ``shared.evaluate`` (MCD-DTW etc. against the data dir's
-reference audio) and writes ``OUT/summary.json`` and ``OUT/summary.md``. Finished cells are reused.
+reference audio) and writes ``OUT/summary.json`` and ``OUT/summary.md``. Every NFE starts from the same x0
+(same seed), so ``path_gap``, the relative distance of each NFE's latents from the finest NFE's, measures
+how straight the sampling paths are: what reflow is for. Finished cells are reused.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from pathlib import Path
 
 import torch
 
-from shared.io import read_json, read_kv, write_json
+from shared.datadir import spread_subset
+
+LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_gap
+from shared.io import atomic_save_torch, read_json, read_kv, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--solver", default="euler")
     p.add_argument("--phone-recognizer", default=None)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--max-utts", type=int, default=None)
+    p.add_argument("--max-utts", type=int, default=None,
+                   help="score this many utterances, evenly spaced over the sorted ids (so every speaker is in)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-f0", action="store_true")
@@ -42,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.num_threads)
     data = Path(args.data_dir)
     utt2text = read_kv(data / "text")
-    utts = sorted(utt2text)[: args.max_utts]
+    utts = spread_subset(sorted(utt2text), args.max_utts)
     utt2tok = {u: v.split() for u, v in read_kv(data / "token").items()} if (data / "token").is_file() else None
     utt2spk = read_kv(data / "utt2spk") if (data / "utt2spk").is_file() else {}
     out = Path(args.out_dir)
@@ -52,15 +58,21 @@ def main(argv: list[str] | None = None) -> int:
         synth = Synthesizer.from_exp_dir(exp)
         ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True) if utt2tok else dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts)))
         spk = [utt2spk.get(u) if utt2spk.get(u) in synth.speakers else None for u in utts]
+        latents: dict[int, dict[str, torch.Tensor]] = {}
         for nfe in args.nfe:
             cell = out / name / f"nfe{nfe}"
             metrics = cell / "metrics.json"
-            if metrics.is_file() and (cell / "timing.json").is_file():
+            if (metrics.is_file() and (cell / "timing.json").is_file() and (cell / LATENTS).is_file()
+                    and sorted(read_kv(cell / "wav.scp")) == utts):  # a cell made for another subset is redone
                 summary.setdefault(name, {})[str(nfe)] = {**read_json(cell / "timing.json"), **_flat(read_json(metrics))}
+                latents[nfe] = torch.load(cell / LATENTS)
                 continue
             t0 = time.time()
-            wavs = synth.synthesize([ids[u] for u in utts], speaker=spk, nfe=nfe, solver=args.solver, seed=args.seed, batch_size=args.batch_size)
+            wavs, lats = synth.synthesize([ids[u] for u in utts], speaker=spk, nfe=nfe, solver=args.solver, seed=args.seed,
+                                          batch_size=args.batch_size, return_latents=True)
             elapsed = time.time() - t0
+            latents[nfe] = {u: synth.norm.normalize(z[None])[0] for u, z in zip(utts, lats)}
+            atomic_save_torch(latents[nfe], cell / LATENTS)
             sr = int(synth.codec.sample_rate)
             audio = sum(w.numel() for w in wavs) / sr
             for u, w in zip(utts, wavs):
@@ -73,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             res = evaluate(data, cell, metrics, "tts", args.phone_recognizer, None, None, 2, not args.no_f0, allow_subset=True)
             summary.setdefault(name, {})[str(nfe)] = {**timing, **_flat(res)}
             print(f"{name} NFE {nfe}: RTF {timing['rtf']:.4f} " + " ".join(f"{k}={v:.3f}" for k, v in _flat(res).items()), flush=True)
+        finest = max(latents)
+        for nfe, z in latents.items():
+            summary[name][str(nfe)]["path_gap"] = path_gap(z, latents[finest])
     write_json(out / "summary.json", summary)
     cols = sorted({k for rows in summary.values() for r in rows.values() for k in r if k not in ("nfe", "audio_seconds", "compute_seconds")})
     lines = ["| exp | NFE | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
@@ -82,6 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print((out / "summary.md").read_text())
     return 0
+
+
+def path_gap(z: dict[str, torch.Tensor], z_ref: dict[str, torch.Tensor]) -> float:
+    """Relative L2 distance ``||z - z_ref|| / ||z_ref||`` over all utterances, in the model's normalised latent
+    space, between samples from the same x0 at two NFEs. Against the finest NFE it measures how curved the
+    sampling paths are (0: straight, one Euler step is exact); reflow should shrink it."""
+    num = sum(float(((z[u] - z_ref[u]) ** 2).sum()) for u in z_ref)
+    den = sum(float((z_ref[u] ** 2).sum()) for u in z_ref)
+    return (num / max(den, 1e-12)) ** 0.5
 
 
 def _flat(res: dict) -> dict[str, float]:

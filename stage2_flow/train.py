@@ -33,6 +33,7 @@ import torch
 
 from shared.batching import BucketBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
+from shared.datadir import spread_subset
 from shared.io import atomic_save_torch, read_json, read_kv, write_json
 from shared.text import Vocab
 from shared.training import ProgressPrinter, build_trainer, resume_path, seed_everything
@@ -112,7 +113,9 @@ def build_datasets(args, cfg, exp_dir: Path):
     if args.dev_dir and args.dev_latents:
         n = int(cfg.get("validation", {}).get("num_utts", 8))
         dev = TTSDataset(args.dev_dir, args.dev_latents, vocab, norm, speakers, frame_rate, None, prompt, max_frames)
-        dev.utts, dev.tokens, dev.latents, dev.spk, dev.durations = (x[:n] for x in (dev.utts, dev.tokens, dev.latents, dev.spk, dev.durations))
+        keep = [dev.utts.index(u) for u in spread_subset(sorted(dev.utts), n)] if n > 0 else []  # every speaker
+        dev.utts, dev.tokens, dev.latents, dev.spk, dev.durations = (
+            [x[i] for i in keep] for x in (dev.utts, dev.tokens, dev.latents, dev.spk, dev.durations))
     return train, dev, vocab, speakers, s1
 
 

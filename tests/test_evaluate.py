@@ -128,3 +128,24 @@ def test_results_md_from_exp_tree(tmp_path):
     assert "| flow_reflow NFE 1 | 6.50 |" in text and "](nfe_sweep/quality_vs_nfe.png)" in text
     assert "| 3 stage1_train | 10m20s |" in text and text.index("3 stage1_train") < text.index("10 pack")
     assert (exp / "nfe_sweep" / "quality_vs_nfe.png").read_bytes()[:4] == PNG
+
+
+def test_nfe_sweep_subset_covers_every_speaker():
+    from shared.datadir import spread_subset
+
+    utts = [f"spk{s}-u{i}" for s in range(5) for i in range(8)]  # Kaldi order: grouped by speaker
+    sub = spread_subset(utts, 20)
+    assert len(sub) == len(set(sub)) == 20 and sub == sorted(sub)
+    assert {u.split("-")[0] for u in sub} == {f"spk{s}" for s in range(5)}
+    assert spread_subset(utts, None) == utts and spread_subset(utts, 100) == utts
+
+
+def test_path_gap_is_relative_distance_to_the_reference_samples():
+    import torch
+
+    from stage2_flow.nfe_sweep import path_gap
+
+    ref = {"a": torch.ones(2, 3), "b": 2 * torch.ones(2, 4)}
+    assert path_gap(ref, ref) == 0.0
+    off = {"a": 1.5 * ref["a"], "b": 1.5 * ref["b"]}
+    assert abs(path_gap(off, ref) - 0.5) < 1e-6

@@ -100,6 +100,9 @@ def test_vocos_finer_head_keeps_the_latent_grid():
     assert torch.allclose(up[0, 0, ::2], x[0, 0]) and torch.allclose(up[0, 0, 1::2], x[0, 0, :-1] + 0.5)
     with pytest.raises(ValueError, match="head_upsample"):
         VocosDecoder(8, 256, 1024, dim=16, intermediate_dim=32, num_layers=1, head_upsample=3)
+    wide = VocosDecoder(8, 256, 1024, dim=16, intermediate_dim=32, num_layers=1, head_upsample=2, head_n_fft=1024)
+    wav, phase = wide(z, return_phase=True)  # a longer window at the same hop: same length, finer bins
+    assert wav.shape == (2, 20 * 256) and phase.shape == (2, 513, 41)
 
 
 # ---- losses ------------------------------------------------------------------------------------------

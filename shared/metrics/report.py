@@ -30,6 +30,7 @@ DISPLAY = {
     "mel_distance": ("mel dist ↓", "{:.3f}"),
     "per_gen": ("PER synth ↓", "{:.1%}"),
     "per_ref": ("PER real", "{:.1%}"),
+    "path_gap": ("gap to max NFE ↓", "{:.3f}"),
     "rtf": ("RTF ↓", "{:.4f}"),
 }
 
