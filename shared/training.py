@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,11 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from shared.io import PathLike, atomic_save_torch
 
 OUR_KEYS = ("checkpoint_every_n_steps", "keep_checkpoints")
+
+# Stage one optimises manually, and Lightning then warns on every run that a step checkpoint holds the
+# weights after that step's update. That is the state a resume needs (tests/test_stage1.py checks that a
+# killed run resumes bit for bit), so the warning is silenced here and nowhere else.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
