@@ -57,13 +57,14 @@ def export(module: Stage1Experiment, cfg: dict[str, Any], exp_dir: Path, summary
 
 def init_generator(module: Stage1Experiment, src: Path, model_cfg: dict[str, Any]) -> None:
     """Load ``src/model.pt`` (an exported codec) into the generator and its EMA copy."""
-    if not (src / MODEL_FILE).is_file():
-        raise SystemExit(f"--init-from {src}: no {MODEL_FILE} (train that exp dir to the end first)")
-    src_model = load_config(src / "config.yaml")["model"]
+    from stage1_vae.codec import load_codec
+
+    src_cfg = load_config(src / "config.yaml")
+    src_model = src_cfg.get("model", {})
     if src_model != model_cfg:
         diff = sorted(k for k in set(src_model) | set(model_cfg) if src_model.get(k) != model_cfg.get(k))
         raise SystemExit(f"--init-from {src}: its model section differs from this config's in {diff}")
-    state = torch.load(src / MODEL_FILE, map_location="cpu", weights_only=True)
+    state = load_codec(src, use_config=src_cfg).state_dict()
     module.codec.load_state_dict(state)
     if module.ema is not None:
         module.ema.load_state_dict(state)

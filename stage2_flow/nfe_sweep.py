@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from shared.datadir import spread_subset
+from shared.io import atomic_save_torch, read_json, read_kv, write_json
 
 LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_gap
-from shared.io import atomic_save_torch, read_json, read_kv, write_json
 
 
 def main(argv: list[str] | None = None) -> int:

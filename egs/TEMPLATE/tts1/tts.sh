@@ -77,6 +77,11 @@ s2_exp=exp/stage2/${stage2_tag}
 final_s2=$s2_exp
 [ "$reflow" = true ] && final_s2=${s2_exp}_reflow
 all_sets="$train_set $dev_set $test_sets"
+score_resynth() {  # score_resynth SET [shared.evaluate options]: stage one's resynthesis of SET against data/SET
+    local x=$1; shift
+    python -m shared.evaluate --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
+        --out "$s1_exp/eval/$x/metrics.json" "$@"
+}
 write_results() {
     python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" \
         --test-set "${test_sets%% *}" --out exp/RESULTS.md
@@ -130,8 +135,7 @@ if want 5; then
     stage5_resynth() {
         for x in $test_sets; do
             python -m stage1_vae.decode --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "$s1_exp/resynth/$x"
-            python -m shared.evaluate --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
-                --out "$s1_exp/eval/$x/metrics.json"
+            score_resynth "$x"
         done
     }
     run_stage 5 resynth stage5_resynth
@@ -175,11 +179,8 @@ if want 9; then
             python -m shared.evaluate --mode tts --ref-dir "data/$x" --gen-dir "$final_s2/synth/$x" \
                 --phone-recognizer exp/asr --ref-token-file "data/$x/token" \
                 --out "$final_s2/eval/$x/metrics.json" --plots-dir "$final_s2/eval/$x/plots"
-        done
-        for x in $test_sets; do  # the codec's own PER: how much of the TTS PER the codec already explains
-            [ -f "$s1_exp/resynth/$x/wav.scp" ] || continue
-            python -m shared.evaluate --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
-                --phone-recognizer exp/asr --ref-token-file "data/$x/token" --out "$s1_exp/eval/$x/metrics.json"
+            # the codec's own PER: how much of the TTS PER the codec already explains
+            [ ! -f "$s1_exp/resynth/$x/wav.scp" ] || score_resynth "$x" --phone-recognizer exp/asr --ref-token-file "data/$x/token"
         done
         python -m stage2_flow.nfe_sweep --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
             --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" \
