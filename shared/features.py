@@ -6,6 +6,8 @@ the same code runs on CPU and GPU.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torchaudio
 from torch import nn
@@ -77,3 +79,60 @@ class MelSpectrogram(nn.Module):
         if self.log:
             mel = torch.log(torch.clamp(mel, min=LOG_FLOOR))
         return mel.squeeze(0) if squeeze else mel
+
+
+def yin_f0(wav: torch.Tensor, sample_rate: int, hop_length: int, win_length: int = 1024, f0_min: float = 50.0,
+           f0_max: float = 500.0, threshold: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+    """YIN fundamental frequency (de Cheveigné and Kawahara, 2002), vectorised over batch and frames.
+
+    ``wav (B, T)`` -> ``f0 (B, F)`` in Hz and ``aperiodicity (B, F)`` (the cumulative-mean-normalised
+    difference at the chosen lag: near 0 for a clean periodic frame, near 1 for noise), on the
+    ``center=True`` frame grid of :func:`stft` (``F = T // hop + 1``). The lag is the first dip of the
+    normalised difference below ``threshold`` (its local minimum), else the global minimum, refined by
+    parabolic interpolation. Differentiable nowhere useful: a target, not a layer.
+    """
+    tau_min, tau_max = int(sample_rate // f0_max), int(math.ceil(sample_rate / f0_min))
+    width = win_length - tau_max  # integration window
+    if width < tau_max:
+        raise ValueError(f"yin_f0: win_length={win_length} too short for f0_min={f0_min} (needs >= {2 * tau_max})")
+    x = torch.nn.functional.pad(wav.float()[:, None], (win_length // 2, win_length // 2), mode="reflect")[:, 0]
+    frames = x.unfold(-1, win_length, hop_length)  # (B, F, W)
+    frames = frames - frames.mean(-1, keepdim=True)
+    n = 1 << (win_length + width - 1).bit_length()
+    corr = torch.fft.irfft(torch.fft.rfft(frames, n).mul(torch.fft.rfft(frames[..., :width], n).conj()), n)[..., : tau_max + 1]
+    energy = torch.nn.functional.pad(frames.square().cumsum(-1), (1, 0))  # energy[k] = sum_{j<k} x_j^2
+    lags = torch.arange(tau_max + 1, device=wav.device)
+    e_lag = energy[..., lags + width] - energy[..., lags]
+    diff = (energy[..., width : width + 1] + e_lag - 2 * corr).clamp(min=0)
+    cum = diff[..., 1:].cumsum(-1)
+    cmnd = torch.cat([torch.ones_like(diff[..., :1]), diff[..., 1:] * lags[1:] / cum.clamp(min=1e-12)], -1)
+    search = cmnd[..., tau_min : tau_max]  # candidate lags tau_min .. tau_max - 1 (tau_max + 1 kept for the parabola)
+    below = search < threshold
+    is_min = torch.ones_like(below)
+    is_min[..., 1:-1] = (search[..., 1:-1] <= search[..., :-2]) & (search[..., 1:-1] <= search[..., 2:])
+    started = below.cumsum(-1) > 0
+    first = (started & is_min).float().argmax(-1)
+    idx = torch.where(started.any(-1), first, search.argmin(-1)) + tau_min
+    c0, c1, c2 = (cmnd.gather(-1, (idx + k).clamp(1, tau_max)[..., None])[..., 0] for k in (-1, 0, 1))
+    denom = c0 - 2 * c1 + c2
+    shift = torch.where(denom.abs() > 1e-9, 0.5 * (c0 - c2) / denom, torch.zeros_like(denom)).clamp(-0.5, 0.5)
+    f0 = sample_rate / (idx.float() + shift)
+    silent = frames.square().mean(-1) < 1e-8
+    aperiodicity = torch.where(silent, torch.ones_like(c1), c1.clamp(0, 1))
+    return f0, aperiodicity
+
+
+def interpolate_unvoiced(log_f0: torch.Tensor, voiced: torch.Tensor, default: float = math.log(120.0)) -> torch.Tensor:
+    """Continuous log-F0: unvoiced frames of ``log_f0 (B, F)`` linearly interpolated between their voiced
+    neighbours (held at the ends); rows with no voiced frame get ``default``."""
+    num = log_f0.shape[-1]
+    idx = torch.arange(num, device=log_f0.device).expand_as(log_f0)
+    prev = torch.where(voiced, idx, torch.full_like(idx, -1)).cummax(-1).values
+    nxt = torch.where(voiced, idx, torch.full_like(idx, num)).flip(-1).cummin(-1).values.flip(-1)
+    has_prev, has_next = prev >= 0, nxt < num
+    v_prev = log_f0.gather(-1, prev.clamp(min=0))
+    v_next = log_f0.gather(-1, nxt.clamp(max=num - 1))
+    w = (idx - prev).float() / (nxt - prev).clamp(min=1).float()
+    out = torch.where(has_prev & has_next, v_prev + w * (v_next - v_prev), torch.where(has_prev, v_prev, v_next))
+    out = torch.where(voiced, log_f0, out)
+    return torch.where(voiced.any(-1, keepdim=True), out, torch.full_like(out, default))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stage1_vae.modules import Backbone, ConvNeXtBlock, ISTFTHead
+from stage1_vae.modules import Backbone, ConvNeXtBlock, ISTFTHead, harmonic_excitation
 
 
 class VocosDecoder(nn.Module):
@@ -24,27 +24,46 @@ class VocosDecoder(nn.Module):
     zero), refined by ``head_layers`` ConvNeXt blocks there, and synthesised with an iSTFT of size
     ``head_n_fft`` (default ``n_fft / r``) and hop ``hop / r``. A shorter synthesis window keeps harmonics
     sharp where the pitch moves; the latent rate, and so stage two's sequence length, does not change.
+
+    ``source="harmonic"`` adds a source-filter path (as in neural source-filter vocoders, here inside the
+    iSTFT head): a band-limited pulse train at the F0 given to ``forward`` (on the latent grid; the codec
+    reads it from the latent's pitch channel, see :class:`~stage1_vae.modules.PitchChannel`) is
+    transformed by the head's STFT and filtered with a predicted gain per bin, on top of the freely
+    predicted aperiodic spectrum. The excitation's phases agree from frame to frame, so voiced speech
+    stays periodic however low its pitch: the network only has to shape its spectrum.
+    ``harmonic_phase=True`` makes that filter complex (a phase shift per bin as well).
     """
 
     def __init__(self, latent_dim: int, hop_length: int = 256, n_fft: int = 1024, dim: int = 384,
                  intermediate_dim: int = 1152, num_layers: int = 8, kernel_size: int = 7, head_upsample: int = 1,
-                 head_layers: int = 1, head_n_fft: int | None = None, **_: object):
+                 head_layers: int = 1, head_n_fft: int | None = None, source: str = "none", sample_rate: int = 16000,
+                 harmonic_phase: bool = False, **_: object):
         super().__init__()
         r = int(head_upsample)
         if r < 1 or hop_length % r or n_fft % r:
             raise ValueError(f"VocosDecoder: head_upsample={head_upsample} must divide hop_length={hop_length} and n_fft={n_fft}")
-        self.hop_length, self.head_upsample = hop_length, r
+        if source not in ("none", "harmonic"):
+            raise ValueError(f"VocosDecoder: unknown source '{source}' (expected 'none' or 'harmonic')")
+        self.hop_length, self.head_upsample, self.sample_rate = hop_length, r, int(sample_rate)
+        self.uses_f0 = source == "harmonic"
         self.backbone = Backbone(latent_dim, dim, intermediate_dim, num_layers, kernel_size)
         self.head_blocks = nn.Sequential(*(ConvNeXtBlock(dim, intermediate_dim, kernel_size) for _ in range(head_layers))) if r > 1 else nn.Identity()
-        self.head = ISTFTHead(dim, int(head_n_fft) if head_n_fft else n_fft // r, hop_length // r)
+        self.head = ISTFTHead(dim, int(head_n_fft) if head_n_fft else n_fft // r, hop_length // r, harmonic=self.uses_f0,
+                             harmonic_phase=harmonic_phase)
 
-    def forward(self, z: torch.Tensor, return_phase: bool = False):
-        """``z (B, D, F)`` -> ``wav (B, (F-1) hop)`` (and the head's phase ``(B, head_n_fft/2+1, r(F-1)+1)`` if asked)."""
+    def forward(self, z: torch.Tensor, return_phase: bool = False, f0: torch.Tensor | None = None):
+        """``z (B, D, F)`` -> ``wav (B, (F-1) hop)`` (and the head's phase ``(B, K, r(F-1)+1)`` if asked).
+        ``f0 (B, F)`` in Hz drives the harmonic source (required with ``source="harmonic"``)."""
         x = self.backbone(z)
         if self.head_upsample > 1:
             frames = self.head_upsample * (x.shape[-1] - 1) + 1
             x = self.head_blocks(F.interpolate(x, size=frames, mode="linear", align_corners=True))
-        return self.head(x, return_phase=return_phase)
+        excitation = None
+        if self.uses_f0:
+            if f0 is None:
+                raise ValueError("VocosDecoder(source='harmonic') needs f0 (the codec passes its pitch channel)")
+            excitation = harmonic_excitation(f0, self.hop_length, self.sample_rate)
+        return self.head(x, return_phase=return_phase, excitation=excitation)
 
 
 class _ResBlock(nn.Module):

@@ -16,17 +16,25 @@ from torch import nn
 from stage1_vae.bottlenecks import build_bottleneck
 from stage1_vae.decoders import VocosDecoder, build_decoder
 from stage1_vae.encoders import MelEncoder, SpectralEncoder
+from stage1_vae.modules import PitchChannel
 
 
 class Stage1Codec(nn.Module):
     """Waveform autoencoder. ``F = T // hop + 1`` latent frames for ``T`` samples (``T`` padded to a
-    multiple of ``hop``); ``decode`` returns ``(F - 1) * hop`` samples."""
+    multiple of ``hop``); ``decode`` returns ``(F - 1) * hop`` samples.
 
-    def __init__(self, encoder: nn.Module, bottleneck: nn.Module, decoder: nn.Module, sample_rate: int, hop_length: int):
+    With a ``pitch`` channel (:class:`~stage1_vae.modules.PitchChannel`) the latent is
+    ``[pitch, bottleneck latent]``: channel 0 is the normalised log-F0 of the input, the others are
+    learned; a harmonic-source decoder reads its F0 from channel 0."""
+
+    def __init__(self, encoder: nn.Module, bottleneck: nn.Module, decoder: nn.Module, sample_rate: int, hop_length: int,
+                 pitch: PitchChannel | None = None):
         super().__init__()
-        self.encoder, self.bottleneck, self.decoder = encoder, bottleneck, decoder
+        self.encoder, self.bottleneck, self.decoder, self.pitch = encoder, bottleneck, decoder, pitch
         self.sample_rate, self.hop_length = int(sample_rate), int(hop_length)
-        self.latent_dim = int(bottleneck.latent_dim)
+        self.latent_dim = int(bottleneck.latent_dim) + (1 if pitch is not None else 0)
+        if getattr(decoder, "uses_f0", False) and pitch is None:
+            raise ValueError("a harmonic-source decoder needs the latent's pitch channel (model.pitch)")
 
     @property
     def frame_rate(self) -> float:
@@ -36,33 +44,45 @@ class Stage1Codec(nn.Module):
         rem = wav.shape[-1] % self.hop_length
         return F.pad(wav, (0, self.hop_length - rem)) if rem else wav
 
+    def _with_pitch(self, wav: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.pitch(wav).to(z.dtype), z], dim=1) if self.pitch is not None else z
+
+    def _decode(self, z: torch.Tensor, return_phase: bool = False):
+        if not isinstance(self.decoder, VocosDecoder):
+            return (self.decoder(z), None) if return_phase else self.decoder(z)
+        f0 = self.pitch.to_hz(z[:, 0]) if self.decoder.uses_f0 else None
+        return self.decoder(z, return_phase=return_phase, f0=f0)
+
     def forward(self, wav: torch.Tensor, return_phase: bool = False):
         """Training path. ``wav (B, T)`` with ``T % hop == 0`` -> ``(wav_hat (B, T), z (B, D, F), losses)``,
         plus the iSTFT head's phase ``(B, n_fft/2+1, F)`` with ``return_phase`` (None for other decoders)."""
-        h = self.encoder(wav)
-        z, losses = self.bottleneck(h)
+        z, losses = self.bottleneck(self.encoder(wav))
+        z = self._with_pitch(wav, z)
         if not return_phase:
-            return self.decoder(z), z, losses
-        if isinstance(self.decoder, VocosDecoder):
-            wav_hat, phase = self.decoder(z, return_phase=True)
-        else:
-            wav_hat, phase = self.decoder(z), None
+            return self._decode(z), z, losses
+        wav_hat, phase = self._decode(z, return_phase=True)
         return wav_hat, z, losses, phase
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """``(B, T) -> (B, D, T // hop + 1)`` (after padding ``T`` up to a multiple of hop); deterministic."""
-        return self.bottleneck.latent(self.encoder(self._pad(wav)))
+        wav = self._pad(wav)
+        return self._with_pitch(wav, self.bottleneck.latent(self.encoder(wav)))
 
     @torch.no_grad()
     def encode_continuous(self, wav: torch.Tensor) -> torch.Tensor:
         """Pre-quantisation / pre-sampling encoder output (for the quantised codecs: the continuous latent)."""
-        return self.encoder(self._pad(wav))
+        wav = self._pad(wav)
+        return self._with_pitch(wav, self.encoder(wav))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """``(B, D, F) -> (B, (F - 1) * hop)``."""
-        return self.decoder(self.bottleneck.prepare(z))
+        """``(B, D, F) -> (B, (F - 1) * hop)``; quantised parts (codebooks, the pitch channel's bits) are re-snapped."""
+        if self.pitch is not None:
+            z = torch.cat([self.pitch.quantize(z[:, :1]), self.bottleneck.prepare(z[:, 1:])], dim=1)
+        else:
+            z = self.bottleneck.prepare(z)
+        return self._decode(z)
 
 
 def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
@@ -74,6 +94,7 @@ def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
         latent_dim: 32
         encoder: {kind: convnext, input: stft, dim: 256, intermediate_dim: 768, num_layers: 4}
         bottleneck: {kind: gaussian}          # or rvq / fsq / identity (+ their options)
+        pitch: {f0_min: 50, f0_max: 500}      # optional: latent channel 0 is log-F0 (latent_dim counts it)
         decoder: {kind: vocos, dim: 384, intermediate_dim: 1152, num_layers: 8}   # or hifigan
     """
     sr, hop = int(model_cfg["sample_rate"]), int(model_cfg["hop_length"])
@@ -82,7 +103,9 @@ def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
     enc_cfg = dict(model_cfg.get("encoder", {}))
     bot_cfg = dict(model_cfg.get("bottleneck", {"kind": "gaussian"}))
     dec_cfg = dict(model_cfg.get("decoder", {"kind": "vocos"}))
-    bottleneck = build_bottleneck(bot_cfg.pop("kind", "gaussian"), dim, **bot_cfg)
+    pitch_cfg = model_cfg.get("pitch")
+    pitch = PitchChannel(sr, hop, **pitch_cfg) if pitch_cfg is not None else None
+    bottleneck = build_bottleneck(bot_cfg.pop("kind", "gaussian"), dim - (1 if pitch is not None else 0), **bot_cfg)
     enc_kind = enc_cfg.pop("kind", "convnext")
     if enc_kind == "convnext":
         encoder = SpectralEncoder(bottleneck.in_dim, sample_rate=sr, hop_length=hop, n_fft=n_fft, **enc_cfg)
@@ -90,5 +113,5 @@ def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
         encoder = MelEncoder(bottleneck.in_dim, sample_rate=sr, hop_length=hop, n_fft=n_fft)
     else:
         raise ValueError(f"unknown encoder '{enc_kind}' (expected 'convnext' or 'mel')")
-    decoder = build_decoder(dec_cfg.pop("kind", "vocos"), dim, hop, n_fft, **dec_cfg)
-    return Stage1Codec(encoder, bottleneck, decoder, sr, hop)
+    decoder = build_decoder(dec_cfg.pop("kind", "vocos"), dim, hop, n_fft, sample_rate=sr, **dec_cfg)
+    return Stage1Codec(encoder, bottleneck, decoder, sr, hop, pitch)

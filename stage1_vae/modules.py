@@ -3,8 +3,12 @@ inverse-STFT head (the Vocos idea: predict a spectrum per frame and let ``torch.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+from shared.features import interpolate_unvoiced, yin_f0
 
 
 class ConvNeXtBlock(nn.Module):
@@ -50,12 +54,25 @@ class ISTFTHead(nn.Module):
 
     Predicts log-magnitude and phase for ``n_fft // 2 + 1`` bins (phase as an unconstrained angle, read
     through cos/sin as in Vocos). ``center=True`` framing, so ``F = T // hop + 1`` frames give ``T`` samples.
+
+    ``harmonic=True`` makes it a source-filter head: it also predicts a non-negative gain per bin that
+    filters the STFT of a given excitation (a harmonic source, see :func:`harmonic_excitation`), and adds
+    the result to the freely predicted (aperiodic) spectrum. The excitation brings phases that agree from
+    frame to frame, so voiced speech stays periodic however low its pitch; the network only shapes it.
     """
 
-    def __init__(self, dim: int, n_fft: int, hop_length: int, max_log_mag: float = 4.6):
+    def __init__(self, dim: int, n_fft: int, hop_length: int, max_log_mag: float = 4.6, harmonic: bool = False,
+                 harmonic_phase: bool = False):
         super().__init__()
         self.n_fft, self.hop_length, self.max_log_mag = n_fft, hop_length, max_log_mag
         self.proj = nn.Linear(dim, n_fft + 2)
+        bins = n_fft // 2 + 1
+        self.harmonic_proj = nn.Linear(dim, 2 * bins if harmonic_phase else bins) if harmonic else None
+        if self.harmonic_proj is not None:
+            nn.init.constant_(self.harmonic_proj.bias, -4.0)  # start quiet: harmonic amplitudes of speech are ~1e-2
+            if harmonic_phase:  # a complex filter (gain and phase shift per bin), starting at zero phase
+                nn.init.zeros_(self.harmonic_proj.weight[bins:])
+                nn.init.zeros_(self.harmonic_proj.bias[bins:])
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def log_mag_phase(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,13 +81,81 @@ class ISTFTHead(nn.Module):
         log_mag, phase = y.chunk(2, dim=1)
         return log_mag.clamp(max=self.max_log_mag), phase
 
-    def forward(self, x: torch.Tensor, length: int | None = None, return_phase: bool = False):
+    def excitation_spectrum(self, excitation: torch.Tensor) -> torch.Tensor:
+        """STFT of ``excitation (B, T)`` on the head's grid, scaled so a unit-amplitude sinusoid has magnitude 1."""
+        spec = torch.stft(excitation.float(), self.n_fft, self.hop_length, window=self.window, center=True, return_complex=True)
+        return spec * (2.0 / self.window.sum())
+
+    def forward(self, x: torch.Tensor, length: int | None = None, return_phase: bool = False,
+                excitation: torch.Tensor | None = None):
         log_mag, phase = self.log_mag_phase(x)
         mag = torch.exp(log_mag)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        if self.harmonic_proj is not None:
+            if excitation is None:
+                raise ValueError("ISTFTHead(harmonic=True) needs an excitation")
+            h = self.harmonic_proj(x.transpose(1, 2)).transpose(1, 2).float()
+            log_gain, shift = (h.chunk(2, dim=1) if h.shape[1] > spec.shape[1] else (h, None))
+            gain = torch.exp(log_gain.clamp(max=self.max_log_mag))
+            if shift is not None:
+                gain = torch.polar(gain, shift)
+            spec = spec + gain * self.excitation_spectrum(excitation)[..., : spec.shape[-1]]
+            phase = torch.angle(spec) if return_phase else phase
         length = length if length is not None else (spec.shape[-1] - 1) * self.hop_length
         wav = torch.istft(spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True, length=length)
         return (wav, phase) if return_phase else wav
+
+
+def harmonic_excitation(f0: torch.Tensor, hop_length: int, sample_rate: int) -> torch.Tensor:
+    """Band-limited pulse train for frame-rate ``f0 (B, F)`` in Hz (``center=True`` grid: frame ``i`` at
+    sample ``i * hop``) -> ``(B, (F - 1) * hop)``: every harmonic below Nyquist at unit amplitude,
+    ``sum_{k=1..K} cos(k phi) = sin((K + 1/2) phi) / (2 sin(phi / 2)) - 1/2`` with ``K`` the number of harmonics below ``sr / 2``
+    and the phase ``phi`` integrated from the linearly interpolated F0 (in float64, so it does not drift).
+    """
+    num = (f0.shape[-1] - 1) * hop_length
+    f0_t = torch.nn.functional.interpolate(f0.double()[:, None], size=num + 1, mode="linear", align_corners=True)[:, 0, :num]
+    phi = torch.remainder(2 * math.pi * torch.cumsum(f0_t / sample_rate, dim=-1), 2 * math.pi)
+    k = torch.floor(0.5 * sample_rate / f0_t.clamp(min=1.0) - 1e-4)  # harmonics strictly below Nyquist
+    half = torch.sin(0.5 * phi)
+    near_zero = half.abs() < 1e-6
+    value = torch.sin((k + 0.5) * phi) / (2 * torch.where(near_zero, torch.ones_like(half), half)) - 0.5
+    return torch.where(near_zero, k, value).to(f0.dtype)
+
+
+class PitchChannel(nn.Module):
+    """An explicit pitch channel for the latent: continuous log-F0 from YIN on the latent grid (unvoiced
+    frames interpolated between voiced neighbours), normalised as ``(log f0 - log center_hz) / scale``.
+
+    Not learned, so it costs nothing to train and the decoder's harmonic source gets the pitch exactly;
+    stage two models it like any other latent channel. ``quantize_bits > 0`` rounds it to that many
+    bits over ``[f0_min, f0_max]`` (for the quantised codecs: 8 bits are ~16 cents for 50-500 Hz).
+    """
+
+    def __init__(self, sample_rate: int, hop_length: int, f0_min: float = 50.0, f0_max: float = 500.0,
+                 center_hz: float = 150.0, scale: float = 0.5, max_aperiodicity: float = 0.5, win_length: int = 1024,
+                 quantize_bits: int = 0):
+        super().__init__()
+        self.sample_rate, self.hop_length, self.win_length = int(sample_rate), int(hop_length), int(win_length)
+        self.f0_min, self.f0_max, self.max_aperiodicity = float(f0_min), float(f0_max), float(max_aperiodicity)
+        self.offset, self.scale, self.quantize_bits = math.log(center_hz), float(scale), int(quantize_bits)
+
+    @torch.no_grad()
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav (B, T)`` -> ``(B, 1, T // hop + 1)``."""
+        f0, aperiodicity = yin_f0(wav, self.sample_rate, self.hop_length, self.win_length, self.f0_min, self.f0_max)
+        log_f0 = interpolate_unvoiced(torch.log(f0), aperiodicity < self.max_aperiodicity, default=self.offset)
+        return self.quantize(((log_f0 - self.offset) / self.scale)[:, None])
+
+    def quantize(self, channel: torch.Tensor) -> torch.Tensor:
+        if self.quantize_bits <= 0:
+            return channel
+        lo, hi = ((math.log(f) - self.offset) / self.scale for f in (self.f0_min, self.f0_max))
+        levels = 2**self.quantize_bits - 1
+        return lo + torch.round((channel.clamp(lo, hi) - lo) / (hi - lo) * levels) * (hi - lo) / levels
+
+    def to_hz(self, channel: torch.Tensor) -> torch.Tensor:
+        """Normalised channel ``(B, F)`` -> F0 in Hz, clamped to ``[f0_min, f0_max]``."""
+        return torch.exp(channel.float() * self.scale + self.offset).clamp(self.f0_min, self.f0_max)
 
 
 def count_params(module: nn.Module) -> int:

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -5,7 +7,7 @@ import torch
 
 from shared.audio import (AudioError, check_audio, load_audio, loudness_normalize, peak_normalize, random_crop,
                           resample, save_audio)
-from shared.features import MelSpectrogram, n_frames, stft
+from shared.features import MelSpectrogram, interpolate_unvoiced, n_frames, stft, yin_f0
 
 
 def test_save_load_round_trip(tmp_path):
@@ -76,3 +78,39 @@ def test_mel_shapes_and_device_agnostic():
     assert torch.allclose(mel(x[0]), y[0], atol=1e-5)
     assert stft(x, 512, 128).shape == (3, 257, n_frames(16000, 128))
     assert mel.to(torch.float64).fbank.dtype == torch.float64  # buffers follow .to()
+
+
+def _pulse_train(f0_hz: float, seconds: float, sr: int = 16000) -> torch.Tensor:
+    """A glottal-like periodic signal: decaying resonance (formant near 700 Hz) excited at f0."""
+    t = torch.arange(int(seconds * sr)) / sr
+    phase = (t * f0_hz) % 1.0
+    return torch.exp(-phase * 8) * torch.sin(2 * math.pi * 700 * phase / f0_hz) * 0.3
+
+
+@pytest.mark.parametrize("f0_hz", [62.0, 95.0, 140.0, 230.0, 410.0])
+def test_yin_f0_finds_the_pitch_of_periodic_signals(f0_hz):
+    wav = _pulse_train(f0_hz, 0.5)[None]
+    f0, aperiodicity = yin_f0(wav, 16000, 128)
+    assert f0.shape == aperiodicity.shape == (1, wav.shape[-1] // 128 + 1)
+    mid = slice(5, -5)  # away from the reflect-padded edges
+    cents = 1200 * torch.log2(f0[0, mid] / f0_hz).abs()
+    assert float(cents.max()) < 10, cents
+    assert float(aperiodicity[0, mid].max()) < 0.1
+
+
+def test_yin_f0_marks_noise_and_silence_aperiodic():
+    noise = torch.randn(1, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    _, ap = yin_f0(noise, 16000, 128)
+    assert float(ap.median()) > 0.5
+    _, ap = yin_f0(torch.zeros(1, 8000), 16000, 128)
+    assert bool((ap == 1).all())
+    with pytest.raises(ValueError, match="win_length"):
+        yin_f0(noise, 16000, 128, win_length=512, f0_min=40)
+
+
+def test_interpolate_unvoiced_fills_gaps_and_holds_ends():
+    log_f0 = torch.tensor([[9.0, 1.0, 9.0, 9.0, 4.0, 9.0], [9.0] * 6])
+    voiced = torch.tensor([[False, True, False, False, True, False], [False] * 6])
+    out = interpolate_unvoiced(log_f0, voiced, default=5.0)
+    assert torch.allclose(out[0], torch.tensor([1.0, 1.0, 2.0, 3.0, 4.0, 4.0]))
+    assert torch.allclose(out[1], torch.full((6,), 5.0))

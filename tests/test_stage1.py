@@ -26,6 +26,7 @@ from stage1_vae.discriminators import MultiDiscriminator
 from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
                                weighted_sum)
 from stage1_vae.model import build_codec
+from stage1_vae.modules import PitchChannel, harmonic_excitation
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "egs/espeak_mini/tts1/conf"
@@ -103,6 +104,57 @@ def test_vocos_finer_head_keeps_the_latent_grid():
     wide = VocosDecoder(8, 256, 1024, dim=16, intermediate_dim=32, num_layers=1, head_upsample=2, head_n_fft=1024)
     wav, phase = wide(z, return_phase=True)  # a longer window at the same hop: same length, finer bins
     assert wav.shape == (2, 20 * 256) and phase.shape == (2, 513, 41)
+
+
+def test_harmonic_excitation_is_a_unit_band_limited_pulse_train():
+    f0 = torch.full((1, 11), 100.0)
+    e = harmonic_excitation(f0, 160, 16000)
+    assert e.shape == (1, 1600)
+    amp = torch.fft.rfft(e[0].double()).abs() * 2 / e.shape[-1]  # 10 Hz bins: harmonic k at bin 10 k
+    harmonics = amp[10:800:10]
+    assert torch.allclose(harmonics, torch.ones_like(harmonics), atol=1e-3)  # 79 harmonics below 8 kHz
+    others = amp.clone()
+    others[::10] = 0
+    assert float(others.max()) < 1e-3 and float(amp[800]) < 1e-3  # nothing between harmonics, none at Nyquist
+    glide = harmonic_excitation(torch.linspace(80, 300, 21)[None], 128, 16000)  # a rising pitch stays finite
+    assert bool(torch.isfinite(glide).all()) and float(glide.abs().max()) <= 100
+
+
+def test_pitch_channel_and_harmonic_source_decoder():
+    """model.pitch: latent channel 0 is the normalised log-F0 of the input (latent_dim counts it), and a
+    harmonic-source decoder is driven by it: changing only that channel changes the output's pitch."""
+    torch.manual_seed(0)
+    dec_cfg = {"kind": "vocos", "dim": 16, "intermediate_dim": 32, "num_layers": 1, "head_upsample": 2, "source": "harmonic"}
+    cfg = tiny_model_cfg({"kind": "gaussian"}, decoder=dec_cfg)
+    codec = build_codec({**cfg, "pitch": {"f0_min": 50, "f0_max": 500}}).eval()
+    assert codec.latent_dim == 8 and codec.bottleneck.latent_dim == 7
+    t = torch.arange(8192) / 16000
+    z = codec.encode(0.3 * torch.sin(2 * math.pi * 120 * t)[None])
+    assert z.shape == (1, 8, 33)
+    assert torch.allclose(codec.pitch.to_hz(z[:, 0])[0, 3:-3], torch.tensor(120.0), rtol=2e-3)
+    wav = codec.decode(z)
+    assert wav.shape == (1, 8192) and bool(torch.isfinite(wav).all())
+    lower = z.clone()
+    lower[:, 0] = (math.log(90.0) - codec.pitch.offset) / codec.pitch.scale
+    assert not torch.allclose(codec.decode(lower), wav, atol=1e-4)
+    wav_hat, _, losses, phase = codec.train()(0.3 * torch.sin(2 * math.pi * 120 * t)[None], return_phase=True)
+    assert wav_hat.shape == (1, 8192) and phase.shape == (1, 257, 65) and set(losses) == {"kl"}
+    with pytest.raises(ValueError, match="pitch channel"):
+        build_codec(cfg)  # a harmonic source without a pitch channel
+    with pytest.raises(ValueError, match="needs f0"):
+        codec.decoder(z)
+    with pytest.raises(ValueError, match="source"):
+        VocosDecoder(8, 256, 1024, dim=16, intermediate_dim=32, num_layers=1, source="pulse")
+
+
+def test_pitch_channel_quantisation_bits():
+    pitch = PitchChannel(16000, 256, quantize_bits=8)
+    hz = torch.tensor([[50.0, 71.3, 123.4, 222.2, 499.0, 700.0]])
+    ch = pitch.quantize((torch.log(hz) - pitch.offset) / pitch.scale)
+    back = pitch.to_hz(ch)
+    cents = 1200 * torch.log2(back / hz.clamp(max=500)).abs()
+    assert float(cents.max()) < 8.2  # half a step of 256 levels over 50-500 Hz (16.2 cents)
+    assert torch.equal(pitch.quantize(ch), ch)  # idempotent: decode may re-snap
 
 
 # ---- losses ------------------------------------------------------------------------------------------
