@@ -73,12 +73,16 @@ class MelSpectrogram(nn.Module):
         spec = torch.stft(
             wav.float(), self.n_fft, self.hop_length, self.win_length, self.window, center=self.center, return_complex=True
         ).abs()
-        if self.power != 1.0:
-            spec = spec.pow(self.power)
-        mel = torch.matmul(self.fbank, spec)
-        if self.log:
-            mel = torch.log(torch.clamp(mel, min=LOG_FLOOR))
+        mel = self.from_magnitude(spec)
         return mel.squeeze(0) if squeeze else mel
+
+    def from_magnitude(self, mag: torch.Tensor) -> torch.Tensor:
+        """The same (log-)mel from an STFT magnitude ``(B, n_fft // 2 + 1, F)`` already computed with this
+        transform's ``n_fft``/``hop``/window (the losses share one STFT between several terms)."""
+        if self.power != 1.0:
+            mag = mag.pow(self.power)
+        mel = torch.matmul(self.fbank, mag)
+        return torch.log(torch.clamp(mel, min=LOG_FLOOR)) if self.log else mel
 
 
 def yin_f0(wav: torch.Tensor, sample_rate: int, hop_length: int, win_length: int = 1024, f0_min: float = 50.0,

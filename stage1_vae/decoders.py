@@ -31,13 +31,14 @@ class VocosDecoder(nn.Module):
     transformed by the head's STFT and filtered with a predicted gain per bin, on top of the freely
     predicted aperiodic spectrum. The excitation's phases agree from frame to frame, so voiced speech
     stays periodic however low its pitch: the network only has to shape its spectrum.
-    ``harmonic_phase=True`` makes that filter complex (a phase shift per bin as well).
+    ``harmonic_phase``: the filter's phase, ``zero``, ``minimum`` (implied by its gain, as for a vocal
+    tract) or ``learned``.
     """
 
     def __init__(self, latent_dim: int, hop_length: int = 256, n_fft: int = 1024, dim: int = 384,
                  intermediate_dim: int = 1152, num_layers: int = 8, kernel_size: int = 7, head_upsample: int = 1,
                  head_layers: int = 1, head_n_fft: int | None = None, source: str = "none", sample_rate: int = 16000,
-                 harmonic_phase: bool = False, **_: object):
+                 harmonic_phase: str = "zero", **_: object):
         super().__init__()
         r = int(head_upsample)
         if r < 1 or hop_length % r or n_fft % r:

@@ -13,23 +13,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.features import MelSpectrogram
+from shared.features import MelSpectrogram, hann_window
 
 
 class ReconstructionLoss(nn.Module):
-    """Multi-scale log-mel L1 (``mel/l1``), multi-resolution STFT (``stft/mr``, auraloss: spectral
-    convergence + log magnitude) and L1 between power-law compressed complex spectra at the decoder's
-    own STFT size (``stft/complex``, the term that teaches phase fastest). ``wav (B, T)``."""
+    """Multi-scale log-mel L1 (``mel/l1``), multi-resolution STFT (``stft/mr``: auraloss's spectral
+    convergence + log-magnitude L1, averaged over resolutions as its ``MultiResolutionSTFTLoss``) and L1
+    between power-law compressed complex spectra at the decoder's own STFT size (``stft/complex``, the
+    plain iSTFT head's phase term). ``wav (B, T)``.
+
+    Each (n_fft, hop) is transformed once per signal and its magnitude shared by the mel and STFT terms
+    (the default scales coincide), the target's without gradient; always in float32, also under mixed
+    precision (log-spectra need the mantissa)."""
 
     def __init__(self, sample_rate: int = 16000, mel_scales: tuple[tuple[int, int, int], ...] = ((512, 128, 64), (1024, 256, 80), (2048, 512, 128)),
                  stft_ffts: tuple[int, ...] = (512, 1024, 2048), complex_fft: int = 1024, complex_hop: int = 256,
-                 compress: float = 0.3):
+                 compress: float = 0.3, eps: float = 1e-8):
         super().__init__()
         self.mels = nn.ModuleList(MelSpectrogram(sample_rate, n, h, n_mels=m) for n, h, m in mel_scales)
-        ffts = list(stft_ffts)
-        self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(
-            fft_sizes=ffts, hop_sizes=[n // 4 for n in ffts], win_lengths=ffts, w_sc=1.0, w_log_mag=1.0, w_lin_mag=0.0)
-        self.complex_fft, self.complex_hop, self.compress = complex_fft, complex_hop, compress
+        self.stft_res = [(int(n), int(n) // 4) for n in stft_ffts]
+        self.sc, self.log_mag = auraloss.freq.SpectralConvergenceLoss(), auraloss.freq.STFTMagnitudeLoss(log=True, distance="L1")
+        self.complex_fft, self.complex_hop, self.compress, self.eps = complex_fft, complex_hop, compress, eps
         self.register_buffer("window", torch.hann_window(complex_fft), persistent=False)
 
     def _compressed(self, wav: torch.Tensor) -> torch.Tensor:
@@ -37,13 +41,27 @@ class ReconstructionLoss(nn.Module):
         mag = spec.abs().clamp(min=1e-7)
         return torch.view_as_real(spec / mag * mag.pow(self.compress))
 
+    @torch.autocast("cpu", enabled=False)
+    @torch.autocast("cuda", enabled=False)
     def forward(self, wav_hat: torch.Tensor, wav: torch.Tensor, terms: tuple[str, ...] = ("mel/l1", "stft/mr", "stft/complex")) -> dict[str, torch.Tensor]:
         wav_hat, wav = wav_hat.float(), wav.float()
+        cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def mags(n_fft: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
+            if (n_fft, hop) not in cache:
+                win = hann_window(n_fft, wav.device)
+                spec = lambda x: torch.stft(x, n_fft, hop, n_fft, win, center=True, return_complex=True)  # noqa: E731
+                with torch.no_grad():
+                    ref = spec(wav)
+                cache[n_fft, hop] = tuple(torch.sqrt(torch.clamp(s.real.square() + s.imag.square(), min=self.eps))
+                                          for s in (spec(wav_hat), ref))
+            return cache[n_fft, hop]
+
         out: dict[str, torch.Tensor] = {}
         if "mel/l1" in terms:
-            out["mel/l1"] = sum(F.l1_loss(m(wav_hat), m(wav)) for m in self.mels) / len(self.mels)
+            out["mel/l1"] = sum(F.l1_loss(*(m.from_magnitude(x) for x in mags(m.n_fft, m.hop_length))) for m in self.mels) / len(self.mels)
         if "stft/mr" in terms:
-            out["stft/mr"] = self.mrstft(wav_hat.unsqueeze(1), wav.unsqueeze(1))
+            out["stft/mr"] = sum(self.sc(*mags(*r)) + self.log_mag(*mags(*r)) for r in self.stft_res) / len(self.stft_res)
         if "stft/complex" in terms:
             out["stft/complex"] = F.l1_loss(self._compressed(wav_hat), self._compressed(wav))
         return out
@@ -64,7 +82,10 @@ class PhaseLoss(nn.Module):
         self.n_fft, self.hop_length, self.compress = n_fft, hop_length, compress
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
+    @torch.autocast("cpu", enabled=False)
+    @torch.autocast("cuda", enabled=False)
     def forward(self, phase_hat: torch.Tensor, wav: torch.Tensor) -> dict[str, torch.Tensor]:
+        phase_hat = phase_hat.float()
         spec = torch.stft(wav.float(), self.n_fft, self.hop_length, window=self.window, return_complex=True)
         phase, w = torch.angle(spec), spec.abs().pow(self.compress)
         w = w / w.mean(dim=(1, 2), keepdim=True).clamp(min=1e-8)

@@ -62,23 +62,47 @@ class ISTFTHead(nn.Module):
     """
 
     def __init__(self, dim: int, n_fft: int, hop_length: int, max_log_mag: float = 4.6, harmonic: bool = False,
-                 harmonic_phase: bool = False):
+                 harmonic_phase: str = "zero"):
         super().__init__()
+        if harmonic_phase not in ("zero", "minimum", "learned"):
+            raise ValueError(f"ISTFTHead: unknown harmonic_phase '{harmonic_phase}' (expected zero, minimum or learned)")
         self.n_fft, self.hop_length, self.max_log_mag = n_fft, hop_length, max_log_mag
+        self.harmonic_phase = harmonic_phase
         self.proj = nn.Linear(dim, n_fft + 2)
         bins = n_fft // 2 + 1
-        self.harmonic_proj = nn.Linear(dim, 2 * bins if harmonic_phase else bins) if harmonic else None
+        self.harmonic_proj = nn.Linear(dim, 2 * bins if harmonic_phase == "learned" else bins) if harmonic else None
         if self.harmonic_proj is not None:
             nn.init.constant_(self.harmonic_proj.bias, -4.0)  # start quiet: harmonic amplitudes of speech are ~1e-2
-            if harmonic_phase:  # a complex filter (gain and phase shift per bin), starting at zero phase
+            if harmonic_phase == "learned":  # a free phase shift per bin as well, starting at zero
                 nn.init.zeros_(self.harmonic_proj.weight[bins:])
                 nn.init.zeros_(self.harmonic_proj.bias[bins:])
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
+    def harmonic_filter(self, x: torch.Tensor) -> torch.Tensor:
+        """The filter applied to the excitation's spectrum, ``(B, n_fft // 2 + 1, F)``: the predicted gain
+        with zero phase, the minimum phase that gain implies (the phase of a causal all-pole vocal tract,
+        from the folded real cepstrum), or a freely predicted phase."""
+        h = self._project(self.harmonic_proj, x)
+        bins = self.n_fft // 2 + 1
+        log_gain = h[:, :bins].clamp(max=self.max_log_mag)
+        if self.harmonic_phase == "zero":
+            return torch.exp(log_gain)
+        if self.harmonic_phase == "learned":
+            return torch.polar(torch.exp(log_gain), h[:, bins:])
+        cep = torch.fft.irfft(log_gain, n=self.n_fft, dim=1)
+        fold = torch.zeros(self.n_fft, device=x.device, dtype=cep.dtype)
+        fold[0], fold[1 : self.n_fft // 2], fold[self.n_fft // 2] = 1.0, 2.0, 1.0
+        return torch.exp(torch.fft.rfft(cep * fold[:, None], dim=1))
+
+    def _project(self, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        """``layer`` over the channels of ``x (B, dim, F)``, in float32 even under autocast: a bfloat16
+        log-magnitude or phase would be quantised in steps of up to 0.03 (audible noise)."""
+        with torch.autocast(x.device.type, enabled=False):
+            return layer(x.float().transpose(1, 2)).transpose(1, 2)
+
     def log_mag_phase(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, dim, F)`` -> log-magnitude and unwrapped phase, each ``(B, n_fft // 2 + 1, F)``."""
-        y = self.proj(x.transpose(1, 2)).transpose(1, 2).float()
-        log_mag, phase = y.chunk(2, dim=1)
+        log_mag, phase = self._project(self.proj, x).chunk(2, dim=1)
         return log_mag.clamp(max=self.max_log_mag), phase
 
     def excitation_spectrum(self, excitation: torch.Tensor) -> torch.Tensor:
@@ -94,12 +118,7 @@ class ISTFTHead(nn.Module):
         if self.harmonic_proj is not None:
             if excitation is None:
                 raise ValueError("ISTFTHead(harmonic=True) needs an excitation")
-            h = self.harmonic_proj(x.transpose(1, 2)).transpose(1, 2).float()
-            log_gain, shift = (h.chunk(2, dim=1) if h.shape[1] > spec.shape[1] else (h, None))
-            gain = torch.exp(log_gain.clamp(max=self.max_log_mag))
-            if shift is not None:
-                gain = torch.polar(gain, shift)
-            spec = spec + gain * self.excitation_spectrum(excitation)[..., : spec.shape[-1]]
+            spec = spec + self.harmonic_filter(x) * self.excitation_spectrum(excitation)[..., : spec.shape[-1]]
             phase = torch.angle(spec) if return_phase else phase
         length = length if length is not None else (spec.shape[-1] - 1) * self.hop_length
         wav = torch.istft(spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True, length=length)

@@ -52,6 +52,8 @@ class Validator:
         self.rows: list[dict[str, float]] = []
 
     @torch.no_grad()
+    @torch.autocast("cpu", enabled=False)  # scored as deployed: float32, also when training in mixed precision
+    @torch.autocast("cuda", enabled=False)
     def step(self, module: Any, batch: dict[str, Any], batch_idx: int) -> None:
         codec = module.inference_codec()
         wav = batch["wav"][:, : int(batch["wav_lengths"][0])]

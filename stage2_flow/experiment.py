@@ -86,6 +86,8 @@ class Stage2Experiment(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ---- validation --------------------------------------------------------------------------
+    @torch.autocast("cpu", enabled=False)  # validated as deployed: float32, also when training in mixed precision
+    @torch.autocast("cuda", enabled=False)
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         model = self.ema
         model.eval()

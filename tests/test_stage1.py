@@ -26,7 +26,7 @@ from stage1_vae.discriminators import MultiDiscriminator
 from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
                                weighted_sum)
 from stage1_vae.model import build_codec
-from stage1_vae.modules import PitchChannel, harmonic_excitation
+from stage1_vae.modules import ISTFTHead, PitchChannel, harmonic_excitation
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "egs/espeak_mini/tts1/conf"
@@ -147,6 +147,33 @@ def test_pitch_channel_and_harmonic_source_decoder():
         VocosDecoder(8, 256, 1024, dim=16, intermediate_dim=32, num_layers=1, source="pulse")
 
 
+def test_harmonic_filter_phases():
+    """zero: real gain; minimum: the same gain with the phase of a causal (minimum-phase) filter, checked
+    on a one-pole resonance whose minimum-phase response is known; learned: a free phase, starting at 0."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 16, 3)
+    heads = {p: ISTFTHead(16, 512, 128, harmonic=True, harmonic_phase=p) for p in ("zero", "minimum", "learned")}
+    heads["minimum"].load_state_dict(heads["zero"].state_dict())
+    with torch.no_grad():
+        heads["learned"].harmonic_proj.weight[:257] = heads["zero"].harmonic_proj.weight
+        heads["learned"].harmonic_proj.bias[:257] = heads["zero"].harmonic_proj.bias
+    gain = heads["zero"].harmonic_filter(x)
+    assert not gain.is_complex() and bool((gain > 0).all())
+    assert torch.allclose(heads["learned"].harmonic_filter(x).angle(), torch.zeros(1, 257, 3), atol=1e-6)
+    assert torch.allclose(heads["minimum"].harmonic_filter(x).abs(), gain, rtol=1e-4)
+    # one-pole filter 1 / (1 - a z^-1), a = 0.9: minimum phase, so its phase follows from its log-magnitude
+    w = torch.linspace(0, math.pi, 257)
+    response = 1 / (1 - 0.9 * torch.exp(-1j * w.to(torch.complex64)))
+    head = heads["minimum"]
+    with torch.no_grad():
+        head.harmonic_proj.weight.zero_()
+        head.harmonic_proj.bias.copy_(response.abs().log()[: 257])
+    est = head.harmonic_filter(torch.zeros(1, 16, 1))[0, :, 0]
+    assert torch.allclose(est.angle(), response.angle(), atol=0.02)
+    with pytest.raises(ValueError, match="harmonic_phase"):
+        ISTFTHead(16, 512, 128, harmonic=True, harmonic_phase="linear")
+
+
 def test_pitch_channel_quantisation_bits():
     pitch = PitchChannel(16000, 256, quantize_bits=8)
     hz = torch.tensor([[50.0, 71.3, 123.4, 222.2, 499.0, 700.0]])
@@ -193,7 +220,7 @@ def test_adversarial_losses_and_weights():
 
 
 def test_recipe_configs_build():
-    for name in ("stage1", "stage1_rvq", "stage1_fsq", "stage1_mel", "stage1_smoke"):
+    for name in ("stage1", "stage1_plain", "stage1_rvq", "stage1_fsq", "stage1_mel", "stage1_smoke"):
         cfg = load_config(CONF / f"{name}.yaml")
         codec = build_codec(cfg["model"])
         assert 50 <= codec.frame_rate <= 100
