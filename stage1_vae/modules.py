@@ -128,8 +128,9 @@ class ISTFTHead(nn.Module):
 def harmonic_excitation(f0: torch.Tensor, hop_length: int, sample_rate: int) -> torch.Tensor:
     """Band-limited pulse train for frame-rate ``f0 (B, F)`` in Hz (``center=True`` grid: frame ``i`` at
     sample ``i * hop``) -> ``(B, (F - 1) * hop)``: every harmonic below Nyquist at unit amplitude,
-    ``sum_{k=1..K} cos(k phi) = sin((K + 1/2) phi) / (2 sin(phi / 2)) - 1/2`` with ``K`` the number of harmonics below ``sr / 2``
-    and the phase ``phi`` integrated from the linearly interpolated F0 (in float64, so it does not drift).
+    ``sum_{k=1..K} cos(k phi) = sin((K + 1/2) phi) / (2 sin(phi / 2)) - 1/2`` (``K`` harmonics below
+    ``sr / 2``), so its cost does not grow with the number of harmonics. The phase ``phi`` is integrated
+    from the linearly interpolated F0 in float64, so it does not drift over long utterances.
     """
     num = (f0.shape[-1] - 1) * hop_length
     f0_t = torch.nn.functional.interpolate(f0.double()[:, None], size=num + 1, mode="linear", align_corners=True)[:, 0, :num]
