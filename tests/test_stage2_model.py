@@ -134,3 +134,23 @@ def test_flow_segment_windows():
     m = FlowTTS(tiny_cfg(flow_segment_frames=8))
     losses, aux = m.losses(batch())
     assert aux["mu_frames"].shape[-1] == 30 and torch.isfinite(losses["flow/mse"])
+
+
+def test_flow_channel_weights_weight_the_loss_per_channel():
+    """channel_weights {c: w}: a weighted mean over channels, so an error only in channel c counts w
+    times more than the same error in another channel; out-of-range channels are an error."""
+    from stage2_flow.flow import FlowMatcher
+
+    class Fixed(torch.nn.Module):  # velocity = 0, so the loss is the mean of target^2
+        def forward(self, xt, t, mask, cond, g):
+            return torch.zeros_like(xt)
+
+    x1 = torch.zeros(1, 4, 5)
+    x1[:, 0] = 1.0
+    mu, mask = torch.zeros(1, 4, 5), torch.ones(1, 1, 5)
+    x0 = torch.zeros(1, 4, 5)
+    plain = FlowMatcher(Fixed(), sigma=0.0).compute_loss(x1, mask, mu, x0=x0)["flow/mse"]
+    heavy = FlowMatcher(Fixed(), sigma=0.0, channel_weights={0: 10.0}).compute_loss(x1, mask, mu, x0=x0)["flow/mse"]
+    assert float(plain) == pytest.approx(1 / 4) and float(heavy) == pytest.approx(10 / 13)
+    with pytest.raises(ValueError, match="out of range"):
+        FlowMatcher(Fixed(), channel_weights={4: 2.0}).compute_loss(x1, mask, mu, x0=x0)
