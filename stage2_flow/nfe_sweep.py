@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-f0", action="store_true")
     p.add_argument("--num-threads", type=int, default=2)
+    p.add_argument("--overwrite", action="store_true", help="redo every cell (cells of another model are redone anyway)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     data = Path(args.data_dir)
@@ -56,14 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     for exp in args.exp_dirs:
         name = Path(exp).name
         synth = Synthesizer.from_exp_dir(exp)
+        weights = Path(exp) / "model.pt"
+        model_id = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}"  # which trained model made a cell
         ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True) if utt2tok else dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts)))
         spk = [utt2spk.get(u) if utt2spk.get(u) in synth.speakers else None for u in utts]
         latents: dict[int, dict[str, torch.Tensor]] = {}
         for nfe in args.nfe:
             cell = out / name / f"nfe{nfe}"
             metrics = cell / "metrics.json"
-            if (metrics.is_file() and (cell / "timing.json").is_file() and (cell / LATENTS).is_file()
-                    and sorted(read_kv(cell / "wav.scp")) == utts):  # a cell made for another subset is redone
+            if (not args.overwrite and metrics.is_file() and (cell / "timing.json").is_file() and (cell / LATENTS).is_file()
+                    and sorted(read_kv(cell / "wav.scp")) == utts  # a cell made for another subset is redone,
+                    and read_json(cell / "timing.json").get("model") == model_id):  # and one of another model
                 summary.setdefault(name, {})[str(nfe)] = {**read_json(cell / "timing.json"), **_flat(read_json(metrics))}
                 latents[nfe] = torch.load(cell / LATENTS)
                 continue
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             write_kv(cell / "wav.scp", {u: str((cell / "wav" / f"{u}.wav").resolve()) for u in utts})
             write_kv(cell / "text", {u: utt2text[u] for u in utts})
             write_kv(cell / "utt2spk", {u: utt2spk.get(u, "spk") for u in utts})
-            timing = {"nfe": nfe, "rtf": elapsed / audio, "audio_seconds": audio, "compute_seconds": elapsed}
+            timing = {"nfe": nfe, "rtf": elapsed / audio, "audio_seconds": audio, "compute_seconds": elapsed, "model": model_id}
             write_json(cell / "timing.json", timing)
             res = evaluate(data, cell, metrics, "tts", args.phone_recognizer, None, None, 2, not args.no_f0, allow_subset=True)
             summary.setdefault(name, {})[str(nfe)] = {**timing, **_flat(res)}
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         for nfe, z in latents.items():
             summary[name][str(nfe)]["path_gap"] = path_gap(z, latents[finest])
     write_json(out / "summary.json", summary)
-    cols = sorted({k for rows in summary.values() for r in rows.values() for k in r if k not in ("nfe", "audio_seconds", "compute_seconds")})
+    cols = sorted({k for rows in summary.values() for r in rows.values() for k in r if k not in ("nfe", "audio_seconds", "compute_seconds", "model")})
     lines = ["| exp | NFE | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, rows in summary.items():
         for nfe, r in rows.items():

@@ -72,6 +72,8 @@ if [ "$ngpu" -gt 0 ]; then
     trainer_args=(trainer.accelerator=gpu "trainer.devices=$ngpu" "trainer.num_nodes=$num_nodes")
     if [ "$ngpu" -gt 1 ] || [ "$num_nodes" -gt 1 ]; then trainer_args+=(trainer.strategy=ddp); fi
 fi
+# --overwrite true also tells every step to redo its outputs (each skips what exists otherwise)
+ow=$([ "$overwrite" = true ] && echo --overwrite)
 s1_exp=exp/stage1/${stage1_tag}
 s2_exp=exp/stage2/${stage2_tag}
 final_s2=$s2_exp
@@ -79,7 +81,7 @@ final_s2=$s2_exp
 all_sets="$train_set $dev_set $test_sets"
 score_resynth() {  # score_resynth SET [shared.evaluate options]: stage one's resynthesis of SET against data/SET
     local x=$1; shift
-    python -m shared.evaluate --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
+    python -m shared.evaluate $ow --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
         --out "$s1_exp/eval/$x/metrics.json" "$@"
 }
 write_results() {
@@ -115,17 +117,17 @@ if want 2; then
 fi
 
 if want 3; then
-    run_stage 3 stage1_train python -m stage1_vae.train --config "$stage1_conf" \
+    run_stage 3 stage1_train python -m stage1_vae.train $ow --config "$stage1_conf" \
         --data-dir "data/$train_set" --dev-dir "data/$dev_set" --exp-dir "$s1_exp" \
         "${trainer_args[@]}" $stage1_args
 fi
 
 if want 4; then
     stage4_encode() {
-        python -m stage1_vae.encode --exp-dir "$s1_exp" --data-dir "data/$train_set" \
+        python -m stage1_vae.encode $ow --exp-dir "$s1_exp" --data-dir "data/$train_set" \
             --out-dir "dump/$stage1_tag/$train_set" --stats-out "$s1_exp/latent_stats.json"
         for x in $dev_set $test_sets; do
-            python -m stage1_vae.encode --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "dump/$stage1_tag/$x"
+            python -m stage1_vae.encode $ow --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "dump/$stage1_tag/$x"
         done
     }
     run_stage 4 encode stage4_encode
@@ -134,7 +136,7 @@ fi
 if want 5; then
     stage5_resynth() {
         for x in $test_sets; do
-            python -m stage1_vae.decode --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "$s1_exp/resynth/$x"
+            python -m stage1_vae.decode $ow --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "$s1_exp/resynth/$x"
             score_resynth "$x"
         done
     }
@@ -142,7 +144,7 @@ if want 5; then
 fi
 
 if want 6; then
-    run_stage 6 stage2_train python -m stage2_flow.train --config "$stage2_conf" \
+    run_stage 6 stage2_train python -m stage2_flow.train $ow --config "$stage2_conf" \
         --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
         --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "$s2_exp" \
         "${trainer_args[@]}" $stage2_args
@@ -150,9 +152,9 @@ fi
 
 if want 7 && [ "$reflow" = true ]; then
     stage7_reflow() {
-        python -m stage2_flow.reflow --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
+        python -m stage2_flow.reflow $ow --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
             --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" $reflow_gen_args
-        python -m stage2_flow.train --config "$reflow_conf" --init-from "$s2_exp" \
+        python -m stage2_flow.train $ow --config "$reflow_conf" --init-from "$s2_exp" \
             --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
             --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
             --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
@@ -164,7 +166,7 @@ fi
 if want 8; then
     stage8_synth() {
         for x in $test_sets; do
-            python -m stage2_flow.synthesize --exp-dir "$final_s2" --data-dir "data/$x" \
+            python -m stage2_flow.synthesize $ow --exp-dir "$final_s2" --data-dir "data/$x" \
                 --out-dir "$final_s2/synth/$x" --nfe "$nfe" --solver "$solver" $synth_args
         done
     }
@@ -173,16 +175,16 @@ fi
 
 if want 9; then
     stage9_eval() {
-        python -m shared.phone_recognizer.train --config "$asr_conf" --data-dir "data/$train_set" \
+        python -m shared.phone_recognizer.train $ow --config "$asr_conf" --data-dir "data/$train_set" \
             --token-file "data/$train_set/token" --dev-dir "data/$dev_set" --exp-dir exp/asr $asr_args
         for x in $test_sets; do
-            python -m shared.evaluate --mode tts --ref-dir "data/$x" --gen-dir "$final_s2/synth/$x" \
+            python -m shared.evaluate $ow --mode tts --ref-dir "data/$x" --gen-dir "$final_s2/synth/$x" \
                 --phone-recognizer exp/asr --ref-token-file "data/$x/token" \
                 --out "$final_s2/eval/$x/metrics.json" --plots-dir "$final_s2/eval/$x/plots"
             # the codec's own PER: how much of the TTS PER the codec already explains
             [ ! -f "$s1_exp/resynth/$x/wav.scp" ] || score_resynth "$x" --phone-recognizer exp/asr --ref-token-file "data/$x/token"
         done
-        python -m stage2_flow.nfe_sweep --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
+        python -m stage2_flow.nfe_sweep $ow --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
             --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" \
             --phone-recognizer exp/asr --out-dir "exp/nfe_sweep" $nfe_sweep_args
         write_results
