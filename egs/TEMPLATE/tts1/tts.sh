@@ -73,7 +73,8 @@ if [ "$ngpu" -gt 0 ]; then
     if [ "$ngpu" -gt 1 ] || [ "$num_nodes" -gt 1 ]; then trainer_args+=(trainer.strategy=ddp); fi
 fi
 # --overwrite true also tells every step to redo its outputs (each skips what exists otherwise)
-ow=$([ "$overwrite" = true ] && echo --overwrite)
+ow=""
+if [ "$overwrite" = true ]; then ow=--overwrite; fi
 s1_exp=exp/stage1/${stage1_tag}
 s2_exp=exp/stage2/${stage2_tag}
 final_s2=$s2_exp
