@@ -118,7 +118,7 @@ if want 2; then
 fi
 
 if want 3; then
-    run_stage 3 stage1_train python -m stage1_vae.train $ow --config "$stage1_conf" \
+    run_stage 3 "stage1_train.$stage1_tag" python -m stage1_vae.train $ow --config "$stage1_conf" \
         --data-dir "data/$train_set" --dev-dir "data/$dev_set" --exp-dir "$s1_exp" \
         "${trainer_args[@]}" $stage1_args
 fi
@@ -131,7 +131,7 @@ if want 4; then
             python -m stage1_vae.encode $ow --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "dump/$stage1_tag/$x"
         done
     }
-    run_stage 4 encode stage4_encode
+    run_stage 4 "encode.$stage1_tag" stage4_encode
 fi
 
 if want 5; then
@@ -141,7 +141,7 @@ if want 5; then
             score_resynth "$x"
         done
     }
-    run_stage 5 resynth stage5_resynth
+    run_stage 5 "resynth.$stage1_tag" stage5_resynth
 fi
 
 if want 6; then
