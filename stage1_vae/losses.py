@@ -22,8 +22,8 @@ class ReconstructionLoss(nn.Module):
     between power-law compressed complex spectra at the decoder's own STFT size (``stft/complex``, the
     plain iSTFT head's phase term). ``wav (B, T)``.
 
-    Each (n_fft, hop) is transformed once per signal and its magnitude shared by the mel and STFT terms
-    (the default scales coincide), the target's without gradient; always in float32, also under mixed
+    Each (n_fft, hop) is transformed once per signal and shared by the mel, STFT and complex terms (the
+    default scales coincide), the target's without gradient; always in float32, also under mixed
     precision (log-spectra need the mantissa)."""
 
     def __init__(self, sample_rate: int = 16000, mel_scales: tuple[tuple[int, int, int], ...] = ((512, 128, 64), (1024, 256, 80), (2048, 512, 128)),
@@ -34,12 +34,6 @@ class ReconstructionLoss(nn.Module):
         self.stft_res = [(int(n), int(n) // 4) for n in stft_ffts]
         self.sc, self.log_mag = auraloss.freq.SpectralConvergenceLoss(), auraloss.freq.STFTMagnitudeLoss(log=True, distance="L1")
         self.complex_fft, self.complex_hop, self.compress, self.eps = complex_fft, complex_hop, compress, eps
-        self.register_buffer("window", torch.hann_window(complex_fft), persistent=False)
-
-    def _compressed(self, wav: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(wav, self.complex_fft, self.complex_hop, window=self.window, return_complex=True)
-        mag = spec.abs().clamp(min=1e-7)
-        return torch.view_as_real(spec / mag * mag.pow(self.compress))
 
     @torch.autocast("cpu", enabled=False)
     @torch.autocast("cuda", enabled=False)
@@ -47,15 +41,27 @@ class ReconstructionLoss(nn.Module):
         wav_hat, wav = wav_hat.float(), wav.float()
         cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
-        def mags(n_fft: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        def specs(n_fft: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """Complex STFTs of (estimate, target) at this resolution, each computed once per call."""
             if (n_fft, hop) not in cache:
                 win = hann_window(n_fft, wav.device)
                 spec = lambda x: torch.stft(x, n_fft, hop, n_fft, win, center=True, return_complex=True)  # noqa: E731
                 with torch.no_grad():
                     ref = spec(wav)
-                cache[n_fft, hop] = tuple(torch.sqrt(torch.clamp(s.real.square() + s.imag.square(), min=self.eps))
-                                          for s in (spec(wav_hat), ref))
+                cache[n_fft, hop] = (spec(wav_hat), ref)
             return cache[n_fft, hop]
+
+        mag_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def mags(n_fft: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
+            if (n_fft, hop) not in mag_cache:
+                mag_cache[n_fft, hop] = tuple(torch.sqrt(torch.clamp(s.real.square() + s.imag.square(), min=self.eps))
+                                              for s in specs(n_fft, hop))
+            return mag_cache[n_fft, hop]
+
+        def compressed(spec: torch.Tensor) -> torch.Tensor:
+            mag = spec.abs().clamp(min=1e-7)
+            return torch.view_as_real(spec / mag * mag.pow(self.compress))
 
         out: dict[str, torch.Tensor] = {}
         if "mel/l1" in terms:
@@ -63,7 +69,7 @@ class ReconstructionLoss(nn.Module):
         if "stft/mr" in terms:
             out["stft/mr"] = sum(self.sc(*mags(*r)) + self.log_mag(*mags(*r)) for r in self.stft_res) / len(self.stft_res)
         if "stft/complex" in terms:
-            out["stft/complex"] = F.l1_loss(self._compressed(wav_hat), self._compressed(wav))
+            out["stft/complex"] = F.l1_loss(*(compressed(x) for x in specs(self.complex_fft, self.complex_hop)))
         return out
 
 

@@ -77,6 +77,10 @@ class ISTFTHead(nn.Module):
                 nn.init.zeros_(self.harmonic_proj.weight[bins:])
                 nn.init.zeros_(self.harmonic_proj.bias[bins:])
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        # folding the real cepstrum onto positive quefrencies turns a log-gain into its minimum-phase spectrum
+        fold = torch.zeros(n_fft)
+        fold[0], fold[1 : n_fft // 2], fold[n_fft // 2] = 1.0, 2.0, 1.0
+        self.register_buffer("cepstrum_fold", fold[:, None], persistent=False)
 
     def harmonic_filter(self, x: torch.Tensor) -> torch.Tensor:
         """The filter applied to the excitation's spectrum, ``(B, n_fft // 2 + 1, F)``: the predicted gain
@@ -90,9 +94,7 @@ class ISTFTHead(nn.Module):
         if self.harmonic_phase == "learned":
             return torch.polar(torch.exp(log_gain), h[:, bins:])
         cep = torch.fft.irfft(log_gain, n=self.n_fft, dim=1)
-        fold = torch.zeros(self.n_fft, device=x.device, dtype=cep.dtype)
-        fold[0], fold[1 : self.n_fft // 2], fold[self.n_fft // 2] = 1.0, 2.0, 1.0
-        return torch.exp(torch.fft.rfft(cep * fold[:, None], dim=1))
+        return torch.exp(torch.fft.rfft(cep * self.cepstrum_fold, dim=1))
 
     def _project(self, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         """``layer`` over the channels of ``x (B, dim, F)``, in float32 even under autocast: a bfloat16
