@@ -7,11 +7,14 @@ Every ``lightning.Trainer`` argument can be set from YAML (``devices``, ``strate
     trainer: {accelerator: gpu, devices: 4, num_nodes: 2, strategy: ddp, precision: bf16-mixed}
 
 Two keys are ours: ``checkpoint_every_n_steps`` (default 500) and ``keep_checkpoints`` (default 1, plus
-``last.ckpt``).
+``last.ckpt``). One value is ours too: ``precision: auto`` resolves to ``bf16-mixed`` where the hardware
+computes bfloat16 natively (a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX) and to ``32-true``
+elsewhere: on an AVX2-only CPU, oneDNN emulates bf16 matmuls some 80x slower than float32.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 import warnings
@@ -21,7 +24,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -92,6 +95,21 @@ def resume_path(exp_dir: PathLike) -> str | None:
     return str(last) if last.is_file() else None
 
 
+def native_bf16(accelerator: str = "auto") -> bool:
+    """Whether the device Lightning will train on computes bfloat16 natively (not emulated)."""
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if gpu:
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_precision(precision: Any, accelerator: str = "auto") -> str:
+    """``auto`` -> ``bf16-mixed`` on hardware with native bf16, else ``32-true``; other values unchanged."""
+    if str(precision) != "auto":
+        return str(precision)
+    return "bf16-mixed" if native_bf16(str(accelerator)) else "32-true"
+
+
 def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback] | None = None, **overrides: Any) -> L.Trainer:
     """A Lightning trainer for ``exp_dir`` from the ``trainer:`` config section."""
     cfg = dict(trainer_cfg)
@@ -106,6 +124,11 @@ def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback
     cfg.setdefault("enable_progress_bar", False)
     cfg.setdefault("enable_model_summary", False)
     cfg.update(overrides)
+    if "precision" in cfg:
+        chosen = resolve_precision(cfg["precision"], cfg["accelerator"])
+        if str(cfg["precision"]) == "auto":
+            print(f"trainer.precision auto -> {chosen} (native bf16: {native_bf16(str(cfg['accelerator']))})", flush=True)
+        cfg["precision"] = chosen
     return L.Trainer(
         default_root_dir=str(exp_dir),
         callbacks=[ckpt, RNGState(), *(callbacks or [])],
@@ -114,6 +137,54 @@ def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback
         use_distributed_sampler=False,  # our samplers shard by rank themselves
         **cfg,
     )
+
+
+def adamw(params, lr: float, betas=(0.9, 0.99), weight_decay: float = 0.0) -> torch.optim.AdamW:
+    """AdamW with the fused kernel (CPU and CUDA): on 2 CPU threads 3x faster than the per-tensor loop."""
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, fused=True)
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    """``ema <- decay * ema + (1 - decay) * model``, decay ramped up as ``(1 + step) / (10 + step)`` early on;
+    buffers are copied."""
+    d = min(decay, (1 + step) / (10 + step))
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - d)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def budget_fraction(trainer: L.Trainer | None) -> float:
+    """Fraction of ``trainer.max_time`` used so far (Lightning's Timer, restored on resume); 0 without one."""
+    for cb in getattr(trainer, "callbacks", None) or []:
+        if isinstance(cb, Timer) and cb._duration:
+            return min(1.0, cb.time_elapsed() / cb._duration)
+    return 0.0
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, budget: float = 0.0) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio``.
+
+    Progress is the larger of ``(step - warmup) / (total - warmup)`` and ``budget`` (a fraction of a time
+    budget, see :func:`budget_fraction`), so a wall-clock-capped run ends its schedule whichever limit
+    binds first: on a slow machine the decay still completes instead of being cut off at high LR."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), budget))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def lr_schedule(module: L.LightningModule, warmup: int, total: int, min_ratio: float, horizon: str = "steps"):
+    """The ``LambdaLR`` function both stages use. ``horizon: steps`` decays over ``total`` steps (exactly
+    reproducible on resume); ``horizon: budget`` also ends the decay at ``trainer.max_time`` (wall clock:
+    the recipe's fixed-budget runs; a resumed run continues from the elapsed time its checkpoint saved)."""
+    if horizon not in ("steps", "budget"):
+        raise ValueError(f"lr_horizon must be 'steps' or 'budget', got {horizon!r}")
+
+    def fn(step: int) -> float:
+        budget = budget_fraction(module._trainer) if horizon == "budget" else 0.0
+        return warmup_cosine(step, warmup, total, min_ratio, budget)
+    return fn
 
 
 def seed_everything(seed: int) -> None:

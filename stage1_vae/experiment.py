@@ -6,7 +6,6 @@ validation metrics and the audio/spectrogram samples. The networks themselves st
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,11 @@ import torch
 from stage1_vae.discriminators import MultiDiscriminator
 from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
                                weighted_sum)
+from shared.training import adamw, ema_update, lr_schedule
 from stage1_vae.model import build_codec
 
 RECON_KEYS = ("mel/l1", "stft/mr", "stft/complex")
 PHASE_KEYS = ("phase/ip", "phase/gd", "phase/iaf")
-
-
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """LR multiplier: linear warm-up over ``warmup`` steps, cosine decay to ``min_ratio`` at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class Stage1Experiment(L.LightningModule):
@@ -59,12 +51,11 @@ class Stage1Experiment(L.LightningModule):
         total = int(t.get("total_steps", self.trainer.max_steps if self.trainer.max_steps > 0 else 100000))
         warm, min_ratio = int(t.get("warmup_steps", 100)), float(t.get("min_lr_ratio", 0.05))
         betas = tuple(t.get("betas", (0.8, 0.99)))
-        opt_g = torch.optim.AdamW(self.codec.parameters(), lr=float(t.get("lr", 1e-3)), betas=betas,
-                                  weight_decay=float(t.get("weight_decay", 0.0)))
-        sched = lambda s: warmup_cosine(s, warm, total, min_ratio)  # noqa: E731
+        opt_g = adamw(self.codec.parameters(), float(t.get("lr", 1e-3)), betas, float(t.get("weight_decay", 0.0)))
+        sched = lr_schedule(self, warm, total, min_ratio, str(t.get("lr_horizon", "steps")))
         opts, scheds = [opt_g], [torch.optim.lr_scheduler.LambdaLR(opt_g, sched)]
         if self.disc is not None:
-            opt_d = torch.optim.AdamW(self.disc.parameters(), lr=float(t.get("disc_lr", t.get("lr", 1e-3))), betas=betas)
+            opt_d = adamw(self.disc.parameters(), float(t.get("disc_lr", t.get("lr", 1e-3))), betas)
             opts.append(opt_d)
             scheds.append(torch.optim.lr_scheduler.LambdaLR(opt_d, sched))
         return opts, scheds
@@ -116,16 +107,9 @@ class Stage1Experiment(L.LightningModule):
         self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, prog_bar=False, on_step=True, on_epoch=False)
         self.log("train/lr", scheds[0].get_last_lr()[0], on_step=True, on_epoch=False)
 
-    @torch.no_grad()
     def _update_ema(self) -> None:
-        if self.ema is None:
-            return
-        step = self.global_step
-        decay = min(self.ema_decay, (1 + step) / (10 + step))
-        for e, p in zip(self.ema.parameters(), self.codec.parameters()):
-            e.lerp_(p.detach(), 1 - decay)
-        for e, b in zip(self.ema.buffers(), self.codec.buffers()):
-            e.copy_(b)
+        if self.ema is not None:
+            ema_update(self.ema, self.codec, self.ema_decay, self.global_step)
 
     def inference_codec(self):
         """The generator used for validation and export: the EMA copy when enabled."""

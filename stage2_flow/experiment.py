@@ -4,13 +4,13 @@ validation (fixed seed and time grid, sampled latents, PNG images of latents and
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
+from shared.training import adamw, ema_update, lr_schedule
 from stage2_flow.alignment import durations_to_path
 from stage2_flow.model import FlowTTS
 
@@ -58,30 +58,15 @@ class Stage2Experiment(L.LightningModule):
         self._update_ema()
 
     def _update_ema(self) -> None:
-        decay = float(self.train_cfg.get("ema_decay", 0.999))
-        step = self.global_step
-        d = min(decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
-                pe.lerp_(pm.detach(), 1 - d)
-            for be, bm in zip(self.ema.buffers(), self.model.buffers()):
-                be.copy_(bm)
+        ema_update(self.ema, self.model, float(self.train_cfg.get("ema_decay", 0.999)), self.global_step)
 
     def configure_optimizers(self):
         t = self.train_cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=float(t.get("lr", 2e-3)), betas=tuple(t.get("betas", [0.9, 0.99])),
-                                weight_decay=float(t.get("weight_decay", 0.01)))
-        warmup = int(t.get("warmup_steps", 100))
+        opt = adamw(params, float(t.get("lr", 2e-3)), t.get("betas", [0.9, 0.99]), float(t.get("weight_decay", 0.01)))
         total = int(t.get("lr_total_steps") or self.cfg.get("trainer", {}).get("max_steps", 1000))
-        floor = float(t.get("lr_min_ratio", 0.05))
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
+        schedule = lr_schedule(self, int(t.get("warmup_steps", 100)), total, float(t.get("lr_min_ratio", 0.05)),
+                               str(t.get("lr_horizon", "steps")))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

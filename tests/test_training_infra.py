@@ -1,11 +1,16 @@
-"""The shared Lightning plumbing: an interrupted run resumes to exactly the same weights."""
+"""The shared Lightning plumbing: an interrupted run resumes to exactly the same weights; the LR schedule,
+the EMA and the precision choice."""
+
+import copy
+from unittest import mock
 
 import lightning as L
+import pytest
 import torch
 from torch.utils.data import Dataset
 
 from shared.batching import RandomBatchSampler, make_loader
-from shared.training import build_trainer, resume_path
+from shared.training import build_trainer, ema_update, lr_schedule, resolve_precision, resume_path, warmup_cosine
 
 
 class _Noise(Dataset):
@@ -61,3 +66,57 @@ def test_resume_at_an_epoch_boundary_is_exact(tmp_path):
     resumed = _fit(tmp_path / "b", 23)
     for p, q in zip(straight.parameters(), resumed.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_warmup_cosine_steps_and_budget():
+    assert warmup_cosine(0, 10, 110, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 110, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine(60, 10, 110, 0.1) == pytest.approx(0.55)  # half way: (1 + 0.1) / 2
+    assert warmup_cosine(110, 10, 110, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine(500, 10, 110, 0.1) == pytest.approx(0.1)
+    # a time budget further along than the step count takes over, and ends the decay when it is used up
+    assert warmup_cosine(20, 10, 110, 0.1, budget=0.5) == pytest.approx(0.55)
+    assert warmup_cosine(20, 10, 110, 0.1, budget=1.0) == pytest.approx(0.1)
+    assert warmup_cosine(100, 10, 110, 0.1, budget=0.2) == warmup_cosine(100, 10, 110, 0.1)
+    assert warmup_cosine(5, 10, 110, 0.1, budget=0.9) == pytest.approx(0.6)  # warm-up is by steps
+
+
+def test_budget_schedule_reads_the_trainers_timer(tmp_path):
+    module = _Model()
+    trainer = build_trainer({"max_steps": 10, "max_time": "00:00:10:00"}, tmp_path)
+    module._trainer = trainer
+    timer = next(cb for cb in trainer.callbacks if type(cb).__name__ == "Timer")
+    fn, by_steps = lr_schedule(module, 0, 1000, 0.0, "budget"), lr_schedule(module, 0, 1000, 0.0, "steps")
+    with mock.patch.object(timer, "time_elapsed", return_value=300.0):  # half of the 10 minutes
+        assert fn(10) == pytest.approx(0.5)
+        assert by_steps(10) == pytest.approx(warmup_cosine(10, 0, 1000, 0.0))
+    with pytest.raises(ValueError, match="lr_horizon"):
+        lr_schedule(module, 0, 1000, 0.0, "epochs")
+
+
+def test_ema_update_matches_the_formula():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    ema = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+        model[1].running_mean.fill_(3.0)
+    before = [p.clone() for p in ema.parameters()]
+    ema_update(ema, model, 0.99, step=1000)
+    for b, e, m in zip(before, ema.parameters(), model.parameters()):
+        torch.testing.assert_close(e, 0.99 * b + 0.01 * m)
+    assert torch.equal(ema[1].running_mean, model[1].running_mean)
+    ema_update(ema, model, 0.99, step=0)  # early on the decay is ramped: (1 + 0) / (10 + 0) = 0.1
+    for e, m in zip(ema.parameters(), model.parameters()):
+        assert torch.allclose(e, m, atol=0.1)
+
+
+def test_precision_auto_follows_the_hardware():
+    assert resolve_precision("32-true") == "32-true"
+    assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    with mock.patch("torch.cpu._is_avx512_bf16_supported", return_value=False), \
+            mock.patch("torch.cpu._is_amx_tile_supported", return_value=False):
+        assert resolve_precision("auto", "cpu") == "32-true"
+    with mock.patch("torch.cpu._is_avx512_bf16_supported", return_value=True):
+        assert resolve_precision("auto", "cpu") == "bf16-mixed"
