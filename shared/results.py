@@ -43,6 +43,21 @@ def sweep_table(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, di
     return rows
 
 
+def paired_tables(paired: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, str]]]:
+    """nfe_sweep's ``paired.json`` -> one table per (base, other): rows NFE, cells ``diff [95% CI]`` with a
+    mark where the interval excludes 0 (``+`` the other system better, ``-`` worse)."""
+    tables: dict[str, dict[str, dict[str, str]]] = {}
+    for key, metrics in paired.items():
+        base, other, nfe = key.split("|")
+        row = {}
+        for m, r in metrics.items():
+            mark = {"B better": " (+)", "A better": " (-)"}.get(r["verdict"], "")
+            row[m] = f"{r['diff']:+.3g} [{r['ci'][0]:+.2g}, {r['ci'][1]:+.2g}]{mark}"
+        tables.setdefault(f"Paired difference {other} - {base} (same sentences and noise; 95% bootstrap CI; "
+                          f"(+) {other} measurably better, (-) worse)", {})[f"NFE {nfe}"] = row
+    return tables
+
+
 def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out: Path) -> dict[str, Any]:
     """Tables, figures, notes, stage times and configs for :func:`write_results_md`."""
     tables: dict[str, dict[str, dict[str, Any]]] = {}
@@ -63,6 +78,9 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
         if any(curves.values()):
             png = plot_quality_vs_nfe(curves, exp_root / "nfe_sweep" / "quality_vs_nfe.png", metric="MCD-DTW (dB)")
             figures["MCD-DTW against NFE"] = os.path.relpath(png, out.parent)
+    paired = exp_root / "nfe_sweep" / "paired.json"
+    if paired.is_file():
+        tables.update(paired_tables(read_json(paired)))
     asr = exp_root / "asr" / "train_summary.json"
     if asr.is_file():
         a = read_json(asr)

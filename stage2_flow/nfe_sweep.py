@@ -8,7 +8,10 @@ For each exp dir and NFE: synthesises the data dir into ``OUT/<exp name>/nfe<N>/
 (RTF over the whole set, batched), scores it with ``shared.evaluate`` (MCD-DTW etc. against the data dir's
 reference audio) and writes ``OUT/summary.json`` and ``OUT/summary.md``. Every NFE starts from the same x0
 (same seed), so ``path_gap``, the relative distance of each NFE's latents from the finest NFE's, measures
-how straight the sampling paths are: what reflow is for. Finished cells are reused.
+how straight the sampling paths are: what reflow is for. With two or more exp dirs, each later one is
+compared with the first at every NFE on the same utterances (``shared.compare``: paired differences with
+95% bootstrap intervals, ``OUT/paired.json`` and a section of ``summary.md``), so "reflow is better at
+2 NFE" is a measured statement, not a reading of two means. Finished cells are reused.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from shared.compare import format_table, paired_compare, read_utt_table
 from shared.datadir import spread_subset
 from shared.io import atomic_save_torch, read_json, read_kv, write_json
 
@@ -42,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="score this many utterances, evenly spaced over the sorted ids (so every speaker is in)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0, help="prior sigma scale of every cell (x0 = mu + T sigma eps)")
     p.add_argument("--no-f0", action="store_true")
     p.add_argument("--num-threads", type=int, default=2)
     p.add_argument("--overwrite", action="store_true", help="redo every cell (cells of another model are redone anyway)")
@@ -67,13 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             metrics = cell / "metrics.json"
             if (not args.overwrite and metrics.is_file() and (cell / "timing.json").is_file() and (cell / LATENTS).is_file()
                     and sorted(read_kv(cell / "wav.scp")) == utts  # a cell made for another subset is redone,
-                    and read_json(cell / "timing.json").get("model") == model_id):  # and one of another model
+                    and read_json(cell / "timing.json").get("model") == model_id  # and one of another model
+                    and read_json(cell / "timing.json").get("temperature", 1.0) == args.temperature):
                 summary.setdefault(name, {})[str(nfe)] = {**read_json(cell / "timing.json"), **_flat(read_json(metrics))}
                 latents[nfe] = torch.load(cell / LATENTS)
                 continue
             t0 = time.time()
             wavs, lats = synth.synthesize([ids[u] for u in utts], speaker=spk, nfe=nfe, solver=args.solver, seed=args.seed,
-                                          batch_size=args.batch_size, return_latents=True)
+                                          temperature=args.temperature, batch_size=args.batch_size, return_latents=True)
             elapsed = time.time() - t0
             latents[nfe] = {u: synth.norm.normalize(z[None])[0] for u, z in zip(utts, lats)}
             atomic_save_torch(latents[nfe], cell / LATENTS)
@@ -84,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             write_kv(cell / "wav.scp", {u: str((cell / "wav" / f"{u}.wav").resolve()) for u in utts})
             write_kv(cell / "text", {u: utt2text[u] for u in utts})
             write_kv(cell / "utt2spk", {u: utt2spk.get(u, "spk") for u in utts})
-            timing = {"nfe": nfe, "rtf": elapsed / audio, "audio_seconds": audio, "compute_seconds": elapsed, "model": model_id}
+            timing = {"nfe": nfe, "rtf": elapsed / audio, "audio_seconds": audio, "compute_seconds": elapsed, "model": model_id,
+                      "temperature": args.temperature}
             write_json(cell / "timing.json", timing)
             res = evaluate(data, cell, metrics, "tts", args.phone_recognizer, None, None, 2, not args.no_f0, allow_subset=True)
             summary.setdefault(name, {})[str(nfe)] = {**timing, **_flat(res)}
@@ -93,14 +100,33 @@ def main(argv: list[str] | None = None) -> int:
         for nfe, z in latents.items():
             summary[name][str(nfe)]["path_gap"] = path_gap(z, latents[finest])
     write_json(out / "summary.json", summary)
-    cols = sorted({k for rows in summary.values() for r in rows.values() for k in r if k not in ("nfe", "audio_seconds", "compute_seconds", "model")})
+    cols = sorted({k for rows in summary.values() for r in rows.values() for k in r
+                   if k not in ("nfe", "audio_seconds", "compute_seconds", "model", "temperature")})
     lines = ["| exp | NFE | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, rows in summary.items():
         for nfe, r in rows.items():
             lines.append(f"| {name} | {nfe} | " + " | ".join(f"{r[c]:.4g}" if isinstance(r.get(c), (int, float)) else "" for c in cols) + " |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    paired = compare_cells(out, [Path(e).name for e in args.exp_dirs], [str(n) for n in args.nfe])
+    if paired:
+        write_json(out / "paired.json", paired)
+        for key, res in paired.items():
+            base, other, nfe = key.split("|")
+            text += f"\n{other} vs {base} at NFE {nfe} (paired over utterances):\n\n" + format_table(res, base, other)
+    (out / "summary.md").write_text(text)
     print((out / "summary.md").read_text())
     return 0
+
+
+def compare_cells(out: Path, names: list[str], nfes: list[str]) -> dict[str, dict]:
+    """``{"base|other|nfe": shared.compare result}`` for every later exp against the first, per NFE."""
+    res = {}
+    for other in names[1:]:
+        for nfe in nfes:
+            a, b = (out / n / f"nfe{nfe}" / "metrics_utt.tsv" for n in (names[0], other))
+            if a.is_file() and b.is_file():
+                res[f"{names[0]}|{other}|{nfe}"] = paired_compare(read_utt_table(a), read_utt_table(b))
+    return res
 
 
 def path_gap(z: dict[str, torch.Tensor], z_ref: dict[str, torch.Tensor]) -> float:

@@ -37,6 +37,8 @@ reflow_gen_args=${reflow_gen_args:-"--nfe 16 --solver rk4 --max-utts 360"}  # ho
 asr_conf=${asr_conf:-conf/asr.yaml}
 asr_args=${asr_args:-}
 nfe=${nfe:-4}                   # NFE for the main synthesis (stage 8)
+temperature=${temperature:-1.0} # sampling temperature T, x0 = mu + T sigma eps: the reflow pairs (stage 7), the
+                                # synthesis (8), the NFE sweep (9) and the validation samples (6, 7) all use it
 solver=${solver:-euler}
 nfe_sweep=${nfe_sweep:-"1 2 4 8 16 32"}
 synth_args=${synth_args:-}
@@ -148,18 +150,19 @@ if want 6; then
     run_stage 6 stage2_train python -m stage2_flow.train $ow --config "$stage2_conf" \
         --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
         --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "$s2_exp" \
-        "${trainer_args[@]}" $stage2_args
+        "${trainer_args[@]}" "validation.temperature=$temperature" $stage2_args
 fi
 
 if want 7 && [ "$reflow" = true ]; then
     stage7_reflow() {
         python -m stage2_flow.reflow $ow --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
-            --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" $reflow_gen_args
+            --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
+            --temperature "$temperature" $reflow_gen_args
         python -m stage2_flow.train $ow --config "$reflow_conf" --init-from "$s2_exp" \
             --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
             --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
             --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
-            "${trainer_args[@]}" $reflow_args
+            "${trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
     }
     run_stage 7 reflow stage7_reflow
 fi
@@ -168,7 +171,7 @@ if want 8; then
     stage8_synth() {
         for x in $test_sets; do
             python -m stage2_flow.synthesize $ow --exp-dir "$final_s2" --data-dir "data/$x" \
-                --out-dir "$final_s2/synth/$x" --nfe "$nfe" --solver "$solver" $synth_args
+                --out-dir "$final_s2/synth/$x" --nfe "$nfe" --solver "$solver" --temperature "$temperature" $synth_args
         done
     }
     run_stage 8 synth stage8_synth
@@ -186,7 +189,7 @@ if want 9; then
             [ ! -f "$s1_exp/resynth/$x/wav.scp" ] || score_resynth "$x" --phone-recognizer exp/asr --ref-token-file "data/$x/token"
         done
         python -m stage2_flow.nfe_sweep $ow --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
-            --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" \
+            --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" --temperature "$temperature" \
             --phone-recognizer exp/asr --out-dir "exp/nfe_sweep" $nfe_sweep_args
         write_results
     }

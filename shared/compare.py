@@ -1,0 +1,108 @@
+"""Paired comparison of two systems scored on the same utterances: is B measurably better than A?
+
+    python -m shared.compare A/metrics_utt.tsv B/metrics_utt.tsv [--metrics mcd_dtw per_gen ...] \\
+        [--resamples 10000] [--out cmp.json]
+
+Reads the per-utterance tables that ``shared.evaluate`` writes next to each ``metrics.json``, keeps the
+utterances both have, and for each metric reports the means, the mean paired difference ``B - A`` and its
+95% bootstrap confidence interval (utterances resampled with replacement, the same draw for every metric,
+fixed seed). A difference counts as measured only when its interval excludes 0; ``verdict`` then says which
+system is better (lower is better for distortions and error rates, higher for PESQ, STOI, F0 correlation).
+Per-utterance means weight every utterance equally (a corpus-level PER weights by phone count instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.io import PathLike, write_json
+
+HIGHER_IS_BETTER = {"pesq_wb", "stoi", "si_sdr", "f0_corr", "voiced_both_frac", "spk_sim", "utmos"}
+DEFAULT_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "mel_distance", "pesq_wb", "stoi")
+
+
+def read_utt_table(path: PathLike) -> dict[str, dict[str, float]]:
+    """``utt<TAB>metric...`` (``shared.evaluate``'s ``*_utt.tsv``) -> {utt: {metric: value}} (nan kept)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no per-utterance table (shared.evaluate writes <out stem>_utt.tsv)")
+    rows: dict[str, dict[str, float]] = {}
+    with path.open(newline="") as f:
+        for lineno, row in enumerate(csv.DictReader(f, delimiter="\t"), start=2):
+            utt = row.pop("utt", None)
+            if not utt:
+                raise ValueError(f"{path}:{lineno}: row without an utterance id")
+            try:
+                rows[utt] = {k: float(v) for k, v in row.items() if k is not None and v not in (None, "")}
+            except ValueError as e:
+                raise ValueError(f"{path}:{lineno} ({utt}): {e}") from None
+    return rows
+
+
+def paired_compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], metrics: list[str] | None = None,
+                   resamples: int = 10000, seed: int = 0, level: float = 0.95) -> dict[str, dict[str, Any]]:
+    """Per metric: n, mean_a, mean_b, diff (B - A), ci (bootstrap, ``level``), verdict (``A better``,
+    ``B better`` or ``no measurable difference``). Utterances where either value is nan are left out of
+    that metric."""
+    utts = sorted(set(a) & set(b))
+    if not utts:
+        raise ValueError("the two tables share no utterance")
+    if metrics is None:
+        metrics = [m for m in DEFAULT_METRICS if m in a[utts[0]] and m in b[utts[0]]]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(utts), size=(resamples, len(utts)))
+    out: dict[str, dict[str, Any]] = {}
+    for m in metrics:
+        va = np.array([a[u].get(m, math.nan) for u in utts])
+        vb = np.array([b[u].get(m, math.nan) for u in utts])
+        ok = np.isfinite(va) & np.isfinite(vb)
+        if not ok.any():
+            raise ValueError(f"metric {m!r}: no utterance has it in both tables")
+        d = np.where(ok, vb - va, 0.0)
+        # resample utterances; nan pairs count neither in the numerator nor in the denominator
+        boot = (d[draws] * ok[draws]).sum(1) / np.maximum(ok[draws].sum(1), 1)
+        lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+        diff = float(d[ok].mean())
+        if lo > 0 or hi < 0:
+            b_better = (diff > 0) == (m in HIGHER_IS_BETTER)
+            verdict = "B better" if b_better else "A better"
+        else:
+            verdict = "no measurable difference"
+        out[m] = {"n": int(ok.sum()), "mean_a": float(va[ok].mean()), "mean_b": float(vb[ok].mean()), "diff": diff,
+                  "ci": [float(lo), float(hi)], "level": level, "verdict": verdict}
+    return out
+
+
+def format_table(result: dict[str, dict[str, Any]], name_a: str = "A", name_b: str = "B") -> str:
+    lines = [f"| metric | n | {name_a} | {name_b} | {name_b} - {name_a} [95% CI] | verdict |", "|---|---|---|---|---|---|"]
+    for m, r in result.items():
+        verdict = r["verdict"].replace("A better", f"{name_a} better").replace("B better", f"{name_b} better")
+        lines.append(f"| {m} | {r['n']} | {r['mean_a']:.4g} | {r['mean_b']:.4g} | {r['diff']:+.4g} "
+                     f"[{r['ci'][0]:+.3g}, {r['ci'][1]:+.3g}] | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m shared.compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("table_a", help="per-utterance table of system A (the baseline)")
+    p.add_argument("table_b", help="per-utterance table of system B")
+    p.add_argument("--metrics", nargs="+", default=None)
+    p.add_argument("--resamples", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="write the result as JSON here")
+    args = p.parse_args(argv)
+    res = paired_compare(read_utt_table(args.table_a), read_utt_table(args.table_b), args.metrics, args.resamples, args.seed)
+    print(format_table(res, str(Path(args.table_a).parent), str(Path(args.table_b).parent)), end="")
+    if args.out:
+        write_json(args.out, {"a": str(args.table_a), "b": str(args.table_b), "metrics": res})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""shared.compare: paired bootstrap comparison of two per-utterance tables."""
+
+import math
+
+import numpy as np
+import pytest
+
+from shared.compare import main, paired_compare, read_utt_table
+
+
+def _write(path, rows):
+    cols = list(rows[next(iter(rows))])
+    path.write_text("utt\t" + "\t".join(cols) + "\n" + "".join(
+        u + "\t" + "\t".join("nan" if math.isnan(v) else f"{v:.6g}" for v in r.values()) + "\n" for u, r in rows.items()))
+    return path
+
+
+def _tables(shift_mcd, shift_pesq, n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    a, b = {}, {}
+    for i in range(n):
+        base_mcd, base_pesq = 2 + rng.normal(0, 0.3), 3 + rng.normal(0, 0.3)  # utterance difficulty, shared
+        a[f"u{i:02d}"] = {"mcd_dtw": base_mcd + rng.normal(0, 0.05), "pesq_wb": base_pesq + rng.normal(0, 0.05)}
+        b[f"u{i:02d}"] = {"mcd_dtw": base_mcd + shift_mcd + rng.normal(0, 0.05), "pesq_wb": base_pesq + shift_pesq + rng.normal(0, 0.05)}
+    return a, b
+
+
+def test_a_shift_far_below_the_utterance_spread_is_measured_because_the_test_is_paired():
+    a, b = _tables(shift_mcd=-0.1, shift_pesq=+0.1)  # 0.1 shift, 0.3 spread between utterances
+    res = paired_compare(a, b, resamples=2000)
+    assert res["mcd_dtw"]["verdict"] == "B better" and res["mcd_dtw"]["ci"][1] < 0
+    assert res["pesq_wb"]["verdict"] == "B better" and res["pesq_wb"]["ci"][0] > 0  # higher is better for PESQ
+    assert res["mcd_dtw"]["diff"] == pytest.approx(-0.1, abs=0.03)
+    worse = paired_compare(b, a, resamples=2000)
+    assert worse["mcd_dtw"]["verdict"] == "A better" and worse["pesq_wb"]["verdict"] == "A better"
+
+
+def test_no_shift_gives_no_verdict_and_the_interval_covers_zero():
+    a, b = _tables(0.0, 0.0, seed=1)
+    res = paired_compare(a, b, resamples=2000)
+    for r in res.values():
+        assert r["verdict"] == "no measurable difference" and r["ci"][0] < 0 < r["ci"][1]
+
+
+def test_tables_roundtrip_nan_and_only_shared_utterances(tmp_path):
+    a, b = _tables(-0.5, 0.0, n=10)
+    a["u03"]["mcd_dtw"] = math.nan
+    del b["u09"]
+    ta, tb = _write(tmp_path / "a.tsv", a), _write(tmp_path / "b.tsv", b)
+    res = paired_compare(read_utt_table(ta), read_utt_table(tb), ["mcd_dtw"], resamples=500)
+    assert res["mcd_dtw"]["n"] == 8  # u09 missing from B, u03 nan in A
+    assert main([str(ta), str(tb), "--metrics", "mcd_dtw", "--resamples", "200", "--out", str(tmp_path / "c.json")]) == 0
+    assert (tmp_path / "c.json").is_file()
+
+
+def test_bad_tables_name_the_file_and_line(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.tsv"):
+        read_utt_table(tmp_path / "missing.tsv")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("utt\tmcd_dtw\nx\t1.0\ny\tabc\n")
+    with pytest.raises(ValueError, match=r"bad.tsv:3 \(y\)"):
+        read_utt_table(bad)
+    with pytest.raises(ValueError, match="share no utterance"):
+        paired_compare({"a": {"m": 1.0}}, {"b": {"m": 1.0}}, ["m"])
