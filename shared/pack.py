@@ -42,19 +42,26 @@ def _section(title: str, body: str) -> str:
     return f"## {title}\n\n{body.strip()}\n\n"
 
 
-def model_card(out_dir: Path, s1: Path, s2: Path, results: Path | None, corpus_report: Path | None) -> str:
-    """The model card's Markdown."""
+def model_card(out_dir: Path, s1: Path, s2: Path, results: Path | None, corpus_report: Path | None,
+               sampling: dict[str, Any] | None = None) -> str:
+    """The model card's Markdown. ``sampling``: the synthesis settings the results were measured with
+    (e.g. ``{"nfe": 4, "solver": "euler", "temperature": 0.2}``), shown in the usage examples."""
     name = out_dir.name
+    sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
+    kwargs = "".join(f", {k}={v!r}" for k, v in sampling.items())
+    cli = "".join(f" --{k} {v}" for k, v in sampling.items())
     parts = [f"# {name}\n\nA two-stage flowtts text-to-speech system, packed {time.strftime('%Y-%m-%d %H:%M')} "
              f"from `{s1}` (stage one) and `{s2}` (stage two).\n\n"]
     usage = f"""```python
 from stage2_flow.synthesize import Synthesizer
 
 tts = Synthesizer.from_exp_dir("{out_dir}/stage2")
-wavs = tts.synthesize(["The quick brown fox jumps over the lazy dog."])
+wavs = tts.synthesize(["The quick brown fox jumps over the lazy dog."]{kwargs})
 ```
 
-or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-dir {out_dir}/stage2 ...`."""
+or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-dir {out_dir}/stage2{cli} ...`."""
+    if sampling:
+        usage += "\n\nThese are the sampling settings the results below were measured with."
     parts.append(_section("Use", usage))
     report = _json_or_none(corpus_report) if corpus_report else None
     if report:
@@ -79,7 +86,8 @@ or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-d
 
 
 def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
-         results: PathLike | None = None, corpus_report: PathLike | None = None) -> Path:
+         results: PathLike | None = None, corpus_report: PathLike | None = None,
+         sampling: dict[str, Any] | None = None) -> Path:
     s1, s2, out = Path(stage1_exp_dir), Path(stage2_exp_dir), Path(out_dir)
     for d, what in ((s1, "stage-one"), (s2, "stage-two")):
         if not (d / "config.yaml").is_file():
@@ -97,7 +105,7 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
         shutil.copy2(results, tmp / "RESULTS.md")
     with atomic_write(tmp / "MODEL_CARD.md") as f:
         f.write(model_card(out, s1, s2, Path(results) if results else None,
-                           Path(corpus_report) if corpus_report else None))
+                           Path(corpus_report) if corpus_report else None, sampling))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)  # the packed directory appears whole or not at all
@@ -111,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--results", help="RESULTS.md to include")
     p.add_argument("--corpus-report", help="corpus report JSON (e.g. data/local/corpus_report.json)")
+    p.add_argument("--nfe", type=int, help="sampling settings of the measured results, for the card's examples")
+    p.add_argument("--solver")
+    p.add_argument("--temperature", type=float)
     args = p.parse_args(argv)
-    out = pack(args.stage1_exp_dir, args.stage2_exp_dir, args.out_dir, args.results, args.corpus_report)
+    sampling = {"nfe": args.nfe, "solver": args.solver, "temperature": args.temperature}
+    out = pack(args.stage1_exp_dir, args.stage2_exp_dir, args.out_dir, args.results, args.corpus_report, sampling)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
     print(f"packed {out} ({size:.1f} MB): stage1/, stage2/, MODEL_CARD.md" + (", RESULTS.md" if args.results else ""))
     return 0

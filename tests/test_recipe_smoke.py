@@ -38,6 +38,7 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert again.returncode == 0 and again.stdout.count("done already") == 8, again.stdout[-3000:]
     packed = next((recipe / "exp" / "packed").iterdir())
     assert (packed / "MODEL_CARD.md").is_file() and (packed / "stage2" / "config.yaml").is_file()
+    assert "nfe=4, solver='euler', temperature=0.2)" in (packed / "MODEL_CARD.md").read_text()  # the recipe's settings
     moved = tmp_path / "elsewhere" / packed.name  # a packed model works wherever it is copied
     shutil.copytree(packed, moved)
     shutil.rmtree(recipe / "exp" / "stage1")

@@ -202,7 +202,7 @@ if want 10; then
     stage10_pack() {
         write_results  # again, now that stage 9's own time is in exp/stage_times.tsv
         python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" --results exp/RESULTS.md \
-            ${corpus_report:+--corpus-report "$corpus_report"} \
+            ${corpus_report:+--corpus-report "$corpus_report"} --nfe "$nfe" --solver "$solver" --temperature "$temperature" \
             --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_${stage2_tag}}"
     }
     run_stage 10 pack stage10_pack
