@@ -28,7 +28,7 @@ stage1_conf=${stage1_conf:-conf/stage1.yaml}
 stage1_tag=${stage1_tag:-vae}
 stage1_args=${stage1_args:-}
 stage2_conf=${stage2_conf:-conf/stage2.yaml}
-stage2_tag=${stage2_tag:-flow}
+stage2_tag=${stage2_tag:-}       # default: flow for the vae codec, flow_<stage1_tag> for any other
 stage2_args=${stage2_args:-}
 reflow=${reflow:-true}
 reflow_conf=${reflow_conf:-conf/stage2_reflow.yaml}
@@ -50,6 +50,10 @@ smoke_data_opts=${smoke_data_opts:-}  # what local/data.sh takes to make a tiny 
 # shellcheck source=../../utils/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/parse_options.sh"
 set -euo pipefail
+
+if [ -z "$stage2_tag" ]; then
+    if [ "$stage1_tag" = vae ]; then stage2_tag=flow; else stage2_tag=flow_$stage1_tag; fi
+fi
 
 if [ "$smoke" = true ]; then
     stage1_conf=${stage1_conf%.yaml}_smoke.yaml
@@ -147,7 +151,7 @@ if want 5; then
 fi
 
 if want 6; then
-    run_stage 6 stage2_train python -m stage2_flow.train $ow --config "$stage2_conf" \
+    run_stage 6 "stage2_train.$stage2_tag" python -m stage2_flow.train $ow --config "$stage2_conf" \
         --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
         --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "$s2_exp" \
         "${trainer_args[@]}" "validation.temperature=$temperature" $stage2_args
@@ -164,7 +168,7 @@ if want 7 && [ "$reflow" = true ]; then
             --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
             "${trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
     }
-    run_stage 7 reflow stage7_reflow
+    run_stage 7 "reflow.$stage2_tag" stage7_reflow
 fi
 
 if want 8; then
@@ -174,7 +178,7 @@ if want 8; then
                 --out-dir "$final_s2/synth/$x" --nfe "$nfe" --solver "$solver" --temperature "$temperature" $synth_args
         done
     }
-    run_stage 8 synth stage8_synth
+    run_stage 8 "synth.$stage2_tag" stage8_synth
 fi
 
 if want 9; then
@@ -193,7 +197,7 @@ if want 9; then
             --phone-recognizer exp/asr --out-dir "exp/nfe_sweep" $nfe_sweep_args
         write_results
     }
-    run_stage 9 eval stage9_eval
+    run_stage 9 "eval.$stage2_tag" stage9_eval
 fi
 
 corpus_report=
@@ -205,7 +209,7 @@ if want 10; then
             ${corpus_report:+--corpus-report "$corpus_report"} --nfe "$nfe" --solver "$solver" --temperature "$temperature" \
             --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_${stage2_tag}}"
     }
-    run_stage 10 pack stage10_pack
+    run_stage 10 "pack.$stage2_tag" stage10_pack
 fi
 
 [ "$stop_stage" -lt 8 ] || log "done. wavs: $final_s2/synth/  results: exp/RESULTS.md  plots: $final_s2/eval/*/plots  logs: exp/logs/"
