@@ -182,6 +182,7 @@ def lr_schedule(module: L.LightningModule, warmup: int, total: int, min_ratio: f
         raise ValueError(f"lr_horizon must be 'steps' or 'budget', got {horizon!r}")
 
     def fn(step: int) -> float:
+        # ``_trainer``: None until the module is attached (``module.trainer`` would raise before that)
         budget = budget_fraction(module._trainer) if horizon == "budget" else 0.0
         return warmup_cosine(step, warmup, total, min_ratio, budget)
     return fn
