@@ -7,7 +7,9 @@ Reads the per-utterance tables that ``shared.evaluate`` writes next to each ``me
 utterances both have, and for each metric reports the means, the mean paired difference ``B - A`` and its
 95% bootstrap confidence interval (utterances resampled with replacement, the same draw for every metric,
 fixed seed). A difference counts as measured only when its interval excludes 0; ``verdict`` then says which
-system is better (lower is better for distortions and error rates, higher for PESQ, STOI, F0 correlation).
+system is better (the direction of each metric is the arrow ``shared.metrics.report.DISPLAY`` shows in
+RESULTS.md: lower for distortions and error rates, higher for PESQ, STOI, F0 correlation), or only that
+they differ for a metric with no better direction.
 Per-utterance means weight every utterance equally (a corpus-level PER weights by phone count instead).
 """
 
@@ -22,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from shared.io import PathLike, write_json
+from shared.metrics.report import direction
 
-HIGHER_IS_BETTER = {"pesq_wb", "stoi", "si_sdr", "f0_corr", "voiced_both_frac", "spk_sim", "utmos"}
 DEFAULT_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "mel_distance", "pesq_wb", "stoi")
 
 
@@ -48,7 +50,7 @@ def read_utt_table(path: PathLike) -> dict[str, dict[str, float]]:
 def paired_compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], metrics: list[str] | None = None,
                    resamples: int = 10000, seed: int = 0, level: float = 0.95) -> dict[str, dict[str, Any]]:
     """Per metric: n, mean_a, mean_b, diff (B - A), ci (bootstrap, ``level``), verdict (``A better``,
-    ``B better`` or ``no measurable difference``). Utterances where either value is nan are left out of
+    ``B better``, ``different`` (no better direction) or ``no measurable difference``). Utterances where either value is nan are left out of
     that metric."""
     utts = sorted(set(a) & set(b))
     if not utts:
@@ -69,9 +71,10 @@ def paired_compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]
         boot = (d[draws] * ok[draws]).sum(1) / np.maximum(ok[draws].sum(1), 1)
         lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
         diff = float(d[ok].mean())
-        if lo > 0 or hi < 0:
-            b_better = (diff > 0) == (m in HIGHER_IS_BETTER)
-            verdict = "B better" if b_better else "A better"
+        if (lo > 0 or hi < 0) and direction(m) == 0:
+            verdict = "different"
+        elif lo > 0 or hi < 0:
+            verdict = "B better" if diff * direction(m) > 0 else "A better"
         else:
             verdict = "no measurable difference"
         out[m] = {"n": int(ok.sum()), "mean_a": float(va[ok].mean()), "mean_b": float(vb[ok].mean()), "diff": diff,

@@ -43,14 +43,14 @@ def sweep_table(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, di
     return rows
 
 
-def paired_tables(paired: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, str]]]:
+def paired_tables(paired: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, str]]]:
     """nfe_sweep's ``paired.json`` -> one table per (base, other): rows NFE, cells ``diff [95% CI]`` with a
     mark where the interval excludes 0 (``+`` the other system better, ``-`` worse)."""
     tables: dict[str, dict[str, dict[str, str]]] = {}
-    for key, metrics in paired.items():
-        base, other, nfe = key.split("|")
+    for c in paired:
+        base, other, nfe = c["base"], c["other"], c["nfe"]
         row = {}
-        for m, r in metrics.items():
+        for m, r in c["metrics"].items():
             mark = {"B better": " (+)", "A better": " (-)"}.get(r["verdict"], "")
             row[m] = f"{r['diff']:+.3g} [{r['ci'][0]:+.2g}, {r['ci'][1]:+.2g}]{mark}"
         tables.setdefault(f"Paired difference {other} - {base} (same sentences and noise; 95% bootstrap CI; "

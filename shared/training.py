@@ -124,11 +124,9 @@ def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback
     cfg.setdefault("enable_progress_bar", False)
     cfg.setdefault("enable_model_summary", False)
     cfg.update(overrides)
-    if "precision" in cfg:
-        chosen = resolve_precision(cfg["precision"], cfg["accelerator"])
-        if str(cfg["precision"]) == "auto":
-            print(f"trainer.precision auto -> {chosen} (native bf16: {native_bf16(str(cfg['accelerator']))})", flush=True)
-        cfg["precision"] = chosen
+    if str(cfg.get("precision")) == "auto":
+        cfg["precision"] = resolve_precision("auto", cfg["accelerator"])
+        print(f"trainer.precision auto -> {cfg['precision']}", flush=True)
     return L.Trainer(
         default_root_dir=str(exp_dir),
         callbacks=[ckpt, RNGState(), *(callbacks or [])],

@@ -70,11 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         for nfe in args.nfe:
             cell = out / name / f"nfe{nfe}"
             metrics = cell / "metrics.json"
-            if (not args.overwrite and metrics.is_file() and (cell / "timing.json").is_file() and (cell / LATENTS).is_file()
+            old = read_json(cell / "timing.json") if (cell / "timing.json").is_file() else None
+            if (not args.overwrite and old is not None and metrics.is_file() and (cell / LATENTS).is_file()
                     and sorted(read_kv(cell / "wav.scp")) == utts  # a cell made for another subset is redone,
-                    and read_json(cell / "timing.json").get("model") == model_id  # and one of another model
-                    and read_json(cell / "timing.json").get("temperature", 1.0) == args.temperature):
-                summary.setdefault(name, {})[str(nfe)] = {**read_json(cell / "timing.json"), **_flat(read_json(metrics))}
+                    and old.get("model") == model_id  # and one of another model or temperature
+                    and old.get("temperature", 1.0) == args.temperature):
+                summary.setdefault(name, {})[str(nfe)] = {**old, **_flat(read_json(metrics))}
                 latents[nfe] = torch.load(cell / LATENTS)
                 continue
             t0 = time.time()
@@ -110,22 +111,23 @@ def main(argv: list[str] | None = None) -> int:
     paired = compare_cells(out, [Path(e).name for e in args.exp_dirs], [str(n) for n in args.nfe])
     if paired:
         write_json(out / "paired.json", paired)
-        for key, res in paired.items():
-            base, other, nfe = key.split("|")
-            text += f"\n{other} vs {base} at NFE {nfe} (paired over utterances):\n\n" + format_table(res, base, other)
+        for c in paired:
+            text += (f"\n{c['other']} vs {c['base']} at NFE {c['nfe']} (paired over utterances):\n\n"
+                     + format_table(c["metrics"], c["base"], c["other"]))
     (out / "summary.md").write_text(text)
     print((out / "summary.md").read_text())
     return 0
 
 
-def compare_cells(out: Path, names: list[str], nfes: list[str]) -> dict[str, dict]:
-    """``{"base|other|nfe": shared.compare result}`` for every later exp against the first, per NFE."""
-    res = {}
+def compare_cells(out: Path, names: list[str], nfes: list[str]) -> list[dict]:
+    """``[{base, other, nfe, metrics: shared.compare result}]`` for every later exp against the first, per NFE."""
+    res = []
     for other in names[1:]:
         for nfe in nfes:
             a, b = (out / n / f"nfe{nfe}" / "metrics_utt.tsv" for n in (names[0], other))
             if a.is_file() and b.is_file():
-                res[f"{names[0]}|{other}|{nfe}"] = paired_compare(read_utt_table(a), read_utt_table(b))
+                res.append({"base": names[0], "other": other, "nfe": nfe,
+                            "metrics": paired_compare(read_utt_table(a), read_utt_table(b))})
     return res
 
 

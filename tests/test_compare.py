@@ -62,3 +62,9 @@ def test_bad_tables_name_the_file_and_line(tmp_path):
         read_utt_table(bad)
     with pytest.raises(ValueError, match="share no utterance"):
         paired_compare({"a": {"m": 1.0}}, {"b": {"m": 1.0}}, ["m"])
+
+
+def test_a_metric_with_no_better_direction_is_only_called_different():
+    a = {f"u{i}": {"duration_ratio": 1.0 + 0.01 * (i % 3)} for i in range(30)}
+    b = {u: {"duration_ratio": r["duration_ratio"] + 0.2} for u, r in a.items()}
+    assert paired_compare(a, b, ["duration_ratio"], resamples=500)["duration_ratio"]["verdict"] == "different"

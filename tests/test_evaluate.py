@@ -117,8 +117,8 @@ def test_results_md_from_exp_tree(tmp_path):
                {"flow": {"1": {"mcd_dtw": 9.0, "rtf": 0.01}, "4": {"mcd_dtw": 6.0, "rtf": 0.03}},
                 "flow_reflow": {"1": {"mcd_dtw": 6.5, "rtf": 0.01}}})
     cell = {"n": 20, "mean_a": 9.0, "mean_b": 6.5, "diff": -2.5, "ci": [-3.0, -2.0], "level": 0.95, "verdict": "B better"}
-    write_json(exp / "nfe_sweep" / "paired.json", {"flow|flow_reflow|1": {
-        "mcd_dtw": cell, "per_gen": {**cell, "diff": 0.01, "ci": [-0.01, 0.03], "verdict": "no measurable difference"}}})
+    write_json(exp / "nfe_sweep" / "paired.json", [{"base": "flow", "other": "flow_reflow", "nfe": "1", "metrics": {
+        "mcd_dtw": cell, "per_gen": {**cell, "diff": 0.01, "ci": [-0.01, 0.03], "verdict": "no measurable difference"}}}])
     write_json(exp / "asr" / "train_summary.json", {"dev_per": 0.025, "steps": 550, "train_seconds": 150.0,
                                                     "num_train_utts": 720})
     (exp / "stage_times.tsv").write_text("3\tstage1_train\t600\n10\tpack\t5\n3\tstage1_train\t620\n")

@@ -32,7 +32,16 @@ DISPLAY = {
     "per_ref": ("PER real", "{:.1%}"),
     "path_gap": ("gap to max NFE ↓", "{:.3f}"),
     "rtf": ("RTF ↓", "{:.4f}"),
+    "whisper_wer": ("Whisper WER ↓", "{:.1%}"),
+    "spk_sim": ("speaker sim ↑", "{:.3f}"),
+    "utmos": ("UTMOS ↑", "{:.2f}"),
 }
+
+
+def direction(metric: str) -> int:
+    """+1 if higher is better, -1 if lower is better, 0 if neither (read off the ``DISPLAY`` header's arrow)."""
+    header = DISPLAY.get(metric, ("",))[0]
+    return 1 if header.endswith("↑") else -1 if header.endswith("↓") else 0
 
 
 def aggregate(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
