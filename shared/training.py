@@ -142,6 +142,23 @@ def adamw(params, lr: float, betas=(0.9, 0.99), weight_decay: float = 0.0) -> to
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, fused=True)
 
 
+def clip_grad_norm(module: L.LightningModule, optimizer: Any, max_norm: float) -> torch.Tensor | None:
+    """Clip the gradients of ``optimizer``'s parameters to ``max_norm`` (L2, over all of them); returns the norm.
+
+    Lightning's own ``clip_gradients`` refuses a fused optimizer under mixed precision, even bf16, which has no
+    loss scaler to undo; this unscales (fp16 only) and clips itself. Both stages clip through it: stage one from
+    its manual step, stage two from ``configure_gradient_clipping``.
+    """
+    if not max_norm or max_norm <= 0:
+        return None
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch one
+    scaler = getattr(module.trainer.precision_plugin, "scaler", None)
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # a fused step then sees the stage UNSCALED and does not unscale again
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
     """``ema <- decay * ema + (1 - decay) * model``, decay ramped up as ``(1 + step) / (10 + step)`` early on;

@@ -15,7 +15,7 @@ import torch
 from stage1_vae.discriminators import MultiDiscriminator
 from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
                                weighted_sum)
-from shared.training import adamw, ema_update, lr_schedule
+from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule
 from stage1_vae.model import build_codec
 
 RECON_KEYS = ("mel/l1", "stft/mr", "stft/complex")
@@ -82,7 +82,7 @@ class Stage1Experiment(L.LightningModule):
             d_losses = discriminator_loss(real_logits, fake_logits, self.train_cfg.get("adv_loss", "hinge"))
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(self.weights.get("adv/disc", 1.0) * d_losses["adv/disc"])
-            self.clip_gradients(opt_d, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+            clip_grad_norm(self, opt_d, clip)
             opt_d.optimizer.step()
             scheds[1].step()
             logs.update(d_losses)
@@ -98,7 +98,7 @@ class Stage1Experiment(L.LightningModule):
         total = weighted_sum(losses, self.weights)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(total)
-        self.clip_gradients(opt_g, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        clip_grad_norm(self, opt_g, clip)
         opt_g.step()
         scheds[0].step()
         self._update_ema()

@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from shared.training import adamw, ema_update, lr_schedule
+from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule
 from stage2_flow.alignment import durations_to_path
 from stage2_flow.model import FlowTTS
 
@@ -56,6 +56,12 @@ class Stage2Experiment(L.LightningModule):
         # EMA right after the parameter update: before any checkpoint callback sees the step (exact resume)
         super().optimizer_step(*args, **kwargs)
         self._update_ema()
+
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        if gradient_clip_algorithm not in (None, "norm"):
+            raise ValueError(f"trainer.gradient_clip_algorithm: only 'norm' is supported, got '{gradient_clip_algorithm}'")
+        clip_grad_norm(self, optimizer, float(gradient_clip_val or 0.0))
 
     def _update_ema(self) -> None:
         ema_update(self.ema, self.model, float(self.train_cfg.get("ema_decay", 0.999)), self.global_step)

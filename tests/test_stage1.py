@@ -350,6 +350,16 @@ def test_train_variants_smoke(corpus, tmp_path, name):
 
 
 @pytest.mark.slow
+def test_train_in_bf16_mixed_precision_with_clipping(corpus, tmp_path):
+    # What `precision: auto` picks on a CPU with native bf16: autocast, a fused AdamW and gradient clipping of both
+    # G and D (the discriminator is on from step 0) must work together.
+    exp = tmp_path / "bf16"
+    train(corpus, exp, "trainer.precision=bf16-mixed", "trainer.max_steps=2", "train.disc_start_step=0",
+          "train.grad_clip=0.5", "validation.num_utts=0")
+    assert read_json(exp / "train_summary.json")["steps"] == 2
+
+
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_gloo(corpus, tmp_path):
     exp = tmp_path / "ddp"
     train(corpus, exp, "trainer.devices=2", "trainer.strategy=ddp_find_unused_parameters_true", "trainer.max_steps=2", "train.disc_start_step=1",

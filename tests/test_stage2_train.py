@@ -60,6 +60,14 @@ def test_resume_is_exact(corpus):
         assert torch.equal(v, b["state_dict"][k]), k
 
 
+def test_train_in_bf16_mixed_precision_with_clipping(corpus):
+    # `precision: auto` on a CPU with native bf16: autocast + fused AdamW + trainer.gradient_clip_val together
+    exp = corpus / "exp/stage2/bf16"
+    assert train.main(train_args(corpus, "exp/stage2/bf16", "+trainer.precision=bf16-mixed", "trainer.max_steps=2",
+                                 "trainer.gradient_clip_val=0.5", dev=False)) == 0
+    assert torch.load(exp / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 2
+
+
 def test_external_durations(corpus, tmp_path):
     from shared.io import read_kv
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from shared.batching import RandomBatchSampler, make_loader
-from shared.training import build_trainer, ema_update, lr_schedule, resolve_precision, resume_path, warmup_cosine
+from shared.training import adamw, build_trainer, clip_grad_norm, ema_update, lr_schedule, resolve_precision, resume_path, warmup_cosine
 
 
 class _Noise(Dataset):
@@ -120,3 +120,19 @@ def test_precision_auto_follows_the_hardware():
         assert resolve_precision("auto", "cpu") == "32-true"
     with mock.patch("torch.cpu._is_avx512_bf16_supported", return_value=True):
         assert resolve_precision("auto", "cpu") == "bf16-mixed"
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_clip_grad_norm_with_a_fused_optimizer(scaled):
+    net = torch.nn.Linear(4, 3)
+    opt = adamw(net.parameters(), 1e-3)  # fused: Lightning's own clip_gradients refuses it under mixed precision
+    scaler = mock.Mock() if scaled else None
+    module = mock.Mock(trainer=mock.Mock(precision_plugin=mock.Mock(scaler=scaler)))
+    (100 * net(torch.ones(2, 4)).sum()).backward()
+    norm = clip_grad_norm(module, opt, 1.0)
+    assert norm > 1.0
+    clipped = torch.cat([p.grad.flatten() for p in net.parameters()]).norm()
+    torch.testing.assert_close(clipped, torch.tensor(1.0), rtol=1e-4, atol=1e-4)
+    if scaled:  # fp16: gradients are unscaled before their norm is taken
+        scaler.unscale_.assert_called_once_with(opt)
+    assert clip_grad_norm(module, opt, 0.0) is None
