@@ -63,15 +63,38 @@ def _load(path: str) -> np.ndarray:
     return load_audio(path, EVAL_RATE).numpy()
 
 
-def utt_metrics(job: tuple[str, str, str, str, bool]) -> dict[str, Any]:
-    """Metrics of one utterance: ``job = (utt, ref_path, gen_path, mode, with_f0)``."""
+def cached_ref_analysis(utt: str, ref_path: str, ref: np.ndarray, with_f0: bool, cache_dir: str | None):
+    """``analyse(ref)`` through ``cache_dir/<utt>.pkl``, reused while the reference file (path, size, mtime), the
+    analysis settings and ``with_f0`` are the same; ``None`` cache: computed every time."""
+    import pickle
+
+    from shared.metrics.spectral import DEFAULT_ANALYSIS, analyse
+
+    if cache_dir is None:
+        return analyse(ref, DEFAULT_ANALYSIS, with_f0)
+    st = Path(ref_path).stat()
+    key = (str(Path(ref_path).resolve()), st.st_size, st.st_mtime_ns, repr(DEFAULT_ANALYSIS), with_f0)
+    path = Path(cache_dir) / f"{utt}.pkl"
+    if path.is_file():
+        with open(path, "rb") as f:
+            stored_key, analysis = pickle.load(f)
+        if stored_key == key:
+            return analysis
+    analysis = analyse(ref, DEFAULT_ANALYSIS, with_f0)
+    with atomic_write(path, "wb", encoding=None) as f:
+        pickle.dump((key, analysis), f)
+    return analysis
+
+
+def utt_metrics(job: tuple[str, str, str, str, bool, str | None]) -> dict[str, Any]:
+    """Metrics of one utterance: ``job = (utt, ref_path, gen_path, mode, with_f0, ref_cache_dir)``."""
     from shared.metrics.signal import codec_metrics
     from shared.metrics.spectral import tts_metrics
 
-    utt, ref_path, gen_path, mode, with_f0 = job
+    utt, ref_path, gen_path, mode, with_f0, ref_cache = job
     ref, gen = _load(ref_path), _load(gen_path)
     row: dict[str, Any] = {"utt": utt, "ref_seconds": ref.size / EVAL_RATE, "gen_seconds": gen.size / EVAL_RATE}
-    row.update(tts_metrics(ref, gen, with_f0=with_f0))
+    row.update(tts_metrics(ref, gen, with_f0=with_f0, ref_analysis=cached_ref_analysis(utt, ref_path, ref, with_f0, ref_cache)))
     if mode == "codec":
         row.update(codec_metrics(ref, gen, EVAL_RATE))
     return row
@@ -120,8 +143,10 @@ def _cell(v: Any) -> str:
 def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "tts", phone_recognizer: PathLike | None = None,
              ref_token_file: PathLike | None = None, plots_dir: PathLike | None = None, nj: int = 2,
              with_f0: bool = True, allow_subset: bool = False, optional_models: dict[str, str | None] | None = None,
-             overwrite: bool = False, num_plots: int = 3) -> dict[str, Any]:
-    """Run the evaluation and write ``out`` (metrics.json) and ``<stem>_utt.tsv``; returns the summary."""
+             overwrite: bool = False, num_plots: int = 3, ref_cache: PathLike | None = None) -> dict[str, Any]:
+    """Run the evaluation and write ``out`` (metrics.json) and ``<stem>_utt.tsv``; returns the summary.
+    ``ref_cache``: a directory keeping the references' spectral / F0 analyses for the next call (the NFE sweep
+    scores a dozen systems against the same references)."""
     from shared.metrics.report import aggregate
 
     if mode not in ("tts", "codec"):
@@ -145,7 +170,7 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     t0 = time.time()
     ref_scp, gen_scp = read_kv(ref_dir / "wav.scp"), read_kv(gen_dir / "wav.scp")
     utts = match_utts(ref_scp, gen_scp, allow_subset)
-    jobs = [(u, ref_scp[u], gen_scp[u], mode, with_f0) for u in utts]
+    jobs = [(u, ref_scp[u], gen_scp[u], mode, with_f0, str(ref_cache) if ref_cache else None) for u in utts]
     rows = run_utt_metrics(jobs, nj)
     by_utt = {r["utt"]: r for r in rows}
     corpus: dict[str, Any] = {}

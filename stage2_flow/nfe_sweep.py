@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             timing = {"nfe": nfe, "rtf": elapsed / audio, "audio_seconds": audio, "compute_seconds": elapsed, "model": model_id,
                       "temperature": args.temperature}
             write_json(cell / "timing.json", timing)
-            res = evaluate(data, cell, metrics, "tts", args.phone_recognizer, None, None, 2, not args.no_f0, allow_subset=True)
+            res = evaluate(data, cell, metrics, "tts", args.phone_recognizer, None, None, 2, not args.no_f0, allow_subset=True,
+                           ref_cache=out / "ref_analysis")
             summary.setdefault(name, {})[str(nfe)] = {**timing, **_flat(res)}
             print(f"{name} NFE {nfe}: RTF {timing['rtf']:.4f} " + " ".join(f"{k}={v:.3f}" for k, v in _flat(res).items()), flush=True)
         finest = max(latents)

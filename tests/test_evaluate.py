@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from shared.evaluate import EvaluationError, evaluate, main, match_utts
-from shared.io import write_kv
+from shared.io import read_kv, write_kv
 from shared.metrics.optional import load_optional_metrics
 from shared.metrics.report import aggregate, results_markdown, summary_row, write_results_md
 from shared.phone_recognizer.toy import make_toy_data_dir, toy_utterance
@@ -68,6 +68,29 @@ def test_evaluate_tts_mode_cli_plots_and_rerun(dirs, tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0 and "up to date" in capsys.readouterr().out
     assert main(args[:2] + ["--gen-dir", str(dirs / "ref" / "missing")] + args[4:6]) == 1
+
+
+def test_reference_analysis_cache_gives_the_same_metrics(dirs, tmp_path):
+    plain = evaluate(dirs / "ref", dirs / "gen", tmp_path / "a" / "metrics.json", nj=1)["metrics"]
+    cache = tmp_path / "ref_analysis"
+    first = evaluate(dirs / "ref", dirs / "gen", tmp_path / "b" / "metrics.json", nj=1, ref_cache=cache)["metrics"]
+    assert sorted(p.stem for p in cache.glob("*.pkl")) == sorted(read_kv(dirs / "ref" / "wav.scp"))
+    stamps = {p: p.stat().st_mtime_ns for p in cache.glob("*.pkl")}
+    again = evaluate(dirs / "ref", dirs / "gen", tmp_path / "c" / "metrics.json", nj=1, ref_cache=cache)["metrics"]
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("*.pkl")} == stamps  # read, not recomputed
+    for m in (first, again):
+        for k in ("mcd_dtw", "f0_rmse_cents", "vuv_error", "duration_ratio"):
+            assert m[k]["mean"] == pytest.approx(plain[k]["mean"], rel=1e-9, nan_ok=True), k
+    # a reference that changes on disk is analysed again (its old entry no longer matches)
+    utt, path = sorted(read_kv(dirs / "ref" / "wav.scp").items())[0]
+    wav, sr = sf.read(path)
+    other = tmp_path / "ref2"
+    other.mkdir()
+    sf.write(str(other / "x.wav"), wav[::-1].copy(), sr)
+    from shared.evaluate import cached_ref_analysis
+    from shared.metrics.spectral import analyse
+    a = cached_ref_analysis(utt, str(other / "x.wav"), wav[::-1].astype(np.float32), True, str(cache))
+    assert np.array_equal(a.mcep, analyse(wav[::-1].astype(np.float32)).mcep)
 
 
 def test_optional_metrics_say_why_they_are_skipped(monkeypatch, tmp_path):

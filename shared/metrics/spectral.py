@@ -181,13 +181,15 @@ def duration_ratio(num_gen: int, num_ref: int) -> float:
 
 
 def tts_metrics(ref: np.ndarray, gen: np.ndarray, cfg: AnalysisConfig = DEFAULT_ANALYSIS, with_f0: bool = True,
-                return_path: bool = False) -> dict:
+                return_path: bool = False, ref_analysis: Analysis | None = None) -> dict:
     """All alignment-based metrics of one pair of waveforms ``(T_ref,)``, ``(T_gen,)`` at ``cfg.sample_rate``.
 
     Keys: ``mcd_dtw``, ``f0_rmse_cents``, ``f0_corr``, ``vuv_error``, ``voiced_both_frac``,
-    ``duration_ratio``; plus ``path`` (``(L, 2)`` array) if ``return_path``.
+    ``duration_ratio``; plus ``path`` (``(L, 2)`` array) if ``return_path``. ``ref_analysis``: ``analyse(ref,
+    cfg, with_f0)`` computed before (scoring many systems against the same references analyses them once).
     """
-    a_ref, a_gen = analyse(ref, cfg, with_f0), analyse(gen, cfg, with_f0)
+    a_ref = ref_analysis if ref_analysis is not None else analyse(ref, cfg, with_f0)
+    a_gen = analyse(gen, cfg, with_f0)
     mcd, path = mcd_dtw(a_ref.mcep, a_gen.mcep)
     out: dict = {"mcd_dtw": mcd, "duration_ratio": duration_ratio(a_gen.num_samples, a_ref.num_samples)}
     if with_f0:
