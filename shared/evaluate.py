@@ -81,7 +81,7 @@ def cached_ref_analysis(utt: str, ref_path: str, ref: np.ndarray, with_f0: bool,
         if stored_key == key:
             return analysis
     analysis = analyse(ref, DEFAULT_ANALYSIS, with_f0)
-    with atomic_write(path, "wb", encoding=None) as f:
+    with atomic_write(path, "wb") as f:
         pickle.dump((key, analysis), f)
     return analysis
 
