@@ -94,6 +94,12 @@ def yin_f0(wav: torch.Tensor, sample_rate: int, hop_length: int, win_length: int
     ``center=True`` frame grid of :func:`stft` (``F = T // hop + 1``). The lag is the first dip of the
     normalised difference below ``threshold`` (its local minimum), else the global minimum, refined by
     parabolic interpolation. Differentiable nowhere useful: a target, not a layer.
+
+    The difference at lag ``tau`` compares samples ``[0, width + tau)`` of a frame's window, which is
+    centred only for the longest lag: a frame's raw estimate describes the signal ``(tau_max - tau) / 2``
+    samples before the frame centre (5-8 ms at 100-230 Hz here). Both outputs are therefore resampled
+    from those times onto the frame centres, so that a moving pitch is not reported late (a 2-octave/s
+    sweep would read ~10 cents off, and a pulse train driven by such a track drifts out of phase).
     """
     tau_min, tau_max = int(sample_rate // f0_max), int(math.ceil(sample_rate / f0_min))
     width = win_length - tau_max  # integration window
@@ -120,10 +126,26 @@ def yin_f0(wav: torch.Tensor, sample_rate: int, hop_length: int, win_length: int
     c0, c1, c2 = (cmnd.gather(-1, (idx + k).clamp(1, tau_max)[..., None])[..., 0] for k in (-1, 0, 1))
     denom = c0 - 2 * c1 + c2
     shift = torch.where(denom.abs() > 1e-9, 0.5 * (c0 - c2) / denom, torch.zeros_like(denom)).clamp(-0.5, 0.5)
-    f0 = sample_rate / (idx.float() + shift)
+    lag = idx.float() + shift
     silent = frames.square().mean(-1) < 1e-8
     aperiodicity = torch.where(silent, torch.ones_like(c1), c1.clamp(0, 1))
-    return f0, aperiodicity
+    centre = torch.arange(lag.shape[-1], device=wav.device, dtype=torch.float32) * hop_length
+    times = centre - 0.5 * (tau_max - lag)  # where each raw estimate sits
+    log_f0, aperiodicity = resample_track(torch.stack([torch.log(sample_rate / lag), aperiodicity]), times, centre)
+    return torch.exp(log_f0), aperiodicity
+
+
+def resample_track(values: torch.Tensor, times: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of tracks ``values (..., B, F)`` sampled at ``times (B, F)`` (any order) onto
+    ``grid (G,)``, held constant beyond the first and last sample (as ``numpy.interp``)."""
+    t, order = times.sort(-1)
+    v = values.gather(-1, order.expand_as(values))
+    hi = torch.searchsorted(t, grid.expand(t.shape[0], -1).contiguous()).clamp(1, t.shape[-1] - 1)
+    t0, t1 = t.gather(-1, hi - 1), t.gather(-1, hi)
+    w = ((grid - t0) / (t1 - t0).clamp(min=1e-6)).clamp(0, 1)
+    hi, w = hi.expand(values.shape[:-1] + hi.shape[-1:]), w.expand(values.shape[:-1] + w.shape[-1:])
+    v0, v1 = v.gather(-1, hi - 1), v.gather(-1, hi)
+    return v0 + w * (v1 - v0)
 
 
 def interpolate_unvoiced(log_f0: torch.Tensor, voiced: torch.Tensor, default: float = math.log(120.0)) -> torch.Tensor:

@@ -31,8 +31,9 @@ class VocosDecoder(nn.Module):
     transformed by the head's STFT and filtered with a predicted gain per bin, on top of the freely
     predicted aperiodic spectrum. The excitation's phases agree from frame to frame, so voiced speech
     stays periodic however low its pitch: the network only has to shape its spectrum.
-    ``harmonic_phase``: the filter's phase, ``zero``, ``minimum`` (implied by its gain, as for a vocal
-    tract) or ``learned``.
+    ``harmonic_phase``: the filter's phase, ``zero`` (a cosine-phase pulse: high crest factor), ``sine``
+    (-90 degrees on every harmonic, as additive synthesis with sines: the same spectrum at about 0.75x
+    the peak), ``minimum`` (implied by its gain, as for a vocal tract) or ``learned``.
     """
 
     def __init__(self, latent_dim: int, hop_length: int = 256, n_fft: int = 1024, dim: int = 384,

@@ -64,8 +64,8 @@ class ISTFTHead(nn.Module):
     def __init__(self, dim: int, n_fft: int, hop_length: int, max_log_mag: float = 4.6, harmonic: bool = False,
                  harmonic_phase: str = "zero"):
         super().__init__()
-        if harmonic_phase not in ("zero", "minimum", "learned"):
-            raise ValueError(f"ISTFTHead: unknown harmonic_phase '{harmonic_phase}' (expected zero, minimum or learned)")
+        if harmonic_phase not in ("zero", "sine", "minimum", "learned"):
+            raise ValueError(f"ISTFTHead: unknown harmonic_phase '{harmonic_phase}' (expected zero, sine, minimum or learned)")
         self.n_fft, self.hop_length, self.max_log_mag = n_fft, hop_length, max_log_mag
         self.harmonic_phase = harmonic_phase
         self.proj = nn.Linear(dim, n_fft + 2)
@@ -91,6 +91,8 @@ class ISTFTHead(nn.Module):
         log_gain = h[:, :bins].clamp(max=self.max_log_mag)
         if self.harmonic_phase == "zero":
             return torch.exp(log_gain)
+        if self.harmonic_phase == "sine":  # -90 degrees on every bin: cos(k phi) -> sin(k phi), a lower crest factor
+            return torch.complex(torch.zeros_like(log_gain), -torch.exp(log_gain))
         if self.harmonic_phase == "learned":
             return torch.polar(torch.exp(log_gain), h[:, bins:])
         cep = torch.fft.irfft(log_gain, n=self.n_fft, dim=1)

@@ -217,17 +217,24 @@ def collate_tts(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 class ReflowPairs(Dataset):
     """Pairs written by ``stage2_flow.reflow generate``: ``pairs.scp`` -> .pt dicts with x0, x1,
-    mu_frames (D, F) and g (S,) or None."""
+    mu_frames (D, F), g (S,) or None, and (MAS durations) x1_data, the real latent.
+    ``with_data``: every pair must hold x1_data (a fine-tune that mixes in real data)."""
 
-    def __init__(self, pair_dir: str | Path) -> None:
+    def __init__(self, pair_dir: str | Path, with_data: bool = False) -> None:
         scp = Path(pair_dir) / "pairs.scp"
         if not scp.is_file():
             raise FileNotFoundError(f"{scp}: not a reflow pair dir (run `python -m stage2_flow.reflow generate`)")
         self.utts, self.items = [], []
         for utt, p in read_kv(scp).items():
             path = Path(p) if Path(p).is_absolute() else Path(pair_dir) / p
+            item = torch.load(path, map_location="cpu", weights_only=False)
+            if with_data and "x1_data" not in item:
+                raise ValueError(f"{path}: reflow pair without x1_data (the real latent), needed by loss.flow_data > 0; "
+                                 "regenerate the pairs with MAS durations (not --predicted-durations)")
+            if not with_data:
+                item.pop("x1_data", None)
             self.utts.append(utt)
-            self.items.append(torch.load(path, map_location="cpu", weights_only=False))
+            self.items.append(item)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -246,6 +253,8 @@ def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
              "x0": pad_2d([it["x0"] for it in items])[0], "mu_frames": pad_2d([it["mu_frames"] for it in items])[0]}
     if items[0].get("g") is not None:
         batch["g"] = torch.stack([it["g"] for it in items])
+    if "x1_data" in items[0]:
+        batch["x1_data"] = pad_2d([it["x1_data"] for it in items])[0]
     return batch
 
 

@@ -14,7 +14,7 @@ from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule
 from stage2_flow.alignment import durations_to_path
 from stage2_flow.model import FlowTTS
 
-LOSS_WEIGHTS = {"flow/": "flow", "prior/": "prior", "dur/": "duration"}
+LOSS_WEIGHTS = {"flow/": "flow", "flow_data/": "flow_data", "prior/": "prior", "dur/": "duration"}
 VAL_TIMES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 

@@ -105,13 +105,18 @@ class FlowTTS(nn.Module):
     # ---- training ----------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None, t: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """batch: tokens (B, L), tok_lens, latents (B, D, F) normalised, frm_lens, optional spk (B,),
-        prompt (B, D, P) + prompt_mask, durations (B, L) (external), x0 (B, D, F) + mu_frames + g (reflow).
+        prompt (B, D, P) + prompt_mask, durations (B, L) (external), x0 (B, D, F) + mu_frames + g (reflow;
+        + x1_data, the real latents, for the mixed-in ``flow_data/mse``).
         Returns (losses with slash keys, aux tensors for logging)."""
         x1, frm_lens = batch["latents"], batch["frm_lens"]
         b, _, n_frm = x1.shape
         mask = sequence_mask(frm_lens, n_frm)
         if "x0" in batch:  # reflow pairs: only the flow is trained, conditions were stored
-            return self.flow.compute_loss(x1, mask, batch["mu_frames"], batch.get("g"), x0=batch["x0"], generator=generator, t=t), {}
+            out = self.flow.compute_loss(x1, mask, batch["mu_frames"], batch.get("g"), x0=batch["x0"], generator=generator, t=t)
+            if "x1_data" in batch:  # and the ordinary flow-matching loss on the real latents, from fresh prior samples
+                data = self.flow.compute_loss(batch["x1_data"], mask, batch["mu_frames"], batch.get("g"), generator=generator, t=t)
+                out["flow_data/mse"] = data["flow/mse"]
+            return out, {}
         g = self.speaker_vector(batch, b, x1.device)
         h, mu, tok_mask = self.encode_text(batch["tokens"], batch["tok_lens"], g)
         if self.mode == "alignfree":

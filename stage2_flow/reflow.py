@@ -31,7 +31,9 @@ from stage2_flow.model import FlowTTS, load_trained, sequence_mask
 @torch.no_grad()
 def generate_pairs(model: FlowTTS, batch: dict, nfe: int = 32, solver: str = "rk4", cfg_scale: float = 0.0,
                    temperature: float = 1.0, generator: torch.Generator | None = None, use_mas: bool = True) -> list[dict]:
-    """One batch -> list of {x0, x1, mu_frames, g} (unpadded) in batch order."""
+    """One batch -> list of {x0, x1, mu_frames, g} (unpadded) in batch order; with MAS durations also
+    ``x1_data``, the utterance's real latent on the same frames (for a fine-tune that mixes in the
+    ordinary flow-matching loss on real data, ``loss.flow_data`` of stage two's config)."""
     if model.mode != "aligned":
         raise ValueError("reflow pairs are implemented for the aligned (text-prior) mode")
     model.eval()
@@ -51,8 +53,11 @@ def generate_pairs(model: FlowTTS, batch: dict, nfe: int = 32, solver: str = "rk
     out = []
     for i in range(b):
         f = int(frm[i])
-        out.append({"x0": x0[i, :, :f].clone(), "x1": x1[i, :, :f].clone(), "mu_frames": mu_frames[i, :, :f].clone(),
-                    "g": g[i].clone() if g is not None else None})
+        pair = {"x0": x0[i, :, :f].clone(), "x1": x1[i, :, :f].clone(), "mu_frames": mu_frames[i, :, :f].clone(),
+                "g": g[i].clone() if g is not None else None}
+        if use_mas:  # MAS durations sum to the real latent's length
+            pair["x1_data"] = batch["latents"][i, :, :f].clone()
+        out.append(pair)
     return out
 
 

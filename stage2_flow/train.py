@@ -102,7 +102,7 @@ def build_datasets(args, cfg, exp_dir: Path):
     prompt = tuple(d["prompt_seconds"]) if cfg["model"].get("speaker", {}).get("use_prompt") else None
     max_frames = int(d.get("max_frames", 2000))
     if args.reflow_pairs:
-        train = ReflowPairs(args.reflow_pairs)
+        train = ReflowPairs(args.reflow_pairs, with_data=float(cfg.get("loss", {}).get("flow_data", 0.0)) > 0)
     else:
         durs = read_durations(args.durations) if args.durations else None
         train = TTSDataset(args.data_dir, args.latents, vocab, norm, speakers, frame_rate, durs, prompt, max_frames)

@@ -148,11 +148,13 @@ def test_pitch_channel_and_harmonic_source_decoder():
 
 
 def test_harmonic_filter_phases():
-    """zero: real gain; minimum: the same gain with the phase of a causal (minimum-phase) filter, checked
-    on a one-pole resonance whose minimum-phase response is known; learned: a free phase, starting at 0."""
+    """zero: real gain; sine: the same gain at -90 degrees; minimum: the same gain with the phase of a causal
+    (minimum-phase) filter, checked on a one-pole resonance whose minimum-phase response is known; learned: a
+    free phase, starting at 0."""
     torch.manual_seed(0)
     x = torch.randn(1, 16, 3)
-    heads = {p: ISTFTHead(16, 512, 128, harmonic=True, harmonic_phase=p) for p in ("zero", "minimum", "learned")}
+    heads = {p: ISTFTHead(16, 512, 128, harmonic=True, harmonic_phase=p) for p in ("zero", "sine", "minimum", "learned")}
+    heads["sine"].load_state_dict(heads["zero"].state_dict())
     heads["minimum"].load_state_dict(heads["zero"].state_dict())
     with torch.no_grad():
         heads["learned"].harmonic_proj.weight[:257] = heads["zero"].harmonic_proj.weight
@@ -161,6 +163,9 @@ def test_harmonic_filter_phases():
     assert not gain.is_complex() and bool((gain > 0).all())
     assert torch.allclose(heads["learned"].harmonic_filter(x).angle(), torch.zeros(1, 257, 3), atol=1e-6)
     assert torch.allclose(heads["minimum"].harmonic_filter(x).abs(), gain, rtol=1e-4)
+    sine = heads["sine"].harmonic_filter(x)
+    assert torch.allclose(sine.abs(), gain, rtol=1e-5)
+    assert torch.allclose(sine.angle(), torch.full_like(gain, -math.pi / 2), atol=1e-6)
     # one-pole filter 1 / (1 - a z^-1), a = 0.9: minimum phase, so its phase follows from its log-magnitude
     w = torch.linspace(0, math.pi, 257)
     response = 1 / (1 - 0.9 * torch.exp(-1j * w.to(torch.complex64)))

@@ -103,6 +103,32 @@ def test_reflow_pairs_and_finetune(trained):
     assert not torch.equal(base["flow.estimator.inp.weight"], tuned["flow.estimator.inp.weight"])
 
 
+def test_reflow_finetune_mixing_in_real_latents(trained, tmp_path):
+    """MAS pairs also hold the utterance's real (normalised) latent; ``loss.flow_data > 0`` adds the ordinary
+    flow-matching loss on it, and refuses pairs without it, naming the file."""
+    from stage2_flow.data import ReflowPairs
+
+    root = trained.parents[2]
+    pairs = tmp_path / "pairs"
+    assert reflow.main(["generate", "--exp-dir", str(trained), "--data-dir", str(root / "data/train"), "--latents",
+                        str(root / "dump/fake/train"), "--out-dir", str(pairs), "--nfe", "2", "--max-utts", "4"]) == 0
+    data = ReflowPairs(pairs, with_data=True)
+    for item in data.items:
+        assert item["x1_data"].shape == item["x1"].shape and not torch.equal(item["x1_data"], item["x1"])
+    assert all("x1_data" not in it for it in ReflowPairs(pairs).items)  # not kept when not asked for
+    exp = tmp_path / "reflow_data"
+    args = ["--config", str(CONF), "--init-from", str(trained), "--reflow-pairs", str(pairs), "--exp-dir", str(exp),
+            "trainer.max_steps=2", "+loss.flow_data=0.5"]
+    assert train.main(args) == 0
+    assert "flow_data/mse" in (exp / "logs/metrics.csv").read_text().splitlines()[0]
+    victim = next((pairs / "pairs").glob("*.pt"))
+    item = torch.load(victim, weights_only=False)
+    del item["x1_data"]
+    torch.save(item, victim)
+    with pytest.raises(ValueError, match=victim.name):
+        ReflowPairs(pairs, with_data=True)
+
+
 def test_synthesize_cli_and_api(trained, tmp_path):
     root = trained.parents[2]
     out = tmp_path / "synth"
