@@ -96,10 +96,10 @@ def yin_f0(wav: torch.Tensor, sample_rate: int, hop_length: int, win_length: int
     parabolic interpolation. Differentiable nowhere useful: a target, not a layer.
 
     The difference at lag ``tau`` compares samples ``[0, width + tau)`` of a frame's window, which is
-    centred only for the longest lag: a frame's raw estimate describes the signal ``(tau_max - tau) / 2``
-    samples before the frame centre (5-8 ms at 100-230 Hz here). Both outputs are therefore resampled
-    from those times onto the frame centres, so that a moving pitch is not reported late (a 2-octave/s
-    sweep would read ~10 cents off, and a pulse train driven by such a track drifts out of phase).
+    centred only for the longest lag: a frame's estimate describes the signal ``(tau_max - tau) / 2``
+    samples before the frame centre (5-8 ms at 100-230 Hz). :func:`yin_frame_times` says where; a
+    continuous track (after unvoiced frames are filled in) can be moved onto the frame centres with
+    :func:`resample_track` (as :class:`~stage1_vae.modules.PitchChannel` does).
     """
     tau_min, tau_max = int(sample_rate // f0_max), int(math.ceil(sample_rate / f0_min))
     width = win_length - tau_max  # integration window
@@ -126,13 +126,19 @@ def yin_f0(wav: torch.Tensor, sample_rate: int, hop_length: int, win_length: int
     c0, c1, c2 = (cmnd.gather(-1, (idx + k).clamp(1, tau_max)[..., None])[..., 0] for k in (-1, 0, 1))
     denom = c0 - 2 * c1 + c2
     shift = torch.where(denom.abs() > 1e-9, 0.5 * (c0 - c2) / denom, torch.zeros_like(denom)).clamp(-0.5, 0.5)
-    lag = idx.float() + shift
+    f0 = sample_rate / (idx.float() + shift)
     silent = frames.square().mean(-1) < 1e-8
     aperiodicity = torch.where(silent, torch.ones_like(c1), c1.clamp(0, 1))
-    centre = torch.arange(lag.shape[-1], device=wav.device, dtype=torch.float32) * hop_length
-    times = centre - 0.5 * (tau_max - lag)  # where each raw estimate sits
-    log_f0, aperiodicity = resample_track(torch.stack([torch.log(sample_rate / lag), aperiodicity]), times, centre)
-    return torch.exp(log_f0), aperiodicity
+    return f0, aperiodicity
+
+
+def yin_frame_times(f0: torch.Tensor, sample_rate: int, hop_length: int, f0_min: float = 50.0) -> torch.Tensor:
+    """Where the :func:`yin_f0` estimates ``f0 (B, F)`` (Hz) describe the signal, in frames (frame ``i``'s
+    centre is ``i``): ``(tau_max - tau) / 2`` samples before the centre. Pass a continuous track (unvoiced
+    frames filled in), so that every time follows from a plausible period."""
+    tau_max = int(math.ceil(sample_rate / f0_min))
+    centre = torch.arange(f0.shape[-1], device=f0.device, dtype=torch.float32)
+    return centre - 0.5 * (tau_max - sample_rate / f0.float()) / hop_length
 
 
 def resample_track(values: torch.Tensor, times: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

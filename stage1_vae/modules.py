@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from shared.features import interpolate_unvoiced, yin_f0
+from shared.features import interpolate_unvoiced, resample_track, yin_f0, yin_frame_times
 
 
 class ConvNeXtBlock(nn.Module):
@@ -168,6 +168,9 @@ class PitchChannel(nn.Module):
         """``wav (B, T)`` -> ``(B, 1, T // hop + 1)``."""
         f0, aperiodicity = yin_f0(wav, self.sample_rate, self.hop_length, self.win_length, self.f0_min, self.f0_max)
         log_f0 = interpolate_unvoiced(torch.log(f0), aperiodicity < self.max_aperiodicity, default=self.offset)
+        # YIN reports a moving pitch 5-8 ms late: move the filled-in track onto the frame centres
+        times = yin_frame_times(torch.exp(log_f0), self.sample_rate, self.hop_length, self.f0_min)
+        log_f0 = resample_track(log_f0, times, torch.arange(log_f0.shape[-1], device=log_f0.device, dtype=torch.float32))
         return self.quantize(((log_f0 - self.offset) / self.scale)[:, None])
 
     def quantize(self, channel: torch.Tensor) -> torch.Tensor:
