@@ -154,6 +154,25 @@ def resample_track(values: torch.Tensor, times: torch.Tensor, grid: torch.Tensor
     return v0 + w * (v1 - v0)
 
 
+def fundamental_phase(wav: torch.Tensor, f0: torch.Tensor, hop_length: int, sample_rate: int, periods: float = 3.0,
+                      f0_min: float = 50.0) -> torch.Tensor:
+    """Phase of the fundamental of ``wav (B, T)`` at each frame centre ``i * hop``, given ``f0 (B, F)`` in Hz:
+    the angle of the signal's Fourier coefficient at ``f0``, over a Hann window of ``periods`` periods centred
+    on the frame, so ``cos(2 pi f0 t + psi)`` around frame ``i`` gives ``psi``. ``(B, F)`` radians in (-pi, pi]."""
+    num = f0.shape[-1]
+    n_max = int(math.ceil(periods * sample_rate / f0_min)) | 1
+    half = n_max // 2
+    x = torch.nn.functional.pad(wav.double(), (half, half + hop_length * num))
+    frames = x.unfold(-1, n_max, hop_length)[:, :num]  # frame i: samples i * hop - half ... i * hop + half
+    m = torch.arange(n_max, device=wav.device, dtype=torch.float64) - half
+    f = f0.double()[..., None]
+    length = periods * sample_rate / f
+    window = torch.where(m.abs() < length / 2, 0.5 * (1 + torch.cos(2 * math.pi * m / length)), torch.zeros((), dtype=torch.float64, device=wav.device))
+    arg = -2 * math.pi * f * m / sample_rate
+    real, imag = (window * frames * torch.cos(arg)).sum(-1), (window * frames * torch.sin(arg)).sum(-1)
+    return torch.atan2(imag, real).to(f0.dtype)
+
+
 def interpolate_unvoiced(log_f0: torch.Tensor, voiced: torch.Tensor, default: float = math.log(120.0)) -> torch.Tensor:
     """Continuous log-F0: unvoiced frames of ``log_f0 (B, F)`` linearly interpolated between their voiced
     neighbours (held at the ends); rows with no voiced frame get ``default``."""

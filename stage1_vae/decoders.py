@@ -53,9 +53,12 @@ class VocosDecoder(nn.Module):
         self.head = ISTFTHead(dim, int(head_n_fft) if head_n_fft else n_fft // r, hop_length // r, harmonic=self.uses_f0,
                              harmonic_phase=harmonic_phase)
 
-    def forward(self, z: torch.Tensor, return_phase: bool = False, f0: torch.Tensor | None = None):
+    def forward(self, z: torch.Tensor, return_phase: bool = False, f0: torch.Tensor | None = None,
+                phase_offset: torch.Tensor | None = None):
         """``z (B, D, F)`` -> ``wav (B, (F-1) hop)`` (and the head's phase ``(B, K, r(F-1)+1)`` if asked).
-        ``f0 (B, F)`` in Hz drives the harmonic source (required with ``source="harmonic"``)."""
+        ``f0 (B, F)`` in Hz drives the harmonic source (required with ``source="harmonic"``);
+        ``phase_offset (B, F)``: the input's fundamental phase relative to the source's own (radians), so the
+        output's fundamental has that phase (the sine filter's -90 degrees is compensated here)."""
         x = self.backbone(z)
         if self.head_upsample > 1:
             frames = self.head_upsample * (x.shape[-1] - 1) + 1
@@ -64,7 +67,9 @@ class VocosDecoder(nn.Module):
         if self.uses_f0:
             if f0 is None:
                 raise ValueError("VocosDecoder(source='harmonic') needs f0 (the codec passes its pitch channel)")
-            excitation = harmonic_excitation(f0, self.hop_length, self.sample_rate)
+            if phase_offset is not None and self.head.harmonic_phase == "sine":
+                phase_offset = phase_offset + 0.5 * math.pi
+            excitation = harmonic_excitation(f0, self.hop_length, self.sample_rate, phase_offset)
         return self.head(x, return_phase=return_phase, excitation=excitation)
 
 

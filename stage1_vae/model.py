@@ -24,15 +24,16 @@ class Stage1Codec(nn.Module):
     multiple of ``hop``); ``decode`` returns ``(F - 1) * hop`` samples.
 
     With a ``pitch`` channel (:class:`~stage1_vae.modules.PitchChannel`) the latent is
-    ``[pitch, bottleneck latent]``: channel 0 is the normalised log-F0 of the input, the others are
-    learned; a harmonic-source decoder reads its F0 from channel 0."""
+    ``[pitch, bottleneck latent]``: channel 0 is the normalised log-F0 of the input (with ``phase``,
+    channels 1-2 the harmonic source's phase origin), the others are learned; a harmonic-source decoder
+    reads its F0 (and phase origin) from them."""
 
     def __init__(self, encoder: nn.Module, bottleneck: nn.Module, decoder: nn.Module, sample_rate: int, hop_length: int,
                  pitch: PitchChannel | None = None):
         super().__init__()
         self.encoder, self.bottleneck, self.decoder, self.pitch = encoder, bottleneck, decoder, pitch
         self.sample_rate, self.hop_length = int(sample_rate), int(hop_length)
-        self.latent_dim = int(bottleneck.latent_dim) + (1 if pitch is not None else 0)
+        self.latent_dim = int(bottleneck.latent_dim) + (pitch.channels if pitch is not None else 0)
         if getattr(decoder, "uses_f0", False) and pitch is None:
             raise ValueError("a harmonic-source decoder needs the latent's pitch channel (model.pitch)")
 
@@ -50,8 +51,10 @@ class Stage1Codec(nn.Module):
     def _decode(self, z: torch.Tensor, return_phase: bool = False):
         if not isinstance(self.decoder, VocosDecoder):
             return (self.decoder(z), None) if return_phase else self.decoder(z)
-        f0 = self.pitch.to_hz(z[:, 0]) if self.decoder.uses_f0 else None
-        return self.decoder(z, return_phase=return_phase, f0=f0)
+        if not self.decoder.uses_f0:
+            return self.decoder(z, return_phase=return_phase)
+        offset = self.pitch.phase_offset(z[:, : self.pitch.channels])
+        return self.decoder(z, return_phase=return_phase, f0=self.pitch.to_hz(z[:, 0]), phase_offset=offset)
 
     def forward(self, wav: torch.Tensor, return_phase: bool = False):
         """Training path. ``wav (B, T)`` with ``T % hop == 0`` -> ``(wav_hat (B, T), z (B, D, F), losses)``,
@@ -79,7 +82,8 @@ class Stage1Codec(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, D, F) -> (B, (F - 1) * hop)``; quantised parts (codebooks, the pitch channel's bits) are re-snapped."""
         if self.pitch is not None:
-            z = torch.cat([self.pitch.quantize(z[:, :1]), self.bottleneck.prepare(z[:, 1:])], dim=1)
+            c = self.pitch.channels
+            z = torch.cat([self.pitch.quantize(z[:, :c]), self.bottleneck.prepare(z[:, c:])], dim=1)
         else:
             z = self.bottleneck.prepare(z)
         return self._decode(z)
@@ -94,7 +98,8 @@ def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
         latent_dim: 32
         encoder: {kind: convnext, input: stft, dim: 256, intermediate_dim: 768, num_layers: 4}
         bottleneck: {kind: gaussian}          # or rvq / fsq / identity (+ their options)
-        pitch: {f0_min: 50, f0_max: 500}      # optional: latent channel 0 is log-F0 (latent_dim counts it)
+        pitch: {f0_min: 50, f0_max: 500}      # optional: latent channel 0 is log-F0 (latent_dim counts it);
+                                              # phase: true adds channels 1-2, the source's phase origin
         decoder: {kind: vocos, dim: 384, intermediate_dim: 1152, num_layers: 8}   # or hifigan
     """
     sr, hop = int(model_cfg["sample_rate"]), int(model_cfg["hop_length"])
@@ -105,7 +110,7 @@ def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
     dec_cfg = dict(model_cfg.get("decoder", {"kind": "vocos"}))
     pitch_cfg = model_cfg.get("pitch")
     pitch = PitchChannel(sr, hop, **pitch_cfg) if pitch_cfg is not None else None
-    bottleneck = build_bottleneck(bot_cfg.pop("kind", "gaussian"), dim - (1 if pitch is not None else 0), **bot_cfg)
+    bottleneck = build_bottleneck(bot_cfg.pop("kind", "gaussian"), dim - (pitch.channels if pitch is not None else 0), **bot_cfg)
     enc_kind = enc_cfg.pop("kind", "convnext")
     if enc_kind == "convnext":
         encoder = SpectralEncoder(bottleneck.in_dim, sample_rate=sr, hop_length=hop, n_fft=n_fft, **enc_cfg)

@@ -26,7 +26,7 @@ from stage1_vae.discriminators import MultiDiscriminator
 from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
                                weighted_sum)
 from stage1_vae.model import build_codec
-from stage1_vae.modules import ISTFTHead, PitchChannel, harmonic_excitation
+from stage1_vae.modules import ISTFTHead, PitchChannel, harmonic_excitation, source_phase
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "egs/espeak_mini/tts1/conf"
@@ -145,6 +145,37 @@ def test_pitch_channel_and_harmonic_source_decoder():
         codec.decoder(z)
     with pytest.raises(ValueError, match="source"):
         VocosDecoder(8, 256, 1024, dim=16, intermediate_dim=32, num_layers=1, source="pulse")
+
+
+def test_phase_channels_line_the_source_up_with_the_input():
+    """pitch.phase: channels 1-2 carry the input's phase origin, so the harmonic source's phase follows a
+    voiced input's that starts anywhere (here 2.1 rad, with a moving pitch and a 1.3 rad jump half-way, as
+    espeak-ng makes at phoneme boundaries); without them it is off by whatever its own integration gives."""
+    sr, hop, frames = 16000, 256, 41
+    f0 = torch.linspace(110.0, 140.0, frames)[None]
+    jump = torch.where(torch.arange(frames) < 20, 2.1, 3.4)[None]
+
+    def voiced(phi: torch.Tensor) -> torch.Tensor:  # six harmonics falling off as 1/k
+        return sum(torch.cos(k * phi) / k for k in range(1, 7)).float()
+
+    reference = voiced(source_phase(f0, hop, sr, jump)[0])
+    pitch = PitchChannel(sr, hop, phase=True)
+    channels = pitch(torch.nn.functional.pad(reference, (0, hop)) / 4)
+    assert pitch.channels == 3 and channels.shape == (1, 3, frames + 1)
+    hz, offset = pitch.to_hz(channels[:, 0, :frames]), pitch.phase_offset(channels[:, :, :frames])
+    aligned, plain = voiced(source_phase(hz, hop, sr, offset)[0]), voiced(source_phase(hz, hop, sr)[0])
+
+    def corr(a: torch.Tensor, b: torch.Tensor) -> float:
+        a, b = a[0, 2 * hop : -2 * hop], b[0, 2 * hop : -2 * hop]  # away from the edges
+        return float((a * b).sum() / (a.norm() * b.norm()))
+
+    assert corr(aligned, reference) > 0.99 and abs(corr(plain, reference)) < 0.5
+    codec_cfg = tiny_model_cfg({"kind": "gaussian"}, decoder={"kind": "vocos", "dim": 16, "intermediate_dim": 32, "num_layers": 1,
+                                                               "source": "harmonic", "harmonic_phase": "sine"})
+    codec = build_codec({**codec_cfg, "pitch": {"phase": True}}).eval()
+    z = codec.encode(reference / 4)
+    assert codec.latent_dim == 8 and codec.bottleneck.latent_dim == 5 and z.shape[1] == 8
+    assert bool(torch.isfinite(codec.decode(z)).all())
 
 
 def test_harmonic_filter_phases():
