@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from shared.features import fundamental_phase, interpolate_unvoiced, resample_track, yin_f0, yin_frame_times
+from shared.features import fundamental_phase, interpolate_unvoiced, phase_locked_f0, resample_track, yin_f0, yin_frame_times
 
 
 class ConvNeXtBlock(nn.Module):
@@ -168,8 +168,11 @@ class PitchChannel(nn.Module):
     frames interpolated between voiced neighbours), normalised as ``(log f0 - log center_hz) / scale``.
 
     Not learned, so it costs nothing to train and the decoder's harmonic source gets the pitch exactly;
-    stage two models it like any other latent channel. ``quantize_bits > 0`` rounds it to that many
-    bits over ``[f0_min, f0_max]`` (for the quantised codecs: 8 bits are ~16 cents for 50-500 Hz).
+    stage two models it like any other latent channel. ``lock_phase=True`` refines YIN's track with the
+    phase advance of the input's harmonics between frames (:func:`~shared.features.phase_locked_f0`), so the
+    source integrating it stays in phase with the input instead of drifting by YIN's few-cent errors.
+    ``quantize_bits > 0`` rounds it to that many bits over ``[f0_min, f0_max]`` (for the quantised codecs:
+    8 bits are ~16 cents for 50-500 Hz), with error feedback so the rounding does not undo the locking.
 
     ``phase=True`` adds two channels, ``cos`` and ``sin`` of the source's phase origin per frame: the
     input's fundamental phase (:func:`~shared.features.fundamental_phase`) minus the phase the harmonic
@@ -181,8 +184,9 @@ class PitchChannel(nn.Module):
 
     def __init__(self, sample_rate: int, hop_length: int, f0_min: float = 50.0, f0_max: float = 500.0,
                  center_hz: float = 150.0, scale: float = 0.5, max_aperiodicity: float = 0.5, win_length: int = 1024,
-                 quantize_bits: int = 0, phase: bool = False):
+                 quantize_bits: int = 0, phase: bool = False, lock_phase: bool = False):
         super().__init__()
+        self.lock_phase = bool(lock_phase)
         self.sample_rate, self.hop_length, self.win_length = int(sample_rate), int(hop_length), int(win_length)
         self.f0_min, self.f0_max, self.max_aperiodicity = float(f0_min), float(f0_max), float(max_aperiodicity)
         self.offset, self.scale, self.quantize_bits = math.log(center_hz), float(scale), int(quantize_bits)
@@ -198,6 +202,8 @@ class PitchChannel(nn.Module):
         # YIN reports a moving pitch 5-8 ms late: move the filled-in track onto the frame centres
         times = yin_frame_times(torch.exp(log_f0), self.sample_rate, self.hop_length, self.f0_min)
         log_f0 = resample_track(log_f0, times, torch.arange(log_f0.shape[-1], device=log_f0.device, dtype=torch.float32))
+        if self.lock_phase:  # frame values whose integral keeps phase with the input's harmonics
+            log_f0 = torch.log(phase_locked_f0(wav, torch.exp(log_f0), voiced, self.hop_length, self.sample_rate, f0_min=self.f0_min))
         channel = self.quantize(((log_f0 - self.offset) / self.scale)[:, None])
         if not self.phase:
             return channel
@@ -210,8 +216,8 @@ class PitchChannel(nn.Module):
         return self.quantize(torch.cat([channel, torch.stack(cos_sin, 1)], 1))
 
     def quantize(self, channel: torch.Tensor) -> torch.Tensor:
-        """Round to ``quantize_bits``: log-F0 over ``[f0_min, f0_max]`` (any shape), or with ``phase`` the
-        channels ``(B, 3, F)``, the phase channels over [-1, 1]."""
+        """Round to ``quantize_bits``: log-F0 over ``[f0_min, f0_max]`` (any shape, frames last; noise-shaped,
+        see below), or with ``phase`` the channels ``(B, 3, F)``, the phase channels over [-1, 1]."""
         if self.quantize_bits <= 0:
             return channel
         lo, hi = ((math.log(f) - self.offset) / self.scale for f in (self.f0_min, self.f0_max))
@@ -220,9 +226,22 @@ class PitchChannel(nn.Module):
         def snap(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
             return lo + torch.round((x.clamp(lo, hi) - lo) / (hi - lo) * levels) * (hi - lo) / levels
 
+        def snap_pitch(x: torch.Tensor) -> torch.Tensor:
+            # error feedback along the frames: each frame absorbs the F0 (Hz) the earlier ones were rounded
+            # away from, so the quantised track's running sum, the source's phase, stays within a step of
+            # the continuous one's instead of random-walking by ~16-cent errors (an on-grid track is unchanged)
+            hz, out = self.to_hz(x), []
+            carry = torch.zeros_like(hz[..., 0])
+            for i in range(hz.shape[-1]):
+                want = (hz[..., i] - carry).clamp(min=self.f0_min)
+                q = snap(((torch.log(want) - self.offset) / self.scale).to(x.dtype), lo, hi)
+                carry = carry + self.to_hz(q) - hz[..., i]
+                out.append(q)
+            return torch.stack(out, -1)
+
         if not self.phase:
-            return snap(channel, lo, hi)
-        return torch.cat([snap(channel[:, :1], lo, hi), snap(channel[:, 1:], -1.0, 1.0)], 1)
+            return snap_pitch(channel)
+        return torch.cat([snap_pitch(channel[:, :1]), snap(channel[:, 1:], -1.0, 1.0)], 1)
 
     def to_hz(self, channel: torch.Tensor) -> torch.Tensor:
         """Normalised channel ``(B, F)`` -> F0 in Hz, clamped to ``[f0_min, f0_max]``."""

@@ -210,14 +210,23 @@ def test_harmonic_filter_phases():
         ISTFTHead(16, 512, 128, harmonic=True, harmonic_phase="linear")
 
 
-def test_pitch_channel_quantisation_bits():
+def test_pitch_channel_quantisation_bits_keep_the_phase():
     pitch = PitchChannel(16000, 256, quantize_bits=8)
+    step = 1200 * math.log2(500 / 50) / 255  # cents per level: 8 bits over 50-500 Hz
     hz = torch.tensor([[50.0, 71.3, 123.4, 222.2, 499.0, 700.0]])
-    ch = pitch.quantize((torch.log(hz) - pitch.offset) / pitch.scale)
-    back = pitch.to_hz(ch)
-    cents = 1200 * torch.log2(back / hz.clamp(max=500)).abs()
-    assert float(cents.max()) < 8.2  # half a step of 256 levels over 50-500 Hz (16.2 cents)
-    assert torch.equal(pitch.quantize(ch), ch)  # idempotent: decode may re-snap
+    back = pitch.to_hz(pitch.quantize((torch.log(hz) - pitch.offset) / pitch.scale))
+    assert float((1200 * torch.log2(back / hz.clamp(max=500))).abs().max()) <= step + 0.01
+    # a slow glide: the quantised track's running sum (the source's phase) stays within a step of the
+    # continuous one's, where frame-by-frame rounding random-walks away from it
+    glide = 120 * 2 ** (torch.sin(torch.linspace(0, 12, 400)) / 12 + torch.linspace(0, 0.3, 400))[None]
+    ch = (torch.log(glide) - pitch.offset) / pitch.scale
+    ch_q = pitch.quantize(ch)
+    drift = (pitch.to_hz(ch_q) - glide).cumsum(-1).abs().max()
+    lo, hi = ((math.log(f) - pitch.offset) / pitch.scale for f in (50.0, 500.0))
+    rounded = lo + torch.round((ch - lo) / (hi - lo) * 255) * (hi - lo) / 255
+    assert float(drift) < 0.6 * 500 * (2 ** (step / 1200) - 1)  # within half a step at 500 Hz
+    assert float((pitch.to_hz(rounded) - glide).cumsum(-1).abs().max()) > 5 * float(drift)
+    assert torch.equal(pitch.quantize(ch_q), ch_q)  # idempotent: decode may re-snap
 
 
 # ---- losses ------------------------------------------------------------------------------------------
