@@ -154,6 +154,11 @@ def resample_track(values: torch.Tensor, times: torch.Tensor, grid: torch.Tensor
     return v0 + w * (v1 - v0)
 
 
+def wrap_phase(x: torch.Tensor) -> torch.Tensor:
+    """Angles (radians) wrapped into [-pi, pi)."""
+    return torch.remainder(x + math.pi, 2 * math.pi) - math.pi
+
+
 def harmonic_coefficients(wav: torch.Tensor, f0: torch.Tensor, hop_length: int, sample_rate: int, num_harmonics: int = 1,
                           periods: float = 3.0, f0_min: float = 50.0) -> torch.Tensor:
     """Complex amplitudes of the first ``num_harmonics`` harmonics of ``wav (B, T)`` at each frame centre
@@ -220,13 +225,10 @@ def phase_locked_f0(wav: torch.Tensor, f0: torch.Tensor, voiced: torch.Tensor, h
     weight = coef[:, 1:].abs() * coef[:, :-1].abs() * below
     norm = (weight * k * k).sum(-1).clamp(min=1e-30)
 
-    def wrap(x: torch.Tensor) -> torch.Tensor:
-        return torch.remainder(x + math.pi, 2 * math.pi) - math.pi
-
     coarse = (weight * (k <= 3) * k * deviation).sum(-1) / (weight * (k <= 3) * k * k).sum(-1).clamp(min=1e-30)
-    residual = wrap(deviation - k * coarse[..., None])
+    residual = wrap_phase(deviation - k * coarse[..., None])
     fine = coarse + (weight * k * residual).sum(-1) / norm
-    spread = ((weight * (wrap(deviation - k * fine[..., None])) ** 2).sum(-1) / norm).sqrt()  # rad of the fundamental
+    spread = ((weight * (wrap_phase(deviation - k * fine[..., None])) ** 2).sum(-1) / norm).sqrt()  # rad of the fundamental
     ok = voiced[:, 1:] & voiced[:, :-1] & (weight.sum(-1) > 0) & (fine.abs() < max_correction * expected) & (spread < max_spread)
     target = mean * (1 + fine / expected)
     track = hz

@@ -8,7 +8,8 @@ import math
 import torch
 from torch import nn
 
-from shared.features import fundamental_phase, interpolate_unvoiced, phase_locked_f0, resample_track, yin_f0, yin_frame_times
+from shared.features import (fundamental_phase, interpolate_unvoiced, phase_locked_f0, resample_track, wrap_phase, yin_f0,
+                             yin_frame_times)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -142,7 +143,7 @@ def source_phase(f0: torch.Tensor, hop_length: int, sample_rate: int, offset: to
     f0_t = to_samples(f0)
     phi = 2 * math.pi * torch.cumsum(f0_t / sample_rate, dim=-1)
     if offset is not None:
-        step = torch.remainder(torch.diff(offset.double(), dim=-1) + math.pi, 2 * math.pi) - math.pi
+        step = wrap_phase(torch.diff(offset.double(), dim=-1))
         phi = phi + to_samples(torch.cat([offset[:, :1].double(), offset[:, :1].double() + torch.cumsum(step, -1)], -1))
     return phi, f0_t
 
