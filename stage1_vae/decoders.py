@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stage1_vae.modules import Backbone, ConvNeXtBlock, ISTFTHead, harmonic_excitation
+from stage1_vae.modules import HARMONIC_PHASES, Backbone, ConvNeXtBlock, ISTFTHead, harmonic_excitation
 
 
 class VocosDecoder(nn.Module):
@@ -31,9 +31,10 @@ class VocosDecoder(nn.Module):
     transformed by the head's STFT and filtered with a predicted gain per bin, on top of the freely
     predicted aperiodic spectrum. The excitation's phases agree from frame to frame, so voiced speech
     stays periodic however low its pitch: the network only has to shape its spectrum.
-    ``harmonic_phase``: the filter's phase, ``zero`` (a cosine-phase pulse: high crest factor), ``sine``
-    (-90 degrees on every harmonic, as additive synthesis with sines: the same spectrum at about 0.75x
-    the peak), ``minimum`` (implied by its gain, as for a vocal tract) or ``learned``.
+    ``harmonic_phase``: the filter's phase, ``zero`` (a cosine-phase pulse: high crest factor), ``sine`` /
+    ``minus_sine`` (-+90 degrees on every harmonic, as additive synthesis with sines: the same spectrum at
+    about 0.75x the peak; the pulse's shape, a sharp rise or a sharp fall, is all that tells them apart),
+    ``minimum`` (implied by its gain, as for a vocal tract) or ``learned`` (see :data:`HARMONIC_PHASES`).
     """
 
     def __init__(self, latent_dim: int, hop_length: int = 256, n_fft: int = 1024, dim: int = 384,
@@ -58,7 +59,8 @@ class VocosDecoder(nn.Module):
         """``z (B, D, F)`` -> ``wav (B, (F-1) hop)`` (and the head's phase ``(B, K, r(F-1)+1)`` if asked).
         ``f0 (B, F)`` in Hz drives the harmonic source (required with ``source="harmonic"``);
         ``phase_offset (B, F)``: the input's fundamental phase relative to the source's own (radians), so the
-        output's fundamental has that phase (the sine filter's -90 degrees is compensated here)."""
+        output's fundamental has that phase (a fixed filter phase, such as sine's -90 degrees, is compensated
+        here); with the input's pulse shape (``minus_sine`` for espeak-ng) every harmonic then lines up."""
         x = self.backbone(z)
         if self.head_upsample > 1:
             frames = self.head_upsample * (x.shape[-1] - 1) + 1
@@ -67,8 +69,9 @@ class VocosDecoder(nn.Module):
         if self.uses_f0:
             if f0 is None:
                 raise ValueError("VocosDecoder(source='harmonic') needs f0 (the codec passes its pitch channel)")
-            if phase_offset is not None and self.head.harmonic_phase == "sine":
-                phase_offset = phase_offset + 0.5 * math.pi
+            filter_phase = HARMONIC_PHASES[self.head.harmonic_phase]
+            if phase_offset is not None and filter_phase:
+                phase_offset = phase_offset - filter_phase
             excitation = harmonic_excitation(f0, self.hop_length, self.sample_rate, phase_offset)
         return self.head(x, return_phase=return_phase, excitation=excitation)
 

@@ -18,6 +18,7 @@ import torch
 
 from conftest import write_data_dir
 from shared.config import load_config
+from shared.features import harmonic_coefficients, wrap_phase
 from shared.io import read_json, read_kv
 from stage1_vae import load_codec
 from stage1_vae.bottlenecks import build_bottleneck
@@ -178,14 +179,45 @@ def test_phase_channels_line_the_source_up_with_the_input():
     assert bool(torch.isfinite(codec.decode(z)).all())
 
 
+@pytest.mark.parametrize("pulse", ["sine", "minus_sine"])
+def test_decoded_harmonics_line_up_with_the_input_for_its_pulse_shape(pulse):
+    """With the phase channels, a decoder whose filter has the input's pulse shape (+-sum_k sin(k phi) / k,
+    a sharp rise or a sharp fall) reproduces every harmonic's phase; the other shape puts the even
+    harmonics half a turn off (the same spectrum, the pulse reversed in time), whatever the phase origin."""
+    sr, hop, frames = 16000, 256, 41
+    phi = source_phase(torch.linspace(110.0, 140.0, frames)[None], hop, sr, torch.full((1, frames), 0.7))[0]
+    sign = -1.0 if pulse == "minus_sine" else 1.0
+    wav = torch.nn.functional.pad(sign * sum(torch.sin(k * phi) / k for k in range(1, 7)).float() / 8, (0, hop))
+    errors = {}
+    for shape in ("sine", "minus_sine"):
+        codec = build_codec({**tiny_model_cfg({"kind": "gaussian"}, decoder={
+            "kind": "vocos", "dim": 16, "intermediate_dim": 32, "num_layers": 1, "source": "harmonic", "harmonic_phase": shape}),
+            "pitch": {"phase": True}}).eval()
+        head = codec.decoder.head
+        with torch.no_grad():  # the source alone, through a flat unit gain: its phases are the filter's and the origin's
+            head.proj.weight.zero_()
+            head.proj.bias.fill_(-30.0)
+            head.harmonic_proj.weight.zero_()
+            head.harmonic_proj.bias.zero_()
+        z = codec.encode(wav)
+        out = codec.decode(z)
+        f0 = codec.pitch.to_hz(z[:, 0])[:, 4:-4]
+        coef = [harmonic_coefficients(x[:, 4 * hop :], f0, hop, sr, num_harmonics=4) for x in (wav, out)]
+        errors[shape] = wrap_phase(torch.angle(coef[1]) - torch.angle(coef[0])).abs().median(1).values[0]  # (harmonics,)
+    assert bool((errors[pulse] < 0.15).all()), errors
+    other = errors["sine" if pulse == "minus_sine" else "minus_sine"]
+    assert bool((other[[0, 2]] < 0.15).all()) and bool((other[[1, 3]] > 3.0).all()), errors
+
+
 def test_harmonic_filter_phases():
-    """zero: real gain; sine: the same gain at -90 degrees; minimum: the same gain with the phase of a causal
+    """zero: real gain; sine / minus_sine: the same gain at -90 / +90 degrees; minimum: the same gain with the phase of a causal
     (minimum-phase) filter, checked on a one-pole resonance whose minimum-phase response is known; learned: a
     free phase, starting at 0."""
     torch.manual_seed(0)
     x = torch.randn(1, 16, 3)
-    heads = {p: ISTFTHead(16, 512, 128, harmonic=True, harmonic_phase=p) for p in ("zero", "sine", "minimum", "learned")}
+    heads = {p: ISTFTHead(16, 512, 128, harmonic=True, harmonic_phase=p) for p in ("zero", "sine", "minus_sine", "minimum", "learned")}
     heads["sine"].load_state_dict(heads["zero"].state_dict())
+    heads["minus_sine"].load_state_dict(heads["zero"].state_dict())
     heads["minimum"].load_state_dict(heads["zero"].state_dict())
     with torch.no_grad():
         heads["learned"].harmonic_proj.weight[:257] = heads["zero"].harmonic_proj.weight
@@ -197,6 +229,7 @@ def test_harmonic_filter_phases():
     sine = heads["sine"].harmonic_filter(x)
     assert torch.allclose(sine.abs(), gain, rtol=1e-5)
     assert torch.allclose(sine.angle(), torch.full_like(gain, -math.pi / 2), atol=1e-6)
+    assert torch.allclose(heads["minus_sine"].harmonic_filter(x), -sine)
     # one-pole filter 1 / (1 - a z^-1), a = 0.9: minimum phase, so its phase follows from its log-magnitude
     w = torch.linspace(0, math.pi, 257)
     response = 1 / (1 - 0.9 * torch.exp(-1j * w.to(torch.complex64)))
