@@ -103,11 +103,12 @@ class ISTFTHead(nn.Module):
         h = self._project(self.harmonic_proj, x)
         bins = self.n_fft // 2 + 1
         log_gain = h[:, :bins].clamp(max=self.max_log_mag)
-        if self.harmonic_phase == "zero":
+        fixed = HARMONIC_PHASES[self.harmonic_phase]
+        if fixed == 0.0:
             return torch.exp(log_gain)
-        if self.harmonic_phase in ("sine", "minus_sine"):  # -+90 degrees on every bin: cos(k phi) -> +-sin(k phi)
+        if fixed is not None:  # -+90 degrees on every bin: cos(k phi) -> +-sin(k phi), exactly imaginary
             gain = torch.exp(log_gain)
-            return torch.complex(torch.zeros_like(gain), gain if self.harmonic_phase == "minus_sine" else -gain)
+            return torch.complex(torch.zeros_like(gain), math.sin(fixed) * gain)
         if self.harmonic_phase == "learned":
             return torch.polar(torch.exp(log_gain), h[:, bins:])
         cep = torch.fft.irfft(log_gain, n=self.n_fft, dim=1)
