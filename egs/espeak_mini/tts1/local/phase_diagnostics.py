@@ -25,6 +25,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from pesq_sensitivity import pcm16  # local/, beside this script
 from shared.datadir import DataDir
 from shared.features import harmonic_coefficients, yin_f0
 from shared.metrics.signal import pesq_wb
@@ -32,10 +33,6 @@ from stage1_vae.codec import load_codec
 
 SAMPLE_RATE, N_FFT, HOP = 16000, 512, 128
 BANDS = [(0, 1000), (1000, 2000), (2000, 4000), (4000, 8000), (0, 2000), (2000, 8000)]
-
-
-def pcm16(x: torch.Tensor) -> np.ndarray:
-    return np.round(np.clip(x.numpy(), -1.0, 1.0) * 32767.0) / 32767.0
 
 
 def band_swaps(ref: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -83,11 +80,11 @@ def main() -> None:
         n = min(ref.shape[-1], out.shape[-1])
         ref, out = ref[:n], out[:n]
         for name, wav in {"output": out, **band_swaps(ref, out)}.items():
-            scores[name].append(pesq_wb(ref.numpy(), pcm16(wav), SAMPLE_RATE))
+            scores[name].append(pesq_wb(ref.numpy(), pcm16(wav.numpy()), SAMPLE_RATE))
         hop = codec.hop_length  # the latent's frame grid
         frames = min(z.shape[-1], n // hop)
         f0 = codec.pitch.to_hz(z[0, 0, :frames])
-        _, aperiodicity = yin_f0(ref[None], SAMPLE_RATE, hop, 1024, codec.pitch.f0_min, codec.pitch.f0_max)
+        _, aperiodicity = yin_f0(ref[None], SAMPLE_RATE, hop, codec.pitch.win_length, codec.pitch.f0_min, codec.pitch.f0_max)
         voiced = aperiodicity[0, :frames] < 0.2
         for name, wav in (("reference", ref), ("output", out)):
             shapes[name].append(pulse_shape(wav, f0, voiced, hop, args.harmonics))
