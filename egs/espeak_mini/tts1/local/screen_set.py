@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""A larger held-out set for intelligibility experiments: sentences no split of the corpus contains.
+
+    python local/screen_set.py --out-dir data/screen [--num-sentences 380] [--seed 11]
+
+The 40 test sentences (1252 phones) cannot separate two stage-two systems that differ by less than ~30% in
+phone errors; 380 sentences (about 12000 phones, 76 per voice) can. The sentences come from the corpus's own
+generator with another seed, are spoken by the same voices, and every one that also occurs in
+``data/{train,dev,test}/text`` is dropped (with a count printed), so the set is unseen by every model.
+``OUT_DIR`` is a Kaldi data dir with ``token`` written with the recipe's ``exp/tokens.txt``, ready for::
+
+    python -m stage2_flow.synthesize --exp-dir exp/stage2/flow --data-dir data/screen --out-dir OUT \\
+        --nfe 4 --temperature 0.2
+    python -m shared.phone_recognizer.score --exp-dir exp/asr --data-dir OUT --ref-token-file data/screen/token \\
+        --out OUT/per.json
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from shared.datadir import DataDir
+from shared.io import read_kv
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out-dir", default="data/screen")
+    p.add_argument("--num-sentences", type=int, default=380)
+    p.add_argument("--seed", type=int, default=11, help="sentence seed; the corpus itself uses 0")
+    p.add_argument("--splits", nargs="+", default=["data/train", "data/dev", "data/test"], help="data dirs to exclude")
+    p.add_argument("--tokens", default="exp/tokens.txt", help="the recipe's token list (stage 2)")
+    args = p.parse_args(argv)
+    out = Path(args.out_dir)
+    if out.exists():
+        raise SystemExit(f"{out} exists; remove it first")
+    if args.seed == 0:
+        raise SystemExit("--seed 0 is the corpus's own seed: its sentences would be the training sentences")
+    seen = {t.strip().lower() for d in args.splits for t in read_kv(Path(d) / "text").values()}
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        # num-dev 0, every sentence into "test" (the generator keeps a few training sentences; at least one)
+        subprocess.run([sys.executable, "-m", "shared.corpora.espeak_mini", "--data-dir", tmp, "--wav-dir",
+                        str(out / "wav"), "--num-sentences", str(args.num_sentences + 20), "--num-dev", "0",
+                        "--num-test", str(args.num_sentences), "--seed", str(args.seed)], check=True)
+        text = read_kv(Path(tmp) / "test" / "text")
+        keep = sorted(u for u, t in text.items() if t.strip().lower() not in seen)
+        print(f"{len(text) - len(keep)} of {len(text)} sentences occur in {', '.join(args.splits)}: dropped")
+        DataDir.load(Path(tmp) / "test").subset(keep).save(out)
+    # --vocab without --config: tokenised with the frontend.yaml beside the token list, like dev and test
+    subprocess.run([sys.executable, "-m", "shared.text.tokenize", "--data-dir", str(out), "--out", str(out / "token"),
+                    "--vocab", args.tokens], check=True)
+    print(f"{out}: {len(keep)} utterances")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
