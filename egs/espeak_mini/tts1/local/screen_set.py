@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--seed 0 is the corpus's own seed: its sentences would be the training sentences")
     seen = {t.strip().lower() for d in args.splits for t in read_kv(Path(d) / "text").values()}
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
-        # num-dev 0, every sentence into "test" (the generator keeps a few training sentences; at least one)
+        # the corpus builder needs a non-empty training split: NUM_SENTENCES of NUM_SENTENCES + 20 generated
+        # sentences go to "test", the set kept; the other 20 are synthesised too, into OUT_DIR/wav, and unused
         subprocess.run([sys.executable, "-m", "shared.corpora.espeak_mini", "--data-dir", tmp, "--wav-dir",
                         str(out / "wav"), "--num-sentences", str(args.num_sentences + 20), "--num-dev", "0",
                         "--num-test", str(args.num_sentences), "--seed", str(args.seed)], check=True)
