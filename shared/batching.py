@@ -229,6 +229,66 @@ class AudioSegmentDataset(Dataset):
         return random_crop(self.wav(index), self.segment_samples, g)[0]
 
 
+class LatentAudioSegmentDataset(Dataset):
+    """Aligned random crops of given latents and their audio (decoder fine-tuning on, e.g., stage two's
+    ground-truth-aligned output).
+
+    ``latent_dir`` is a latent dump (``latents.scp``: ``<key> <path to (D, F) tensor>``) whose optional
+    ``key2utt`` names each key's utterance in ``data_dir`` (several keys may share one, e.g. several noise
+    draws); without it keys are utterance ids. Latent frame ``k`` is centred on sample ``k * hop`` (the
+    codec's framing), so ``dataset[(index, seed)]`` -> ``{"latents": (D, n + 1), "wav": (n * hop,)}`` with
+    ``n = segment_frames``; shorter items are zero-padded. Everything is cached in memory once read."""
+
+    def __init__(self, latent_dir: str | Path, data_dir: str | Path | DataDir, sample_rate: int, hop_length: int, segment_frames: int):
+        from shared.io import read_kv
+
+        latent_dir = Path(latent_dir)
+        self.data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir)
+        self.paths = read_kv(latent_dir / "latents.scp")
+        key2utt = read_kv(latent_dir / "key2utt") if (latent_dir / "key2utt").is_file() else {k: k for k in self.paths}
+        missing = [k for k in self.paths if key2utt.get(k) not in self.data.utt2spk]
+        if missing:
+            raise KeyError(f"{latent_dir}: {len(missing)} latents have no utterance in {data_dir} (first: {missing[0]!r} -> "
+                           f"{key2utt.get(missing[0])!r})")
+        self.keys = list(self.paths)
+        self.key2utt, self.sample_rate, self.hop, self.n = key2utt, sample_rate, hop_length, segment_frames
+        self._latents: dict[str, torch.Tensor] = {}
+        self._wavs: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole ``(latents (D, F), wav ((F - 1) hop,))`` of item ``index``; a length mismatch of more
+        than one frame is an error naming the key."""
+        key = self.keys[index]
+        if key not in self._latents:
+            z = torch.load(self.paths[key], map_location="cpu", weights_only=True).float()
+            utt = self.key2utt[key]
+            if utt not in self._wavs:
+                self._wavs[utt] = self.data.load_audio(utt, self.sample_rate)
+            frames = self._wavs[utt].shape[-1] / self.hop
+            if z.ndim != 2 or abs(frames - (z.shape[1] - 1)) > 1:
+                raise ValueError(f"{self.paths[key]}: latents {tuple(z.shape)} do not fit {utt}'s audio "
+                                 f"({frames:.1f} frames of {self.hop} samples)")
+            self._latents[key] = z
+        z = self._latents[key]
+        wav = self._wavs[self.key2utt[key]]
+        need = (z.shape[1] - 1) * self.hop
+        return z, torch.nn.functional.pad(wav, (0, max(0, need - wav.shape[-1])))[:need]
+
+    def __getitem__(self, key: Key | int) -> dict[str, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        z, wav = self.pair(index)
+        n = self.n
+        room = z.shape[1] - 1 - n
+        start = int(torch.randint(0, room + 1, (1,), generator=torch.Generator().manual_seed(seed))) if room > 0 else 0
+        z = z[:, start : start + n + 1]
+        wav = wav[start * self.hop : (start + n) * self.hop]
+        z = torch.nn.functional.pad(z, (0, n + 1 - z.shape[1]))
+        return {"latents": z, "wav": torch.nn.functional.pad(wav, (0, n * self.hop - wav.shape[-1]))}
+
+
 class AudioUttDataset(Dataset):
     """Whole utterances: ``dataset[i]`` -> ``{"utt", "spk", "text", "wav" (T,)}``; :func:`collate_audio` pads."""
 

@@ -4,7 +4,8 @@
         --results exp/RESULTS.md --out-dir exp/packed/espeak_mini_flow
 
 The output holds ``stage1/`` and ``stage2/`` (each experiment directory's top-level files: resolved config,
-weights, token list, latent statistics, ...; no checkpoints, logs or samples), with ``stage2/stage1.json``
+weights, token list, latent statistics, ...; no checkpoints, logs or samples; and ``stage2/decoder/``, the
+decoder fine-tuned on stage two's output, where there is one), with ``stage2/stage1.json``
 pointing at ``../stage1``, so ``Synthesizer.from_exp_dir(out_dir / "stage2")`` works wherever the directory
 is copied; ``RESULTS.md``; and ``MODEL_CARD.md`` (what it is, how it was trained, configs, metrics, use).
 """
@@ -96,6 +97,8 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
     shutil.rmtree(tmp, ignore_errors=True)
     _copy_top_level(s1, tmp / "stage1")
     _copy_top_level(s2, tmp / "stage2")
+    if (s2 / "decoder" / "model.pt").is_file():  # the decoder fine-tuned on this model's output (stage2_flow.gta)
+        _copy_top_level(s2 / "decoder", tmp / "stage2" / "decoder")
     link = tmp / "stage2" / "stage1.json"
     if link.is_file():
         info = read_json(link)

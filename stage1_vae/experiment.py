@@ -44,6 +44,12 @@ class Stage1Experiment(L.LightningModule):
         self.ema_decay = float(self.train_cfg.get("ema_decay", 0.0))
         self.ema = copy.deepcopy(self.codec).requires_grad_(False) if self.ema_decay > 0 else None
         self.validator = None  # set by train.py (needs the dev data); see stage1_vae.validation
+        # decoder fine-tuning on given latents (stage1_vae.train --decoder-latents): batches are
+        # {"latents", "wav"}, only the decoder is trained, the encoder and bottleneck stay as they are
+        self.decoder_only = bool(self.train_cfg.get("decoder_only", False))
+        if self.decoder_only:
+            self.codec.encoder.requires_grad_(False)
+            self.codec.bottleneck.requires_grad_(False)
 
     # ---- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -51,7 +57,8 @@ class Stage1Experiment(L.LightningModule):
         total = int(t.get("total_steps", self.trainer.max_steps if self.trainer.max_steps > 0 else 100000))
         warm, min_ratio = int(t.get("warmup_steps", 100)), float(t.get("min_lr_ratio", 0.05))
         betas = tuple(t.get("betas", (0.8, 0.99)))
-        opt_g = adamw(self.codec.parameters(), float(t.get("lr", 1e-3)), betas, float(t.get("weight_decay", 0.0)))
+        trained = self.codec.decoder if self.decoder_only else self.codec
+        opt_g = adamw(trained.parameters(), float(t.get("lr", 1e-3)), betas, float(t.get("weight_decay", 0.0)))
         sched = lr_schedule(self, warm, total, min_ratio, str(t.get("lr_horizon", "steps")))
         opts, scheds = [opt_g], [torch.optim.lr_scheduler.LambdaLR(opt_g, sched)]
         if self.disc is not None:
@@ -63,17 +70,22 @@ class Stage1Experiment(L.LightningModule):
     def _adv_active(self) -> bool:
         return self.disc is not None and self.global_step >= int(self.train_cfg.get("disc_start_step", 0))
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+    def training_step(self, batch: torch.Tensor | dict[str, torch.Tensor], batch_idx: int) -> None:
         # Per-step seeding makes the reparameterisation noise a function of (seed, step, rank) alone,
         # so a resumed run draws exactly what the uninterrupted run drew.
         torch.manual_seed(int(self.train_cfg.get("seed", 0)) * 1_000_003 + self.global_step * 7919 + self.global_rank)
-        wav = batch[..., : batch.shape[-1] // self.codec.hop_length * self.codec.hop_length]
+        if isinstance(batch, dict):  # decoder fine-tuning: given latents (B, D, F) and their audio (B, (F - 1) hop)
+            wav = batch["wav"]
+            wav_hat, phase = self.codec.decode_given(batch["latents"], wav, return_phase=True)
+            losses: dict[str, torch.Tensor] = {}
+        else:
+            wav = batch[..., : batch.shape[-1] // self.codec.hop_length * self.codec.hop_length]
+            wav_hat, _, losses, phase = self.codec(wav, return_phase=True)
         opts = self.optimizers()
         opt_g, opt_d = (opts[0], opts[1]) if isinstance(opts, list) else (opts, None)
         scheds = self.lr_schedulers()
         scheds = scheds if isinstance(scheds, list) else [scheds]
         clip = float(self.train_cfg.get("grad_clip", 1.0))
-        wav_hat, _, losses, phase = self.codec(wav, return_phase=True)
         adv = self._adv_active()
         logs: dict[str, torch.Tensor] = {}
         if adv:  # discriminator update (its optimizer is stepped directly so global_step counts G steps only)

@@ -78,6 +78,20 @@ class Stage1Codec(nn.Module):
         wav = self._pad(wav)
         return self._with_pitch(wav, self.encoder(wav))
 
+    def decode_given(self, z: torch.Tensor, wav: torch.Tensor, return_phase: bool = False):
+        """Training path of decoder fine-tuning on given latents ``z (B, D, F)`` (e.g. stage two's output on
+        the real utterances' timing) against their audio ``wav (B, (F - 1) hop)``. The pitch channels are not
+        learned: they are measured from ``wav`` as in :meth:`forward`, so the harmonic source matches the
+        target and the decoder learns to read the given spectral channels, not to correct the pitch."""
+        if self.pitch is not None:
+            c = self.pitch.channels
+            z = torch.cat([self.pitch(self._pad(wav)).to(z.dtype), self.bottleneck.prepare(z[:, c:])], dim=1)
+        else:
+            z = self.bottleneck.prepare(z)
+        if not return_phase:
+            return self._decode(z)
+        return self._decode(z, return_phase=True)
+
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, D, F) -> (B, (F - 1) * hop)``; quantised parts (codebooks, the pitch channel's bits) are re-snapped."""

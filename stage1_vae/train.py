@@ -3,6 +3,14 @@
     python -m stage1_vae.train --config conf/stage1.yaml --data-dir data/train --dev-dir data/dev \\
         --exp-dir exp/stage1/vae [trainer.max_steps=2000 model.latent_dim=32 ...]
 
+Decoder fine-tuning on given latents (``--decoder-latents``, with ``--init-from``): only the decoder trains,
+on aligned crops of the dump's latents and the data dir's audio, e.g. stage two's ground-truth-aligned output
+(``python -m stage2_flow.gta``), so the decoder learns to read what stage two generates (Tacotron 2's
+WaveNet and HiFi-GAN were fine-tuned the same way on predicted mel spectrograms)::
+
+    python -m stage1_vae.train --config conf/decoder_gta.yaml --init-from exp/stage1/vae \\
+        --decoder-latents dump/vae/train_gta --data-dir data/train --exp-dir exp/stage2/flow_reflow/decoder
+
 Resumes from ``<exp>/checkpoints/last.ckpt`` automatically. On success writes ``<exp>/config.yaml``
 (resolved), ``<exp>/model.pt`` (codec weights, EMA when enabled), ``<exp>/params.json`` and
 ``<exp>/train_summary.json``. Rerunning a finished experiment is a no-op unless ``--overwrite``.
@@ -20,7 +28,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from shared.batching import AudioSegmentDataset, RandomBatchSampler, make_loader
+from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, RandomBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.io import atomic_save_torch, write_json
 from shared.training import ProgressPrinter, build_trainer, resume_path, seed_everything
@@ -82,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="start the generator (and its EMA) from a trained stage-one exp dir with the same model "
                         "section, e.g. to fine-tune with adversarial losses or on a new corpus; optimisers, "
                         "schedule and discriminator start fresh")
+    p.add_argument("--decoder-latents", default=None, metavar="DUMP_DIR",
+                   help="fine-tune the decoder alone on this latent dump's latents against the data dir's audio "
+                        "(latents.scp, optional key2utt; see shared.batching.LatentAudioSegmentDataset); needs --init-from")
     args = p.parse_args(argv)
+    if args.decoder_latents and not args.init_from:
+        p.error("--decoder-latents fine-tunes a trained decoder: give the codec with --init-from")
     cfg = load_config(args.config, args.overrides)
     exp_dir = Path(args.exp_dir)
     if (exp_dir / MODEL_FILE).is_file() and not args.overwrite:
@@ -93,12 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(int(t.get("seed", 0)))
     exp_dir.mkdir(parents=True, exist_ok=True)
     cfg["data"] = {"train": str(args.data_dir), "dev": str(args.dev_dir) if args.dev_dir else None}
+    if args.decoder_latents:
+        cfg["data"].update(decoder_latents=str(args.decoder_latents), init_from=str(args.init_from))
+        t["decoder_only"] = True
     save_config(cfg, exp_dir / "config.yaml")
 
     m = cfg["model"]
     sr, hop = int(m["sample_rate"]), int(m["hop_length"])
     segment = int(round(float(t.get("segment_seconds", 1.0)) * sr)) // hop * hop
-    dataset = AudioSegmentDataset(args.data_dir, sr, segment)
+    if args.decoder_latents:
+        dataset = LatentAudioSegmentDataset(args.decoder_latents, args.data_dir, sr, hop, segment // hop)
+    else:
+        dataset = AudioSegmentDataset(args.data_dir, sr, segment)
     sampler = RandomBatchSampler(len(dataset), int(t.get("batch_size", 16)), seed=int(t.get("seed", 0)))
     train_loader = make_loader(dataset, sampler, num_workers=int(t.get("num_workers", 0)))
 

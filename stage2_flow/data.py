@@ -217,7 +217,8 @@ def collate_tts(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 class ReflowPairs(Dataset):
     """Pairs written by ``stage2_flow.reflow generate``: ``pairs.scp`` -> .pt dicts with x0, x1,
-    mu_frames (D, F), g (S,) or None, and (MAS durations) x1_data, the real latent.
+    mu_frames (D, F), g (S,) or None, text_frames (E, F) (``frame_text_channels``), and (MAS durations)
+    x1_data, the real latent.
     ``with_data``: every pair must hold x1_data (a fine-tune that mixes in real data)."""
 
     def __init__(self, pair_dir: str | Path, with_data: bool = False) -> None:
@@ -253,8 +254,9 @@ def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
              "x0": pad_2d([it["x0"] for it in items])[0], "mu_frames": pad_2d([it["mu_frames"] for it in items])[0]}
     if items[0].get("g") is not None:
         batch["g"] = torch.stack([it["g"] for it in items])
-    if "x1_data" in items[0]:
-        batch["x1_data"] = pad_2d([it["x1_data"] for it in items])[0]
+    for key in ("x1_data", "text_frames"):
+        if key in items[0]:
+            batch[key] = pad_2d([it[key] for it in items])[0]
     return batch
 
 

@@ -110,7 +110,6 @@ def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor | float, sigma: flo
 def model_log_likelihood(model, batch: dict, normalizer, nfe: int = 32, solver: str = "rk4", div: str = "hutchinson",
                          probes: int = 1, probe: str = "rademacher", generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Per-utterance log p(z | text) (nats) and bpd of the *unnormalised* latents. batch from collate_tts."""
-    from stage2_flow.alignment import length_regulate
     from stage2_flow.model import sequence_mask
 
     model.eval()
@@ -121,8 +120,8 @@ def model_log_likelihood(model, batch: dict, normalizer, nfe: int = 32, solver: 
         g = model.speaker(batch.get("spk"), batch.get("prompt"), batch.get("prompt_mask"), batch=b, device=x1.device)
         h, mu, _ = model.encode_text(batch["tokens"], batch["tok_lens"], g)
         durations = model.align(mu, x1, batch["tok_lens"], frm)
-        mu_frames, _ = length_regulate(mu, durations, n)
-    f = model.flow.velocity_fn(mask, mu_frames, g, None, 0.0)
+        mu_frames, text = model.frame_conditions(h, mu, durations, n)
+    f = model.flow.velocity_fn(mask, mu_frames, g, text, 0.0)
     fl = model.flow
     if fl.prior == "text":
         log_p0 = lambda x0: gaussian_log_density(x0, mu_frames, fl.sigma, mask)  # noqa: E731

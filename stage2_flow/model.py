@@ -55,6 +55,12 @@ class FlowTTS(nn.Module):
         if self.mode == "aligned":
             self.duration_predictor = DurationPredictor(hidden, spk_dim=g_dim, **cfg.get("duration_predictor", {}))
             cond_ch = d if fcfg.get("mu_cond", True) else 0
+            # the text encoder's states, projected and expanded to frames, as a further condition of the
+            # estimator: mu is a per-token mean *latent*, so phones with similar average spectra (a flap and a
+            # /d/, syllabic and plain /n/) get nearly the same mu; these channels keep them apart
+            n_text = int(cfg.get("frame_text_channels", 0))
+            self.text_proj = nn.Conv1d(hidden, n_text, 1) if n_text > 0 else None
+            cond_ch += n_text
         else:
             acfg = cfg.get("alignfree", {})
             self.layout = acfg.get("layout", "pad")
@@ -76,6 +82,15 @@ class FlowTTS(nn.Module):
         tok_mask = sequence_mask(tok_lens, tokens.shape[1])
         h, mu = self.text_encoder(tokens, tok_mask, g)
         return h, mu, tok_mask
+
+    def frame_conditions(self, h: torch.Tensor, mu: torch.Tensor, durations: torch.Tensor, n_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Aligned mode: the prior mean expanded to frames (B, D, F) and the expanded text states (B, E, F)
+        (None without ``frame_text_channels``), the estimator's frame conditions."""
+        mu_frames, _ = length_regulate(mu, durations, n_frames)
+        if self.text_proj is None:
+            return mu_frames, None
+        text, _ = length_regulate(self.text_proj(h), durations, n_frames)
+        return mu_frames, text
 
     @torch.no_grad()
     def align(self, mu: torch.Tensor, x1: torch.Tensor, tok_lens: torch.Tensor, frm_lens: torch.Tensor, impl: str = "auto") -> torch.Tensor:
@@ -112,9 +127,10 @@ class FlowTTS(nn.Module):
         b, _, n_frm = x1.shape
         mask = sequence_mask(frm_lens, n_frm)
         if "x0" in batch:  # reflow pairs: only the flow is trained, conditions were stored
-            out = self.flow.compute_loss(x1, mask, batch["mu_frames"], batch.get("g"), x0=batch["x0"], generator=generator, t=t)
+            mu_frames, text, g = batch["mu_frames"], batch.get("text_frames"), batch.get("g")
+            out = self.flow.compute_loss(x1, mask, mu_frames, g, extra=text, x0=batch["x0"], generator=generator, t=t)
             if "x1_data" in batch:  # and the ordinary flow-matching loss on the real latents, from fresh prior samples
-                data = self.flow.compute_loss(batch["x1_data"], mask, batch["mu_frames"], batch.get("g"), generator=generator, t=t)
+                data = self.flow.compute_loss(batch["x1_data"], mask, mu_frames, g, extra=text, generator=generator, t=t)
                 out["flow_data/mse"] = data["flow/mse"]
             return out, {}
         g = self.speaker_vector(batch, b, x1.device)
@@ -124,18 +140,19 @@ class FlowTTS(nn.Module):
         durations = batch.get("durations")
         if durations is None:
             durations = self.align(mu, x1, batch["tok_lens"], frm_lens)
-        mu_frames, _ = length_regulate(mu, durations, n_frm)
+        mu_frames, text = self.frame_conditions(h, mu, durations, n_frm)
         out = {}
         n = (mask.sum() * self.latent_dim).clamp(min=1)
         out["prior/nll"] = (0.5 * ((x1 - mu_frames) ** 2 + math.log(2 * math.pi)) * mask).sum() / n
         log_w_hat = self.duration_predictor(h, tok_mask, g)
         out["dur/log_mse"] = duration_loss(log_w_hat, durations, tok_mask)
         seg = self.cfg.get("flow_segment_frames")
+        parts = [x1, mu_frames, mask] + ([text] if text is not None else [])
         if seg and self.training and n_frm > seg:  # flow loss on a random window per item (Matcha's out_size)
-            x1_c, mu_c, mask_c = random_windows(int(seg), frm_lens, generator, x1, mu_frames, mask)
-        else:
-            x1_c, mu_c, mask_c = x1, mu_frames, mask
-        out.update(self.flow.compute_loss(x1_c, mask_c, mu_c, g, generator=generator, t=t))
+            parts = random_windows(int(seg), frm_lens, generator, *parts)
+        x1_c, mu_c, mask_c = parts[:3]
+        text_c = parts[3] if text is not None else None
+        out.update(self.flow.compute_loss(x1_c, mask_c, mu_c, g, extra=text_c, generator=generator, t=t))
         return out, {"durations": durations, "mu_frames": mu_frames.detach()}
 
     def _alignfree_losses(self, x1, mask, h, batch, g, generator, t=None):
@@ -188,9 +205,9 @@ class FlowTTS(nn.Module):
                 durations = self.predict_durations(h, tok_mask, g, rate)
             frm_lens = durations.sum(-1).clamp(min=1)
             n = int(frm_lens.max())
-            mu_frames, _ = length_regulate(mu, durations, n)
+            mu_frames, text = self.frame_conditions(h, mu, durations, n)
             mask = sequence_mask(frm_lens, n)
-            x1, used = self.flow.sample(mu_frames, mask, g, None, nfe, solver, temperature, cfg_scale, sway, generator)
+            x1, used = self.flow.sample(mu_frames, mask, g, text, nfe, solver, temperature, cfg_scale, sway, generator)
             return {"latents": x1, "frm_lens": frm_lens, "durations": durations, "nfe": torch.tensor(used), "mu_frames": mu_frames}
         if n_frames is None:
             if tokens_per_frame is None:
@@ -240,3 +257,11 @@ def stage1_dir(exp_dir: str | Path) -> Path:
 
     exp = Path(exp_dir)
     return exp / json.loads((exp / "stage1.json").read_text())["exp_dir"]
+
+
+def codec_dir(exp_dir: str | Path) -> Path:
+    """The codec that decodes a stage-two exp dir's latents: its ``decoder/`` (a stage-one exp dir whose decoder
+    was fine-tuned on this model's ground-truth-aligned output, see :mod:`stage2_flow.gta`) when there is one,
+    else the stage-one exp dir it was trained on."""
+    own = Path(exp_dir) / "decoder"
+    return own if (own / "model.pt").is_file() else stage1_dir(exp_dir)

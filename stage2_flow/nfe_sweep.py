@@ -32,6 +32,7 @@ LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_ga
 def main(argv: list[str] | None = None) -> int:
     from shared.audio import save_audio
     from shared.evaluate import evaluate
+    from stage2_flow.model import codec_dir
     from stage2_flow.synthesize import Synthesizer
     from shared.io import write_kv
 
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--nfe", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     p.add_argument("--solver", default="euler")
+    p.add_argument("--codec-exp-dir", default=None,
+                   help="decode every model with this codec exp dir (default: each model's own, see stage2_flow.model.codec_dir); "
+                        "one codec for all isolates what the flow models differ in, e.g. a base model and its reflow")
     p.add_argument("--phone-recognizer", default=None)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--max-utts", type=int, default=None,
@@ -61,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, dict[str, dict]] = {}
     for exp in args.exp_dirs:
         name = Path(exp).name
-        synth = Synthesizer.from_exp_dir(exp)
+        synth = Synthesizer.from_exp_dir(exp, stage1_exp_dir=args.codec_exp_dir)
         weights = Path(exp) / "model.pt"
-        model_id = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}"  # which trained model made a cell
+        codec = Path(args.codec_exp_dir or codec_dir(exp)).resolve()
+        # which trained model (and codec) made a cell
+        model_id = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{codec}"
         ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True) if utt2tok else dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts)))
         spk = [utt2spk.get(u) if utt2spk.get(u) in synth.speakers else None for u in utts]
         latents: dict[int, dict[str, torch.Tensor]] = {}

@@ -7,7 +7,7 @@
 
 Conditions are those of the training text: durations from MAS against the real latents (``--latents``),
 or the duration predictor when no latents are given. Each pair file holds x0, x1 (D, F), the expanded
-prior mean ``mu_frames`` (D, F) and the speaker vector g (S,) or None, so the fine-tuned estimator sees
+prior mean ``mu_frames`` (D, F) (and the expanded text states ``text_frames``, where the model has them) and the speaker vector g (S,) or None, so the fine-tuned estimator sees
 exactly the conditions the pairs were generated with (the text side is frozen during reflow).
 ``--copies K`` draws K noise samples per utterance.
 """
@@ -23,7 +23,6 @@ import torch
 
 from shared.io import atomic_save_torch, read_json, write_json, write_kv
 from shared.text import Vocab
-from stage2_flow.alignment import length_regulate
 from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
 from stage2_flow.model import FlowTTS, load_trained, sequence_mask
 
@@ -46,19 +45,50 @@ def generate_pairs(model: FlowTTS, batch: dict, nfe: int = 32, solver: str = "rk
         durations = model.predict_durations(h, tok_mask, g)
     frm = durations.sum(-1)
     n = int(frm.max())
-    mu_frames, _ = length_regulate(mu, durations, n)
+    mu_frames, text = model.frame_conditions(h, mu, durations, n)
     mask = sequence_mask(frm, n)
     x0 = model.flow.sample_x0(mu_frames, mask, temperature, generator)
-    x1, _ = model.flow.sample(mu_frames, mask, g, None, nfe, solver, temperature, cfg_scale, None, generator, x0=x0)
+    x1, _ = model.flow.sample(mu_frames, mask, g, text, nfe, solver, temperature, cfg_scale, None, generator, x0=x0)
     out = []
     for i in range(b):
         f = int(frm[i])
         pair = {"x0": x0[i, :, :f].clone(), "x1": x1[i, :, :f].clone(), "mu_frames": mu_frames[i, :, :f].clone(),
                 "g": g[i].clone() if g is not None else None}
+        if text is not None:
+            pair["text_frames"] = text[i, :, :f].clone()
         if use_mas:  # MAS durations sum to the real latent's length
             pair["x1_data"] = batch["latents"][i, :, :f].clone()
         out.append(pair)
     return out
+
+
+def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> None:
+    """The options of a verb that runs a trained model over the training text (reflow pairs, GTA latents)."""
+    p.add_argument("--exp-dir", required=True, help="trained stage-two exp dir (aligned mode)")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--latents", required=True, help="the data dir's real latents (MAS durations, the utterance list)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--nfe", type=int, default=nfe, help="function evaluations (rk4: 4 per step)")
+    p.add_argument("--solver", default=solver)
+    p.add_argument("--cfg-scale", type=float, default=0.0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--copies", type=int, default=1, help="noise draws per utterance")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-threads", type=int, default=2)
+    p.add_argument("--overwrite", action="store_true")
+
+
+def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path) -> tuple[FlowTTS, TTSDataset]:
+    """A trained model and the dataset of ``data_dir`` + its real ``latents`` as the model sees them (its
+    tokens, latent statistics, speakers, and speech prompts where it uses them): the input of
+    :func:`generate_pairs`."""
+    model, cfg = load_trained(exp)
+    s1 = read_json(exp / "stage1.json")
+    prompt = tuple(cfg.get("data", {}).get("prompt_seconds", [1, 3])) if cfg["model"].get("speaker", {}).get("use_prompt") else None
+    ds = TTSDataset(data_dir, latents, Vocab.load(exp / "tokens.txt"), LatentNormalizer.load(exp / "latent_stats.json"),
+                    (exp / "speakers.txt").read_text().split(), s1["sample_rate"] / s1["hop_length"], prompt_seconds=prompt)
+    return model, ds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,21 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stage2_flow.reflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     gp = sub.add_parser("generate", help="write reflow pairs")
-    gp.add_argument("--exp-dir", required=True)
-    gp.add_argument("--data-dir", required=True)
-    gp.add_argument("--latents", required=True, help="latent dump (for MAS durations and the utterance list)")
-    gp.add_argument("--out-dir", required=True)
-    gp.add_argument("--nfe", type=int, default=16, help="teacher NFE (rk4: 4 evaluations per step)")
-    gp.add_argument("--solver", default="rk4")
-    gp.add_argument("--cfg-scale", type=float, default=0.0)
-    gp.add_argument("--temperature", type=float, default=1.0)
+    add_generation_args(gp, nfe=16, solver="rk4")
     gp.add_argument("--predicted-durations", action="store_true", help="use the duration predictor instead of MAS")
-    gp.add_argument("--copies", type=int, default=1)
     gp.add_argument("--max-utts", type=int, default=None)
-    gp.add_argument("--batch-size", type=int, default=16)
-    gp.add_argument("--seed", type=int, default=0)
-    gp.add_argument("--num-threads", type=int, default=2)
-    gp.add_argument("--overwrite", action="store_true")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["generate", *argv]  # the subcommand is optional
@@ -92,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if (out / "pairs.scp").is_file() and not args.overwrite:
         print(f"{out}/pairs.scp exists (use --overwrite to regenerate)")
         return 0
-    model, cfg = load_trained(exp)
-    s1 = read_json(exp / "stage1.json")
-    prompt = tuple(cfg.get("data", {}).get("prompt_seconds", [1, 3])) if cfg["model"].get("speaker", {}).get("use_prompt") else None
-    ds = TTSDataset(args.data_dir, args.latents, Vocab.load(exp / "tokens.txt"), LatentNormalizer.load(exp / "latent_stats.json"),
-                    (exp / "speakers.txt").read_text().split(), s1["sample_rate"] / s1["hop_length"], prompt_seconds=prompt)
+    model, ds = model_and_dataset(exp, args.data_dir, args.latents)
     idx = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])[: args.max_utts] if args.max_utts else sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])
     gen = torch.Generator().manual_seed(args.seed)
     scp, t0 = {}, time.time()

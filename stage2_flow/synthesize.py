@@ -27,7 +27,7 @@ import torch
 from shared.io import read_json, read_kv, write_kv
 from shared.text import Frontend, Vocab
 from stage2_flow.data import LatentNormalizer
-from stage2_flow.model import FlowTTS, load_trained, sequence_mask, stage1_dir
+from stage2_flow.model import FlowTTS, codec_dir, load_trained, sequence_mask
 
 
 class Synthesizer:
@@ -39,7 +39,8 @@ class Synthesizer:
     @classmethod
     def from_exp_dir(cls, exp_dir: str | Path, device: str | torch.device = "cpu", codec: Any = None,
                      stage1_exp_dir: str | Path | None = None) -> "Synthesizer":
-        """Load everything from the self-describing exp dir; ``codec`` or ``stage1_exp_dir`` override it."""
+        """Load everything from the self-describing exp dir (the codec: :func:`~stage2_flow.model.codec_dir`);
+        ``codec`` or ``stage1_exp_dir`` override it."""
         from stage2_flow.codec import load_codec
 
         exp = Path(exp_dir)
@@ -47,7 +48,7 @@ class Synthesizer:
         model.to(device)
         fe = Frontend.from_config(exp / "frontend.yaml") if (exp / "frontend.yaml").is_file() else None
         if codec is None:
-            codec = load_codec(stage1_exp_dir or stage1_dir(exp), device)
+            codec = load_codec(stage1_exp_dir or codec_dir(exp), device)
         speakers = (exp / "speakers.txt").read_text().split() if (exp / "speakers.txt").is_file() else []
         rate = read_json(exp / "speaking_rate.json") if (exp / "speaking_rate.json").is_file() else None
         return cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate, device)
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--stage1-exp-dir", help="override the codec exp dir recorded in the exp dir")
+    p.add_argument("--stage1-exp-dir", help="decode with this codec exp dir instead of the exp dir's own (its decoder/, "
+                   "the decoder fine-tuned on its output, where there is one, else the stage-one exp dir it was trained on)")
     p.add_argument("--retokenize", action="store_true", help="ignore DATA_DIR/token and run the frontend on text")
     p.add_argument("--num-threads", type=int, default=2)
     p.add_argument("--overwrite", action="store_true")
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.num_threads)
     out = Path(args.out_dir)
     synth = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
+    print(f"decoding with the codec of {args.stage1_exp_dir or codec_dir(args.exp_dir)}", flush=True)
     utt2text, utt2tok, utt2spk = read_inputs(args)
     utts = sorted(utt2text)
     spk_of = {u: args.speaker or (utt2spk.get(u) if utt2spk.get(u) in synth.speakers else (synth.speakers[0] if synth.speakers else "spk")) for u in utts}

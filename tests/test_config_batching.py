@@ -79,3 +79,42 @@ def test_segment_dataset_is_deterministic_per_seed(tiny_data_dir):
     assert torch.equal(ds[(2, 7)], ds[(2, 7)])
     assert not torch.equal(ds[(2, 7)], ds[(2, 8)])
     assert ds[(0, 1)].shape == (4000,)
+
+
+def test_latent_audio_segments_line_up_and_map_keys(tmp_path):
+    """Crops of latents and audio cover the same time: latent frame k is centred on sample k * hop."""
+    import soundfile as sf
+
+    from shared.batching import LatentAudioSegmentDataset
+    from shared.io import write_kv
+
+    hop, frames = 64, 21
+    data = tmp_path / "data"
+    data.mkdir()
+    wav = torch.arange((frames - 1) * hop, dtype=torch.float32) / ((frames - 1) * hop)  # a ramp: value = time
+    sf.write(data / "a.wav", (wav * 0.5).numpy(), 16000, subtype="FLOAT")
+    for name, line in (("wav.scp", f"a {data / 'a.wav'}"), ("text", "a hello"), ("utt2spk", "a s"), ("spk2utt", "s a")):
+        (data / name).write_text(line + "\n")
+    dump = tmp_path / "dump"
+    (dump / "latents").mkdir(parents=True)
+    scp = {}
+    for key in ("a-c0", "a-c1"):
+        z = torch.arange(frames, dtype=torch.float32)[None].repeat(3, 1)  # value = frame index
+        torch.save(z, dump / "latents" / f"{key}.pt")
+        scp[key] = str(dump / "latents" / f"{key}.pt")
+    write_kv(dump / "latents.scp", scp)
+    write_kv(dump / "key2utt", {"a-c0": "a", "a-c1": "a"})
+    ds = LatentAudioSegmentDataset(dump, data, 16000, hop, segment_frames=5)
+    assert len(ds) == 2
+    for seed in range(5):
+        item = ds[(1, seed)]
+        assert item["latents"].shape == (3, 6) and item["wav"].shape == (5 * hop,)
+        start = int(item["latents"][0, 0])
+        assert torch.allclose(item["wav"][0] * 2, torch.tensor(start * hop / ((frames - 1) * hop)), atol=1e-6)
+    write_kv(dump / "key2utt", {"a-c0": "a", "a-c1": "b"})
+    with pytest.raises(KeyError, match="a-c1"):
+        LatentAudioSegmentDataset(dump, data, 16000, hop, segment_frames=5)
+    write_kv(dump / "key2utt", {"a-c0": "a", "a-c1": "a"})
+    torch.save(torch.zeros(3, frames + 5), dump / "latents" / "a-c1.pt")  # 5 frames too many for the audio
+    with pytest.raises(ValueError, match="a-c1.pt"):
+        LatentAudioSegmentDataset(dump, data, 16000, hop, segment_frames=5)[(1, 0)]

@@ -10,7 +10,7 @@ from stage1_vae.model import build_codec
 from stage2_flow.model import FlowTTS, count_parameters
 
 EGS = Path(__file__).resolve().parent.parent / "egs"
-STAGE1 = sorted(EGS.glob("*/tts1/conf/stage1*.yaml"))
+STAGE1 = sorted([*EGS.glob("*/tts1/conf/stage1*.yaml"), *EGS.glob("*/tts1/conf/decoder_gta*.yaml")])
 STAGE2 = sorted(p for p in EGS.glob("*/tts1/conf/stage2*.yaml"))
 
 
@@ -38,5 +38,5 @@ def test_stage2_config_builds(path):
 
 def test_all_recipes_have_their_configs():
     for recipe in ("espeak_mini", "ljspeech", "libritts", "vctk"):
-        for name in ("stage1.yaml", "stage2.yaml", "stage2_reflow.yaml"):
+        for name in ("stage1.yaml", "stage2.yaml", "stage2_reflow.yaml", "decoder_gta.yaml"):
             assert (EGS / recipe / "tts1" / "conf" / name).is_file(), (recipe, name)

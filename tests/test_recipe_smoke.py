@@ -28,6 +28,11 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert (s1 / "latent_stats.json").is_file()
     assert (recipe / "dump" / "vae" / "train" / "latents.scp").is_file()
     assert json.loads((s1 / "eval" / "test" / "metrics.json").read_text())["metrics"]["pesq_wb"]["n"] == 5
+    # stage 7's decoder fine-tuning: GTA latents of the training set (2 noise draws), a decoder that synthesis uses
+    gta = recipe / "dump" / "vae" / "train_gta_flow_reflow"
+    assert len((gta / "latents.scp").read_text().splitlines()) == 2 * len(DataDir.load(recipe / "data" / "train"))
+    assert (s2 / "decoder" / "model.pt").is_file()
+    assert "codec of exp/stage2/flow_reflow/decoder\n" in next((recipe / "exp" / "logs").glob("stage8.*")).read_text()
     synth = DataDir.load(s2 / "synth" / "test")
     assert len(synth) == 5
     metrics = json.loads((s2 / "eval" / "test" / "metrics.json").read_text())
@@ -38,10 +43,12 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert again.returncode == 0 and again.stdout.count("done already") == 8, again.stdout[-3000:]
     packed = next((recipe / "exp" / "packed").iterdir())
     assert (packed / "MODEL_CARD.md").is_file() and (packed / "stage2" / "config.yaml").is_file()
+    assert (packed / "stage2" / "decoder" / "model.pt").is_file()
     assert "nfe=4, solver='euler', temperature=0.2)" in (packed / "MODEL_CARD.md").read_text()  # the recipe's settings
     moved = tmp_path / "elsewhere" / packed.name  # a packed model works wherever it is copied
     shutil.copytree(packed, moved)
     shutil.rmtree(recipe / "exp" / "stage1")
+    shutil.rmtree(recipe / "exp" / "stage2")
     wav = Synthesizer.from_exp_dir(moved / "stage2").synthesize(["Hello world."])[0]
     assert wav.ndim == 1 and wav.numel() > 1000
     times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()

@@ -475,3 +475,31 @@ def test_adapter_requires_local_weights(tmp_path):
 
     with pytest.raises(ValueError, match="weights"):
         load_codec(write_adapter_exp_dir(tmp_path / "e", "encodec", None))
+
+
+@pytest.mark.slow
+def test_decoder_finetune_on_given_latents_trains_the_decoder_only(trained, corpus, tmp_path):
+    from shared.io import write_kv
+
+    dump = tmp_path / "gta"
+    run_module("stage1_vae.encode", "--exp-dir", str(trained), "--data-dir", str(corpus / "train"), "--out-dir", str(dump))
+    noisy = {}
+    for utt, path in read_kv(dump / "latents.scp").items():  # stand-ins for stage two's output: perturbed latents
+        z = torch.load(path)
+        torch.save(z + 0.1 * torch.randn(z.shape, generator=torch.Generator().manual_seed(0)), path)
+        noisy[utt] = path
+
+    def finetune(exp, *extra, check=True):
+        return run_module("stage1_vae.train", "--config", str(SMOKE), "--data-dir", str(corpus / "train"),
+                          "--exp-dir", str(exp), "train.num_threads=1", "trainer.max_steps=2", "validation.num_utts=0",
+                          *extra, check=check)
+
+    proc = finetune(tmp_path / "nope", "--decoder-latents", str(dump), check=False)
+    assert proc.returncode != 0 and "--init-from" in proc.stderr
+    finetune(tmp_path / "ft", "--decoder-latents", str(dump), "--init-from", str(trained))
+    a, b = torch.load(trained / "model.pt"), torch.load(tmp_path / "ft" / "model.pt")
+    changed = {k.split(".")[0] for k in a if not torch.equal(a[k], b[k])}
+    assert changed == {"decoder"}, changed
+    cfg = load_config(tmp_path / "ft" / "config.yaml")
+    assert cfg["train"]["decoder_only"] is True and cfg["data"]["decoder_latents"] == str(dump)
+    assert load_codec(tmp_path / "ft").decode(torch.stack([torch.load(p) for p in list(noisy.values())[:1]])).shape[-1] > 0

@@ -154,3 +154,29 @@ def test_flow_channel_weights_weight_the_loss_per_channel():
     assert float(plain) == pytest.approx(1 / 4) and float(heavy) == pytest.approx(10 / 13)
     with pytest.raises(ValueError, match="out of range"):
         FlowMatcher(Fixed(), channel_weights={4: 2.0}).compute_loss(x1, mask, mu, x0=x0)
+
+
+def test_frame_text_channels_condition_the_estimator():
+    """frame_text_channels E: the text states, projected to E channels and expanded like mu, are a further
+    frame condition of the estimator (gradients reach the projection); reflow pairs store them."""
+    from stage2_flow.data import collate_pairs
+    from stage2_flow.reflow import generate_pairs
+
+    torch.manual_seed(0)
+    m = FlowTTS(tiny_cfg(frame_text_channels=5))
+    assert m.flow.estimator.inp.in_channels == D + D + 5  # x_t, mu, text
+    torch.nn.init.normal_(m.flow.estimator.out.weight, std=0.1)  # zero at init: no gradient would reach the inputs
+    losses, _ = m.losses(batch())
+    losses["flow/mse"].backward()
+    assert m.text_proj.weight.grad is not None and m.text_proj.weight.grad.abs().sum() > 0
+    m.eval()
+    b = batch()
+    out = m.generate(b["tokens"], b["tok_lens"], spk=b["spk"], prompt=b["prompt"], prompt_mask=b["prompt_mask"], nfe=2)
+    assert torch.isfinite(out["latents"]).all()
+    pairs = generate_pairs(m, b, nfe=2, solver="euler")
+    assert [p["text_frames"].shape for p in pairs] == [(5, 30), (5, 20), (5, 9)]
+    items = [{"utt": str(i), **p} for i, p in enumerate(pairs)]
+    pb = collate_pairs(items)
+    assert pb["text_frames"].shape == (3, 5, 30)
+    losses, _ = m.train().losses(pb)
+    assert torch.isfinite(losses["flow/mse"])

@@ -7,7 +7,7 @@
 # Stages:
 #   0 corpus (local/data.sh)     1 data dirs: utt2dur + validation   2 tokens
 #   3 stage-one training         4 encode + latent statistics        5 codec resynthesis + scoring
-#   6 stage-two training         7 reflow                            8 synthesis of the test set
+#   6 stage-two training         7 reflow + decoder fine-tuning      8 synthesis of the test set
 #   9 evaluation (phone recogniser, metrics, NFE sweep, plots, RESULTS.md)   10 packing
 
 # ---------------------------------------------------------------- defaults (a run.sh may set them first)
@@ -34,6 +34,11 @@ reflow=${reflow:-true}
 reflow_conf=${reflow_conf:-conf/stage2_reflow.yaml}
 reflow_args=${reflow_args:-}
 reflow_gen_args=${reflow_gen_args:-"--nfe 16 --solver rk4 --max-utts 360"}  # how the (x0, ODE(x0)) pairs are made
+decoder_finetune=${decoder_finetune:-true}  # fine-tune the codec's decoder on the final model's ground-truth-aligned
+                                # output (stage 7, after reflow); synthesis then decodes with it
+decoder_conf=${decoder_conf:-conf/decoder_gta.yaml}
+decoder_args=${decoder_args:-}
+gta_args=${gta_args:-"--copies 2"}   # how the GTA latents are made (NFE, solver and temperature are synthesis's)
 asr_conf=${asr_conf:-conf/asr.yaml}
 asr_args=${asr_args:-}
 nfe=${nfe:-4}                   # NFE for the main synthesis (stage 8)
@@ -59,6 +64,7 @@ if [ "$smoke" = true ]; then
     stage1_conf=${stage1_conf%.yaml}_smoke.yaml
     stage2_conf=${stage2_conf%.yaml}_smoke.yaml
     reflow_conf=${reflow_conf%.yaml}_smoke.yaml
+    decoder_conf=${decoder_conf%.yaml}_smoke.yaml
     asr_conf=${asr_conf%.yaml}_smoke.yaml
     local_data_opts="$local_data_opts $smoke_data_opts"
     if [ "$nfe_sweep" = "1 2 4 8 16 32" ]; then nfe_sweep="1 2"; fi
@@ -157,16 +163,28 @@ if want 6; then
         "${trainer_args[@]}" "validation.temperature=$temperature" $stage2_args
 fi
 
-if want 7 && [ "$reflow" = true ]; then
+if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
     stage7_reflow() {
-        python -m stage2_flow.reflow $ow --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
-            --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
-            --temperature "$temperature" $reflow_gen_args
-        python -m stage2_flow.train $ow --config "$reflow_conf" --init-from "$s2_exp" \
-            --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
-            --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
-            --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
-            "${trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
+        if [ "$reflow" = true ]; then
+            python -m stage2_flow.reflow $ow --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
+                --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
+                --temperature "$temperature" $reflow_gen_args
+            python -m stage2_flow.train $ow --config "$reflow_conf" --init-from "$s2_exp" \
+                --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
+                --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
+                --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
+                "${trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
+        fi
+        if [ "$decoder_finetune" = true ]; then
+            # the final model's output on the training sentences, timed like the real audio (MAS durations),
+            # sampled as stage 8 samples; the decoder learns to read it (final_s2/decoder, used from stage 8 on)
+            local gta_dump="dump/$stage1_tag/${train_set}_gta_$(basename "$final_s2")"
+            python -m stage2_flow.gta $ow --exp-dir "$final_s2" --latents "dump/$stage1_tag/$train_set" \
+                --data-dir "data/$train_set" --out-dir "$gta_dump" --nfe "$nfe" --solver "$solver" \
+                --temperature "$temperature" $gta_args
+            python -m stage1_vae.train $ow --config "$decoder_conf" --init-from "$s1_exp" --decoder-latents "$gta_dump" \
+                --data-dir "data/$train_set" --exp-dir "$final_s2/decoder" "${trainer_args[@]}" $decoder_args
+        fi
     }
     run_stage 7 "reflow.$stage2_tag" stage7_reflow
 fi
@@ -192,7 +210,9 @@ if want 9; then
             # the codec's own PER: how much of the TTS PER the codec already explains
             [ ! -f "$s1_exp/resynth/$x/wav.scp" ] || score_resynth "$x" --phone-recognizer exp/asr --ref-token-file "data/$x/token"
         done
+        # every model decoded by the final model's codec, so the sweep compares the flows alone
         python -m stage2_flow.nfe_sweep $ow --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
+            --codec-exp-dir "$(python -c "from stage2_flow.model import codec_dir; print(codec_dir('$final_s2'))")" \
             --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" --temperature "$temperature" \
             --phone-recognizer exp/asr --out-dir "exp/nfe_sweep" $nfe_sweep_args
         write_results

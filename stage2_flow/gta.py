@@ -1,0 +1,68 @@
+"""Ground-truth-aligned (GTA) latents: what a trained model generates for the training sentences on the
+real utterances' own timing, written as a latent dump for fine-tuning the codec's decoder on them.
+
+    python -m stage2_flow.gta --exp-dir exp/stage2/flow_reflow --data-dir data/train --latents dump/vae/train \\
+        --out-dir dump/vae/train_gta_flow [--nfe 4 --solver euler --temperature 0.2 --copies 2]
+    python -m stage1_vae.train --config conf/decoder_gta.yaml --init-from exp/stage1/vae \\
+        --decoder-latents dump/vae/train_gta_flow --data-dir data/train --exp-dir exp/stage2/flow_reflow/decoder
+
+Durations come from MAS against the real latents (``--latents``), so the generated latents have the real
+latents' frame count and line up with the audio; sampling is what synthesis uses (NFE, solver, temperature),
+so the decoder sees the kind of latent it will be given. Writes ``<out>/latents/<key>.pt`` (de-normalised,
+float32 ``(D, F)``, the codec's scale as ``stage1_vae.encode`` writes it), ``latents.scp``, ``utt2frames``,
+``key2utt`` (keys are ``<utt>``, or ``<utt>-c<k>`` for ``--copies`` > 1: k-th noise draw) and ``gta_info.json``.
+A stage-two exp dir holding ``decoder/`` (a codec exp dir) decodes with it; see
+:func:`stage2_flow.model.codec_dir`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from shared.io import atomic_save_torch, write_json, write_kv
+from stage2_flow.data import LatentNormalizer, collate_tts
+from stage2_flow.reflow import add_generation_args, generate_pairs, model_and_dataset
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    p = argparse.ArgumentParser(prog="python -m stage2_flow.gta", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_generation_args(p, nfe=4, solver="euler")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.num_threads)
+    exp, out = Path(args.exp_dir), Path(args.out_dir)
+    if (out / "latents.scp").is_file() and not args.overwrite:
+        print(f"{out}/latents.scp exists: nothing to do (use --overwrite to redo)")
+        return 0
+    model, ds = model_and_dataset(exp, args.data_dir, args.latents)
+    norm = LatentNormalizer.load(exp / "latent_stats.json")
+    order = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])  # similar lengths batch with less padding
+    gen = torch.Generator().manual_seed(args.seed)
+    scp, frames, key2utt, t0 = {}, {}, {}, time.time()
+    for copy in range(args.copies):
+        for k in tqdm(range(0, len(order), args.batch_size), desc=f"GTA latents {copy + 1}/{args.copies}", unit="batch"):
+            items = [ds[(i, args.seed + 7919 * copy + i)] for i in order[k : k + args.batch_size]]
+            pairs = generate_pairs(model, collate_tts(items), args.nfe, args.solver, args.cfg_scale, args.temperature, gen)
+            for it, pair in zip(items, pairs):
+                key = it["utt"] if args.copies == 1 else f"{it['utt']}-c{copy}"
+                z = norm.denormalize(pair["x1"][None])[0].float().contiguous()
+                path = (out / "latents" / f"{key}.pt").resolve()
+                atomic_save_torch(z, path)
+                scp[key], frames[key], key2utt[key] = str(path), z.shape[1], it["utt"]
+    write_kv(out / "utt2frames", frames)
+    write_kv(out / "key2utt", key2utt)
+    write_json(out / "gta_info.json", {"exp_dir": str(exp.resolve()), "nfe": args.nfe, "solver": args.solver,
+                                       "temperature": args.temperature, "cfg_scale": args.cfg_scale, "copies": args.copies,
+                                       "seconds": round(time.time() - t0, 1)})
+    write_kv(out / "latents.scp", scp)  # last: its presence marks a finished dump
+    print(f"wrote {len(scp)} GTA latents ({sum(frames.values())} frames) to {out} in {time.time() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
