@@ -68,7 +68,11 @@ or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-d
     if report:
         parts.append(_section("Training data", "```json\n" + json.dumps(report, indent=1, ensure_ascii=False)[:4000]
                               + "\n```"))
-    for label, d in (("Stage one", s1), ("Stage two", s2)):
+    parts_of = [("Stage one", s1, "stage1"), ("Stage two", s2, "stage2")]
+    if (s2 / "decoder" / "model.pt").is_file():
+        parts_of.append(("Stage two's decoder (stage one's, fine-tuned on stage two's ground-truth-aligned output)",
+                         s2 / "decoder", "stage2/decoder"))
+    for label, d, rel in parts_of:
         body = []
         for fname, title in (("params.json", "Parameters"), ("train_summary.json", "Training summary")):
             data = _json_or_none(d / fname)
@@ -76,7 +80,7 @@ or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-d
                 body.append(f"{title}:\n\n```json\n{json.dumps(data, indent=1)}\n```\n")
         cfg = d / "config.yaml"
         if cfg.is_file():
-            body.append(f"Resolved config (`{label.lower().replace(' ', '')}/config.yaml`):\n\n```yaml\n"
+            body.append(f"Resolved config (`{rel}/config.yaml`):\n\n```yaml\n"
                         f"{cfg.read_text().strip()}\n```\n")
         parts.append(_section(label, "\n".join(body) or "(no description files found)"))
     if results and results.is_file():

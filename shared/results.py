@@ -7,7 +7,8 @@ Reads (each optional; a missing one is listed as "not run", never an error):
 ``<stage2>/eval/<test>/metrics.json`` (TTS metrics and PER), ``<stage1>/eval/<test>/metrics.json`` (codec
 resynthesis), ``<exp-root>/nfe_sweep/summary.json`` (quality and RTF against NFE; also drawn to
 ``<exp-root>/nfe_sweep/quality_vs_nfe.png``), ``<exp-root>/asr/train_summary.json`` (phone recogniser),
-``<exp-root>/stage_times.tsv`` (``<n> <name> <seconds>``) and the exp dirs' ``config.yaml``.
+``<exp-root>/stage_times.tsv`` (``<n> <name> <seconds>``), the exp dirs' ``config.yaml`` and, where stage 7 made
+one, ``<stage2>/decoder/`` (the decoder fine-tuned on stage two's output).
 """
 
 from __future__ import annotations
@@ -86,7 +87,13 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
         a = read_json(asr)
         notes.append(f"- Phone recogniser (exp/asr): dev PER {a.get('dev_per', float('nan')):.2%} after "
                      f"{a['steps']} steps / {a['train_seconds']:.0f} s on {a['num_train_utts']} utterances.")
-    configs = {p.parent.name: str(p) for p in (d / "config.yaml" for d in (s1, s2, exp_root / "asr") if d) if p.is_file()}
+    decoder = s2 / "decoder" if s2 else None
+    if decoder and (decoder / "train_summary.json").is_file():
+        d = read_json(decoder / "train_summary.json")
+        notes.append(f"- The TTS audio is decoded by {decoder}: stage one's decoder fine-tuned on this model's "
+                     f"ground-truth-aligned output ({d['steps']} steps / {d.get('seconds_this_run', float('nan')):.0f} s); "
+                     "the codec resynthesis by stage one's own.")
+    configs = {p.parent.name: str(p) for p in (d / "config.yaml" for d in (s1, s2, decoder, exp_root / "asr") if d) if p.is_file()}
     return {"tables": tables, "figures": figures, "notes": "\n".join(notes) or None,
             "stage_times": read_stage_times(exp_root / "stage_times.tsv"), "config_paths": configs}
 

@@ -145,12 +145,15 @@ def test_results_md_from_exp_tree(tmp_path):
     write_json(exp / "asr" / "train_summary.json", {"dev_per": 0.025, "steps": 550, "train_seconds": 150.0,
                                                     "num_train_utts": 720})
     (exp / "stage_times.tsv").write_text("3\tstage1_train\t600\n10\tpack\t5\n3\tstage1_train\t620\n")
+    write_json(exp / "stage2" / "flow" / "decoder" / "train_summary.json", {"steps": 2364, "seconds_this_run": 240.1})
     out = exp / "RESULTS.md"
     assert results_main(["--exp-root", str(exp), "--stage1-exp-dir", str(exp / "stage1" / "vae"), "--stage2-exp-dir",
                          str(exp / "stage2" / "flow"), "--out", str(out)]) == 0
     text = out.read_text()
     assert "| flow | 6.00 ± 1.00 | 15.0% | 2.0% |" in text
     assert "Codec resynthesis (stage one) on test: not run" in text and "dev PER 2.50%" in text
+    assert "decoded by " + str(exp / "stage2" / "flow" / "decoder") + ": stage one's decoder fine-tuned" in text
+    assert "(2364 steps / 240 s)" in text
     assert "| flow_reflow NFE 1 | 6.50 |" in text and "](nfe_sweep/quality_vs_nfe.png)" in text
     assert "## Paired difference flow_reflow - flow" in text
     assert "| NFE 1 | -2.5 [-3, -2] (+) | +0.01 [-0.01, +0.03] |" in text

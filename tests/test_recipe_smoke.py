@@ -44,7 +44,9 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     packed = next((recipe / "exp" / "packed").iterdir())
     assert (packed / "MODEL_CARD.md").is_file() and (packed / "stage2" / "config.yaml").is_file()
     assert (packed / "stage2" / "decoder" / "model.pt").is_file()
-    assert "nfe=4, solver='euler', temperature=0.2)" in (packed / "MODEL_CARD.md").read_text()  # the recipe's settings
+    card = (packed / "MODEL_CARD.md").read_text()
+    assert "`stage1/config.yaml`" in card and "`stage2/decoder/config.yaml`" in card
+    assert "nfe=4, solver='euler', temperature=0.2)" in card  # the recipe's settings
     moved = tmp_path / "elsewhere" / packed.name  # a packed model works wherever it is copied
     shutil.copytree(packed, moved)
     shutil.rmtree(recipe / "exp" / "stage1")
