@@ -82,15 +82,18 @@ class Stage1Codec(nn.Module):
         """Training path of decoder fine-tuning on given latents ``z (B, D, F)`` (e.g. stage two's output on
         the real utterances' timing) against their audio ``wav (B, (F - 1) hop)``. The pitch channels are not
         learned: they are measured from ``wav`` as in :meth:`forward`, so the harmonic source matches the
-        target and the decoder learns to read the given spectral channels, not to correct the pitch."""
-        if self.pitch is not None:
-            c = self.pitch.channels
-            z = torch.cat([self.pitch(self._pad(wav)).to(z.dtype), self.bottleneck.prepare(z[:, c:])], dim=1)
-        else:
-            z = self.bottleneck.prepare(z)
-        if not return_phase:
-            return self._decode(z)
-        return self._decode(z, return_phase=True)
+        target and the decoder learns to read the given spectral channels, not to correct the pitch. Nothing
+        but the decoder learns here: the bottleneck snaps the latents in eval mode (an RVQ's EMA codebooks would
+        otherwise move towards them)."""
+        c = self.pitch.channels if self.pitch is not None else 0
+        training = self.bottleneck.training
+        with torch.no_grad():
+            self.bottleneck.eval()
+            snapped = self.bottleneck.prepare(z[:, c:])
+            self.bottleneck.train(training)
+            if self.pitch is not None:
+                snapped = torch.cat([self.pitch(self._pad(wav)).to(snapped.dtype), snapped], dim=1)
+        return self._decode(snapped, return_phase=return_phase)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -503,3 +503,24 @@ def test_decoder_finetune_on_given_latents_trains_the_decoder_only(trained, corp
     cfg = load_config(tmp_path / "ft" / "config.yaml")
     assert cfg["train"]["decoder_only"] is True and cfg["data"]["decoder_latents"] == str(dump)
     assert load_codec(tmp_path / "ft").decode(torch.stack([torch.load(p) for p in list(noisy.values())[:1]])).shape[-1] > 0
+
+
+def test_decode_given_reads_the_latents_without_training_the_quantiser():
+    """Decoder fine-tuning runs in training mode; the RVQ's EMA codebooks must not learn from the given latents
+    (the encoder and bottleneck are frozen), and the pitch channels come from the audio, not the latents."""
+    torch.manual_seed(0)
+    cfg = {"sample_rate": 16000, "hop_length": 256, "latent_dim": 8, "pitch": {"f0_min": 50, "f0_max": 500},
+           "encoder": {"kind": "convnext", "dim": 16, "intermediate_dim": 32, "num_layers": 1},
+           "bottleneck": {"kind": "rvq", "codebook_size": 16, "num_quantizers": 2},
+           "decoder": {"kind": "vocos", "dim": 16, "intermediate_dim": 32, "num_layers": 1, "source": "harmonic"}}
+    codec = build_codec(cfg).train()
+    before = {k: v.clone() for k, v in codec.bottleneck.state_dict().items()}
+    wav = 0.3 * torch.sin(2 * math.pi * 150 * torch.arange(20 * 256) / 16000)[None]
+    z = torch.randn(1, 8, 21) * 3
+    out = codec.decode_given(z, wav)
+    assert out.shape == (1, 20 * 256)
+    after = codec.bottleneck.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    other = z.clone()
+    other[:, 0] = -z[:, 0]  # another pitch channel in the latents: ignored
+    assert torch.allclose(codec.decode_given(other, wav), out)
