@@ -259,8 +259,8 @@ class LatentAudioSegmentDataset(Dataset):
         return len(self.keys)
 
     def pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole ``(latents (D, F), wav ((F - 1) hop,))`` of item ``index``; a length mismatch of more
-        than one frame is an error naming the key."""
+        """Item ``index``'s latents ``(D, F)`` and its utterance's whole audio, read once; a length mismatch
+        of more than one frame is an error naming the latent file."""
         key = self.keys[index]
         if key not in self._latents:
             z = torch.load(self.paths[key], map_location="cpu", weights_only=True).float()
@@ -272,21 +272,16 @@ class LatentAudioSegmentDataset(Dataset):
                 raise ValueError(f"{self.paths[key]}: latents {tuple(z.shape)} do not fit {utt}'s audio "
                                  f"({frames:.1f} frames of {self.hop} samples)")
             self._latents[key] = z
-        z = self._latents[key]
-        wav = self._wavs[self.key2utt[key]]
-        need = (z.shape[1] - 1) * self.hop
-        return z, torch.nn.functional.pad(wav, (0, max(0, need - wav.shape[-1])))[:need]
+        return self._latents[key], self._wavs[self.key2utt[key]]
 
     def __getitem__(self, key: Key | int) -> dict[str, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, key)
-        z, wav = self.pair(index)
-        n = self.n
-        room = z.shape[1] - 1 - n
-        start = int(torch.randint(0, room + 1, (1,), generator=torch.Generator().manual_seed(seed))) if room > 0 else 0
-        z = z[:, start : start + n + 1]
-        wav = wav[start * self.hop : (start + n) * self.hop]
-        z = torch.nn.functional.pad(z, (0, n + 1 - z.shape[1]))
-        return {"latents": z, "wav": torch.nn.functional.pad(wav, (0, n * self.hop - wav.shape[-1]))}
+        latents, wav = self.pair(index)
+        n, hop = self.n, self.hop
+        z, start = random_crop(latents, n + 1, torch.Generator().manual_seed(seed))
+        # the crop's audio, no further than the utterance's last frame at (F - 1) hop; zero-padded past it
+        wav = wav[start * hop : min(start + n, latents.shape[1] - 1) * hop]
+        return {"latents": z, "wav": torch.nn.functional.pad(wav, (0, n * hop - wav.shape[-1]))}
 
 
 class AudioUttDataset(Dataset):

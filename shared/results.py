@@ -89,9 +89,10 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
                      f"{a['steps']} steps / {a['train_seconds']:.0f} s on {a['num_train_utts']} utterances.")
     decoder = s2 / "decoder" if s2 else None
     if decoder and (decoder / "train_summary.json").is_file():
-        d = read_json(decoder / "train_summary.json")
+        summary = read_json(decoder / "train_summary.json")
         notes.append(f"- The TTS audio is decoded by {decoder}: stage one's decoder fine-tuned on this model's "
-                     f"ground-truth-aligned output ({d['steps']} steps / {d.get('seconds_this_run', float('nan')):.0f} s); "
+                     f"ground-truth-aligned output ({summary['steps']} steps / "
+                     f"{summary.get('seconds_this_run', float('nan')):.0f} s); "
                      "the codec resynthesis by stage one's own.")
     configs = {p.parent.name: str(p) for p in (d / "config.yaml" for d in (s1, s2, decoder, exp_root / "asr") if d) if p.is_file()}
     return {"tables": tables, "figures": figures, "notes": "\n".join(notes) or None,
