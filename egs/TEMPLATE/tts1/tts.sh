@@ -38,7 +38,8 @@ decoder_finetune=${decoder_finetune:-true}  # fine-tune the codec's decoder on t
                                 # output (stage 7, after reflow); synthesis then decodes with it
 decoder_conf=${decoder_conf:-conf/decoder_gta.yaml}
 decoder_args=${decoder_args:-}
-gta_args=${gta_args:-"--copies 2"}   # how the GTA latents are made (NFE, solver and temperature are synthesis's)
+gta_args=${gta_args:-}          # how the GTA latents are made (NFE, solver and temperature are synthesis's;
+                                # --copies K: K noise draws per sentence, 2 helped on 720 sentences, 1 on 2320 is as many)
 asr_conf=${asr_conf:-conf/asr.yaml}
 asr_args=${asr_args:-}
 nfe=${nfe:-4}                   # NFE for the main synthesis (stage 8)
