@@ -13,7 +13,10 @@ PER of the generated and of the reference audio. Model-based metrics (:mod:`shar
 run when their weights are given, else ``metrics.json`` says why they were skipped.
 
 Outputs (atomic): ``metrics.json`` (corpus mean/std/median per metric, corpus PER, skipped metrics,
-settings) and ``<stem>_utt.tsv`` (one row per utterance). A rerun with the same inputs is a no-op.
+settings), ``<stem>_utt.tsv`` (one row per utterance) and ``<stem>_signal.json`` (the per-utterance signal
+metrics, exactly). A rerun with the same inputs is a no-op; a rerun on the same audio that only adds or
+changes the phone recogniser (the recipe scores the codec in stage 5 and adds its PER in stage 9) reuses the
+signal metrics instead of recomputing them (``--overwrite`` recomputes everything).
 """
 
 from __future__ import annotations
@@ -132,6 +135,23 @@ def write_utt_table(path: PathLike, rows: list[dict[str, Any]]) -> None:
             f.write("\t".join([r["utt"]] + [_cell(v) for v in vals]) + "\n")
 
 
+def signal_rows_path(out: Path) -> Path:
+    return out.with_name(out.stem + "_signal.json")
+
+
+def reusable_signal_rows(out: Path, key: dict[str, Any], utts: list[str]) -> list[dict[str, Any]] | None:
+    """The per-utterance signal metrics an earlier call wrote beside ``out``, if they were computed with the
+    same ``key`` (mode, F0 on or off, the two wav.scp files' size and mtime) for exactly ``utts``."""
+    path = signal_rows_path(out)
+    if not path.is_file():
+        return None
+    stored = read_json(path)
+    rows = stored.get("rows", [])
+    if stored.get("key") != key or [r.get("utt") for r in rows] != utts:
+        return None
+    return rows
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return "nan"
@@ -170,8 +190,14 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     t0 = time.time()
     ref_scp, gen_scp = read_kv(ref_dir / "wav.scp"), read_kv(gen_dir / "wav.scp")
     utts = match_utts(ref_scp, gen_scp, allow_subset)
-    jobs = [(u, ref_scp[u], gen_scp[u], mode, with_f0, str(ref_cache) if ref_cache else None) for u in utts]
-    rows = run_utt_metrics(jobs, nj)
+    signal_key = {"mode": mode, "with_f0": with_f0, "inputs": fingerprint([ref_dir / "wav.scp", gen_dir / "wav.scp"])}
+    rows = None if overwrite else reusable_signal_rows(out, signal_key, utts)
+    if rows is not None:
+        print(f"[evaluate] signal metrics of {len(utts)} utts reused from {signal_rows_path(out)} (same audio)")
+    else:
+        jobs = [(u, ref_scp[u], gen_scp[u], mode, with_f0, str(ref_cache) if ref_cache else None) for u in utts]
+        rows = run_utt_metrics(jobs, nj)
+        write_json(signal_rows_path(out), {"key": signal_key, "rows": rows})
     by_utt = {r["utt"]: r for r in rows}
     corpus: dict[str, Any] = {}
     summary: dict[str, Any] = {"mode": mode, "ref_dir": str(ref_dir), "gen_dir": str(gen_dir), "num_utts": len(utts),

@@ -70,6 +70,34 @@ def test_evaluate_tts_mode_cli_plots_and_rerun(dirs, tmp_path, capsys):
     assert main(args[:2] + ["--gen-dir", str(dirs / "ref" / "missing")] + args[4:6]) == 1
 
 
+def test_rescoring_the_same_audio_reuses_the_signal_metrics(dirs, tmp_path, monkeypatch):
+    import os
+
+    import shared.evaluate as ev
+
+    out = tmp_path / "metrics.json"
+    first = evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
+    assert (tmp_path / "metrics_signal.json").is_file()
+
+    def must_not_run(jobs, nj):
+        raise AssertionError("signal metrics recomputed")
+
+    monkeypatch.setattr(ev, "run_utt_metrics", must_not_run)
+    # other settings (here an optional model, in the recipe the phone recogniser): a new summary, same numbers
+    again = evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1, optional_models={"utmos": str(tmp_path / "no.pt")})
+    assert again["optional_metrics"]["utmos"]["skipped"] and again["metrics"] == first["metrics"]
+    # new audio (the generated wav.scp rewritten), another mode or --overwrite: computed afresh
+    scp = dirs / "gen" / "wav.scp"
+    stamp = scp.stat().st_mtime
+    os.utime(scp, (stamp + 5, stamp + 5))
+    with pytest.raises(AssertionError, match="recomputed"):
+        evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
+    os.utime(scp, (stamp, stamp))
+    for kw in ({"mode": "tts"}, {"mode": "codec", "overwrite": True}):
+        with pytest.raises(AssertionError, match="recomputed"):
+            evaluate(dirs / "ref", dirs / "gen", out, nj=1, **kw)
+
+
 def test_reference_analysis_cache_gives_the_same_metrics(dirs, tmp_path):
     plain = evaluate(dirs / "ref", dirs / "gen", tmp_path / "a" / "metrics.json", nj=1)["metrics"]
     cache = tmp_path / "ref_analysis"

@@ -28,15 +28,19 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert (s1 / "latent_stats.json").is_file()
     assert (recipe / "dump" / "vae" / "train" / "latents.scp").is_file()
     assert json.loads((s1 / "eval" / "test" / "metrics.json").read_text())["metrics"]["pesq_wb"]["n"] == 5
-    # stage 7's decoder fine-tuning: GTA latents of the training set (2 noise draws), a decoder that synthesis uses
+    # stage 7's decoder fine-tuning: GTA latents of the training set (1 noise draw), a decoder that synthesis uses
     gta = recipe / "dump" / "vae" / "train_gta_flow_reflow"
-    assert len((gta / "latents.scp").read_text().splitlines()) == 2 * len(DataDir.load(recipe / "data" / "train"))
+    assert len((gta / "latents.scp").read_text().splitlines()) == len(DataDir.load(recipe / "data" / "train"))
     assert (s2 / "decoder" / "model.pt").is_file()
     assert "codec of exp/stage2/flow_reflow/decoder\n" in next((recipe / "exp" / "logs").glob("stage8.*")).read_text()
     synth = DataDir.load(s2 / "synth" / "test")
     assert len(synth) == 5
     metrics = json.loads((s2 / "eval" / "test" / "metrics.json").read_text())
     assert metrics["metrics"]["mcd_dtw"]["n"] == 5 and "per_gen" in metrics["corpus"]
+    # stage 9 adds the codec's PER to stage 5's scores without recomputing them
+    assert "reused from exp/stage1/vae/eval/test/metrics_signal.json" in next((recipe / "exp" / "logs").glob("stage9.*")).read_text()
+    codec = json.loads((s1 / "eval" / "test" / "metrics.json").read_text())
+    assert codec["metrics"]["pesq_wb"]["n"] == 5 and "per_gen" in codec["corpus"]
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "MCD" in results and "PESQ" in results
     again = run_recipe(recipe, "--smoke", "true", "--stage", "3", timeout=300)
