@@ -39,7 +39,8 @@ decoder_finetune=${decoder_finetune:-true}  # fine-tune the codec's decoder on t
 decoder_conf=${decoder_conf:-conf/decoder_gta.yaml}
 decoder_args=${decoder_args:-}
 gta_args=${gta_args:-}          # how the GTA latents are made (NFE, solver and temperature are synthesis's;
-                                # --copies K: K noise draws per sentence, 2 helped on 720 sentences, 1 on 2320 is as many)
+                                # --copies K: K noise draws per sentence; espeak_mini used 2 on its
+                                # former 720 training sentences, 1 on its 2210 gives more latents than that)
 asr_conf=${asr_conf:-conf/asr.yaml}
 asr_args=${asr_args:-}
 nfe=${nfe:-4}                   # NFE for the main synthesis (stage 8)
