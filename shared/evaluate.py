@@ -178,8 +178,8 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
         if (d / "segments").exists():
             raise EvaluationError(f"{d}: has 'segments'; evaluation needs one file per utterance (extract them first)")
     ref_token_file = Path(ref_token_file) if ref_token_file else ref_dir / "token"
-    inputs = fingerprint([ref_dir / "wav.scp", gen_dir / "wav.scp", ref_token_file]
-                         + ([Path(phone_recognizer) / "model.pt"] if phone_recognizer else []))
+    scps = [ref_dir / "wav.scp", gen_dir / "wav.scp"]
+    inputs = fingerprint(scps + [ref_token_file] + ([Path(phone_recognizer) / "model.pt"] if phone_recognizer else []))
     settings = {"mode": mode, "phone_recognizer": str(phone_recognizer) if phone_recognizer else None,
                 "with_f0": with_f0, "optional_models": optional_models or {}}
     if out.exists() and not overwrite:
@@ -190,7 +190,7 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     t0 = time.time()
     ref_scp, gen_scp = read_kv(ref_dir / "wav.scp"), read_kv(gen_dir / "wav.scp")
     utts = match_utts(ref_scp, gen_scp, allow_subset)
-    signal_key = {"mode": mode, "with_f0": with_f0, "inputs": fingerprint([ref_dir / "wav.scp", gen_dir / "wav.scp"])}
+    signal_key = {"mode": mode, "with_f0": with_f0, "inputs": {str(p): inputs[str(p)] for p in scps}}
     rows = None if overwrite else reusable_signal_rows(out, signal_key, utts)
     if rows is not None:
         print(f"[evaluate] signal metrics of {len(utts)} utts reused from {signal_rows_path(out)} (same audio)")

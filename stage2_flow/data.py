@@ -122,6 +122,7 @@ class TTSDataset(Dataset):
         if missing:
             warn(f"{len(missing)} utterance(s) of {data_dir}/token have no latents in {latent_dir} (e.g. {missing[:3]})")
         spk_index = {s: i for i, s in enumerate(speakers)}
+        self.normalizer = normalizer  # what the latents were normalised with (to de-normalise generated ones)
         self.utts, self.tokens, self.latents, self.spk, self.durations, self.text_len = [], [], [], [], [], []
         skipped = []
         for utt in keys:

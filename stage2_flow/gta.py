@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from shared.io import atomic_save_torch, write_json, write_kv
-from stage2_flow.data import LatentNormalizer, collate_tts
+from stage2_flow.data import collate_tts
 from stage2_flow.reflow import add_generation_args, generate_pairs, model_and_dataset
 
 
@@ -40,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out}/latents.scp exists: nothing to do (use --overwrite to redo)")
         return 0
     model, ds = model_and_dataset(exp, args.data_dir, args.latents)
-    norm = LatentNormalizer.load(exp / "latent_stats.json")
     order = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])  # similar lengths batch with less padding
     gen = torch.Generator().manual_seed(args.seed)
     scp, frames, key2utt, t0 = {}, {}, {}, time.time()
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             pairs = generate_pairs(model, collate_tts(items), args.nfe, args.solver, args.cfg_scale, args.temperature, gen)
             for it, pair in zip(items, pairs):
                 key = it["utt"] if args.copies == 1 else f"{it['utt']}-c{copy}"
-                z = norm.denormalize(pair["x1"][None])[0].float().contiguous()
+                z = ds.normalizer.denormalize(pair["x1"][None])[0].float().contiguous()
                 path = (out / "latents" / f"{key}.pt").resolve()
                 atomic_save_torch(z, path)
                 scp[key], frames[key], key2utt[key] = str(path), z.shape[1], it["utt"]
