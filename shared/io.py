@@ -7,6 +7,7 @@ half-written file behind: readers see either the old file or the new one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -51,6 +52,15 @@ def write_json(path: PathLike, obj: Any) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, sort_keys=False)
         f.write("\n")
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (identifies a model.pt across copies and packing)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_json(path: PathLike) -> Any:

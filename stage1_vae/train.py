@@ -30,7 +30,7 @@ import torch
 
 from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, RandomBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
-from shared.io import atomic_save_torch, write_json
+from shared.io import atomic_save_torch, read_json, write_json
 from shared.training import ProgressPrinter, build_trainer, resume_path, seed_everything
 from stage1_vae.experiment import Stage1Experiment
 from stage1_vae.modules import count_params
@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg["data"] = {"train": str(args.data_dir), "dev": str(args.dev_dir) if args.dev_dir else None}
     if args.decoder_latents:
         cfg["data"].update(decoder_latents=str(args.decoder_latents), init_from=str(args.init_from))
+        info = Path(args.decoder_latents) / "gta_info.json"
+        if info.is_file():  # which stage-two model.pt made the latents: stage2_flow.model.codec_dir checks it
+            cfg["data"]["source_model_sha256"] = read_json(info).get("model_sha256")
         t["decoder_only"] = True
     save_config(cfg, exp_dir / "config.yaml")
 

@@ -10,8 +10,9 @@ Durations come from MAS against the real latents (``--latents``), so the generat
 latents' frame count and line up with the audio; sampling is what synthesis uses (NFE, solver, temperature),
 so the decoder sees the kind of latent it will be given. Writes ``<out>/latents/<key>.pt`` (de-normalised,
 float32 ``(D, F)``, the codec's scale as ``stage1_vae.encode`` writes it), ``latents.scp``, ``utt2frames``,
-``key2utt`` (keys are ``<utt>``, or ``<utt>-c<k>`` for ``--copies`` > 1: k-th noise draw) and ``gta_info.json``.
-A stage-two exp dir holding ``decoder/`` (a codec exp dir) decodes with it; see
+``key2utt`` (keys are ``<utt>``, or ``<utt>-c<k>`` for ``--copies`` > 1: k-th noise draw) and ``gta_info.json``
+(the settings and the SHA-256 of the model.pt that generated them). A stage-two exp dir holding ``decoder/`` (a
+codec exp dir) decodes with it as long as that decoder was fine-tuned on its current model.pt's output; see
 :func:`stage2_flow.model.codec_dir`.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from shared.io import atomic_save_torch, write_json, write_kv
+from shared.io import atomic_save_torch, file_sha256, write_json, write_kv
 from stage2_flow.data import collate_tts
 from stage2_flow.reflow import add_generation_args, generate_pairs, model_and_dataset
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 scp[key], frames[key], key2utt[key] = str(path), z.shape[1], it["utt"]
     write_kv(out / "utt2frames", frames)
     write_kv(out / "key2utt", key2utt)
-    write_json(out / "gta_info.json", {"exp_dir": str(exp.resolve()), "nfe": args.nfe, "solver": args.solver,
+    write_json(out / "gta_info.json", {"exp_dir": str(exp.resolve()), "model_sha256": file_sha256(exp / "model.pt"), "nfe": args.nfe, "solver": args.solver,
                                        "temperature": args.temperature, "cfg_scale": args.cfg_scale, "copies": args.copies,
                                        "seconds": round(time.time() - t0, 1)})
     write_kv(out / "latents.scp", scp)  # last: its presence marks a finished dump

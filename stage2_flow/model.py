@@ -263,6 +263,17 @@ def stage1_dir(exp_dir: str | Path) -> Path:
 def codec_dir(exp_dir: str | Path) -> Path:
     """The codec that decodes a stage-two exp dir's latents: its ``decoder/`` (a stage-one exp dir whose decoder
     was fine-tuned on this model's ground-truth-aligned output, see :mod:`stage2_flow.gta`) when there is one,
-    else the stage-one exp dir it was trained on."""
+    else the stage-one exp dir it was trained on. A ``decoder/`` fine-tuned on another model.pt's output (its
+    config's ``data.source_model_sha256``, from the GTA dump) is an error, not silently used."""
     own = Path(exp_dir) / "decoder"
-    return own if (own / "model.pt").is_file() else stage1_dir(exp_dir)
+    if not (own / "model.pt").is_file():
+        return stage1_dir(exp_dir)
+    from shared.config import load_config
+    from shared.io import file_sha256
+
+    source = load_config(own / "config.yaml").get("data", {}).get("source_model_sha256")
+    if source is not None and source != file_sha256(Path(exp_dir) / "model.pt"):
+        raise RuntimeError(f"{own} was fine-tuned on the output of an earlier {Path(exp_dir) / 'model.pt'} (the model "
+                           "was retrained since): redo the decoder fine-tuning (the recipe's stage 7, with --overwrite), "
+                           f"move {own} away, or decode with another codec (--stage1-exp-dir)")
+    return own

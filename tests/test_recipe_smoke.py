@@ -11,7 +11,9 @@ import shutil
 import pytest
 from recipe_utils import copy_egs, run_recipe
 
+from shared.config import load_config
 from shared.datadir import DataDir, validate_data_dir
+from shared.io import file_sha256
 from stage2_flow.synthesize import Synthesizer
 
 
@@ -32,6 +34,8 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     gta = recipe / "dump" / "vae" / "train_gta_flow_reflow"
     assert len((gta / "latents.scp").read_text().splitlines()) == len(DataDir.load(recipe / "data" / "train"))
     assert (s2 / "decoder" / "model.pt").is_file()
+    # ...fine-tuned on this very model.pt's output (stage2_flow.model.codec_dir refuses a decoder of an older one)
+    assert load_config(s2 / "decoder" / "config.yaml")["data"]["source_model_sha256"] == file_sha256(s2 / "model.pt")
     assert "codec of exp/stage2/flow_reflow/decoder\n" in next((recipe / "exp" / "logs").glob("stage8.*")).read_text()
     synth = DataDir.load(s2 / "synth" / "test")
     assert len(synth) == 5

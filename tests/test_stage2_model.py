@@ -7,7 +7,7 @@ import torch
 
 from stage2_flow.estimator import VelocityEstimator
 from stage2_flow.flow import FlowMatcher
-from stage2_flow.model import FlowTTS
+from stage2_flow.model import FlowTTS, codec_dir
 
 D = 6
 
@@ -180,3 +180,29 @@ def test_frame_text_channels_condition_the_estimator():
     assert pb["text_frames"].shape == (3, 5, 30)
     losses, _ = m.train().losses(pb)
     assert torch.isfinite(losses["flow/mse"])
+
+
+def test_codec_dir_refuses_a_decoder_fine_tuned_on_an_earlier_model(tmp_path):
+    import json
+
+    import yaml
+
+    from shared.io import file_sha256
+
+    exp = tmp_path / "flow"
+    (exp / "decoder").mkdir(parents=True)
+    (exp / "stage1.json").write_text(json.dumps({"exp_dir": "../vae"}))
+    (exp / "model.pt").write_bytes(b"model of the first training")
+    assert codec_dir(exp) == exp / ".." / "vae"  # no decoder/model.pt: stage one's codec
+    (exp / "decoder" / "model.pt").write_bytes(b"decoder")
+
+    def decoder_made_from(sha):
+        (exp / "decoder" / "config.yaml").write_text(yaml.safe_dump({"data": {"source_model_sha256": sha}}))
+
+    decoder_made_from(file_sha256(exp / "model.pt"))
+    assert codec_dir(exp) == exp / "decoder"
+    (exp / "model.pt").write_bytes(b"model of a second training")  # stage two retrained, stage 7 not redone
+    with pytest.raises(RuntimeError, match="fine-tuned on the output of an earlier .*model.pt"):
+        codec_dir(exp)
+    decoder_made_from(None)  # a decoder from before the check: nothing to compare, used
+    assert codec_dir(exp) == exp / "decoder"
