@@ -87,3 +87,21 @@ def test_train_resume_and_score(toy):
     assert len(rec.transcribe([torch.zeros(8000)])) == 1
     with pytest.raises(ValueError, match="no reference tokens"):
         score_dir(exp, toy / "dev", toy / "train" / "token")
+
+
+def test_max_hours_trains_on_a_fixed_random_subset(toy):
+    from shared.datadir import DataDir, compute_utt2dur
+    from shared.phone_recognizer.data import subset_hours
+
+    data = DataDir.load(toy / "train")
+    dur = compute_utt2dur(data)
+    hours = sum(sorted(dur.values())[:5]) / 3600  # room for 5 of the 12 utterances
+    picked = subset_hours(toy / "train", data.utts, hours, seed=0)
+    left = hours * 3600 - sum(dur[u] for u in picked)
+    assert 0 < len(picked) < len(data.utts) and left >= -1e-9
+    assert all(dur[u] > left for u in data.utts if u not in picked)  # nothing else would have fitted
+    assert picked == sorted(picked) and picked == subset_hours(toy / "train", data.utts, hours, seed=0)
+    assert subset_hours(toy / "train", data.utts, hours, seed=1) != picked
+    cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_hours": hours, "max_steps": 2, "device": "auto"}}))
+    summary = train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(toy / "exp_hours"))
+    assert summary["num_train_utts"] == len(picked) and summary["steps"] == 2

@@ -12,6 +12,7 @@ from stage2_flow.model import FlowTTS, count_parameters
 EGS = Path(__file__).resolve().parent.parent / "egs"
 STAGE1 = sorted([*EGS.glob("*/tts1/conf/stage1*.yaml"), *EGS.glob("*/tts1/conf/decoder_gta*.yaml")])
 STAGE2 = sorted(p for p in EGS.glob("*/tts1/conf/stage2*.yaml"))
+ASR = sorted(EGS.glob("*/tts1/conf/asr*.yaml"))
 
 
 def _id(p: Path) -> str:
@@ -36,7 +37,19 @@ def test_stage2_config_builds(path):
     assert count_parameters(model) > 0
 
 
+@pytest.mark.parametrize("path", ASR, ids=_id)
+def test_phone_recognizer_config_builds(path):
+    from shared.config import merge
+    from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig
+    from shared.phone_recognizer.train import DEFAULT_CONFIG, resolve_device
+
+    cfg = merge(DEFAULT_CONFIG, load_config(path))
+    assert set(cfg) == set(DEFAULT_CONFIG) and set(cfg["train"]) == set(DEFAULT_CONFIG["train"])  # no stray keys
+    model = PhoneRecognizer(RecognizerConfig(num_classes=60, blank_id=2, sample_rate=cfg["sample_rate"], **cfg["model"]))
+    assert count_parameters(model) > 0 and resolve_device(cfg["train"]["device"]).type in ("cpu", "cuda")
+
+
 def test_all_recipes_have_their_configs():
     for recipe in ("espeak_mini", "ljspeech", "libritts", "vctk"):
-        for name in ("stage1.yaml", "stage2.yaml", "stage2_reflow.yaml", "decoder_gta.yaml"):
+        for name in ("stage1.yaml", "stage2.yaml", "stage2_reflow.yaml", "decoder_gta.yaml", "asr.yaml"):
             assert (EGS / recipe / "tts1" / "conf" / name).is_file(), (recipe, name)

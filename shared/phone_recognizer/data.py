@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -53,18 +53,47 @@ def read_wav_scp(data_dir: PathLike) -> dict[str, str]:
     return read_kv(path)
 
 
-def load_wavs(data_dir: PathLike, utts: Sequence[str], sample_rate: int) -> list[torch.Tensor]:
-    """Waveforms ``(T,)`` of ``utts`` from ``data_dir`` (uses ``segments`` when present)."""
+def iter_wavs(data_dir: PathLike, utts: Sequence[str], sample_rate: int) -> Iterator[torch.Tensor]:
+    """Waveforms ``(T,)`` of ``utts`` from ``data_dir``, one at a time (uses ``segments`` when present)."""
     from shared.datadir import DataDir
 
     ddir = Path(data_dir)
     if (ddir / "segments").exists() or ((ddir / "utt2spk").exists() and (ddir / "text").exists()):
         dd = DataDir.load(ddir, validate=False)
-        return [dd.load_audio(u, sample_rate) for u in utts]
+        return (dd.load_audio(u, sample_rate) for u in utts)
     from shared.audio import load_audio
 
     scp = read_wav_scp(ddir)
-    return [load_audio(scp[u], sample_rate) for u in utts]
+    return (load_audio(scp[u], sample_rate) for u in utts)
+
+
+def load_wavs(data_dir: PathLike, utts: Sequence[str], sample_rate: int) -> list[torch.Tensor]:
+    """Waveforms ``(T,)`` of ``utts`` from ``data_dir`` (uses ``segments`` when present)."""
+    return list(iter_wavs(data_dir, utts, sample_rate))
+
+
+def subset_hours(data_dir: PathLike, utts: Sequence[str], hours: float, seed: int = 0) -> list[str]:
+    """A random subset of ``utts`` (fixed by ``seed``, in the original order) with at most ``hours`` of audio,
+    durations from ``utt2dur`` or the audio headers: a big corpus's recogniser need not hold it all."""
+    from shared.audio import audio_info
+    from shared.datadir import DataDir
+
+    data = DataDir.load(data_dir, validate=False)
+
+    def seconds(utt: str) -> float:
+        if utt in data.utt2dur:
+            return data.utt2dur[utt]
+        if utt in data.segments:
+            return data.segments[utt][2] - data.segments[utt][1]
+        frames, sr = audio_info(data.wav_scp[utt])
+        return frames / sr
+
+    budget, keep = hours * 3600.0, set()
+    for i in np.random.default_rng(seed).permutation(len(utts)):
+        if (d := seconds(utts[i])) <= budget:
+            keep.add(utts[i])
+            budget -= d
+    return [u for u in utts if u in keep]
 
 
 def frame_batches(lengths: Sequence[int], max_samples: int, rng: np.random.Generator | None = None) -> list[list[int]]:

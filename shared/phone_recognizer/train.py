@@ -26,7 +26,7 @@ import torch
 from shared.config import apply_overrides, load_config, merge, save_config
 from shared.io import atomic_save_torch, read_json, write_json
 from shared.phone_recognizer.data import (
-    degrade, frame_batches, load_wavs, phone_filter, read_token_file, read_wav_scp, time_warp,
+    degrade, frame_batches, iter_wavs, phone_filter, read_token_file, read_wav_scp, subset_hours, time_warp,
 )
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig
 from shared.text.vocab import Vocab
@@ -40,7 +40,7 @@ DEFAULT_CONFIG: dict = {
     # 1.96% and the real audio looking worse than it is. The cap only guards against a very slow machine.
     "train": {"max_steps": 2000, "max_time_s": 900.0, "batch_frames": 6000, "lr": 2.0e-3, "warmup_steps": 100,
               "weight_decay": 1.0e-2, "grad_clip": 5.0, "seed": 0, "log_every": 25, "ckpt_every": 200,
-              "num_threads": 2, "degraded_copies": 1, "time_warp": [0.8, 1.25],
+              "num_threads": 2, "degraded_copies": 1, "time_warp": [0.8, 1.25], "max_hours": None, "device": "cpu",
               "spec_augment": {"freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 15}},
 }
 
@@ -77,6 +77,15 @@ def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: dict, gen: torch.G
     return x
 
 
+def resolve_device(name: str) -> torch.device:
+    """``train.device``: ``cpu``, ``cuda[:N]``, or ``auto`` (a CUDA GPU when there is one); features stay on the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name}: no CUDA GPU here (use cpu or auto)")
+    return torch.device(name)
+
+
 def lr_lambda(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -88,7 +97,7 @@ def build_model(cfg: dict, vocab: Vocab) -> PhoneRecognizer:
     return PhoneRecognizer(rc)
 
 
-def prepare_split(data_dir: str, token_file: str, cfg: dict) -> tuple[list[str], list[torch.Tensor], dict[str, list[str]]]:
+def prepare_split(data_dir: str, token_file: str, cfg: dict) -> tuple[list[str], dict[str, list[str]]]:
     """Utterances of ``data_dir`` with their (filtered) phones; every utterance must have a token line."""
     keep = phone_filter(cfg["tokens"]["drop_stress"], cfg["tokens"]["drop"])
     tokens = read_token_file(token_file, keep)
@@ -96,8 +105,7 @@ def prepare_split(data_dir: str, token_file: str, cfg: dict) -> tuple[list[str],
     missing = [u for u in utts if u not in tokens]
     if missing:
         raise ValueError(f"{token_file}: no tokens for {len(missing)} utterance(s) of {data_dir}: {', '.join(missing[:10])}")
-    utts = [u for u in utts if tokens[u]]
-    return utts, load_wavs(data_dir, utts, cfg["sample_rate"]), tokens
+    return [u for u in utts if tokens[u]], tokens
 
 
 def evaluate_per(model: PhoneRecognizer, feats: list[torch.Tensor], refs: list[list[str]], vocab: Vocab) -> dict:
@@ -109,24 +117,31 @@ def evaluate_per(model: PhoneRecognizer, feats: list[torch.Tensor], refs: list[l
 
 
 def _prepare(cfg: dict, exp: Path, data_dir: str, token_file: str, dev_dir: str | None, dev_token_file: str | None):
-    """Vocabulary (``exp/tokens.txt``), model, training features/targets (clean + degraded copies), dev set."""
+    """Vocabulary (``exp/tokens.txt``), model, training features/targets (clean + degraded copies), dev set.
+    The audio is read one utterance at a time and only its features are kept (``train.max_hours`` bounds them)."""
     tc = cfg["train"]
     t_load = time.time()
-    utts, wavs, tokens = prepare_split(data_dir, token_file, cfg)
+    utts, tokens = prepare_split(data_dir, token_file, cfg)
+    if tc.get("max_hours"):
+        utts = subset_hours(data_dir, utts, float(tc["max_hours"]), tc["seed"])
     vocab_path = exp / "tokens.txt"
     vocab = Vocab.load(vocab_path) if vocab_path.exists() else Vocab.build(tokens[u] for u in utts)
     vocab.save(vocab_path)
     save_config(cfg, exp / "config.yaml")
     model = build_model(cfg, vocab)
     aug_rng = np.random.default_rng(tc["seed"])  # the degraded copies are the same on every (re)start
-    feats = compute_features(model, wavs)
-    for _ in range(tc["degraded_copies"]):
-        feats += compute_features(model, [degrade(w, cfg["sample_rate"], aug_rng) for w in wavs])
+    clean, degraded = [], [[] for _ in range(tc["degraded_copies"])]
+    for w in iter_wavs(data_dir, utts, cfg["sample_rate"]):
+        clean += compute_features(model, [w])
+        for copy in degraded:
+            copy += compute_features(model, [degrade(w, cfg["sample_rate"], aug_rng)])
+    feats = clean + [f for copy in degraded for f in copy]
     targets = [torch.tensor(vocab.encode(tokens[u], utt=u)) for u in utts] * (1 + tc["degraded_copies"])
     dev = None
     if dev_dir:
-        d_utts, d_wavs, d_tok = prepare_split(dev_dir, dev_token_file or str(Path(dev_dir) / "token"), cfg)
-        dev = (compute_features(model, d_wavs), [d_tok[u] for u in d_utts])
+        d_utts, d_tok = prepare_split(dev_dir, dev_token_file or str(Path(dev_dir) / "token"), cfg)
+        dev = ([f for w in iter_wavs(dev_dir, d_utts, cfg["sample_rate"]) for f in compute_features(model, [w])],
+               [d_tok[u] for u in d_utts])
     print(f"[phone_recognizer.train] {len(utts)} train utts, {len(vocab) - Vocab.num_special} phones, "
           f"features in {time.time() - t_load:.1f}s", flush=True)
     return model, vocab, feats, targets, dev, len(utts)
@@ -170,8 +185,9 @@ class _Loop:
             factor = float(torch.empty(1).uniform_(math.log(lo), math.log(hi), generator=self.gen).exp())
             x, x_len = time_warp(x, x_len, factor)
         x = spec_augment(x, x_len, self.tc["spec_augment"], self.gen)
-        logp, out_len = self.model(x, x_len)
-        loss = self.ctc(logp.transpose(0, 1), torch.cat(targets), out_len, torch.tensor([len(t) for t in targets]))
+        device = next(self.model.parameters()).device
+        logp, out_len = self.model(x.to(device), x_len.to(device))
+        loss = self.ctc(logp.transpose(0, 1), torch.cat(targets).to(device), out_len, torch.tensor([len(t) for t in targets]))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc["grad_clip"])
@@ -219,9 +235,9 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
     torch.set_num_threads(int(cfg["train"]["num_threads"]))
     torch.manual_seed(cfg["train"]["seed"])
     model, vocab, feats, targets, dev, n_utts = _prepare(cfg, exp, data_dir, token_file, dev_dir, dev_token_file)
-    loop = _Loop(cfg, model, vocab, exp)
+    loop = _Loop(cfg, model.to(resolve_device(cfg["train"]["device"])), vocab, exp)
     epochs = loop.run(feats, targets)
-    model.eval()
+    model.cpu().eval()  # decoded and saved on the CPU, as score.py loads it
     summary = {"steps": loop.state["step"], "epochs": round(epochs, 2), "train_seconds": round(loop.state["elapsed"], 1),
                "num_train_utts": n_utts, "num_phones": len(vocab) - Vocab.num_special, "data_dir": str(data_dir),
                "token_file": str(token_file)}

@@ -11,7 +11,7 @@ ngpu=1
 stage1_conf=conf/stage1.yaml
 stage2_conf=conf/stage2.yaml
 reflow_conf=conf/stage2_reflow.yaml
-asr_conf=../../espeak_mini/tts1/conf/asr.yaml
+asr_conf=conf/asr.yaml
 test_sets=test
 
 . ../../TEMPLATE/tts1/tts.sh
