@@ -405,17 +405,18 @@ def spread_subset(utts: list[str], k: int | None) -> list[str]:
     return [utts[(i * len(utts)) // k] for i in range(k)]
 
 
+def utt_duration(data: DataDir, utt: str) -> float:
+    """Seconds of ``utt``, from segments or from its audio file's header (no decoding)."""
+    if data.segments:
+        _, start, end = data.segments[utt]
+        return end - start
+    frames, sr = audio_info(data.wav_scp[utt])
+    return frames / sr
+
+
 def compute_utt2dur(data: DataDir) -> dict[str, float]:
     """Durations in seconds, from segments or from the audio files' headers (no decoding)."""
-    out: dict[str, float] = {}
-    for utt in data.utts:
-        if data.segments:
-            _, start, end = data.segments[utt]
-            out[utt] = end - start
-        else:
-            frames, sr = audio_info(data.wav_scp[utt])
-            out[utt] = frames / sr
-    return out
+    return {utt: utt_duration(data, utt) for utt in data.utts}
 
 
 # ---- CLI ---------------------------------------------------------------------------------------------

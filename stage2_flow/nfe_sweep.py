@@ -32,7 +32,6 @@ LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_ga
 def main(argv: list[str] | None = None) -> int:
     from shared.audio import save_audio
     from shared.evaluate import evaluate
-    from stage2_flow.model import codec_dir
     from stage2_flow.synthesize import Synthesizer
     from shared.io import write_kv
 
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         name = Path(exp).name
         synth = Synthesizer.from_exp_dir(exp, stage1_exp_dir=args.codec_exp_dir)
         weights = Path(exp) / "model.pt"
-        codec = Path(args.codec_exp_dir or codec_dir(exp)).resolve()
+        codec = synth.codec_source.resolve()
         # which trained model (and codec) made a cell
         model_id = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{codec}"
         ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True) if utt2tok else dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts)))

@@ -32,9 +32,11 @@ from stage2_flow.model import FlowTTS, codec_dir, load_trained, sequence_mask
 
 class Synthesizer:
     def __init__(self, model: FlowTTS, normalizer: LatentNormalizer, vocab: Vocab, frontend: Frontend | None, codec: Any,
-                 speakers: list[str], rate_info: dict[str, float] | None, device: str | torch.device = "cpu") -> None:
+                 speakers: list[str], rate_info: dict[str, float] | None, device: str | torch.device = "cpu",
+                 codec_source: Path | None = None) -> None:
         self.model, self.norm, self.vocab, self.frontend, self.codec = model.eval(), normalizer, vocab, frontend, codec
         self.speakers, self.rate_info, self.device = speakers, rate_info or {}, torch.device(device)
+        self.codec_source = codec_source  # the exp dir the codec was loaded from (None: given as an object)
 
     @classmethod
     def from_exp_dir(cls, exp_dir: str | Path, device: str | torch.device = "cpu", codec: Any = None,
@@ -47,11 +49,13 @@ class Synthesizer:
         model, cfg = load_trained(exp)
         model.to(device)
         fe = Frontend.from_config(exp / "frontend.yaml") if (exp / "frontend.yaml").is_file() else None
+        source = None if codec is not None else Path(stage1_exp_dir or codec_dir(exp))
         if codec is None:
-            codec = load_codec(stage1_exp_dir or codec_dir(exp), device)
+            codec = load_codec(source, device)
         speakers = (exp / "speakers.txt").read_text().split() if (exp / "speakers.txt").is_file() else []
         rate = read_json(exp / "speaking_rate.json") if (exp / "speaking_rate.json").is_file() else None
-        return cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate, device)
+        return cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate, device,
+                   source)
 
     # ---- inputs ------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], utts: Sequence[str] | None = None) -> list[list[int]]:
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.num_threads)
     out = Path(args.out_dir)
     synth = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
-    print(f"decoding with the codec of {args.stage1_exp_dir or codec_dir(args.exp_dir)}", flush=True)
+    print(f"decoding with the codec of {synth.codec_source}", flush=True)
     utt2text, utt2tok, utt2spk = read_inputs(args)
     utts = sorted(utt2text)
     spk_of = {u: args.speaker or (utt2spk.get(u) if utt2spk.get(u) in synth.speakers else (synth.speakers[0] if synth.speakers else "spk")) for u in utts}

@@ -75,22 +75,12 @@ def load_wavs(data_dir: PathLike, utts: Sequence[str], sample_rate: int) -> list
 def subset_hours(data_dir: PathLike, utts: Sequence[str], hours: float, seed: int = 0) -> list[str]:
     """A random subset of ``utts`` (fixed by ``seed``, in the original order) with at most ``hours`` of audio,
     durations from ``utt2dur`` or the audio headers: a big corpus's recogniser need not hold it all."""
-    from shared.audio import audio_info
-    from shared.datadir import DataDir
+    from shared.datadir import DataDir, utt_duration
 
     data = DataDir.load(data_dir, validate=False)
-
-    def seconds(utt: str) -> float:
-        if utt in data.utt2dur:
-            return data.utt2dur[utt]
-        if utt in data.segments:
-            return data.segments[utt][2] - data.segments[utt][1]
-        frames, sr = audio_info(data.wav_scp[utt])
-        return frames / sr
-
     budget, keep = hours * 3600.0, set()
     for i in np.random.default_rng(seed).permutation(len(utts)):
-        if (d := seconds(utts[i])) <= budget:
+        if (d := data.utt2dur[utts[i]] if utts[i] in data.utt2dur else utt_duration(data, utts[i])) <= budget:
             keep.add(utts[i])
             budget -= d
     return [u for u in utts if u in keep]
