@@ -25,6 +25,10 @@ from shared.audio import random_crop
 from shared.datadir import DataDir
 
 Key = tuple[int, int]  # (dataset index, per-item seed)
+# A frame-rate track measured once per utterance and cropped with its audio (e.g. stage one's pitch channels,
+# stage1_vae.modules.PitchCache): track(utt, whole audio (T,), first frame, frames) -> (C, frames), frame k
+# centred on sample k * hop.
+FrameTrack = Callable[[str, torch.Tensor, int, int], torch.Tensor]
 
 
 def _item_seed(seed: int, epoch: int, index: int) -> int:
@@ -203,13 +207,19 @@ class AudioSegmentDataset(Dataset):
     """Random fixed-length crops of the utterances of a data dir (for codec training).
 
     ``dataset[(index, seed)]`` -> ``(segment_samples,)`` float tensor. Whole files are cached in memory
-    once read when ``cache`` (a small corpus fits easily; a large one should not cache).
+    once read when ``cache`` (a small corpus fits easily; a large one should not cache: every loader worker
+    holds its own copy). With a ``track`` (:data:`FrameTrack`) the crops start on a frame of ``hop_length``
+    samples and items are ``{"wav": (segment_samples,), "track": (C, segment_samples // hop + 1)}``.
     """
 
-    def __init__(self, data_dir: str | Path | DataDir, sample_rate: int, segment_samples: int, cache: bool = True):
+    def __init__(self, data_dir: str | Path | DataDir, sample_rate: int, segment_samples: int, cache: bool = True,
+                 track: FrameTrack | None = None, hop_length: int | None = None):
         self.data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir)
         self.utts, self.sample_rate, self.segment_samples = self.data.utts, sample_rate, segment_samples
         self._cache: dict[str, torch.Tensor] | None = {} if cache else None
+        if track is not None and (hop_length is None or segment_samples % hop_length):
+            raise ValueError(f"a frame track needs segments of whole frames: {segment_samples} samples, hop {hop_length}")
+        self.track, self.hop = track, hop_length
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -223,10 +233,17 @@ class AudioSegmentDataset(Dataset):
             self._cache[utt] = wav
         return wav
 
-    def __getitem__(self, key: Key | int) -> torch.Tensor:
+    def __getitem__(self, key: Key | int) -> torch.Tensor | dict[str, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, key)
         g = torch.Generator().manual_seed(seed)
-        return random_crop(self.wav(index), self.segment_samples, g)[0]
+        wav = self.wav(index)
+        if self.track is None:
+            return random_crop(wav, self.segment_samples, g)[0]
+        hop, n = self.hop, self.segment_samples // self.hop
+        start = int(torch.randint(0, max(0, -(-wav.shape[-1] // hop) - n) + 1, (1,), generator=g))
+        segment = wav[start * hop : (start + n) * hop]
+        return {"wav": torch.nn.functional.pad(segment, (0, n * hop - segment.shape[-1])),
+                "track": self.track(self.utts[index], wav, start, n + 1)}
 
 
 class LatentAudioSegmentDataset(Dataset):
@@ -237,9 +254,11 @@ class LatentAudioSegmentDataset(Dataset):
     ``key2utt`` names each key's utterance in ``data_dir`` (several keys may share one, e.g. several noise
     draws); without it keys are utterance ids. Latent frame ``k`` is centred on sample ``k * hop`` (the
     codec's framing), so ``dataset[(index, seed)]`` -> ``{"latents": (D, n + 1), "wav": (n * hop,)}`` with
-    ``n = segment_frames``; shorter items are zero-padded. Everything is cached in memory once read."""
+    ``n = segment_frames``, plus ``"track": (C, n + 1)`` with a ``track`` (:data:`FrameTrack`) of the
+    utterance's audio; shorter items are zero-padded. Everything is cached in memory once read."""
 
-    def __init__(self, latent_dir: str | Path, data_dir: str | Path | DataDir, sample_rate: int, hop_length: int, segment_frames: int):
+    def __init__(self, latent_dir: str | Path, data_dir: str | Path | DataDir, sample_rate: int, hop_length: int, segment_frames: int,
+                 track: FrameTrack | None = None):
         from shared.io import read_kv
 
         latent_dir = Path(latent_dir)
@@ -252,6 +271,7 @@ class LatentAudioSegmentDataset(Dataset):
                            f"{key2utt.get(missing[0])!r})")
         self.keys = list(self.paths)
         self.key2utt, self.sample_rate, self.hop, self.n = key2utt, sample_rate, hop_length, segment_frames
+        self.track = track
         self._latents: dict[str, torch.Tensor] = {}
         self._wavs: dict[str, torch.Tensor] = {}
 
@@ -276,12 +296,15 @@ class LatentAudioSegmentDataset(Dataset):
 
     def __getitem__(self, key: Key | int) -> dict[str, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, key)
-        latents, wav = self.pair(index)
+        latents, whole = self.pair(index)
         n, hop = self.n, self.hop
         z, start = random_crop(latents, n + 1, torch.Generator().manual_seed(seed))
         # the crop's audio, no further than the utterance's last frame at (F - 1) hop; zero-padded past it
-        wav = wav[start * hop : min(start + n, latents.shape[1] - 1) * hop]
-        return {"latents": z, "wav": torch.nn.functional.pad(wav, (0, n * hop - wav.shape[-1]))}
+        wav = whole[start * hop : min(start + n, latents.shape[1] - 1) * hop]
+        item = {"latents": z, "wav": torch.nn.functional.pad(wav, (0, n * hop - wav.shape[-1]))}
+        if self.track is not None:
+            item["track"] = self.track(self.key2utt[self.keys[index]], whole, start, n + 1)
+        return item
 
 
 class AudioUttDataset(Dataset):

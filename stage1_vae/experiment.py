@@ -74,13 +74,17 @@ class Stage1Experiment(L.LightningModule):
         # Per-step seeding makes the reparameterisation noise a function of (seed, step, rank) alone,
         # so a resumed run draws exactly what the uninterrupted run drew.
         torch.manual_seed(int(self.train_cfg.get("seed", 0)) * 1_000_003 + self.global_step * 7919 + self.global_rank)
-        if isinstance(batch, dict):  # decoder fine-tuning: given latents (B, D, F) and their audio (B, (F - 1) hop)
+        # a batch is the audio (B, T), or a dict of it ("wav"), the pitch channels measured beforehand ("track",
+        # stage1_vae.modules.PitchCache) and, for decoder fine-tuning, the given latents (B, D, F) of the audio
+        batch = batch if isinstance(batch, dict) else {"wav": batch}
+        pitch = batch.get("track")
+        if "latents" in batch:
             wav = batch["wav"]
-            wav_hat, phase = self.codec.decode_given(batch["latents"], wav, return_phase=True)
+            wav_hat, phase = self.codec.decode_given(batch["latents"], wav, return_phase=True, pitch=pitch)
             losses: dict[str, torch.Tensor] = {}
         else:
-            wav = batch[..., : batch.shape[-1] // self.codec.hop_length * self.codec.hop_length]
-            wav_hat, _, losses, phase = self.codec(wav, return_phase=True)
+            wav = batch["wav"][..., : batch["wav"].shape[-1] // self.codec.hop_length * self.codec.hop_length]
+            wav_hat, _, losses, phase = self.codec(wav, return_phase=True, pitch=pitch)
         opts = self.optimizers()
         opt_g, opt_d = (opts[0], opts[1]) if isinstance(opts, list) else (opts, None)
         scheds = self.lr_schedulers()

@@ -45,8 +45,10 @@ class Stage1Codec(nn.Module):
         rem = wav.shape[-1] % self.hop_length
         return F.pad(wav, (0, self.hop_length - rem)) if rem else wav
 
-    def _with_pitch(self, wav: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.pitch(wav).to(z.dtype), z], dim=1) if self.pitch is not None else z
+    def _with_pitch(self, wav: torch.Tensor, z: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pitch is None:
+            return z
+        return torch.cat([(self.pitch(wav) if pitch is None else pitch).to(z.dtype), z], dim=1)
 
     def _decode(self, z: torch.Tensor, return_phase: bool = False):
         if not isinstance(self.decoder, VocosDecoder):
@@ -56,11 +58,13 @@ class Stage1Codec(nn.Module):
         offset = self.pitch.phase_offset(z[:, : self.pitch.channels])
         return self.decoder(z, return_phase=return_phase, f0=self.pitch.to_hz(z[:, 0]), phase_offset=offset)
 
-    def forward(self, wav: torch.Tensor, return_phase: bool = False):
+    def forward(self, wav: torch.Tensor, return_phase: bool = False, pitch: torch.Tensor | None = None):
         """Training path. ``wav (B, T)`` with ``T % hop == 0`` -> ``(wav_hat (B, T), z (B, D, F), losses)``,
-        plus the iSTFT head's phase ``(B, n_fft/2+1, F)`` with ``return_phase`` (None for other decoders)."""
+        plus the iSTFT head's phase ``(B, n_fft/2+1, F)`` with ``return_phase`` (None for other decoders).
+        ``pitch (B, channels, F)``: the pitch channels measured beforehand (:meth:`PitchChannel.crop`) instead
+        of from ``wav`` here."""
         z, losses = self.bottleneck(self.encoder(wav))
-        z = self._with_pitch(wav, z)
+        z = self._with_pitch(wav, z, pitch)
         if not return_phase:
             return self._decode(z), z, losses
         wav_hat, phase = self._decode(z, return_phase=True)
@@ -78,11 +82,12 @@ class Stage1Codec(nn.Module):
         wav = self._pad(wav)
         return self._with_pitch(wav, self.encoder(wav))
 
-    def decode_given(self, z: torch.Tensor, wav: torch.Tensor, return_phase: bool = False):
+    def decode_given(self, z: torch.Tensor, wav: torch.Tensor, return_phase: bool = False, pitch: torch.Tensor | None = None):
         """Training path of decoder fine-tuning on given latents ``z (B, D, F)`` (e.g. stage two's output on
         the real utterances' timing) against their audio ``wav (B, (F - 1) hop)``. The pitch channels are not
         learned: they are measured from ``wav`` as in :meth:`forward`, so the harmonic source matches the
-        target and the decoder learns to read the given spectral channels, not to correct the pitch. Nothing
+        target and the decoder learns to read the given spectral channels, not to correct the pitch (``pitch``:
+        measured beforehand, as in :meth:`forward`). Nothing
         but the decoder learns here: the bottleneck snaps the latents in eval mode (an RVQ's EMA codebooks would
         otherwise move towards them)."""
         c = self.pitch.channels if self.pitch is not None else 0
@@ -91,8 +96,7 @@ class Stage1Codec(nn.Module):
             self.bottleneck.eval()
             snapped = self.bottleneck.prepare(z[:, c:])
             self.bottleneck.train(training)
-            if self.pitch is not None:
-                snapped = torch.cat([self.pitch(self._pad(wav)).to(snapped.dtype), snapped], dim=1)
+            snapped = self._with_pitch(self._pad(wav), snapped, pitch)
         return self._decode(snapped, return_phase=return_phase)
 
     @torch.no_grad()

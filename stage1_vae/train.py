@@ -33,7 +33,7 @@ from shared.config import add_config_args, load_config, save_config
 from shared.io import atomic_save_torch, read_json, write_json
 from shared.training import ProgressPrinter, build_trainer, resume_path, seed_everything
 from stage1_vae.experiment import Stage1Experiment
-from stage1_vae.modules import count_params
+from stage1_vae.modules import PitchCache, count_params
 from stage1_vae.validation import Validator, dev_loader
 
 MODEL_FILE = "model.pt"
@@ -117,17 +117,21 @@ def main(argv: list[str] | None = None) -> int:
     m = cfg["model"]
     sr, hop = int(m["sample_rate"]), int(m["hop_length"])
     segment = int(round(float(t.get("segment_seconds", 1.0)) * sr)) // hop * hop
-    if args.decoder_latents:
-        dataset = LatentAudioSegmentDataset(args.decoder_latents, args.data_dir, sr, hop, segment // hop)
-    else:
-        dataset = AudioSegmentDataset(args.data_dir, sr, segment)
-    sampler = RandomBatchSampler(len(dataset), int(t.get("batch_size", 16)), seed=int(t.get("seed", 0)))
-    train_loader = make_loader(dataset, sampler, num_workers=int(t.get("num_workers", 0)))
-
     if str(cfg["trainer"].get("precision", "32")).startswith("16"):
         raise SystemExit("trainer.precision: fp16 is not supported (the discriminator step bypasses the grad scaler); "
                          "use 32-true or bf16-mixed")
     module = Stage1Experiment(cfg, exp_dir)
+    # train.pitch_cache: the pitch channels measured once per utterance (stage1_vae.modules.PitchCache), not per batch
+    pitch = module.codec.pitch
+    track = PitchCache(pitch) if pitch is not None and t.get("pitch_cache", False) else None
+    if args.decoder_latents:
+        dataset = LatentAudioSegmentDataset(args.decoder_latents, args.data_dir, sr, hop, segment // hop, track=track)
+    else:
+        dataset = AudioSegmentDataset(args.data_dir, sr, segment, cache=bool(t.get("cache_audio", True)), track=track,
+                                      hop_length=hop)
+    sampler = RandomBatchSampler(len(dataset), int(t.get("batch_size", 16)), seed=int(t.get("seed", 0)))
+    train_loader = make_loader(dataset, sampler, num_workers=int(t.get("num_workers", 0)))
+
     val_cfg = cfg.get("validation", {})
     val_loader = None
     if args.dev_dir and int(val_cfg.get("num_utts", 8)) > 0:

@@ -81,6 +81,30 @@ def test_segment_dataset_is_deterministic_per_seed(tiny_data_dir):
     assert ds[(0, 1)].shape == (4000,)
 
 
+def test_segment_dataset_with_a_frame_track_crops_on_frames(tiny_data_dir):
+    """With a frame track (stage one's cached pitch) crops start on a frame and carry the track's frames
+    start .. start + n, asked of the utterance's whole audio."""
+    hop, calls = 100, []
+
+    def track(utt, wav, start, frames):
+        calls.append((utt, wav.shape[-1]))
+        return torch.arange(start, start + frames, dtype=torch.float32)[None]  # value = frame index
+
+    plain = AudioSegmentDataset(tiny_data_dir, 16000, 4000)
+    ds = AudioSegmentDataset(tiny_data_dir, 16000, 4000, track=track, hop_length=hop)
+    for index in range(len(ds)):
+        whole = plain.wav(index)
+        for seed in range(3):
+            item = ds[(index, seed)]
+            start = int(item["track"][0, 0])
+            assert item["wav"].shape == (4000,) and item["track"].shape == (1, 41)
+            assert torch.equal(item["wav"], torch.nn.functional.pad(whole[start * hop : start * hop + 4000],
+                                                                    (0, max(0, start * hop + 4000 - whole.shape[-1]))))
+    assert {utt for utt, _ in calls} == set(ds.utts) and all(n == plain.wav(ds.utts.index(u)).shape[-1] for u, n in calls)
+    with pytest.raises(ValueError, match="whole frames"):
+        AudioSegmentDataset(tiny_data_dir, 16000, 4050, track=track, hop_length=hop)
+
+
 def test_latent_audio_segments_line_up_and_map_keys(tmp_path):
     """Crops of latents and audio cover the same time: latent frame k is centred on sample k * hop."""
     import soundfile as sf
@@ -111,6 +135,11 @@ def test_latent_audio_segments_line_up_and_map_keys(tmp_path):
         assert item["latents"].shape == (3, 6) and item["wav"].shape == (5 * hop,)
         start = int(item["latents"][0, 0])
         assert torch.allclose(item["wav"][0] * 2, torch.tensor(start * hop / ((frames - 1) * hop)), atol=1e-6)
+    tracked = LatentAudioSegmentDataset(dump, data, 16000, hop, segment_frames=5,
+                                        track=lambda utt, wav, start, n: torch.arange(start, start + n)[None] + 100 * (utt == "a"))
+    for seed in range(5):  # the track of the key's utterance, on the latents' frames
+        item = tracked[(1, seed)]
+        assert torch.equal(item["track"][0], item["latents"][0].long() + 100)
     write_kv(dump / "key2utt", {"a-c0": "a", "a-c1": "b"})
     with pytest.raises(KeyError, match="a-c1"):
         LatentAudioSegmentDataset(dump, data, 16000, hop, segment_frames=5)

@@ -179,6 +179,48 @@ def test_phase_channels_line_the_source_up_with_the_input():
     assert bool(torch.isfinite(codec.decode(z)).all())
 
 
+def test_pitch_cache_crops_agree_with_measuring_the_crop():
+    """train.pitch_cache: channels measured once on the whole utterance and cropped (PitchCache) must give
+    the pitch the codec measures on the crop's audio alone (away from the crop's edges), and a phase origin
+    that lines the decoder's source up with the crop's input: a window starting later has less source
+    phase behind it, so its origin is rotated by that (unrotated, the source is off by a fixed angle)."""
+    from stage1_vae.modules import PitchCache
+
+    sr, hop, frames = 16000, 256, 161
+    f0 = (130 + 25 * torch.sin(torch.linspace(0, 6, frames)))[None]
+    jumps = 1.3 * (torch.arange(frames) // 40).float()[None]  # phase jumps, as at espeak-ng's phoneme boundaries
+    phi = source_phase(f0, hop, sr, jumps)[0][0]
+    wav = (sum(torch.cos(k * phi) / k for k in range(1, 7)) / 4).float()
+    pitch = PitchChannel(sr, hop, phase=True, lock_phase=True)
+    cache = PitchCache(pitch)
+
+    def source(channels: torch.Tensor) -> torch.Tensor:  # the phase of the decoder's source for (C, F) channels
+        hz, origin = pitch.to_hz(channels[None, 0]), pitch.phase_offset(channels[None])
+        return source_phase(hz, hop, sr, origin)[0][0]
+
+    n, inner, turned = 40, slice(6, 34), 0  # YIN's and the phase's windows reach past a crop's edges
+    for start in (0, 37, 90, 119):
+        cropped = cache("utt", wav, start, n + 1)
+        direct = pitch(wav[None, start * hop : (start + n) * hop])[0]
+        assert cropped.shape == direct.shape == (3, n + 1)
+        assert (cropped[0, inner] - direct[0, inner]).abs().max() < 0.01  # log-F0 / 0.5: < 0.3 cents
+        truth = phi[start * hop : (start + n) * hop][inner.start * hop : inner.stop * hop]
+        for channels in (cropped, direct):  # (the source smooths the origin's jumps over a frame: 0.16 rad there)
+            err = wrap_phase(source(channels)[inner.start * hop : inner.stop * hop] - truth).abs()
+            assert float(err.median()) < 0.01 and float(err.max()) < 0.2
+        if start:
+            unrotated = cache._utts["utt"][0][:, start : start + n + 1]
+            off = wrap_phase(source(unrotated)[inner.start * hop : inner.stop * hop] - truth).abs()
+            turned += float(off.median()) > 0.5
+    assert turned >= 2, "pick starts whose source phase behind them is not near a whole number of turns"
+    # frames past the end repeat the last one; a quantised pitch channel stays on its grid
+    tail = cache("utt", wav, frames - 10, 20)
+    assert tail.shape == (3, 20) and torch.equal(tail[:, 10:], tail[:, 9:10].expand(-1, 10))
+    q = PitchChannel(sr, hop, phase=True, quantize_bits=8)
+    crop = PitchCache(q)("utt", wav, 37, n + 1)
+    assert torch.allclose(q.quantize(crop[None])[0], crop, atol=1e-6)
+
+
 @pytest.mark.parametrize("pulse", ["sine", "minus_sine"])
 def test_decoded_harmonics_line_up_with_the_input_for_its_pulse_shape(pulse):
     """With the phase channels, a decoder whose filter has the input's pulse shape (+-sum_k sin(k phi) / k,
