@@ -82,6 +82,22 @@ def paired_compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]
     return out
 
 
+def ratio_ci(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int = 0,
+             level: float = 0.95) -> tuple[float, list[float]]:
+    """``sum(num) / sum(den)`` over utterances (e.g. the phone errors in synthesised and in real audio of the
+    same sentences) and its bootstrap interval at ``level``, utterances resampled with replacement (paired:
+    an utterance brings both its counts). Draws whose denominator sums to 0 count as infinite."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    if num.shape != den.shape or num.ndim != 1 or not num.size:
+        raise ValueError(f"ratio_ci needs two equal-length 1-d arrays, got {num.shape} and {den.shape}")
+    draws = np.random.default_rng(seed).integers(0, num.size, size=(resamples, num.size))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = np.where(den[draws].sum(1) > 0, num[draws].sum(1) / den[draws].sum(1), math.inf)
+        ratio = float(num.sum() / den.sum()) if den.sum() > 0 else math.inf
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return ratio, [float(lo), float(hi)]
+
+
 def format_table(result: dict[str, dict[str, Any]], name_a: str = "A", name_b: str = "B") -> str:
     lines = [f"| metric | n | {name_a} | {name_b} | {name_b} - {name_a} [95% CI] | verdict |", "|---|---|---|---|---|---|"]
     for m, r in result.items():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from shared.compare import main, paired_compare, read_utt_table
+from shared.compare import main, paired_compare, ratio_ci, read_utt_table
 
 
 def _write(path, rows):
@@ -68,3 +68,20 @@ def test_a_metric_with_no_better_direction_is_only_called_different():
     a = {f"u{i}": {"duration_ratio": 1.0 + 0.01 * (i % 3)} for i in range(30)}
     b = {u: {"duration_ratio": r["duration_ratio"] + 0.2} for u, r in a.items()}
     assert paired_compare(a, b, ["duration_ratio"], resamples=500)["duration_ratio"]["verdict"] == "different"
+
+
+def test_ratio_of_error_counts_has_an_interval_that_shrinks_with_more_utterances():
+    """The recipe's PER target is a ratio of two error counts; its interval must cover the true ratio and
+    narrow as the number of sentences grows (here 2x, Poisson errors per sentence)."""
+    rng = np.random.default_rng(3)
+    widths = []
+    for n in (150, 1500):
+        real = rng.poisson(0.5, n)
+        synth = rng.poisson(1.0, n)
+        ratio, (lo, hi) = ratio_ci(synth, real, resamples=4000)
+        assert lo < ratio < hi and lo < 2.0 < hi
+        widths.append(hi - lo)
+    assert widths[1] < widths[0] / 2
+    assert ratio_ci(np.array([1, 2]), np.array([0, 0]))[0] == math.inf
+    with pytest.raises(ValueError, match="equal-length"):
+        ratio_ci(np.array([1, 2]), np.array([1]))

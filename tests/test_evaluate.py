@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +94,13 @@ def test_rescoring_the_same_audio_reuses_the_signal_metrics(dirs, tmp_path, monk
     with pytest.raises(AssertionError, match="recomputed"):
         evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
     os.utime(scp, (stamp, stamp))
+    evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)  # the same audio again: reused
+    wav = Path(next(iter(read_kv(scp).values())))  # one generated file rewritten, its index untouched
+    wav_stamp = wav.stat().st_mtime
+    os.utime(wav, (wav_stamp + 5, wav_stamp + 5))
+    with pytest.raises(AssertionError, match="recomputed"):
+        evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
+    os.utime(wav, (wav_stamp, wav_stamp))
     for kw in ({"mode": "tts"}, {"mode": "codec", "overwrite": True}):
         with pytest.raises(AssertionError, match="recomputed"):
             evaluate(dirs / "ref", dirs / "gen", out, nj=1, **kw)
@@ -133,6 +141,9 @@ def test_report(tmp_path):
     assert agg["mcd_dtw"]["mean"] == 5.0 and agg["mcd_dtw"]["std"] == 1.0 and agg["f0"]["n_nan"] == 1
     row = summary_row({"metrics": agg, "corpus": {"per_gen": 0.123}})
     assert row["mcd_dtw"] == "5.00 ± 1.00" and row["per_gen"] == "12.3%"
+    with_ratio = summary_row({"metrics": agg, "corpus": {"per_gen": 0.01, "per_ratio": 4.3636}, "per_ratio_ci": [2.9, 6.55],
+                              "phone_errors_gen": 48, "phone_errors_ref": 11})
+    assert with_ratio["per_ratio"] == "4.36x [2.90x, 6.55x]" and with_ratio["phone_errors"] == "48 / 11"
     text = write_results_md(tmp_path / "RESULTS.md", {"test set": {"rf nfe=4": row, "reflow nfe=1": {"mcd_dtw": 7.0}}},
                             stage_times={"stage1": 75.0, "stage2": 3700.0}, config_paths=["conf/stage1.yaml"])
     assert (tmp_path / "RESULTS.md").read_text() == text

@@ -30,6 +30,8 @@ DISPLAY = {
     "mel_distance": ("mel dist ↓", "{:.3f}"),
     "per_gen": ("PER synth ↓", "{:.1%}"),
     "per_ref": ("PER real", "{:.1%}"),
+    "per_ratio": ("PER synth / real [95% CI] ↓", "{:.2f}x"),
+    "phone_errors": ("phone errors synth / real", "{}"),
     "path_gap": ("gap to max NFE ↓", "{:.3f}"),
     "rtf": ("RTF ↓", "{:.4f}"),
     "whisper_wer": ("Whisper WER ↓", "{:.1%}"),
@@ -79,6 +81,11 @@ def summary_row(metrics_json: Mapping[str, Any]) -> dict[str, str]:
             row[k] = f"{_fmt(k, s['mean'])} ± {_fmt(k, s['std'])}" if s.get("n", 0) > 1 else _fmt(k, s["mean"])
     for k, v in metrics_json.get("corpus", {}).items():
         row[k] = _fmt(k, v)
+    ci = metrics_json.get("per_ratio_ci")
+    if ci and "per_ratio" in row:
+        row["per_ratio"] += f" [{_fmt('per_ratio', ci[0])}, {_fmt('per_ratio', ci[1])}]"
+    if "phone_errors_gen" in metrics_json:
+        row["phone_errors"] = f"{metrics_json['phone_errors_gen']} / {metrics_json['phone_errors_ref']}"
     return row
 
 
