@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.io import read_json
-from shared.metrics.report import summary_row, write_results_md
+from shared.metrics.report import DISPLAY, summary_row, write_results_md
 
 SWEEP_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "path_gap", "rtf")
 
@@ -99,6 +99,20 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
             "stage_times": read_stage_times(exp_root / "stage_times.tsv"), "config_paths": configs}
 
 
+def headline(s1: Path | None, s2: Path | None, test_set: str) -> str | None:
+    """One line of the numbers the default recipe's targets are about (codec PESQ-WB / STOI / MCD, the
+    system's MCD and its PER against the real audio's), for the end of a run; None when neither was scored."""
+    parts = []
+    for exp, keys in ((s1, ("pesq_wb", "stoi", "mcd_dtw", "per_ratio")), (s2, ("mcd_dtw", "per_gen", "per_ref", "per_ratio"))):
+        m = exp / "eval" / test_set / "metrics.json" if exp else None
+        if m and m.is_file():
+            row = summary_row(read_json(m))
+            cells = [f"{DISPLAY[k][0].split(' [')[0].rstrip(' ↑↓')} {row[k].split(' ± ')[0] if k != 'per_ratio' else row[k]}"
+                     for k in keys if k in row]
+            parts.append(f"{exp.name}: " + ", ".join(cells))
+    return f"{test_set}: " + " | ".join(parts) if parts else None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-root", default="exp")
@@ -114,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     title = a.title or f"Results: {Path.cwd().name}"
     write_results_md(out, c.pop("tables"), title=title, **c)
     print(f"[results] wrote {out}")
+    line = headline(Path(a.stage1_exp_dir) if a.stage1_exp_dir else None,
+                    Path(a.stage2_exp_dir) if a.stage2_exp_dir else None, a.test_set)
+    if line:
+        print(f"[results] {line}")
     return 0
 
 

@@ -167,13 +167,13 @@ def test_plots(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_results_md_from_exp_tree(tmp_path):
+def test_results_md_from_exp_tree(tmp_path, capsys):
     from shared.io import write_json
     from shared.results import main as results_main
 
     exp = tmp_path / "exp"
     metrics = {"metrics": aggregate([{"mcd_dtw": 5.0, "per_gen": 0.1}, {"mcd_dtw": 7.0, "per_gen": 0.2}]),
-               "corpus": {"per_gen": 0.15, "per_ref": 0.02}}
+               "corpus": {"per_gen": 0.15, "per_ref": 0.02, "per_ratio": 7.5}, "per_ratio_ci": [3.0, 20.0]}
     write_json(exp / "stage2" / "flow" / "eval" / "test" / "metrics.json", metrics)
     write_json(exp / "nfe_sweep" / "summary.json",
                {"flow": {"1": {"mcd_dtw": 9.0, "rtf": 0.01}, "4": {"mcd_dtw": 6.0, "rtf": 0.03}},
@@ -189,7 +189,10 @@ def test_results_md_from_exp_tree(tmp_path):
     assert results_main(["--exp-root", str(exp), "--stage1-exp-dir", str(exp / "stage1" / "vae"), "--stage2-exp-dir",
                          str(exp / "stage2" / "flow"), "--out", str(out)]) == 0
     text = out.read_text()
-    assert "| flow | 6.00 ± 1.00 | 15.0% | 2.0% |" in text
+    assert "| flow | 6.00 ± 1.00 | 15.0% | 2.0% | 7.50x [3.00x, 20.00x] |" in text
+    # the end of a run prints the headline numbers
+    assert "[results] test: flow: MCD-DTW (dB) 6.00, PER synth 15.0%, PER real 2.0%, PER synth / real 7.50x [3.00x, 20.00x]" \
+        in capsys.readouterr().out
     assert "Codec resynthesis (stage one) on test: not run" in text and "dev PER 2.50%" in text
     assert "decoded by " + str(exp / "stage2" / "flow" / "decoder") + ": stage one's decoder fine-tuned" in text
     assert "(2364 steps / 240 s)" in text
