@@ -107,9 +107,8 @@ def headline(s1: Path | None, s2: Path | None, test_set: str) -> str | None:
         m = exp / "eval" / test_set / "metrics.json" if exp else None
         if m and m.is_file():
             row = summary_row(read_json(m))
-            cells = [f"{DISPLAY[k][0].split(' [')[0].rstrip(' ↑↓')} {row[k].split(' ± ')[0] if k != 'per_ratio' else row[k]}"
-                     for k in keys if k in row]
-            parts.append(f"{exp.name}: " + ", ".join(cells))
+            label = {k: DISPLAY[k][0].split(" [")[0].rstrip(" ↑↓") for k in keys}  # the table's header, bare
+            parts.append(f"{exp.name}: " + ", ".join(f"{label[k]} {row[k].split(' ± ')[0]}" for k in keys if k in row))
     return f"{test_set}: " + " | ".join(parts) if parts else None
 
 
