@@ -239,8 +239,11 @@ class PitchChannel(nn.Module):
         delta = fundamental_phase(wav[:, : phi.shape[-1] + self.hop_length], hz, self.hop_length, self.sample_rate,
                                   f0_min=self.f0_min).double() - at_frames
         cos_sin = [interpolate_unvoiced(v.to(channel.dtype), voiced, default=0.0) for v in (torch.cos(delta), torch.sin(delta))]
-        before = torch.cat([torch.zeros_like(phi[:, :1]), phi[:, self.hop_length - 1 :: self.hop_length]], 1)
-        return torch.cat([channel, torch.stack(cos_sin, 1)], 1), before[:, : hz.shape[-1]]
+        return torch.cat([channel, torch.stack(cos_sin, 1)], 1), self.phase_before(phi, hz.shape[-1])
+
+    def phase_before(self, phi: torch.Tensor, frames: int) -> torch.Tensor:
+        """The source phase ``phi (B, (F - 1) hop)`` (:func:`source_phase`) just before each of the ``F`` frames."""
+        return torch.cat([torch.zeros_like(phi[:, :1]), phi[:, self.hop_length - 1 :: self.hop_length]], 1)[:, :frames]
 
     def crop(self, channels: torch.Tensor, phase_before: torch.Tensor | None, start: int, frames: int) -> torch.Tensor:
         """Frames ``start .. start + frames - 1`` of one utterance's :meth:`measure` output ``(channels, F)``
@@ -302,13 +305,26 @@ class PitchCache:
     :data:`shared.batching.FrameTrack`. Measuring costs a 16-segment batch of 0.64 s about 38 ms on 2 CPU
     threads (~18% of a stage-one step, more of a decoder-only one); the whole corpus, once, ~27 ms per
     10 s of audio. The windows also see the pitch as encoding sees it, from the whole utterance, instead of
-    a crop's edges. Held in memory (~75 kB per minute of audio at 62.5 frames/s), in every loader worker."""
+    a crop's edges. Held in memory (~75 kB per minute of audio at 62.5 frames/s), in every loader worker.
 
-    def __init__(self, pitch: PitchChannel):
-        self.pitch = pitch
+    ``measured``: ``{utt: path}`` of latents the same codec already encoded from the same audio (a
+    :mod:`stage1_vae.encode` dump's ``latents.scp``): their first channels are what measuring would give, so
+    an utterance found there is read instead (quantised codecs: the phase channels were rounded before the
+    window's rotation, not after).
+    """
+
+    def __init__(self, pitch: PitchChannel, measured: dict[str, str] | None = None):
+        self.pitch, self.measured = pitch, measured or {}
         self._utts: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     def __call__(self, utt: str, wav: torch.Tensor, start: int, frames: int) -> torch.Tensor:
+        if utt not in self._utts and utt in self.measured:
+            channels = torch.load(self.measured[utt], map_location="cpu", weights_only=True)[: self.pitch.channels].float()
+            before = None
+            if self.pitch.phase:
+                phi, _ = source_phase(self.pitch.to_hz(channels[None, 0]), self.pitch.hop_length, self.pitch.sample_rate)
+                before = self.pitch.phase_before(phi, channels.shape[-1])[0]
+            self._utts[utt] = (channels, before)
         if utt not in self._utts:
             hop = self.pitch.hop_length
             padded = nn.functional.pad(wav, (0, -wav.shape[-1] % hop))  # as Stage1Codec.encode pads

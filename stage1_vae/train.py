@@ -79,6 +79,19 @@ def init_generator(module: Stage1Experiment, src: Path, model_cfg: dict[str, Any
     print(f"generator initialised from {src / MODEL_FILE}", flush=True)
 
 
+def measured_pitch(dump: Path, codec_exp: Path) -> dict[str, str]:
+    """``{utt: latent path}`` of a :mod:`stage1_vae.encode` dump, checked to be ``codec_exp``'s output."""
+    from shared.io import read_kv
+
+    info = dump / "codec.json"
+    if not (dump / "latents.scp").is_file() or not info.is_file():
+        raise SystemExit(f"--pitch-latents {dump}: not a finished stage1_vae.encode dump (latents.scp, codec.json)")
+    source = Path(read_json(info)["exp_dir"]).resolve()
+    if source != codec_exp.resolve():
+        raise SystemExit(f"--pitch-latents {dump}: encoded by {source}, not by the --init-from codec {codec_exp.resolve()}")
+    return read_kv(dump / "latents.scp")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p)
@@ -93,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decoder-latents", default=None, metavar="DUMP_DIR",
                    help="fine-tune the decoder alone on this latent dump's latents against the data dir's audio "
                         "(latents.scp, optional key2utt; see shared.batching.LatentAudioSegmentDataset); needs --init-from")
+    p.add_argument("--pitch-latents", default=None, metavar="DUMP_DIR",
+                   help="with train.pitch_cache: a stage1_vae.encode dump of the data dir's audio by the --init-from codec, "
+                        "whose pitch channels are read instead of measured again (e.g. dump/vae/train for stage 7)")
     args = p.parse_args(argv)
+    if args.pitch_latents and not args.init_from:
+        p.error("--pitch-latents reads what the --init-from codec encoded: give it with --init-from")
     if args.decoder_latents and not args.init_from:
         p.error("--decoder-latents fine-tunes a trained decoder: give the codec with --init-from")
     cfg = load_config(args.config, args.overrides)
@@ -123,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     module = Stage1Experiment(cfg, exp_dir)
     # train.pitch_cache: the pitch channels measured once per utterance (stage1_vae.modules.PitchCache), not per batch
     pitch = module.codec.pitch
-    track = PitchCache(pitch) if pitch is not None and t.get("pitch_cache", False) else None
+    track = None
+    if pitch is not None and t.get("pitch_cache", False):
+        track = PitchCache(pitch, measured_pitch(Path(args.pitch_latents), Path(args.init_from)) if args.pitch_latents else None)
     if t.get("pitch_cache", False) and pitch is None:
         print("train.pitch_cache: this codec has no pitch channel (model.pitch); nothing to cache", flush=True)
     if args.decoder_latents:

@@ -221,6 +221,27 @@ def test_pitch_cache_crops_agree_with_measuring_the_crop():
     assert torch.allclose(q.quantize(crop[None])[0], crop, atol=1e-6)
 
 
+def test_pitch_cache_reads_what_the_codec_encoded(tmp_path):
+    """PitchCache(measured=...): an utterance the codec already encoded (stage four's dump) is read, not measured
+    again, and gives the same windows."""
+    from stage1_vae.modules import PitchCache
+
+    sr, hop = 16000, 256
+    codec = build_codec({**tiny_model_cfg({"kind": "gaussian"}), "pitch": {"phase": True, "lock_phase": True}}).eval()
+    phi = source_phase((120 + 20 * torch.sin(torch.linspace(0, 4, 101)))[None], hop, sr)[0][0]
+    wav = (sum(torch.cos(k * phi) / k for k in range(1, 5)) / 4).float()[: 100 * hop - 77]  # not a whole number of frames
+    torch.save(codec.encode(wav[None])[0], tmp_path / "u.pt")
+    reader = PitchChannel(sr, hop, phase=True, lock_phase=True)
+
+    def must_not_measure(wav):
+        raise AssertionError("measured again")
+
+    reader.measure = must_not_measure
+    measured, read = PitchCache(codec.pitch), PitchCache(reader, {"u": str(tmp_path / "u.pt")})
+    for start in (0, 23, 61):
+        assert torch.allclose(read("u", wav, start, 41), measured("u", wav, start, 41), atol=1e-5)
+
+
 @pytest.mark.parametrize("pulse", ["sine", "minus_sine"])
 def test_decoded_harmonics_line_up_with_the_input_for_its_pulse_shape(pulse):
     """With the phase channels, a decoder whose filter has the input's pulse shape (+-sum_k sin(k phi) / k,
@@ -538,6 +559,12 @@ def test_decoder_finetune_on_given_latents_trains_the_decoder_only(trained, corp
 
     proc = finetune(tmp_path / "nope", "--decoder-latents", str(dump), check=False)
     assert proc.returncode != 0 and "--init-from" in proc.stderr
+    clean = tmp_path / "clean"  # stage four's dump of the same audio: its pitch channels are read, not measured
+    run_module("stage1_vae.encode", "--exp-dir", str(trained), "--data-dir", str(corpus / "train"), "--out-dir", str(clean))
+    finetune(tmp_path / "ft_read", "--decoder-latents", str(dump), "--init-from", str(trained), "--pitch-latents", str(clean))
+    proc = finetune(tmp_path / "ft_other", "--decoder-latents", str(dump), "--init-from", str(tmp_path / "ft_read"),
+                    "--pitch-latents", str(clean), check=False)
+    assert proc.returncode != 0 and "not by the --init-from codec" in proc.stderr
     finetune(tmp_path / "ft", "--decoder-latents", str(dump), "--init-from", str(trained))
     a, b = torch.load(trained / "model.pt"), torch.load(tmp_path / "ft" / "model.pt")
     changed = {k.split(".")[0] for k in a if not torch.equal(a[k], b[k])}

@@ -185,7 +185,8 @@ if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
                 --data-dir "data/$train_set" --out-dir "$gta_dump" --nfe "$nfe" --solver "$solver" \
                 --temperature "$temperature" $gta_args
             python -m stage1_vae.train $ow --config "$decoder_conf" --init-from "$s1_exp" --decoder-latents "$gta_dump" \
-                --data-dir "data/$train_set" --exp-dir "$final_s2/decoder" "${trainer_args[@]}" $decoder_args
+                --pitch-latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" --exp-dir "$final_s2/decoder" \
+                "${trainer_args[@]}" $decoder_args
         fi
     }
     run_stage 7 "reflow.$stage2_tag" stage7_reflow
