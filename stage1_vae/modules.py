@@ -239,11 +239,14 @@ class PitchChannel(nn.Module):
         delta = fundamental_phase(wav[:, : phi.shape[-1] + self.hop_length], hz, self.hop_length, self.sample_rate,
                                   f0_min=self.f0_min).double() - at_frames
         cos_sin = [interpolate_unvoiced(v.to(channel.dtype), voiced, default=0.0) for v in (torch.cos(delta), torch.sin(delta))]
-        return torch.cat([channel, torch.stack(cos_sin, 1)], 1), self.phase_before(phi, hz.shape[-1])
+        return torch.cat([channel, torch.stack(cos_sin, 1)], 1), self.phase_before(channel, phi)
 
-    def phase_before(self, phi: torch.Tensor, frames: int) -> torch.Tensor:
-        """The source phase ``phi (B, (F - 1) hop)`` (:func:`source_phase`) just before each of the ``F`` frames."""
-        return torch.cat([torch.zeros_like(phi[:, :1]), phi[:, self.hop_length - 1 :: self.hop_length]], 1)[:, :frames]
+    def phase_before(self, channels: torch.Tensor, phi: torch.Tensor | None = None) -> torch.Tensor:
+        """The harmonic source's phase just before each frame ``(B, F)`` (0 at frame 0) for the pitch channel of
+        ``channels (B, >= 1, F)``; ``phi``: its :func:`source_phase`, where the caller has it already."""
+        if phi is None:
+            phi, _ = source_phase(self.to_hz(channels[:, 0]), self.hop_length, self.sample_rate)
+        return torch.cat([torch.zeros_like(phi[:, :1]), phi[:, self.hop_length - 1 :: self.hop_length]], 1)[:, : channels.shape[-1]]
 
     def crop(self, channels: torch.Tensor, phase_before: torch.Tensor | None, start: int, frames: int) -> torch.Tensor:
         """Frames ``start .. start + frames - 1`` of one utterance's :meth:`measure` output ``(channels, F)``
@@ -320,11 +323,7 @@ class PitchCache:
     def __call__(self, utt: str, wav: torch.Tensor, start: int, frames: int) -> torch.Tensor:
         if utt not in self._utts and utt in self.measured:
             channels = torch.load(self.measured[utt], map_location="cpu", weights_only=True)[: self.pitch.channels].float()
-            before = None
-            if self.pitch.phase:
-                phi, _ = source_phase(self.pitch.to_hz(channels[None, 0]), self.pitch.hop_length, self.pitch.sample_rate)
-                before = self.pitch.phase_before(phi, channels.shape[-1])[0]
-            self._utts[utt] = (channels, before)
+            self._utts[utt] = (channels, self.pitch.phase_before(channels[None])[0] if self.pitch.phase else None)
         if utt not in self._utts:
             hop = self.pitch.hop_length
             padded = nn.functional.pad(wav, (0, -wav.shape[-1] % hop))  # as Stage1Codec.encode pads

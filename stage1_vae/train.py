@@ -142,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     # train.pitch_cache: the pitch channels measured once per utterance (stage1_vae.modules.PitchCache), not per batch
     pitch = module.codec.pitch
     track = None
-    if pitch is not None and t.get("pitch_cache", False):
-        track = PitchCache(pitch, measured_pitch(Path(args.pitch_latents), Path(args.init_from)) if args.pitch_latents else None)
-    if t.get("pitch_cache", False) and pitch is None:
-        print("train.pitch_cache: this codec has no pitch channel (model.pitch); nothing to cache", flush=True)
+    if t.get("pitch_cache", False):
+        if pitch is None:
+            print("train.pitch_cache: this codec has no pitch channel (model.pitch); nothing to cache", flush=True)
+        else:
+            track = PitchCache(pitch, measured_pitch(Path(args.pitch_latents), Path(args.init_from)) if args.pitch_latents else None)
     if args.decoder_latents:
         dataset = LatentAudioSegmentDataset(args.decoder_latents, args.data_dir, sr, hop, segment // hop, track=track)
     else:
