@@ -20,15 +20,19 @@ class GaussianBottleneck(nn.Module):
         self.latent_dim, self.in_dim = latent_dim, 2 * latent_dim
         self.logvar_min, self.logvar_max = logvar_min, logvar_max
 
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def posterior(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean, logvar)``, each ``(B, D, F)``, the log-variance clamped as training uses it."""
         mean, logvar = h.float().chunk(2, dim=1)
-        logvar = logvar.clamp(self.logvar_min, self.logvar_max)
+        return mean, logvar.clamp(self.logvar_min, self.logvar_max)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        mean, logvar = self.posterior(h)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if self.training else mean
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
         return z, {"kl": kl}
 
     def latent(self, h: torch.Tensor) -> torch.Tensor:
-        return h.float().chunk(2, dim=1)[0]
+        return self.posterior(h)[0]
 
     def prepare(self, z: torch.Tensor) -> torch.Tensor:
         return z
