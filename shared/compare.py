@@ -91,8 +91,9 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int
     if num.shape != den.shape or num.ndim != 1 or not num.size:
         raise ValueError(f"ratio_ci needs two equal-length 1-d arrays, got {num.shape} and {den.shape}")
     draws = np.random.default_rng(seed).integers(0, num.size, size=(resamples, num.size))
+    num_sums, den_sums = num[draws].sum(1), den[draws].sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        boot = np.where(den[draws].sum(1) > 0, num[draws].sum(1) / den[draws].sum(1), math.inf)
+        boot = np.where(den_sums > 0, num_sums / den_sums, math.inf)
         ratio = float(num.sum() / den.sum()) if den.sum() > 0 else math.inf
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
     return ratio, [float(lo), float(hi)]

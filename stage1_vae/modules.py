@@ -321,15 +321,18 @@ class PitchCache:
         self._utts: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     def __call__(self, utt: str, wav: torch.Tensor, start: int, frames: int) -> torch.Tensor:
-        if utt not in self._utts and utt in self.measured:
-            channels = torch.load(self.measured[utt], map_location="cpu", weights_only=True)[: self.pitch.channels].float()
-            self._utts[utt] = (channels, self.pitch.phase_before(channels[None])[0] if self.pitch.phase else None)
         if utt not in self._utts:
-            hop = self.pitch.hop_length
-            padded = nn.functional.pad(wav, (0, -wav.shape[-1] % hop))  # as Stage1Codec.encode pads
-            channels, before = self.pitch.measure(padded[None].float())
-            self._utts[utt] = (channels[0], before[0] if before is not None else None)
+            self._utts[utt] = self._whole(utt, wav)
         return self.pitch.crop(*self._utts[utt], start, frames)
+
+    def _whole(self, utt: str, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The whole utterance's channels and source phase before each frame: read from ``measured``, else measured."""
+        if utt in self.measured:
+            channels = torch.load(self.measured[utt], map_location="cpu", weights_only=True)[: self.pitch.channels].float()
+            return channels, self.pitch.phase_before(channels[None])[0] if self.pitch.phase else None
+        padded = nn.functional.pad(wav, (0, -wav.shape[-1] % self.pitch.hop_length))  # as Stage1Codec.encode pads
+        channels, before = self.pitch.measure(padded[None].float())
+        return channels[0], before[0] if before is not None else None
 
 
 def count_params(module: nn.Module) -> int:
