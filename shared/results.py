@@ -8,7 +8,9 @@ Reads (each optional; a missing one is listed as "not run", never an error):
 resynthesis), ``<exp-root>/nfe_sweep/summary.json`` (quality and RTF against NFE; also drawn to
 ``<exp-root>/nfe_sweep/quality_vs_nfe.png``), ``<exp-root>/asr/train_summary.json`` (phone recogniser),
 ``<exp-root>/stage_times.tsv`` (``<n> <name> <seconds>``), the exp dirs' ``config.yaml`` and, where stage 7 made
-one, ``<stage2>/decoder/`` (the decoder fine-tuned on stage two's output).
+one, ``<stage2>/decoder/`` (the decoder fine-tuned on stage two's output). Where the evaluations have a per-speaker
+breakdown (the test set's ``utt2spk``), a table puts each voice's phone errors of the real audio, the codec and the
+synthesis side by side with its codec and TTS scores.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.io import read_json
-from shared.metrics.report import DISPLAY, summary_row, write_results_md
+from shared.metrics.report import DISPLAY, format_metric, summary_row, write_results_md
 
 SWEEP_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "path_gap", "rtf")
 
@@ -59,16 +61,45 @@ def paired_tables(paired: list[dict[str, Any]]) -> dict[str, dict[str, dict[str,
     return tables
 
 
+def speaker_table(tts: dict[str, Any] | None, codec: dict[str, Any] | None) -> dict[str, dict[str, str]]:
+    """Rows per speaker from the TTS and codec ``metrics.json`` ``speakers`` sections (either may be None):
+    utterances, reference phones, phone errors real / codec / TTS, codec PESQ-WB and MCD-DTW, TTS MCD-DTW and
+    log-F0 RMSE. Empty when neither has a breakdown."""
+    by = {name: (m or {}).get("speakers", {}) for name, m in (("TTS", tts), ("codec", codec))}
+    rows: dict[str, dict[str, str]] = {}
+    for spk in sorted(set(by["TTS"]) | set(by["codec"])):
+        t, c = by["TTS"].get(spk, {}), by["codec"].get(spk, {})
+        either = t or c
+        row = {"utts": str(either["num_utts"])}
+        if "ref_phones" in either:
+            row["phones"] = str(either["ref_phones"])
+            counts = [either.get("phone_errors_ref"), c.get("phone_errors_gen"), t.get("phone_errors_gen")]
+            row["phone errors real / codec / TTS"] = " / ".join("–" if n is None else str(n) for n in counts)
+        for name, m, keys in (("codec", c, ("pesq_wb", "mcd_dtw")), ("TTS", t, ("mcd_dtw", "f0_rmse_cents"))):
+            for k in keys:
+                if k in m.get("metrics", {}):
+                    row[f"{name} {DISPLAY[k][0]}"] = format_metric(k, m["metrics"][k])
+        rows[spk] = row
+    return rows
+
+
 def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out: Path) -> dict[str, Any]:
     """Tables, figures, notes, stage times and configs for :func:`write_results_md`."""
     tables: dict[str, dict[str, dict[str, Any]]] = {}
     notes, figures = [], {}
+    scored = {}
     for label, exp in (("TTS (stage two) on " + test_set, s2), ("Codec resynthesis (stage one) on " + test_set, s1)):
         m = exp / "eval" / test_set / "metrics.json" if exp else None
         if m and m.is_file():
-            tables[label] = {exp.name: summary_row(read_json(m))}
+            scored[exp] = read_json(m)
+            tables[label] = {exp.name: summary_row(scored[exp])}
         else:
             notes.append(f"- {label}: not run ({m or 'no exp dir given'} missing)")
+    speakers = speaker_table(scored.get(s2), scored.get(s1))
+    key_headers = {}
+    if speakers:
+        tables[f"Per speaker on {test_set}"] = speakers
+        key_headers[f"Per speaker on {test_set}"] = "speaker"
     sweep = exp_root / "nfe_sweep" / "summary.json"
     if sweep.is_file():
         summary = read_json(sweep)
@@ -95,7 +126,7 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
                      f"{summary.get('seconds_this_run', float('nan')):.0f} s); "
                      "the codec resynthesis by stage one's own.")
     configs = {p.parent.name: str(p) for p in (d / "config.yaml" for d in (s1, s2, decoder, exp_root / "asr") if d) if p.is_file()}
-    return {"tables": tables, "figures": figures, "notes": "\n".join(notes) or None,
+    return {"tables": tables, "key_headers": key_headers, "figures": figures, "notes": "\n".join(notes) or None,
             "stage_times": read_stage_times(exp_root / "stage_times.tsv"), "config_paths": configs}
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from shared.evaluate import EvaluationError, evaluate, main, match_utts
+from shared.evaluate import EvaluationError, evaluate, main, match_utts, speaker_breakdown
 from shared.io import read_kv, write_kv
 from shared.metrics.optional import load_optional_metrics
 from shared.metrics.report import aggregate, results_markdown, summary_row, write_results_md
@@ -52,6 +52,24 @@ def test_evaluate_identical_codec_mode(dirs, tmp_path):
     assert res["phone_recognizer"] == {"skipped": "no --phone-recognizer given"}
     assert all("skipped" in v for v in res["optional_metrics"].values())
     assert set(res["optional_metrics"]) == {"whisper_wer", "spk_sim", "utmos"}
+    # the toy references have two speakers (utt2spk): each gets its own means
+    spk = res["speakers"]
+    assert sorted(spk) == ["toyspk0", "toyspk1"] and sum(s["num_utts"] for s in spk.values()) == 3
+    assert all(s["metrics"]["mcd_dtw"] == 0.0 and "phone_errors_gen" not in s for s in spk.values())
+
+
+def test_speaker_breakdown_sums_each_voices_errors():
+    utts = ["a-1", "a-2", "b-1"]
+    by_utt = {"a-1": {"mcd_dtw": 1.0}, "a-2": {"mcd_dtw": 3.0}, "b-1": {"mcd_dtw": 5.0}}
+    utt2spk = {"a-1": "a", "a-2": "a", "b-1": "b"}
+    phones = {"gen": {"a-1": (2, 10), "a-2": (1, 20), "b-1": (0, 30)}, "ref": {"a-1": (0, 10), "a-2": (1, 20), "b-1": (3, 30)}}
+    out = speaker_breakdown(utts, by_utt, utt2spk, phones)
+    assert out["a"] == {"num_utts": 2, "metrics": {"mcd_dtw": 2.0}, "ref_phones": 30, "phone_errors_gen": 3,
+                        "per_gen": 0.1, "phone_errors_ref": 1, "per_ref": pytest.approx(1 / 30)}
+    assert out["b"]["phone_errors_gen"] == 0 and out["b"]["per_ref"] == 0.1
+    assert speaker_breakdown(utts, by_utt, utt2spk)["b"] == {"num_utts": 1, "metrics": {"mcd_dtw": 5.0}}
+    with pytest.raises(EvaluationError, match="no speaker for 1 utterance.*b-1"):
+        speaker_breakdown(utts, by_utt, {"a-1": "a", "a-2": "a"})
 
 
 def test_evaluate_tts_mode_cli_plots_and_rerun(dirs, tmp_path, capsys):
@@ -174,7 +192,11 @@ def test_results_md_from_exp_tree(tmp_path, capsys):
     exp = tmp_path / "exp"
     metrics = {"metrics": aggregate([{"mcd_dtw": 5.0, "per_gen": 0.1}, {"mcd_dtw": 7.0, "per_gen": 0.2}]),
                "corpus": {"per_gen": 0.15, "per_ref": 0.02, "per_ratio": 7.5}, "per_ratio_ci": [3.0, 20.0]}
-    write_json(exp / "stage2" / "flow" / "eval" / "test" / "metrics.json", metrics)
+    speakers = {"enus": {"num_utts": 2, "metrics": {"mcd_dtw": 6.0, "f0_rmse_cents": 70.0}, "ref_phones": 60,
+                         "phone_errors_gen": 9, "per_gen": 0.15, "phone_errors_ref": 1, "per_ref": 0.017}}
+    write_json(exp / "stage2" / "flow" / "eval" / "test" / "metrics.json", {**metrics, "speakers": speakers})
+    write_json(exp / "stage1" / "vae" / "eval" / "test" / "metrics.json", {"metrics": aggregate([{"pesq_wb": 3.5}]),
+        "speakers": {"enus": {**speakers["enus"], "metrics": {"pesq_wb": 3.5, "mcd_dtw": 1.25}, "phone_errors_gen": 4}}})
     write_json(exp / "nfe_sweep" / "summary.json",
                {"flow": {"1": {"mcd_dtw": 9.0, "rtf": 0.01}, "4": {"mcd_dtw": 6.0, "rtf": 0.03}},
                 "flow_reflow": {"1": {"mcd_dtw": 6.5, "rtf": 0.01}}})
@@ -191,9 +213,11 @@ def test_results_md_from_exp_tree(tmp_path, capsys):
     text = out.read_text()
     assert "| flow | 6.00 ± 1.00 | 15.0% | 2.0% | 7.50x [3.00x, 20.00x] |" in text
     # the end of a run prints the headline numbers
-    assert "[results] test: flow: MCD-DTW (dB) 6.00, PER synth 15.0%, PER real 2.0%, PER synth / real 7.50x [3.00x, 20.00x]" \
+    assert "[results] test: vae: PESQ-WB 3.50 | flow: MCD-DTW (dB) 6.00, PER synth 15.0%, PER real 2.0%, PER synth / real 7.50x [3.00x, 20.00x]" \
         in capsys.readouterr().out
-    assert "Codec resynthesis (stage one) on test: not run" in text and "dev PER 2.50%" in text
+    assert "| speaker | utts | phones | phone errors real / codec / TTS | codec PESQ-WB ↑ | codec MCD-DTW (dB) ↓ |" in text
+    assert "| enus | 2 | 60 | 1 / 4 / 9 | 3.50 | 1.25 | 6.00 | 70.0 |" in text
+    assert "| vae | 3.50 |" in text and "dev PER 2.50%" in text
     assert "decoded by " + str(exp / "stage2" / "flow" / "decoder") + ": stage one's decoder fine-tuned" in text
     assert "(2364 steps / 240 s)" in text
     assert "| flow_reflow NFE 1 | 6.50 |" in text and "](nfe_sweep/quality_vs_nfe.png)" in text

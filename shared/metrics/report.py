@@ -65,7 +65,7 @@ def aggregate(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _fmt(metric: str, value: Any) -> str:
+def format_metric(metric: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if isinstance(value, str):
@@ -78,12 +78,13 @@ def summary_row(metrics_json: Mapping[str, Any]) -> dict[str, str]:
     row = {}
     for k, s in metrics_json.get("metrics", {}).items():
         if "mean" in s:
-            row[k] = f"{_fmt(k, s['mean'])} ± {_fmt(k, s['std'])}" if s.get("n", 0) > 1 else _fmt(k, s["mean"])
+            mean = format_metric(k, s["mean"])
+            row[k] = f"{mean} ± {format_metric(k, s['std'])}" if s.get("n", 0) > 1 else mean
     for k, v in metrics_json.get("corpus", {}).items():
-        row[k] = _fmt(k, v)
+        row[k] = format_metric(k, v)
     ci = metrics_json.get("per_ratio_ci")
     if ci and "per_ratio" in row:
-        row["per_ratio"] += f" [{_fmt('per_ratio', ci[0])}, {_fmt('per_ratio', ci[1])}]"
+        row["per_ratio"] += f" [{format_metric('per_ratio', ci[0])}, {format_metric('per_ratio', ci[1])}]"
     if "phone_errors_gen" in metrics_json:
         row["phone_errors"] = f"{metrics_json['phone_errors_gen']} / {metrics_json['phone_errors_ref']}"
     return row
@@ -97,21 +98,22 @@ def markdown_table(rows: Mapping[str, Mapping[str, Any]], columns: list[str] | N
     head = [key_header] + [DISPLAY.get(c, (c,))[0] for c in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(columns)) + "|"]
     for name, r in rows.items():
-        lines.append("| " + " | ".join([str(name)] + [_fmt(c, r.get(c)) for c in columns]) + " |")
+        lines.append("| " + " | ".join([str(name)] + [format_metric(c, r.get(c)) for c in columns]) + " |")
     return "\n".join(lines)
 
 
 def results_markdown(tables: Mapping[str, Mapping[str, Mapping[str, Any]]], stage_times: Mapping[str, float] | None = None,
                      config_paths: Mapping[str, str] | Iterable[str] | None = None, title: str = "Results",
-                     notes: str | None = None, figures: Mapping[str, str] | None = None) -> str:
+                     notes: str | None = None, figures: Mapping[str, str] | None = None,
+                     key_headers: Mapping[str, str] | None = None) -> str:
     """RESULTS.md text: one markdown table per entry of ``tables`` (``{table: {row: {metric: value}}}``,
-    values numbers or preformatted strings), figures (``{caption: relative png path}``), then stage
-    wall-clock times and the configs used."""
+    values numbers or preformatted strings; the row names' column is headed "system" unless ``key_headers``
+    names it), figures (``{caption: relative png path}``), then stage wall-clock times and the configs used."""
     parts = [f"# {title}", "", f"_Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}._", ""]
     if notes:
         parts += [notes.strip(), ""]
     for name, rows in tables.items():
-        parts += [f"## {name}", "", markdown_table(rows, key_header="system"), ""]
+        parts += [f"## {name}", "", markdown_table(rows, key_header=(key_headers or {}).get(name, "system")), ""]
     for caption, fig in (figures or {}).items():
         parts += [f"![{caption}]({fig})", "", f"_{caption}_", ""]
     if stage_times:
