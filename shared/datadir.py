@@ -1,8 +1,9 @@
 """Kaldi data directories: read, write, validate, fix, subset, split and ``utt2dur``.
 
 A data directory holds ``wav.scp`` (``<utt-or-recording> <path>``), ``text`` (``<utt> <transcript>``),
-``utt2spk`` and ``spk2utt``, and optionally ``segments`` (``<utt> <recording> <start> <end>``) and
-``utt2dur``. Files are sorted by key in C (byte) order, and utterance ids begin with the speaker id so that
+``utt2spk`` and ``spk2utt``, and optionally ``segments`` (``<utt> <recording> <start> <end>``),
+``utt2dur`` and ``utt2lang`` (``<utt> <espeak-ng language>``, as in ESPnet's multilingual recipes: the text
+frontend then phonemises each utterance in its own language or accent, see :mod:`shared.text.tokenize`). Files are sorted by key in C (byte) order, and utterance ids begin with the speaker id so that
 sorting by utterance keeps each speaker's utterances together; Kaldi's ``utils/validate_data_dir.sh
 --no-feats`` insists on both, and :func:`validate_data_dir` checks the same things (and more), reporting
 every problem with its file, line and utterance rather than stopping at the first.
@@ -31,6 +32,8 @@ from shared.audio import AudioError, audio_info, check_audio, load_audio
 from shared.io import PathLike, write_kv
 
 REQUIRED = ("wav.scp", "text", "utt2spk")
+# every file this module reads and writes
+KNOWN_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "utt2dur", "segments", "utt2lang")
 KALDI_RESERVED = {"<s>", "</s>", "#0"}
 
 
@@ -67,6 +70,7 @@ class DataDir:
     utt2spk: dict[str, str]
     utt2dur: dict[str, float] = field(default_factory=dict)
     segments: dict[str, tuple[str, float, float]] = field(default_factory=dict)
+    utt2lang: dict[str, str] = field(default_factory=dict)
 
     # ---- reading and writing -------------------------------------------------------------------
     @classmethod
@@ -85,6 +89,7 @@ class DataDir:
             utt2spk=tables["utt2spk"],
             utt2dur={u: float(d) for u, d in tables.get("utt2dur", {}).items()},
             segments=segments,
+            utt2lang=tables.get("utt2lang", {}),
         )
 
     def save(self, path: PathLike) -> None:
@@ -96,7 +101,8 @@ class DataDir:
         write_kv(path / "utt2spk", self.utt2spk)
         write_kv(path / "spk2utt", self.spk2utt)
         for name, table in (("utt2dur", {u: f"{d:.4f}" for u, d in self.utt2dur.items()}),
-                            ("segments", {u: f"{r} {s:.3f} {e:.3f}" for u, (r, s, e) in self.segments.items()})):
+                            ("segments", {u: f"{r} {s:.3f} {e:.3f}" for u, (r, s, e) in self.segments.items()}),
+                            ("utt2lang", self.utt2lang)):
             if table:
                 write_kv(path / name, table)
             elif (path / name).exists():
@@ -153,6 +159,7 @@ class DataDir:
             utt2spk={u: s for u, s in self.utt2spk.items() if u in keep},
             utt2dur={u: d for u, d in self.utt2dur.items() if u in keep},
             segments=segments,
+            utt2lang={u: lang for u, lang in self.utt2lang.items() if u in keep},
         )
 
     def split(self, num_parts: int, by_speaker: bool = False) -> list["DataDir"]:
@@ -186,7 +193,7 @@ def _read_tables(path: Path) -> tuple[dict[str, dict[str, str]], list[Problem]]:
     """Read every known file leniently, collecting problems instead of raising."""
     tables: dict[str, dict[str, str]] = {}
     problems: list[Problem] = []
-    for name in ("wav.scp", "text", "utt2spk", "spk2utt", "utt2dur", "segments"):
+    for name in KNOWN_FILES:
         f = path / name
         if not f.exists():
             if name in REQUIRED:
@@ -266,8 +273,9 @@ def validate_data_dir(
     # the same utterances everywhere
     utt_sets = {"utt2spk": set(utt2spk), "text": set(text)}
     utt_sets["segments" if has_segments else "wav.scp"] = set(segments) if has_segments else set(wav_scp)
-    if "utt2dur" in tables:
-        utt_sets["utt2dur"] = set(tables["utt2dur"])
+    for name in ("utt2dur", "utt2lang"):
+        if name in tables:
+            utt_sets[name] = set(tables[name])
     all_utts = set().union(*utt_sets.values())
     for utt in sorted(all_utts):
         missing = [name for name, s in utt_sets.items() if utt not in s]
@@ -356,8 +364,9 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
     has_segments = "segments" in tables
     keyed = {"text": tables["text"], "utt2spk": tables["utt2spk"]}
     keyed["segments" if has_segments else "wav.scp"] = tables["segments" if has_segments else "wav.scp"]
-    if "utt2dur" in tables:
-        keyed["utt2dur"] = tables["utt2dur"]
+    for name in ("utt2dur", "utt2lang"):
+        if name in tables:
+            keyed[name] = tables[name]
     report: dict[str, list[str]] = {}
     keep = set().union(*map(set, keyed.values()))
     for name, table in keyed.items():
@@ -376,7 +385,7 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
         keep -= set(gone)
     backup = path / ".backup"
     backup.mkdir(exist_ok=True)
-    for name in ("wav.scp", "text", "utt2spk", "spk2utt", "utt2dur", "segments"):
+    for name in KNOWN_FILES:
         if (path / name).exists():
             shutil.copy2(path / name, backup / name)
     d = DataDir(
@@ -385,6 +394,7 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
         utt2spk=tables["utt2spk"],
         utt2dur={u: float(v) for u, v in tables.get("utt2dur", {}).items() if u in keep},
         segments={u: (v[0], float(v[1]), float(v[2])) for u, v in _split_values(tables.get("segments", {})).items()},
+        utt2lang={u: v for u, v in tables.get("utt2lang", {}).items() if u in keep},
     )
     d.text = {u: t for u, t in d.text.items() if u in keep}
     d.utt2spk = {u: s for u, s in d.utt2spk.items() if u in keep}

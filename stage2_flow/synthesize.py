@@ -26,6 +26,7 @@ import torch
 
 from shared.io import read_json, read_kv, write_kv
 from shared.text import Frontend, Vocab
+from shared.text.tokenize import tokenize_by_language
 from stage2_flow.data import LatentNormalizer
 from stage2_flow.model import FlowTTS, codec_dir, load_trained, sequence_mask
 
@@ -33,10 +34,11 @@ from stage2_flow.model import FlowTTS, codec_dir, load_trained, sequence_mask
 class Synthesizer:
     def __init__(self, model: FlowTTS, normalizer: LatentNormalizer, vocab: Vocab, frontend: Frontend | None, codec: Any,
                  speakers: list[str], rate_info: dict[str, float] | None, device: str | torch.device = "cpu",
-                 codec_source: Path | None = None) -> None:
+                 codec_source: Path | None = None, spk2lang: dict[str, str] | None = None) -> None:
         self.model, self.norm, self.vocab, self.frontend, self.codec = model.eval(), normalizer, vocab, frontend, codec
         self.speakers, self.rate_info, self.device = speakers, rate_info or {}, torch.device(device)
         self.codec_source = codec_source  # the exp dir the codec was loaded from (None: given as an object)
+        self.spk2lang = spk2lang or {}  # each voice's training language (data dirs with utt2lang), for raw text
 
     @classmethod
     def from_exp_dir(cls, exp_dir: str | Path, device: str | torch.device = "cpu", codec: Any = None,
@@ -54,16 +56,23 @@ class Synthesizer:
             codec = load_codec(source, device)
         speakers = (exp / "speakers.txt").read_text().split() if (exp / "speakers.txt").is_file() else []
         rate = read_json(exp / "speaking_rate.json") if (exp / "speaking_rate.json").is_file() else None
+        spk2lang = read_kv(exp / "spk2lang") if (exp / "spk2lang").is_file() else None
         return cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate, device,
-                   source)
+                   source, spk2lang)
 
     # ---- inputs ------------------------------------------------------------------------------
-    def tokenize(self, texts: Sequence[str], utts: Sequence[str] | None = None) -> list[list[int]]:
+    def tokenize(self, texts: Sequence[str], utts: Sequence[str] | None = None,
+                 languages: Sequence[str] | None = None) -> list[list[int]]:
+        """Token ids of ``texts``, phonemised with the training frontend, each in its ``languages`` entry where
+        given (a voice trained on ``utt2lang`` tokens speaks its own language's phones: en-gb-x-rp for a
+        British one), else in the frontend's language."""
         if self.frontend is None:
             self.frontend = Frontend.from_config({})
-        toks = self.frontend.tokens_batch(list(texts))
-        utts = utts or [f"<text {i}>" for i in range(len(texts))]
-        return list(self.vocab.encode_all(dict(zip(utts, toks)), map_unknown=True).values())
+        utts = list(utts or [f"<text {i}>" for i in range(len(texts))])
+        default = self.frontend.config.language
+        utt2lang = {u: lang or default for u, lang in zip(utts, languages)} if languages is not None else None
+        toks = tokenize_by_language(self.frontend, dict(zip(utts, texts)), utt2lang)
+        return list(self.vocab.encode_all(toks, map_unknown=True).values())
 
     def speaker_id(self, speaker: str | int | None) -> int:
         if speaker is None:
@@ -96,15 +105,21 @@ class Synthesizer:
         seed: int = 0,
         batch_size: int = 16,
         return_latents: bool = False,
+        language: str | None = None,
     ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Texts (or token-id lists) -> waveforms (T_i,) float32 at ``codec.sample_rate``.
 
-        ``prompt``: a reference waveform (T,) for zero-shot models. Items are batched by length; the
-        result keeps the input order."""
+        ``prompt``: a reference waveform (T,) for zero-shot models. Text is phonemised in ``language``, else in
+        the speaker's training language (``spk2lang``, from the training data's utt2lang), else in the
+        frontend's. Items are batched by length; the result keeps the input order."""
         if isinstance(texts, str):
             texts = [texts]
-        ids = [list(t) for t in texts] if texts and not isinstance(texts[0], str) else self.tokenize(texts)
-        spk = list(speaker) if isinstance(speaker, (list, tuple)) else [speaker] * len(ids)
+        spk = list(speaker) if isinstance(speaker, (list, tuple)) else [speaker] * len(texts)
+        if texts and not isinstance(texts[0], str):
+            ids = [list(t) for t in texts]
+        else:
+            langs = [language or self.spk2lang.get(s) if isinstance(s, str) else language for s in spk]
+            ids = self.tokenize(texts, languages=langs if any(langs) else None)
         spk_ids = [self.speaker_id(s) for s in spk]
         p_lat = self.prompt_latents(prompt) if prompt is not None else None
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -168,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data-dir", help="data dir: its token file (or text) and utt2spk are used")
     src.add_argument("--text-file", help="'<utt> text' lines (ids with a digit) or plain sentence lines")
+    p.add_argument("--language", help="phonemise the text in this espeak-ng language instead of the training frontend's "
+                   "(text input; a data dir's utt2lang is used when it has one)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--speaker", help="speaker for every utterance (default: utt2spk when known, else the first)")
     p.add_argument("--prompt-wav", help="reference audio for zero-shot models")
@@ -191,13 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     synth = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
     print(f"decoding with the codec of {synth.codec_source}", flush=True)
     utt2text, utt2tok, utt2spk = read_inputs(args)
+    lang_file = Path(args.data_dir) / "utt2lang" if args.data_dir else None
+    utt2lang = read_kv(lang_file) if lang_file and lang_file.is_file() else {}
     utts = sorted(utt2text)
     spk_of = {u: args.speaker or (utt2spk.get(u) if utt2spk.get(u) in synth.speakers else (synth.speakers[0] if synth.speakers else "spk")) for u in utts}
     todo = [u for u in utts if args.overwrite or not (out / "wav" / f"{u}.wav").is_file()]
     if utt2tok is not None:
         ids = synth.vocab.encode_all({u: utt2tok[u] for u in todo}, map_unknown=True)
     else:
-        ids = dict(zip(todo, synth.tokenize([utt2text[u] for u in todo], todo))) if todo else {}
+        langs = [args.language or utt2lang.get(u) or synth.spk2lang.get(spk_of[u]) for u in todo]
+        langs = langs if any(langs) else None
+        ids = dict(zip(todo, synth.tokenize([utt2text[u] for u in todo], todo, langs))) if todo else {}
     prompt = None
     if args.prompt_wav:
         from shared.audio import load_audio

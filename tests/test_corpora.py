@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from shared.corpora.common import CorpusError
-from shared.corpora.espeak_mini import EN_US_INVENTORY, make_corpus, speaker_id, split_sentences
+from shared.corpora.espeak_mini import EN_US_INVENTORY, make_corpus, speaker_id, split_sentences, voice_language
 from shared.corpora.espeak_synth import synthesize
 from shared.corpora.libritts import prepare_libritts
 from shared.corpora.ljspeech import prepare_ljspeech
@@ -69,6 +69,7 @@ def test_split_sentences_disjoint():
 
 def test_speaker_ids_sort_cleanly():
     assert speaker_id("en-us+f2") == "enusf2" and speaker_id("en-gb-x-rp") == "engbxrp"
+    assert voice_language("en-gb-x-rp+m1") == "en-gb-x-rp" and voice_language("en-us") == "en-us"
 
 
 def _make_tiny(root: Path) -> dict:
@@ -83,6 +84,7 @@ def test_espeak_mini_tiny_corpus(tmp_path):
         assert validate_data_dir(data / split) == [], split
     train, test = DataDir.load(data / "train"), DataDir.load(data / "test")
     assert len(train) == 8 and len(test) == 2 and train.speakers == ["enus", "enusf2"]
+    assert set(train.utt2lang) == set(train.utts) and set(train.utt2lang.values()) == {"en-us"}
     # the same sentence by both voices, and no test sentence in train
     assert set(train.text.values()).isdisjoint(test.text.values())
     assert len(set(test.text.values())) == 1

@@ -91,6 +91,21 @@ def test_subset_split_and_cli(tiny_data_dir, tmp_path, capsys):
     assert "not in text" in capsys.readouterr().err
 
 
+def test_utt2lang_round_trips_subsets_and_is_checked(tiny_data_dir, tmp_path):
+    data = DataDir.load(tiny_data_dir)
+    data.utt2lang = {u: "en-gb-x-rp" if u.startswith("spk2") else "en-us" for u in data.utts}
+    data.save(tmp_path / "lang")
+    loaded = DataDir.load(tmp_path / "lang")
+    assert loaded.utt2lang == data.utt2lang
+    assert set(loaded.subset(["spk2-utt0"]).utt2lang.values()) == {"en-gb-x-rp"}
+    # an utterance missing from utt2lang is a problem named like any other; fix drops it
+    (tmp_path / "lang" / "utt2lang").write_text("".join(f"{u} en-us\n" for u in data.utts[1:]))
+    problems = [str(p) for p in validate_data_dir(tmp_path / "lang")]
+    assert any(data.utts[0] in p and "not in utt2lang" in p for p in problems), problems
+    assert fix_data_dir(tmp_path / "lang") == {"not in utt2lang": [data.utts[0]]}
+    assert DataDir.load(tmp_path / "lang").utts == data.utts[1:]
+
+
 def test_segments(tmp_path, tiny_data_dir):
     data = DataDir.load(tiny_data_dir)
     reco = data.wav_scp["spk1-utt2"]

@@ -171,3 +171,30 @@ def test_built_vocab_holds_the_whole_phone_inventory(tmp_path):
     assert tokenize_main(["--text", str(tmp_path / "text"), "--out", str(tmp_path / "token2"), "--frontend", "phoneme",
                           "--language", "en-us", "--build-vocab", str(tmp_path / "t2.txt"), "--no-base-symbols"]) == 0
     assert "aɪə" not in Vocab.load(tmp_path / "t2.txt")
+
+
+def test_utt2lang_phonemises_each_utterance_in_its_own_language(tmp_path, capsys):
+    """A British voice's transcript gets RP phones (the trap-bath split, no flap), the others en-us."""
+    d = tmp_path / "train"
+    d.mkdir()
+    (d / "text").write_text("enus-1 The bath was hot.\nrp-1 The bath was hot.\n", encoding="utf-8")
+    (d / "utt2lang").write_text("enus-1 en-us\nrp-1 en-gb-x-rp\n", encoding="utf-8")
+    vocab = tmp_path / "exp" / "tokens.txt"
+    assert tokenize_main(["--data-dir", str(d), "--language", "en-us", "--out", str(d / "token"),
+                          "--build-vocab", str(vocab)]) == 0
+    assert "1 en-gb-x-rp, 1 en-us from" in capsys.readouterr().out
+    tokens = {line.split()[0]: line.split()[1:] for line in (d / "token").read_text(encoding="utf-8").splitlines()}
+    assert tokens["enus-1"][3:7] == ["b", "ˈ", "æ", "θ"] and tokens["rp-1"][3:7] == ["b", "ˈ", "ɑː", "θ"]
+    assert "ɒ" in tokens["rp-1"] and "ɒ" in Vocab.load(vocab) and "ɾ" in Vocab.load(vocab)  # en-us inventory kept
+    # opting out, or a frontend default for everything, gives the en-us phones for both
+    assert tokenize_main(["--data-dir", str(d), "--out", str(d / "token_us"), "--vocab", str(vocab),
+                          "--ignore-utt2lang"]) == 0
+    us = [line.split()[1:] for line in (d / "token_us").read_text(encoding="utf-8").splitlines()]
+    assert us[0] == us[1] == tokens["enus-1"]
+    # an utterance without a language, or an unknown language, is an error naming it; nothing is written
+    (d / "utt2lang").write_text("enus-1 en-us\n", encoding="utf-8")
+    assert tokenize_main(["--data-dir", str(d), "--out", str(d / "token2"), "--vocab", str(vocab)]) == 1
+    assert "no language for 1 utterance(s): rp-1" in capsys.readouterr().err and not (d / "token2").exists()
+    (d / "utt2lang").write_text("enus-1 en-us\nrp-1 xx-nope\n", encoding="utf-8")
+    assert tokenize_main(["--data-dir", str(d), "--out", str(d / "token2"), "--vocab", str(vocab)]) == 1
+    assert "xx-nope" in capsys.readouterr().err and not (d / "token2").exists()

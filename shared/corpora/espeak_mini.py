@@ -6,8 +6,10 @@
         [--num-dev 40] [--num-test 40] [--voices en-us,en-us+f2,...] [--voices-per-sentence 1]
         [--sample-rate 16000] [--seed 0] [--nj 2]
 
-Writes ``data/{train,dev,test}/{wav.scp,text,utt2spk,spk2utt,utt2dur}`` and
-``data/local/corpus_report.json`` (time, hours, per-speaker counts, phone coverage). Sentences are split
+Writes ``data/{train,dev,test}/{wav.scp,text,utt2spk,spk2utt,utt2dur,utt2lang}`` and
+``data/local/corpus_report.json`` (time, hours, per-speaker counts, phone coverage). ``utt2lang`` holds each
+utterance's voice language (``en-gb-x-rp+m1`` -> ``en-gb-x-rp``), the phonemisation espeak-ng spoke it with,
+so the tokens can say what the audio says (:mod:`shared.text.tokenize`). Sentences are split
 *before* voices are assigned, so no dev/test sentence is ever in train, for any voice. Speaker ids are the
 voice names without punctuation (``en-us+f2`` -> ``enusf2``); utterance ids are ``<spk>-<sentence id>``.
 The same arguments always give the same corpus, sample for sample (see :mod:`espeak_synth`).
@@ -41,6 +43,12 @@ SPLITS = ("train", "dev", "test")
 def speaker_id(voice: str) -> str:
     """``en-us+f2`` -> ``enusf2`` (letters and digits only: sorts cleanly as an utterance prefix)."""
     return re.sub(r"[^A-Za-z0-9]", "", voice).lower()
+
+
+def voice_language(voice: str) -> str:
+    """``en-gb-x-rp+m1`` -> ``en-gb-x-rp``: the language whose rules espeak-ng speaks the voice with (a variant
+    after ``+`` changes the sound, not the phonemes)."""
+    return voice.split("+", 1)[0]
 
 
 def split_sentences(num_sentences: int, num_dev: int, num_test: int, seed: int) -> dict[str, list[int]]:
@@ -105,13 +113,13 @@ def make_corpus(
     sentences = generate_sentences(num_sentences, seed)
     splits = split_sentences(num_sentences, num_dev, num_test, seed)
 
-    jobs, utt_split, texts, spks = [], {}, {}, {}
+    jobs, utt_split, texts, spks, langs = [], {}, {}, {}, {}
     for split, indices in splits.items():
         for s, voice in assign_voices(indices, voices, voices_per_sentence):
             utt = f"{spk_of[voice]}-s{s:05d}"
             path = wav_dir / spk_of[voice] / f"{utt}.wav"
             jobs.append((utt, sentences[s], voice, str(path), sample_rate))
-            utt_split[utt], texts[utt], spks[utt] = split, sentences[s], spk_of[voice]
+            utt_split[utt], texts[utt], spks[utt], langs[utt] = split, sentences[s], spk_of[voice], voice_language(voice)
     durations: dict[str, float] = {}
     if nj > 1:
         with ProcessPoolExecutor(nj) as pool:
@@ -127,7 +135,8 @@ def make_corpus(
     for split in SPLITS:
         utts = sorted(u for u, sp in utt_split.items() if sp == split)
         DataDir(wav_scp={u: jobs_of[u][3] for u in utts}, text={u: texts[u] for u in utts},
-                utt2spk={u: spks[u] for u in utts}, utt2dur={u: durations[u] for u in utts}).save(data_dir / split)
+                utt2spk={u: spks[u] for u in utts}, utt2dur={u: durations[u] for u in utts},
+                utt2lang={u: langs[u] for u in utts}).save(data_dir / split)
         per_spk = Counter(spks[u] for u in utts)
         report["splits"][split] = {
             "utterances": len(utts), "sentences": len(splits[split]),

@@ -8,6 +8,11 @@
         --out data/test/token --vocab exp/tokens.txt
 
 Writes ``<utt> tok tok ...`` lines (Kaldi text file, sorted, atomic; the word boundary is ``▁``).
+Where the data dir has ``utt2lang`` (``<utt> <espeak-ng language>``; or ``--utt2lang FILE``), each utterance is
+phonemised in its own language (the frontend's other settings unchanged), so a British voice's transcripts
+say what it speaks (``en-gb-x-rp``: ``bˈɑːθ``) rather than the American phones of the same words (``bˈæθ``).
+An utterance without an entry is an error naming it; ``--ignore-utt2lang`` phonemises everything in
+``--language``.
 With ``--vocab`` every utterance with a symbol outside the vocabulary is listed in one error (exit 1)
 unless ``--map-unknown`` maps them to ``<unk>``. With ``--build-vocab`` the vocabulary is built from these
 tokens (use it on the training set only).
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 import time
 from pathlib import Path
 
@@ -50,6 +56,23 @@ def tokenize_texts(frontend: Frontend, utt2text: dict[str, str], batch_size: int
     return out
 
 
+def tokenize_by_language(frontend: Frontend, utt2text: dict[str, str], utt2lang: dict[str, str] | None
+                         ) -> dict[str, list[str]]:
+    """:func:`tokenize_texts` per language of ``utt2lang`` (one frontend each, otherwise configured like
+    ``frontend``); with ``utt2lang`` None everything in ``frontend``'s language. Raises TokenizeError naming
+    utterances that have no language."""
+    if utt2lang is None:
+        return tokenize_texts(frontend, utt2text)
+    missing = sorted(set(utt2text) - set(utt2lang))
+    if missing:
+        raise TokenizeError(f"utt2lang has no language for {len(missing)} utterance(s): {', '.join(missing[:20])}")
+    out: dict[str, list[str]] = {}
+    for lang in sorted(set(utt2lang[u] for u in utt2text)):
+        fe = frontend if lang == frontend.config.language else Frontend.from_config(frontend.config, language=lang)
+        out.update(tokenize_texts(fe, {u: t for u, t in utt2text.items() if utt2lang[u] == lang}))
+    return {u: out[u] for u in utt2text}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m shared.text.tokenize", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="frontend config (YAML/JSON) written by --save-config")
     p.add_argument("--frontend", choices=["phoneme", "char"])
     p.add_argument("--language", help="espeak-ng language, e.g. en-us, en-gb, de, fr-fr, es")
+    p.add_argument("--utt2lang", type=Path, help="per-utterance languages (default: DATA_DIR/utt2lang when it exists)")
+    p.add_argument("--ignore-utt2lang", action="store_true", help="phonemise every utterance in --language")
     p.add_argument("--stress", choices=["separate", "attached", "none"])
     p.add_argument("--no-punctuation", action="store_true", help="drop punctuation tokens")
     p.add_argument("--keep-case", action="store_true", help="char frontend: do not lowercase")
@@ -101,19 +126,22 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     utt2text = read_kv(text_path)
+    lang_path = args.utt2lang or (args.data_dir / "utt2lang" if args.data_dir else None)
+    utt2lang = None if args.ignore_utt2lang or not (lang_path and lang_path.is_file()) else read_kv(lang_path)
     try:
-        utt2tokens = tokenize_texts(frontend, utt2text)
+        utt2tokens = tokenize_by_language(frontend, utt2text, utt2lang)
         if args.vocab:
             vocab = Vocab.load(args.vocab)
             ids = vocab.encode_all(utt2tokens, map_unknown=args.map_unknown)
             utt2tokens = {u: vocab.decode(i) for u, i in ids.items()}
-    except (TokenizeError, UnknownTokenError) as e:
+    except (TokenizeError, UnknownTokenError, ValueError) as e:
         print(f"error: {text_path}: {e}", file=sys.stderr)
         return 1
     write_kv(args.out, {u: " ".join(t) for u, t in utt2tokens.items()})
     if args.build_vocab:
-        extra = [] if args.no_base_symbols else base_symbols(**{k: getattr(frontend.config, k) for k in (
-            "frontend", "language", "stress", "punctuation", "lowercase")})
+        languages = sorted(set(utt2lang.values())) if utt2lang else [frontend.config.language]
+        extra = [] if args.no_base_symbols else [sym for lang in languages for sym in base_symbols(
+            **{k: getattr(frontend.config, k) for k in ("frontend", "stress", "punctuation", "lowercase")}, language=lang)]
         vocab = Vocab.build([*utt2tokens.values(), extra])
         vocab.save(args.build_vocab)
         print(f"wrote {args.build_vocab} ({len(vocab)} tokens)")
@@ -125,8 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_write(save_config) as f:
             yaml.safe_dump(frontend.to_dict(), f, sort_keys=False, allow_unicode=True)
     n_tok = sum(len(t) for t in utt2tokens.values())
+    languages = frontend.config.language
+    if utt2lang:
+        counts = Counter(utt2lang[u] for u in utt2tokens)
+        languages = ", ".join(f"{n} {lang}" for lang, n in sorted(counts.items())) + f" from {lang_path}"
     print(f"wrote {args.out}: {len(utt2tokens)} utterances, {n_tok} tokens "
-          f"({frontend.config.frontend}/{frontend.config.language}) in {time.time() - t0:.1f} s")
+          f"({frontend.config.frontend}: {languages}) in {time.time() - t0:.1f} s")
     return 0
 
 
