@@ -34,11 +34,13 @@ from stage2_flow.model import FlowTTS, codec_dir, load_trained, sequence_mask
 class Synthesizer:
     def __init__(self, model: FlowTTS, normalizer: LatentNormalizer, vocab: Vocab, frontend: Frontend | None, codec: Any,
                  speakers: list[str], rate_info: dict[str, float] | None, device: str | torch.device = "cpu",
-                 codec_source: Path | None = None, spk2lang: dict[str, str] | None = None) -> None:
+                 codec_source: Path | None = None) -> None:
         self.model, self.norm, self.vocab, self.frontend, self.codec = model.eval(), normalizer, vocab, frontend, codec
         self.speakers, self.rate_info, self.device = speakers, rate_info or {}, torch.device(device)
         self.codec_source = codec_source  # the exp dir the codec was loaded from (None: given as an object)
-        self.spk2lang = spk2lang or {}  # each voice's training language (data dirs with utt2lang), for raw text
+        # each voice's training language (tokenised from a data dir's utt2lang), for raw text
+        self.spk2lang = dict(frontend.config.speaker_languages) if frontend is not None else {}
+        self._frontends: dict[str, Frontend] = {}  # one per language met, kept between calls
 
     @classmethod
     def from_exp_dir(cls, exp_dir: str | Path, device: str | torch.device = "cpu", codec: Any = None,
@@ -56,13 +58,12 @@ class Synthesizer:
             codec = load_codec(source, device)
         speakers = (exp / "speakers.txt").read_text().split() if (exp / "speakers.txt").is_file() else []
         rate = read_json(exp / "speaking_rate.json") if (exp / "speaking_rate.json").is_file() else None
-        spk2lang = read_kv(exp / "spk2lang") if (exp / "spk2lang").is_file() else None
         return cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate, device,
-                   source, spk2lang)
+                   source)
 
     # ---- inputs ------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], utts: Sequence[str] | None = None,
-                 languages: Sequence[str] | None = None) -> list[list[int]]:
+                 languages: Sequence[str | None] | None = None) -> list[list[int]]:
         """Token ids of ``texts``, phonemised with the training frontend, each in its ``languages`` entry where
         given (a voice trained on ``utt2lang`` tokens speaks its own language's phones: en-gb-x-rp for a
         British one), else in the frontend's language."""
@@ -71,7 +72,7 @@ class Synthesizer:
         utts = list(utts or [f"<text {i}>" for i in range(len(texts))])
         default = self.frontend.config.language
         utt2lang = {u: lang or default for u, lang in zip(utts, languages)} if languages is not None else None
-        toks = tokenize_by_language(self.frontend, dict(zip(utts, texts)), utt2lang)
+        toks = tokenize_by_language(self.frontend, dict(zip(utts, texts)), utt2lang, self._frontends)
         return list(self.vocab.encode_all(toks, map_unknown=True).values())
 
     def speaker_id(self, speaker: str | int | None) -> int:
@@ -110,7 +111,7 @@ class Synthesizer:
         """Texts (or token-id lists) -> waveforms (T_i,) float32 at ``codec.sample_rate``.
 
         ``prompt``: a reference waveform (T,) for zero-shot models. Text is phonemised in ``language``, else in
-        the speaker's training language (``spk2lang``, from the training data's utt2lang), else in the
+        the speaker's training language (``frontend.yaml``'s ``speaker_languages``), else in the
         frontend's. Items are batched by length; the result keeps the input order."""
         if isinstance(texts, str):
             texts = [texts]

@@ -34,7 +34,7 @@ import torch
 from shared.batching import BucketBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
-from shared.io import atomic_save_torch, read_json, read_kv, write_json, write_kv
+from shared.io import atomic_save_torch, read_json, read_kv, write_json
 from shared.text import Vocab
 from shared.training import ProgressPrinter, build_trainer, resume_path, seed_everything
 from stage2_flow.alignment import read_durations
@@ -43,8 +43,7 @@ from stage2_flow.experiment import Stage2Experiment
 from stage2_flow.model import count_parameters
 
 MODEL_FILE = "model.pt"
-DESCRIPTION_FILES = ("tokens.txt", "frontend.yaml", "latent_stats.json", "stage1.json", "stage1_config.yaml", "speakers.txt",
-                     "spk2lang", "speaking_rate.json")
+DESCRIPTION_FILES = ("tokens.txt", "frontend.yaml", "latent_stats.json", "stage1.json", "stage1_config.yaml", "speakers.txt", "speaking_rate.json")
 
 
 def finished(exp_dir: Path, cfg: dict) -> bool:
@@ -91,16 +90,6 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
         print(f"warning: no frontend config {fe}; synthesis from raw text will use the default phoneme frontend", file=sys.stderr)
     utt2spk = read_kv(Path(args.data_dir) / "utt2spk")
     (exp_dir / "speakers.txt").write_text("".join(f"{s}\n" for s in sorted(set(utt2spk.values()))))
-    utt2lang_file = Path(args.data_dir) / "utt2lang"
-    if utt2lang_file.is_file():  # each voice's language, so raw text is phonemised as its training text was
-        utt2lang = read_kv(utt2lang_file)
-        missing = sorted(set(utt2spk) - set(utt2lang))
-        if missing:
-            raise ValueError(f"{utt2lang_file}: no language for {len(missing)} utterance(s): {', '.join(missing[:20])}")
-        langs: dict[str, set[str]] = {}
-        for u, spk in utt2spk.items():
-            langs.setdefault(spk, set()).add(utt2lang[u])
-        write_kv(exp_dir / "spk2lang", {s: next(iter(v)) for s, v in langs.items() if len(v) == 1})
 
 
 def build_datasets(args, cfg, exp_dir: Path):

@@ -6,14 +6,18 @@ judged here (a few training steps); the numbers come from the full recipe (READM
 """
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
-from recipe_utils import copy_egs, run_recipe
+from recipe_utils import REPO, copy_egs, run_recipe
 
 from shared.config import load_config
 from shared.datadir import DataDir, validate_data_dir
 from shared.io import file_sha256
+from shared.text import Frontend
 from stage2_flow.synthesize import Synthesizer
 
 
@@ -26,6 +30,11 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     for split in ("train", "dev", "test"):
         assert validate_data_dir(recipe / "data" / split) == []
         assert (recipe / "data" / split / "token").is_file()
+    # the British voice's tokens are its own accent's phones (utt2lang), and stage two knows its language
+    train = DataDir.load(recipe / "data" / "train")
+    assert {train.utt2lang[u] for u in train.utts if u.startswith("engbxrpm1")} == {"en-gb-x-rp"}
+    frontend = Frontend.from_config(recipe / "exp" / "stage2" / "flow_reflow" / "frontend.yaml")
+    assert frontend.config.speaker_languages["engbxrpm1"] == "en-gb-x-rp"
     s1, s2 = recipe / "exp" / "stage1" / "vae", recipe / "exp" / "stage2" / "flow_reflow"
     assert (s1 / "latent_stats.json").is_file()
     assert (recipe / "dump" / "vae" / "train" / "latents.scp").is_file()
@@ -47,6 +56,13 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert codec["metrics"]["pesq_wb"]["n"] == 5 and "per_gen" in codec["corpus"]
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "MCD" in results and "PESQ" in results
+    assert "## Per speaker on test" in results and "| engbxrpm1 | 1 |" in results
+    # a diagnostic of the recipe's local/ on the trained codec
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    width = subprocess.run([sys.executable, "local/posterior_width.py", "exp/stage1/vae", "data/dev", "--num-utts", "2"],
+                           cwd=recipe, env=env, capture_output=True, text=True, timeout=120)
+    assert width.returncode == 0 and "5 learned channels, 2 utterances" in width.stdout, width.stdout + width.stderr
+    assert "median" in width.stdout
     again = run_recipe(recipe, "--smoke", "true", "--stage", "3", timeout=300)
     assert again.returncode == 0 and again.stdout.count("done already") == 8, again.stdout[-3000:]
     packed = next((recipe / "exp" / "packed").iterdir())

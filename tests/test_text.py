@@ -179,6 +179,7 @@ def test_utt2lang_phonemises_each_utterance_in_its_own_language(tmp_path, capsys
     d.mkdir()
     (d / "text").write_text("enus-1 The bath was hot.\nrp-1 The bath was hot.\n", encoding="utf-8")
     (d / "utt2lang").write_text("enus-1 en-us\nrp-1 en-gb-x-rp\n", encoding="utf-8")
+    (d / "utt2spk").write_text("enus-1 enus\nrp-1 rp\n", encoding="utf-8")
     vocab = tmp_path / "exp" / "tokens.txt"
     assert tokenize_main(["--data-dir", str(d), "--language", "en-us", "--out", str(d / "token"),
                           "--build-vocab", str(vocab)]) == 0
@@ -186,6 +187,9 @@ def test_utt2lang_phonemises_each_utterance_in_its_own_language(tmp_path, capsys
     tokens = {line.split()[0]: line.split()[1:] for line in (d / "token").read_text(encoding="utf-8").splitlines()}
     assert tokens["enus-1"][3:7] == ["b", "ˈ", "æ", "θ"] and tokens["rp-1"][3:7] == ["b", "ˈ", "ɑː", "θ"]
     assert "ɒ" in tokens["rp-1"] and "ɒ" in Vocab.load(vocab) and "ɾ" in Vocab.load(vocab)  # en-us inventory kept
+    # the voices' languages travel with the frontend config, for synthesis from raw text
+    cfg = Frontend.from_config(vocab.parent / "frontend.yaml").config
+    assert cfg.language == "en-us" and cfg.speaker_languages == {"enus": "en-us", "rp": "en-gb-x-rp"}
     # opting out, or a frontend default for everything, gives the en-us phones for both
     assert tokenize_main(["--data-dir", str(d), "--out", str(d / "token_us"), "--vocab", str(vocab),
                           "--ignore-utt2lang"]) == 0

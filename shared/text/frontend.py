@@ -13,7 +13,7 @@ Example (en-us, stress "separate")::
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,6 +38,9 @@ class FrontendConfig:
     punctuation: bool = True  # keep , . ! ? ; : as tokens
     lowercase: bool = True  # char only
     normalize: bool = True
+    # speaker -> language of its training transcripts, where they came from a data dir's utt2lang (written by
+    # tokenize --build-vocab): synthesis from raw text phonemises a speaker's text as its training text was
+    speaker_languages: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.frontend not in ("phoneme", "char"):

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 import time
+from collections import Counter
 from pathlib import Path
 
 from shared.io import read_kv, write_kv
@@ -56,21 +56,37 @@ def tokenize_texts(frontend: Frontend, utt2text: dict[str, str], batch_size: int
     return out
 
 
-def tokenize_by_language(frontend: Frontend, utt2text: dict[str, str], utt2lang: dict[str, str] | None
-                         ) -> dict[str, list[str]]:
+def tokenize_by_language(frontend: Frontend, utt2text: dict[str, str], utt2lang: dict[str, str] | None,
+                         frontends: dict[str, Frontend] | None = None) -> dict[str, list[str]]:
     """:func:`tokenize_texts` per language of ``utt2lang`` (one frontend each, otherwise configured like
-    ``frontend``); with ``utt2lang`` None everything in ``frontend``'s language. Raises TokenizeError naming
-    utterances that have no language."""
+    ``frontend``; ``frontends`` keeps them for the next call); with ``utt2lang`` None everything in
+    ``frontend``'s language. Raises TokenizeError naming utterances that have no language."""
     if utt2lang is None:
         return tokenize_texts(frontend, utt2text)
     missing = sorted(set(utt2text) - set(utt2lang))
     if missing:
         raise TokenizeError(f"utt2lang has no language for {len(missing)} utterance(s): {', '.join(missing[:20])}")
     out: dict[str, list[str]] = {}
+    frontends = {} if frontends is None else frontends
+    frontends.setdefault(frontend.config.language, frontend)
     for lang in sorted(set(utt2lang[u] for u in utt2text)):
-        fe = frontend if lang == frontend.config.language else Frontend.from_config(frontend.config, language=lang)
+        if lang not in frontends:
+            frontends[lang] = Frontend.from_config(frontend.config, language=lang)
+        fe = frontends[lang]
         out.update(tokenize_texts(fe, {u: t for u, t in utt2text.items() if utt2lang[u] == lang}))
     return {u: out[u] for u in utt2text}
+
+
+def speaker_languages(utt2lang: dict[str, str], data_dir: Path | None) -> dict[str, str]:
+    """``{speaker: language}`` for the speakers of ``data_dir/utt2spk`` whose utterances all have one language
+    (a speaker heard in several has none: its text needs an explicit language); empty without utt2spk."""
+    if data_dir is None or not (data_dir / "utt2spk").is_file():
+        return {}
+    langs: dict[str, set[str]] = {}
+    for utt, spk in read_kv(data_dir / "utt2spk").items():
+        if utt in utt2lang:
+            langs.setdefault(spk, set()).add(utt2lang[utt])
+    return {spk: next(iter(v)) for spk, v in sorted(langs.items()) if len(v) == 1}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -145,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         vocab = Vocab.build([*utt2tokens.values(), extra])
         vocab.save(args.build_vocab)
         print(f"wrote {args.build_vocab} ({len(vocab)} tokens)")
+    if args.build_vocab:  # the training voices' languages, for synthesis from raw text
+        frontend.config.speaker_languages = speaker_languages(utt2lang, args.data_dir) if utt2lang else {}
     save_config = args.save_config or (args.build_vocab.parent / "frontend.yaml" if args.build_vocab else None)
     if save_config:
         import yaml

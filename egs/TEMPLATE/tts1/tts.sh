@@ -24,6 +24,8 @@ corpus_dir=${corpus_dir:-}       # real corpora: where the user's copy lives (pa
 local_data_opts=${local_data_opts:-}
 frontend=${frontend:-phoneme}   # phoneme | char
 language=${language:-en-us}
+utt2lang=${utt2lang:-true}      # phonemise each utterance in its data dir's utt2lang language where there is one
+                                # (espeak_mini: the British voice in en-gb-x-rp); false: everything in $language
 stage1_conf=${stage1_conf:-conf/stage1.yaml}
 stage1_tag=${stage1_tag:-vae}
 stage1_args=${stage1_args:-}
@@ -121,11 +123,13 @@ fi
 
 if want 2; then
     stage2_tokens() {
+        local lang_opt=""
+        [ "$utt2lang" = true ] || lang_opt=--ignore-utt2lang
         python -m shared.text.tokenize --data-dir "data/$train_set" --frontend "$frontend" --language "$language" \
-            --out "data/$train_set/token" --build-vocab exp/tokens.txt
+            $lang_opt --out "data/$train_set/token" --build-vocab exp/tokens.txt
         for x in $dev_set $test_sets; do
             python -m shared.text.tokenize --data-dir "data/$x" --frontend "$frontend" --language "$language" \
-                --out "data/$x/token" --vocab exp/tokens.txt
+                $lang_opt --out "data/$x/token" --vocab exp/tokens.txt
         done
     }
     run_stage 2 tokens stage2_tokens
