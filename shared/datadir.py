@@ -3,7 +3,8 @@
 A data directory holds ``wav.scp`` (``<utt-or-recording> <path>``), ``text`` (``<utt> <transcript>``),
 ``utt2spk`` and ``spk2utt``, and optionally ``segments`` (``<utt> <recording> <start> <end>``),
 ``utt2dur`` and ``utt2lang`` (``<utt> <espeak-ng language>``, as in ESPnet's multilingual recipes: the text
-frontend then phonemises each utterance in its own language or accent, see :mod:`shared.text.tokenize`). Files are sorted by key in C (byte) order, and utterance ids begin with the speaker id so that
+frontend then phonemises each utterance in its own language or accent, see :mod:`shared.text.tokenize`).
+Files are sorted by key in C (byte) order, and utterance ids begin with the speaker id so that
 sorting by utterance keeps each speaker's utterances together; Kaldi's ``utils/validate_data_dir.sh
 --no-feats`` insists on both, and :func:`validate_data_dir` checks the same things (and more), reporting
 every problem with its file, line and utterance rather than stopping at the first.

@@ -14,8 +14,8 @@ run when their weights are given, else ``metrics.json`` says why they were skipp
 
 Outputs (atomic): ``metrics.json`` (corpus mean/std/median per metric, corpus PER, skipped metrics,
 settings and, where the reference dir has ``utt2spk``, ``speakers``: each speaker's utterance count, metric
-means and phone errors of the generated and the real audio), ``<stem>_utt.tsv`` (one row per utterance) and ``<stem>_signal.json`` (the per-utterance signal
-metrics, exactly). A rerun with the same inputs is a no-op; a rerun on the same audio that only adds or
+means and phone errors of the generated and the real audio), ``<stem>_utt.tsv`` (one row per utterance) and
+``<stem>_signal.json`` (the per-utterance signal metrics, exactly). A rerun with the same inputs is a no-op; a rerun on the same audio that only adds or
 changes the phone recogniser (the recipe scores the codec in stage 5 and adds its PER in stage 9) reuses the
 signal metrics instead of recomputing them (``--overwrite`` recomputes everything).
 """

@@ -75,6 +75,13 @@ class Synthesizer:
         toks = tokenize_by_language(self.frontend, dict(zip(utts, texts)), utt2lang, self._frontends)
         return list(self.vocab.encode_all(toks, map_unknown=True).values())
 
+    def speaker_name(self, speaker: str | int | None) -> str | None:
+        """The training speaker ``speaker`` stands for (None: the first, as :meth:`speaker_id`), None if unknown."""
+        if isinstance(speaker, str):
+            return speaker
+        k = 0 if speaker is None else speaker
+        return self.speakers[k] if 0 <= k < len(self.speakers) else None
+
     def speaker_id(self, speaker: str | int | None) -> int:
         if speaker is None:
             return 0 if self.speakers else -1
@@ -119,7 +126,7 @@ class Synthesizer:
         if texts and not isinstance(texts[0], str):
             ids = [list(t) for t in texts]
         else:
-            langs = [language or self.spk2lang.get(s) if isinstance(s, str) else language for s in spk]
+            langs = [language or self.spk2lang.get(self.speaker_name(s)) for s in spk]
             ids = self.tokenize(texts, languages=langs if any(langs) else None)
         spk_ids = [self.speaker_id(s) for s in spk]
         p_lat = self.prompt_latents(prompt) if prompt is not None else None

@@ -153,6 +153,9 @@ def test_synthesize_cli_and_api(trained, tmp_path):
     for spk, lang in (("spk1", None), ("spk0", None), ("spk1", "en-us")):
         s.synthesize(["the bath"], speaker=spk, nfe=1, language=lang)
     assert seen == [["en-gb-x-rp"], None, ["en-us"]]
+    s.spk2lang = {"spk0": "en-gb-x-rp"}  # no speaker given: the first, as for its id
+    s.synthesize(["the bath"], nfe=1)
+    assert seen[-1] == ["en-gb-x-rp"] and s.speaker_name(1) == "spk1" and s.speaker_name(7) is None
 
 
 def test_likelihood_cli(trained):

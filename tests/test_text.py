@@ -190,6 +190,15 @@ def test_utt2lang_phonemises_each_utterance_in_its_own_language(tmp_path, capsys
     # the voices' languages travel with the frontend config, for synthesis from raw text
     cfg = Frontend.from_config(vocab.parent / "frontend.yaml").config
     assert cfg.language == "en-us" and cfg.speaker_languages == {"enus": "en-us", "rp": "en-gb-x-rp"}
+    # a set without utt2lang takes its known voices' languages from the frontend config, others the default
+    t = tmp_path / "test"
+    t.mkdir()
+    (t / "text").write_text("enus-2 The bath.\nnew-2 The bath.\nrp-2 The bath.\n", encoding="utf-8")
+    (t / "utt2spk").write_text("enus-2 enus\nnew-2 new\nrp-2 rp\n", encoding="utf-8")
+    assert tokenize_main(["--data-dir", str(t), "--out", str(t / "token"), "--vocab", str(vocab)]) == 0
+    assert "(phoneme: 1 en-gb-x-rp, 2 en-us from " + str(t / "utt2spk") + " and the frontend's" in capsys.readouterr().out
+    test_tokens = {line.split()[0]: line.split()[6] for line in (t / "token").read_text(encoding="utf-8").splitlines()}
+    assert test_tokens == {"enus-2": "æ", "new-2": "æ", "rp-2": "ɑː"}
     # opting out, or a frontend default for everything, gives the en-us phones for both
     assert tokenize_main(["--data-dir", str(d), "--out", str(d / "token_us"), "--vocab", str(vocab),
                           "--ignore-utt2lang"]) == 0

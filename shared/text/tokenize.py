@@ -12,7 +12,9 @@ Where the data dir has ``utt2lang`` (``<utt> <espeak-ng language>``; or ``--utt2
 phonemised in its own language (the frontend's other settings unchanged), so a British voice's transcripts
 say what it speaks (``en-gb-x-rp``: ``bˈɑːθ``) rather than the American phones of the same words (``bˈæθ``).
 An utterance without an entry is an error naming it; ``--ignore-utt2lang`` phonemises everything in
-``--language``.
+``--language``. A data dir without ``utt2lang`` (a new test set, say) whose ``utt2spk`` names voices of the
+training data takes their languages from the frontend config (``speaker_languages``, which ``--build-vocab``
+records), so it is tokenised the way those voices were trained.
 With ``--vocab`` every utterance with a symbol outside the vocabulary is listed in one error (exit 1)
 unless ``--map-unknown`` maps them to ``<unk>``. With ``--build-vocab`` the vocabulary is built from these
 tokens (use it on the training set only).
@@ -142,8 +144,18 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     utt2text = read_kv(text_path)
+    utt2lang, lang_source = None, ""
     lang_path = args.utt2lang or (args.data_dir / "utt2lang" if args.data_dir else None)
-    utt2lang = None if args.ignore_utt2lang or not (lang_path and lang_path.is_file()) else read_kv(lang_path)
+    spk_path = args.data_dir / "utt2spk" if args.data_dir else None
+    known = frontend.config.speaker_languages
+    if args.ignore_utt2lang:
+        pass
+    elif lang_path and lang_path.is_file():
+        utt2lang, lang_source = read_kv(lang_path), str(lang_path)
+    elif known and spk_path and spk_path.is_file():
+        default = frontend.config.language
+        utt2lang = {u: known.get(spk, default) for u, spk in read_kv(spk_path).items()}
+        lang_source = f"{spk_path} and the frontend's speaker_languages"
     try:
         utt2tokens = tokenize_by_language(frontend, utt2text, utt2lang)
         if args.vocab:
@@ -174,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     languages = frontend.config.language
     if utt2lang:
         counts = Counter(utt2lang[u] for u in utt2tokens)
-        languages = ", ".join(f"{n} {lang}" for lang, n in sorted(counts.items())) + f" from {lang_path}"
+        languages = ", ".join(f"{n} {lang}" for lang, n in sorted(counts.items())) + f" from {lang_source}"
     print(f"wrote {args.out}: {len(utt2tokens)} utterances, {n_tok} tokens "
           f"({frontend.config.frontend}: {languages}) in {time.time() - t0:.1f} s")
     return 0
