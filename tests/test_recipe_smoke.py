@@ -79,3 +79,17 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert wav.ndim == 1 and wav.numel() > 1000
     times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
     assert [line.split("\t")[0] for line in times] == [str(n) for n in range(11)]
+
+
+@pytest.mark.slow
+def test_recipe_can_tokenise_every_voice_in_one_language(tmp_path):
+    """``--utt2lang false``: the British voice's transcripts in en-us phones, as before utt2lang (stages 0-2)."""
+    recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
+    r = run_recipe(recipe, "--smoke", "true", "--utt2lang", "false", "--stop-stage", "2", timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    train = DataDir.load(recipe / "data" / "train")
+    tokens = (recipe / "data" / "train" / "token").read_text(encoding="utf-8").splitlines()
+    british = [line.split()[1:] for line in tokens if line.startswith("engbxrpm1")]
+    assert british and set(train.utt2lang.values()) == {"en-us", "en-gb-x-rp"}
+    assert not {"ɒ", "əʊ", "eə"} & {t for toks in british for t in toks}  # RP-only phones
+    assert Frontend.from_config(recipe / "exp" / "frontend.yaml").config.speaker_languages == {}
