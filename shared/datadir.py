@@ -35,6 +35,7 @@ from shared.io import PathLike, write_kv
 REQUIRED = ("wav.scp", "text", "utt2spk")
 # every file this module reads and writes
 KNOWN_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "utt2dur", "segments", "utt2lang")
+OPTIONAL_UTT_TABLES = ("utt2dur", "utt2lang")  # keyed by utterance: when present, every utterance needs a line
 KALDI_RESERVED = {"<s>", "</s>", "#0"}
 
 
@@ -274,7 +275,7 @@ def validate_data_dir(
     # the same utterances everywhere
     utt_sets = {"utt2spk": set(utt2spk), "text": set(text)}
     utt_sets["segments" if has_segments else "wav.scp"] = set(segments) if has_segments else set(wav_scp)
-    for name in ("utt2dur", "utt2lang"):
+    for name in OPTIONAL_UTT_TABLES:
         if name in tables:
             utt_sets[name] = set(tables[name])
     all_utts = set().union(*utt_sets.values())
@@ -365,7 +366,7 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
     has_segments = "segments" in tables
     keyed = {"text": tables["text"], "utt2spk": tables["utt2spk"]}
     keyed["segments" if has_segments else "wav.scp"] = tables["segments" if has_segments else "wav.scp"]
-    for name in ("utt2dur", "utt2lang"):
+    for name in OPTIONAL_UTT_TABLES:
         if name in tables:
             keyed[name] = tables[name]
     report: dict[str, list[str]] = {}

@@ -74,7 +74,7 @@ def speaker_table(tts: dict[str, Any] | None, codec: dict[str, Any] | None) -> d
         if "ref_phones" in either:
             row["phones"] = str(either["ref_phones"])
             counts = [either.get("phone_errors_ref"), c.get("phone_errors_gen"), t.get("phone_errors_gen")]
-            row["phone errors real / codec / TTS"] = " / ".join("–" if n is None else str(n) for n in counts)
+            row["phone errors real / codec / TTS"] = " / ".join(format_metric("phone_errors", n) for n in counts)
         for name, m, keys in (("codec", c, ("pesq_wb", "mcd_dtw")), ("TTS", t, ("mcd_dtw", "f0_rmse_cents"))):
             for k in keys:
                 if k in m.get("metrics", {}):

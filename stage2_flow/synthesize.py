@@ -38,8 +38,6 @@ class Synthesizer:
         self.model, self.norm, self.vocab, self.frontend, self.codec = model.eval(), normalizer, vocab, frontend, codec
         self.speakers, self.rate_info, self.device = speakers, rate_info or {}, torch.device(device)
         self.codec_source = codec_source  # the exp dir the codec was loaded from (None: given as an object)
-        # each voice's training language (tokenised from a data dir's utt2lang), for raw text
-        self.spk2lang = dict(frontend.config.speaker_languages) if frontend is not None else {}
         self._frontends: dict[str, Frontend] = {}  # one per language met, kept between calls
 
     @classmethod
@@ -74,6 +72,12 @@ class Synthesizer:
         utt2lang = {u: lang or default for u, lang in zip(utts, languages)} if languages is not None else None
         toks = tokenize_by_language(self.frontend, dict(zip(utts, texts)), utt2lang, self._frontends)
         return list(self.vocab.encode_all(toks, map_unknown=True).values())
+
+    def language_for(self, speaker: str | int | None, language: str | None = None) -> str | None:
+        """``language`` if given, else the speaker's training language (``frontend.yaml``'s ``speaker_languages``,
+        from a data dir's utt2lang), else None (the frontend's own)."""
+        known = self.frontend.config.speaker_languages if self.frontend is not None else {}
+        return language or known.get(self.speaker_name(speaker))
 
     def speaker_name(self, speaker: str | int | None) -> str | None:
         """The training speaker ``speaker`` stands for (None: the first, as :meth:`speaker_id`), None if unknown."""
@@ -126,7 +130,7 @@ class Synthesizer:
         if texts and not isinstance(texts[0], str):
             ids = [list(t) for t in texts]
         else:
-            langs = [language or self.spk2lang.get(self.speaker_name(s)) for s in spk]
+            langs = [self.language_for(s, language) for s in spk]
             ids = self.tokenize(texts, languages=langs if any(langs) else None)
         spk_ids = [self.speaker_id(s) for s in spk]
         p_lat = self.prompt_latents(prompt) if prompt is not None else None
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if utt2tok is not None:
         ids = synth.vocab.encode_all({u: utt2tok[u] for u in todo}, map_unknown=True)
     else:
-        langs = [args.language or utt2lang.get(u) or synth.spk2lang.get(spk_of[u]) for u in todo]
+        langs = [synth.language_for(spk_of[u], args.language or utt2lang.get(u)) for u in todo]
         langs = langs if any(langs) else None
         ids = dict(zip(todo, synth.tokenize([utt2text[u] for u in todo], todo, langs))) if todo else {}
     prompt = None

@@ -147,13 +147,13 @@ def test_synthesize_cli_and_api(trained, tmp_path):
     assert slow.numel() > wavs[1].numel()
     # raw text is phonemised in the speaker's training language (frontend.yaml: speaker_languages, written when
     # the training transcripts were tokenised from an utt2lang) unless a language is given
-    s.spk2lang = {"spk1": "en-gb-x-rp"}
+    s.frontend.config.speaker_languages = {"spk1": "en-gb-x-rp"}
     seen, tokenize = [], s.tokenize
     s.tokenize = lambda texts, utts=None, languages=None: seen.append(languages) or tokenize(texts, utts, languages)
     for spk, lang in (("spk1", None), ("spk0", None), ("spk1", "en-us")):
         s.synthesize(["the bath"], speaker=spk, nfe=1, language=lang)
     assert seen == [["en-gb-x-rp"], None, ["en-us"]]
-    s.spk2lang = {"spk0": "en-gb-x-rp"}  # no speaker given: the first, as for its id
+    s.frontend.config.speaker_languages = {"spk0": "en-gb-x-rp"}  # no speaker given: the first, as for its id
     s.synthesize(["the bath"], nfe=1)
     assert seen[-1] == ["en-gb-x-rp"] and s.speaker_name(1) == "spk1" and s.speaker_name(7) is None
 

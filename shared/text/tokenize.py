@@ -79,13 +79,11 @@ def tokenize_by_language(frontend: Frontend, utt2text: dict[str, str], utt2lang:
     return {u: out[u] for u in utt2text}
 
 
-def speaker_languages(utt2lang: dict[str, str], data_dir: Path | None) -> dict[str, str]:
-    """``{speaker: language}`` for the speakers of ``data_dir/utt2spk`` whose utterances all have one language
-    (a speaker heard in several has none: its text needs an explicit language); empty without utt2spk."""
-    if data_dir is None or not (data_dir / "utt2spk").is_file():
-        return {}
+def speaker_languages(utt2lang: dict[str, str], utt2spk: dict[str, str]) -> dict[str, str]:
+    """``{speaker: language}`` for the speakers of ``utt2spk`` whose utterances all have one language (a
+    speaker heard in several has none: its text needs an explicit language)."""
     langs: dict[str, set[str]] = {}
-    for utt, spk in read_kv(data_dir / "utt2spk").items():
+    for utt, spk in utt2spk.items():
         if utt in utt2lang:
             langs.setdefault(spk, set()).add(utt2lang[utt])
     return {spk: next(iter(v)) for spk, v in sorted(langs.items()) if len(v) == 1}
@@ -147,15 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     utt2lang, lang_source = None, ""
     lang_path = args.utt2lang or (args.data_dir / "utt2lang" if args.data_dir else None)
     spk_path = args.data_dir / "utt2spk" if args.data_dir else None
+    utt2spk = read_kv(spk_path) if spk_path and spk_path.is_file() else {}
     known = frontend.config.speaker_languages
-    if args.ignore_utt2lang:
-        pass
-    elif lang_path and lang_path.is_file():
-        utt2lang, lang_source = read_kv(lang_path), str(lang_path)
-    elif known and spk_path and spk_path.is_file():
-        default = frontend.config.language
-        utt2lang = {u: known.get(spk, default) for u, spk in read_kv(spk_path).items()}
-        lang_source = f"{spk_path} and the frontend's speaker_languages"
+    if not args.ignore_utt2lang:
+        if lang_path and lang_path.is_file():
+            utt2lang, lang_source = read_kv(lang_path), str(lang_path)
+        elif known and utt2spk:
+            utt2lang = {u: known.get(spk, frontend.config.language) for u, spk in utt2spk.items()}
+            lang_source = f"{spk_path} and the frontend's speaker_languages"
     try:
         utt2tokens = tokenize_by_language(frontend, utt2text, utt2lang)
         if args.vocab:
@@ -173,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         vocab = Vocab.build([*utt2tokens.values(), extra])
         vocab.save(args.build_vocab)
         print(f"wrote {args.build_vocab} ({len(vocab)} tokens)")
-    if args.build_vocab:  # the training voices' languages, for synthesis from raw text
-        frontend.config.speaker_languages = speaker_languages(utt2lang, args.data_dir) if utt2lang else {}
+        # the training voices' languages, for synthesis from raw text
+        frontend.config.speaker_languages = speaker_languages(utt2lang, utt2spk) if utt2lang else {}
     save_config = args.save_config or (args.build_vocab.parent / "frontend.yaml" if args.build_vocab else None)
     if save_config:
         import yaml
