@@ -250,6 +250,11 @@ run_stage 1 hello bash -c 'echo ran >> count.txt'
     assert res.returncode == 1 and "FAILED" in res.stdout and "not reached" not in res.stdout
     assert not (tmp_path / "exp" / ".done" / "stage2.boom").exists()
     assert len(list((tmp_path / "exp" / "logs").glob("stage1.hello.*.log"))) >= 1
+    # a stage function stops at its first failing step, as the recipe (set -e) would, even if a later one succeeds
+    steps = f"set -euo pipefail\n. {UTILS}/log.sh\nsteps() {{ false; echo second step ran; }}\nrun_stage 3 steps steps\n"
+    res = _bash(steps, cwd=tmp_path)
+    assert res.returncode == 1 and "second step ran" not in res.stdout and "FAILED" in res.stdout
+    assert not (tmp_path / "exp" / ".done" / "stage3.steps").exists()
 
 
 def test_local_data_sh_espeak_mini(tmp_path):

@@ -4,7 +4,8 @@
 #   log "message"                       timestamped line on stdout
 #   run_stage N NAME CMD [ARGS...]      run CMD unless exp/.done/stageN.NAME exists (set overwrite=true to
 #                                       force); output goes to the terminal and exp/logs/stageN.NAME.<time>.log;
-#                                       the wall time is appended to exp/stage_times.tsv. A failure exits 1.
+#                                       the wall time is appended to exp/stage_times.tsv. A failure (of any
+#                                       command in a stage function, not only its last) exits 1.
 #   want N                              true when stage <= N <= stop_stage
 #
 # Variables read: exp_root (default exp), overwrite (default false), stage, stop_stage.
@@ -23,8 +24,14 @@ run_stage() {
     local logfile
     logfile="$root/logs/stage${n}.${name}.$(date '+%Y%m%d-%H%M%S').log"
     log "stage $n ($name): started; log: $logfile"
-    local start=$SECONDS rc=0
-    ( set -o pipefail; ( "$@" ) 2>&1 | tee "$logfile" ) || rc=$?
+    local start=$SECONDS rc=0 errexit=false
+    # not `( ... ) || rc=$?`: bash ignores set -e inside anything on the left of || (a stage function would
+    # run on past a failed step and be marked done), so errexit is switched off around the stage instead
+    [[ $- == *e* ]] && errexit=true
+    set +e
+    ( set -eo pipefail; ( "$@" ) 2>&1 | tee "$logfile" )
+    rc=$?
+    if [ "$errexit" = true ]; then set -e; fi
     if [ "$rc" -ne 0 ]; then
         log "stage $n ($name): FAILED (exit $rc) after $((SECONDS - start)) s; see $logfile"
         exit 1
