@@ -2,8 +2,9 @@
 
 A data directory holds ``wav.scp`` (``<utt-or-recording> <path>``), ``text`` (``<utt> <transcript>``),
 ``utt2spk`` and ``spk2utt``, and optionally ``segments`` (``<utt> <recording> <start> <end>``),
-``utt2dur`` and ``utt2lang`` (``<utt> <espeak-ng language>``, as in ESPnet's multilingual recipes: the text
-frontend then phonemises each utterance in its own language or accent, see :mod:`shared.text.tokenize`).
+``utt2dur``, ``utt2lang`` (``<utt> <espeak-ng language>``, as in ESPnet's multilingual recipes: the text
+frontend then phonemises each utterance in its own language or accent, see :mod:`shared.text.tokenize`) and
+``token`` (``<utt> <token> <token> ...``, what the frontend made of the text).
 Files are sorted by key in C (byte) order, and utterance ids begin with the speaker id so that
 sorting by utterance keeps each speaker's utterances together; Kaldi's ``utils/validate_data_dir.sh
 --no-feats`` insists on both, and :func:`validate_data_dir` checks the same things (and more), reporting
@@ -16,6 +17,7 @@ CLI::
     python -m shared.datadir utt2dur data/train
     python -m shared.datadir subset data/train data/train_100 --first 100
     python -m shared.datadir split data/train 4          # data/train/split4/{1..4}
+    python -m shared.datadir combine data/all data/a data/b   # Kaldi's combine_data.sh
 """
 
 from __future__ import annotations
@@ -27,15 +29,15 @@ import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from shared.audio import AudioError, audio_info, check_audio, load_audio
 from shared.io import PathLike, write_kv
 
 REQUIRED = ("wav.scp", "text", "utt2spk")
 # every file this module reads and writes
-KNOWN_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "utt2dur", "segments", "utt2lang")
-OPTIONAL_UTT_TABLES = ("utt2dur", "utt2lang")  # keyed by utterance: when present, every utterance needs a line
+KNOWN_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "utt2dur", "segments", "utt2lang", "token")
+OPTIONAL_UTT_TABLES = ("utt2dur", "utt2lang", "token")  # keyed by utterance: when present, every utterance needs a line
 KALDI_RESERVED = {"<s>", "</s>", "#0"}
 
 
@@ -73,6 +75,7 @@ class DataDir:
     utt2dur: dict[str, float] = field(default_factory=dict)
     segments: dict[str, tuple[str, float, float]] = field(default_factory=dict)
     utt2lang: dict[str, str] = field(default_factory=dict)
+    token: dict[str, str] = field(default_factory=dict)
 
     # ---- reading and writing -------------------------------------------------------------------
     @classmethod
@@ -92,6 +95,7 @@ class DataDir:
             utt2dur={u: float(d) for u, d in tables.get("utt2dur", {}).items()},
             segments=segments,
             utt2lang=tables.get("utt2lang", {}),
+            token=tables.get("token", {}),
         )
 
     def save(self, path: PathLike) -> None:
@@ -104,7 +108,7 @@ class DataDir:
         write_kv(path / "spk2utt", self.spk2utt)
         for name, table in (("utt2dur", {u: f"{d:.4f}" for u, d in self.utt2dur.items()}),
                             ("segments", {u: f"{r} {s:.3f} {e:.3f}" for u, (r, s, e) in self.segments.items()}),
-                            ("utt2lang", self.utt2lang)):
+                            ("utt2lang", self.utt2lang), ("token", self.token)):
             if table:
                 write_kv(path / name, table)
             elif (path / name).exists():
@@ -162,7 +166,38 @@ class DataDir:
             utt2dur={u: d for u, d in self.utt2dur.items() if u in keep},
             segments=segments,
             utt2lang={u: lang for u, lang in self.utt2lang.items() if u in keep},
+            token={u: t for u, t in self.token.items() if u in keep},
         )
+
+    @classmethod
+    def combine(cls, parts: Sequence["DataDir"], names: Sequence[str] | None = None) -> "DataDir":
+        """One data dir holding every part's utterances (Kaldi's ``utils/combine_data.sh``). An utterance (or
+        recording) in two parts with different entries is an error naming it and the parts (``names``); an
+        optional table (utt2dur, utt2lang, token, segments) is kept only if every part has it."""
+        names = list(names) if names is not None else [f"part {i + 1}" for i in range(len(parts))]
+        if not parts:
+            raise ValueError("combine: no data dirs given")
+        out: dict[str, dict] = {}
+        for table in ("wav_scp", "text", "utt2spk", "utt2dur", "segments", "utt2lang", "token"):
+            if table not in ("wav_scp", "text", "utt2spk") and not all(getattr(d, table) for d in parts):
+                out[table] = {}
+                continue
+            merged: dict = {}
+            owner: dict[str, str] = {}
+            for d, name in zip(parts, names):
+                for k, v in getattr(d, table).items():
+                    if k in merged and merged[k] != v:
+                        raise ValueError(f"combine: '{k}' is in both {owner[k]} and {name} ({table}) with different entries")
+                    merged.setdefault(k, v)
+                    owner.setdefault(k, name)
+            out[table] = merged
+        seen: dict[str, str] = {}
+        for d, name in zip(parts, names):
+            for u in d.utt2spk:
+                if u in seen:
+                    raise ValueError(f"combine: utterance '{u}' is in both {seen[u]} and {name}")
+                seen[u] = name
+        return cls(**out)
 
     def split(self, num_parts: int, by_speaker: bool = False) -> list["DataDir"]:
         """Split into ``num_parts`` contiguous parts of (nearly) equal size, optionally whole speakers per part."""
@@ -397,6 +432,7 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
         utt2dur={u: float(v) for u, v in tables.get("utt2dur", {}).items() if u in keep},
         segments={u: (v[0], float(v[1]), float(v[2])) for u, v in _split_values(tables.get("segments", {})).items()},
         utt2lang={u: v for u, v in tables.get("utt2lang", {}).items() if u in keep},
+        token={u: v for u, v in tables.get("token", {}).items() if u in keep},
     )
     d.text = {u: t for u, t in d.text.items() if u in keep}
     d.utt2spk = {u: s for u, s in d.utt2spk.items() if u in keep}
@@ -456,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("src")
     p.add_argument("num_parts", type=int)
     p.add_argument("--per-spk", action="store_true")
+    p = sub.add_parser("combine", help="write the union of SRC... to DST (an utterance in two is an error)")
+    p.add_argument("dst")
+    p.add_argument("srcs", nargs="+")
     args = parser.parse_args(argv)
 
     if args.cmd == "validate":
@@ -476,6 +515,11 @@ def main(argv: list[str] | None = None) -> int:
         data.utt2dur = compute_utt2dur(data)
         data.save(args.data_dir)
         print(f"{args.data_dir}/utt2dur: {len(data)} utterances, {sum(data.utt2dur.values()) / 3600:.3f} h")
+        return 0
+    if args.cmd == "combine":
+        out = DataDir.combine([DataDir.load(d) for d in args.srcs], names=args.srcs)
+        out.save(args.dst)
+        print(f"{args.dst}: {len(out)} utterances from {len(args.srcs)} data dirs")
         return 0
     data = DataDir.load(args.src)
     if args.cmd == "subset":

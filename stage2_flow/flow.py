@@ -9,10 +9,34 @@ Classifier-free guidance: conditions (mu, extra, speaker) are dropped together w
 
 from __future__ import annotations
 
+from typing import Sequence, Union
+
 import torch
 from torch import nn
 
 from stage2_flow import solvers
+
+
+# one generator for the whole batch, or one per batch row (see :func:`start_noise`)
+Generators = Union[torch.Generator, Sequence[torch.Generator], None]
+
+
+def start_noise(like: torch.Tensor, mask: torch.Tensor, generator: Generators = None) -> torch.Tensor:
+    """Standard normal noise shaped like ``like`` (B, D, F).
+
+    With a sequence of generators, one per row, row i's noise is drawn at that row's own length
+    (``mask`` (B, 1, F)) from generator i alone (on its device, then moved) and is zero past it: an utterance
+    gets the same start point whatever else is in its batch, however long the batch is, and on any device
+    when the generators live on the CPU. That makes bulk synthesis reproducible across batching, resumed runs
+    and sharded jobs."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    if len(generator) != like.shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {like.shape[0]}")
+    eps = torch.zeros_like(like)
+    for i, (gen, n) in enumerate(zip(generator, mask[:, 0].sum(-1).long().tolist())):
+        eps[i, :, :n] = torch.randn(like.shape[1], n, generator=gen, device=gen.device, dtype=like.dtype).to(like.device)
+    return eps
 
 
 class FlowMatcher(nn.Module):
@@ -43,9 +67,10 @@ class FlowMatcher(nn.Module):
         self.channel_weights = {int(k): float(v) for k, v in (channel_weights or {}).items()}
 
     # ---- pieces -------------------------------------------------------------------------------
-    def sample_x0(self, mu: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B, D, F) start point: mu + T sigma eps (text prior) or T eps (noise prior)."""
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    def sample_x0(self, mu: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0, generator: Generators = None) -> torch.Tensor:
+        """(B, D, F) start point: mu + T sigma eps (text prior) or T eps (noise prior); ``generator``: one, or one
+        per row (:func:`start_noise`)."""
+        eps = start_noise(mu, mask, generator)
         if self.prior == "text":
             return (mu + temperature * self.sigma * eps) * mask
         return temperature * eps * mask
@@ -137,7 +162,7 @@ class FlowMatcher(nn.Module):
         temperature: float = 1.0,
         cfg_scale: float = 0.0,
         sway: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         x0: torch.Tensor | None = None,
         rtol: float = 1e-4,
         atol: float = 1e-4,

@@ -21,7 +21,7 @@ from torch import nn
 
 from stage2_flow.alignment import gaussian_log_p, length_regulate, monotonic_alignment_search, round_durations
 from stage2_flow.estimator import VelocityEstimator
-from stage2_flow.flow import FlowMatcher
+from stage2_flow.flow import FlowMatcher, Generators
 from stage2_flow.layers import ConvNeXtBlock
 from stage2_flow.speaker import SpeakerConditioner
 from stage2_flow.text_encoder import DurationPredictor, TextEncoder, duration_loss, log_durations_to_frames
@@ -193,11 +193,12 @@ class FlowTTS(nn.Module):
         temperature: float = 1.0,
         cfg_scale: float = 0.0,
         sway: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> dict[str, torch.Tensor]:
         """tokens (B, L) -> {"latents": (B, D, F) normalised, "frm_lens": (B,), "durations": (B, L) or absent,
         "nfe": used}. ``rate`` > 1 speaks faster. Alignment-free mode needs ``n_frames`` or
-        ``tokens_per_frame`` (the training-set speaking rate)."""
+        ``tokens_per_frame`` (the training-set speaking rate). ``generator``: one for the batch, or one per row
+        (each utterance's start noise then independent of the batch, :func:`~stage2_flow.flow.start_noise`)."""
         b = tokens.shape[0]
         g = self.speaker(spk, prompt, prompt_mask, batch=b, device=tokens.device)
         h, mu, tok_mask = self.encode_text(tokens, tok_lens, g)

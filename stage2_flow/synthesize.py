@@ -12,23 +12,28 @@ CLI (also the bulk generator of synthetic corpora; batched by length, tqdm progr
     python -m stage2_flow.synthesize --exp-dir EXP --text-file lines.txt --out-dir OUT   # '<utt> text' or plain lines
 
 writes ``OUT/wav/<utt>.wav`` and a Kaldi data dir (``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``,
-``utt2dur``); utterances whose wav exists already are skipped unless ``--overwrite``.
+``utt2dur``, ``token``, and ``utt2lang`` when the input has one), and ``OUT/synth.json``: the models (paths,
+SHA-256) and sampling options. Utterances whose wav exists already are skipped unless ``--overwrite``; existing
+wavs made with other settings are an error, not mixed with new ones. Each utterance's start noise has its own
+seed (``--seed`` and the utterance id), so the corpus does not depend on batching, resuming or splitting it
+into jobs (``python -m shared.datadir split`` / ``combine``).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from shared.io import read_json, read_kv, write_kv
+from shared.io import read_json, read_kv, write_json, write_kv
 from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
 from stage2_flow.data import LatentNormalizer
-from stage2_flow.model import FlowTTS, codec_dir, load_trained, sequence_mask
+from stage2_flow.model import FlowTTS, codec_dir, load_trained
 
 
 class Synthesizer:
@@ -114,7 +119,7 @@ class Synthesizer:
         temperature: float = 1.0,
         cfg_scale: float = 0.0,
         sway: float | None = None,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         batch_size: int = 16,
         return_latents: bool = False,
         language: str | None = None,
@@ -123,7 +128,11 @@ class Synthesizer:
 
         ``prompt``: a reference waveform (T,) for zero-shot models. Text is phonemised in ``language``, else in
         the speaker's training language (``frontend.yaml``'s ``speaker_languages``), else in the
-        frontend's. Items are batched by length; the result keeps the input order."""
+        frontend's. Items are batched by length; the result keeps the input order.
+
+        ``seed``: one per item, or an int ``s`` meaning ``s + i`` for item i. Each item's start noise comes
+        from its own seed alone (:func:`~stage2_flow.flow.start_noise`), so its audio does not depend on
+        what else is synthesised with it or on ``batch_size``."""
         if isinstance(texts, str):
             texts = [texts]
         spk = list(speaker) if isinstance(speaker, (list, tuple)) else [speaker] * len(texts)
@@ -133,6 +142,9 @@ class Synthesizer:
             langs = [self.language_for(s, language) for s in spk]
             ids = self.tokenize(texts, languages=langs if any(langs) else None)
         spk_ids = [self.speaker_id(s) for s in spk]
+        seeds = [seed + i for i in range(len(ids))] if isinstance(seed, int) else list(seed)
+        if len(seeds) != len(ids):
+            raise ValueError(f"{len(seeds)} seeds for {len(ids)} texts")
         p_lat = self.prompt_latents(prompt) if prompt is not None else None
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         wavs: list[torch.Tensor | None] = [None] * len(ids)
@@ -140,12 +152,12 @@ class Synthesizer:
         for k in range(0, len(order), batch_size):
             chunk = order[k : k + batch_size]
             out = self._batch([ids[i] for i in chunk], [spk_ids[i] for i in chunk], p_lat, nfe, solver, rate, temperature,
-                              cfg_scale, sway, seed + k)
+                              cfg_scale, sway, [seeds[i] for i in chunk])
             for i, (w, z) in zip(chunk, out):
                 wavs[i], lats[i] = w, z
         return (wavs, lats) if return_latents else wavs  # type: ignore[return-value]
 
-    def _batch(self, ids, spk_ids, p_lat, nfe, solver, rate, temperature, cfg_scale, sway, seed):
+    def _batch(self, ids, spk_ids, p_lat, nfe, solver, rate, temperature, cfg_scale, sway, seeds):
         dev = self.device
         lens = torch.tensor([len(x) for x in ids], device=dev)
         tokens = torch.zeros(len(ids), int(lens.max()), dtype=torch.long, device=dev)
@@ -156,18 +168,14 @@ class Synthesizer:
             kw.update(prompt=p_lat[None].expand(len(ids), -1, -1), prompt_mask=torch.ones(len(ids), 1, p_lat.shape[-1], device=dev))
         if self.model.mode == "alignfree":
             kw["tokens_per_frame"] = float(self.rate_info.get("tokens_per_frame", 0.2))
-        gen = torch.Generator(device=dev).manual_seed(seed)
+        gen = [torch.Generator().manual_seed(s) for s in seeds]  # on the CPU: the same noise on any device
         out = self.model.generate(tokens, lens, spk=torch.tensor(spk_ids, device=dev), nfe=nfe, solver=solver, rate=rate,
                                   temperature=temperature, cfg_scale=cfg_scale, sway=sway, generator=gen, **kw)
-        frm = out["frm_lens"]
-        z = self.norm.denormalize(out["latents"]) * sequence_mask(frm, out["latents"].shape[-1])
-        wav = self.codec.decode(z)
-        hop = int(self.codec.hop_length)
-        res = []
-        for i in range(len(ids)):
-            n = min(wav.shape[-1], int(frm[i]) * hop)
-            res.append((wav[i, :n].float().cpu(), z[i, :, : int(frm[i])].cpu()))
-        return res
+        z = self.norm.denormalize(out["latents"])
+        # each utterance decoded at its own length: in a padded batch the frames past its end (decoded from
+        # zeros) would leak into its last frames, and it would end one frame later than when decoded alone
+        lats = [z[i, :, : int(n)] for i, n in enumerate(out["frm_lens"])]
+        return [(self.codec.decode(zi[None])[0].float().cpu(), zi.cpu()) for zi in lats]
 
 
 def read_inputs(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, list[str]] | None, dict[str, str]]:
@@ -219,24 +227,24 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out_dir)
     synth = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
     print(f"decoding with the codec of {synth.codec_source}", flush=True)
+    settings = generation_settings(args, synth)
+    check_resume(out, settings, args.overwrite)
     utt2text, utt2tok, utt2spk = read_inputs(args)
     lang_file = Path(args.data_dir) / "utt2lang" if args.data_dir else None
     utt2lang = read_kv(lang_file) if lang_file and lang_file.is_file() else {}
     utts = sorted(utt2text)
     spk_of = {u: args.speaker or (utt2spk.get(u) if utt2spk.get(u) in synth.speakers else (synth.speakers[0] if synth.speakers else "spk")) for u in utts}
-    todo = [u for u in utts if args.overwrite or not (out / "wav" / f"{u}.wav").is_file()]
     if utt2tok is not None:
-        ids = synth.vocab.encode_all({u: utt2tok[u] for u in todo}, map_unknown=True)
+        ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True)
     else:
-        langs = [synth.language_for(spk_of[u], args.language or utt2lang.get(u)) for u in todo]
-        langs = langs if any(langs) else None
-        ids = dict(zip(todo, synth.tokenize([utt2text[u] for u in todo], todo, langs))) if todo else {}
+        langs = [synth.language_for(spk_of[u], args.language or utt2lang.get(u)) for u in utts]
+        ids = dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts, langs if any(langs) else None))) if utts else {}
+    todo = sorted((u for u in utts if args.overwrite or not (out / "wav" / f"{u}.wav").is_file()), key=lambda u: len(ids[u]))
     prompt = None
     if args.prompt_wav:
         from shared.audio import load_audio
 
         prompt = load_audio(args.prompt_wav, synth.codec.sample_rate)
-    todo.sort(key=lambda u: len(ids[u]))
     sr = int(synth.codec.sample_rate)
     t0, audio_s = time.time(), 0.0
     bs = args.batch_size
@@ -244,28 +252,71 @@ def main(argv: list[str] | None = None) -> int:
         chunk = todo[k : k + bs]
         spk = [spk_of[u] if spk_of[u] in synth.speakers else None for u in chunk]
         wavs = synth.synthesize([ids[u] for u in chunk], speaker=spk, prompt=prompt, nfe=args.nfe, solver=args.solver, rate=args.rate,
-                                temperature=args.temperature, cfg_scale=args.cfg_scale, sway=args.sway, seed=args.seed + k, batch_size=bs)
+                                temperature=args.temperature, cfg_scale=args.cfg_scale, sway=args.sway,
+                                seed=[utterance_seed(args.seed, u) for u in chunk], batch_size=bs)
         for u, w in zip(chunk, wavs):
             save_audio(out / "wav" / f"{u}.wav", w, sr)
             audio_s += w.shape[-1] / sr
     elapsed = time.time() - t0
-    wav_scp = {u: str((out / "wav" / f"{u}.wav").resolve()) for u in utts}
-    import soundfile as sf
-
-    write_kv(out / "wav.scp", wav_scp)
-    write_kv(out / "text", utt2text)
-    write_kv(out / "utt2spk", spk_of)
-    spk2utt: dict[str, list[str]] = {}
-    for u in utts:
-        spk2utt.setdefault(spk_of[u], []).append(u)
-    write_kv(out / "spk2utt", spk2utt)
-    write_kv(out / "utt2dur", {u: f"{sf.info(p).duration:.3f}" for u, p in wav_scp.items()})
+    write_output_dir(out, utts, utt2text, spk_of, utt2lang, {u: synth.vocab.decode(ids[u]) for u in utts})
     if todo:
         print(f"synthesised {len(todo)} utterances ({audio_s:.1f} s of audio) in {elapsed:.1f} s: "
               f"RTF {elapsed / max(audio_s, 1e-9):.4f}, {audio_s / max(elapsed, 1e-9):.1f} s audio per s -> {out}")
     else:
         print(f"{out}: all {len(utts)} utterances exist (use --overwrite to redo)")
     return 0
+
+
+def utterance_seed(seed: int, utt: str) -> int:
+    """The seed of one utterance's start noise: a function of ``--seed`` and the utterance id alone, so a
+    corpus comes out the same however it is batched, resumed or split into jobs."""
+    return (seed << 32) + zlib.crc32(utt.encode("utf-8"))
+
+
+def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[str, Any]:
+    """What decides the audio (recorded as ``OUT/synth.json``): the models (paths and SHA-256) and the sampling
+    options. Batch size, device and threads are left out: they do not change the output."""
+    from shared.io import file_sha256
+
+    def model_of(exp: Path | None) -> dict[str, str | None]:
+        pt = exp / "model.pt" if exp is not None else None
+        return {"dir": str(exp.resolve()) if exp else None, "sha256": file_sha256(pt) if pt and pt.is_file() else None}
+
+    return {"model": model_of(Path(args.exp_dir)), "codec": model_of(synth.codec_source),
+            "nfe": args.nfe, "solver": args.solver, "rate": args.rate, "temperature": args.temperature,
+            "cfg_scale": args.cfg_scale, "sway": args.sway, "seed": args.seed, "speaker": args.speaker,
+            "language": args.language, "retokenize": args.retokenize,
+            "prompt_wav": str(Path(args.prompt_wav).resolve()) if args.prompt_wav else None}
+
+
+def check_resume(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
+    """Record ``settings`` in ``OUT/synth.json``. Existing wavs (kept unless ``overwrite``) made with other
+    settings are never mixed with new ones: that is an error naming what changed."""
+    record = out / "synth.json"
+    have_wavs = (out / "wav").is_dir() and any((out / "wav").glob("*.wav"))
+    if have_wavs and not overwrite and record.is_file():
+        old = read_json(record)
+        changed = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v]
+        if changed:
+            raise SystemExit(f"{out} holds wavs made with other settings ({'; '.join(changed)}); "
+                             "use another --out-dir, or --overwrite to redo them all")
+    elif have_wavs and not overwrite:
+        print(f"warning: {out} holds wavs but no synth.json (made before it was recorded); keeping them", flush=True)
+    write_json(record, settings)
+
+
+def write_output_dir(out: Path, utts: list[str], utt2text: dict[str, str], spk_of: dict[str, str], utt2lang: dict[str, str],
+                     utt2token: dict[str, list[str]]) -> None:
+    """The synthetic corpus as a Kaldi data dir (``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``, ``utt2dur``,
+    ``utt2lang`` when the input had one) with the tokens it was synthesised from (``token``)."""
+    from shared.audio import audio_info
+    from shared.datadir import DataDir
+
+    wav_scp = {u: str((out / "wav" / f"{u}.wav").resolve()) for u in utts}
+    DataDir(wav_scp=wav_scp, text={u: utt2text[u] for u in utts}, utt2spk={u: spk_of[u] for u in utts},
+            utt2dur={u: n / sr for u, (n, sr) in ((u, audio_info(p)) for u, p in wav_scp.items())},
+            utt2lang={u: utt2lang[u] for u in utts if u in utt2lang}).save(out)
+    write_kv(out / "token", {u: " ".join(t) for u, t in utt2token.items()})
 
 
 if __name__ == "__main__":

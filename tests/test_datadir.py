@@ -106,6 +106,28 @@ def test_utt2lang_round_trips_subsets_and_is_checked(tiny_data_dir, tmp_path):
     assert DataDir.load(tmp_path / "lang").utts == data.utts[1:]
 
 
+def test_token_is_carried_and_checked_and_combine_is_split_undone(tiny_data_dir, tmp_path):
+    data = DataDir.load(tiny_data_dir)
+    data.token = {u: "h e l l o" for u in data.utts}
+    data.utt2dur = {u: 1.0 for u in data.utts}
+    data.save(tiny_data_dir)
+    assert main(["split", str(tiny_data_dir), "2"]) == 0
+    parts = [tiny_data_dir / "split2" / k for k in ("1", "2")]
+    assert all(DataDir.load(p).token for p in parts)
+    assert main(["combine", str(tmp_path / "all"), *map(str, parts)]) == 0
+    assert DataDir.load(tmp_path / "all") == DataDir.load(tiny_data_dir)
+    # an optional table only some parts have is dropped, not left half-filled
+    first = DataDir.load(parts[0])
+    first.utt2lang = {u: "en-us" for u in first.utts}
+    assert DataDir.combine([first, DataDir.load(parts[1])]).utt2lang == {}
+    # the same utterance twice is an error naming it and both parts
+    with pytest.raises(ValueError, match=f"'{first.utts[0]}' is in both a and b"):
+        DataDir.combine([first, first], names=["a", "b"])
+    # a token line missing is a problem like any other utterance table's
+    (tiny_data_dir / "token").write_text("".join(f"{u} h i\n" for u in data.utts[1:]))
+    assert any(data.utts[0] in str(p) and "not in token" in str(p) for p in validate_data_dir(tiny_data_dir))
+
+
 def test_segments(tmp_path, tiny_data_dir):
     data = DataDir.load(tiny_data_dir)
     reco = data.wav_scp["spk1-utt2"]

@@ -12,8 +12,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from recipe_utils import REPO, copy_egs, run_recipe
 
+from shared.audio import load_audio
 from shared.config import load_config
 from shared.datadir import DataDir, validate_data_dir
 from shared.io import file_sha256
@@ -65,6 +67,18 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert "median" in width.stdout
     again = run_recipe(recipe, "--smoke", "true", "--stage", "3", timeout=300)
     assert again.returncode == 0 and again.stdout.count("done already") == 8, again.stdout[-3000:]
+    times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in times] == [str(n) for n in range(11)]
+    # stage 8 in two parallel jobs (data dir split, two syntheses, combined): the same audio as the one job's
+    one = {u: load_audio(path, 16000) for u, path in synth.wav_scp.items()}
+    nj = run_recipe(recipe, "--smoke", "true", "--stage", "8", "--stop-stage", "8", "--synth-nj", "2", "--overwrite", "true",
+                    timeout=300)
+    assert nj.returncode == 0, nj.stdout[-3000:] + nj.stderr[-3000:]
+    two = DataDir.load(s2 / "synth" / "test")
+    assert two.utts == synth.utts and all("/split2/" in path for path in two.wav_scp.values())
+    for u, a in one.items():
+        b = load_audio(two.wav_scp[u], 16000)
+        assert a.shape == b.shape and 10 * torch.log10(a.pow(2).sum() / (a - b).pow(2).sum().clamp(min=1e-12)) > 50, u
     packed = next((recipe / "exp" / "packed").iterdir())
     assert (packed / "MODEL_CARD.md").is_file() and (packed / "stage2" / "config.yaml").is_file()
     assert (packed / "stage2" / "decoder" / "model.pt").is_file()
@@ -77,8 +91,6 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     shutil.rmtree(recipe / "exp" / "stage2")
     wav = Synthesizer.from_exp_dir(moved / "stage2").synthesize(["Hello world."])[0]
     assert wav.ndim == 1 and wav.numel() > 1000
-    times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
-    assert [line.split("\t")[0] for line in times] == [str(n) for n in range(11)]
 
 
 @pytest.mark.slow

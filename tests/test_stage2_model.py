@@ -57,6 +57,28 @@ def test_generate_shapes_rate_and_determinism():
     assert int(m.generate(b["tokens"], b["tok_lens"], durations=d, solver="dopri5", **kw)["nfe"]) >= 7
 
 
+def test_per_row_generators_make_each_utterance_independent_of_its_batch():
+    torch.manual_seed(0)
+    m = FlowTTS(tiny_cfg()).eval()
+    b = batch()
+    d = torch.tensor([[2, 2, 2, 2, 2, 2, 2], [3, 3, 3, 3, 3, 0, 0], [1, 1, 1, 0, 0, 0, 0]])
+
+    def gens(*seeds):
+        return [torch.Generator().manual_seed(s) for s in seeds]
+
+    full = m.generate(b["tokens"], b["tok_lens"], spk=b["spk"], durations=d, nfe=2, generator=gens(5, 6, 7))["latents"]
+    for i in range(3):  # row i alone, with its own seed: the same start noise, so the same latents
+        n = int(d[i].sum())
+        alone = m.generate(b["tokens"][i : i + 1, : int(b["tok_lens"][i])], b["tok_lens"][i : i + 1], spk=b["spk"][i : i + 1],
+                           durations=d[i : i + 1, : int(b["tok_lens"][i])], nfe=2, generator=gens(5 + i))["latents"]
+        assert alone.shape[-1] == n
+        torch.testing.assert_close(alone[0], full[i, :, :n], atol=1e-5, rtol=1e-5)
+    other = m.generate(b["tokens"], b["tok_lens"], spk=b["spk"], durations=d, nfe=2, generator=gens(5, 6, 8))["latents"]
+    assert torch.equal(other[:2], full[:2]) and not torch.equal(other[2], full[2])
+    with pytest.raises(ValueError, match="2 generators for a batch of 3"):
+        m.generate(b["tokens"], b["tok_lens"], durations=d, generator=gens(1, 2))
+
+
 def test_cfg_combines_conditional_and_unconditional():
     torch.manual_seed(0)
     est = VelocityEstimator(D, D, hidden=16, layers=1, spk_dim=4)

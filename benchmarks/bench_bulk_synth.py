@@ -1,0 +1,86 @@
+"""Bulk synthesis of a corpus: one job against N parallel jobs (Kaldi style: split the data dir, synthesise each
+part, combine), on the same CPU cores, timed end to end (process start and model loading included).
+
+    python benchmarks/bench_bulk_synth.py --exp-dir exp/stage2/flow_reflow --data-dir data/test \\
+        [--nj 2 --threads 2 --nfe 4 --temperature 0.2 --work-dir /tmp/bulk]
+
+The single job gets all ``--threads``; each of the N jobs gets ``threads / N`` (at least 1). Prints the wall
+times, the speed-up of N jobs over one, and how close the two corpora are (the per-utterance seeds make them
+the same audio up to float rounding: the lowest signal-to-difference ratio over utterances, in dB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def synth_cmd(args: argparse.Namespace, data_dir: Path, out_dir: Path, threads: int) -> list[str]:
+    return [sys.executable, "-m", "stage2_flow.synthesize", "--exp-dir", args.exp_dir, "--data-dir", str(data_dir),
+            "--out-dir", str(out_dir), "--nfe", str(args.nfe), "--solver", args.solver, "--temperature",
+            str(args.temperature), "--seed", str(args.seed), "--num-threads", str(threads), "--overwrite"]
+
+
+def run_jobs(cmds: list[list[str]]) -> float:
+    """Run the commands in parallel; wall seconds until the last ends (a failing job is an error)."""
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in cmds]
+    for cmd, p in zip(cmds, procs):
+        _, err = p.communicate()
+        if p.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{err[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from shared.audio import load_audio
+    from shared.datadir import DataDir
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp-dir", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--nj", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads in all (one job: all of them)")
+    p.add_argument("--nfe", type=int, default=4)
+    p.add_argument("--solver", default="euler")
+    p.add_argument("--temperature", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work-dir", default="/tmp/bench_bulk_synth")
+    args = p.parse_args(argv)
+    work = Path(args.work_dir)
+    shutil.rmtree(work, ignore_errors=True)
+    data = DataDir.load(args.data_dir)
+    parts = data.split(args.nj)
+    for k, part in enumerate(parts, 1):
+        part.save(work / "split" / str(k))
+
+    t_one = run_jobs([synth_cmd(args, Path(args.data_dir), work / "one", args.threads)])
+    per_job = max(1, args.threads // args.nj)
+    t_nj = run_jobs([synth_cmd(args, work / "split" / str(k), work / "jobs" / str(k), per_job) for k in range(1, args.nj + 1)])
+    combined = DataDir.combine([DataDir.load(work / "jobs" / str(k)) for k in range(1, args.nj + 1)])
+    one = DataDir.load(work / "one")
+    if combined.utts != one.utts:
+        raise SystemExit("the N-job corpus holds other utterances than the one-job corpus")
+    snr = []
+    for u in one.utts:
+        a, b = (load_audio(d.wav_scp[u], 16000).numpy() for d in (one, combined))
+        if a.shape != b.shape:
+            raise SystemExit(f"{u}: {a.shape} samples in one job, {b.shape} in {args.nj}")
+        snr.append(10 * np.log10((a ** 2).sum() / max(((a - b) ** 2).sum(), 1e-20)))
+    audio_s = sum(one.utt2dur.values())
+    print(f"{len(one)} utterances, {audio_s:.1f} s of audio, NFE {args.nfe}, {args.threads} threads in all")
+    print(f"1 job x {args.threads} threads: {t_one:.1f} s ({audio_s / t_one:.1f} s audio per s)")
+    print(f"{args.nj} jobs x {per_job} thread(s): {t_nj:.1f} s ({audio_s / t_nj:.1f} s audio per s)")
+    print(f"speed-up of {args.nj} jobs: {t_one / t_nj:.2f}x; same audio: lowest signal/difference {min(snr):.1f} dB "
+          f"(median {float(np.median(snr)):.1f} dB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
