@@ -206,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--language", help="phonemise the text in this espeak-ng language instead of the training frontend's "
                    "(text input; a data dir's utt2lang is used when it has one)")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--speaker", help="speaker for every utterance (default: utt2spk when known, else the first)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--speaker", help="speaker for every utterance (default: utt2spk when known, else the first)")
+    who.add_argument("--speakers", help="a multi-speaker corpus: 'all' training voices or a comma-separated list; "
+                     "each input utterance becomes '<speaker>-<utt>' (Kaldi's speaker prefix), in every one of them "
+                     "(--assign every) or in one each, in turn (--assign cycle). Raw text is phonemised in each voice's "
+                     "language; a data dir's tokens are used as they are unless --retokenize")
+    p.add_argument("--assign", choices=["every", "cycle"], default="every", help="with --speakers (default: every)")
     p.add_argument("--prompt-wav", help="reference audio for zero-shot models")
     p.add_argument("--nfe", type=int, default=4)
     p.add_argument("--solver", default="euler", choices=["euler", "midpoint", "heun", "rk4", "dopri5"])
@@ -232,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     utt2text, utt2tok, utt2spk = read_inputs(args)
     lang_file = Path(args.data_dir) / "utt2lang" if args.data_dir else None
     utt2lang = read_kv(lang_file) if lang_file and lang_file.is_file() else {}
+    if args.speakers:
+        utt2text, utt2tok, utt2spk = assign_speakers(utt2text, utt2tok, speaker_list(args.speakers, synth.speakers), args.assign)
+        utt2lang = {}  # each voice speaks its own language
     utts = sorted(utt2text)
     spk_of = {u: args.speaker or (utt2spk.get(u) if utt2spk.get(u) in synth.speakers else (synth.speakers[0] if synth.speakers else "spk")) for u in utts}
     if utt2tok is not None:
@@ -267,6 +276,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def speaker_list(spec: str, known: list[str]) -> list[str]:
+    """``--speakers``: 'all' (the model's training voices) or a comma-separated list of them."""
+    voices = list(known) if spec == "all" else [v for v in spec.split(",") if v]
+    unknown = [v for v in voices if v not in known]
+    if unknown or not voices:
+        raise SystemExit(f"--speakers {spec}: {'unknown ' + ', '.join(unknown) if unknown else 'no voices'}; "
+                         f"the model knows {', '.join(known) or 'none (a single-speaker model)'}")
+    return voices
+
+
+def assign_speakers(utt2text: dict[str, str], utt2tok: dict[str, list[str]] | None, voices: list[str],
+                    assign: str) -> tuple[dict[str, str], dict[str, list[str]] | None, dict[str, str]]:
+    """Each utterance in every voice (``every``) or in one voice each, taking them in turn over the sorted
+    utterances (``cycle``), as ``<voice>-<utt>`` -> (utt2text, utt2tok, utt2spk) of the new ids."""
+    utts = sorted(utt2text)
+    pairs = [(v, u) for u in utts for v in voices] if assign == "every" else [(voices[i % len(voices)], u) for i, u in enumerate(utts)]
+    new = {f"{v}-{u}": (v, u) for v, u in pairs}
+    return ({k: utt2text[u] for k, (_, u) in new.items()}, {k: utt2tok[u] for k, (_, u) in new.items()} if utt2tok is not None else None,
+            {k: v for k, (v, _) in new.items()})
+
+
 def utterance_seed(seed: int, utt: str) -> int:
     """The seed of one utterance's start noise: a function of ``--seed`` and the utterance id alone, so a
     corpus comes out the same however it is batched, resumed or split into jobs."""
@@ -285,6 +315,7 @@ def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[st
     return {"model": model_of(Path(args.exp_dir)), "codec": model_of(synth.codec_source),
             "nfe": args.nfe, "solver": args.solver, "rate": args.rate, "temperature": args.temperature,
             "cfg_scale": args.cfg_scale, "sway": args.sway, "seed": args.seed, "speaker": args.speaker,
+            "speakers": args.speakers, "assign": args.assign if args.speakers else None,
             "language": args.language, "retokenize": args.retokenize,
             "prompt_wav": str(Path(args.prompt_wav).resolve()) if args.prompt_wav else None}
 

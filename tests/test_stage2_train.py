@@ -219,6 +219,30 @@ def test_bulk_synthesis_does_not_depend_on_batching_resume_or_jobs(trained, tmp_
     assert not first.exists()
 
 
+def test_synthesize_a_multi_speaker_corpus_from_text(trained, tmp_path):
+    from shared.datadir import DataDir, validate_data_dir
+
+    lines = tmp_path / "lines.txt"
+    lines.write_text("the cat sat\na big red dog\nhello there\n")
+    speakers = (trained / "speakers.txt").read_text().split()
+    assert len(speakers) >= 2
+    out = tmp_path / "every"
+    assert synthesize.main(["--exp-dir", str(trained), "--text-file", str(lines), "--out-dir", str(out), "--nfe", "1",
+                            "--speakers", "all"]) == 0
+    assert validate_data_dir(out) == []  # ids carry the speaker prefix, so the data dir is a valid Kaldi one
+    every = DataDir.load(out)
+    assert every.utts == sorted(f"{v}-utt{i:06d}" for v in speakers for i in range(3))
+    assert all(every.utt2spk[u] == u.split("-")[0] for u in every.utts)
+    out = tmp_path / "cycle"
+    assert synthesize.main(["--exp-dir", str(trained), "--text-file", str(lines), "--out-dir", str(out), "--nfe", "1",
+                            "--speakers", ",".join(speakers[:2]), "--assign", "cycle"]) == 0
+    assert DataDir.load(out).utt2spk == {f"{speakers[0]}-utt000000": speakers[0], f"{speakers[1]}-utt000001": speakers[1],
+                                         f"{speakers[0]}-utt000002": speakers[0]}
+    with pytest.raises(SystemExit, match="unknown nobody"):
+        synthesize.main(["--exp-dir", str(trained), "--text-file", str(lines), "--out-dir", str(tmp_path / "x"), "--speakers",
+                         f"{speakers[0]},nobody"])
+
+
 def test_likelihood_cli(trained):
     root = trained.parents[2]
     from shared.io import read_json
