@@ -233,21 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out_dir)
     synth = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
     print(f"decoding with the codec of {synth.codec_source}", flush=True)
-    settings = generation_settings(args, synth)
-    check_resume(out, settings, args.overwrite)
-    utt2text, utt2tok, utt2spk = read_inputs(args)
-    lang_file = Path(args.data_dir) / "utt2lang" if args.data_dir else None
-    utt2lang = read_kv(lang_file) if lang_file and lang_file.is_file() else {}
-    if args.speakers:
-        utt2text, utt2tok, utt2spk = assign_speakers(utt2text, utt2tok, speaker_list(args.speakers, synth.speakers), args.assign)
-        utt2lang = {}  # each voice speaks its own language
-    utts = sorted(utt2text)
-    spk_of = {u: args.speaker or (utt2spk.get(u) if utt2spk.get(u) in synth.speakers else (synth.speakers[0] if synth.speakers else "spk")) for u in utts}
-    if utt2tok is not None:
-        ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True)
-    else:
-        langs = [synth.language_for(spk_of[u], args.language or utt2lang.get(u)) for u in utts]
-        ids = dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts, langs if any(langs) else None))) if utts else {}
+    utts, utt2text, spk_of, utt2lang, ids = requests(args, synth)
+    check_resume(out, generation_settings(args, synth), args.overwrite)
     todo = sorted((u for u in utts if args.overwrite or not (out / "wav" / f"{u}.wav").is_file()), key=lambda u: len(ids[u]))
     prompt = None
     if args.prompt_wav:
@@ -274,6 +261,26 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{out}: all {len(utts)} utterances exist (use --overwrite to redo)")
     return 0
+
+
+def requests(args: argparse.Namespace, synth: Synthesizer) -> tuple[list[str], dict[str, str], dict[str, str], dict[str, str],
+                                                                    dict[str, list[int]]]:
+    """What to synthesise: (sorted utterance ids, their text, speaker, input utt2lang, token ids)."""
+    utt2text, utt2tok, utt2spk = read_inputs(args)
+    lang_file = Path(args.data_dir) / "utt2lang" if args.data_dir else None
+    utt2lang = read_kv(lang_file) if lang_file and lang_file.is_file() else {}
+    if args.speakers:
+        utt2text, utt2tok, utt2spk = assign_speakers(utt2text, utt2tok, speaker_list(args.speakers, synth.speakers), args.assign)
+        utt2lang = {}  # each voice speaks its own language
+    utts = sorted(utt2text)
+    first = synth.speakers[0] if synth.speakers else "spk"
+    spk_of = {u: args.speaker or (utt2spk[u] if utt2spk.get(u) in synth.speakers else first) for u in utts}
+    if utt2tok is not None:
+        ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True)
+    else:
+        langs = [synth.language_for(spk_of[u], args.language or utt2lang.get(u)) for u in utts]
+        ids = dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts, langs if any(langs) else None))) if utts else {}
+    return utts, utt2text, spk_of, utt2lang, ids
 
 
 def speaker_list(spec: str, known: list[str]) -> list[str]:
