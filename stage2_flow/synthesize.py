@@ -306,8 +306,9 @@ def assign_speakers(utt2text: dict[str, str], utt2tok: dict[str, list[str]] | No
 
 def utterance_seed(seed: int, utt: str) -> int:
     """The seed of one utterance's start noise: a function of ``--seed`` and the utterance id alone, so a
-    corpus comes out the same however it is batched, resumed or split into jobs."""
-    return (seed << 32) + zlib.crc32(utt.encode("utf-8"))
+    corpus comes out the same however it is batched, resumed or split into jobs. 32 bits: torch's CPU generator
+    (Mersenne Twister) keeps only the low 32 bits of a seed."""
+    return zlib.crc32(f"{seed}\t{utt}".encode("utf-8"))
 
 
 def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[str, Any]:
