@@ -312,20 +312,23 @@ def utterance_seed(seed: int, utt: str) -> int:
 
 
 def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[str, Any]:
-    """What decides the audio (recorded as ``OUT/synth.json``): the models (paths and SHA-256) and the sampling
-    options. Batch size, device and threads are left out: they do not change the output."""
+    """What decides the audio (recorded as ``OUT/synth.json``): the models' and prompt's SHA-256 and the sampling
+    options, and under ``paths`` where they were (recorded, not compared: a model copied elsewhere makes the same
+    audio). Batch size, device and threads are left out: they do not change the output."""
     from shared.io import file_sha256
 
-    def model_of(exp: Path | None) -> dict[str, str | None]:
-        pt = exp / "model.pt" if exp is not None else None
-        return {"dir": str(exp.resolve()) if exp else None, "sha256": file_sha256(pt) if pt and pt.is_file() else None}
+    def sha(path: Path | None) -> str | None:
+        return file_sha256(path) if path is not None and path.is_file() else None
 
-    return {"model": model_of(Path(args.exp_dir)), "codec": model_of(synth.codec_source),
-            "nfe": args.nfe, "solver": args.solver, "rate": args.rate, "temperature": args.temperature,
-            "cfg_scale": args.cfg_scale, "sway": args.sway, "seed": args.seed, "speaker": args.speaker,
-            "speakers": args.speakers, "assign": args.assign if args.speakers else None,
+    codec = synth.codec_source
+    prompt = Path(args.prompt_wav) if args.prompt_wav else None
+    return {"model_sha256": sha(Path(args.exp_dir) / "model.pt"), "codec_sha256": sha(codec / "model.pt" if codec else None),
+            "prompt_sha256": sha(prompt), "nfe": args.nfe, "solver": args.solver, "rate": args.rate,
+            "temperature": args.temperature, "cfg_scale": args.cfg_scale, "sway": args.sway, "seed": args.seed,
+            "speaker": args.speaker, "speakers": args.speakers, "assign": args.assign if args.speakers else None,
             "language": args.language, "retokenize": args.retokenize,
-            "prompt_wav": str(Path(args.prompt_wav).resolve()) if args.prompt_wav else None}
+            "paths": {"model": str(Path(args.exp_dir).resolve()), "codec": str(codec.resolve()) if codec else None,
+                      "prompt_wav": str(prompt.resolve()) if prompt else None}}
 
 
 def check_resume(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
@@ -335,7 +338,7 @@ def check_resume(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     have_wavs = (out / "wav").is_dir() and any((out / "wav").glob("*.wav"))
     if have_wavs and not overwrite and record.is_file():
         old = read_json(record)
-        changed = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v]
+        changed = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if k != "paths" and old.get(k) != v]
         if changed:
             raise SystemExit(f"{out} holds wavs made with other settings ({'; '.join(changed)}); "
                              "use another --out-dir, or --overwrite to redo them all")

@@ -216,6 +216,12 @@ def test_bulk_synthesis_does_not_depend_on_batching_resume_or_jobs(trained, tmp_
     first.unlink()
     assert synthesize.main([*run, "--data-dir", str(tmp_path / "in"), "--out-dir", str(tmp_path / "one")]) == 0
     assert np.array_equal(wav(one, one.utts[0]), before)
+    # a model copied elsewhere resumes (its SHA-256 is what counts); other settings do not
+    from shared.io import read_json
+
+    moved = read_json(tmp_path / "one" / "synth.json")
+    moved["paths"]["model"] = "/elsewhere/exp/stage2/smoke"
+    synthesize.check_resume(tmp_path / "one", moved, overwrite=False)
     first.unlink()
     with pytest.raises(SystemExit, match=r"temperature: 0\.7 -> 0\.5"):
         synthesize.main([*run[:-4], "--temperature", "0.5", "--seed", "3", "--data-dir", str(tmp_path / "in"),
