@@ -171,33 +171,35 @@ class DataDir:
 
     @classmethod
     def combine(cls, parts: Sequence["DataDir"], names: Sequence[str] | None = None) -> "DataDir":
-        """One data dir holding every part's utterances (Kaldi's ``utils/combine_data.sh``). An utterance (or
-        recording) in two parts with different entries is an error naming it and the parts (``names``); an
-        optional table (utt2dur, utt2lang, token, segments) is kept only if every part has it."""
-        names = list(names) if names is not None else [f"part {i + 1}" for i in range(len(parts))]
+        """One data dir holding every part's utterances (Kaldi's ``utils/combine_data.sh``). An utterance in two
+        parts, or a recording with two different paths, is an error naming it and the parts (``names``); an
+        optional table (utt2dur, utt2lang, token) is kept only if every part has it."""
         if not parts:
             raise ValueError("combine: no data dirs given")
-        out: dict[str, dict] = {}
-        for table in ("wav_scp", "text", "utt2spk", "utt2dur", "segments", "utt2lang", "token"):
-            if table not in ("wav_scp", "text", "utt2spk") and not all(getattr(d, table) for d in parts):
-                out[table] = {}
-                continue
-            merged: dict = {}
-            owner: dict[str, str] = {}
-            for d, name in zip(parts, names):
-                for k, v in getattr(d, table).items():
-                    if k in merged and merged[k] != v:
-                        raise ValueError(f"combine: '{k}' is in both {owner[k]} and {name} ({table}) with different entries")
-                    merged.setdefault(k, v)
-                    owner.setdefault(k, name)
-            out[table] = merged
+        names = list(names) if names is not None else [f"part {i + 1}" for i in range(len(parts))]
         seen: dict[str, str] = {}
         for d, name in zip(parts, names):
             for u in d.utt2spk:
                 if u in seen:
                     raise ValueError(f"combine: utterance '{u}' is in both {seen[u]} and {name}")
                 seen[u] = name
-        return cls(**out)
+        if len({bool(d.segments) for d in parts}) > 1:
+            raise ValueError(f"combine: {', '.join(n for d, n in zip(parts, names) if d.segments)} have segments, the others not")
+
+        def union(table: str) -> dict:
+            out: dict = {}
+            owner: dict[str, str] = {}
+            for d, name in zip(parts, names):
+                for k, v in getattr(d, table).items():
+                    if out.get(k, v) != v:  # only a recording shared by segmented parts can repeat
+                        raise ValueError(f"combine: '{k}' is in both {owner[k]} and {name} ({table}) with different entries")
+                    out[k] = v
+                    owner.setdefault(k, name)
+            return out
+
+        optional = ("utt2dur", "utt2lang", "token")
+        return cls(**{t: union(t) if t not in optional or all(getattr(d, t) for d in parts) else {}
+                      for t in ("wav_scp", "text", "utt2spk", "utt2dur", "segments", "utt2lang", "token")})
 
     def split(self, num_parts: int, by_speaker: bool = False) -> list["DataDir"]:
         """Split into ``num_parts`` contiguous parts of (nearly) equal size, optionally whole speakers per part."""

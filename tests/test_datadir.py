@@ -123,6 +123,10 @@ def test_token_is_carried_and_checked_and_combine_is_split_undone(tiny_data_dir,
     # the same utterance twice is an error naming it and both parts
     with pytest.raises(ValueError, match=f"'{first.utts[0]}' is in both a and b"):
         DataDir.combine([first, first], names=["a", "b"])
+    segmented = DataDir(wav_scp={"rec": "/a.wav"}, text={"spk9-x": "t"}, utt2spk={"spk9-x": "spk9"},
+                        segments={"spk9-x": ("rec", 0.0, 1.0)})
+    with pytest.raises(ValueError, match="seg have segments, the others not"):
+        DataDir.combine([segmented, first], names=["seg", "plain"])
     # a token line missing is a problem like any other utterance table's
     (tiny_data_dir / "token").write_text("".join(f"{u} h i\n" for u in data.utts[1:]))
     assert any(data.utts[0] in str(p) and "not in token" in str(p) for p in validate_data_dir(tiny_data_dir))
