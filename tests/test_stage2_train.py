@@ -175,13 +175,11 @@ def test_bulk_synthesis_does_not_depend_on_batching_resume_or_jobs(trained, tmp_
     rounding; a deleted wav is remade the same; new settings never resume into old output."""
     import numpy as np
 
-    from shared.audio import load_audio
+    from shared.audio import load_audio, save_audio
     from shared.datadir import DataDir, main as datadir_main
+    from shared.io import read_json
 
     monkeypatch.setattr("stage2_flow.codec.load_codec", lambda *args, **kwargs: SmoothCodec())
-
-    from shared.audio import save_audio
-
     src = DataDir.load(trained.parents[2] / "data/train", validate=False)
     utts = src.utts[:6]
     save_audio(tmp_path / "silence.wav", np.zeros(1600, dtype=np.float32), 16000)  # the input's audio is not read
@@ -217,8 +215,6 @@ def test_bulk_synthesis_does_not_depend_on_batching_resume_or_jobs(trained, tmp_
     assert synthesize.main([*run, "--data-dir", str(tmp_path / "in"), "--out-dir", str(tmp_path / "one")]) == 0
     assert np.array_equal(wav(one, one.utts[0]), before)
     # a model copied elsewhere resumes (its SHA-256 is what counts); other settings do not
-    from shared.io import read_json
-
     moved = read_json(tmp_path / "one" / "synth.json")
     moved["paths"]["model"] = "/elsewhere/exp/stage2/smoke"
     synthesize.check_resume(tmp_path / "one", moved, overwrite=False)
