@@ -53,7 +53,7 @@ nfe_sweep=${nfe_sweep:-"1 2 4 8 16 32"}
 synth_args=${synth_args:-}
 synth_nj=${synth_nj:-1}         # stage 8 in N parallel jobs (data dir split, N syntheses, combined; each job gets
                                 # nproc / N threads). Every utterance has its own seed, so the audio is the same
-                                # as one job's (up to float rounding); 2 jobs on 2 cores: 1.18x (README)
+                                # as one job's (up to float rounding); 2 jobs on 2 cores: 1.17x (README)
 nfe_sweep_args=${nfe_sweep_args:-"--max-utts 20"}
 package_name=${package_name:-}
 smoke=${smoke:-false}           # true: the *_smoke.yaml configs (tiny models, few steps) and a tiny corpus
