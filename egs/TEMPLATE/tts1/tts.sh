@@ -200,26 +200,31 @@ if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
 fi
 
 if want 8; then
-    synth() {  # synth DATA_DIR OUT_DIR [options]
+    synth() {  # synth DATA_DIR OUT_DIR [options]; it execs python, so run it in a subshell or in the background
         local data=$1 out=$2; shift 2
-        python -m stage2_flow.synthesize $ow --exp-dir "$final_s2" --data-dir "$data" --out-dir "$out" \
+        exec python -m stage2_flow.synthesize $ow --exp-dir "$final_s2" --data-dir "$data" --out-dir "$out" \
             --nfe "$nfe" --solver "$solver" --temperature "$temperature" $synth_args "$@"
     }
     stage8_synth() {
         local x k pids
         for x in $test_sets; do
             if [ "$synth_nj" -le 1 ]; then
-                synth "data/$x" "$final_s2/synth/$x"
+                ( synth "data/$x" "$final_s2/synth/$x" )
                 continue
             fi
             python -m shared.datadir split "data/$x" "$synth_nj"
             pids=()
+            # a failed job (or Ctrl-C) ends the stage, and the other jobs with it (a script's background jobs
+            # ignore SIGINT; each job is the python process itself, synth execs it); what they wrote is kept,
+            # and a rerun goes on from there
+            trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
             for k in $(seq "$synth_nj"); do
                 synth "data/$x/split$synth_nj/$k" "$final_s2/synth/$x/split$synth_nj/$k" \
                     --num-threads $(( $(nproc) / synth_nj > 0 ? $(nproc) / synth_nj : 1 )) &
                 pids+=($!)
             done
             for k in "${pids[@]}"; do wait "$k"; done  # a failed job fails the stage
+            trap - EXIT
             python -m shared.datadir combine "$final_s2/synth/$x" "$final_s2/synth/$x/split$synth_nj"/*
         done
     }
