@@ -27,7 +27,7 @@ import random
 import shutil
 import sys
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -197,9 +197,8 @@ class DataDir:
                     owner.setdefault(k, name)
             return out
 
-        optional = ("utt2dur", "utt2lang", "token")
-        return cls(**{t: union(t) if t not in optional or all(getattr(d, t) for d in parts) else {}
-                      for t in ("wav_scp", "text", "utt2spk", "utt2dur", "segments", "utt2lang", "token")})
+        return cls(**{f.name: union(f.name) if f.name not in OPTIONAL_UTT_TABLES or all(getattr(d, f.name) for d in parts)
+                      else {} for f in fields(cls)})
 
     def split(self, num_parts: int, by_speaker: bool = False) -> list["DataDir"]:
         """Split into ``num_parts`` contiguous parts of (nearly) equal size, optionally whole speakers per part."""
@@ -427,21 +426,15 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
     for name in KNOWN_FILES:
         if (path / name).exists():
             shutil.copy2(path / name, backup / name)
-    d = DataDir(
+    DataDir(
         wav_scp=tables["wav.scp"],
         text=tables["text"],
         utt2spk=tables["utt2spk"],
-        utt2dur={u: float(v) for u, v in tables.get("utt2dur", {}).items() if u in keep},
+        utt2dur={u: float(v) for u, v in tables.get("utt2dur", {}).items() if u in keep},  # a dropped line may not parse
         segments={u: (v[0], float(v[1]), float(v[2])) for u, v in _split_values(tables.get("segments", {})).items()},
-        utt2lang={u: v for u, v in tables.get("utt2lang", {}).items() if u in keep},
-        token={u: v for u, v in tables.get("token", {}).items() if u in keep},
-    )
-    d.text = {u: t for u, t in d.text.items() if u in keep}
-    d.utt2spk = {u: s for u, s in d.utt2spk.items() if u in keep}
-    d.segments = {u: s for u, s in d.segments.items() if u in keep}
-    used = {s[0] for s in d.segments.values()} if has_segments else keep
-    d.wav_scp = {k: v for k, v in d.wav_scp.items() if k in used}
-    d.save(path)
+        utt2lang=tables.get("utt2lang", {}),
+        token=tables.get("token", {}),
+    ).subset(keep).save(path)
     return report
 
 

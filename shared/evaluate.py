@@ -81,9 +81,10 @@ def speaker_breakdown(utts: list[str], by_utt: dict[str, dict[str, Any]], utt2sp
         stats = aggregate(by_utt[u] for u in mine)
         entry: dict[str, Any] = {"num_utts": len(mine),
                                  "metrics": {k: v["mean"] for k, v in stats.items() if "mean" in v}}
+        if phones:  # every tag counts against the same reference tokens
+            entry["ref_phones"] = sum(next(iter(phones.values()))[u][1] for u in mine)
         for tag, counts in (phones or {}).items():
             errors = sum(counts[u][0] for u in mine)
-            entry["ref_phones"] = sum(counts[u][1] for u in mine)
             entry[f"phone_errors_{tag}"] = errors
             entry[f"per_{tag}"] = errors / max(entry["ref_phones"], 1)
         out[spk] = entry

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import torch
 
-from shared.io import read_json, read_kv, write_json, write_kv
+from shared.io import read_json, read_kv, write_json
 from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
 from stage2_flow.data import LatentNormalizer
@@ -178,19 +178,20 @@ class Synthesizer:
         return [(self.codec.decode(zi[None])[0].float().cpu(), zi.cpu()) for zi in lats]
 
 
-def read_inputs(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, list[str]] | None, dict[str, str]]:
-    """-> (utt2text, utt2tokens or None, utt2spk)."""
+def read_inputs(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, list[str]] | None, dict[str, str], dict[str, str]]:
+    """-> (utt2text, utt2tokens or None, utt2spk, utt2lang); the last two empty where the input has none."""
     if args.data_dir:
         d = Path(args.data_dir)
         text = read_kv(d / "text")
         tokens = {u: v.split() for u, v in read_kv(d / "token").items()} if (d / "token").is_file() and not args.retokenize else None
         utt2spk = read_kv(d / "utt2spk") if (d / "utt2spk").is_file() else {}
-        return text, tokens, utt2spk
+        utt2lang = read_kv(d / "utt2lang") if (d / "utt2lang").is_file() else {}
+        return text, tokens, utt2spk, utt2lang
     lines = [ln.strip() for ln in Path(args.text_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
     keyed = all(len(ln.split(maxsplit=1)) == 2 and ln.split()[0].replace("_", "").replace("-", "").isalnum() and
                 any(c.isdigit() for c in ln.split()[0]) for ln in lines)
     text = {ln.split(maxsplit=1)[0]: ln.split(maxsplit=1)[1] for ln in lines} if keyed else {f"utt{i:06d}": ln for i, ln in enumerate(lines)}
-    return text, None, {}
+    return text, None, {}, {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,9 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 def requests(args: argparse.Namespace, synth: Synthesizer) -> tuple[list[str], dict[str, str], dict[str, str], dict[str, str],
                                                                     dict[str, list[int]]]:
     """What to synthesise: (sorted utterance ids, their text, speaker, input utt2lang, token ids)."""
-    utt2text, utt2tok, utt2spk = read_inputs(args)
-    lang_file = Path(args.data_dir) / "utt2lang" if args.data_dir else None
-    utt2lang = read_kv(lang_file) if lang_file and lang_file.is_file() else {}
+    utt2text, utt2tok, utt2spk, utt2lang = read_inputs(args)
     if args.speakers:
         utt2text, utt2tok, utt2spk = assign_speakers(utt2text, utt2tok, speaker_list(args.speakers, synth.speakers), args.assign)
         utt2lang = {}  # each voice speaks its own language
@@ -351,14 +350,13 @@ def write_output_dir(out: Path, utts: list[str], utt2text: dict[str, str], spk_o
                      utt2token: dict[str, list[str]]) -> None:
     """The synthetic corpus as a Kaldi data dir (``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``, ``utt2dur``,
     ``utt2lang`` when the input had one) with the tokens it was synthesised from (``token``)."""
-    from shared.audio import audio_info
-    from shared.datadir import DataDir
+    from shared.datadir import DataDir, compute_utt2dur
 
-    wav_scp = {u: str((out / "wav" / f"{u}.wav").resolve()) for u in utts}
-    DataDir(wav_scp=wav_scp, text={u: utt2text[u] for u in utts}, utt2spk={u: spk_of[u] for u in utts},
-            utt2dur={u: n / sr for u, (n, sr) in ((u, audio_info(p)) for u, p in wav_scp.items())},
-            utt2lang={u: utt2lang[u] for u in utts if u in utt2lang}).save(out)
-    write_kv(out / "token", {u: " ".join(t) for u, t in utt2token.items()})
+    data = DataDir(wav_scp={u: str((out / "wav" / f"{u}.wav").resolve()) for u in utts}, text={u: utt2text[u] for u in utts},
+                   utt2spk={u: spk_of[u] for u in utts}, utt2lang={u: utt2lang[u] for u in utts if u in utt2lang},
+                   token={u: " ".join(utt2token[u]) for u in utts})
+    data.utt2dur = compute_utt2dur(data)
+    data.save(out)
 
 
 if __name__ == "__main__":
