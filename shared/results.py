@@ -118,6 +118,10 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
         a = read_json(asr)
         notes.append(f"- Phone recogniser (exp/asr): dev PER {a.get('dev_per', float('nan')):.2%} after "
                      f"{a['steps']} steps / {a['train_seconds']:.0f} s on {a['num_train_utts']} utterances.")
+        if a.get("dev_per_perturbed"):
+            notes.append("  The same dev audio changed in ways a listener does not hear as other phones: "
+                         + ", ".join(f"{name} {rate:.2%}" for name, rate in a["dev_per_perturbed"].items())
+                         + ". A judge that errs more on these reads distance from the training voices, not intelligibility.")
     decoder = s2 / "decoder" if s2 else None
     if decoder and (decoder / "train_summary.json").is_file():
         summary = read_json(decoder / "train_summary.json")

@@ -204,7 +204,7 @@ def test_results_md_from_exp_tree(tmp_path, capsys):
     write_json(exp / "nfe_sweep" / "paired.json", [{"base": "flow", "other": "flow_reflow", "nfe": "1", "metrics": {
         "mcd_dtw": cell, "per_gen": {**cell, "diff": 0.01, "ci": [-0.01, 0.03], "verdict": "no measurable difference"}}}])
     write_json(exp / "asr" / "train_summary.json", {"dev_per": 0.025, "steps": 550, "train_seconds": 150.0,
-                                                    "num_train_utts": 720})
+                                                    "num_train_utts": 720, "dev_per_perturbed": {"speed 0.97": 0.031}})
     (exp / "stage_times.tsv").write_text("3\tstage1_train\t600\n10\tpack\t5\n3\tstage1_train\t620\n")
     write_json(exp / "stage2" / "flow" / "decoder" / "train_summary.json", {"steps": 2364, "seconds_this_run": 240.1})
     out = exp / "RESULTS.md"
@@ -212,6 +212,7 @@ def test_results_md_from_exp_tree(tmp_path, capsys):
                          str(exp / "stage2" / "flow"), "--out", str(out)]) == 0
     text = out.read_text()
     assert "| flow | 6.00 ± 1.00 | 15.0% | 2.0% | 7.50x [3.00x, 20.00x] |" in text
+    assert "dev PER 2.50% after 550 steps" in text and "speed 0.97 3.10%" in text
     # the end of a run prints the headline numbers
     assert "[results] test: vae: PESQ-WB 3.50 | flow: MCD-DTW (dB) 6.00, PER synth 15.0%, PER real 2.0%, PER synth / real 7.50x [3.00x, 20.00x]" \
         in capsys.readouterr().out

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from shared.phone_recognizer.data import frame_batches, is_punctuation, phone_filter
+from shared.phone_recognizer.data import (
+    ROBUSTNESS_CHECKS, change_speed, degrade, frame_batches, is_punctuation, low_pass, phone_filter,
+)
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig, greedy_ctc_decode
 from shared.phone_recognizer.score import LoadedRecognizer, score_dir
 from shared.phone_recognizer.toy import make_toy_data_dir
@@ -49,6 +52,39 @@ def test_model_shapes():
     assert m2(feats, frames)[0].shape == (2, 51, 9)
 
 
+def _peak_hz(x: torch.Tensor, sr: int) -> float:
+    return float(torch.fft.rfft(x.double()).abs().argmax()) * sr / x.numel()
+
+
+def test_speed_and_low_pass():
+    sr = 16000
+    sine = torch.sin(2 * torch.pi * 200.0 * torch.arange(sr) / sr)
+    faster = change_speed(sine, sr, 1.1)  # resampled to 14500 Hz (16000 / 1.1 to 100 Hz): 200 -> 220.7 Hz
+    assert faster.numel() == 14500 and abs(_peak_hz(faster, sr) - 200 * 16000 / 14500) < 1.5
+    assert abs(_peak_hz(change_speed(sine, sr, 0.97), sr) - 194.0) < 2.0
+    tones = sine + torch.sin(2 * torch.pi * 7500.0 * torch.arange(sr) / sr)
+    spec = torch.fft.rfft(low_pass(tones, sr, 6000.0)).abs()
+    assert spec[7500] < 0.2 * spec[200]  # 4th order: 7.5 kHz down by ~8 dB at 1.25 x the cutoff
+    assert set(ROBUSTNESS_CHECKS) == {"speed 0.97", "speed 1.03", "low-pass 6 kHz"}
+
+
+def test_degrade_options():
+    sr, wav = 16000, torch.randn(8000) * 0.1
+    # the defaults keep the length and add noise to every copy
+    for s in range(4):
+        plain = degrade(wav, sr, np.random.default_rng(s)).double()
+        gain = (plain @ wav.double()) / (wav.double() @ wav.double())
+        assert plain.numel() == 8000 and (plain - gain * wav.double()).abs().max() > 1e-4
+    lengths = {degrade(wav, sr, np.random.default_rng(s), speed=(0.9, 1.1)).numel() for s in range(6)}
+    assert len(lengths) > 1 and all(7272 - 2 <= n <= 8889 + 2 for n in lengths)
+    # without noise, a copy is the input scaled, or scaled and band-limited: nothing added
+    for s in range(8):
+        out = degrade(wav, sr, np.random.default_rng(s), p_noise=0.0).double()
+        gain = (out @ wav.double()) / (wav.double() @ wav.double())
+        spec = torch.fft.rfft(out)
+        assert torch.allclose(out, gain * wav.double(), atol=1e-5) or spec[-500:].abs().max() < 1e-6
+
+
 def test_frame_batches():
     batches = frame_batches([10, 50, 20, 40, 30], max_samples=100)
     assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
@@ -68,6 +104,8 @@ def test_train_resume_and_score(toy):
     cfg = merge(DEFAULT_CONFIG, TINY)
     summary = train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp), str(toy / "dev"))
     assert summary["steps"] == 4 and 0.0 <= summary["dev_per"]
+    assert set(summary["dev_per_perturbed"]) == set(ROBUSTNESS_CHECKS)  # the judge's robustness on its dev set
+    assert set(json.loads((exp / "dev_per.json").read_text())["perturbed"]) == set(ROBUSTNESS_CHECKS)
     for name in ("config.yaml", "tokens.txt", "model.pt", "train_log.csv", "dev_per.json", "checkpoints/last.pt"):
         assert (exp / name).exists(), name
     assert (exp / "tokens.txt").read_text().splitlines()[2] == "<blank> 2"

@@ -7,12 +7,14 @@ phone error rate (PER) is conventionally computed without them.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+import torchaudio
 
 from shared.io import PathLike, read_kv
 
@@ -116,23 +118,53 @@ def collate(wavs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return out, lengths
 
 
-def degrade(wav: torch.Tensor, sample_rate: int, rng: np.random.Generator) -> torch.Tensor:
-    """A randomly degraded copy of ``wav (T,)`` for training: white noise at 15-45 dB SNR, a brick-wall
-    low-pass at 3.5-7 kHz half of the time, and a random gain of -12..+6 dB.
+def change_speed(wav: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
+    """``wav`` played ``factor`` times faster (> 1) or slower, pitch and formants scaled with it, as Kaldi's
+    speed perturbation does: resampled to ``sample_rate / factor`` (rounded to 100 Hz) and read at ``sample_rate``."""
+    return torchaudio.functional.resample(wav, sample_rate, 100 * round(sample_rate / factor / 100))
+
+
+def low_pass(wav: torch.Tensor, sample_rate: int, cutoff: float) -> torch.Tensor:
+    """Fourth-order low-pass (two biquads) at ``cutoff`` Hz."""
+    for _ in range(2):
+        wav = torchaudio.functional.lowpass_biquad(wav, sample_rate, cutoff)
+    return wav
+
+
+# Changes a listener does not hear as other phones. A recogniser whose PER grows under them reads acoustic
+# distance from the training voices, not intelligibility (train.speed_perturb is the remedy).
+ROBUSTNESS_CHECKS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+    "speed 0.97": lambda w, sr: change_speed(w, sr, 0.97),
+    "speed 1.03": lambda w, sr: change_speed(w, sr, 1.03),
+    "low-pass 6 kHz": lambda w, sr: low_pass(w, sr, 6000.0),
+}
+
+
+def degrade(wav: torch.Tensor, sample_rate: int, rng: np.random.Generator,
+            speed: tuple[float, float] = (1.0, 1.0), p_noise: float = 1.0) -> torch.Tensor:
+    """A randomly degraded copy of ``wav (T,)`` for training: a speed change by a factor drawn log-uniformly
+    from ``speed`` (resampling, Kaldi's speed perturbation: tempo, pitch and formants move together), a
+    brick-wall low-pass at 3.5-7 kHz half of the time, white noise at 15-45 dB SNR with probability
+    ``p_noise``, and a random gain of -12..+6 dB.
 
     Synthesised speech differs from the real recordings in exactly such ways (noise floor, missing
-    high band, level); a recogniser trained only on clean, deterministic espeak-ng audio would
-    mistake these for phone errors.
+    high band, level, a slightly other vocal tract); a recogniser trained only on clean, deterministic
+    espeak-ng audio would mistake these for phone errors. Noise on every copy fills the high band of the
+    band-limited ones, so with ``p_noise`` 1 a clean band-limited input is still unlike anything in training.
     """
     x = wav.double()
+    lo, hi = speed
+    if hi > lo:
+        x = change_speed(x, sample_rate, math.exp(rng.uniform(math.log(lo), math.log(hi))))
     rms = x.pow(2).mean().sqrt().clamp(min=1e-5)
     if rng.random() < 0.5:
         spec = torch.fft.rfft(x)
         cutoff = rng.uniform(3500.0, 7000.0)
         spec[int(cutoff / (sample_rate / 2) * (spec.numel() - 1)):] = 0
         x = torch.fft.irfft(spec, n=x.numel())
-    snr_db = rng.uniform(15.0, 45.0)
-    x = x + torch.from_numpy(rng.standard_normal(x.numel())) * rms * 10 ** (-snr_db / 20)
+    if p_noise >= 1.0 or rng.random() < p_noise:  # (no draw at 1: the same copies as before the option)
+        snr_db = rng.uniform(15.0, 45.0)
+        x = x + torch.from_numpy(rng.standard_normal(x.numel())) * rms * 10 ** (-snr_db / 20)
     return (x * 10 ** (rng.uniform(-12.0, 6.0) / 20)).float()
 
 

@@ -26,7 +26,8 @@ import torch
 from shared.config import apply_overrides, load_config, merge, save_config
 from shared.io import atomic_save_torch, read_json, write_json
 from shared.phone_recognizer.data import (
-    degrade, frame_batches, iter_wavs, phone_filter, read_token_file, read_wav_scp, subset_hours, time_warp,
+    ROBUSTNESS_CHECKS, degrade, frame_batches, iter_wavs, phone_filter, read_token_file, read_wav_scp, subset_hours,
+    time_warp,
 )
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig
 from shared.text.vocab import Vocab
@@ -40,7 +41,8 @@ DEFAULT_CONFIG: dict = {
     # 1.96% and the real audio looking worse than it is. The cap only guards against a very slow machine.
     "train": {"max_steps": 2000, "max_time_s": 900.0, "batch_frames": 6000, "lr": 2.0e-3, "warmup_steps": 100,
               "weight_decay": 1.0e-2, "grad_clip": 5.0, "seed": 0, "log_every": 25, "ckpt_every": 200,
-              "num_threads": 2, "degraded_copies": 1, "time_warp": [0.8, 1.25], "max_hours": None, "device": "cpu",
+              "num_threads": 2, "degraded_copies": 1, "speed_perturb": [1.0, 1.0],
+              "noise_prob": 1.0, "time_warp": [0.8, 1.25], "max_hours": None, "device": "cpu",
               "spec_augment": {"freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 15}},
 }
 
@@ -134,14 +136,19 @@ def _prepare(cfg: dict, exp: Path, data_dir: str, token_file: str, dev_dir: str 
     for w in iter_wavs(data_dir, utts, cfg["sample_rate"]):
         clean += compute_features(model, [w])
         for copy in degraded:
-            copy += compute_features(model, [degrade(w, cfg["sample_rate"], aug_rng)])
+            copy += compute_features(model, [degrade(w, cfg["sample_rate"], aug_rng, tuple(tc["speed_perturb"]),
+                                                     tc["noise_prob"])])
     feats = clean + [f for copy in degraded for f in copy]
     targets = [torch.tensor(vocab.encode(tokens[u], utt=u)) for u in utts] * (1 + tc["degraded_copies"])
     dev = None
     if dev_dir:
         d_utts, d_tok = prepare_split(dev_dir, dev_token_file or str(Path(dev_dir) / "token"), cfg)
-        dev = ([f for w in iter_wavs(dev_dir, d_utts, cfg["sample_rate"]) for f in compute_features(model, [w])],
-               [d_tok[u] for u in d_utts])
+        sr = cfg["sample_rate"]
+        dev = {"refs": [d_tok[u] for u in d_utts], "clean": [], **{name: [] for name in ROBUSTNESS_CHECKS}}
+        for w in iter_wavs(dev_dir, d_utts, sr):
+            dev["clean"] += compute_features(model, [w])
+            for name, perturb in ROBUSTNESS_CHECKS.items():
+                dev[name] += compute_features(model, [perturb(w, sr)])
     print(f"[phone_recognizer.train] {len(utts)} train utts, {len(vocab) - Vocab.num_special} phones, "
           f"features in {time.time() - t_load:.1f}s", flush=True)
     return model, vocab, feats, targets, dev, len(utts)
@@ -242,10 +249,14 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
                "num_train_utts": n_utts, "num_phones": len(vocab) - Vocab.num_special, "data_dir": str(data_dir),
                "token_file": str(token_file)}
     if dev is not None:
-        dev_per = evaluate_per(model, dev[0], dev[1], vocab)
+        dev_per = evaluate_per(model, dev["clean"], dev["refs"], vocab)
+        # the same dev audio under changes a listener does not hear as other phones (data.ROBUSTNESS_CHECKS)
+        dev_per["perturbed"] = {name: evaluate_per(model, dev[name], dev["refs"], vocab) for name in ROBUSTNESS_CHECKS}
         write_json(exp / "dev_per.json", dev_per)
         summary["dev_per"] = dev_per["rate"]
-        print(f"[phone_recognizer.train] dev PER {dev_per['rate']:.2%} ({dev_per['errors']}/{dev_per['ref_len']})")
+        summary["dev_per_perturbed"] = {name: r["rate"] for name, r in dev_per["perturbed"].items()}
+        print(f"[phone_recognizer.train] dev PER {dev_per['rate']:.2%} ({dev_per['errors']}/{dev_per['ref_len']}); "
+              + ", ".join(f"{name} {r['rate']:.2%} ({r['errors']})" for name, r in dev_per["perturbed"].items()))
     atomic_save_torch({"config": model.cfg.to_dict(), "state_dict": model.state_dict(), "tokens_cfg": cfg["tokens"]},
                       exp / "model.pt")
     write_json(exp / "train_summary.json", summary)
