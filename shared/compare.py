@@ -95,7 +95,10 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int
     with np.errstate(divide="ignore", invalid="ignore"):
         boot = np.where(den_sums > 0, num_sums / den_sums, math.inf)
         ratio = float(num.sum() / den.sum()) if den.sum() > 0 else math.inf
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    # interpolating between two infinite draws would be inf - inf (nan, and numpy's RuntimeWarning): where there
+    # are any, the interval's ends are order statistics themselves
+    method = "linear" if np.isfinite(boot).all() else "inverted_cdf"
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], method=method)
     return ratio, [float(lo), float(hi)]
 
 

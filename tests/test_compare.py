@@ -1,6 +1,7 @@
 """shared.compare: paired bootstrap comparison of two per-utterance tables."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -82,6 +83,10 @@ def test_ratio_of_error_counts_has_an_interval_that_shrinks_with_more_utterances
         assert lo < ratio < hi and lo < 2.0 < hi
         widths.append(hi - lo)
     assert widths[1] < widths[0] / 2
-    assert ratio_ci(np.array([1, 2]), np.array([0, 0]))[0] == math.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning from inf - inf
+        assert ratio_ci(np.array([1, 2]), np.array([0, 0])) == (math.inf, [math.inf, math.inf])
+        ratio, (lo, hi) = ratio_ci(np.array([3, 1, 0]), np.array([1, 0, 0]))  # some draws have no real errors
+        assert ratio == 4.0 and 0.0 <= lo <= hi == math.inf
     with pytest.raises(ValueError, match="equal-length"):
         ratio_ci(np.array([1, 2]), np.array([1]))
