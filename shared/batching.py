@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from shared.audio import random_crop
 from shared.datadir import DataDir
+from shared.latents import load_latent, read_latent_scp
 
 Key = tuple[int, int]  # (dataset index, per-item seed)
 # A frame-rate track measured once per utterance and cropped with its audio (e.g. stage one's pitch channels,
@@ -263,7 +264,7 @@ class LatentAudioSegmentDataset(Dataset):
 
         latent_dir = Path(latent_dir)
         self.data = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir)
-        self.paths = read_kv(latent_dir / "latents.scp")
+        self.paths = read_latent_scp(latent_dir)
         key2utt = read_kv(latent_dir / "key2utt") if (latent_dir / "key2utt").is_file() else {k: k for k in self.paths}
         missing = [k for k in self.paths if key2utt.get(k) not in self.data.utt2spk]
         if missing:
@@ -283,7 +284,7 @@ class LatentAudioSegmentDataset(Dataset):
         of more than one frame is an error naming the latent file."""
         key = self.keys[index]
         if key not in self._latents:
-            z = torch.load(self.paths[key], map_location="cpu", weights_only=True).float()
+            z = load_latent(self.paths[key])
             utt = self.key2utt[key]
             if utt not in self._wavs:
                 self._wavs[utt] = self.data.load_audio(utt, self.sample_rate)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from shared.datadir import DataDir
-from shared.io import atomic_save_torch, write_json, write_kv
+from shared.io import write_json
+from shared.latents import LatentDumpWriter
 from stage1_vae.codec import load_codec
 
 
@@ -38,6 +40,12 @@ class StatsAccumulator:
         mean = self.s / self.n
         std = (self.ss / self.n - mean.pow(2)).clamp(min=1e-10).sqrt()
         return {"mean": mean.tolist(), "std": std.tolist(), "num_frames": self.n, "latent_dim": int(mean.numel())}
+
+
+def codec_info(codec: Any, exp_dir: str | Path, continuous: bool = False) -> dict[str, Any]:
+    """``codec.json`` of a latent dump: which codec made (or decodes) its latents, and their frame rate."""
+    return {"exp_dir": str(Path(exp_dir).resolve()), "sample_rate": codec.sample_rate, "hop_length": codec.hop_length,
+            "latent_dim": codec.latent_dim, "frame_rate": codec.sample_rate / codec.hop_length, "continuous": continuous}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,25 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.exp_dir}: this codec has no continuous (pre-quantisation) latents")
     enc = codec.encode_continuous if args.continuous else codec.encode
     data = DataDir.load(args.data_dir)
-    (out / "latents").mkdir(parents=True, exist_ok=True)
-    scp, frames, stats = {}, {}, StatsAccumulator()
+    dump, stats = LatentDumpWriter(out), StatsAccumulator()
     for i, utt in enumerate(data.utts):
         wav = data.load_audio(utt, codec.sample_rate).to(args.device)
-        z = enc(wav[None])[0].float().cpu()  # (D, F)
-        path = (out / "latents" / f"{utt}.pt").resolve()
-        atomic_save_torch(z.contiguous(), path)
-        scp[utt], frames[utt] = str(path), z.shape[1]
-        stats.add(z)
+        stats.add(dump.add(utt, enc(wav[None])[0]))  # (D, F)
         if (i + 1) % 200 == 0:
             print(f"encoded {i + 1}/{len(data)}", flush=True)
-    write_kv(out / "utt2frames", frames)
-    write_json(out / "codec.json", {"exp_dir": str(Path(args.exp_dir).resolve()), "sample_rate": codec.sample_rate,
-                                    "hop_length": codec.hop_length, "latent_dim": codec.latent_dim,
-                                    "frame_rate": codec.sample_rate / codec.hop_length, "continuous": args.continuous})
-    write_kv(out / "latents.scp", scp)  # last: its presence marks a finished dump
+    write_json(out / "codec.json", codec_info(codec, args.exp_dir, continuous=args.continuous))
+    dump.finish()
     if args.stats_out:
         write_json(args.stats_out, stats.result())
-    print(f"wrote {len(scp)} latents ({stats.n} frames) to {out}")
+    print(f"wrote {len(dump.scp)} latents ({stats.n} frames) to {out}")
     return 0
 
 

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
 
     from shared.audio import load_audio
-    from shared.io import atomic_save_torch, read_kv, write_json, write_kv
+    from shared.io import read_kv, write_json
+    from shared.latents import LatentDumpWriter
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.codec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dir", type=Path, required=True, help="stand-in codec exp dir (created if missing)")
@@ -87,15 +88,11 @@ def main(argv: list[str] | None = None) -> None:
         write_json(args.exp_dir / STANDIN, {"type": "mel", "sample_rate": args.sample_rate, "hop_length": args.hop_length, "latent_dim": args.latent_dim})
     codec = load_codec(args.exp_dir)
     wavs = read_kv(args.data_dir / "wav.scp")
-    scp, frames, total, total_sq, n = {}, {}, 0.0, 0.0, 0
-    (args.out_dir / "latents").mkdir(parents=True, exist_ok=True)
+    dump, total, total_sq, n = LatentDumpWriter(args.out_dir), 0.0, 0.0, 0
     for utt, path in tqdm(sorted(wavs.items()), desc="encode"):
-        z = codec.encode(load_audio(path, codec.sample_rate)[None])[0]
-        atomic_save_torch(z.clone(), args.out_dir / "latents" / f"{utt}.pt")
-        scp[utt], frames[utt] = f"latents/{utt}.pt", z.shape[1]
+        z = dump.add(utt, codec.encode(load_audio(path, codec.sample_rate)[None])[0])
         total, total_sq, n = total + z.sum(1), total_sq + (z**2).sum(1), n + z.shape[1]
-    write_kv(args.out_dir / "latents.scp", scp)
-    write_kv(args.out_dir / "utt2frames", frames)
+    dump.finish()
     if args.stats:
         mean = total / n
         std = (total_sq / n - mean**2).clamp(min=1e-8).sqrt()

@@ -1,9 +1,7 @@
 """Stage-two data: latent dumps (``latents.scp`` + ``utt2frames``), token files, speakers, latent
 normalisation, training prompts, external durations, and reflow pair directories.
 
-A latent dump directory holds ``latents.scp`` (``<utt> <path>``, relative paths are relative to the
-dump dir) pointing at ``.pt`` (a (D, F) tensor, or a dict with ``z``/``latent``/``latents``) or ``.npy``
-files. Latent statistics are ``latent_stats.json`` {"mean": [D], "std": [D]} from stage one.
+Latent dumps are :mod:`shared.latents`'s. Latent statistics are ``latent_stats.json`` {"mean": [D], "std": [D]} from stage one.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from torch.utils.data import Dataset
 
 from shared.batching import pad_1d, pad_2d
 from shared.io import read_json, read_kv
+from shared.latents import load_latent, read_latent_scp
 
 
 class LatentNormalizer:
@@ -47,40 +46,6 @@ class LatentNormalizer:
     def log_abs_det_per_frame(self) -> float:
         """log |d x / d z| for one frame = -sum_d log std_d; log p(z) = log p(x) + F * this."""
         return float(-torch.log(self.std).sum())
-
-
-def load_latent(path: str | Path) -> torch.Tensor:
-    """One utterance's latents (D, F) float32."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        z = torch.from_numpy(np.load(path))
-    else:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-        if isinstance(obj, dict):
-            for key in ("z", "latent", "latents"):
-                if key in obj:
-                    obj = obj[key]
-                    break
-            else:
-                raise ValueError(f"{path}: dict without a 'z'/'latent'/'latents' entry (keys {sorted(obj)})")
-        z = torch.as_tensor(obj)
-    if z.dim() == 3 and z.shape[0] == 1:
-        z = z[0]
-    if z.dim() != 2:
-        raise ValueError(f"{path}: expected latents (D, F), got shape {tuple(z.shape)}")
-    return z.float()
-
-
-def read_latent_scp(dump_dir: str | Path) -> dict[str, Path]:
-    dump_dir = Path(dump_dir)
-    scp = dump_dir / "latents.scp"
-    if not scp.is_file():
-        raise FileNotFoundError(f"{scp}: no latents.scp in the latent dump dir (run stage one's encode first)")
-    out = {}
-    for utt, p in read_kv(scp).items():
-        path = Path(p)
-        out[utt] = path if path.is_absolute() or path.exists() else dump_dir / path
-    return out
 
 
 def read_tokens(data_dir: str | Path, vocab) -> dict[str, list[int]]:

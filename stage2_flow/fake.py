@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from shared.io import atomic_save_torch, write_json, write_kv
+from shared.io import write_json, write_kv
+from shared.latents import LatentDumpWriter
 
 WORDS = "the a cat dog sat ran on mat big red sun hot cold blue sea sky far near fast slow".split()
 
@@ -52,19 +53,17 @@ def make_fake_corpus(root: str | Path, n_train: int = 48, n_dev: int = 6, n_test
         data = root / "data" / name
         dump = root / "dump" / "fake" / name
         keys = [k for k in texts if k[0] == name]
-        scp, frames = {}, {}
+        writer = LatentDumpWriter(dump)
         for _, utt in keys:
             ids = torch.tensor(vocab.encode(all_tokens[(name, utt)], map_unknown=True))
             dur = torch.randint(2, 7, (len(ids),), generator=g)
             spk = int(utt.split("_s")[1].split("_")[0])
             z = (table[ids] + spk_off[spk]).repeat_interleave(dur, 0).T
             z = z + 0.1 * torch.randn(z.shape, generator=g)
-            atomic_save_torch(z, dump / "latents" / f"{utt}.pt")
-            scp[utt], frames[utt] = f"latents/{utt}.pt", z.shape[1]
+            writer.add(utt, z)
             if name == "train":
                 all_z.append(z)
-        write_kv(dump / "latents.scp", scp)
-        write_kv(dump / "utt2frames", frames)
+        writer.finish()
         write_kv(data / "text", {u: texts[(name, u)] for _, u in keys})
         write_kv(data / "token", {u: " ".join(all_tokens[(name, u)]) for _, u in keys})
         write_kv(data / "utt2spk", {u: f"spk{u.split('_s')[1].split('_')[0]}" for _, u in keys})

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from shared.io import atomic_save_torch, file_sha256, write_json, write_kv
+from shared.io import file_sha256, write_json
+from shared.latents import LatentDumpWriter
 from stage2_flow.data import collate_tts
 from stage2_flow.reflow import add_generation_args, generate_pairs, model_and_dataset
 
@@ -43,24 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     model, ds = model_and_dataset(exp, args.data_dir, args.latents)
     order = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])  # similar lengths batch with less padding
     gen = torch.Generator().manual_seed(args.seed)
-    scp, frames, key2utt, t0 = {}, {}, {}, time.time()
+    dump, t0 = LatentDumpWriter(out), time.time()
     for copy in range(args.copies):
         for k in tqdm(range(0, len(order), args.batch_size), desc=f"GTA latents {copy + 1}/{args.copies}", unit="batch"):
             items = [ds[(i, args.seed + 7919 * copy + i)] for i in order[k : k + args.batch_size]]
             pairs = generate_pairs(model, collate_tts(items), args.nfe, args.solver, args.cfg_scale, args.temperature, gen)
             for it, pair in zip(items, pairs):
                 key = it["utt"] if args.copies == 1 else f"{it['utt']}-c{copy}"
-                z = ds.normalizer.denormalize(pair["x1"][None])[0].float().contiguous()
-                path = (out / "latents" / f"{key}.pt").resolve()
-                atomic_save_torch(z, path)
-                scp[key], frames[key], key2utt[key] = str(path), z.shape[1], it["utt"]
-    write_kv(out / "utt2frames", frames)
-    write_kv(out / "key2utt", key2utt)
+                dump.add(key, ds.normalizer.denormalize(pair["x1"][None])[0], utt=it["utt"])
     write_json(out / "gta_info.json", {"exp_dir": str(exp.resolve()), "model_sha256": file_sha256(exp / "model.pt"), "nfe": args.nfe, "solver": args.solver,
                                        "temperature": args.temperature, "cfg_scale": args.cfg_scale, "copies": args.copies,
                                        "seconds": round(time.time() - t0, 1)})
-    write_kv(out / "latents.scp", scp)  # last: its presence marks a finished dump
-    print(f"wrote {len(scp)} GTA latents ({sum(frames.values())} frames) to {out} in {time.time() - t0:.1f} s")
+    dump.finish()
+    print(f"wrote {len(dump.scp)} GTA latents ({sum(dump.frames.values())} frames) to {out} in {time.time() - t0:.1f} s")
     return 0
 
 

@@ -13,7 +13,9 @@ CLI (also the bulk generator of synthetic corpora; batched by length, tqdm progr
 
 writes ``OUT/wav/<utt>.wav`` and a Kaldi data dir (``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``,
 ``utt2dur``, ``token``, and ``utt2lang`` when the input has one), and ``OUT/synth.json``: the models (paths,
-SHA-256) and sampling options. Utterances whose wav exists already are skipped unless ``--overwrite``; existing
+SHA-256) and sampling options; with ``--save-latents`` also the generated latents as a latent dump
+(:mod:`shared.latents`; with ``codec.json`` naming the codec that decoded them), e.g. to train on a synthetic corpus
+without encoding it again. Utterances whose wav exists already are skipped unless ``--overwrite``; existing
 wavs made with other settings are an error, not mixed with new ones. Each utterance's start noise has its own
 seed (``--seed`` and the utterance id), so the corpus does not depend on batching, resuming or splitting it
 into jobs (``python -m shared.datadir split`` / ``combine``).
@@ -30,8 +32,10 @@ from typing import Any, Sequence
 import torch
 
 from shared.io import read_json, read_kv, write_json
+from shared.latents import LatentDumpWriter
 from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
+from stage1_vae.encode import codec_info
 from stage2_flow.data import LatentNormalizer
 from stage2_flow.model import FlowTTS, codec_dir, load_trained
 
@@ -227,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage1-exp-dir", help="decode with this codec exp dir instead of the exp dir's own (its decoder/, "
                    "the decoder fine-tuned on its output, where there is one, else the stage-one exp dir it was trained on)")
     p.add_argument("--retokenize", action="store_true", help="ignore DATA_DIR/token and run the frontend on text")
+    p.add_argument("--save-latents", action="store_true", help="also keep the generated latents as a latent dump in "
+                   "OUT (latents/, latents.scp, utt2frames, codec.json; the codec's scale, as stage one's encode writes)")
     p.add_argument("--num-threads", type=int, default=2)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
@@ -236,7 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"decoding with the codec of {synth.codec_source}", flush=True)
     utts, utt2text, spk_of, utt2lang, ids = requests(args, synth)
     check_resume(out, generation_settings(args, synth), args.overwrite)
-    todo = sorted((u for u in utts if args.overwrite or not (out / "wav" / f"{u}.wav").is_file()), key=lambda u: len(ids[u]))
+    dump = LatentDumpWriter(out) if args.save_latents else None
+
+    def done(u: str) -> bool:
+        return (out / "wav" / f"{u}.wav").is_file() and (dump is None or dump.path(u).is_file())
+
+    todo = sorted((u for u in utts if args.overwrite or not done(u)), key=lambda u: len(ids[u]))
     prompt = None
     if args.prompt_wav:
         from shared.audio import load_audio
@@ -248,14 +259,21 @@ def main(argv: list[str] | None = None) -> int:
     for k in tqdm(range(0, len(todo), bs), desc="synthesize", unit="batch"):
         chunk = todo[k : k + bs]
         spk = [spk_of[u] if spk_of[u] in synth.speakers else None for u in chunk]
-        wavs = synth.synthesize([ids[u] for u in chunk], speaker=spk, prompt=prompt, nfe=args.nfe, solver=args.solver, rate=args.rate,
-                                temperature=args.temperature, cfg_scale=args.cfg_scale, sway=args.sway,
-                                seed=[utterance_seed(args.seed, u) for u in chunk], batch_size=bs)
-        for u, w in zip(chunk, wavs):
+        wavs, lats = synth.synthesize([ids[u] for u in chunk], speaker=spk, prompt=prompt, nfe=args.nfe, solver=args.solver,
+                                      rate=args.rate, temperature=args.temperature, cfg_scale=args.cfg_scale, sway=args.sway,
+                                      seed=[utterance_seed(args.seed, u) for u in chunk], batch_size=bs, return_latents=True)
+        for u, w, z in zip(chunk, wavs, lats):
+            if dump is not None:
+                dump.add(u, z)
             save_audio(out / "wav" / f"{u}.wav", w, sr)
             audio_s += w.shape[-1] / sr
     elapsed = time.time() - t0
     write_output_dir(out, utts, utt2text, spk_of, utt2lang, {u: synth.vocab.decode(ids[u]) for u in utts})
+    if dump is not None:
+        for u in set(utts) - set(dump.scp):
+            dump.keep(u)
+        write_json(out / "codec.json", codec_info(synth.codec, synth.codec_source))
+        dump.finish()
     if todo:
         print(f"synthesised {len(todo)} utterances ({audio_s:.1f} s of audio) in {elapsed:.1f} s: "
               f"RTF {elapsed / max(audio_s, 1e-9):.4f}, {audio_s / max(elapsed, 1e-9):.1f} s audio per s -> {out}")

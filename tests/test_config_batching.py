@@ -111,6 +111,7 @@ def test_latent_audio_segments_line_up_and_map_keys(tmp_path):
 
     from shared.batching import LatentAudioSegmentDataset
     from shared.io import write_kv
+    from shared.latents import LatentDumpWriter
 
     hop, frames = 64, 21
     data = tmp_path / "data"
@@ -120,14 +121,12 @@ def test_latent_audio_segments_line_up_and_map_keys(tmp_path):
     for name, line in (("wav.scp", f"a {data / 'a.wav'}"), ("text", "a hello"), ("utt2spk", "a s"), ("spk2utt", "s a")):
         (data / name).write_text(line + "\n")
     dump = tmp_path / "dump"
-    (dump / "latents").mkdir(parents=True)
-    scp = {}
+    writer = LatentDumpWriter(dump)
     for key in ("a-c0", "a-c1"):
-        z = torch.arange(frames, dtype=torch.float32)[None].repeat(3, 1)  # value = frame index
-        torch.save(z, dump / "latents" / f"{key}.pt")
-        scp[key] = str(dump / "latents" / f"{key}.pt")
-    write_kv(dump / "latents.scp", scp)
-    write_kv(dump / "key2utt", {"a-c0": "a", "a-c1": "a"})
+        writer.add(key, torch.arange(frames, dtype=torch.float32)[None].repeat(3, 1), utt="a")  # value = frame index
+    writer.finish()
+    assert (dump / "key2utt").read_text() == "a-c0 a\na-c1 a\n" and (dump / "utt2frames").read_text() == "a-c0 21\na-c1 21\n"
+    write_kv(dump / "latents.scp", {k: f"latents/{k}.pt" for k in ("a-c0", "a-c1")})  # relative to the dump dir
     ds = LatentAudioSegmentDataset(dump, data, 16000, hop, segment_frames=5)
     assert len(ds) == 2
     for seed in range(5):

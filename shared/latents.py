@@ -1,0 +1,96 @@
+"""Latent dumps: the one on-disk form of latent sequences, written by stage one's encoder
+(``stage1_vae.encode``), stage two's ground-truth-aligned output (``stage2_flow.gta``), bulk synthesis
+(``stage2_flow.synthesize --save-latents``) and the test stand-ins, and read by stage two's datasets and the
+decoder fine-tuning.
+
+A dump directory holds ``latents/<key>.pt`` (a float32 ``(D, F)`` tensor), ``utt2frames`` (``<key> <F>``),
+``key2utt`` where a key is not an utterance id (several noise draws of one utterance), and ``latents.scp``
+(``<key> <path>``), written last: its presence marks a finished dump. Paths in ``latents.scp`` may be
+absolute or relative to the dump dir; a reader also takes ``.npy`` files and ``.pt`` dicts with a
+``z``/``latent``/``latents`` entry (other tools' dumps).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shared.io import PathLike, atomic_save_torch, read_kv, write_kv
+
+
+def load_latent(path: PathLike) -> torch.Tensor:
+    """One utterance's latents (D, F) float32."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        z = torch.from_numpy(np.load(path))
+    else:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+        if isinstance(obj, dict):
+            for key in ("z", "latent", "latents"):
+                if key in obj:
+                    obj = obj[key]
+                    break
+            else:
+                raise ValueError(f"{path}: dict without a 'z'/'latent'/'latents' entry (keys {sorted(obj)})")
+        z = torch.as_tensor(obj)
+    if z.dim() == 3 and z.shape[0] == 1:
+        z = z[0]
+    if z.dim() != 2:
+        raise ValueError(f"{path}: expected latents (D, F), got shape {tuple(z.shape)}")
+    return z.float()
+
+
+def read_latent_scp(dump_dir: PathLike) -> dict[str, Path]:
+    """``{key: path}`` of a finished dump; relative paths are taken relative to the dump dir."""
+    dump_dir = Path(dump_dir)
+    scp = dump_dir / "latents.scp"
+    if not scp.is_file():
+        raise FileNotFoundError(f"{scp}: no latents.scp in the latent dump dir (run stage one's encode first)")
+    out = {}
+    for utt, p in read_kv(scp).items():
+        path = Path(p)
+        out[utt] = path if path.is_absolute() or path.exists() else dump_dir / path
+    return out
+
+
+class LatentDumpWriter:
+    """Writes a dump dir: each ``add`` saves one key's latents at once (atomically), ``finish`` the tables,
+    ``latents.scp`` last. ``keep`` lists a key whose file an earlier, interrupted run left."""
+
+    def __init__(self, out_dir: PathLike) -> None:
+        self.out = Path(out_dir)
+        (self.out / "latents").mkdir(parents=True, exist_ok=True)
+        self.scp: dict[str, str] = {}
+        self.frames: dict[str, int] = {}
+        self.key2utt: dict[str, str] = {}
+
+    def path(self, key: str) -> Path:
+        return (self.out / "latents" / f"{key}.pt").resolve()
+
+    def add(self, key: str, z: torch.Tensor, utt: str | None = None) -> torch.Tensor:
+        """Save ``z (D, F)`` as float32 under ``key`` (of utterance ``utt``, default the key); returns what was saved."""
+        z = z.detach().float().cpu().contiguous()
+        if z.dim() != 2:
+            raise ValueError(f"{key}: expected latents (D, F), got shape {tuple(z.shape)}")
+        atomic_save_torch(z, self.path(key))
+        self._register(key, z.shape[1], utt)
+        return z
+
+    def keep(self, key: str, utt: str | None = None) -> None:
+        path = self.path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no latents for {key} to keep")
+        self._register(key, load_latent(path).shape[1], utt)
+
+    def _register(self, key: str, frames: int, utt: str | None) -> None:
+        self.scp[key], self.frames[key] = str(self.path(key)), frames
+        if utt is not None:
+            self.key2utt[key] = utt
+
+    def finish(self) -> None:
+        write_kv(self.out / "utt2frames", self.frames)
+        if self.key2utt:
+            write_kv(self.out / "key2utt", {k: self.key2utt.get(k, k) for k in self.scp})
+        write_kv(self.out / "latents.scp", self.scp)  # last: its presence marks a finished dump
