@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,25 @@ run_stage 1 hello bash -c 'echo ran >> count.txt'
     res = _bash(steps, cwd=tmp_path)
     assert res.returncode == 1 and "second step ran" not in res.stdout and "FAILED" in res.stdout
     assert not (tmp_path / "exp" / ".done" / "stage3.steps").exists()
+
+
+def test_wait_jobs_stops_at_the_first_failure(tmp_path):
+    """Stage 8's parallel jobs: a job that fails while an earlier-started one still runs ends the wait at once
+    and kills the rest (a job left running would hold the output pipe open for its 20 s); jobs that all
+    succeed are all waited for."""
+    script = f"""set -euo pipefail
+. {UTILS}/log.sh
+( exec sleep ${{1}} ) & a=$!
+( sleep 0.3; exit ${{2}} ) & b=$!
+wait_jobs "$a" "$b" || {{ rc=$?; echo "failed rc=$rc"; exit "$rc"; }}
+echo "all done"
+"""
+    start = time.monotonic()
+    res = _bash(script, "20", "3", cwd=tmp_path)
+    assert res.returncode == 3 and "failed rc=3" in res.stdout, res.stdout + res.stderr
+    assert time.monotonic() - start < 10
+    res = _bash(script, "1", "0", cwd=tmp_path)
+    assert res.returncode == 0 and "all done" in res.stdout
 
 
 def test_local_data_sh_espeak_mini(tmp_path):

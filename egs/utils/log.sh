@@ -7,6 +7,8 @@
 #                                       the wall time is appended to exp/stage_times.tsv. A failure (of any
 #                                       command in a stage function, not only its last) exits 1.
 #   want N                              true when stage <= N <= stop_stage
+#   wait_jobs PID...                    wait for these background jobs (the shell's only ones); the first to
+#                                       fail kills the others at once and returns its status
 #
 # Variables read: exp_root (default exp), overwrite (default false), stage, stop_stage.
 
@@ -42,3 +44,15 @@ run_stage() {
 }
 
 want() { [ "${stage:-0}" -le "$1" ] && [ "${stop_stage:-100}" -ge "$1" ]; }
+
+wait_jobs() {
+    # not `for p; do wait "$p"; done`: that waits in order, so a job failing while an earlier one still runs
+    # would only be noticed when that one ends; `wait -n` returns as each job ends, in the order they end
+    local _ rc
+    for _ in "$@"; do
+        wait -n && continue
+        rc=$?
+        kill "$@" 2>/dev/null || true
+        return "$rc"
+    done
+}

@@ -223,7 +223,7 @@ if want 8; then
                     --num-threads $(( $(nproc) / synth_nj > 0 ? $(nproc) / synth_nj : 1 )) &
                 pids+=($!)
             done
-            for k in "${pids[@]}"; do wait "$k"; done  # a failed job fails the stage
+            wait_jobs "${pids[@]}"  # the first job to fail stops the others and fails the stage
             trap - EXIT
             python -m shared.datadir combine "$final_s2/synth/$x" "$final_s2/synth/$x/split$synth_nj"/*
         done
