@@ -99,8 +99,8 @@ class FlowMatcher(nn.Module):
         t: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """x1, mu: (B, D, F) normalised latents / expanded prior mean; mask: (B, 1, F); g: (B, S);
-        extra: (B, E, F); x0: given start points (reflow pairs); loss_mask: (B, 1, F) frames that count
-        (infilling); t: (B,) fixed times (validation). Returns {"flow/mse": ...}."""
+        extra: (B, E, F); x0: given start points (reflow pairs); loss_mask: (B, 1, F) weights of the frames
+        (0 / 1: which count, infilling; or model.phone_balanced_weights); t: (B,) fixed times (validation). Returns {"flow/mse": ...}."""
         b = x1.shape[0]
         if x0 is None:
             x0 = self.sample_x0(mu, mask, generator=generator)

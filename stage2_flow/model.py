@@ -148,12 +148,14 @@ class FlowTTS(nn.Module):
         log_w_hat = self.duration_predictor(h, tok_mask, g)
         out["dur/log_mse"] = duration_loss(log_w_hat, durations, tok_mask)
         seg = self.cfg.get("flow_segment_frames")
-        parts = [x1, mu_frames, mask] + ([text] if text is not None else [])
+        balance = float(self.cfg.get("phone_balance", 0.0))
+        weight = phone_balanced_weights(durations, tok_mask, n_frm, balance) if balance > 0 else mask
+        parts = [x1, mu_frames, mask, weight] + ([text] if text is not None else [])
         if seg and self.training and n_frm > seg:  # flow loss on a random window per item (Matcha's out_size)
             parts = random_windows(int(seg), frm_lens, generator, *parts)
-        x1_c, mu_c, mask_c = parts[:3]
-        text_c = parts[3] if text is not None else None
-        out.update(self.flow.compute_loss(x1_c, mask_c, mu_c, g, extra=text_c, generator=generator, t=t))
+        x1_c, mu_c, mask_c, weight_c = parts[:4]
+        text_c = parts[4] if text is not None else None
+        out.update(self.flow.compute_loss(x1_c, mask_c, mu_c, g, extra=text_c, loss_mask=weight_c, generator=generator, t=t))
         return out, {"durations": durations, "mu_frames": mu_frames.detach()}
 
     def _alignfree_losses(self, x1, mask, h, batch, g, generator, t=None):
@@ -223,6 +225,19 @@ class FlowTTS(nn.Module):
         zero_mu = torch.zeros(b, self.latent_dim, n, device=tokens.device)
         x1, used = self.flow.sample(zero_mu, mask, g, extra, nfe, solver, temperature, cfg_scale, sway, generator)
         return {"latents": x1, "frm_lens": frm_lens, "nfe": torch.tensor(used)}
+
+
+def phone_balanced_weights(durations: torch.Tensor, tok_mask: torch.Tensor, n_frames: int, power: float,
+                           max_weight: float = 8.0) -> torch.Tensor:
+    """``(B, 1, F)`` weights of the flow loss's frames: each frame weighs ``(d / d_mean) ** -power``, ``d`` its
+    token's duration and ``d_mean`` the batch's mean token duration (capped at ``max_weight``). At power 0
+    every frame counts the same, so a long vowel's ten frames count ten times a flap's one; at 1 every phone
+    counts the same however short. Padding and tokens without frames weigh nothing."""
+    d = durations.float()
+    valid = (d > 0) & (tok_mask[:, 0] > 0)
+    mean = d[valid].mean() if valid.any() else d.new_tensor(1.0)
+    w = torch.where(valid, (d.clamp(min=1.0) / mean) ** -power, torch.zeros_like(d)).clamp(max=max_weight)
+    return length_regulate(w[:, None], durations, n_frames)[0]
 
 
 def random_windows(seg: int, lengths: torch.Tensor, generator: torch.Generator | None, *xs: torch.Tensor) -> list[torch.Tensor]:

@@ -178,6 +178,29 @@ def test_flow_channel_weights_weight_the_loss_per_channel():
         FlowMatcher(Fixed(), channel_weights={4: 2.0}).compute_loss(x1, mask, mu, x0=x0)
 
 
+def test_phone_balanced_weights_give_every_phone_the_same_weight():
+    """model.phone_balance: at power 1 a one-frame phone weighs as much as a four-frame one; at 0 every frame
+    weighs 1 (the plain loss: the same losses as without the option); padding weighs nothing."""
+    from stage2_flow.model import phone_balanced_weights
+
+    durations, tok_mask = torch.tensor([[1, 4, 0], [2, 2, 1]]), torch.tensor([[[1.0, 1.0, 0.0]], [[1.0, 1.0, 1.0]]])
+    w = phone_balanced_weights(durations, tok_mask, 6, power=1.0)  # mean duration 2
+    assert w.shape == (2, 1, 6)
+    assert w[0, 0].tolist() == pytest.approx([2.0, 0.5, 0.5, 0.5, 0.5, 0.0])
+    assert w[1, 0].tolist() == pytest.approx([1.0, 1.0, 1.0, 1.0, 2.0, 0.0])
+    assert phone_balanced_weights(durations, tok_mask, 6, power=0.0)[0, 0].tolist() == [1, 1, 1, 1, 1, 0]
+    torch.manual_seed(0)
+    m = FlowTTS(tiny_cfg())
+    plain = m.losses(batch(), generator=torch.Generator().manual_seed(1))[0]
+    m.cfg["phone_balance"] = 1e-9  # the weighted path with weights of 1
+    same = m.losses(batch(), generator=torch.Generator().manual_seed(1))[0]
+    m.cfg["phone_balance"] = 1.0
+    balanced = m.losses(batch(), generator=torch.Generator().manual_seed(1))[0]
+    assert float(same["flow/mse"]) == pytest.approx(float(plain["flow/mse"]), rel=1e-5)
+    assert float(balanced["flow/mse"]) != pytest.approx(float(plain["flow/mse"]), rel=1e-3)
+    assert float(balanced["prior/nll"]) == pytest.approx(float(plain["prior/nll"]))  # only the flow is weighted
+
+
 def test_frame_text_channels_condition_the_estimator():
     """frame_text_channels E: the text states, projected to E channels and expanded like mu, are a further
     frame condition of the estimator (gradients reach the projection); reflow pairs store them."""
