@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("src")
     p.add_argument("num_parts", type=int)
     p.add_argument("--per-spk", action="store_true")
-    p = sub.add_parser("combine", help="write the union of SRC... to DST (an utterance in two is an error)")
+    p = sub.add_parser("combine", help="write the union of SRC... to DST (an utterance in two is an error); their latent dumps too where every SRC holds one")
     p.add_argument("dst")
     p.add_argument("srcs", nargs="+")
     args = parser.parse_args(argv)
@@ -513,6 +513,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "combine":
         out = DataDir.combine([DataDir.load(d) for d in args.srcs], names=args.srcs)
+        with_latents = [d for d in args.srcs if (Path(d) / "latents.scp").is_file()]
+        if with_latents and len(with_latents) < len(args.srcs):  # before anything is written
+            raise SystemExit(f"combine: {len(with_latents)} of the {len(args.srcs)} data dirs hold a latent dump "
+                             f"(latents.scp; e.g. {with_latents[0]}), the others not: their latents cannot be joined")
+        if with_latents:  # synthesize --save-latents' dumps, one per job (an error in them writes nothing)
+            from shared.latents import combine_latent_dumps
+
+            print(f"{args.dst}: latent dump of {combine_latent_dumps(args.dst, with_latents)} utterances")
         out.save(args.dst)
         print(f"{args.dst}: {len(out)} utterances from {len(args.srcs)} data dirs")
         return 0

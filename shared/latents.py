@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.io import PathLike, atomic_save_torch, read_kv, write_kv
+from shared.io import PathLike, atomic_save_torch, read_json, read_kv, write_json, write_kv
 
 
 def load_latent(path: PathLike) -> torch.Tensor:
@@ -94,3 +94,41 @@ class LatentDumpWriter:
         if self.key2utt:
             write_kv(self.out / "key2utt", {k: self.key2utt.get(k, k) for k in self.scp})
         write_kv(self.out / "latents.scp", self.scp)  # last: its presence marks a finished dump
+
+
+def combine_latent_dumps(out_dir: PathLike, parts: list[PathLike]) -> int:
+    """Join the finished dumps ``parts`` (e.g. one per synthesis job) into ``out_dir``: its ``latents.scp``
+    points at the parts' files (absolute paths, nothing is copied), with the union of their ``utt2frames``
+    and ``key2utt``. A key in two parts, or parts whose ``codec.json`` differ (latents of two codecs), is an
+    error naming them, raised before anything is written. Returns the number of keys."""
+    out = Path(out_dir)
+    scp: dict[str, str] = {}
+    frames: dict[str, str] = {}
+    key2utt: dict[str, str] = {}
+    owner: dict[str, Path] = {}
+    codec, codec_from = None, None
+    for part in map(Path, parts):
+        part_scp = read_latent_scp(part)
+        for key, path in part_scp.items():
+            if key in owner:
+                raise ValueError(f"combine: latent key '{key}' is in both {owner[key]} and {part}")
+            owner[key], scp[key] = part, str(path.resolve())
+        part_frames = read_kv(part / "utt2frames") if (part / "utt2frames").is_file() else {}
+        missing = sorted(set(part_scp) - set(part_frames))
+        if missing:
+            raise ValueError(f"combine: {part}/utt2frames lacks {len(missing)} key(s) of its latents.scp, e.g. '{missing[0]}'")
+        frames.update(part_frames)
+        if (part / "key2utt").is_file():
+            key2utt.update(read_kv(part / "key2utt"))
+        info = read_json(part / "codec.json") if (part / "codec.json").is_file() else None
+        if codec_from is not None and info != codec:
+            raise ValueError(f"combine: {part}/codec.json differs from {codec_from}/codec.json: latents of two codecs")
+        codec, codec_from = info, part
+    out.mkdir(parents=True, exist_ok=True)
+    if codec is not None:
+        write_json(out / "codec.json", codec)
+    write_kv(out / "utt2frames", {k: frames[k] for k in scp})
+    if key2utt:
+        write_kv(out / "key2utt", {k: key2utt.get(k, k) for k in scp})
+    write_kv(out / "latents.scp", scp)  # last: its presence marks a finished dump
+    return len(scp)

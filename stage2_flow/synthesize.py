@@ -18,7 +18,7 @@ SHA-256) and sampling options; with ``--save-latents`` also the generated latent
 latents without encoding its audio again. Utterances whose wav exists already are skipped unless ``--overwrite``; existing
 wavs made with other settings are an error, not mixed with new ones. Each utterance's start noise has its own
 seed (``--seed`` and the utterance id), so the corpus does not depend on batching, resuming or splitting it
-into jobs (``python -m shared.datadir split`` / ``combine``).
+into jobs (``python -m shared.datadir split`` / ``combine``, which joins the jobs' latent dumps too).
 """
 
 from __future__ import annotations

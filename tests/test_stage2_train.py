@@ -252,6 +252,40 @@ def test_bulk_synthesis_saves_its_latents(trained, tmp_path, monkeypatch):
     assert torch.allclose(again[lost], saved[lost], atol=1e-4)  # remade alone, not in a batch of 3: float rounding
 
 
+def test_latent_dumps_of_synthesis_jobs_combine_like_one_job(trained, tmp_path, monkeypatch):
+    """shared.datadir combine joins the jobs' --save-latents dumps with their data dirs: the same latents as one
+    job's; parts of which only some hold a dump, or dumps of two codecs, are errors that write nothing."""
+    from shared import datadir
+    from shared.io import read_json, read_kv, write_json
+    from shared.latents import read_latent_scp
+
+    monkeypatch.setattr("stage2_flow.codec.load_codec", lambda *args, **kwargs: SmoothCodec())
+    data = trained.parents[2] / "data/test"  # text only: its wavs are not there, so split it by the API
+    for k, part in enumerate(datadir.DataDir.load(data, validate=False).split(2), 1):
+        part.save(tmp_path / "split2" / str(k))
+    common = ["--exp-dir", str(trained), "--nfe", "2", "--temperature", "0.7", "--save-latents"]
+    assert synthesize.main(common + ["--data-dir", str(data), "--out-dir", str(tmp_path / "one")]) == 0
+    jobs = [str(tmp_path / "jobs" / k) for k in ("1", "2")]
+    for k, job in zip(("1", "2"), jobs):
+        assert synthesize.main(common + ["--data-dir", str(tmp_path / "split2" / k), "--out-dir", job]) == 0
+    assert datadir.main(["combine", str(tmp_path / "all"), *jobs]) == 0
+    one, joined = read_latent_scp(tmp_path / "one"), read_latent_scp(tmp_path / "all")
+    assert set(joined) == set(one) == set(read_kv(tmp_path / "all" / "wav.scp")) and len(one) == 3
+    assert all(torch.allclose(torch.load(joined[u], weights_only=True), torch.load(one[u], weights_only=True), atol=1e-4)
+               for u in one)  # each utterance's own seed: float rounding of other batch shapes only
+    assert read_kv(tmp_path / "all" / "utt2frames") == read_kv(tmp_path / "one" / "utt2frames")
+    assert read_json(tmp_path / "all" / "codec.json") == read_json(tmp_path / "one" / "codec.json")
+    (Path(jobs[1]) / "latents.scp").rename(Path(jobs[1]) / "latents.scp.off")
+    with pytest.raises(SystemExit, match="1 of the 2 data dirs hold a latent dump"):
+        datadir.main(["combine", str(tmp_path / "mixed"), *jobs])
+    assert not (tmp_path / "mixed").exists()
+    (Path(jobs[1]) / "latents.scp.off").rename(Path(jobs[1]) / "latents.scp")
+    write_json(Path(jobs[1]) / "codec.json", {**read_json(Path(jobs[1]) / "codec.json"), "exp_dir": "another/codec"})
+    with pytest.raises(ValueError, match="codec.json differs"):
+        datadir.main(["combine", str(tmp_path / "two_codecs"), *jobs])
+    assert not (tmp_path / "two_codecs").exists()
+
+
 def test_synthesize_a_multi_speaker_corpus_from_text(trained, tmp_path):
     from shared.datadir import DataDir, validate_data_dir
 
