@@ -15,7 +15,7 @@ writes ``OUT/wav/<utt>.wav`` and a Kaldi data dir (``wav.scp``, ``text``, ``utt2
 ``utt2dur``, ``token``, and ``utt2lang`` when the input has one), and ``OUT/synth.json``: the models (paths,
 SHA-256) and sampling options; with ``--save-latents`` also the generated latents as a latent dump
 (:mod:`shared.latents`; with ``codec.json`` naming the codec that decoded them), to work on a synthetic corpus's
-latents without encoding its audio again. Utterances whose wav exists already are skipped unless ``--overwrite``; existing
+latents without encoding its audio again (stage two trains on OUT as on a real corpus's dump). Utterances whose wav exists already are skipped unless ``--overwrite``; existing
 wavs made with other settings are an error, not mixed with new ones. Each utterance's start noise has its own
 seed (``--seed`` and the utterance id), so the corpus does not depend on batching, resuming or splitting it
 into jobs (``python -m shared.datadir split`` / ``combine``, which joins the jobs' latent dumps too).

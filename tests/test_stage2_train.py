@@ -254,7 +254,8 @@ def test_bulk_synthesis_saves_its_latents(trained, tmp_path, monkeypatch):
 
 def test_latent_dumps_of_synthesis_jobs_combine_like_one_job(trained, tmp_path, monkeypatch):
     """shared.datadir combine joins the jobs' --save-latents dumps with their data dirs: the same latents as one
-    job's; parts of which only some hold a dump, or dumps of two codecs, are errors that write nothing."""
+    job's, and stage two trains on them; parts of which only some hold a dump, or dumps of two codecs, are errors
+    that write nothing."""
     from shared import datadir
     from shared.io import read_json, read_kv, write_json
     from shared.latents import read_latent_scp
@@ -275,6 +276,12 @@ def test_latent_dumps_of_synthesis_jobs_combine_like_one_job(trained, tmp_path, 
                for u in one)  # each utterance's own seed: float rounding of other batch shapes only
     assert read_kv(tmp_path / "all" / "utt2frames") == read_kv(tmp_path / "one" / "utt2frames")
     assert read_json(tmp_path / "all" / "codec.json") == read_json(tmp_path / "one" / "codec.json")
+    # the synthetic corpus trains stage two as a real one does: its data dir (token) and its latent dump
+    root = trained.parents[2]
+    assert train.main(["--config", str(CONF), "--stage1-exp-dir", str(root / "exp/stage1/fake"), "--latents",
+                       str(tmp_path / "all"), "--data-dir", str(tmp_path / "all"), "--tokens", str(root / "exp/tokens.txt"),
+                       "--exp-dir", str(tmp_path / "exp_synthetic"), "trainer.max_steps=2"]) == 0
+    assert read_json(tmp_path / "exp_synthetic" / "train_summary.json")["steps"] == 2
     (Path(jobs[1]) / "latents.scp").rename(Path(jobs[1]) / "latents.scp.off")
     with pytest.raises(SystemExit, match="1 of the 2 data dirs hold a latent dump"):
         datadir.main(["combine", str(tmp_path / "mixed"), *jobs])
