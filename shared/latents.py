@@ -4,7 +4,8 @@
 decoder fine-tuning.
 
 A dump directory holds ``latents/<key>.pt`` (a float32 ``(D, F)`` tensor), ``utt2frames`` (``<key> <F>``),
-``key2utt`` where a key is not an utterance id (several noise draws of one utterance), and ``latents.scp``
+``key2utt`` where a key is not an utterance id (several noise draws of one utterance), ``codec.json``
+(:func:`codec_info`: the codec that made or decodes the latents) where a writer knows it, and ``latents.scp``
 (``<key> <path>``), written last: its presence marks a finished dump. Paths in ``latents.scp`` may be
 absolute or relative to the dump dir; a reader also takes ``.npy`` files and ``.pt`` dicts with a
 ``z``/``latent``/``latents`` entry (other tools' dumps).
@@ -13,11 +14,18 @@ absolute or relative to the dump dir; a reader also takes ``.npy`` files and ``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from shared.io import PathLike, atomic_save_torch, read_json, read_kv, write_json, write_kv
+
+
+def codec_info(codec: Any, exp_dir: PathLike, continuous: bool = False) -> dict[str, Any]:
+    """``codec.json`` of a latent dump: which codec made (or decodes) its latents, and their frame rate."""
+    return {"exp_dir": str(Path(exp_dir).resolve()), "sample_rate": codec.sample_rate, "hop_length": codec.hop_length,
+            "latent_dim": codec.latent_dim, "frame_rate": codec.sample_rate / codec.hop_length, "continuous": continuous}
 
 
 def load_latent(path: PathLike) -> torch.Tensor:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from shared.datadir import DataDir
 from shared.io import write_json
-from shared.latents import LatentDumpWriter
+from shared.latents import LatentDumpWriter, codec_info
 from stage1_vae.codec import load_codec
 
 
@@ -40,12 +39,6 @@ class StatsAccumulator:
         mean = self.s / self.n
         std = (self.ss / self.n - mean.pow(2)).clamp(min=1e-10).sqrt()
         return {"mean": mean.tolist(), "std": std.tolist(), "num_frames": self.n, "latent_dim": int(mean.numel())}
-
-
-def codec_info(codec: Any, exp_dir: str | Path, continuous: bool = False) -> dict[str, Any]:
-    """``codec.json`` of a latent dump: which codec made (or decodes) its latents, and their frame rate."""
-    return {"exp_dir": str(Path(exp_dir).resolve()), "sample_rate": codec.sample_rate, "hop_length": codec.hop_length,
-            "latent_dim": codec.latent_dim, "frame_rate": codec.sample_rate / codec.hop_length, "continuous": continuous}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,10 +32,9 @@ from typing import Any, Sequence
 import torch
 
 from shared.io import read_json, read_kv, write_json
-from shared.latents import LatentDumpWriter
+from shared.latents import LatentDumpWriter, codec_info
 from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
-from stage1_vae.encode import codec_info
 from stage2_flow.data import LatentNormalizer
 from stage2_flow.model import FlowTTS, codec_dir, load_trained
 
