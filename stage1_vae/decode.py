@@ -21,6 +21,7 @@ import torch
 
 from shared.audio import save_audio
 from shared.datadir import DataDir
+from shared.device import add_device_arg
 from shared.io import read_kv, write_json, write_kv
 from stage1_vae.codec import load_codec
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latents-dir", default=None, help="decode <dir>/latents.scp instead of resynthesising")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--metrics-out", default=None, help="resynthesis: write mean PESQ-WB/STOI/mel distance here")
-    p.add_argument("--device", default="cpu")
+    add_device_arg(p)
     p.add_argument("--num-threads", type=int, default=2)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)

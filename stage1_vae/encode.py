@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from shared.datadir import DataDir
+from shared.device import add_device_arg
 from shared.io import write_json
 from shared.latents import LatentDumpWriter, codec_info
 from stage1_vae.codec import load_codec
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--stats-out", default=None, help="write per-channel latent mean/std (JSON) here")
     p.add_argument("--continuous", action="store_true", help="quantised codecs: store pre-quantisation latents")
-    p.add_argument("--device", default="cpu")
+    add_device_arg(p)
     p.add_argument("--num-threads", type=int, default=2)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)

@@ -22,15 +22,18 @@ Generators = Union[torch.Generator, Sequence[torch.Generator], None]
 
 
 def start_noise(like: torch.Tensor, mask: torch.Tensor, generator: Generators = None) -> torch.Tensor:
-    """Standard normal noise shaped like ``like`` (B, D, F).
+    """Standard normal noise shaped like ``like`` (B, D, F), drawn on the generator's device and moved to
+    ``like``'s (a CPU generator: the same noise whether the model runs on the CPU or a GPU).
 
     With a sequence of generators, one per row, row i's noise is drawn at that row's own length
     (``mask`` (B, 1, F)) from generator i alone (on its device, then moved) and is zero past it: an utterance
     gets the same start point whatever else is in its batch, however long the batch is, and on any device
     when the generators live on the CPU. That makes bulk synthesis reproducible across batching, resumed runs
     and sharded jobs."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    if generator is None:
+        return torch.randn(like.shape, device=like.device, dtype=like.dtype)
+    if isinstance(generator, torch.Generator):
+        return torch.randn(like.shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
     if len(generator) != like.shape[0]:
         raise ValueError(f"{len(generator)} generators for a batch of {like.shape[0]}")
     eps = torch.zeros_like(like)

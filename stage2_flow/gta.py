@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out}/latents.scp exists: nothing to do (use --overwrite to redo)")
         return 0
     model, ds = model_and_dataset(exp, args.data_dir, args.latents)
+    model.to(args.device)
     order = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])  # similar lengths batch with less padding
     gen = torch.Generator().manual_seed(args.seed)
     dump, t0 = LatentDumpWriter(out), time.time()

@@ -56,14 +56,18 @@ def divergence(v: torch.Tensor, x: torch.Tensor, kind: str = "hutchinson", probe
 
 
 def make_probes(shape: torch.Size, k: int, dist: str, generator: torch.Generator | None, mask: torch.Tensor | None, device) -> list[torch.Tensor]:
+    """``k`` probe vectors for Hutchinson's estimator, drawn on the generator's device (a CPU generator gives
+    the same probes whatever ``device`` the model runs on) and moved to ``device``."""
     out = []
+    draw_on = generator.device if generator is not None else device
     for _ in range(k):
         if dist == "rademacher":
-            e = torch.randint(0, 2, shape, generator=generator, device=device).float() * 2 - 1
+            e = torch.randint(0, 2, shape, generator=generator, device=draw_on).float() * 2 - 1
         elif dist == "gaussian":
-            e = torch.randn(shape, generator=generator, device=device)
+            e = torch.randn(shape, generator=generator, device=draw_on)
         else:
             raise ValueError(f"probe must be 'rademacher' or 'gaussian', got {dist!r}")
+        e = e.to(device)
         out.append(e * mask if mask is not None else e)
     return out
 
@@ -109,10 +113,13 @@ def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor | float, sigma: flo
 
 def model_log_likelihood(model, batch: dict, normalizer, nfe: int = 32, solver: str = "rk4", div: str = "hutchinson",
                          probes: int = 1, probe: str = "rademacher", generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Per-utterance log p(z | text) (nats) and bpd of the *unnormalised* latents. batch from collate_tts."""
+    """Per-utterance log p(z | text) (nats) and bpd of the *unnormalised* latents. batch from
+    collate_tts, moved to the model's device."""
+    from shared.device import batch_to
     from stage2_flow.model import sequence_mask
 
     model.eval()
+    batch = batch_to(batch, next(model.parameters()).device)
     x1, frm = batch["latents"], batch["frm_lens"]
     b, d, n = x1.shape
     mask = sequence_mask(frm, n)
@@ -136,6 +143,7 @@ def model_log_likelihood(model, batch: dict, normalizer, nfe: int = 32, solver: 
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
+    from shared.device import add_device_arg
     from shared.io import read_json, write_json, write_kv
     from shared.text import Vocab
     from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
@@ -155,11 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="summary JSON (default EXP/likelihood/<set>.json)")
     p.add_argument("--num-threads", type=int, default=2)
+    add_device_arg(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     exp = Path(args.exp_dir)
     model, cfg = load_trained(exp)
-    model.requires_grad_(False)
+    model.requires_grad_(False).to(args.device)
     s1 = read_json(exp / "stage1.json")
     norm = LatentNormalizer.load(exp / "latent_stats.json")
     prompt = tuple(cfg.get("data", {}).get("prompt_seconds", [1, 3])) if cfg["model"].get("speaker", {}).get("use_prompt") else None

@@ -31,6 +31,7 @@ LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_ga
 
 def main(argv: list[str] | None = None) -> int:
     from shared.audio import save_audio
+    from shared.device import add_device_arg
     from shared.evaluate import evaluate
     from stage2_flow.synthesize import Synthesizer
     from shared.io import write_kv
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=1.0, help="prior sigma scale of every cell (x0 = mu + T sigma eps)")
     p.add_argument("--no-f0", action="store_true")
     p.add_argument("--num-threads", type=int, default=2)
+    add_device_arg(p)
     p.add_argument("--overwrite", action="store_true", help="redo every cell (cells of another model are redone anyway)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, dict[str, dict]] = {}
     for exp in args.exp_dirs:
         name = Path(exp).name
-        synth = Synthesizer.from_exp_dir(exp, stage1_exp_dir=args.codec_exp_dir)
+        synth = Synthesizer.from_exp_dir(exp, args.device, stage1_exp_dir=args.codec_exp_dir)
         weights = Path(exp) / "model.pt"
         codec = synth.codec_source.resolve()
         # which trained model (and codec) made a cell

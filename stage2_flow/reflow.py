@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from shared.device import add_device_arg, batch_to
 from shared.io import atomic_save_torch, read_json, write_json, write_kv
 from shared.text import Vocab
 from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
@@ -30,12 +31,14 @@ from stage2_flow.model import FlowTTS, load_trained, sequence_mask
 @torch.no_grad()
 def generate_pairs(model: FlowTTS, batch: dict, nfe: int = 32, solver: str = "rk4", cfg_scale: float = 0.0,
                    temperature: float = 1.0, generator: torch.Generator | None = None, use_mas: bool = True) -> list[dict]:
-    """One batch -> list of {x0, x1, mu_frames, g} (unpadded) in batch order; with MAS durations also
+    """One batch -> list of {x0, x1, mu_frames, g} (unpadded, on the CPU) in batch order; with MAS durations also
     ``x1_data``, the utterance's real latent on the same frames (for a fine-tune that mixes in the
-    ordinary flow-matching loss on real data, ``loss.flow_data`` of stage two's config)."""
+    ordinary flow-matching loss on real data, ``loss.flow_data`` of stage two's config). The batch is moved to
+    the model's device; ``generator`` may live elsewhere (a CPU one gives the same x0 on any device)."""
     if model.mode != "aligned":
         raise ValueError("reflow pairs are implemented for the aligned (text-prior) mode")
     model.eval()
+    batch = batch_to(batch, next(model.parameters()).device)
     b = batch["tokens"].shape[0]
     g = model.speaker(batch.get("spk"), batch.get("prompt"), batch.get("prompt_mask"), batch=b, device=batch["tokens"].device)
     h, mu, tok_mask = model.encode_text(batch["tokens"], batch["tok_lens"], g)
@@ -50,14 +53,18 @@ def generate_pairs(model: FlowTTS, batch: dict, nfe: int = 32, solver: str = "rk
     x0 = model.flow.sample_x0(mu_frames, mask, temperature, generator)
     x1, _ = model.flow.sample(mu_frames, mask, g, text, nfe, solver, temperature, cfg_scale, None, generator, x0=x0)
     out = []
+
+    def own(x: torch.Tensor) -> torch.Tensor:  # a CPU copy of its own (a saved view would drag the batch along)
+        return x.to("cpu", copy=True)
+
     for i in range(b):
         f = int(frm[i])
-        pair = {"x0": x0[i, :, :f].clone(), "x1": x1[i, :, :f].clone(), "mu_frames": mu_frames[i, :, :f].clone(),
-                "g": g[i].clone() if g is not None else None}
+        pair = {"x0": own(x0[i, :, :f]), "x1": own(x1[i, :, :f]), "mu_frames": own(mu_frames[i, :, :f]),
+                "g": own(g[i]) if g is not None else None}
         if text is not None:
-            pair["text_frames"] = text[i, :, :f].clone()
+            pair["text_frames"] = own(text[i, :, :f])
         if use_mas:  # MAS durations sum to the real latent's length
-            pair["x1_data"] = batch["latents"][i, :, :f].clone()
+            pair["x1_data"] = own(batch["latents"][i, :, :f])
         out.append(pair)
     return out
 
@@ -76,6 +83,7 @@ def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> No
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-threads", type=int, default=2)
+    add_device_arg(p)
     p.add_argument("--overwrite", action="store_true")
 
 
@@ -111,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out}/pairs.scp exists (use --overwrite to regenerate)")
         return 0
     model, ds = model_and_dataset(exp, args.data_dir, args.latents)
+    model.to(args.device)
     idx = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])[: args.max_utts] if args.max_utts else sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])
     gen = torch.Generator().manual_seed(args.seed)
     scp, t0 = {}, time.time()

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import torch
 
+from shared.device import add_device_arg
 from shared.io import read_json, read_kv, write_json
 from shared.latents import LatentDumpWriter, codec_info
 from shared.text import Frontend, Vocab
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sway", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu")
+    add_device_arg(p)
     p.add_argument("--stage1-exp-dir", help="decode with this codec exp dir instead of the exp dir's own (its decoder/, "
                    "the decoder fine-tuned on its output, where there is one, else the stage-one exp dir it was trained on)")
     p.add_argument("--retokenize", action="store_true", help="ignore DATA_DIR/token and run the frontend on text")
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.num_threads)
     out = Path(args.out_dir)
     synth = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
-    print(f"decoding with the codec of {synth.codec_source}", flush=True)
+    print(f"synthesising on {synth.device}, decoding with the codec of {synth.codec_source}", flush=True)
     utts, utt2text, spk_of, utt2lang, ids = requests(args, synth)
     check_resume(out, generation_settings(args, synth), args.overwrite)
     dump = LatentDumpWriter(out) if args.save_latents else None

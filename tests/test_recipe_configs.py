@@ -40,8 +40,9 @@ def test_stage2_config_builds(path):
 @pytest.mark.parametrize("path", ASR, ids=_id)
 def test_phone_recognizer_config_builds(path):
     from shared.config import merge
+    from shared.device import resolve_device
     from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig
-    from shared.phone_recognizer.train import DEFAULT_CONFIG, resolve_device
+    from shared.phone_recognizer.train import DEFAULT_CONFIG
 
     cfg = merge(DEFAULT_CONFIG, load_config(path))
     assert set(cfg) == set(DEFAULT_CONFIG) and set(cfg["train"]) == set(DEFAULT_CONFIG["train"])  # no stray keys

@@ -220,6 +220,8 @@ def test_frame_text_channels_condition_the_estimator():
     assert torch.isfinite(out["latents"]).all()
     pairs = generate_pairs(m, b, nfe=2, solver="euler")
     assert [p["text_frames"].shape for p in pairs] == [(5, 30), (5, 20), (5, 9)]
+    # each tensor is a copy of its own: saving one must not write the whole padded batch's storage
+    assert all(t.untyped_storage().nbytes() == t.numel() * t.element_size() for p in pairs for t in p.values() if t is not None)
     items = [{"utt": str(i), **p} for i, p in enumerate(pairs)]
     pb = collate_pairs(items)
     assert pb["text_frames"].shape == (3, 5, 30)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from shared.config import apply_overrides, load_config, merge, save_config
+from shared.device import resolve_device
 from shared.io import atomic_save_torch, read_json, write_json
 from shared.phone_recognizer.data import (
     ROBUSTNESS_CHECKS, degrade, frame_batches, iter_wavs, phone_filter, read_token_file, read_wav_scp, subset_hours,
@@ -77,15 +78,6 @@ def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: dict, gen: torch.G
             s = int(torch.randint(0, max(1, int(lengths[b]) - w), (1,), generator=gen))
             x[b, :, s : s + w] = 0.0
     return x
-
-
-def resolve_device(name: str) -> torch.device:
-    """``train.device``: ``cpu``, ``cuda[:N]``, or ``auto`` (a CUDA GPU when there is one); features stay on the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name}: no CUDA GPU here (use cpu or auto)")
-    return torch.device(name)
 
 
 def lr_lambda(step: int, warmup: int, total: int) -> float:

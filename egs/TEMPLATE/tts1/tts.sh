@@ -14,7 +14,9 @@
 stage=${stage:-0}
 stop_stage=${stop_stage:-10}
 overwrite=${overwrite:-false}
-ngpu=${ngpu:-0}                 # GPUs per node for training (0: CPU)
+ngpu=${ngpu:-0}                 # GPUs per node for training; > 0 also runs encoding, reflow pairs, GTA, synthesis
+                                # (--synth-nj N: job k on GPU (k - 1) mod ngpu), the NFE sweep and the phone
+                                # recogniser on cuda. 0: everything on the CPU, whatever the configs' accelerator
 num_nodes=${num_nodes:-1}
 fs=${fs:-16000}
 train_set=${train_set:-train}
@@ -86,8 +88,10 @@ export PYTHONUNBUFFERED=1
 # shellcheck source=../../utils/log.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/log.sh"
 
-trainer_args=()
+trainer_args=(trainer.accelerator=cpu)
+device=cpu                      # where the verbs that run a trained model go (--device of each)
 if [ "$ngpu" -gt 0 ]; then
+    device=cuda
     trainer_args=(trainer.accelerator=gpu "trainer.devices=$ngpu" "trainer.num_nodes=$num_nodes")
     if [ "$ngpu" -gt 1 ] || [ "$num_nodes" -gt 1 ]; then trainer_args+=(trainer.strategy=ddp); fi
 fi
@@ -146,10 +150,10 @@ fi
 
 if want 4; then
     stage4_encode() {
-        python -m stage1_vae.encode $ow --exp-dir "$s1_exp" --data-dir "data/$train_set" \
+        python -m stage1_vae.encode $ow --device $device --exp-dir "$s1_exp" --data-dir "data/$train_set" \
             --out-dir "dump/$stage1_tag/$train_set" --stats-out "$s1_exp/latent_stats.json"
         for x in $dev_set $test_sets; do
-            python -m stage1_vae.encode $ow --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "dump/$stage1_tag/$x"
+            python -m stage1_vae.encode $ow --device $device --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "dump/$stage1_tag/$x"
         done
     }
     run_stage 4 "encode.$stage1_tag" stage4_encode
@@ -158,7 +162,7 @@ fi
 if want 5; then
     stage5_resynth() {
         for x in $test_sets; do
-            python -m stage1_vae.decode $ow --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "$s1_exp/resynth/$x"
+            python -m stage1_vae.decode $ow --device $device --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "$s1_exp/resynth/$x"
             score_resynth "$x"
         done
     }
@@ -175,7 +179,7 @@ fi
 if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
     stage7_reflow() {
         if [ "$reflow" = true ]; then
-            python -m stage2_flow.reflow $ow --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
+            python -m stage2_flow.reflow $ow --device $device --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
                 --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
                 --temperature "$temperature" $reflow_gen_args
             python -m stage2_flow.train $ow --config "$reflow_conf" --init-from "$s2_exp" \
@@ -188,7 +192,7 @@ if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
             # the final model's output on the training sentences, timed like the real audio (MAS durations),
             # sampled as stage 8 samples; the decoder learns to read it (final_s2/decoder, used from stage 8 on)
             local gta_dump="dump/$stage1_tag/${train_set}_gta_$(basename "$final_s2")"
-            python -m stage2_flow.gta $ow --exp-dir "$final_s2" --latents "dump/$stage1_tag/$train_set" \
+            python -m stage2_flow.gta $ow --device $device --exp-dir "$final_s2" --latents "dump/$stage1_tag/$train_set" \
                 --data-dir "data/$train_set" --out-dir "$gta_dump" --nfe "$nfe" --solver "$solver" \
                 --temperature "$temperature" $gta_args
             python -m stage1_vae.train $ow --config "$decoder_conf" --init-from "$s1_exp" --decoder-latents "$gta_dump" \
@@ -202,7 +206,7 @@ fi
 if want 8; then
     synth() {  # synth DATA_DIR OUT_DIR [options]; it execs python, so run it in a subshell or in the background
         local data=$1 out=$2; shift 2
-        exec python -m stage2_flow.synthesize $ow --exp-dir "$final_s2" --data-dir "$data" --out-dir "$out" \
+        exec python -m stage2_flow.synthesize $ow --device $device --exp-dir "$final_s2" --data-dir "$data" --out-dir "$out" \
             --nfe "$nfe" --solver "$solver" --temperature "$temperature" $synth_args "$@"
     }
     stage8_synth() {
@@ -220,7 +224,8 @@ if want 8; then
             trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
             for k in $(seq "$synth_nj"); do
                 synth "data/$x/split$synth_nj/$k" "$final_s2/synth/$x/split$synth_nj/$k" \
-                    --num-threads $(( $(nproc) / synth_nj > 0 ? $(nproc) / synth_nj : 1 )) &
+                    --num-threads $(( $(nproc) / synth_nj > 0 ? $(nproc) / synth_nj : 1 )) \
+                    $([ "$ngpu" -gt 0 ] && echo "--device cuda:$(( (k - 1) % ngpu ))") &
                 pids+=($!)
             done
             wait_jobs "${pids[@]}"  # the first job to fail stops the others and fails the stage
@@ -234,7 +239,7 @@ fi
 if want 9; then
     stage9_eval() {
         python -m shared.phone_recognizer.train $ow --config "$asr_conf" --data-dir "data/$train_set" \
-            --token-file "data/$train_set/token" --dev-dir "data/$dev_set" --exp-dir exp/asr $asr_args
+            --token-file "data/$train_set/token" --dev-dir "data/$dev_set" --exp-dir exp/asr "train.device=$device" $asr_args
         for x in $test_sets; do
             python -m shared.evaluate $ow --mode tts --ref-dir "data/$x" --gen-dir "$final_s2/synth/$x" \
                 --phone-recognizer exp/asr --ref-token-file "data/$x/token" \
@@ -243,7 +248,7 @@ if want 9; then
             [ ! -f "$s1_exp/resynth/$x/wav.scp" ] || score_resynth "$x" --phone-recognizer exp/asr --ref-token-file "data/$x/token"
         done
         # every model decoded by the final model's codec, so the sweep compares the flows alone
-        python -m stage2_flow.nfe_sweep $ow --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
+        python -m stage2_flow.nfe_sweep $ow --device $device --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
             --codec-exp-dir "$(python -c "from stage2_flow.model import codec_dir; print(codec_dir('$final_s2'))")" \
             --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" --temperature "$temperature" \
             --phone-recognizer exp/asr --out-dir "exp/nfe_sweep" $nfe_sweep_args
