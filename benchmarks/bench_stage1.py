@@ -1,7 +1,7 @@
-"""Stage-one speed: encode/decode real-time factors on CPU and the decoder against a HiFi-GAN V1 generator.
+"""Stage-one speed: encode/decode real-time factors on CPU threads (or a GPU) and the decoder against a HiFi-GAN V1 generator.
 
     python benchmarks/bench_stage1.py [--config egs/espeak_mini/tts1/conf/stage1.yaml | --exp-dir EXP]
-        [--threads 2] [--seconds 10] [--batches 1 16] [--repeats 5] [--json-out FILE]
+        [--threads 2] [--device cpu | cuda] [--seconds 10] [--batches 1 16] [--repeats 5] [--json-out FILE]
 
 Times the codec built from the config (random weights) or the trained one in ``--exp-dir`` on
 ``--seconds`` of audio per item. The reference is a HiFi-GAN V1-sized generator (upsample rates
@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared.config import load_config  # noqa: E402
+from shared.device import add_device_arg  # noqa: E402
 from stage1_vae.codec import load_codec  # noqa: E402
 from stage1_vae.decoders import HiFiGANDecoder  # noqa: E402
 from stage1_vae.model import build_codec  # noqa: E402
@@ -33,14 +34,18 @@ from stage1_vae.modules import count_params  # noqa: E402
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "egs/espeak_mini/tts1/conf/stage1.yaml"
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (allocations, oneDNN primitive creation)
-    times = []
-    for _ in range(repeats):
+def median_time(fn, repeats: int, device: torch.device = torch.device("cpu")) -> float:
+    """Median wall time of ``fn()`` after one warm-up call (allocations, oneDNN primitives, CUDA kernels); on a
+    GPU each call is waited for, so the time is the work's, not the launch's."""
+    def timed() -> float:
         t = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t
+
+    timed()
+    return statistics.median(timed() for _ in range(repeats))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=str(DEFAULT_CONFIG))
     p.add_argument("--exp-dir", default=None, help="benchmark a trained exp dir instead of the config")
     p.add_argument("--threads", type=int, default=2)
+    add_device_arg(p)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     p.add_argument("--repeats", type=int, default=5)
@@ -57,27 +63,28 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    codec = load_codec(args.exp_dir) if args.exp_dir else build_codec(load_config(args.config)["model"]).eval()
+    dev = args.device
+    codec = load_codec(args.exp_dir, dev) if args.exp_dir else build_codec(load_config(args.config)["model"]).to(dev).eval()
     sr, hop = codec.sample_rate, codec.hop_length
-    hifigan = HiFiGANDecoder(codec.latent_dim, hop_length=256, upsample_rates=(8, 8, 2, 2), upsample_initial_channel=512).eval()
+    hifigan = HiFiGANDecoder(codec.latent_dim, hop_length=256, upsample_rates=(8, 8, 2, 2), upsample_initial_channel=512).to(dev).eval()
     if hop != 256:
         print(f"note: codec hop {hop} != 256; HiFi-GAN V1 is run on the same number of frames (hop 256)")
-    print(f"threads={torch.get_num_threads()} audio={args.seconds:g}s/item sr={sr} hop={hop} frame_rate={sr / hop:g}Hz "
+    print(f"device={dev} threads={torch.get_num_threads()} audio={args.seconds:g}s/item sr={sr} hop={hop} frame_rate={sr / hop:g}Hz "
           f"latent_dim={codec.latent_dim}")
     print(f"params: encoder={count_params(codec.encoder):,} decoder={count_params(codec.decoder):,} "
           f"hifigan_v1={count_params(hifigan):,}")
     results = []
     with torch.inference_mode():
         for b in args.batches:
-            wav = torch.randn(b, int(args.seconds * sr)) * 0.1
+            wav = torch.randn(b, int(args.seconds * sr), device=dev) * 0.1
             z = codec.encode(wav)
             audio = b * args.seconds
-            t_enc = median_time(lambda: codec.encode(wav), args.repeats)
-            t_dec = median_time(lambda: codec.decode(z), args.repeats)
+            t_enc = median_time(lambda: codec.encode(wav), args.repeats, dev)
+            t_dec = median_time(lambda: codec.decode(z), args.repeats, dev)
             row = {"batch": b, "frames": int(z.shape[-1]), "encode_s": t_enc, "decode_s": t_dec,
                    "encode_x_realtime": audio / t_enc, "decode_x_realtime": audio / t_dec}
             if b in args.hifigan_batches:
-                t_hifi = median_time(lambda: hifigan(z), max(1, min(args.repeats, 3)))
+                t_hifi = median_time(lambda: hifigan(z), max(1, min(args.repeats, 3)), dev)
                 row.update(hifigan_s=t_hifi, hifigan_x_realtime=audio / t_hifi, decoder_speedup_vs_hifigan=t_hifi / t_dec)
             results.append(row)
             line = (f"batch {b:3d}: encode {row['encode_x_realtime']:8.1f}x real time ({t_enc * 1000:.1f} ms), "
@@ -87,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"-> our decoder {row['decoder_speedup_vs_hifigan']:.1f}x faster")
             print(line, flush=True)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"threads": args.threads, "seconds": args.seconds, "results": results}, indent=2))
+        Path(args.json_out).write_text(json.dumps({"device": str(dev), "threads": args.threads, "seconds": args.seconds, "results": results}, indent=2))
     return 0
 
 

@@ -69,7 +69,7 @@ def speaker_breakdown(utts: list[str], by_utt: dict[str, dict[str, Any]], utt2sp
     ref_len)}}``, tags ``gen`` / ``ref``): "ref_phones", "phone_errors_<tag>", "per_<tag>"}}``.
 
     A corpus mean hides which voices a system fails on: on the default recipe's screening set the codec's
-    excess errors sit in two voices and the synthesis's in a third (README, results)."""
+    excess errors sit in two voices and the synthesis's in a third (egs/espeak_mini/tts1/RESULTS.md)."""
     unknown = [u for u in utts if u not in utt2spk]
     if unknown:
         raise EvaluationError(f"utt2spk has no speaker for {len(unknown)} utterance(s): {', '.join(unknown[:20])}")

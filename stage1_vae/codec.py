@@ -27,6 +27,8 @@ from torch import nn
 from shared.config import load_config, save_config
 from shared.io import PathLike
 
+MODEL_FILE = "model.pt"  # the exported weights in a stage-one exp dir (stage1_vae.train writes them)
+
 
 class Codec(Protocol):
     sample_rate: int
@@ -128,8 +130,7 @@ def load_codec(exp_dir: PathLike, device: str | torch.device = "cpu", use_config
         return ADAPTERS[kind](**a).to(device).eval()
     if "model" not in cfg:
         raise ValueError(f"{exp_dir}/config.yaml: neither a 'model' nor an 'adapter' section")
-    from stage1_vae.model import build_codec
-    from stage1_vae.train import MODEL_FILE
+    from stage1_vae.model import build_codec  # not stage1_vae.train: Lightning costs ~3.5 s to import
 
     weights = exp_dir / MODEL_FILE
     if not weights.is_file():

@@ -197,7 +197,7 @@ class PitchChannel(nn.Module):
     losses cannot see and PESQ punishes. Unvoiced frames are filled in between voiced neighbours. It pays
     only with the decoder's pulse shape equal to the input's (``harmonic_phase: minus_sine`` for espeak-ng):
     with the reversed shape every even harmonic stays half a turn off. On the default corpus, with both and
-    ``lock_phase``, test PESQ-WB 3.38 vs 2.90 without the origin (equal 11-minute runs, README, results).
+    ``lock_phase``, test PESQ-WB 3.38 vs 2.90 without the origin (equal 11-minute runs, egs/espeak_mini/tts1/RESULTS.md).
     """
 
     def __init__(self, sample_rate: int, hop_length: int, f0_min: float = 50.0, f0_max: float = 500.0,

@@ -32,12 +32,10 @@ from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, Rand
 from shared.config import add_config_args, load_config, save_config
 from shared.io import atomic_save_torch, read_json, write_json
 from shared.training import ProgressPrinter, build_trainer, resume_path, seed_everything
+from stage1_vae.codec import MODEL_FILE
 from stage1_vae.experiment import Stage1Experiment
 from stage1_vae.modules import PitchCache, count_params
 from stage1_vae.validation import Validator, dev_loader
-
-MODEL_FILE = "model.pt"
-
 
 
 class _KillAt(L.Callback):

@@ -58,7 +58,7 @@ class FlowTTS(nn.Module):
             # the text encoder's states, projected and expanded to frames, as a further condition of the
             # estimator: mu is a per-token mean *latent*, so phones with similar average spectra (a flap and a
             # /d/, syllabic and plain /n/) get nearly the same mu, these channels need not. Off by default: 64
-            # of them changed nothing measurable on espeak_mini (164 vs 164 phone errors, README, results)
+            # of them changed nothing measurable on espeak_mini (164 vs 164 phone errors, egs/espeak_mini/tts1/RESULTS.md)
             n_text = int(cfg.get("frame_text_channels", 0))
             self.text_proj = nn.Conv1d(hidden, n_text, 1) if n_text > 0 else None
             cond_ch += n_text

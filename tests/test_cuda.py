@@ -1,7 +1,7 @@
 """The GPU paths: training on ``accelerator: gpu`` in bf16, and every inference verb with ``--device cuda``
 giving what the CPU gives (the same start noise from CPU generators; outputs equal up to float rounding and
 TF32 convolutions). Skipped where no CUDA GPU is visible, so CI (CPU only) skips them; they are run on a
-lent GPU machine (README, "GPU"). The CPU-side checks of the same code live in the other test files."""
+lent GPU machine (README, Configuration). The CPU-side checks of the same code live in the other test files."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 This is the end-to-end tier: it proves the chain corpus -> data dirs -> tokens -> stage one -> latents ->
 resynthesis -> stage two -> reflow -> synthesis -> evaluation -> packing holds together. Quality is not
-judged here (a few training steps); the numbers come from the full recipe (README, RESULTS.md).
+judged here (a few training steps); the numbers come from the full recipe (README, egs/espeak_mini/tts1/RESULTS.md).
 """
 
 import json

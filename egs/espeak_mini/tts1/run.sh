@@ -22,7 +22,7 @@ asr_conf=conf/asr.yaml
 # mean is model error: a low temperature wins. Chosen on dev (20 utts, base model, MCD-DTW / PER at 2 and
 # 32 NFE): T=1.0 2.21 / 9.8%, 2.27 / 12.2%; 0.5 2.06 / 9.1%, 2.05 / 8.1%; 0.33 2.03 / 8.5%, 2.02 / 8.5%;
 # 0.2 2.03 / 8.0%, 2.01 / 7.7%. At T=1 many-step samples are worse than 2-step ones, and reflow (which
-# makes few steps reproduce many) could only hurt; at T=0.2 it helps at 1-2 NFE (README, results).
+# makes few steps reproduce many) could only hurt; at T=0.2 it helps at 1-2 NFE (RESULTS.md).
 temperature=0.2
 
 . ../../TEMPLATE/tts1/tts.sh

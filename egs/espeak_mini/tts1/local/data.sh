@@ -10,7 +10,7 @@ data_dir=data
 wav_dir=              # default: $data_dir/local/wav
 num_sentences=2400   # 2210 train, 97 minutes of audio (800 sentences: 720, 31.5 minutes): on 380 held-out
                      # sentences (local/screen_set.py) 3x the training audio cut the codec's phone errors 92 -> 71 and
-                     # stage two's 224 -> 186 in the same minutes of training (README, results)
+                     # stage two's 224 -> 186 in the same minutes of training (RESULTS.md)
 num_dev=40
 num_test=150         # ~4700 phones: 40 sentences (1252 phones, ~10 real-audio errors) cannot settle a PER ratio
 voices=en-us,en-us+f2,en-us+m8,en-us+f4,en-gb-x-rp+m1

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Is the phone recogniser hearing phones, or the voices' exact scale? Real audio changed in ways a listener
-does not hear as other phones, scored by a recogniser (README, results: "Is the judge hearing phones").
+does not hear as other phones, scored by a recogniser (RESULTS.md: "Is the judge hearing phones").
 
     python local/judge_robustness.py --data-dir data/screen --out-dir exp/judge_robustness --asr-dir exp/asr
 
