@@ -86,11 +86,14 @@ class LatentDumpWriter:
         self._register(key, z.shape[1], utt)
         return z
 
-    def keep(self, key: str, utt: str | None = None) -> None:
+    def keep(self, key: str, utt: str | None = None) -> torch.Tensor:
+        """List ``key``'s existing file as it is; returns its latents."""
         path = self.path(key)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no latents for {key} to keep")
-        self._register(key, load_latent(path).shape[1], utt)
+        z = load_latent(path)
+        self._register(key, z.shape[1], utt)
+        return z
 
     def _register(self, key: str, frames: int, utt: str | None) -> None:
         self.scp[key], self.frames[key] = str(self.path(key)), frames

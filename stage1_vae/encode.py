@@ -7,7 +7,9 @@ Writes ``<out>/latents/<utt>.pt`` (float32 ``(D, F)``), ``<out>/latents.scp`` (`
 ``<out>/utt2frames`` and ``<out>/codec.json`` (exp dir, sample rate, hop, latent dim, frame rate), and with
 ``--stats-out`` the per-channel mean/std over all frames (``{"mean": [D], "std": [D], "num_frames": N}``).
 The VAE stores the posterior mean; the quantised codecs the quantised vectors (``--continuous``: the
-pre-quantisation encoder output). A finished output is left alone unless ``--overwrite``.
+pre-quantisation encoder output). A finished output is left alone unless ``--overwrite``; an interrupted one
+(no ``latents.scp`` yet) resumes: the latents it saved are kept, and read back for the statistics, as long as
+``<out>/encoding.json`` says the same codec (config and weights' SHA-256) wrote them; another codec's are redone.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import torch
 
 from shared.datadir import DataDir
 from shared.device import add_device_arg
-from shared.io import write_json
+from shared.io import file_sha256, read_json, write_json
 from shared.latents import LatentDumpWriter, codec_info
-from stage1_vae.codec import load_codec
+from stage1_vae.codec import MODEL_FILE, load_codec
 
 
 class StatsAccumulator:
@@ -65,13 +67,27 @@ def main(argv: list[str] | None = None) -> int:
     enc = codec.encode_continuous if args.continuous else codec.encode
     data = DataDir.load(args.data_dir)
     dump, stats = LatentDumpWriter(out), StatsAccumulator()
+    info = codec_info(codec, args.exp_dir, continuous=args.continuous)
+    state = {**info, **{f"{name}_sha256": file_sha256(Path(args.exp_dir) / name) if (Path(args.exp_dir) / name).is_file() else None
+                        for name in ("config.yaml", MODEL_FILE)}}
+    progress = out / "encoding.json"  # what is writing this dump: a rerun keeps the latents only if it is the same
+    resume = not args.overwrite and progress.is_file() and read_json(progress) == state
+    write_json(progress, state)
+    kept = 0
     for i, utt in enumerate(data.utts):
-        wav = data.load_audio(utt, codec.sample_rate).to(args.device)
-        stats.add(dump.add(utt, enc(wav[None])[0]))  # (D, F)
+        if resume and dump.path(utt).is_file():
+            stats.add(dump.keep(utt))
+            kept += 1
+        else:
+            wav = data.load_audio(utt, codec.sample_rate).to(args.device)
+            stats.add(dump.add(utt, enc(wav[None])[0]))  # (D, F)
         if (i + 1) % 200 == 0:
             print(f"encoded {i + 1}/{len(data)}", flush=True)
-    write_json(out / "codec.json", codec_info(codec, args.exp_dir, continuous=args.continuous))
+    if kept:
+        print(f"resumed: kept {kept} latents an interrupted run of this codec had written", flush=True)
+    write_json(out / "codec.json", info)
     dump.finish()
+    progress.unlink()
     if args.stats_out:
         write_json(args.stats_out, stats.result())
     print(f"wrote {len(dump.scp)} latents ({stats.n} frames) to {out}")

@@ -442,6 +442,58 @@ def test_encode_decode_round_trip_and_load_codec(trained, corpus, tmp_path):
 
 
 @pytest.mark.slow
+def test_interrupted_encoding_resumes_with_the_same_codec_only(trained, corpus, tmp_path, monkeypatch):
+    from shared.datadir import DataDir
+    from shared.io import write_json
+    from stage1_vae import encode
+
+    dump, stats = tmp_path / "dump", tmp_path / "stats.json"
+    args = ["--exp-dir", str(trained), "--data-dir", str(corpus / "train"), "--out-dir", str(dump), "--stats-out", str(stats)]
+    assert encode.main(args) == 0
+    full, full_stats = {u: torch.load(p) for u, p in read_kv(dump / "latents.scp").items()}, read_json(stats)
+    assert not (dump / "encoding.json").exists()  # only an unfinished dump has one
+
+    def interrupted_run() -> dict[str, int]:  # dies reading the 4th utterance's audio; -> mtimes of what it saved
+        for name in ("latents.scp", "utt2frames", "codec.json"):
+            (dump / name).unlink()
+        stats.unlink()
+        for f in (dump / "latents").iterdir():
+            f.unlink()
+        load, calls = DataDir.load_audio, []
+
+        def dying(self, utt, sr):
+            calls.append(utt)
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return load(self, utt, sr)
+
+        with monkeypatch.context() as m:
+            m.setattr(DataDir, "load_audio", dying)
+            with pytest.raises(KeyboardInterrupt):
+                encode.main(args)
+        assert not (dump / "latents.scp").exists() and (dump / "encoding.json").is_file()
+        return {f.stem: f.stat().st_mtime_ns for f in (dump / "latents").iterdir()}
+
+    saved = interrupted_run()
+    assert len(saved) == 3
+    assert encode.main(args) == 0  # the same codec: resumes
+    assert {u: (dump / "latents" / f"{u}.pt").stat().st_mtime_ns for u in saved} == saved  # kept, not rewritten
+    assert {u: torch.load(p) for u, p in read_kv(dump / "latents.scp").items()}.keys() == full.keys()
+    for u, p in read_kv(dump / "latents.scp").items():
+        assert torch.allclose(torch.load(p), full[u], atol=1e-6), u
+    assert read_kv(dump / "utt2frames") == {u: str(z.shape[1]) for u, z in full.items()}
+    assert read_json(stats)["mean"] == pytest.approx(full_stats["mean"], abs=1e-6)
+    assert not (dump / "encoding.json").exists()
+
+    saved = interrupted_run()  # ...and a partial dump another codec wrote is redone, not mixed in
+    state = read_json(dump / "encoding.json")
+    write_json(dump / "encoding.json", {**state, "model.pt_sha256": "0" * 64})
+    assert encode.main(args) == 0
+    assert all((dump / "latents" / f"{u}.pt").stat().st_mtime_ns != t for u, t in saved.items())
+    assert len(read_kv(dump / "latents.scp")) == len(full)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", [
     4,  # mid-epoch (3 batches per epoch here)
     3,  # right at an epoch boundary
