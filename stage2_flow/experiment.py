@@ -107,7 +107,7 @@ class Stage2Experiment(L.LightningModule):
             out = model.generate(batch["tokens"], batch["tok_lens"], n_frames=batch["frm_lens"], **kw)
         x1, mask = batch["latents"], (torch.arange(x1_len := batch["latents"].shape[-1], device=self.device)[None] < batch["frm_lens"][:, None])
         err = ((out["latents"][..., :x1_len] - x1) ** 2 * mask[:, None]).sum() / (mask.sum() * x1.shape[1])
-        self.log("val/sample_mse", float(err), batch_size=len(batch["utts"]))
+        self.log("val/sample_mse", float(err), batch_size=len(batch["utts"]), sync_dist=True)
         if self.global_rank == 0 and int(v.get("num_images", 2)) > 0:
             self._plot(batch, out, aux, int(v.get("num_images", 2)))
 

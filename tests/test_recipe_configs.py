@@ -1,6 +1,7 @@
 """Every YAML config a recipe ships builds its model (the GPU-sized ones are never trained here, so this
 is what keeps them in step with the code)."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,25 @@ def test_all_recipes_have_their_configs():
     for recipe in ("espeak_mini", "ljspeech", "libritts", "vctk"):
         for name in ("stage1.yaml", "stage2.yaml", "stage2_reflow.yaml", "decoder_gta.yaml", "asr.yaml"):
             assert (EGS / recipe / "tts1" / "conf" / name).is_file(), (recipe, name)
+
+
+def _recipe_trainer_args(ngpu: int, num_nodes: int = 1) -> list[str]:
+    """The trainer overrides egs/TEMPLATE/tts1/tts.sh passes to the three trainings for ``--ngpu`` / ``--num-nodes``."""
+    script = (f"ngpu={ngpu}; num_nodes={num_nodes}; stage=99; stop_stage=-1; . ../../TEMPLATE/tts1/tts.sh; "
+              'printf "%s\\n" "${trainer_args[@]}"')
+    out = subprocess.run(["bash", "-c", script], cwd=EGS / "espeak_mini" / "tts1", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+@pytest.mark.parametrize("ngpu,num_nodes", [(0, 1), (1, 1), (4, 1), (2, 2)])
+def test_recipe_placement_options_apply_to_every_training_config(ngpu, num_nodes):
+    """`--ngpu N --num-nodes M` must work with every recipe's configs (stage two's had no num_nodes / strategy key,
+    and a plain override of a missing key is an error: `run.sh --ngpu 1` failed at stage 6 until 2026-12-06)."""
+    overrides = _recipe_trainer_args(ngpu, num_nodes)
+    for path in [*STAGE1, *STAGE2]:
+        trainer = load_config(path, overrides)["trainer"]
+        assert trainer["accelerator"] == ("gpu" if ngpu else "cpu"), path
+        if ngpu:
+            assert (trainer["devices"], trainer["num_nodes"]) == (ngpu, num_nodes), path
+            assert trainer.get("strategy") == "ddp" or (ngpu == 1 and num_nodes == 1), path

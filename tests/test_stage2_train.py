@@ -68,6 +68,22 @@ def test_train_in_bf16_mixed_precision_with_clipping(corpus):
     assert torch.load(exp / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 2
 
 
+def test_ddp_two_cpu_processes_gloo(corpus):
+    """Two processes (gloo), as `run.sh --ngpu 2` trains on two GPUs (`+trainer.strategy=ddp`): the samplers shard
+    the batches by rank and every parameter gets a gradient (plain DDP, no find_unused_parameters)."""
+    import subprocess
+    import sys
+
+    args = train_args(corpus, "exp/stage2/ddp", "trainer.devices=2", "+trainer.strategy=ddp", "trainer.max_steps=3",
+                      "trainer.val_check_interval=3")
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, "-m", "stage2_flow.train", *args], cwd=root, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "Starting with 2 processes" in p.stdout + p.stderr
+    assert torch.load(corpus / "exp/stage2/ddp/checkpoints/last.ckpt", weights_only=False)["global_step"] == 3
+    assert (corpus / "exp/stage2/ddp/model.pt").is_file()
+
+
 def test_external_durations(corpus, tmp_path):
     from shared.io import read_kv
 

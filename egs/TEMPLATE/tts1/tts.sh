@@ -88,12 +88,13 @@ export PYTHONUNBUFFERED=1
 # shellcheck source=../../utils/log.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/log.sh"
 
-trainer_args=(trainer.accelerator=cpu)
+# Lightning's placement of the three trainings; `+key=value` sets a key whether or not the config names it
+trainer_args=(+trainer.accelerator=cpu)
 device=cpu                      # where the verbs that run a trained model go (--device of each)
 if [ "$ngpu" -gt 0 ]; then
     device=cuda
-    trainer_args=(trainer.accelerator=gpu "trainer.devices=$ngpu" "trainer.num_nodes=$num_nodes")
-    if [ "$ngpu" -gt 1 ] || [ "$num_nodes" -gt 1 ]; then trainer_args+=(trainer.strategy=ddp); fi
+    trainer_args=(+trainer.accelerator=gpu "+trainer.devices=$ngpu" "+trainer.num_nodes=$num_nodes")
+    if [ "$ngpu" -gt 1 ] || [ "$num_nodes" -gt 1 ]; then trainer_args+=(+trainer.strategy=ddp); fi
 fi
 # --overwrite true also tells every step to redo its outputs (each skips what exists otherwise)
 ow=""
