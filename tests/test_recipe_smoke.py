@@ -105,3 +105,35 @@ def test_recipe_can_tokenise_every_voice_in_one_language(tmp_path):
     assert british and set(train.utt2lang.values()) == {"en-us", "en-gb-x-rp"}
     assert not {"ɒ", "əʊ", "eə"} & {t for toks in british for t in toks}  # RP-only phones
     assert Frontend.from_config(recipe / "exp" / "frontend.yaml").config.speaker_languages == {}
+
+
+@pytest.mark.slow
+def test_ljspeech_recipe_runs_every_stage_with_its_own_configs(tmp_path):
+    """The LJSpeech recipe, stages 0-10, with its GPU-sized configs (22.05 kHz, DDP strategy, its recogniser) on a
+    fake corpus in LJSpeech's layout, on the CPU (`--ngpu 0`): two steps per training, float32 (a CPU without
+    native bf16 would emulate the configs' bf16-mixed very slowly), only the last checkpoint kept (~2 GB)."""
+    from test_corpora import _tone
+
+    corpus = tmp_path / "LJSpeech-1.1"
+    lines = []
+    for i in range(1, 11):
+        _tone(corpus / "wavs" / f"LJ001-{i:04d}.wav", seconds=2.5)  # long enough for a sentence's phones
+        lines.append(f"LJ001-{i:04d}|Raw text {i}.|The quick brown fox number {i} jumps.")
+    (corpus / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    recipe = copy_egs(tmp_path) / "ljspeech" / "tts1"
+    few = "trainer.max_steps=2 trainer.val_check_interval=2 trainer.checkpoint_every_n_steps=2 +trainer.keep_checkpoints=0"
+    few += " trainer.precision=32-true train.num_workers=0"
+    r = run_recipe(recipe, "--corpus-dir", str(corpus), "--local-data-opts", "--num-dev 2 --num-test 3", "--ngpu", "0",
+                   "--stage1-args", f"{few} train.total_steps=2 train.batch_size=2 validation.num_utts=1",
+                   "--stage2-args", f"{few} validation.num_utts=1",
+                   "--reflow-gen-args", "--nfe 2 --solver euler --max-utts 4", "--reflow-args", f"{few} validation.num_utts=1",
+                   "--decoder-args", f"{few} train.total_steps=2 train.batch_size=2",
+                   "--asr-args", "train.max_steps=2 train.num_threads=2",
+                   "--nfe-sweep", "1 2", "--nfe-sweep-args", "--max-utts 2", timeout=900)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+    times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in times] == [str(n) for n in range(11)]
+    assert load_config(recipe / "exp" / "stage1" / "vae" / "config.yaml")["model"]["sample_rate"] == 22050
+    assert len(DataDir.load(recipe / "exp" / "stage2" / "flow_reflow" / "synth" / "test")) == 3
+    assert "PESQ" in (recipe / "exp" / "RESULTS.md").read_text()
+    assert (next((recipe / "exp" / "packed").iterdir()) / "MODEL_CARD.md").is_file()
