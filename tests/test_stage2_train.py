@@ -84,6 +84,31 @@ def test_ddp_two_cpu_processes_gloo(corpus):
     assert (corpus / "exp/stage2/ddp/model.pt").is_file()
 
 
+def test_zero_shot_prompt_model_trains_and_speaks_in_the_prompts_voice(corpus, tmp_path):
+    """`model.speaker.use_prompt` (LibriTTS's conf/stage2_prompt.yaml): trained on 0.5-1 s prompts cut from other
+    utterances of the speaker, it synthesises from a reference wav (--prompt-wav) and the reference matters."""
+    import soundfile as sf
+    from conftest import harmonic_tone
+
+    from shared.datadir import DataDir
+
+    exp = corpus / "exp/stage2/prompt"
+    assert train.main(train_args(corpus, "exp/stage2/prompt", "model.speaker.use_id=false", "model.speaker.use_prompt=true",
+                                 "+data.prompt_seconds=[0.5,1.0]")) == 0
+    wavs = {}
+    for f0 in (110.0, 220.0):
+        prompt = tmp_path / f"prompt{int(f0)}.wav"
+        sf.write(prompt, harmonic_tone(2.0, f0=f0), 16000)
+        out = tmp_path / f"synth{int(f0)}"
+        assert synthesize.main(["--exp-dir", str(exp), "--data-dir", str(corpus / "data/test"), "--out-dir", str(out),
+                                "--nfe", "2", "--prompt-wav", str(prompt)]) == 0
+        wavs[f0] = {u: sf.read(p)[0] for u, p in DataDir.load(out).wav_scp.items()}
+    assert wavs[110.0].keys() == wavs[220.0].keys() and len(wavs[110.0]) == 3
+    assert any(a.shape != b.shape or abs(a - b).max() > 1e-4 for a, b in zip(wavs[110.0].values(), wavs[220.0].values()))
+    assert reflow.main(["generate", "--exp-dir", str(exp), "--data-dir", str(corpus / "data/train"), "--latents",
+                        str(corpus / "dump/fake/train"), "--out-dir", str(tmp_path / "pairs"), "--nfe", "2", "--max-utts", "4"]) == 0
+
+
 def test_external_durations(corpus, tmp_path):
     from shared.io import read_kv
 
