@@ -111,7 +111,7 @@ def test_recipe_can_tokenise_every_voice_in_one_language(tmp_path):
 def test_ljspeech_recipe_runs_every_stage_with_its_own_configs(tmp_path):
     """The LJSpeech recipe, stages 0-10, with its GPU-sized configs (22.05 kHz, DDP strategy, its recogniser) on a
     fake corpus in LJSpeech's layout, on the CPU (`--ngpu 0`): two steps per training, float32 (a CPU without
-    native bf16 would emulate the configs' bf16-mixed very slowly), only the last checkpoint kept (~2 GB)."""
+    native bf16 would emulate the configs' bf16-mixed very slowly), only the last checkpoint kept (2.6 GB, removed at the end)."""
     from test_corpora import _tone
 
     corpus = tmp_path / "LJSpeech-1.1"
@@ -137,3 +137,4 @@ def test_ljspeech_recipe_runs_every_stage_with_its_own_configs(tmp_path):
     assert len(DataDir.load(recipe / "exp" / "stage2" / "flow_reflow" / "synth" / "test")) == 3
     assert "PESQ" in (recipe / "exp" / "RESULTS.md").read_text()
     assert (next((recipe / "exp" / "packed").iterdir()) / "MODEL_CARD.md").is_file()
+    shutil.rmtree(recipe / "exp")  # 2.6 GB of GPU-sized checkpoints; pytest keeps the last runs' tmp dirs
