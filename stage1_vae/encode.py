@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     data = DataDir.load(args.data_dir)
     dump, stats = LatentDumpWriter(out), StatsAccumulator()
     info = codec_info(codec, args.exp_dir, continuous=args.continuous)
-    state = {**info, **{f"{name}_sha256": file_sha256(Path(args.exp_dir) / name) if (Path(args.exp_dir) / name).is_file() else None
-                        for name in ("config.yaml", MODEL_FILE)}}
+    exp = Path(args.exp_dir)
+    state = {**info, **{f"{name}_sha256": file_sha256(exp / name) if (exp / name).is_file() else None for name in ("config.yaml", MODEL_FILE)}}
     progress = out / "encoding.json"  # what is writing this dump: a rerun keeps the latents only if it is the same
     resume = not args.overwrite and progress.is_file() and read_json(progress) == state
     write_json(progress, state)

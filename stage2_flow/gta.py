@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if (out / "latents.scp").is_file() and not args.overwrite:
         print(f"{out}/latents.scp exists: nothing to do (use --overwrite to redo)")
         return 0
-    model, ds = model_and_dataset(exp, args.data_dir, args.latents)
-    model.to(args.device)
+    model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device)
     order = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])  # similar lengths batch with less padding
     gen = torch.Generator().manual_seed(args.seed)
     dump, t0 = LatentDumpWriter(out), time.time()

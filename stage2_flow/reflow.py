@@ -87,11 +87,13 @@ def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> No
     p.add_argument("--overwrite", action="store_true")
 
 
-def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path) -> tuple[FlowTTS, TTSDataset]:
-    """A trained model and the dataset of ``data_dir`` + its real ``latents`` as the model sees them (its
-    tokens, latent statistics, speakers, and speech prompts where it uses them): the input of
+def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path,
+                      device: torch.device | str = "cpu") -> tuple[FlowTTS, TTSDataset]:
+    """A trained model (on ``device``) and the dataset of ``data_dir`` + its real ``latents`` as the model sees
+    them (its tokens, latent statistics, speakers, and speech prompts where it uses them): the input of
     :func:`generate_pairs`."""
     model, cfg = load_trained(exp)
+    model.to(device)
     s1 = read_json(exp / "stage1.json")
     prompt = tuple(cfg.get("data", {}).get("prompt_seconds", [1, 3])) if cfg["model"].get("speaker", {}).get("use_prompt") else None
     ds = TTSDataset(data_dir, latents, Vocab.load(exp / "tokens.txt"), LatentNormalizer.load(exp / "latent_stats.json"),
@@ -118,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if (out / "pairs.scp").is_file() and not args.overwrite:
         print(f"{out}/pairs.scp exists (use --overwrite to regenerate)")
         return 0
-    model, ds = model_and_dataset(exp, args.data_dir, args.latents)
-    model.to(args.device)
+    model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device)
     idx = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])[: args.max_utts] if args.max_utts else sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])
     gen = torch.Generator().manual_seed(args.seed)
     scp, t0 = {}, time.time()
