@@ -117,7 +117,8 @@ def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
         hop_length: 256          # frame rate = sample_rate / hop_length
         n_fft: 1024              # encoder analysis and iSTFT head size
         latent_dim: 32
-        encoder: {kind: convnext, input: stft, dim: 256, intermediate_dim: 768, num_layers: 4}
+        encoder: {kind: convnext, input: stft, dim: 256, intermediate_dim: 768, num_layers: 4,
+                  fine_ffts: [512, 256]}  # optional: shorter windows' log-magnitudes stacked per latent frame
         bottleneck: {kind: gaussian}          # or rvq / fsq / identity (+ their options)
         pitch: {f0_min: 50, f0_max: 500}      # optional: latent channel 0 is log-F0 (latent_dim counts it);
                                               # phase: true adds channels 1-2, the source's phase origin

@@ -24,6 +24,7 @@ from stage1_vae import load_codec
 from stage1_vae.bottlenecks import build_bottleneck
 from stage1_vae.decoders import HiFiGANDecoder, VocosDecoder
 from stage1_vae.discriminators import MultiDiscriminator
+from stage1_vae.encoders import SpectralEncoder, log_magnitude, stack_fine_frames
 from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
                                weighted_sum)
 from stage1_vae.model import build_codec
@@ -105,6 +106,23 @@ def test_vocos_finer_head_keeps_the_latent_grid():
     wide = VocosDecoder(8, 256, 1024, dim=16, intermediate_dim=32, num_layers=1, head_upsample=2, head_n_fft=1024)
     wav, phase = wide(z, return_phase=True)  # a longer window at the same hop: same length, finer bins
     assert wav.shape == (2, 20 * 256) and phase.shape == (2, 513, 41)
+
+
+def test_encoder_fine_windows_stack_around_each_latent_frame():
+    """fine_ffts=(256,): 256-point log-magnitude frames at hop 64, the 5 centred on each latent frame; a click
+    shows in the stacked frames of the latent frame whose centre it is nearest, at the slot of its offset."""
+    x = torch.arange(9.0).view(1, 1, 9)  # 9 fine frames (k = 2) -> 5 coarse frames
+    assert stack_fine_frames(x, 2).tolist() == [[[0, 1, 3, 5, 7], [0, 2, 4, 6, 8], [1, 3, 5, 7, 0]]]
+    enc = SpectralEncoder(8, hop_length=256, n_fft=1024, dim=16, intermediate_dim=32, num_layers=1, fine_ffts=(256,))
+    assert enc.inp.in_channels == 3 * 513 + 129 * 5
+    wav = torch.zeros(1, 256 * 20)
+    wav[0, 256 * 7 + 64] = 1.0  # one fine hop after latent frame 7's centre
+    fine = stack_fine_frames(log_magnitude(wav, 256, 64), 4).view(1, 129, 5, 21)  # (bin, slot, frame)
+    energy = fine.exp().sum(1)[0]  # (slot, frame); slot 2 is the frame's own centre
+    assert energy[3].argmax() == 7 and energy[2].argmax() == 7 and energy[3, 7] > energy[2, 7]
+    assert enc(torch.randn(2, 256 * 20 + 77)).shape == (2, 8, 21)
+    with pytest.raises(ValueError, match="fine_ffts"):
+        SpectralEncoder(8, hop_length=256, n_fft=1024, fine_ffts=(384,))
 
 
 def test_harmonic_excitation_is_a_unit_band_limited_pulse_train():
