@@ -6,13 +6,15 @@ decoder fine-tuning.
 A dump directory holds ``latents/<key>.pt`` (a float32 ``(D, F)`` tensor), ``utt2frames`` (``<key> <F>``),
 ``key2utt`` where a key is not an utterance id (several noise draws of one utterance), ``codec.json``
 (:func:`codec_info`: the codec that made or decodes the latents) where a writer knows it, and ``latents.scp``
-(``<key> <path>``), written last: its presence marks a finished dump. Paths in ``latents.scp`` may be
-absolute or relative to the dump dir; a reader also takes ``.npy`` files and ``.pt`` dicts with a
-``z``/``latent``/``latents`` entry (other tools' dumps).
+(``<key> <path>``), written last: its presence marks a finished dump. The writers here put paths relative to
+the dump dir in ``latents.scp``, so a dump can be moved or copied whole; a reader also takes absolute paths
+and, where no such file is in the dump dir, paths relative to the working directory (Kaldi's scp files),
+``.npy`` files and ``.pt`` dicts with a ``z``/``latent``/``latents`` entry (other tools' dumps).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,8 @@ def load_latent(path: PathLike) -> torch.Tensor:
 
 
 def read_latent_scp(dump_dir: PathLike) -> dict[str, Path]:
-    """``{key: path}`` of a finished dump; relative paths are taken relative to the dump dir."""
+    """``{key: path}`` of a finished dump; a relative path is taken relative to the dump dir, or to the working
+    directory where the dump dir has no such file."""
     dump_dir = Path(dump_dir)
     scp = dump_dir / "latents.scp"
     if not scp.is_file():
@@ -59,7 +62,7 @@ def read_latent_scp(dump_dir: PathLike) -> dict[str, Path]:
     out = {}
     for utt, p in read_kv(scp).items():
         path = Path(p)
-        out[utt] = path if path.is_absolute() or path.exists() else dump_dir / path
+        out[utt] = path if path.is_absolute() or (path.exists() and not (dump_dir / path).exists()) else dump_dir / path
     return out
 
 
@@ -75,7 +78,12 @@ class LatentDumpWriter:
         self.key2utt: dict[str, str] = {}
 
     def path(self, key: str) -> Path:
-        return (self.out / "latents" / f"{key}.pt").resolve()
+        return self.out / self.relative(key)
+
+    @staticmethod
+    def relative(key: str) -> str:
+        """``key``'s file relative to the dump dir, as ``latents.scp`` lists it."""
+        return f"latents/{key}.pt"
 
     def add(self, key: str, z: torch.Tensor, utt: str | None = None) -> torch.Tensor:
         """Save ``z (D, F)`` as float32 under ``key`` (of utterance ``utt``, default the key); returns what was saved."""
@@ -96,7 +104,7 @@ class LatentDumpWriter:
         return z
 
     def _register(self, key: str, frames: int, utt: str | None) -> None:
-        self.scp[key], self.frames[key] = str(self.path(key)), frames
+        self.scp[key], self.frames[key] = self.relative(key), frames
         if utt is not None:
             self.key2utt[key] = utt
 
@@ -109,7 +117,8 @@ class LatentDumpWriter:
 
 def combine_latent_dumps(out_dir: PathLike, parts: list[PathLike]) -> int:
     """Join the finished dumps ``parts`` (e.g. one per synthesis job) into ``out_dir``: its ``latents.scp``
-    points at the parts' files (absolute paths, nothing is copied), with the union of their ``utt2frames``
+    points at the parts' files (nothing is copied; paths relative to ``out_dir``, so the tree that holds both
+    can be moved), with the union of their ``utt2frames``
     and ``key2utt``. A key in two parts, or parts whose ``codec.json`` differ (latents of two codecs), is an
     error naming them, raised before anything is written. Returns the number of keys."""
     out = Path(out_dir)
@@ -123,7 +132,7 @@ def combine_latent_dumps(out_dir: PathLike, parts: list[PathLike]) -> int:
         for key, path in part_scp.items():
             if key in owner:
                 raise ValueError(f"combine: latent key '{key}' is in both {owner[key]} and {part}")
-            owner[key], scp[key] = part, str(path.resolve())
+            owner[key], scp[key] = part, os.path.relpath(path.resolve(), out.resolve())
         part_frames = read_kv(part / "utt2frames") if (part / "utt2frames").is_file() else {}
         missing = sorted(set(part_scp) - set(part_frames))
         if missing:

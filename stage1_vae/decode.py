@@ -22,7 +22,8 @@ import torch
 from shared.audio import save_audio
 from shared.datadir import DataDir
 from shared.device import add_device_arg
-from shared.io import read_kv, write_json, write_kv
+from shared.io import write_json, write_kv
+from shared.latents import load_latent, read_latent_scp
 from stage1_vae.codec import load_codec
 
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     codec = load_codec(args.exp_dir, args.device)
     data = DataDir.load(args.data_dir) if args.data_dir else None
-    latents = read_kv(Path(args.latents_dir) / "latents.scp") if args.latents_dir else None
+    latents = read_latent_scp(args.latents_dir) if args.latents_dir else None
     utts = sorted(latents) if latents is not None else data.utts
     metrics_rows, wav_scp, utt2dur = [], {}, {}
     if args.metrics_out:
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     for utt in utts:
         ref = None
         if latents is not None:
-            z = torch.load(latents[utt], map_location=args.device)
+            z = load_latent(latents[utt]).to(args.device)
             if z.dim() != 2 or z.shape[0] != codec.latent_dim:
                 raise ValueError(f"{latents[utt]}: latent of shape {tuple(z.shape)} for '{utt}', expected ({codec.latent_dim}, F)")
             wav = codec.decode(z[None].float())[0]

@@ -3,8 +3,8 @@
     python -m stage1_vae.encode --exp-dir exp/stage1/vae --data-dir data/train --out-dir dump/vae/train \\
         [--stats-out exp/stage1/vae/latent_stats.json]
 
-Writes ``<out>/latents/<utt>.pt`` (float32 ``(D, F)``), ``<out>/latents.scp`` (``<utt> <abs path>``),
-``<out>/utt2frames`` and ``<out>/codec.json`` (exp dir, sample rate, hop, latent dim, frame rate), and with
+Writes ``<out>/latents/<utt>.pt`` (float32 ``(D, F)``), ``<out>/latents.scp`` (``<utt> latents/<utt>.pt``,
+relative to ``<out>``), ``<out>/utt2frames`` and ``<out>/codec.json`` (exp dir, sample rate, hop, latent dim, frame rate), and with
 ``--stats-out`` the per-channel mean/std over all frames (``{"mean": [D], "std": [D], "num_frames": N}``).
 The VAE stores the posterior mean; the quantised codecs the quantised vectors (``--continuous``: the
 pre-quantisation encoder output). A finished output is left alone unless ``--overwrite``; an interrupted one

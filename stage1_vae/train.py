@@ -79,7 +79,7 @@ def init_generator(module: Stage1Experiment, src: Path, model_cfg: dict[str, Any
 
 def measured_pitch(dump: Path, codec_exp: Path) -> dict[str, str]:
     """``{utt: latent path}`` of a :mod:`stage1_vae.encode` dump, checked to be ``codec_exp``'s output."""
-    from shared.io import read_kv
+    from shared.latents import read_latent_scp
 
     info = dump / "codec.json"
     if not (dump / "latents.scp").is_file() or not info.is_file():
@@ -87,7 +87,7 @@ def measured_pitch(dump: Path, codec_exp: Path) -> dict[str, str]:
     source = Path(read_json(info)["exp_dir"]).resolve()
     if source != codec_exp.resolve():
         raise SystemExit(f"--pitch-latents {dump}: encoded by {source}, not by the --init-from codec {codec_exp.resolve()}")
-    return read_kv(dump / "latents.scp")
+    return {utt: str(path) for utt, path in read_latent_scp(dump).items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,8 +42,24 @@ def save_spectrogram_png(path: Path, ref: torch.Tensor, est: torch.Tensor, sampl
     plt.close(fig)
 
 
+def owner_rank(batch_idx: int, num_samples: int, world_size: int) -> int:
+    """The rank that validates dev utterance ``batch_idx`` under DDP: rank 0 the first ``num_samples`` (it
+    writes their audio and spectrograms), the rest round-robin, so N processes share the dev work."""
+    return 0 if batch_idx < num_samples else batch_idx % world_size
+
+
+def gather_rows(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Every rank's rows, on every rank (a no-op without a process group)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_world_size() == 1:
+        return rows
+    gathered: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, rows)
+    return [row for part in gathered for row in part]
+
+
 class Validator:
-    """Accumulates per-utterance metrics during a validation epoch and logs their means as ``val/*``."""
+    """Accumulates per-utterance metrics during a validation epoch and logs their means as ``val/*``. Under
+    DDP each rank validates its share of the dev utterances (:func:`owner_rank`) and the means are over all."""
 
     def __init__(self, sample_rate: int, exp_dir: str | Path | None, num_samples: int = 2, metrics: bool = True):
         self.sample_rate, self.num_samples, self.metrics = sample_rate, num_samples, metrics
@@ -55,6 +71,8 @@ class Validator:
     @torch.autocast("cpu", enabled=False)  # scored as deployed: float32, also when training in mixed precision
     @torch.autocast("cuda", enabled=False)
     def step(self, module: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        if owner_rank(batch_idx, self.num_samples, module.trainer.world_size) != module.global_rank:
+            return
         codec = module.inference_codec()
         wav = batch["wav"][:, : int(batch["wav_lengths"][0])]
         est = codec.decode(codec.encode(wav))[:, : wav.shape[-1]]
@@ -63,7 +81,7 @@ class Validator:
             self.rows.append(codec_metrics(ref_np, est_np, self.sample_rate, self.mel_distance))
         else:
             self.rows.append({"mel_distance": self.mel_distance(ref_np, est_np)})
-        if self.exp_dir is not None and batch_idx < self.num_samples and module.global_rank == 0:
+        if self.exp_dir is not None and batch_idx < self.num_samples:
             out = self.exp_dir / "samples" / f"step_{module.global_step:08d}"
             utt = batch["utt"][0]
             save_audio(out / f"{utt}_ref.wav", ref_np, self.sample_rate)
@@ -71,12 +89,12 @@ class Validator:
             save_spectrogram_png(out / f"{utt}.png", wav[0].cpu(), est[0].float().cpu(), self.sample_rate)
 
     def epoch_end(self, module: Any) -> dict[str, float]:
-        if not self.rows:
+        rows, self.rows = gather_rows(self.rows), []  # (every rank takes part, also one with no rows)
+        if not rows:
             return {}
-        keys = self.rows[0].keys()
-        means = {k: float(np.nanmean([r[k] for r in self.rows])) for k in keys}
-        self.rows = []
+        means = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
         if module.global_rank == 0:
-            print(f"validation step {module.global_step} " + " ".join(f"{k}={v:.4f}" for k, v in means.items()), flush=True)
+            print(f"validation step {module.global_step} ({len(rows)} utts) " + " ".join(f"{k}={v:.4f}" for k, v in means.items()),
+                  flush=True)
         module.log_dict({f"val/{k}": v for k, v in means.items() if not math.isnan(v)}, on_step=False, on_epoch=True)
         return means

@@ -146,3 +146,31 @@ def test_latent_audio_segments_line_up_and_map_keys(tmp_path):
     torch.save(torch.zeros(3, frames + 5), dump / "latents" / "a-c1.pt")  # 5 frames too many for the audio
     with pytest.raises(ValueError, match="a-c1.pt"):
         LatentAudioSegmentDataset(dump, data, 16000, hop, segment_frames=5)[(1, 0)]
+
+
+def test_latent_dumps_move_whole(tmp_path, monkeypatch):
+    """latents.scp lists paths relative to its dump dir (combine: to its own dir), so a tree of dumps still
+    reads after it is moved; an absolute path, or a Kaldi-style one relative to the working directory, reads too."""
+    import shutil
+
+    from shared.io import write_kv
+    from shared.latents import LatentDumpWriter, combine_latent_dumps, load_latent, read_latent_scp
+
+    root = tmp_path / "recipe"
+    for job, keys in (("1", ("a", "b")), ("2", ("c",))):
+        writer = LatentDumpWriter(root / "dump" / job)
+        for i, key in enumerate(keys):
+            writer.add(key, torch.full((2, 3 + i), float(ord(key))))
+        writer.finish()
+    assert (root / "dump/1/latents.scp").read_text() == "a latents/a.pt\nb latents/b.pt\n"
+    assert combine_latent_dumps(root / "all", [root / "dump/1", root / "dump/2"]) == 3
+    assert (root / "all/latents.scp").read_text().splitlines()[2] == "c ../dump/2/latents/c.pt"
+    shutil.move(root, tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    for dump in ("dump/1", "dump/2", "all"):
+        for key, path in read_latent_scp(tmp_path / "moved" / dump).items():
+            assert load_latent(path)[0, 0] == ord(key), (dump, key)
+    elsewhere = tmp_path / "kaldi"
+    elsewhere.mkdir()
+    write_kv(elsewhere / "latents.scp", {"a": "moved/dump/1/latents/a.pt", "c": str(tmp_path / "moved/dump/2/latents/c.pt")})
+    assert {k: load_latent(p)[0, 0].item() for k, p in read_latent_scp(elsewhere).items()} == {"a": ord("a"), "c": ord("c")}

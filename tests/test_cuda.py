@@ -13,6 +13,7 @@ import torch
 from conftest import write_data_dir
 from recipe_utils import copy_egs, run_recipe
 from shared.io import read_json, read_kv
+from shared.latents import read_latent_scp
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")]
 
@@ -71,7 +72,7 @@ def test_synthesis_gta_and_likelihood_on_the_gpu_match_the_cpu(s2, tmp_path):
         out = tmp_path / f"synth_{dev}"
         assert synthesize.main(["--exp-dir", str(exp), "--data-dir", str(s2 / "data/test"), "--out-dir", str(out), "--nfe", "4",
                                 "--temperature", "0.5", "--save-latents", "--device", dev]) == 0
-        lat[dev] = {u: torch.load(p) for u, p in read_kv(out / "latents.scp").items()}
+        lat[dev] = {u: torch.load(p) for u, p in read_latent_scp(out).items()}
         assert gta.main(["--exp-dir", str(exp), "--data-dir", str(s2 / "data/dev"), "--latents", str(s2 / "dump/fake/dev"),
                          "--out-dir", str(tmp_path / f"gta_{dev}"), "--device", dev]) == 0
         assert likelihood.main(["--exp-dir", str(exp), "--latents", str(s2 / "dump/fake/dev"), "--data-dir", str(s2 / "data/dev"),
@@ -79,8 +80,8 @@ def test_synthesis_gta_and_likelihood_on_the_gpu_match_the_cpu(s2, tmp_path):
     assert sorted(lat["cpu"]) == sorted(lat["cuda"]) and len(lat["cpu"]) == 3
     for u in lat["cpu"]:
         assert lat["cuda"][u].shape == lat["cpu"][u].shape and rel_err(lat["cuda"][u], lat["cpu"][u]) < 1e-2, u
-    for u, p in read_kv(tmp_path / "gta_cpu" / "latents.scp").items():
-        assert rel_err(torch.load(read_kv(tmp_path / "gta_cuda" / "latents.scp")[u]), torch.load(p)) < 1e-2, u
+    for u, p in read_latent_scp(tmp_path / "gta_cpu").items():
+        assert rel_err(torch.load(read_latent_scp(tmp_path / "gta_cuda")[u]), torch.load(p)) < 1e-2, u
     a, b = read_json(tmp_path / "ll_cpu.json"), read_json(tmp_path / "ll_cuda.json")
     assert b["utts"] == a["utts"] == 4 and b["bpd"] == pytest.approx(a["bpd"], rel=1e-2, abs=1e-3)
 
@@ -108,8 +109,8 @@ def test_stage_one_trains_encodes_and_decodes_on_the_gpu(tmp_path):
             "--device", dev)
         run("stage1_vae.decode", "--exp-dir", str(exp), "--latents-dir", str(tmp_path / f"z_{dev}"), "--out-dir",
             str(tmp_path / f"wav_{dev}"), "--device", dev)
-    for u, p in read_kv(tmp_path / "z_cpu" / "latents.scp").items():
-        assert rel_err(torch.load(read_kv(tmp_path / "z_cuda" / "latents.scp")[u]), torch.load(p)) < 1e-2, u
+    for u, p in read_latent_scp(tmp_path / "z_cpu").items():
+        assert rel_err(torch.load(read_latent_scp(tmp_path / "z_cuda")[u]), torch.load(p)) < 1e-2, u
     from shared.audio import load_audio
 
     for u, p in read_kv(tmp_path / "wav_cpu" / "wav.scp").items():

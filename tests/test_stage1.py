@@ -20,6 +20,7 @@ from conftest import write_data_dir
 from shared.config import load_config
 from shared.features import harmonic_coefficients, wrap_phase
 from shared.io import read_json, read_kv
+from shared.latents import read_latent_scp
 from stage1_vae import load_codec
 from stage1_vae.bottlenecks import build_bottleneck
 from stage1_vae.decoders import HiFiGANDecoder, VocosDecoder
@@ -435,7 +436,7 @@ def test_encode_decode_round_trip_and_load_codec(trained, corpus, tmp_path):
     stats = tmp_path / "latent_stats.json"
     run_module("stage1_vae.encode", "--exp-dir", str(trained), "--data-dir", str(corpus / "train"),
                "--out-dir", str(dump), "--stats-out", str(stats))
-    scp, frames = read_kv(dump / "latents.scp"), read_kv(dump / "utt2frames")
+    scp, frames = read_latent_scp(dump), read_kv(dump / "utt2frames")
     codec = load_codec(trained)
     assert len(scp) == 6 and set(scp) == set(frames)
     z = torch.load(next(iter(scp.values())))
@@ -468,7 +469,7 @@ def test_interrupted_encoding_resumes_with_the_same_codec_only(trained, corpus, 
     dump, stats = tmp_path / "dump", tmp_path / "stats.json"
     args = ["--exp-dir", str(trained), "--data-dir", str(corpus / "train"), "--out-dir", str(dump), "--stats-out", str(stats)]
     assert encode.main(args) == 0
-    full, full_stats = {u: torch.load(p) for u, p in read_kv(dump / "latents.scp").items()}, read_json(stats)
+    full, full_stats = {u: torch.load(p) for u, p in read_latent_scp(dump).items()}, read_json(stats)
     assert not (dump / "encoding.json").exists()  # only an unfinished dump has one
 
     def interrupted_run() -> dict[str, int]:  # dies reading the 4th utterance's audio; -> mtimes of what it saved
@@ -496,8 +497,8 @@ def test_interrupted_encoding_resumes_with_the_same_codec_only(trained, corpus, 
     assert len(saved) == 3
     assert encode.main(args) == 0  # the same codec: resumes
     assert {u: (dump / "latents" / f"{u}.pt").stat().st_mtime_ns for u in saved} == saved  # kept, not rewritten
-    assert {u: torch.load(p) for u, p in read_kv(dump / "latents.scp").items()}.keys() == full.keys()
-    for u, p in read_kv(dump / "latents.scp").items():
+    assert {u: torch.load(p) for u, p in read_latent_scp(dump).items()}.keys() == full.keys()
+    for u, p in read_latent_scp(dump).items():
         assert torch.allclose(torch.load(p), full[u], atol=1e-6), u
     assert read_kv(dump / "utt2frames") == {u: str(z.shape[1]) for u, z in full.items()}
     assert read_json(stats)["mean"] == pytest.approx(full_stats["mean"], abs=1e-6)
@@ -508,7 +509,7 @@ def test_interrupted_encoding_resumes_with_the_same_codec_only(trained, corpus, 
     write_json(dump / "encoding.json", {**state, "model.pt_sha256": "0" * 64})
     assert encode.main(args) == 0
     assert all((dump / "latents" / f"{u}.pt").stat().st_mtime_ns != t for u, t in saved.items())
-    assert len(read_kv(dump / "latents.scp")) == len(full)
+    assert len(read_latent_scp(dump)) == len(full)
 
 
 @pytest.mark.slow
@@ -572,11 +573,14 @@ def test_train_in_bf16_mixed_precision_with_clipping(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_gloo(corpus, tmp_path):
+    """Two processes train; they share the validation (each its dev utterances) and report its mean over all."""
     exp = tmp_path / "ddp"
-    train(corpus, exp, "trainer.devices=2", "trainer.strategy=ddp_find_unused_parameters_true", "trainer.max_steps=2", "train.disc_start_step=1",
-          "validation.num_utts=0")
+    proc = train(corpus, exp, "trainer.devices=2", "trainer.strategy=ddp_find_unused_parameters_true", "trainer.max_steps=2",
+                 "train.disc_start_step=1", "validation.num_utts=2", "validation.num_samples=1", "trainer.val_check_interval=2")
     assert read_json(exp / "train_summary.json")["steps"] == 2
     assert load_codec(exp).latent_dim == 8
+    assert "validation step 2 (2 utts) mel_distance=" in proc.stdout, proc.stdout[-2000:]
+    assert len(list((exp / "samples" / "step_00000002").glob("*_rec.wav"))) == 1
 
 
 def test_encodec_adapter_random_weights(tmp_path):
@@ -617,7 +621,7 @@ def test_decoder_finetune_on_given_latents_trains_the_decoder_only(trained, corp
     dump = tmp_path / "gta"
     run_module("stage1_vae.encode", "--exp-dir", str(trained), "--data-dir", str(corpus / "train"), "--out-dir", str(dump))
     noisy = {}
-    for utt, path in read_kv(dump / "latents.scp").items():  # stand-ins for stage two's output: perturbed latents
+    for utt, path in read_latent_scp(dump).items():  # stand-ins for stage two's output: perturbed latents
         z = torch.load(path)
         torch.save(z + 0.1 * torch.randn(z.shape, generator=torch.Generator().manual_seed(0)), path)
         noisy[utt] = path
