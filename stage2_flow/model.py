@@ -269,11 +269,19 @@ def load_trained(exp_dir: str | Path) -> tuple[FlowTTS, dict[str, Any]]:
 
 def stage1_dir(exp_dir: str | Path) -> Path:
     """The stage-one exp dir a stage-two exp dir was trained on (``stage1.json``; relative paths are relative
-    to the stage-two dir, as in a packed model)."""
+    to the stage-two dir, as training and a packed model write them)."""
     import json
 
     exp = Path(exp_dir)
     return exp / json.loads((exp / "stage1.json").read_text())["exp_dir"]
+
+
+def stage1_link(exp_dir: str | Path, stage1_exp_dir: str | Path) -> str:
+    """``stage1_exp_dir`` relative to ``exp_dir``, as ``stage1.json`` holds it: a recipe directory that holds
+    both can be moved or copied whole."""
+    import os
+
+    return os.path.relpath(Path(stage1_exp_dir).resolve(), Path(exp_dir).resolve())
 
 
 def codec_dir(exp_dir: str | Path) -> Path:

@@ -40,7 +40,7 @@ from shared.training import ProgressPrinter, build_trainer, resume_path, seed_ev
 from stage2_flow.alignment import read_durations
 from stage2_flow.data import LatentNormalizer, ReflowPairs, TTSDataset, collate_pairs, collate_tts, speaking_rate
 from stage2_flow.experiment import Stage2Experiment
-from stage2_flow.model import count_parameters
+from stage2_flow.model import count_parameters, stage1_dir, stage1_link
 
 MODEL_FILE = "model.pt"
 DESCRIPTION_FILES = ("tokens.txt", "frontend.yaml", "latent_stats.json", "stage1.json", "stage1_config.yaml", "speakers.txt", "speaking_rate.json")
@@ -63,9 +63,14 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
     """Copy/derive the files that make the exp dir self-contained (base exp dir for reflow)."""
     if args.init_from:
         base = Path(args.init_from)
+        if base.resolve() == exp_dir.resolve():
+            return
         for name in DESCRIPTION_FILES:
-            if (base / name).is_file() and base.resolve() != exp_dir.resolve():
+            if (base / name).is_file():
                 shutil.copyfile(base / name, exp_dir / name)
+        if (base / "stage1.json").is_file():  # the link, relative to the base, made relative to this dir
+            link = read_json(base / "stage1.json")
+            write_json(exp_dir / "stage1.json", {**link, "exp_dir": stage1_link(exp_dir, stage1_dir(base))})
         return
     s1 = Path(args.stage1_exp_dir)
     stats = s1 / "latent_stats.json"
@@ -75,7 +80,7 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
     from stage2_flow.codec import load_codec
 
     codec = load_codec(s1)
-    write_json(exp_dir / "stage1.json", {"exp_dir": str(s1.resolve()), "sample_rate": int(codec.sample_rate),
+    write_json(exp_dir / "stage1.json", {"exp_dir": stage1_link(exp_dir, s1), "sample_rate": int(codec.sample_rate),
                                          "hop_length": int(codec.hop_length), "latent_dim": int(codec.latent_dim)})
     if (s1 / "config.yaml").is_file():
         shutil.copyfile(s1 / "config.yaml", exp_dir / "stage1_config.yaml")

@@ -366,3 +366,29 @@ def test_likelihood_cli(trained):
                             "--nfe", "4", "--probes", "2"]) == 0
     res = read_json(trained / "likelihood/dev.json")
     assert res["utts"] == 4 and abs(res["bpd"]) < 100
+
+
+def test_stage_one_link_is_relative_so_a_recipe_tree_moves_whole(trained, tmp_path):
+    """stage1.json names the stage-one dir relative to the stage-two dir; the recipe tree copied elsewhere
+    synthesises with the copy's stage one; an --init-from exp dir elsewhere gets a link of its own."""
+    import argparse
+    import shutil
+
+    from shared.io import read_json
+    from stage2_flow.model import stage1_dir
+
+    root = trained.parents[2]
+    assert read_json(trained / "stage1.json")["exp_dir"] == "../../stage1/fake"
+    moved = tmp_path / "moved"
+    shutil.copytree(root / "exp", moved / "exp", ignore=shutil.ignore_patterns("checkpoints"))
+    exp = moved / "exp/stage2/smoke"
+    assert stage1_dir(exp).resolve() == (moved / "exp/stage1/fake").resolve()
+    wav = synthesize.Synthesizer.from_exp_dir(exp).synthesize(["the cat"], speaker="spk1", nfe=2, seed=3)[0]
+    ref = synthesize.Synthesizer.from_exp_dir(trained).synthesize(["the cat"], speaker="spk1", nfe=2, seed=3)[0]
+    assert torch.equal(wav, ref)
+    deeper = tmp_path / "a" / "b" / "reflow"
+    deeper.mkdir(parents=True)
+    train.describe_exp_dir(argparse.Namespace(init_from=str(trained)), deeper)
+    assert stage1_dir(deeper).resolve() == (root / "exp/stage1/fake").resolve()
+    assert {k: v for k, v in read_json(deeper / "stage1.json").items() if k != "exp_dir"} == \
+        {k: v for k, v in read_json(trained / "stage1.json").items() if k != "exp_dir"}
