@@ -65,12 +65,11 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
         base = Path(args.init_from)
         if base.resolve() == exp_dir.resolve():
             return
-        for name in DESCRIPTION_FILES:
-            if (base / name).is_file():
+        for name in (n for n in DESCRIPTION_FILES if (base / n).is_file()):
+            if name == "stage1.json":  # the link, relative to the base, re-made relative to this dir
+                write_json(exp_dir / name, {**read_json(base / name), "exp_dir": stage1_link(exp_dir, stage1_dir(base))})
+            else:
                 shutil.copyfile(base / name, exp_dir / name)
-        if (base / "stage1.json").is_file():  # the link, relative to the base, made relative to this dir
-            link = read_json(base / "stage1.json")
-            write_json(exp_dir / "stage1.json", {**link, "exp_dir": stage1_link(exp_dir, stage1_dir(base))})
         return
     s1 = Path(args.stage1_exp_dir)
     stats = s1 / "latent_stats.json"
