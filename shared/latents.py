@@ -21,13 +21,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.io import PathLike, atomic_save_torch, read_json, read_kv, write_json, write_kv
+from shared.io import PathLike, atomic_save_torch, file_sha256, read_json, read_kv, write_json, write_kv
+
+
+CODEC_WEIGHTS = "model.pt"  # a stage-one exp dir's (or packed model's stage1/) weights, which identify its codec
+
+
+def codec_fingerprint(exp_dir: PathLike) -> str | None:
+    """SHA-256 of a codec dir's weights: the same codec wherever its dir lies (None: a dir without weights, such as
+    a stand-in codec's)."""
+    weights = Path(exp_dir) / CODEC_WEIGHTS
+    return file_sha256(weights) if weights.is_file() else None
 
 
 def codec_info(codec: Any, exp_dir: PathLike, continuous: bool = False) -> dict[str, Any]:
-    """``codec.json`` of a latent dump: which codec made (or decodes) its latents, and their frame rate."""
-    return {"exp_dir": str(Path(exp_dir).resolve()), "sample_rate": codec.sample_rate, "hop_length": codec.hop_length,
+    """``codec.json`` of a latent dump: which codec made (or decodes) its latents (its dir, where it was then,
+    and its weights' SHA-256, which still names it after a move), and their frame rate."""
+    return {"exp_dir": str(Path(exp_dir).resolve()), "model_sha256": codec_fingerprint(exp_dir),
+            "sample_rate": codec.sample_rate, "hop_length": codec.hop_length,
             "latent_dim": codec.latent_dim, "frame_rate": codec.sample_rate / codec.hop_length, "continuous": continuous}
+
+
+def same_codec(info: dict[str, Any], exp_dir: PathLike) -> bool:
+    """Whether the ``codec.json`` ``info`` names the codec in ``exp_dir``: by its weights' hash where both have
+    one (a moved or copied dir still matches; retrained weights in the same dir do not), else by path."""
+    recorded, here = info.get("model_sha256"), codec_fingerprint(exp_dir)
+    if recorded is not None and here is not None:
+        return recorded == here
+    return Path(info["exp_dir"]).resolve() == Path(exp_dir).resolve()
 
 
 def load_latent(path: PathLike) -> torch.Tensor:

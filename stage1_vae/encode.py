@@ -23,7 +23,7 @@ from shared.datadir import DataDir
 from shared.device import add_device_arg
 from shared.io import file_sha256, read_json, write_json
 from shared.latents import LatentDumpWriter, codec_info
-from stage1_vae.codec import MODEL_FILE, load_codec
+from stage1_vae.codec import load_codec
 
 
 class StatsAccumulator:
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     dump, stats = LatentDumpWriter(out), StatsAccumulator()
     info = codec_info(codec, args.exp_dir, continuous=args.continuous)
     exp = Path(args.exp_dir)
-    state = {**info, **{f"{name}_sha256": file_sha256(exp / name) if (exp / name).is_file() else None for name in ("config.yaml", MODEL_FILE)}}
+    config = exp / "config.yaml"  # info holds the weights' hash
+    state = {**info, "config.yaml_sha256": file_sha256(config) if config.is_file() else None}
     progress = out / "encoding.json"  # what is writing this dump: a rerun keeps the latents only if it is the same
     resume = not args.overwrite and progress.is_file() and read_json(progress) == state
     write_json(progress, state)

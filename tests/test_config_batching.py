@@ -174,3 +174,27 @@ def test_latent_dumps_move_whole(tmp_path, monkeypatch):
     elsewhere.mkdir()
     write_kv(elsewhere / "latents.scp", {"a": "moved/dump/1/latents/a.pt", "c": str(tmp_path / "moved/dump/2/latents/c.pt")})
     assert {k: load_latent(p)[0, 0].item() for k, p in read_latent_scp(elsewhere).items()} == {"a": ord("a"), "c": ord("c")}
+
+
+def test_codec_json_names_its_codec_by_weights_after_a_move(tmp_path):
+    """codec.json records the codec's dir and its weights' hash: a moved copy of the dir is the same codec,
+    retrained weights in the same dir are not; a codec dir without weights (a stand-in) is matched by path."""
+    import shutil
+    from types import SimpleNamespace
+
+    from shared.latents import codec_info, same_codec
+
+    codec = SimpleNamespace(sample_rate=16000, hop_length=256, latent_dim=4)
+    exp = tmp_path / "exp/stage1/vae"
+    exp.mkdir(parents=True)
+    (exp / "model.pt").write_bytes(b"weights one")
+    info = codec_info(codec, exp)
+    assert info["exp_dir"] == str(exp.resolve()) and len(info["model_sha256"]) == 64
+    shutil.move(tmp_path / "exp", tmp_path / "moved")
+    assert same_codec(info, tmp_path / "moved/stage1/vae")
+    (tmp_path / "moved/stage1/vae/model.pt").write_bytes(b"weights two")
+    assert not same_codec(info, tmp_path / "moved/stage1/vae")
+    standin = tmp_path / "standin"
+    standin.mkdir()
+    info = codec_info(codec, standin)
+    assert info["model_sha256"] is None and same_codec(info, standin) and not same_codec(info, exp.parent)
