@@ -42,13 +42,25 @@ def codec_info(codec: Any, exp_dir: PathLike, continuous: bool = False) -> dict[
             "latent_dim": codec.latent_dim, "frame_rate": codec.sample_rate / codec.hop_length, "continuous": continuous}
 
 
+def _same_weights(sha_a: str | None, dir_a: PathLike, sha_b: str | None, dir_b: PathLike) -> bool:
+    """By the weights' hash where both sides have one (a moved or copied dir still matches; retrained weights
+    in the same dir do not), else by path (a stand-in codec has no weights)."""
+    if sha_a is not None and sha_b is not None:
+        return sha_a == sha_b
+    return Path(dir_a).resolve() == Path(dir_b).resolve()
+
+
 def same_codec(info: dict[str, Any], exp_dir: PathLike) -> bool:
-    """Whether the ``codec.json`` ``info`` names the codec in ``exp_dir``: by its weights' hash where both have
-    one (a moved or copied dir still matches; retrained weights in the same dir do not), else by path."""
-    recorded, here = info.get("model_sha256"), codec_fingerprint(exp_dir)
-    if recorded is not None and here is not None:
-        return recorded == here
-    return Path(info["exp_dir"]).resolve() == Path(exp_dir).resolve()
+    """Whether the ``codec.json`` ``info`` names the codec in ``exp_dir`` (see :func:`_same_weights`)."""
+    return _same_weights(info.get("model_sha256"), info["exp_dir"], codec_fingerprint(exp_dir), exp_dir)
+
+
+def same_codec_json(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two dumps' ``codec.json`` name one codec and latent format: dumps of it made before and after
+    the codec's dir moved still match (their ``exp_dir`` differ, their weights' hash does not)."""
+    fmt = ("sample_rate", "hop_length", "latent_dim", "continuous")
+    return (all(a.get(k) == b.get(k) for k in fmt)
+            and _same_weights(a.get("model_sha256"), a["exp_dir"], b.get("model_sha256"), b["exp_dir"]))
 
 
 def load_latent(path: PathLike) -> torch.Tensor:
@@ -140,8 +152,8 @@ def combine_latent_dumps(out_dir: PathLike, parts: list[PathLike]) -> int:
     """Join the finished dumps ``parts`` (e.g. one per synthesis job) into ``out_dir``: its ``latents.scp``
     points at the parts' files (nothing is copied; paths relative to ``out_dir``, so the tree that holds both
     can be moved), with the union of their ``utt2frames``
-    and ``key2utt``. A key in two parts, or parts whose ``codec.json`` differ (latents of two codecs), is an
-    error naming them, raised before anything is written. Returns the number of keys."""
+    and ``key2utt``. A key in two parts, or parts whose ``codec.json`` name two codecs (:func:`same_codec_json`),
+    is an error naming them, raised before anything is written. Returns the number of keys."""
     out = Path(out_dir)
     scp: dict[str, str] = {}
     frames: dict[str, str] = {}
@@ -162,7 +174,8 @@ def combine_latent_dumps(out_dir: PathLike, parts: list[PathLike]) -> int:
         if (part / "key2utt").is_file():
             key2utt.update(read_kv(part / "key2utt"))
         info = read_json(part / "codec.json") if (part / "codec.json").is_file() else None
-        if codec_from is not None and info != codec:
+        agree = info == codec or (info is not None and codec is not None and same_codec_json(info, codec))
+        if codec_from is not None and not agree:
             raise ValueError(f"combine: {part}/codec.json differs from {codec_from}/codec.json: latents of two codecs")
         codec, codec_from = info, part
     out.mkdir(parents=True, exist_ok=True)

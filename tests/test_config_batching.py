@@ -198,3 +198,35 @@ def test_codec_json_names_its_codec_by_weights_after_a_move(tmp_path):
     standin.mkdir()
     info = codec_info(codec, standin)
     assert info["model_sha256"] is None and same_codec(info, standin) and not same_codec(info, exp.parent)
+
+
+def test_combine_joins_dumps_of_one_codec_made_before_and_after_a_move(tmp_path):
+    """Two jobs' dumps whose codec.json differ only in where the codec's dir was (same weights) combine; dumps of
+    other weights, another latent format, or one part without codec.json are refused and nothing is written."""
+    from types import SimpleNamespace
+
+    from shared.io import read_json, write_json
+    from shared.latents import LatentDumpWriter, codec_info, combine_latent_dumps
+
+    codec = SimpleNamespace(sample_rate=16000, hop_length=256, latent_dim=4)
+    for where in ("before", "after", "other"):
+        (tmp_path / where).mkdir()
+        (tmp_path / where / "model.pt").write_bytes(b"other weights" if where == "other" else b"the weights")
+    parts = {}
+    for k, where in enumerate(("before", "after", "other")):
+        dump = LatentDumpWriter(tmp_path / f"job{k}")
+        dump.add(f"utt{k}", torch.zeros(4, 3 + k))
+        dump.finish()
+        write_json(tmp_path / f"job{k}" / "codec.json", codec_info(codec, tmp_path / where))
+        parts[where] = tmp_path / f"job{k}"
+    assert combine_latent_dumps(tmp_path / "all", [parts["before"], parts["after"]]) == 2
+    assert read_json(tmp_path / "all" / "codec.json")["model_sha256"] == read_json(parts["before"] / "codec.json")["model_sha256"]
+    with pytest.raises(ValueError, match="latents of two codecs"):
+        combine_latent_dumps(tmp_path / "mixed", [parts["before"], parts["other"]])
+    write_json(parts["after"] / "codec.json", {**read_json(parts["after"] / "codec.json"), "latent_dim": 8})
+    with pytest.raises(ValueError, match="latents of two codecs"):
+        combine_latent_dumps(tmp_path / "mixed", [parts["before"], parts["after"]])
+    (parts["after"] / "codec.json").unlink()
+    with pytest.raises(ValueError, match="latents of two codecs"):
+        combine_latent_dumps(tmp_path / "mixed", [parts["before"], parts["after"]])
+    assert not (tmp_path / "mixed").exists()
