@@ -65,6 +65,15 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
                            cwd=recipe, env=env, capture_output=True, text=True, timeout=120)
     assert width.returncode == 0 and "5 learned channels, 2 utterances" in width.stdout, width.stdout + width.stderr
     assert "median" in width.stdout
+    # the final models scored on a larger held-out set (local/score_screen.sh), here 4 more sentences
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
+    screen = subprocess.run(["bash", "local/score_screen.sh", "--num-sentences", "4"], cwd=recipe, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert screen.returncode == 0, screen.stdout[-3000:] + screen.stderr[-3000:]
+    assert screen.stdout.count("[screen] ") == 2, screen.stdout[-3000:]
+    n_screen = len(DataDir.load(recipe / "data" / "screen"))
+    assert n_screen > 0 and json.loads((s2 / "eval" / "screen" / "metrics.json").read_text())["num_utts"] == n_screen
+    assert json.loads((s1 / "eval" / "screen" / "metrics.json").read_text())["metrics"]["pesq_wb"]["n"] == n_screen
     again = run_recipe(recipe, "--smoke", "true", "--stage", "3", timeout=300)
     assert again.returncode == 0 and again.stdout.count("done already") == 8, again.stdout[-3000:]
     times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
