@@ -39,8 +39,9 @@ done
 
 [ -f "$screen/token" ] || python local/screen_set.py --out-dir "$screen" --num-sentences "$num_sentences"
 
-# stage 8's sampling, as recorded: the same NFE, solver, temperature, guidance, rate and seed
-read -r -a sampling < <(python - "$settings" <<'EOF'
+# stage 8's sampling, as recorded: the same NFE, solver, temperature, guidance, rate and seed (an assignment,
+# so a failure to read them stops the script instead of synthesising with the defaults)
+recorded=$(python - "$settings" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
 args = ["--nfe", s["nfe"], "--solver", s["solver"], "--temperature", s["temperature"], "--cfg-scale", s["cfg_scale"],
@@ -48,6 +49,7 @@ args = ["--nfe", s["nfe"], "--solver", s["solver"], "--temperature", s["temperat
 print(" ".join(map(str, args)))
 EOF
 )
+read -r -a sampling <<< "$recorded"
 python -m stage2_flow.synthesize --exp-dir "$final_s2" --data-dir "$screen" --out-dir "$final_s2/synth/screen" "${sampling[@]}"
 python -m stage1_vae.decode --exp-dir "$s1_exp" --data-dir "$screen" --out-dir "$s1_exp/resynth/screen"
 scoring=(--phone-recognizer exp/asr --ref-token-file "$screen/token")
