@@ -21,10 +21,15 @@ def copy_egs(dst: Path) -> Path:
     return dst / "egs"
 
 
-def run_recipe(recipe_dir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``recipe_dir/run.sh ARGS`` with this interpreter first on PATH and the repo importable."""
+def recipe_env() -> dict[str, str]:
+    """The environment a recipe's scripts run in: this interpreter first on PATH and the repo importable."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    return subprocess.run(["bash", str(recipe_dir / "run.sh"), *args], cwd=recipe_dir, env=env,
+    return env
+
+
+def run_recipe(recipe_dir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``recipe_dir/run.sh ARGS`` in :func:`recipe_env`."""
+    return subprocess.run(["bash", str(recipe_dir / "run.sh"), *args], cwd=recipe_dir, env=recipe_env(),
                           capture_output=True, text=True, timeout=timeout)

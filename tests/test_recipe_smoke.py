@@ -6,14 +6,13 @@ judged here (a few training steps); the numbers come from the full recipe (READM
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
-from recipe_utils import REPO, copy_egs, run_recipe
+from recipe_utils import copy_egs, recipe_env, run_recipe
 
 from shared.audio import load_audio
 from shared.config import load_config
@@ -60,13 +59,12 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert "MCD" in results and "PESQ" in results
     assert "## Per speaker on test" in results and "| engbxrpm1 | 1 |" in results
     # a diagnostic of the recipe's local/ on the trained codec
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = recipe_env()
     width = subprocess.run([sys.executable, "local/posterior_width.py", "exp/stage1/vae", "data/dev", "--num-utts", "2"],
                            cwd=recipe, env=env, capture_output=True, text=True, timeout=120)
     assert width.returncode == 0 and "5 learned channels, 2 utterances" in width.stdout, width.stdout + width.stderr
     assert "median" in width.stdout
     # the final models scored on a larger held-out set (local/score_screen.sh), here 4 more sentences
-    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     screen = subprocess.run(["bash", "local/score_screen.sh", "--num-sentences", "4"], cwd=recipe, env=env,
                             capture_output=True, text=True, timeout=300)
     assert screen.returncode == 0, screen.stdout[-3000:] + screen.stderr[-3000:]
