@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared.config import load_config
 from shared.io import read_json
 from shared.metrics.report import DISPLAY, format_metric, summary_row, write_results_md
 
@@ -130,6 +131,11 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
                      f"{summary.get('seconds_this_run', float('nan')):.0f} s); "
                      "the codec resynthesis by stage one's own.")
     configs = {p.parent.name: str(p) for p in (d / "config.yaml" for d in (s1, s2, decoder, exp_root / "asr") if d) if p.is_file()}
+    scaled = {name: load_config(path).get("train", {}).get("budget_scale") for name, path in configs.items()}
+    scaled = {name: f for name, f in scaled.items() if f not in (None, 1)}
+    if scaled:
+        notes.append("- Training budgets scaled (`--budget-scale`; wall-clock caps, step caps and LR schedules): "
+                     + ", ".join(f"{name} x{f:g}" for name, f in scaled.items()) + ".")
     return {"tables": tables, "key_headers": key_headers, "figures": figures, "notes": "\n".join(notes) or None,
             "stage_times": read_stage_times(exp_root / "stage_times.tsv"), "config_paths": configs}
 

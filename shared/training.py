@@ -169,6 +169,54 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
         e.copy_(b)
 
 
+BUDGET_STEP_KEYS = (("trainer", "max_steps"), ("train", "total_steps"), ("train", "lr_total_steps"))
+
+
+def max_time_seconds(value: Any) -> float:
+    """Lightning's ``max_time`` as YAML gives it (``"DD:HH:MM:SS"`` or ``{days, hours, minutes, seconds}``) in seconds."""
+    if isinstance(value, str):
+        parts = value.split(":")
+        if len(parts) != 4:
+            raise ValueError(f"trainer.max_time {value!r}: expected DD:HH:MM:SS")
+        days, hours, minutes, seconds = (float(x) for x in parts)
+    elif isinstance(value, dict):
+        days, hours, minutes, seconds = (float(value.get(k, 0)) for k in ("days", "hours", "minutes", "seconds"))
+    else:
+        raise ValueError(f"trainer.max_time {value!r}: expected 'DD:HH:MM:SS' or a dict of days/hours/minutes/seconds")
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def scale_budget(cfg: dict, factor: float) -> dict:
+    """Multiply a training config's budget by ``factor``, in place: ``trainer.max_time`` (wall clock), the step
+    caps and the schedule's length (``trainer.max_steps``, ``train.total_steps``, ``train.lr_total_steps``
+    where set), so caps and cosine keep their relation to the time budget. ``train.budget_scale`` records it.
+    The training verbs' ``--budget-scale``; the recipes pass theirs (``run.sh --budget-scale 2``)."""
+    if not factor > 0:
+        raise ValueError(f"budget scale must be positive, got {factor}")
+    if factor == 1:
+        return cfg
+    trainer = cfg.setdefault("trainer", {})
+    if trainer.get("max_time") is not None:
+        seconds = round(max_time_seconds(trainer["max_time"]) * factor)
+        minutes, s = divmod(seconds, 60)
+        hours, m = divmod(minutes, 60)
+        d, h = divmod(hours, 24)
+        trainer["max_time"] = f"{d:02d}:{h:02d}:{m:02d}:{s:02d}"
+    for section, key in BUDGET_STEP_KEYS:
+        value = cfg.get(section, {}).get(key)
+        if value is not None and int(value) > 0:
+            cfg[section][key] = max(1, round(int(value) * factor))
+    cfg.setdefault("train", {})["budget_scale"] = factor
+    return cfg
+
+
+def add_budget_arg(parser: Any) -> None:
+    """``--budget-scale F`` (see :func:`scale_budget`)."""
+    parser.add_argument("--budget-scale", type=float, default=1.0, metavar="F",
+                        help="multiply the training budget by F: trainer.max_time, trainer.max_steps and the LR "
+                             "schedule's length (e.g. 2 for a run given twice the time; default 1)")
+
+
 def budget_fraction(trainer: L.Trainer | None) -> float:
     """Fraction of ``trainer.max_time`` used so far (Lightning's Timer, restored on resume); 0 without one."""
     for cb in getattr(trainer, "callbacks", None) or []:

@@ -31,7 +31,7 @@ import torch
 from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, RandomBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.io import atomic_save_torch, read_json, write_json
-from shared.training import ProgressPrinter, build_trainer, resume_path, seed_everything
+from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything
 from stage1_vae.codec import MODEL_FILE
 from stage1_vae.experiment import Stage1Experiment
 from stage1_vae.modules import PitchCache, count_params
@@ -93,6 +93,7 @@ def measured_pitch(dump: Path, codec_exp: Path) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p)
+    add_budget_arg(p)
     p.add_argument("--data-dir", required=True, help="training data dir (wav.scp, utt2spk, text)")
     p.add_argument("--dev-dir", default=None, help="dev data dir for validation metrics and samples")
     p.add_argument("--exp-dir", required=True)
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--pitch-latents reads what the --init-from codec encoded: give it with --init-from")
     if args.decoder_latents and not args.init_from:
         p.error("--decoder-latents fine-tunes a trained decoder: give the codec with --init-from")
-    cfg = load_config(args.config, args.overrides)
+    cfg = scale_budget(load_config(args.config, args.overrides), args.budget_scale)
     exp_dir = Path(args.exp_dir)
     if (exp_dir / MODEL_FILE).is_file() and not args.overwrite:
         print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")

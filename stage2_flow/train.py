@@ -36,7 +36,7 @@ from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
 from shared.io import atomic_save_torch, read_json, read_kv, write_json
 from shared.text import Vocab
-from shared.training import ProgressPrinter, build_trainer, resume_path, seed_everything
+from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything
 from stage2_flow.alignment import read_durations
 from stage2_flow.data import LatentNormalizer, ReflowPairs, TTSDataset, collate_pairs, collate_tts, speaking_rate
 from stage2_flow.experiment import Stage2Experiment
@@ -126,6 +126,7 @@ def build_datasets(args, cfg, exp_dir: Path):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stage2_flow.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p)
+    add_budget_arg(p)
     p.add_argument("--stage1-exp-dir", help="stage-one exp dir (codec + latent_stats.json)")
     p.add_argument("--latents", help="training latent dump dir (latents.scp)")
     p.add_argument("--data-dir", help="training data dir (token, utt2spk)")
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--reflow-pairs needs --init-from BASE_EXP_DIR")
     if not args.init_from and not (args.stage1_exp_dir and args.latents and args.data_dir):
         p.error("give --stage1-exp-dir, --latents and --data-dir (or --init-from for fine-tuning)")
-    cfg = load_config(args.config, args.overrides)
+    cfg = scale_budget(load_config(args.config, args.overrides), args.budget_scale)
     exp_dir = Path(args.exp_dir)
     if finished(exp_dir, cfg) and not args.overwrite:
         print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")

@@ -25,9 +25,15 @@ from stage2_flow.synthesize import Synthesizer
 @pytest.mark.slow
 def test_smoke_recipe_runs_every_stage(tmp_path):
     recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
-    r = run_recipe(recipe, "--smoke", "true", timeout=900)
+    r = run_recipe(recipe, "--smoke", "true", "--budget-scale", "1.5", timeout=900)
     log = r.stdout[-6000:] + r.stderr[-3000:]
     assert r.returncode == 0, log
+    # --budget-scale reached the four trainings of the system (smoke configs: 6, 20, 8, 4 steps), not the judge's
+    exp = recipe / "exp"
+    steps = {d: load_config(exp / d / "config.yaml")["trainer"]["max_steps"]
+             for d in ("stage1/vae", "stage2/flow", "stage2/flow_reflow", "stage2/flow_reflow/decoder")}
+    assert steps == {"stage1/vae": 9, "stage2/flow": 30, "stage2/flow_reflow": 12, "stage2/flow_reflow/decoder": 6}
+    assert load_config(exp / "asr" / "config.yaml")["train"]["max_steps"] == 20
     for split in ("train", "dev", "test"):
         assert validate_data_dir(recipe / "data" / split) == []
         assert (recipe / "data" / split / "token").is_file()
@@ -57,6 +63,7 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert codec["metrics"]["pesq_wb"]["n"] == 5 and "per_gen" in codec["corpus"]
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "MCD" in results and "PESQ" in results
+    assert "Training budgets scaled (`--budget-scale`" in results and "vae x1.5" in results and "decoder x1.5" in results
     assert "## Per speaker on test" in results and "| engbxrpm1 | 1 |" in results
     # a diagnostic of the recipe's local/ on the trained codec
     env = recipe_env()

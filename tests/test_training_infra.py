@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import Dataset
 
 from shared.batching import RandomBatchSampler, make_loader
-from shared.training import adamw, build_trainer, clip_grad_norm, ema_update, lr_schedule, resolve_precision, resume_path, warmup_cosine
+from shared.training import (adamw, build_trainer, clip_grad_norm, ema_update, lr_schedule, max_time_seconds, resolve_precision,
+                             resume_path, scale_budget, warmup_cosine)
 
 
 class _Noise(Dataset):
@@ -66,6 +67,28 @@ def test_resume_at_an_epoch_boundary_is_exact(tmp_path):
     resumed = _fit(tmp_path / "b", 23)
     for p, q in zip(straight.parameters(), resumed.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_scale_budget_scales_time_caps_and_schedule_together(tmp_path):
+    cfg = {"trainer": {"max_time": "00:00:05:30", "max_steps": 1950, "precision": "auto"},
+           "train": {"total_steps": 7000, "lr_total_steps": None, "lr": 2e-3}}
+    out = scale_budget(copy.deepcopy(cfg), 2.5)
+    assert out["trainer"] == {"max_time": "00:00:13:45", "max_steps": 4875, "precision": "auto"}
+    assert out["train"] == {"total_steps": 17500, "lr_total_steps": None, "lr": 2e-3, "budget_scale": 2.5}
+    # a day and more, and the dict form Lightning also takes
+    assert scale_budget({"trainer": {"max_time": "00:20:00:00"}}, 1.5)["trainer"]["max_time"] == "01:06:00:00"
+    assert max_time_seconds({"minutes": 3, "seconds": 30}) == 210
+    assert scale_budget({"trainer": {"max_time": {"minutes": 3}}}, 2)["trainer"]["max_time"] == "00:00:06:00"
+    assert scale_budget(copy.deepcopy(cfg), 1) == cfg  # 1 leaves the config (and what it saves) as it was
+    trainer = L.Trainer(max_time=out["trainer"]["max_time"], logger=False, enable_checkpointing=False,
+                        default_root_dir=str(tmp_path))  # the format Lightning parses
+    timer = next(cb for cb in trainer.callbacks if type(cb).__name__ == "Timer")
+    assert timer._duration == 825
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="budget scale"):
+            scale_budget(copy.deepcopy(cfg), bad)
+    with pytest.raises(ValueError, match="DD:HH:MM:SS"):
+        scale_budget({"trainer": {"max_time": "05:30"}}, 2)
 
 
 def test_warmup_cosine_steps_and_budget():

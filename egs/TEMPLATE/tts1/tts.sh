@@ -18,6 +18,9 @@ ngpu=${ngpu:-0}                 # GPUs per node for training; > 0 also runs enco
                                 # (--synth-nj N: job k on GPU (k - 1) mod ngpu), the NFE sweep and the phone
                                 # recogniser on cuda. 0: everything on the CPU, whatever the configs' accelerator
 num_nodes=${num_nodes:-1}
+budget_scale=${budget_scale:-1} # multiply the system's training budgets (stages 3, 6, 7: each config's wall-clock
+                                # cap, step caps and LR schedule length) by this, e.g. 2 for twice the time; the
+                                # phone recogniser of stage 9 (the judge) keeps its own, so scores stay comparable
 fs=${fs:-16000}
 train_set=${train_set:-train}
 dev_set=${dev_set:-dev}
@@ -144,7 +147,7 @@ if want 2; then
 fi
 
 if want 3; then
-    run_stage 3 "stage1_train.$stage1_tag" python -m stage1_vae.train $ow --config "$stage1_conf" \
+    run_stage 3 "stage1_train.$stage1_tag" python -m stage1_vae.train $ow --budget-scale "$budget_scale" --config "$stage1_conf" \
         --data-dir "data/$train_set" --dev-dir "data/$dev_set" --exp-dir "$s1_exp" \
         "${trainer_args[@]}" $stage1_args
 fi
@@ -171,7 +174,7 @@ if want 5; then
 fi
 
 if want 6; then
-    run_stage 6 "stage2_train.$stage2_tag" python -m stage2_flow.train $ow --config "$stage2_conf" \
+    run_stage 6 "stage2_train.$stage2_tag" python -m stage2_flow.train $ow --budget-scale "$budget_scale" --config "$stage2_conf" \
         --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
         --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "$s2_exp" \
         "${trainer_args[@]}" "validation.temperature=$temperature" $stage2_args
@@ -183,7 +186,7 @@ if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
             python -m stage2_flow.reflow $ow --device $device --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
                 --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
                 --temperature "$temperature" $reflow_gen_args
-            python -m stage2_flow.train $ow --config "$reflow_conf" --init-from "$s2_exp" \
+            python -m stage2_flow.train $ow --budget-scale "$budget_scale" --config "$reflow_conf" --init-from "$s2_exp" \
                 --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
                 --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
                 --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
@@ -196,7 +199,7 @@ if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
             python -m stage2_flow.gta $ow --device $device --exp-dir "$final_s2" --latents "dump/$stage1_tag/$train_set" \
                 --data-dir "data/$train_set" --out-dir "$gta_dump" --nfe "$nfe" --solver "$solver" \
                 --temperature "$temperature" $gta_args
-            python -m stage1_vae.train $ow --config "$decoder_conf" --init-from "$s1_exp" --decoder-latents "$gta_dump" \
+            python -m stage1_vae.train $ow --budget-scale "$budget_scale" --config "$decoder_conf" --init-from "$s1_exp" --decoder-latents "$gta_dump" \
                 --pitch-latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" --exp-dir "$final_s2/decoder" \
                 "${trainer_args[@]}" $decoder_args
         fi
