@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from shared.compare import ratio_ci
-from shared.io import PathLike, atomic_write, read_json, read_kv, write_json
+from shared.io import MODEL_FILE, PathLike, atomic_write, read_json, read_kv, write_json
 
 EVAL_RATE = 16000
 
@@ -221,7 +221,7 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
             raise EvaluationError(f"{d}: has 'segments'; evaluation needs one file per utterance (extract them first)")
     ref_token_file = Path(ref_token_file) if ref_token_file else ref_dir / "token"
     scps = [ref_dir / "wav.scp", gen_dir / "wav.scp"]
-    inputs = fingerprint(scps + [ref_token_file] + ([Path(phone_recognizer) / "model.pt"] if phone_recognizer else []))
+    inputs = fingerprint(scps + [ref_token_file] + ([Path(phone_recognizer) / MODEL_FILE] if phone_recognizer else []))
     utt2spk_path = ref_dir / "utt2spk"
     settings = {"mode": mode, "phone_recognizer": str(phone_recognizer) if phone_recognizer else None,
                 "with_f0": with_f0, "optional_models": optional_models or {}, "per_speaker": utt2spk_path.is_file()}

@@ -38,6 +38,11 @@ def stft(wav: torch.Tensor, n_fft: int, hop_length: int, win_length: int | None 
     return torch.stft(wav, n_fft, hop_length, win_length, window, center=center, return_complex=True)
 
 
+def log_magnitude(wav: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+    """``wav (B, T)`` -> log-magnitude STFT ``(B, n_fft // 2 + 1, T // hop + 1)`` (floored at ``LOG_FLOOR``)."""
+    return torch.log(stft(wav.float(), n_fft, hop_length).abs().clamp(min=LOG_FLOOR))
+
+
 class MelSpectrogram(nn.Module):
     """Waveform ``(B, T)`` -> (log-)mel spectrogram ``(B, n_mels, F)`` with ``F = T // hop + 1``."""
 

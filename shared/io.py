@@ -17,6 +17,7 @@ from typing import IO, Any, Iterator, Mapping
 import torch
 
 PathLike = str | os.PathLike
+MODEL_FILE = "model.pt"  # every trained exp dir's exported weights: stage one, stage two, a fine-tuned decoder, the phone recogniser
 
 
 class KaldiFileError(ValueError):

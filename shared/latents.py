@@ -21,16 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.io import PathLike, atomic_save_torch, file_sha256, read_json, read_kv, write_json, write_kv
-
-
-CODEC_WEIGHTS = "model.pt"  # a stage-one exp dir's (or packed model's stage1/) weights, which identify its codec
+from shared.io import MODEL_FILE, PathLike, atomic_save_torch, file_sha256, read_json, read_kv, write_json, write_kv
 
 
 def codec_fingerprint(exp_dir: PathLike) -> str | None:
     """SHA-256 of a codec dir's weights: the same codec wherever its dir lies (None: a dir without weights, such as
     a stand-in codec's)."""
-    weights = Path(exp_dir) / CODEC_WEIGHTS
+    weights = Path(exp_dir) / MODEL_FILE
     return file_sha256(weights) if weights.is_file() else None
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.io import PathLike, atomic_write, read_json, write_json
+from shared.io import MODEL_FILE, PathLike, atomic_write, read_json, write_json
 
 MAX_FILE_MB = 200  # top-level files larger than this are not packed (say so)
 
@@ -69,7 +69,7 @@ or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-d
         parts.append(_section("Training data", "```json\n" + json.dumps(report, indent=1, ensure_ascii=False)[:4000]
                               + "\n```"))
     parts_of = [("Stage one", s1, "stage1"), ("Stage two", s2, "stage2")]
-    if (s2 / "decoder" / "model.pt").is_file():
+    if (s2 / "decoder" / MODEL_FILE).is_file():
         parts_of.append(("Stage two's decoder (stage one's, fine-tuned on stage two's ground-truth-aligned output)",
                          s2 / "decoder", "stage2/decoder"))
     for label, d, rel in parts_of:
@@ -101,7 +101,7 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
     shutil.rmtree(tmp, ignore_errors=True)
     _copy_top_level(s1, tmp / "stage1")
     _copy_top_level(s2, tmp / "stage2")
-    if (s2 / "decoder" / "model.pt").is_file():  # the decoder fine-tuned on this model's output (stage2_flow.gta)
+    if (s2 / "decoder" / MODEL_FILE).is_file():  # the decoder fine-tuned on this model's output (stage2_flow.gta)
         _copy_top_level(s2 / "decoder", tmp / "stage2" / "decoder")
     link = tmp / "stage2" / "stage1.json"
     if link.is_file():

@@ -25,9 +25,8 @@ import torch
 from torch import nn
 
 from shared.config import load_config, save_config
-from shared.io import PathLike
+from shared.io import MODEL_FILE, PathLike
 
-MODEL_FILE = "model.pt"  # the exported weights in a stage-one exp dir (stage1_vae.train writes them)
 
 
 class Codec(Protocol):

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from shared.features import log_magnitude
+
 
 class PeriodDiscriminator(nn.Module):
     """Reshape ``(B, T)`` to ``(B, 1, T / p, p)`` and apply strided 2D convs along time."""
@@ -44,7 +46,6 @@ class ResolutionDiscriminator(nn.Module):
     def __init__(self, n_fft: int, hop_length: int, channels: int = 32, num_layers: int = 4):
         super().__init__()
         self.n_fft, self.hop_length = n_fft, hop_length
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         layers = [weight_norm(nn.Conv2d(1, channels, (7, 5), padding=(3, 2)))]
         for _ in range(num_layers - 1):
             layers.append(weight_norm(nn.Conv2d(channels, channels, (5, 3), stride=(2, 1), padding=(2, 1))))
@@ -52,8 +53,7 @@ class ResolutionDiscriminator(nn.Module):
         self.post = weight_norm(nn.Conv2d(channels, 1, 3, padding=1))
 
     def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        spec = torch.stft(wav.float(), self.n_fft, self.hop_length, window=self.window, return_complex=True)
-        x = torch.log(spec.abs().clamp(min=1e-5)).unsqueeze(1)  # (B, 1, freq, frames)
+        x = log_magnitude(wav, self.n_fft, self.hop_length).unsqueeze(1)  # (B, 1, freq, frames)
         feats = []
         for conv in self.convs:
             x = F.leaky_relu(conv(x), 0.1)

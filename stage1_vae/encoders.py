@@ -10,10 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.features import MelSpectrogram, stft
+from shared.features import LOG_FLOOR, MelSpectrogram, log_magnitude, stft
 from stage1_vae.modules import Backbone
-
-LOG_FLOOR = 1e-5
 
 
 def spectral_features(wav: torch.Tensor, kind: str, n_fft: int, hop_length: int, mel: nn.Module | None) -> torch.Tensor:
@@ -31,11 +29,6 @@ def spectral_features(wav: torch.Tensor, kind: str, n_fft: int, hop_length: int,
     mag = spec.abs().clamp(min=LOG_FLOOR)
     comp = spec / mag * mag.pow(0.3)
     return torch.cat([torch.log(mag), comp.real, comp.imag], dim=1)
-
-
-def log_magnitude(wav: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
-    """``wav (B, T)`` -> log-magnitude STFT ``(B, n_fft // 2 + 1, T // hop + 1)``."""
-    return torch.log(stft(wav.float(), n_fft, hop_length).abs().clamp(min=LOG_FLOOR))
 
 
 def stack_fine_frames(x: torch.Tensor, k: int) -> torch.Tensor:

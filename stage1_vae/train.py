@@ -30,9 +30,8 @@ import torch
 
 from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, RandomBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
-from shared.io import atomic_save_torch, read_json, write_json
+from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
 from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything
-from stage1_vae.codec import MODEL_FILE
 from stage1_vae.experiment import Stage1Experiment
 from stage1_vae.modules import PitchCache, count_params
 from stage1_vae.validation import Validator, dev_loader

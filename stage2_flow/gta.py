@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from shared.io import file_sha256, write_json
+from shared.io import MODEL_FILE, file_sha256, write_json
 from shared.latents import LatentDumpWriter
 from stage2_flow.data import collate_tts
 from stage2_flow.reflow import add_generation_args, generate_pairs, model_and_dataset
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             for it, pair in zip(items, pairs):
                 key = it["utt"] if args.copies == 1 else f"{it['utt']}-c{copy}"
                 dump.add(key, ds.normalizer.denormalize(pair["x1"][None])[0], utt=it["utt"])
-    write_json(out / "gta_info.json", {"exp_dir": str(exp.resolve()), "model_sha256": file_sha256(exp / "model.pt"), "nfe": args.nfe, "solver": args.solver,
+    write_json(out / "gta_info.json", {"exp_dir": str(exp.resolve()), "model_sha256": file_sha256(exp / MODEL_FILE), "nfe": args.nfe, "solver": args.solver,
                                        "temperature": args.temperature, "cfg_scale": args.cfg_scale, "copies": args.copies,
                                        "seconds": round(time.time() - t0, 1)})
     dump.finish()

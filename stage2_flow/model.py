@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from shared.io import MODEL_FILE
 from stage2_flow.alignment import gaussian_log_p, length_regulate, monotonic_alignment_search, round_durations
 from stage2_flow.estimator import VelocityEstimator
 from stage2_flow.flow import FlowMatcher, Generators
@@ -259,11 +260,11 @@ def load_trained(exp_dir: str | Path) -> tuple[FlowTTS, dict[str, Any]]:
     from shared.config import load_config
 
     exp = Path(exp_dir)
-    if not (exp / "model.pt").is_file():
+    if not (exp / MODEL_FILE).is_file():
         raise FileNotFoundError(f"{exp}/model.pt not found: train the model first (python -m stage2_flow.train)")
     cfg = load_config(exp / "config.yaml")
     model = FlowTTS(cfg["model"])
-    model.load_state_dict(torch.load(exp / "model.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(torch.load(exp / MODEL_FILE, map_location="cpu", weights_only=True))
     return model.eval(), cfg
 
 
@@ -290,13 +291,13 @@ def codec_dir(exp_dir: str | Path) -> Path:
     else the stage-one exp dir it was trained on. A ``decoder/`` fine-tuned on another model.pt's output (its
     config's ``data.source_model_sha256``, from the GTA dump) is an error, not silently used."""
     own = Path(exp_dir) / "decoder"
-    if not (own / "model.pt").is_file():
+    if not (own / MODEL_FILE).is_file():
         return stage1_dir(exp_dir)
     from shared.config import load_config
     from shared.io import file_sha256
 
     source = load_config(own / "config.yaml").get("data", {}).get("source_model_sha256")
-    if source is not None and source != file_sha256(Path(exp_dir) / "model.pt"):
+    if source is not None and source != file_sha256(Path(exp_dir) / MODEL_FILE):
         raise RuntimeError(f"{own} was fine-tuned on the output of an earlier {Path(exp_dir) / 'model.pt'} (the model "
                            "was retrained since): redo the decoder fine-tuning (the recipe's stage 7, with --overwrite), "
                            f"move {own} away, or decode with another codec (--stage1-exp-dir)")

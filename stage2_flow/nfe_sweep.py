@@ -24,7 +24,7 @@ import torch
 
 from shared.compare import format_table, paired_compare, read_utt_table
 from shared.datadir import spread_subset
-from shared.io import atomic_save_torch, read_json, read_kv, write_json
+from shared.io import MODEL_FILE, atomic_save_torch, read_json, read_kv, write_json
 
 LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_gap
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     for exp in args.exp_dirs:
         name = Path(exp).name
         synth = Synthesizer.from_exp_dir(exp, args.device, stage1_exp_dir=args.codec_exp_dir)
-        weights = Path(exp) / "model.pt"
+        weights = Path(exp) / MODEL_FILE
         codec = synth.codec_source.resolve()
         # which trained model (and codec) made a cell
         model_id = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{codec}"

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import torch
 
 from shared.device import add_device_arg
-from shared.io import read_json, read_kv, write_json
+from shared.io import MODEL_FILE, read_json, read_kv, write_json
 from shared.latents import LatentDumpWriter, codec_info
 from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
@@ -339,7 +339,7 @@ def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[st
 
     codec = synth.codec_source
     prompt = Path(args.prompt_wav) if args.prompt_wav else None
-    return {"model_sha256": sha(Path(args.exp_dir) / "model.pt"), "codec_sha256": sha(codec / "model.pt" if codec else None),
+    return {"model_sha256": sha(Path(args.exp_dir) / MODEL_FILE), "codec_sha256": sha(codec / MODEL_FILE if codec else None),
             "prompt_sha256": sha(prompt), "nfe": args.nfe, "solver": args.solver, "rate": args.rate,
             "temperature": args.temperature, "cfg_scale": args.cfg_scale, "sway": args.sway, "seed": args.seed,
             "speaker": args.speaker, "speakers": args.speakers, "assign": args.assign if args.speakers else None,

@@ -34,7 +34,7 @@ import torch
 from shared.batching import BucketBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
-from shared.io import atomic_save_torch, read_json, read_kv, write_json
+from shared.io import MODEL_FILE, atomic_save_torch, read_json, read_kv, write_json
 from shared.text import Vocab
 from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything
 from stage2_flow.alignment import read_durations
@@ -42,7 +42,6 @@ from stage2_flow.data import LatentNormalizer, ReflowPairs, TTSDataset, collate_
 from stage2_flow.experiment import Stage2Experiment
 from stage2_flow.model import count_parameters, stage1_dir, stage1_link
 
-MODEL_FILE = "model.pt"
 DESCRIPTION_FILES = ("tokens.txt", "frontend.yaml", "latent_stats.json", "stage1.json", "stage1_config.yaml", "speakers.txt", "speaking_rate.json")
 
 

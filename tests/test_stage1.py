@@ -18,14 +18,14 @@ import torch
 
 from conftest import write_data_dir
 from shared.config import load_config
-from shared.features import harmonic_coefficients, wrap_phase
+from shared.features import harmonic_coefficients, log_magnitude, wrap_phase
 from shared.io import read_json, read_kv
 from shared.latents import read_latent_scp
 from stage1_vae import load_codec
 from stage1_vae.bottlenecks import build_bottleneck
 from stage1_vae.decoders import HiFiGANDecoder, VocosDecoder
 from stage1_vae.discriminators import MultiDiscriminator
-from stage1_vae.encoders import SpectralEncoder, log_magnitude, stack_fine_frames
+from stage1_vae.encoders import SpectralEncoder, stack_fine_frames
 from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
                                weighted_sum)
 from stage1_vae.model import build_codec

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from shared.io import PathLike, atomic_write, write_json
+from shared.io import MODEL_FILE, PathLike, atomic_write, write_json
 from shared.metrics.text import edit_distance, error_rate
 from shared.phone_recognizer.data import frame_batches, load_wavs, phone_filter, read_token_file, read_wav_scp
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig, greedy_ctc_decode
@@ -29,9 +29,9 @@ class LoadedRecognizer:
 
     def __init__(self, exp_dir: PathLike):
         exp = Path(exp_dir)
-        if not (exp / "model.pt").is_file():
+        if not (exp / MODEL_FILE).is_file():
             raise FileNotFoundError(f"{exp}: no model.pt (train it with python -m shared.phone_recognizer.train)")
-        saved = torch.load(exp / "model.pt", map_location="cpu", weights_only=False)
+        saved = torch.load(exp / MODEL_FILE, map_location="cpu", weights_only=False)
         self.vocab = Vocab.load(exp / "tokens.txt")
         self.model = PhoneRecognizer(RecognizerConfig(**saved["config"]))
         self.model.load_state_dict(saved["state_dict"])

@@ -25,7 +25,7 @@ import torch
 
 from shared.config import apply_overrides, load_config, merge, save_config
 from shared.device import resolve_device
-from shared.io import atomic_save_torch, read_json, write_json
+from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
 from shared.phone_recognizer.data import (
     ROBUSTNESS_CHECKS, degrade, frame_batches, iter_wavs, phone_filter, read_token_file, read_wav_scp, subset_hours,
     time_warp,
@@ -225,7 +225,7 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
           dev_token_file: str | None = None, overwrite: bool = False) -> dict:
     """Train (or resume) and return the summary written to ``exp_dir/train_summary.json``."""
     exp = Path(exp_dir)
-    if (exp / "model.pt").exists() and (exp / "train_summary.json").exists() and not overwrite:
+    if (exp / MODEL_FILE).exists() and (exp / "train_summary.json").exists() and not overwrite:
         print(f"[phone_recognizer.train] {exp}/model.pt exists; nothing to do (--overwrite to retrain)")
         return read_json(exp / "train_summary.json")
     if overwrite and exp.exists():
@@ -250,7 +250,7 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
         print(f"[phone_recognizer.train] dev PER {dev_per['rate']:.2%} ({dev_per['errors']}/{dev_per['ref_len']}); "
               + ", ".join(f"{name} {r['rate']:.2%} ({r['errors']})" for name, r in dev_per["perturbed"].items()))
     atomic_save_torch({"config": model.cfg.to_dict(), "state_dict": model.state_dict(), "tokens_cfg": cfg["tokens"]},
-                      exp / "model.pt")
+                      exp / MODEL_FILE)
     write_json(exp / "train_summary.json", summary)
     return summary
 
