@@ -143,3 +143,50 @@ def test_max_hours_trains_on_a_fixed_random_subset(toy):
     cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_hours": hours, "max_steps": 2, "device": "auto"}}))
     summary = train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(toy / "exp_hours"))
     assert summary["num_train_utts"] == len(picked) and summary["steps"] == 2
+
+
+def test_judges_pool_several_recognisers_per_utterance(toy, tmp_path, capsys):
+    from shared.phone_recognizer import judges as J
+
+    cfg = merge(DEFAULT_CONFIG, {**TINY, "train": {**TINY["train"], "max_steps": 2}})
+    exps = [tmp_path / f"asr{seed}" for seed in (0, 1)]
+    for seed, exp in zip((0, 1), exps):
+        train(merge(cfg, {"train": {"seed": seed}}), str(toy / "train"), str(toy / "train" / "token"), str(exp))
+    # "generated" audio: three dev utterances, each with another utterance's audio
+    real = {k: v for k, v in (line.split(" ", 1) for line in (toy / "dev" / "wav.scp").read_text().splitlines())}
+    utts = sorted(real)[:3]
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    (gen / "wav.scp").write_text("".join(f"{u} {real[utts[(i + 1) % 3]]}\n" for i, u in enumerate(utts)))
+    out = tmp_path / "judges.json"
+    assert J.main(["--judges", *map(str, exps), "--ref-dir", str(toy / "dev"), "--gen-dir", str(gen),
+                   "--ref-token-file", str(toy / "dev" / "token"), "--out", str(out)]) == 0
+    res = json.loads(out.read_text())["systems"][str(gen)]
+    assert res["num_utts"] == 3
+    sums = {"errors": 0, "real_errors": 0}
+    for exp in exps:  # each judge's row is what score_dir counts on the same utterances
+        row = res["per_judge"][str(exp)]
+        assert row["errors"] == score_dir(exp, gen, toy / "dev" / "token")["errors"]
+        assert row["real_errors"] == score_dir(exp, toy / "dev", toy / "dev" / "token", utts=utts)["errors"]
+        sums = {k: sums[k] + row[k] for k in sums}
+    pooled = res["pooled"]
+    assert {k: pooled[k] for k in sums} == sums and pooled["ratio"] == pytest.approx(sums["errors"] / sums["real_errors"])
+    assert "pooled over 2 judges (3 utterances)" in capsys.readouterr().out
+    # generated audio of an utterance the real dir lacks is an error naming it; a judge given twice too
+    (gen / "wav.scp").write_text(f"nosuchutt {real[utts[0]]}\n")
+    with pytest.raises(ValueError, match="nosuchutt"):
+        J.score_judges(exps, toy / "dev", [gen], toy / "dev" / "token")
+    with pytest.raises(SystemExit):
+        J.main(["--judges", str(exps[0]), str(exps[0]), "--ref-dir", str(toy / "dev"), "--gen-dir", str(gen),
+                "--ref-token-file", str(toy / "dev" / "token")])
+
+
+def test_ratio_row_sums_judges_before_dividing():
+    from shared.phone_recognizer.judges import ratio_row
+
+    gen = [{"a": 2, "b": 0}, {"a": 4, "b": 2}]
+    real = [{"a": 1, "b": 1}, {"a": 0, "b": 0}]
+    row = ratio_row(gen, real, ["a", "b"])
+    assert (row["errors"], row["real_errors"], row["ratio"]) == (8, 2, 4.0)  # not the mean of 1x and inf
+    lo, hi = row["ci"]
+    assert lo <= 4.0 <= hi

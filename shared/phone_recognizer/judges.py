@@ -1,0 +1,89 @@
+"""PER ratios of generated to real audio under several phone recognisers ("judges") at once.
+
+    python -m shared.phone_recognizer.judges --judges exp/asr ../runB/exp/asr ../runC/exp/asr \
+        --ref-dir data/screen --gen-dir exp/stage2/flow_reflow/synth/screen --gen-dir exp/stage1/vae/resynth/screen \
+        --ref-token-file data/screen/token [--out exp/stage2/flow_reflow/eval/screen/judges.json]
+
+At phone error rates of a few tenths of a percent, recognisers trained alike (another seed, another hour of the
+same CPU) read the same audio differently enough to move the ratio by more than its interval over sentences:
+run AG's screening TTS audio is 1.17x, 1.33x or 1.71x its real audio by three 180-s judges
+(egs/espeak_mini/tts1/RESULTS.md). That interval covers the sentences and not the judge. This scores every
+generated dir and the real audio with every judge and reports each judge's ratio and the pooled one: each
+utterance's errors summed over the judges, the ratio of the sums, and its bootstrap interval over utterances
+(:func:`shared.compare.ratio_ci`), so a judge that reads the real audio with few errors weighs as much as one
+that reads it with many. Train more judges with ``python -m shared.phone_recognizer.train ... train.seed=N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shared.compare import ratio_ci
+from shared.io import PathLike, write_json
+from shared.phone_recognizer.data import read_wav_scp
+from shared.phone_recognizer.score import LoadedRecognizer, score_dir
+
+
+def ratio_row(gen: list[dict[str, int]], real: list[dict[str, int]], utts: list[str]) -> dict:
+    """The ratio of generated to real phone errors over ``utts``, summed over judges (one dict of per-utterance
+    errors per judge, in the same order in ``gen`` and ``real``), with its interval over utterances."""
+    num = np.array([sum(g[u] for g in gen) for u in utts])
+    den = np.array([sum(r[u] for r in real) for u in utts])
+    ratio, ci = ratio_ci(num, den)
+    return {"errors": int(num.sum()), "real_errors": int(den.sum()), "ratio": ratio, "ci": ci}
+
+
+def score_judges(judges: list[PathLike], ref_dir: PathLike, gen_dirs: list[PathLike], ref_token_file: PathLike) -> dict:
+    """Every judge on the real audio and on every generated dir (the utterances of each generated dir's
+    ``wav.scp``; the real dir must have them all). Returns ``{gen_dir: {"per_judge": {judge: row}, "pooled":
+    row}}`` with rows as :func:`ratio_row` makes them."""
+    utts = {str(g): sorted(read_wav_scp(g)) for g in gen_dirs}
+    every = sorted(set().union(*utts.values()))
+    real_errs, gen_errs = [], {str(g): [] for g in gen_dirs}
+    for judge in judges:
+        rec = LoadedRecognizer(judge)
+        real = score_dir(judge, ref_dir, ref_token_file, recognizer=rec, utts=every)["utts"]
+        real_errs.append({u: r["errors"] for u, r in real.items()})
+        for g in gen_dirs:
+            scored = score_dir(judge, g, ref_token_file, recognizer=rec)["utts"]
+            gen_errs[str(g)].append({u: r["errors"] for u, r in scored.items()})
+    out = {}
+    for g, us in utts.items():
+        per_judge = {str(j): ratio_row([gen], [real], us) for j, gen, real in zip(judges, gen_errs[g], real_errs)}
+        out[g] = {"num_utts": len(us), "per_judge": per_judge, "pooled": ratio_row(gen_errs[g], real_errs, us)}
+    return out
+
+
+def _fmt(row: dict) -> str:
+    lo, hi = row["ci"]
+    return f"{row['errors']} / {row['real_errors']} = {row['ratio']:.2f}x [{lo:.2f}x, {hi:.2f}x]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--judges", nargs="+", required=True, help="trained phone recogniser exp dirs (exp/asr, ...)")
+    p.add_argument("--ref-dir", required=True, help="data dir of the real audio (wav.scp)")
+    p.add_argument("--gen-dir", action="append", required=True, help="generated data dir (repeat for several)")
+    p.add_argument("--ref-token-file", required=True, help="'<utt> tok ...' reference tokens")
+    p.add_argument("--out", help="write the table as JSON here")
+    a = p.parse_args(argv)
+    if len(set(map(str, a.judges))) != len(a.judges):
+        p.error("--judges names a recogniser twice: it would count twice in the pooled ratio")
+    torch.set_num_threads(1)  # per-utterance decoding of a small GRU: threads only spin-wait
+    result = score_judges([Path(j) for j in a.judges], a.ref_dir, [Path(g) for g in a.gen_dir], a.ref_token_file)
+    for g, res in result.items():
+        for j, row in res["per_judge"].items():
+            print(f"[judges] {g}: {j}: phone errors synth / real {_fmt(row)}")
+        print(f"[judges] {g}: pooled over {len(a.judges)} judges ({res['num_utts']} utterances): {_fmt(res['pooled'])}")
+    if a.out:
+        write_json(a.out, {"judges": [str(j) for j in a.judges], "ref_dir": str(a.ref_dir), "systems": result})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
