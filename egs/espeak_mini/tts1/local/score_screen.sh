@@ -8,9 +8,13 @@
 # against the real audio with stage 9's recogniser (exp/asr). About 3 minutes on 2 cores.
 #
 #   local/score_screen.sh [--stage1-tag vae] [--stage2-tag flow] [--reflow true] [--num-sentences 380]
+#       [--extra-judges "/path/to/another/run/egs/espeak_mini/tts1/exp/asr ..."]
 #
 # Writes data/screen (kept for the next call), EXP/synth/screen, EXP/eval/screen/metrics.json for the final
 # stage-two model and exp/stage1/<tag>/{resynth,eval}/screen for the codec, and prints both PER ratios.
+# One 180-s judge's reading moves the ratio as much as the sentences do (run AG: 1.17x to 1.71x by six judges,
+# RESULTS.md); --extra-judges (other runs' exp/asr on this corpus) also prints each judge's ratio and the pooled
+# one (shared.phone_recognizer.judges; EXP/eval/screen/judges.json).
 set -euo pipefail
 
 stage1_tag=vae
@@ -19,6 +23,7 @@ reflow=true
 test_set=test         # whose synth.json holds stage 8's sampling settings
 screen=data/screen
 num_sentences=380
+extra_judges=         # more recognisers (exp/asr dirs) to read the same audio, pooled with exp/asr
 help_message="Usage: $0 [options]   (run from the recipe dir after run.sh's stage 9)"
 
 . "$(dirname "$0")/../../../utils/parse_options.sh"
@@ -66,3 +71,10 @@ for name, path in zip(("codec", "TTS"), sys.argv[1:]):
     print(f"[screen] {name}: {m['num_utts']} utterances, phone errors {m['phone_errors_gen']} / real {m['phone_errors_ref']}, "
           f"PER synth / real {m['corpus']['per_ratio']:.2f}x [{lo:.2f}x, {hi:.2f}x] ({path})")
 EOF
+
+if [ -n "$extra_judges" ]; then
+    # shellcheck disable=SC2086  # a list of dirs
+    python -m shared.phone_recognizer.judges --judges exp/asr $extra_judges --ref-dir "$screen" \
+        --gen-dir "$s1_exp/resynth/screen" --gen-dir "$final_s2/synth/screen" --ref-token-file "$screen/token" \
+        --out "$final_s2/eval/screen/judges.json"
+fi
