@@ -11,6 +11,9 @@ WaveNet and HiFi-GAN were fine-tuned the same way on predicted mel spectrograms)
     python -m stage1_vae.train --config conf/decoder_gta.yaml --init-from exp/stage1/vae \\
         --decoder-latents dump/vae/train_gta --data-dir data/train --exp-dir exp/stage2/flow_reflow/decoder
 
+The decoder being fine-tuned is the ``--init-from`` codec's, so the fine-tuning config holds only what differs from
+that codec's saved config (training settings; see :func:`finetune_config`): one such config serves every codec.
+
 Resumes from ``<exp>/checkpoints/last.ckpt`` automatically. On success writes ``<exp>/config.yaml``
 (resolved), ``<exp>/model.pt`` (codec weights, EMA when enabled), ``<exp>/params.json`` and
 ``<exp>/train_summary.json``. Rerunning a finished experiment is a no-op unless ``--overwrite``.
@@ -19,6 +22,7 @@ Resumes from ``<exp>/checkpoints/last.ckpt`` automatically. On success writes ``
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -29,7 +33,7 @@ import lightning as L
 import torch
 
 from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, RandomBatchSampler, make_loader
-from shared.config import add_config_args, load_config, save_config
+from shared.config import add_config_args, apply_overrides, load_config, merge, save_config
 from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
 from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything
 from stage1_vae.experiment import Stage1Experiment
@@ -58,6 +62,17 @@ def export(module: Stage1Experiment, cfg: dict[str, Any], exp_dir: Path, summary
     write_json(exp_dir / "params.json", params)
     write_json(exp_dir / "train_summary.json", summary)
     save_config(cfg, exp_dir / "config.yaml")
+
+
+def finetune_config(config: str | Path, codec_cfg: dict[str, Any], overrides: list[str] | None = None) -> dict:
+    """The config of a decoder fine-tuning (``--decoder-latents``): the codec's own saved config ``codec_cfg``
+    (model, losses, training defaults; not its data or its budget scale) updated by the fine-tuning ``config``'s
+    keys, then by ``overrides``. So ``conf/decoder_gta.yaml`` holds training settings only and serves whatever
+    stage-one config the codec was trained with; a ``model`` key there or in the overrides that differs from the
+    codec's is refused by :func:`init_generator` (the weights are the codec's)."""
+    base = copy.deepcopy({k: v for k, v in codec_cfg.items() if k != "data"})
+    base.get("train", {}).pop("budget_scale", None)
+    return apply_overrides(merge(base, load_config(config)), overrides or [])
 
 
 def init_generator(module: Stage1Experiment, src: Path, model_cfg: dict[str, Any]) -> None:
@@ -103,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                         "schedule and discriminator start fresh")
     p.add_argument("--decoder-latents", default=None, metavar="DUMP_DIR",
                    help="fine-tune the decoder alone on this latent dump's latents against the data dir's audio "
-                        "(latents.scp, optional key2utt; see shared.batching.LatentAudioSegmentDataset); needs --init-from")
+                        "(latents.scp, optional key2utt; see shared.batching.LatentAudioSegmentDataset); needs "
+                        "--init-from, whose saved config the --config file updates (model and losses are the codec's)")
     p.add_argument("--pitch-latents", default=None, metavar="DUMP_DIR",
                    help="with train.pitch_cache: a stage1_vae.encode dump of the data dir's audio by the --init-from codec, "
                         "whose pitch channels are read instead of measured again (e.g. dump/vae/train for stage 7)")
@@ -112,7 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--pitch-latents reads what the --init-from codec encoded: give it with --init-from")
     if args.decoder_latents and not args.init_from:
         p.error("--decoder-latents fine-tunes a trained decoder: give the codec with --init-from")
-    cfg = scale_budget(load_config(args.config, args.overrides), args.budget_scale)
+    if args.decoder_latents:
+        codec_cfg = load_config(Path(args.init_from) / "config.yaml")
+        if "model" not in codec_cfg:
+            p.error(f"--init-from {args.init_from}: not a codec trained by stage1_vae.train (no model section in its "
+                    "config.yaml), so it has no decoder to fine-tune")
+        cfg = finetune_config(args.config, codec_cfg, args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
+    cfg = scale_budget(cfg, args.budget_scale)
     exp_dir = Path(args.exp_dir)
     if (exp_dir / MODEL_FILE).is_file() and not args.overwrite:
         print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")

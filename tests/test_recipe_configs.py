@@ -8,10 +8,12 @@ import pytest
 
 from shared.config import load_config
 from stage1_vae.model import build_codec
+from stage1_vae.train import finetune_config
 from stage2_flow.model import FlowTTS, count_parameters
 
 EGS = Path(__file__).resolve().parent.parent / "egs"
-STAGE1 = sorted([*EGS.glob("*/tts1/conf/stage1*.yaml"), *EGS.glob("*/tts1/conf/decoder_gta*.yaml")])
+STAGE1 = sorted(EGS.glob("*/tts1/conf/stage1*.yaml"))
+DECODER = sorted(EGS.glob("*/tts1/conf/decoder_gta*.yaml"))  # stage 7: what differs from the codec's saved config
 STAGE2 = sorted(p for p in EGS.glob("*/tts1/conf/stage2*.yaml"))
 ASR = sorted(EGS.glob("*/tts1/conf/asr*.yaml"))
 
@@ -26,6 +28,20 @@ def test_stage1_config_builds(path):
     codec = build_codec(cfg["model"])
     assert codec.latent_dim > 0 and codec.sample_rate == cfg["model"]["sample_rate"]
     assert set(cfg["trainer"]) >= {"max_steps"}
+
+
+def _decoder_finetune_config(path: Path, overrides: list[str] | None = None) -> dict:
+    """``path`` (a decoder_gta config) over the config of the codec its recipe trains (the smoke one's for smoke)."""
+    codec_conf = path.parent / ("stage1_smoke.yaml" if "smoke" in path.name else "stage1.yaml")
+    return finetune_config(path, load_config(codec_conf), overrides)
+
+
+@pytest.mark.parametrize("path", DECODER, ids=_id)
+def test_decoder_finetune_config_builds_over_its_codec(path):
+    assert "model" not in load_config(path)  # the codec's model, whichever stage-one config trained it
+    cfg = _decoder_finetune_config(path)
+    assert build_codec(cfg["model"]).latent_dim > 0
+    assert set(cfg["trainer"]) >= {"max_steps"} and set(cfg["loss_weights"]) >= {"mel/l1", "stft/mr"}
 
 
 @pytest.mark.parametrize("path", STAGE2, ids=_id)
@@ -71,8 +87,10 @@ def test_recipe_placement_options_apply_to_every_training_config(ngpu, num_nodes
     """`--ngpu N --num-nodes M` must work with every recipe's configs (stage two's had no num_nodes / strategy key,
     and a plain override of a missing key is an error: `run.sh --ngpu 1` failed at stage 6 until 2026-12-06)."""
     overrides = _recipe_trainer_args(ngpu, num_nodes)
-    for path in [*STAGE1, *STAGE2]:
-        trainer = load_config(path, overrides)["trainer"]
+    configs = [load_config(p, overrides) for p in [*STAGE1, *STAGE2]]
+    configs += [_decoder_finetune_config(p, overrides) for p in DECODER]
+    for path, cfg in zip([*STAGE1, *STAGE2, *DECODER], configs):
+        trainer = cfg["trainer"]
         assert trainer["accelerator"] == ("gpu" if ngpu else "cpu"), path
         if ngpu:
             assert (trainer["devices"], trainer["num_nodes"]) == (ngpu, num_nodes), path

@@ -626,8 +626,8 @@ def test_decoder_finetune_on_given_latents_trains_the_decoder_only(trained, corp
         torch.save(z + 0.1 * torch.randn(z.shape, generator=torch.Generator().manual_seed(0)), path)
         noisy[utt] = path
 
-    def finetune(exp, *extra, check=True):
-        return run_module("stage1_vae.train", "--config", str(SMOKE), "--data-dir", str(corpus / "train"),
+    def finetune(exp, *extra, check=True):  # the smoke recipe's fine-tuning config: training settings only
+        return run_module("stage1_vae.train", "--config", str(CONF / "decoder_gta_smoke.yaml"), "--data-dir", str(corpus / "train"),
                           "--exp-dir", str(exp), "train.num_threads=1", "trainer.max_steps=2", "validation.num_utts=0",
                           *extra, check=check)
 
@@ -639,13 +639,34 @@ def test_decoder_finetune_on_given_latents_trains_the_decoder_only(trained, corp
     proc = finetune(tmp_path / "ft_other", "--decoder-latents", str(dump), "--init-from", str(tmp_path / "ft_read"),
                     "--pitch-latents", str(clean), check=False)
     assert proc.returncode != 0 and "not by the --init-from codec" in proc.stderr
+    proc = finetune(tmp_path / "ft_model", "--decoder-latents", str(dump), "--init-from", str(trained), "model.latent_dim=9",
+                    check=False)  # the weights are the codec's: another model is refused, by name
+    assert proc.returncode != 0 and "latent_dim" in proc.stderr
     finetune(tmp_path / "ft", "--decoder-latents", str(dump), "--init-from", str(trained))
     a, b = torch.load(trained / "model.pt"), torch.load(tmp_path / "ft" / "model.pt")
     changed = {k.split(".")[0] for k in a if not torch.equal(a[k], b[k])}
     assert changed == {"decoder"}, changed
     cfg = load_config(tmp_path / "ft" / "config.yaml")
     assert cfg["train"]["decoder_only"] is True and cfg["data"]["decoder_latents"] == str(dump)
+    assert cfg["model"] == load_config(trained / "config.yaml")["model"]
     assert load_codec(tmp_path / "ft").decode(torch.stack([torch.load(p) for p in list(noisy.values())[:1]])).shape[-1] > 0
+
+
+def test_finetune_config_is_the_codec_config_updated_by_the_finetuning_file(tmp_path):
+    from shared.config import ConfigError
+    from stage1_vae.train import finetune_config
+
+    codec_cfg = {"model": {"latent_dim": 83, "encoder": {"kind": "mel"}}, "loss_weights": {"mel/l1": 2.0},
+                 "train": {"lr": 2e-3, "batch_size": 16, "budget_scale": 3.0}, "trainer": {"max_time": "00:00:24:00"},
+                 "data": {"train": "data/train"}}
+    (tmp_path / "ft.yaml").write_text("train: {lr: 0.001}\ntrainer: {max_time: '00:00:03:00'}\n")
+    cfg = finetune_config(tmp_path / "ft.yaml", codec_cfg, ["train.batch_size=8"])
+    assert cfg["model"] == codec_cfg["model"] and cfg["loss_weights"] == {"mel/l1": 2.0}
+    assert cfg["train"] == {"lr": 0.001, "batch_size": 8}  # the codec's budget scale is not this training's
+    assert cfg["trainer"] == {"max_time": "00:00:03:00"} and "data" not in cfg
+    assert codec_cfg["train"]["budget_scale"] == 3.0 and codec_cfg["data"]  # the codec's config is left as it was
+    with pytest.raises(ConfigError, match="train.nope"):
+        finetune_config(tmp_path / "ft.yaml", codec_cfg, ["train.nope=1"])
 
 
 def test_decode_given_reads_the_latents_without_training_the_quantiser():
