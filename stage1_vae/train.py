@@ -66,11 +66,13 @@ def export(module: Stage1Experiment, cfg: dict[str, Any], exp_dir: Path, summary
 
 def finetune_config(config: str | Path, codec_cfg: dict[str, Any], overrides: list[str] | None = None) -> dict:
     """The config of a decoder fine-tuning (``--decoder-latents``): the codec's own saved config ``codec_cfg``
-    (model, losses, training defaults; not its data or its budget scale) updated by the fine-tuning ``config``'s
-    keys, then by ``overrides``. So ``conf/decoder_gta.yaml`` holds training settings only and serves whatever
-    stage-one config the codec was trained with; a ``model`` key there or in the overrides that differs from the
-    codec's is refused by :func:`init_generator` (the weights are the codec's)."""
+    (model, losses, training defaults; not its data, and its budgets as its config gave them, before its
+    ``--budget-scale``) updated by the fine-tuning ``config``'s keys, then by ``overrides``. So
+    ``conf/decoder_gta.yaml`` holds training settings only and serves whatever stage-one config the codec was
+    trained with; a ``model`` key there or in the overrides that differs from the codec's is refused by
+    :func:`init_generator` (the weights are the codec's)."""
     base = copy.deepcopy({k: v for k, v in codec_cfg.items() if k != "data"})
+    scale_budget(base, 1 / float(base.get("train", {}).get("budget_scale", 1)))  # this training scales its own
     base.get("train", {}).pop("budget_scale", None)
     return apply_overrides(merge(base, load_config(config)), overrides or [])
 

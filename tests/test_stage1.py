@@ -657,13 +657,13 @@ def test_finetune_config_is_the_codec_config_updated_by_the_finetuning_file(tmp_
     from stage1_vae.train import finetune_config
 
     codec_cfg = {"model": {"latent_dim": 83, "encoder": {"kind": "mel"}}, "loss_weights": {"mel/l1": 2.0},
-                 "train": {"lr": 2e-3, "batch_size": 16, "budget_scale": 3.0}, "trainer": {"max_time": "00:00:24:00"},
-                 "data": {"train": "data/train"}}
+                 "train": {"lr": 2e-3, "batch_size": 16, "budget_scale": 3.0},  # trained with --budget-scale 3
+                 "trainer": {"max_time": "00:00:24:00", "max_steps": 21000}, "data": {"train": "data/train"}}
     (tmp_path / "ft.yaml").write_text("train: {lr: 0.001}\ntrainer: {max_time: '00:00:03:00'}\n")
     cfg = finetune_config(tmp_path / "ft.yaml", codec_cfg, ["train.batch_size=8"])
     assert cfg["model"] == codec_cfg["model"] and cfg["loss_weights"] == {"mel/l1": 2.0}
-    assert cfg["train"] == {"lr": 0.001, "batch_size": 8}  # the codec's budget scale is not this training's
-    assert cfg["trainer"] == {"max_time": "00:00:03:00"} and "data" not in cfg
+    assert cfg["train"] == {"lr": 0.001, "batch_size": 8}  # the codec's budget scale is not this training's...
+    assert cfg["trainer"] == {"max_time": "00:00:03:00", "max_steps": 7000} and "data" not in cfg  # ...nor its budget
     assert codec_cfg["train"]["budget_scale"] == 3.0 and codec_cfg["data"]  # the codec's config is left as it was
     with pytest.raises(ConfigError, match="train.nope"):
         finetune_config(tmp_path / "ft.yaml", codec_cfg, ["train.nope=1"])
