@@ -4,6 +4,7 @@ and scoring to per.json."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -179,6 +180,13 @@ def test_judges_pool_several_recognisers_per_utterance(toy, tmp_path, capsys):
     with pytest.raises(SystemExit):
         J.main(["--judges", str(exps[0]), str(exps[0]), "--ref-dir", str(toy / "dev"), "--gen-dir", str(gen),
                 "--ref-token-file", str(toy / "dev" / "token")])
+    copy = tmp_path / "copy_of_judge0"  # another dir, the same model: refused too, naming both
+    shutil.copytree(exps[0], copy)
+    with pytest.raises(SystemExit):
+        J.main(["--judges", str(exps[0]), str(exps[1]), str(copy), "--ref-dir", str(toy / "dev"), "--gen-dir", str(gen),
+                "--ref-token-file", str(toy / "dev" / "token")])
+    err = capsys.readouterr().err
+    assert str(exps[0]) in err and str(copy) in err and "same weights" in err
 
 
 def test_ratio_row_sums_judges_before_dividing():

@@ -77,15 +77,21 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert width.returncode == 0 and "5 learned channels, 2 utterances" in width.stdout, width.stdout + width.stderr
     assert "median" in width.stdout
     # the final models scored on a larger held-out set (local/score_screen.sh), here 4 more sentences
-    # ...with a second judge (a copy of exp/asr stands in for another run's) pooled with exp/asr
-    shutil.copytree(recipe / "exp" / "asr", tmp_path / "judge2")
-    screen = subprocess.run(["bash", "local/score_screen.sh", "--num-sentences", "4", "--extra-judges", str(tmp_path / "judge2")],
+    # ...with a second judge (stage 9's recogniser trained with another seed stands in for another run's), pooled
+    judge2 = tmp_path / "judge2"
+    trained2 = subprocess.run([sys.executable, "-m", "shared.phone_recognizer.train", "--config", "conf/asr_smoke.yaml",
+                               "--data-dir", "data/train", "--token-file", "data/train/token", "--dev-dir", "data/dev",
+                               "--exp-dir", str(judge2), "train.seed=1"],
+                              cwd=recipe, env=env, capture_output=True, text=True, timeout=300)
+    assert trained2.returncode == 0, trained2.stdout[-3000:] + trained2.stderr[-3000:]
+    screen = subprocess.run(["bash", "local/score_screen.sh", "--num-sentences", "4", "--extra-judges", str(judge2)],
                             cwd=recipe, env=env, capture_output=True, text=True, timeout=300)
     assert screen.returncode == 0, screen.stdout[-3000:] + screen.stderr[-3000:]
     assert screen.stdout.count("[screen] ") == 2, screen.stdout[-3000:]
     assert screen.stdout.count("pooled over 2 judges") == 2, screen.stdout[-3000:]
     pooled = json.loads((s2 / "eval" / "screen" / "judges.json").read_text())["systems"]["exp/stage2/flow_reflow/synth/screen"]
-    assert pooled["pooled"]["errors"] == 2 * pooled["per_judge"]["exp/asr"]["errors"]  # the same judge twice
+    per_judge = pooled["per_judge"]
+    assert pooled["pooled"]["errors"] == per_judge["exp/asr"]["errors"] + per_judge[str(judge2)]["errors"]
     n_screen = len(DataDir.load(recipe / "data" / "screen"))
     assert n_screen > 0 and json.loads((s2 / "eval" / "screen" / "metrics.json").read_text())["num_utts"] == n_screen
     assert json.loads((s1 / "eval" / "screen" / "metrics.json").read_text())["metrics"]["pesq_wb"]["n"] == n_screen

@@ -12,6 +12,8 @@ generated dir and the real audio with every judge and reports each judge's ratio
 utterance's errors summed over the judges, the ratio of the sums, and its bootstrap interval over utterances
 (:func:`shared.compare.ratio_ci`), so a judge that reads the real audio with few errors weighs as much as one
 that reads it with many. Train more judges with ``python -m shared.phone_recognizer.train ... train.seed=N``.
+Judges whose weights are byte-identical are refused: a copy, or -- the recipe's judge being time-capped and
+seeded -- two runs' judges that happened to train the same number of steps (runs AE and AH, 1107 each).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 
 from shared.compare import ratio_ci
-from shared.io import PathLike, write_json
+from shared.io import MODEL_FILE, PathLike, file_sha256, write_json
 from shared.phone_recognizer.data import read_wav_scp
 from shared.phone_recognizer.score import LoadedRecognizer, score_dir
 
@@ -59,6 +61,17 @@ def score_judges(judges: list[PathLike], ref_dir: PathLike, gen_dirs: list[PathL
     return out
 
 
+def same_weights(judges: list[Path]) -> tuple[Path, Path] | None:
+    """The first two of ``judges`` whose weights are byte-identical, or None."""
+    seen: dict[str, Path] = {}
+    for j in judges:
+        digest = file_sha256(j / MODEL_FILE)
+        if digest in seen:
+            return seen[digest], j
+        seen[digest] = j
+    return None
+
+
 def _fmt(row: dict) -> str:
     lo, hi = row["ci"]
     return f"{row['errors']} / {row['real_errors']} = {row['ratio']:.2f}x [{lo:.2f}x, {hi:.2f}x]"
@@ -74,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if len(set(map(str, a.judges))) != len(a.judges):
         p.error("--judges names a recogniser twice: it would count twice in the pooled ratio")
+    same = same_weights([Path(j) for j in a.judges])
+    if same:  # a copy, or a judge trained as many steps with the same seed and data: the same model
+        p.error(f"--judges {same[0]} and {same[1]} hold the same weights ({MODEL_FILE}): one model would count twice "
+                "in the pooled ratio")
     torch.set_num_threads(1)  # per-utterance decoding of a small GRU: threads only spin-wait
     result = score_judges([Path(j) for j in a.judges], a.ref_dir, [Path(g) for g in a.gen_dir], a.ref_token_file)
     for g, res in result.items():
