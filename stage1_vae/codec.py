@@ -28,7 +28,6 @@ from shared.config import load_config, save_config
 from shared.io import MODEL_FILE, PathLike
 
 
-
 class Codec(Protocol):
     sample_rate: int
     hop_length: int

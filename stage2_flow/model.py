@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shared.io import MODEL_FILE
+from shared.io import MODEL_FILE, file_sha256
 from stage2_flow.alignment import gaussian_log_p, length_regulate, monotonic_alignment_search, round_durations
 from stage2_flow.estimator import VelocityEstimator
 from stage2_flow.flow import FlowMatcher, Generators
@@ -294,7 +294,6 @@ def codec_dir(exp_dir: str | Path) -> Path:
     if not (own / MODEL_FILE).is_file():
         return stage1_dir(exp_dir)
     from shared.config import load_config
-    from shared.io import file_sha256
 
     source = load_config(own / "config.yaml").get("data", {}).get("source_model_sha256")
     if source is not None and source != file_sha256(Path(exp_dir) / MODEL_FILE):

@@ -85,14 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref-token-file", required=True, help="'<utt> tok ...' reference tokens")
     p.add_argument("--out", help="write the table as JSON here")
     a = p.parse_args(argv)
-    if len(set(map(str, a.judges))) != len(a.judges):
-        p.error("--judges names a recogniser twice: it would count twice in the pooled ratio")
-    same = same_weights([Path(j) for j in a.judges])
-    if same:  # a copy, or a judge trained as many steps with the same seed and data: the same model
+    judges = [Path(j) for j in a.judges]
+    same = same_weights(judges)
+    if same:  # a dir named twice, a copy, or a judge trained as many steps with the same seed and data
         p.error(f"--judges {same[0]} and {same[1]} hold the same weights ({MODEL_FILE}): one model would count twice "
                 "in the pooled ratio")
     torch.set_num_threads(1)  # per-utterance decoding of a small GRU: threads only spin-wait
-    result = score_judges([Path(j) for j in a.judges], a.ref_dir, [Path(g) for g in a.gen_dir], a.ref_token_file)
+    result = score_judges(judges, a.ref_dir, [Path(g) for g in a.gen_dir], a.ref_token_file)
     for g, res in result.items():
         for j, row in res["per_judge"].items():
             print(f"[judges] {g}: {j}: phone errors synth / real {_fmt(row)}")
