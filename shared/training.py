@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -28,7 +29,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from shared.io import PathLike, atomic_save_torch
+from shared.io import MODEL_FILE, PathLike, atomic_save_torch
 
 OUR_KEYS = ("checkpoint_every_n_steps", "keep_checkpoints")
 
@@ -93,6 +94,18 @@ def resume_path(exp_dir: PathLike) -> str | None:
     """``<exp>/checkpoints/last.ckpt`` if a previous run left one."""
     last = Path(exp_dir) / "checkpoints" / "last.ckpt"
     return str(last) if last.is_file() else None
+
+
+def start_over(exp_dir: PathLike, outputs: tuple[str, ...] = ()) -> None:
+    """``--overwrite``: remove a run's checkpoints and what it exported (``MODEL_FILE``, ``train_summary.json``
+    and ``outputs``), so training starts again from step 0 instead of resuming the finished run, and an
+    interrupted retraining is not taken for the finished old one by the next rerun."""
+    exp_dir = Path(exp_dir)
+    gone = [name for name in ("checkpoints", MODEL_FILE, "train_summary.json", *outputs) if (exp_dir / name).exists()]
+    for name in gone:
+        (shutil.rmtree if (exp_dir / name).is_dir() else Path.unlink)(exp_dir / name)
+    if gone:
+        print(f"--overwrite: removed {', '.join(gone)} from {exp_dir}", flush=True)
 
 
 def native_bf16(accelerator: str = "auto") -> bool:

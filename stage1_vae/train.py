@@ -35,7 +35,7 @@ import torch
 from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, RandomBatchSampler, make_loader
 from shared.config import add_config_args, apply_overrides, load_config, merge, save_config
 from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
-from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything
+from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything, start_over
 from stage1_vae.experiment import Stage1Experiment
 from stage1_vae.modules import PitchCache, count_params
 from stage1_vae.validation import Validator, dev_loader
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", required=True, help="training data dir (wav.scp, utt2spk, text)")
     p.add_argument("--dev-dir", default=None, help="dev data dir for validation metrics and samples")
     p.add_argument("--exp-dir", required=True)
-    p.add_argument("--overwrite", action="store_true", help="retrain even if <exp>/model.pt exists")
+    p.add_argument("--overwrite", action="store_true", help="retrain from step 0 even if <exp>/model.pt exists (its checkpoints and exported model are removed first)")
     p.add_argument("--init-from", default=None, metavar="EXP_DIR",
                    help="start the generator (and its EMA) from a trained stage-one exp dir with the same model "
                         "section, e.g. to fine-tune with adversarial losses or on a new corpus; optimisers, "
@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if (exp_dir / MODEL_FILE).is_file() and not args.overwrite:
         print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
         return 0
+    if args.overwrite:
+        start_over(exp_dir)
     t = cfg.setdefault("train", {})
     torch.set_num_threads(int(t.get("num_threads", 2)))
     seed_everything(int(t.get("seed", 0)))

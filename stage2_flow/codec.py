@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         mean = total / n
         std = (total_sq / n - mean**2).clamp(min=1e-8).sqrt()
         write_json(args.exp_dir / "latent_stats.json", {"mean": mean.tolist(), "std": std.tolist()})
-    print(f"wrote {len(scp)} latents to {args.out_dir}")
+    print(f"wrote {len(dump.scp)} latents to {args.out_dir}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Latent dumps are :mod:`shared.latents`'s. Latent statistics are ``latent_stats.j
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ class TTSDataset(Dataset):
             warn(f"{len(missing)} utterance(s) of {data_dir}/token have no latents in {latent_dir} (e.g. {missing[:3]})")
         spk_index = {s: i for i, s in enumerate(speakers)}
         self.normalizer = normalizer  # what the latents were normalised with (to de-normalise generated ones)
-        self.utts, self.tokens, self.latents, self.spk, self.durations, self.text_len = [], [], [], [], [], []
+        self.utts, self.tokens, self.latents, self.spk, self.durations = [], [], [], [], []
         skipped = []
         for utt in keys:
             z = normalizer.normalize(load_latent(scp[utt]))
@@ -112,12 +113,22 @@ class TTSDataset(Dataset):
             raise ValueError(f"no usable utterances in {data_dir} with latents {latent_dir}")
         self.frame_rate = frame_rate
         self.prompt_seconds = prompt_seconds
-        self.by_spk: dict[int, list[int]] = {}
+        # speech prompts are drawn from the whole set, also for a subset of its items (validation)
+        self.prompt_utts, self.prompt_latents = self.utts, self.latents
+        self.prompts_of: dict[int, list[int]] = {}
         for i, s in enumerate(self.spk):
-            self.by_spk.setdefault(s, []).append(i)
+            self.prompts_of.setdefault(s, []).append(i)
 
     def __len__(self) -> int:
         return len(self.utts)
+
+    def subset(self, keep: list[int]) -> "TTSDataset":
+        """The items at the indices ``keep``, in that order (a validation subset); their prompts still come
+        from every utterance of this set."""
+        sub = copy.copy(self)
+        for name in ("utts", "tokens", "latents", "spk", "durations"):
+            setattr(sub, name, [getattr(self, name)[i] for i in keep])
+        return sub
 
     def lengths(self) -> list[int]:
         return [z.shape[1] for z in self.latents]
@@ -133,12 +144,11 @@ class TTSDataset(Dataset):
 
     def _prompt(self, idx: int, g: torch.Generator) -> torch.Tensor:
         """A random 1-3 s (prompt_seconds) segment of another utterance of the same speaker."""
-        same = self.by_spk.get(self.spk[idx], [idx]) if self.spk[idx] >= 0 else [idx]
-        others = [j for j in same if j != idx] or [idx]
-        j = others[int(torch.randint(len(others), (1,), generator=g))]
+        same = self.prompts_of.get(self.spk[idx], []) if self.spk[idx] >= 0 else []
+        others = [self.prompt_latents[j] for j in same if self.prompt_utts[j] != self.utts[idx]] or [self.latents[idx]]
+        z = others[int(torch.randint(len(others), (1,), generator=g))]
         lo, hi = self.prompt_seconds
         sec = lo + (hi - lo) * float(torch.rand(1, generator=g))
-        z = self.latents[j]
         n = max(1, min(z.shape[1], int(sec * self.frame_rate)))
         start = int(torch.randint(z.shape[1] - n + 1, (1,), generator=g))
         return z[:, start : start + n]

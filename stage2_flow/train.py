@@ -36,7 +36,7 @@ from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
 from shared.io import MODEL_FILE, atomic_save_torch, read_json, read_kv, write_json
 from shared.text import Vocab
-from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything
+from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything, start_over
 from stage2_flow.alignment import read_durations
 from stage2_flow.data import LatentNormalizer, ReflowPairs, TTSDataset, collate_pairs, collate_tts, speaking_rate
 from stage2_flow.experiment import Stage2Experiment
@@ -116,9 +116,7 @@ def build_datasets(args, cfg, exp_dir: Path):
     if args.dev_dir and args.dev_latents:
         n = int(cfg.get("validation", {}).get("num_utts", 8))
         dev = TTSDataset(args.dev_dir, args.dev_latents, vocab, norm, speakers, frame_rate, None, prompt, max_frames)
-        keep = [dev.utts.index(u) for u in spread_subset(sorted(dev.utts), n)] if n > 0 else []  # every speaker
-        dev.utts, dev.tokens, dev.latents, dev.spk, dev.durations = (
-            [x[i] for i in keep] for x in (dev.utts, dev.tokens, dev.latents, dev.spk, dev.durations))
+        dev = dev.subset([dev.utts.index(u) for u in spread_subset(sorted(dev.utts), n)] if n > 0 else [])  # every speaker
     return train, dev, vocab, speakers, s1
 
 
@@ -148,17 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     if finished(exp_dir, cfg) and not args.overwrite:
         print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
         return 0
-    if args.overwrite and (exp_dir / "checkpoints").is_dir():
-        shutil.rmtree(exp_dir / "checkpoints")
+    if args.overwrite:
+        start_over(exp_dir, ("speaking_rate.json",))
     t = cfg.setdefault("train", {})
     torch.set_num_threads(int(t.get("num_threads", 2)))
     seed_everything(int(t.get("seed", 0)))
     exp_dir.mkdir(parents=True, exist_ok=True)
     describe_exp_dir(args, exp_dir)
+    if args.init_from:  # the architecture is the base model's (also what the datasets give it: speech prompts)
+        cfg["model"] = load_config(Path(args.init_from) / "config.yaml")["model"]
     train_set, dev_set, vocab, speakers, s1 = build_datasets(args, cfg, exp_dir)
-    if args.init_from:  # the architecture is the base model's
-        base_cfg = load_config(Path(args.init_from) / "config.yaml")
-        cfg["model"] = base_cfg["model"]
     cfg["model"].update(latent_dim=s1["latent_dim"], n_vocab=len(vocab), n_speakers=len(speakers))
     cfg["data"] = {**cfg.get("data", {}), "train": args.data_dir, "latents": args.latents, "dev": args.dev_dir,
                    "dev_latents": args.dev_latents, "durations": args.durations, "reflow_pairs": args.reflow_pairs,

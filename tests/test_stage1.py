@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -529,6 +530,17 @@ def test_resume_after_kill_is_exact(trained, corpus, tmp_path, kill_at):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.slow
+def test_overwrite_retrains_from_step_zero(trained, corpus, tmp_path):
+    """--overwrite on a finished run trains again (it once resumed the finished run's last checkpoint: 0 steps)."""
+    exp = tmp_path / "again"
+    shutil.copytree(trained, exp)
+    out = run_module("stage1_vae.train", "--config", str(SMOKE), "--data-dir", str(corpus / "train"), "--exp-dir", str(exp),
+                     "--overwrite", "train.num_threads=1", "trainer.max_steps=2").stdout
+    assert "resuming from" not in out and "removed checkpoints, model.pt, train_summary.json" in out
+    assert read_json(exp / "train_summary.json")["steps_this_run"] == 2
 
 
 @pytest.mark.slow

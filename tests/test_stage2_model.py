@@ -253,3 +253,45 @@ def test_codec_dir_refuses_a_decoder_fine_tuned_on_an_earlier_model(tmp_path):
         codec_dir(exp)
     decoder_made_from(None)  # a decoder from before the check: nothing to compare, used
     assert codec_dir(exp) == exp / "decoder"
+
+
+def test_a_validation_subset_draws_prompts_from_the_whole_set(tmp_path):
+    """stage2_flow.train keeps `validation.num_utts` dev utterances (TTSDataset.subset); each one's speech prompt is
+    still a segment of another utterance of its speaker in the whole set (it was once an index into the full lists)."""
+    from shared.text import Vocab
+    from stage2_flow.data import LatentNormalizer, TTSDataset
+    from stage2_flow.fake import make_fake_corpus
+
+    r = make_fake_corpus(tmp_path, n_train=40, n_dev=12, n_test=1)
+    root = r["root"]
+    ds = TTSDataset(root / "data/dev", root / "dump/fake/dev", Vocab.load(r["tokens"]),
+                    LatentNormalizer.load(r["stage1"] / "latent_stats.json"), ["spk0", "spk1"], 62.5, prompt_seconds=(0.05, 0.1))
+    sub = ds.subset([11, 0, 5])
+    assert sub.utts == [ds.utts[i] for i in (11, 0, 5)] and len(ds) == 12
+    for k in range(len(sub)):
+        for seed in range(4):
+            item, prompt = sub[k, seed], sub[k, seed]["prompt"]
+            sources = [j for j in range(len(ds)) if ds.spk[j] == item["spk"] and ds.utts[j] != item["utt"]
+                       and any(torch.equal(ds.latents[j][:, s : s + prompt.shape[1]], prompt)
+                               for s in range(ds.latents[j].shape[1] - prompt.shape[1] + 1))]
+            assert sources, (item["utt"], seed)
+
+
+def test_standin_codec_cli_dumps_latents_and_stats(tmp_path):
+    """`python -m stage2_flow.codec` (stage two without a trained stage one): a latent dump and latent_stats.json."""
+    import soundfile as sf
+
+    from shared.io import read_json, write_kv
+    from shared.latents import load_latent, read_latent_scp
+    from stage2_flow import codec
+
+    wavs = {}
+    for i in range(2):
+        wavs[f"u{i}"] = tmp_path / f"u{i}.wav"
+        sf.write(wavs[f"u{i}"], 0.1 * torch.randn(8000 + 1000 * i).numpy(), 16000)
+    write_kv(tmp_path / "data/wav.scp", {u: str(p) for u, p in wavs.items()})
+    codec.main(["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "dump"),
+                "--latent-dim", "10", "--stats"])
+    scp = read_latent_scp(tmp_path / "dump")
+    assert sorted(scp) == ["u0", "u1"] and load_latent(scp["u1"]).shape[0] == 10
+    assert len(read_json(tmp_path / "exp/latent_stats.json")["std"]) == 10

@@ -46,6 +46,20 @@ def test_smoke_training_writes_a_self_describing_exp_dir(trained):
     assert train.main(train_args(trained.parents[2], "exp/stage2/smoke")) == 0
 
 
+def test_overwrite_retrains_from_step_zero(trained, capsys):
+    """--overwrite trains again: it once kept the finished run's checkpoint (0 steps) and, if interrupted, left its
+    model.pt and summary for the next rerun to take as finished."""
+    import json
+    import shutil
+
+    root = trained.parents[2]
+    shutil.copytree(trained, root / "exp/stage2/again")
+    assert train.main(["--overwrite", *train_args(root, "exp/stage2/again", "trainer.max_steps=2")]) == 0
+    assert "removed checkpoints, model.pt, train_summary.json, speaking_rate.json" in capsys.readouterr().out
+    assert json.loads((root / "exp/stage2/again/train_summary.json").read_text())["steps_this_run"] == 2
+    assert (root / "exp/stage2/again/speaking_rate.json").is_file()
+
+
 def test_resume_is_exact(corpus):
     over = ("train.lr_total_steps=4", "model.text_encoder.dropout=0.2", "trainer.checkpoint_every_n_steps=2")
     straight = train_args(corpus, "exp/stage2/straight", *over, dev=False)
