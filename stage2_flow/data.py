@@ -185,10 +185,14 @@ def collate_tts(items: list[dict[str, Any]]) -> dict[str, Any]:
     if all("durations" in it for it in items):
         batch["durations"] = pad_1d([it["durations"] for it in items], value=0)[0].long()
     if all("prompt" in it for it in items):
-        prompt, p_lens = pad_2d([it["prompt"] for it in items])
-        batch["prompt"] = prompt
-        batch["prompt_mask"] = (torch.arange(prompt.shape[-1])[None] < p_lens[:, None]).float()[:, None]
+        batch["prompt"], batch["prompt_mask"] = pad_prompts([it["prompt"] for it in items])
     return batch
+
+
+def pad_prompts(prompts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Speech prompts ``(D, P_i)`` -> ``prompt (B, D, P_max)`` and ``prompt_mask (B, 1, P_max)``."""
+    prompt, p_lens = pad_2d(prompts)
+    return prompt, (torch.arange(prompt.shape[-1])[None] < p_lens[:, None]).float()[:, None]
 
 
 class ReflowPairs(Dataset):

@@ -118,6 +118,9 @@ def model_log_likelihood(model, batch: dict, normalizer, nfe: int = 32, solver: 
     from shared.device import batch_to
     from stage2_flow.model import sequence_mask
 
+    if model.mode != "aligned":
+        raise ValueError(f"the likelihood is implemented for the aligned (text-prior) mode, not {model.mode!r}: it conditions "
+                         "the flow on the text prior aligned to the latents by MAS")
     model.eval()
     batch = batch_to(batch, next(model.parameters()).device)
     x1, frm = batch["latents"], batch["frm_lens"]

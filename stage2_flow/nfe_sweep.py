@@ -30,10 +30,11 @@ LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_ga
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.audio import save_audio
+    from shared.audio import load_audio, save_audio
     from shared.device import add_device_arg
     from shared.evaluate import evaluate
-    from stage2_flow.synthesize import Synthesizer
+    from stage2_flow.solvers import EVALS_PER_STEP
+    from stage2_flow.synthesize import Synthesizer, reference_utterances
     from shared.io import write_kv
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.nfe_sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     add_device_arg(p)
     p.add_argument("--overwrite", action="store_true", help="redo every cell (cells of another model are redone anyway)")
     args = p.parse_args(argv)
+    per_step = EVALS_PER_STEP.get(args.solver)
+    if per_step is None:
+        p.error(f"--solver {args.solver}: a sweep needs a fixed-step solver ({', '.join(sorted(EVALS_PER_STEP))}); "
+                "dopri5 chooses its own number of evaluations")
+    if any(n < per_step or n % per_step for n in args.nfe):
+        p.error(f"--solver {args.solver} takes {per_step} evaluations per step: every --nfe must be a multiple of {per_step}")
     torch.set_num_threads(args.num_threads)
     data = Path(args.data_dir)
     utt2text = read_kv(data / "text")
@@ -73,20 +80,26 @@ def main(argv: list[str] | None = None) -> int:
         model_id = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{codec}"
         ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True) if utt2tok else dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts)))
         spk = [utt2spk.get(u) if utt2spk.get(u) in synth.speakers else None for u in utts]
+        prompts = None
+        if synth.needs_prompt:  # a zero-shot model: each utterance in its speaker's voice, by another of its utterances
+            refs, ref_wavs, sr = reference_utterances(sorted(utt2spk), utt2spk), read_kv(data / "wav.scp"), int(synth.codec.sample_rate)
+            prompts = [load_audio(ref_wavs[refs[u]], sr)[: int(synth.prompt_seconds * sr)] for u in utts]
+            spk = [-1 if s is None else s for s in spk]
         latents: dict[int, dict[str, torch.Tensor]] = {}
+        sampling = {"temperature": args.temperature, "solver": args.solver, "seed": args.seed}
         for nfe in args.nfe:
             cell = out / name / f"nfe{nfe}"
             metrics = cell / "metrics.json"
             old = read_json(cell / "timing.json") if (cell / "timing.json").is_file() else None
             if (not args.overwrite and old is not None and metrics.is_file() and (cell / LATENTS).is_file()
                     and sorted(read_kv(cell / "wav.scp")) == utts  # a cell made for another subset is redone,
-                    and old.get("model") == model_id  # and one of another model or temperature
-                    and old.get("temperature", 1.0) == args.temperature):
+                    and old.get("model") == model_id  # and one of another model or sampling setting
+                    and all(old.get(k) == v for k, v in sampling.items())):
                 summary.setdefault(name, {})[str(nfe)] = {**old, **_flat(read_json(metrics))}
                 latents[nfe] = torch.load(cell / LATENTS)
                 continue
             t0 = time.time()
-            wavs, lats = synth.synthesize([ids[u] for u in utts], speaker=spk, nfe=nfe, solver=args.solver, seed=args.seed,
+            wavs, lats = synth.synthesize([ids[u] for u in utts], speaker=spk, prompt=prompts, nfe=nfe, solver=args.solver, seed=args.seed,
                                           temperature=args.temperature, batch_size=args.batch_size, return_latents=True)
             elapsed = time.time() - t0
             latents[nfe] = {u: synth.norm.normalize(z[None])[0] for u, z in zip(utts, lats)}
@@ -99,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             write_kv(cell / "text", {u: utt2text[u] for u in utts})
             write_kv(cell / "utt2spk", {u: utt2spk.get(u, "spk") for u in utts})
             timing = {"nfe": nfe, "rtf": elapsed / audio, "audio_seconds": audio, "compute_seconds": elapsed, "model": model_id,
-                      "temperature": args.temperature}
+                      **sampling}
             write_json(cell / "timing.json", timing)
             res = evaluate(data, cell, metrics, "tts", args.phone_recognizer, None, None, 2, not args.no_f0, allow_subset=True,
                            ref_cache=out / "ref_analysis")
@@ -110,13 +123,14 @@ def main(argv: list[str] | None = None) -> int:
             summary[name][str(nfe)]["path_gap"] = path_gap(z, latents[finest])
     write_json(out / "summary.json", summary)
     cols = sorted({k for rows in summary.values() for r in rows.values() for k in r
-                   if k not in ("nfe", "audio_seconds", "compute_seconds", "model", "temperature")})
+                   if k not in ("nfe", "audio_seconds", "compute_seconds", "model", *sampling)})
     lines = ["| exp | NFE | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, rows in summary.items():
         for nfe, r in rows.items():
             lines.append(f"| {name} | {nfe} | " + " | ".join(f"{r[c]:.4g}" if isinstance(r.get(c), (int, float)) else "" for c in cols) + " |")
     text = "\n".join(lines) + "\n"
     paired = compare_cells(out, [Path(e).name for e in args.exp_dirs], [str(n) for n in args.nfe])
+    (out / "paired.json").unlink(missing_ok=True)  # an earlier sweep's comparison is not this one's
     if paired:
         write_json(out / "paired.json", paired)
         for c in paired:

@@ -128,8 +128,8 @@ def solve(
     rtol: float = 1e-4,
     atol: float = 1e-4,
 ) -> tuple[torch.Tensor, int]:
-    """Integrate from t0 to t1. Fixed-step methods use ``nfe`` evaluations (rounded down to whole
-    steps); ``dopri5`` ignores nfe and returns how many it used."""
+    """Integrate from t0 to t1. Fixed-step methods use ``nfe`` evaluations rounded down to whole steps, at
+    least one step (rk4 at nfe 2 takes 4); every method returns how many it used (``dopri5`` ignores nfe)."""
     if method == "dopri5":
         return odeint_dopri5(f, x, t0, t1, rtol=rtol, atol=atol)
     n = steps_for_nfe(method, nfe)

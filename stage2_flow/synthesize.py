@@ -19,11 +19,17 @@ latents without encoding its audio again (stage two trains on OUT as on a real c
 wavs made with other settings are an error, not mixed with new ones. Each utterance's start noise has its own
 seed (``--seed`` and the utterance id), so the corpus does not depend on batching, resuming or splitting it
 into jobs (``python -m shared.datadir split`` / ``combine``, which joins the jobs' latent dumps too).
+
+A zero-shot model (``model.speaker.use_prompt``) speaks in the voice of a reference: ``--prompt-wav`` for every
+utterance, or ``--prompt-from-data``, each utterance's reference another utterance of its speaker in the data
+dir (``OUT/utt2prompt``), the default for such a model without speaker ids: the recipe's evaluation of unseen
+voices.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -32,11 +38,11 @@ from typing import Any, Sequence
 import torch
 
 from shared.device import add_device_arg
-from shared.io import MODEL_FILE, read_json, read_kv, write_json
+from shared.io import MODEL_FILE, read_json, read_kv, write_json, write_kv
 from shared.latents import LatentDumpWriter, codec_info
 from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
-from stage2_flow.data import LatentNormalizer
+from stage2_flow.data import LatentNormalizer, pad_prompts
 from stage2_flow.model import FlowTTS, codec_dir, load_trained
 
 
@@ -47,6 +53,7 @@ class Synthesizer:
         self.model, self.norm, self.vocab, self.frontend, self.codec = model.eval(), normalizer, vocab, frontend, codec
         self.speakers, self.rate_info, self.device = speakers, rate_info or {}, torch.device(device)
         self.codec_source = codec_source  # the exp dir the codec was loaded from (None: given as an object)
+        self.prompt_seconds = 3.0  # a reference cut from a data dir is at most this long (training's longest prompt)
         self._frontends: dict[str, Frontend] = {}  # one per language met, kept between calls
 
     @classmethod
@@ -65,8 +72,10 @@ class Synthesizer:
             codec = load_codec(source, device)
         speakers = (exp / "speakers.txt").read_text().split() if (exp / "speakers.txt").is_file() else []
         rate = read_json(exp / "speaking_rate.json") if (exp / "speaking_rate.json").is_file() else None
-        return cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate, device,
-                   source)
+        synth = cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate,
+                    device, source)
+        synth.prompt_seconds = float(cfg.get("data", {}).get("prompt_seconds", [1.0, synth.prompt_seconds])[1])
+        return synth
 
     # ---- inputs ------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], utts: Sequence[str] | None = None,
@@ -94,6 +103,11 @@ class Synthesizer:
             return speaker
         k = 0 if speaker is None else speaker
         return self.speakers[k] if 0 <= k < len(self.speakers) else None
+
+    @property
+    def needs_prompt(self) -> bool:
+        """A zero-shot model without speaker ids: its voice comes from a speech prompt alone."""
+        return self.model.speaker.prompt is not None and self.model.speaker.table is None
 
     def speaker_id(self, speaker: str | int | None) -> int:
         if speaker is None:
@@ -130,7 +144,9 @@ class Synthesizer:
     ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Texts (or token-id lists) -> waveforms (T_i,) float32 at ``codec.sample_rate``.
 
-        ``prompt``: a reference waveform (T,) for zero-shot models. Text is phonemised in ``language``, else in
+        ``prompt``: a reference waveform (T,) for zero-shot models, or one per text (each its own voice); a model
+        without a prompt encoder refuses one, a zero-shot model without speaker ids needs one. Speaker -1: no
+        speaker id (an unseen voice: the prompt's alone). Text is phonemised in ``language``, else in
         the speaker's training language (``frontend.yaml``'s ``speaker_languages``), else in the
         frontend's. Items are batched by length; the result keeps the input order.
 
@@ -149,27 +165,38 @@ class Synthesizer:
         seeds = [seed + i for i in range(len(ids))] if isinstance(seed, int) else list(seed)
         if len(seeds) != len(ids):
             raise ValueError(f"{len(seeds)} seeds for {len(ids)} texts")
-        p_lat = self.prompt_latents(prompt) if prompt is not None else None
+        if prompt is not None and self.model.speaker.prompt is None:
+            raise ValueError("this model has no speech-prompt encoder (model.speaker.use_prompt: false): a prompt would be ignored")
+        if prompt is None and self.needs_prompt:
+            raise ValueError("a zero-shot model without speaker ids (model.speaker.use_prompt, use_id: false) speaks in the "
+                             "voice of a speech prompt: give one (CLI: --prompt-wav, or --prompt-from-data)")
+        if isinstance(prompt, torch.Tensor):
+            p_lats = [self.prompt_latents(prompt)] * len(ids)
+        elif prompt is not None:
+            if len(prompt) != len(ids):
+                raise ValueError(f"{len(prompt)} prompts for {len(ids)} texts")
+            p_lats = [self.prompt_latents(w) for w in prompt]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         wavs: list[torch.Tensor | None] = [None] * len(ids)
         lats: list[torch.Tensor | None] = [None] * len(ids)
         for k in range(0, len(order), batch_size):
             chunk = order[k : k + batch_size]
-            out = self._batch([ids[i] for i in chunk], [spk_ids[i] for i in chunk], p_lat, nfe, solver, rate, temperature,
-                              cfg_scale, sway, [seeds[i] for i in chunk])
+            out = self._batch([ids[i] for i in chunk], [spk_ids[i] for i in chunk], [p_lats[i] for i in chunk] if prompt is not None else None,
+                              nfe, solver, rate, temperature, cfg_scale, sway, [seeds[i] for i in chunk])
             for i, (w, z) in zip(chunk, out):
                 wavs[i], lats[i] = w, z
         return (wavs, lats) if return_latents else wavs  # type: ignore[return-value]
 
-    def _batch(self, ids, spk_ids, p_lat, nfe, solver, rate, temperature, cfg_scale, sway, seeds):
+    def _batch(self, ids, spk_ids, p_lats, nfe, solver, rate, temperature, cfg_scale, sway, seeds):
         dev = self.device
         lens = torch.tensor([len(x) for x in ids], device=dev)
         tokens = torch.zeros(len(ids), int(lens.max()), dtype=torch.long, device=dev)
         for i, x in enumerate(ids):
             tokens[i, : len(x)] = torch.tensor(x, device=dev)
         kw: dict[str, Any] = {}
-        if p_lat is not None:
-            kw.update(prompt=p_lat[None].expand(len(ids), -1, -1), prompt_mask=torch.ones(len(ids), 1, p_lat.shape[-1], device=dev))
+        if p_lats is not None:  # one prompt per item, padded and masked
+            prompt, mask = pad_prompts([z.to(dev) for z in p_lats])
+            kw.update(prompt=prompt, prompt_mask=mask.to(dev))
         if self.model.mode == "alignfree":
             kw["tokens_per_frame"] = float(self.rate_info.get("tokens_per_frame", 0.2))
         gen = [torch.Generator().manual_seed(s) for s in seeds]  # on the CPU: the same noise on any device
@@ -218,7 +245,12 @@ def main(argv: list[str] | None = None) -> int:
                      "(--assign every) or in one each, in turn (--assign cycle). Raw text is phonemised in each voice's "
                      "language; a data dir's tokens are used as they are unless --retokenize")
     p.add_argument("--assign", choices=["every", "cycle"], default="every", help="with --speakers (default: every)")
-    p.add_argument("--prompt-wav", help="reference audio for zero-shot models")
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument("--prompt-wav", help="reference audio of the voice, for every utterance (a zero-shot model)")
+    ref.add_argument("--prompt-from-data", action="store_true",
+                     help="each utterance's reference is another utterance of its speaker in --data-dir (the next in sorted "
+                          "order; its first data.prompt_seconds[1] seconds), as zero-shot TTS is evaluated; listed in "
+                          "OUT/utt2prompt. The default for a zero-shot model without speaker ids given a data dir")
     p.add_argument("--nfe", type=int, default=4)
     p.add_argument("--solver", default="euler", choices=["euler", "midpoint", "heun", "rk4", "dopri5"])
     p.add_argument("--rate", type=float, default=1.0, help="speaking-rate factor (>1 faster)")
@@ -240,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out_dir)
     synth = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
     print(f"synthesising on {synth.device}, decoding with the codec of {synth.codec_source}", flush=True)
+    if synth.needs_prompt and not (args.prompt_wav or args.prompt_from_data):
+        if not (args.data_dir and (Path(args.data_dir) / "wav.scp").is_file()):
+            raise SystemExit(f"{args.exp_dir} is a zero-shot model without speaker ids: give the voice's reference audio "
+                             "(--prompt-wav), or a data dir with audio to take each utterance's reference from")
+        args.prompt_from_data = True
+        print(f"a zero-shot model: each utterance speaks in the voice of another utterance of its speaker in {args.data_dir}")
+    if args.prompt_from_data and (args.speakers or not args.data_dir):
+        raise SystemExit("--prompt-from-data takes each reference from --data-dir's own speakers (not with --speakers or --text-file)")
     utts, utt2text, spk_of, utt2lang, ids = requests(args, synth)
     check_resume(out, generation_settings(args, synth), args.overwrite)
     dump = LatentDumpWriter(out) if args.save_latents else None
@@ -248,17 +288,21 @@ def main(argv: list[str] | None = None) -> int:
         return (out / "wav" / f"{u}.wav").is_file() and (dump is None or dump.path(u).is_file())
 
     todo = sorted((u for u in utts if args.overwrite or not done(u)), key=lambda u: len(ids[u]))
-    prompt = None
-    if args.prompt_wav:
-        from shared.audio import load_audio
+    from shared.audio import load_audio
 
-        prompt = load_audio(args.prompt_wav, synth.codec.sample_rate)
     sr = int(synth.codec.sample_rate)
+    prompt = load_audio(args.prompt_wav, sr) if args.prompt_wav else None
+    refs = reference_utterances(utts, spk_of) if args.prompt_from_data else {}
+    ref_wavs = read_kv(Path(args.data_dir) / "wav.scp") if refs else {}
     t0, audio_s = time.time(), 0.0
     bs = args.batch_size
     for k in tqdm(range(0, len(todo), bs), desc="synthesize", unit="batch"):
         chunk = todo[k : k + bs]
-        spk = [spk_of[u] if spk_of[u] in synth.speakers else None for u in chunk]
+        if refs:  # each its own reference; a voice the model has no id for is the prompt's alone
+            spk = [spk_of[u] if spk_of[u] in synth.speakers else -1 for u in chunk]
+            prompt = [load_audio(ref_wavs[refs[u]], sr)[: int(synth.prompt_seconds * sr)] for u in chunk]
+        else:
+            spk = [spk_of[u] if spk_of[u] in synth.speakers else None for u in chunk]
         wavs, lats = synth.synthesize([ids[u] for u in chunk], speaker=spk, prompt=prompt, nfe=args.nfe, solver=args.solver,
                                       rate=args.rate, temperature=args.temperature, cfg_scale=args.cfg_scale, sway=args.sway,
                                       seed=[utterance_seed(args.seed, u) for u in chunk], batch_size=bs, return_latents=True)
@@ -269,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             audio_s += w.shape[-1] / sr
     elapsed = time.time() - t0
     write_output_dir(out, utts, utt2text, spk_of, utt2lang, {u: synth.vocab.decode(ids[u]) for u in utts})
+    if refs:
+        write_kv(out / "utt2prompt", refs)
     if dump is not None:
         for u in set(utts) - set(dump.scp):
             dump.keep(u)
@@ -290,14 +336,37 @@ def requests(args: argparse.Namespace, synth: Synthesizer) -> tuple[list[str], d
         utt2text, utt2tok, utt2spk = assign_speakers(utt2text, utt2tok, speaker_list(args.speakers, synth.speakers), args.assign)
         utt2lang = {}  # each voice speaks its own language
     utts = sorted(utt2text)
-    first = synth.speakers[0] if synth.speakers else "spk"
-    spk_of = {u: args.speaker or (utt2spk[u] if utt2spk.get(u) in synth.speakers else first) for u in utts}
+    if args.speaker and args.speaker not in synth.speakers:
+        raise SystemExit(f"--speaker {args.speaker}: not a voice of this model; it knows "
+                         f"{', '.join(synth.speakers) or 'none (a single-speaker model)'}")
+    if args.prompt_from_data:  # the voice is the data's own speaker's, by its reference
+        missing = [u for u in utts if u not in utt2spk]
+        if missing:
+            raise SystemExit(f"--prompt-from-data: {args.data_dir}/utt2spk has no speaker for {len(missing)} utterance(s), e.g. {missing[:3]}")
+        spk_of = {u: utt2spk[u] for u in utts}
+    else:
+        first = synth.speakers[0] if synth.speakers else "spk"
+        spk_of = {u: args.speaker or (utt2spk[u] if utt2spk.get(u) in synth.speakers else first) for u in utts}
     if utt2tok is not None:
         ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True)
     else:
         langs = [synth.language_for(spk_of[u], args.language or utt2lang.get(u)) for u in utts]
         ids = dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts, langs if any(langs) else None))) if utts else {}
     return utts, utt2text, spk_of, utt2lang, ids
+
+
+def reference_utterances(utts: list[str], utt2spk: dict[str, str]) -> dict[str, str]:
+    """``--prompt-from-data``: each utterance's reference, the next utterance of its speaker in sorted order
+    (cyclically); itself only where its speaker has no other (a warning counts them)."""
+    by_spk: dict[str, list[str]] = {}
+    for u in sorted(utts):
+        by_spk.setdefault(utt2spk[u], []).append(u)
+    refs = {u: same[(i + 1) % len(same)] for same in by_spk.values() for i, u in enumerate(same)}
+    alone = sorted(u for u, r in refs.items() if u == r)
+    if alone:
+        print(f"warning: {len(alone)} utterance(s) are their speaker's only one and are their own reference (e.g. {alone[:3]})",
+              file=sys.stderr)
+    return refs
 
 
 def speaker_list(spec: str, known: list[str]) -> list[str]:
@@ -340,7 +409,7 @@ def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[st
     codec = synth.codec_source
     prompt = Path(args.prompt_wav) if args.prompt_wav else None
     return {"model_sha256": sha(Path(args.exp_dir) / MODEL_FILE), "codec_sha256": sha(codec / MODEL_FILE if codec else None),
-            "prompt_sha256": sha(prompt), "nfe": args.nfe, "solver": args.solver, "rate": args.rate,
+            "prompt_sha256": sha(prompt), "prompt_from": "data" if args.prompt_from_data else None, "nfe": args.nfe, "solver": args.solver, "rate": args.rate,
             "temperature": args.temperature, "cfg_scale": args.cfg_scale, "sway": args.sway, "seed": args.seed,
             "speaker": args.speaker, "speakers": args.speakers, "assign": args.assign if args.speakers else None,
             "language": args.language, "retokenize": args.retokenize,

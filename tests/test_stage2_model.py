@@ -7,6 +7,8 @@ import torch
 
 from stage2_flow.estimator import VelocityEstimator
 from stage2_flow.flow import FlowMatcher
+from stage2_flow.data import LatentNormalizer
+from stage2_flow.likelihood import model_log_likelihood
 from stage2_flow.model import FlowTTS, codec_dir
 
 D = 6
@@ -133,6 +135,8 @@ def test_alignfree_mode():
         assert out["frm_lens"].tolist() == [14, 10, 6] and out["latents"].shape == (3, D, 14)
         with pytest.raises(ValueError, match="tokens_per_frame"):
             m.generate(batch()["tokens"], batch()["tok_lens"])
+        with pytest.raises(ValueError, match="aligned"):  # not the AttributeError of a missing text projection
+            model_log_likelihood(m, batch(), LatentNormalizer(torch.zeros(D), torch.ones(D)), nfe=2)
 
 
 def test_estimator_stride_two_handles_odd_lengths():

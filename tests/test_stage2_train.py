@@ -31,6 +31,24 @@ def train_args(root: Path, exp: str, *over: str, dev: bool = True) -> list[str]:
 
 
 @pytest.fixture(scope="module")
+def tone_test(corpus, tmp_path_factory) -> Path:
+    """The test set with audio: a tone per utterance, 110 Hz for spk0, 220 Hz for spk1, 0.7-0.9 s long (references not
+    cut to a 1-s longest training prompt, and of different lengths: padded to each other in a batch)."""
+    import soundfile as sf
+    from conftest import harmonic_tone
+
+    from shared.datadir import DataDir
+
+    root = tmp_path_factory.mktemp("tone_test")
+    test = DataDir.load(corpus / "data/test", validate=False)  # its wav.scp names no files
+    for i, u in enumerate(test.utts):
+        test.wav_scp[u] = str(root / f"{u}.wav")
+        sf.write(test.wav_scp[u], harmonic_tone(0.7 + 0.1 * i, f0=110.0 if test.utt2spk[u] == "spk0" else 220.0), 16000)
+    test.save(root / "data")
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
 def trained(corpus):
     assert train.main(train_args(corpus, "exp/stage2/smoke")) == 0
     return corpus / "exp/stage2/smoke"
@@ -98,13 +116,15 @@ def test_ddp_two_cpu_processes_gloo(corpus):
     assert (corpus / "exp/stage2/ddp/model.pt").is_file()
 
 
-def test_zero_shot_prompt_model_trains_and_speaks_in_the_prompts_voice(corpus, tmp_path):
+def test_zero_shot_prompt_model_trains_and_speaks_in_the_prompts_voice(corpus, tone_test, tmp_path):
     """`model.speaker.use_prompt` (LibriTTS's conf/stage2_prompt.yaml): trained on 0.5-1 s prompts cut from other
-    utterances of the speaker, it synthesises from a reference wav (--prompt-wav) and the reference matters."""
+    utterances of the speaker, it synthesises from a reference wav (--prompt-wav) and the reference matters; given a
+    data dir with audio, each utterance speaks in the voice of another utterance of its speaker (zero-shot evaluation)."""
     import soundfile as sf
     from conftest import harmonic_tone
 
     from shared.datadir import DataDir
+    from shared.io import read_kv
 
     exp = corpus / "exp/stage2/prompt"
     assert train.main(train_args(corpus, "exp/stage2/prompt", "model.speaker.use_id=false", "model.speaker.use_prompt=true",
@@ -121,6 +141,41 @@ def test_zero_shot_prompt_model_trains_and_speaks_in_the_prompts_voice(corpus, t
     assert any(a.shape != b.shape or abs(a - b).max() > 1e-4 for a, b in zip(wavs[110.0].values(), wavs[220.0].values()))
     assert reflow.main(["generate", "--exp-dir", str(exp), "--data-dir", str(corpus / "data/train"), "--latents",
                         str(corpus / "dump/fake/train"), "--out-dir", str(tmp_path / "pairs"), "--nfe", "2", "--max-utts", "4"]) == 0
+
+    test = DataDir.load(tone_test)
+    out = tmp_path / "synth_zero_shot"
+    assert synthesize.main(["--exp-dir", str(exp), "--data-dir", str(tone_test), "--out-dir", str(out), "--nfe", "2"]) == 0
+    refs = read_kv(out / "utt2prompt")
+    assert sorted(refs) == test.utts and all(test.utt2spk[r] == test.utt2spk[u] for u, r in refs.items())
+    assert any(r != u for u, r in refs.items()) and DataDir.load(out).utt2spk == test.utt2spk
+    u = next(u for u, r in refs.items() if r != u)  # the same audio as with its reference given for every utterance
+    one = tmp_path / "synth_one"
+    assert synthesize.main(["--exp-dir", str(exp), "--data-dir", str(tone_test), "--out-dir", str(one), "--nfe", "2",
+                            "--prompt-wav", test.wav_scp[refs[u]]]) == 0
+    assert torch.allclose(torch.from_numpy(sf.read(out / "wav" / f"{u}.wav")[0]), torch.from_numpy(sf.read(one / "wav" / f"{u}.wav")[0]), atol=1e-4)
+    with pytest.raises(SystemExit, match="zero-shot"):  # no reference to take the voice from
+        synthesize.main(["--exp-dir", str(exp), "--text-file", str(tmp_path / "nothing.txt"), "--out-dir", str(tmp_path / "x")])
+
+
+def test_nfe_sweep_reuses_only_cells_of_the_same_settings(trained, tone_test, tmp_path):
+    """A cell is reused for the same model and sampling settings only (not across solvers or seeds), an NFE that is no
+    whole number of the solver's steps is refused, and an earlier sweep's paired comparison does not outlive it."""
+    from shared.io import read_json, write_json
+    from stage2_flow import nfe_sweep
+
+    out = tmp_path / "sweep"
+    args = ["--exp-dirs", str(trained), "--data-dir", str(tone_test), "--out-dir", str(out), "--no-f0"]
+    with pytest.raises(SystemExit):  # rk4 takes 4 evaluations a step: "NFE 1" would be 4
+        nfe_sweep.main([*args, "--nfe", "1", "4", "--solver", "rk4"])
+    assert nfe_sweep.main([*args, "--nfe", "2"]) == 0
+    cell = out / trained.name / "nfe2"
+    first = read_json(cell / "timing.json")
+    assert first["solver"] == "euler" and first["seed"] == 0
+    write_json(out / "paired.json", [{"base": "a", "other": "b"}])
+    assert nfe_sweep.main([*args, "--nfe", "2"]) == 0
+    assert read_json(cell / "timing.json") == first and not (out / "paired.json").exists()  # reused; no stale comparison
+    assert nfe_sweep.main([*args, "--nfe", "2", "--solver", "midpoint"]) == 0
+    assert read_json(cell / "timing.json")["solver"] == "midpoint"  # redone, not the Euler cell under a midpoint label
 
 
 def test_external_durations(corpus, tmp_path):
@@ -198,6 +253,11 @@ def test_synthesize_cli_and_api(trained, tmp_path):
     assert len(wavs) == 2 and wavs[0].dim() == 1 and wavs[1].numel() > wavs[0].numel()
     assert all(torch.equal(a, b) for a, b in zip(wavs, again))
     assert lats[0].shape[0] == 8 and lats[0].shape[1] * 256 >= wavs[0].numel()
+    with pytest.raises(ValueError, match="no speech-prompt encoder"):  # not silently ignored
+        s.synthesize(["the cat"], prompt=torch.zeros(16000))
+    with pytest.raises(SystemExit, match="it knows spk0, spk1"):  # not silently the first voice
+        synthesize.main(["--exp-dir", str(trained), "--data-dir", str(root / "data/test"), "--out-dir", str(tmp_path / "x"),
+                         "--speaker", "spk9"])
     slow = s.synthesize(["a big red dog sat"], rate=0.5, nfe=1)[0]
     assert slow.numel() > wavs[1].numel()
     # raw text is phonemised in the speaker's training language (frontend.yaml: speaker_languages, written when
