@@ -20,6 +20,12 @@ def n_frames(num_samples: int, hop_length: int, center: bool = True) -> int:
     return num_samples // hop_length + 1 if center else max(0, num_samples // hop_length)
 
 
+def center_pad_mode(num_samples: int, n_fft: int) -> str:
+    """The padding of a ``center=True`` STFT: ``reflect``, or zeros where a signal of ``num_samples <= n_fft // 2``
+    has too few samples to reflect (it still gets its ``num_samples // hop + 1`` frames)."""
+    return "reflect" if num_samples > n_fft // 2 else "constant"
+
+
 _WINDOWS: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
 
 
@@ -35,7 +41,8 @@ def stft(wav: torch.Tensor, n_fft: int, hop_length: int, win_length: int | None 
     """Complex STFT of ``wav (B, T)`` -> ``(B, n_fft // 2 + 1, F)``."""
     win_length = win_length or n_fft
     window = hann_window(win_length, wav.device, wav.dtype)
-    return torch.stft(wav, n_fft, hop_length, win_length, window, center=center, return_complex=True)
+    return torch.stft(wav, n_fft, hop_length, win_length, window, center=center, pad_mode=center_pad_mode(wav.shape[-1], n_fft),
+                      return_complex=True)
 
 
 def log_magnitude(wav: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
@@ -76,7 +83,8 @@ class MelSpectrogram(nn.Module):
         if squeeze:
             wav = wav.unsqueeze(0)
         spec = torch.stft(
-            wav.float(), self.n_fft, self.hop_length, self.win_length, self.window, center=self.center, return_complex=True
+            wav.float(), self.n_fft, self.hop_length, self.win_length, self.window, center=self.center,
+            pad_mode=center_pad_mode(wav.shape[-1], self.n_fft), return_complex=True,
         ).abs()
         mel = self.from_magnitude(spec)
         return mel.squeeze(0) if squeeze else mel
@@ -110,7 +118,8 @@ def yin_f0(wav: torch.Tensor, sample_rate: int, hop_length: int, win_length: int
     width = win_length - tau_max  # integration window
     if width < tau_max:
         raise ValueError(f"yin_f0: win_length={win_length} too short for f0_min={f0_min} (needs >= {2 * tau_max})")
-    x = torch.nn.functional.pad(wav.float()[:, None], (win_length // 2, win_length // 2), mode="reflect")[:, 0]
+    pad = (win_length // 2, win_length // 2)
+    x = torch.nn.functional.pad(wav.float()[:, None], pad, mode=center_pad_mode(wav.shape[-1], win_length))[:, 0]
     frames = x.unfold(-1, win_length, hop_length)  # (B, F, W)
     frames = frames - frames.mean(-1, keepdim=True)
     n = 1 << (win_length + width - 1).bit_length()

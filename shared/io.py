@@ -24,14 +24,22 @@ class KaldiFileError(ValueError):
     """A malformed line in a Kaldi-style file; the message names the file and line."""
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # read it the only portable way: set and restore
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary file beside ``path`` and move it into place only if the block succeeds."""
+    """Open a temporary file beside ``path`` and move it into place only if the block succeeds (with the
+    permissions ``open`` would give a new file: 0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would stay with the file: as open() makes files
         with open(tmp, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
@@ -47,6 +55,13 @@ def atomic_save_torch(obj: Any, path: PathLike) -> None:
     """``torch.save`` that never leaves a partial file."""
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)
+
+
+def remove_files(*paths: PathLike | None) -> None:
+    """Delete the files that exist of ``paths`` (None skipped): a rerun's finished-markers, before it rewrites."""
+    for path in paths:
+        if path is not None:
+            Path(path).unlink(missing_ok=True)
 
 
 def write_json(path: PathLike, obj: Any) -> None:

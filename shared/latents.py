@@ -31,12 +31,14 @@ def codec_fingerprint(exp_dir: PathLike) -> str | None:
     return file_sha256(weights) if weights.is_file() else None
 
 
-def codec_info(codec: Any, exp_dir: PathLike, continuous: bool = False) -> dict[str, Any]:
+def codec_info(codec: Any, exp_dir: PathLike, continuous: bool = False, encoded: bool = False) -> dict[str, Any]:
     """``codec.json`` of a latent dump: which codec made (or decodes) its latents (its dir, where it was then,
-    and its weights' SHA-256, which still names it after a move), and their frame rate."""
+    and its weights' SHA-256, which still names it after a move), and their frame rate. ``encoded``: the latents
+    are the codec's own ``encode`` output, decoded as they are (``decode(z, encoded=True)``), not snapped."""
     return {"exp_dir": str(Path(exp_dir).resolve()), "model_sha256": codec_fingerprint(exp_dir),
             "sample_rate": codec.sample_rate, "hop_length": codec.hop_length,
-            "latent_dim": codec.latent_dim, "frame_rate": codec.sample_rate / codec.hop_length, "continuous": continuous}
+            "latent_dim": codec.latent_dim, "frame_rate": codec.sample_rate / codec.hop_length, "continuous": continuous,
+            "encoded": encoded}
 
 
 def _same_weights(sha_a: str | None, dir_a: PathLike, sha_b: str | None, dir_b: PathLike) -> bool:
@@ -156,7 +158,7 @@ def combine_latent_dumps(out_dir: PathLike, parts: list[PathLike]) -> int:
     frames: dict[str, str] = {}
     key2utt: dict[str, str] = {}
     owner: dict[str, Path] = {}
-    codec, codec_from = None, None
+    codec, codec_from, encoded = None, None, True
     for part in map(Path, parts):
         part_scp = read_latent_scp(part)
         for key, path in part_scp.items():
@@ -174,10 +176,11 @@ def combine_latent_dumps(out_dir: PathLike, parts: list[PathLike]) -> int:
         agree = info == codec or (info is not None and codec is not None and same_codec_json(info, codec))
         if codec_from is not None and not agree:
             raise ValueError(f"combine: {part}/codec.json differs from {codec_from}/codec.json: latents of two codecs")
+        encoded = encoded and bool(info and info.get("encoded"))  # the codec's own encode output only if every part is
         codec, codec_from = info, part
     out.mkdir(parents=True, exist_ok=True)
     if codec is not None:
-        write_json(out / "codec.json", codec)
+        write_json(out / "codec.json", {**codec, "encoded": encoded} if "encoded" in codec else codec)
     write_kv(out / "utt2frames", {k: frames[k] for k in scp})
     if key2utt:
         write_kv(out / "key2utt", {k: key2utt.get(k, k) for k in scp})

@@ -2,14 +2,24 @@
 
 ``forward(h) -> (z, losses)`` is the training path (losses use the keys of the config's
 ``loss_weights``: ``kl``, ``vq/commit``); ``latent(h) -> z`` is the deterministic path used by
-``encode`` (posterior mean / quantised vectors); ``prepare(z)`` is applied by ``decode`` (re-quantises
-for the codecs, so a latent predicted by stage two is snapped to the codebook).
+``encode`` (posterior mean / quantised vectors); ``prepare(z)`` is applied by ``decode`` to latents that are
+not the codec's own ``encode`` output (stage two's): the quantised codecs snap them to the codebook. The
+quantisers run in float32 also under autocast (code choices in bfloat16 differ from those in float32).
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
+
+
+@contextlib.contextmanager
+def no_autocast(x: torch.Tensor):
+    """Autocast off for ``x``'s device: the block computes in the dtype it is given (the quantisers: float32)."""
+    with torch.autocast(x.device.type, enabled=False):
+        yield
 
 
 class GaussianBottleneck(nn.Module):
@@ -71,7 +81,8 @@ class RVQBottleneck(nn.Module):
                               kmeans_init=kmeans_init, quantize_dropout=quantize_dropout, **vq_kwargs)
 
     def _quantize(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q, idx, loss = self.rvq(h.float().transpose(1, 2))
+        with no_autocast(h):
+            q, idx, loss = self.rvq(h.float().transpose(1, 2))
         return q.transpose(1, 2), idx, loss.sum()
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -86,6 +97,8 @@ class RVQBottleneck(nn.Module):
         return self._quantize(h)[1]
 
     def prepare(self, z: torch.Tensor) -> torch.Tensor:
+        """Residual quantisation of ``z`` as of an encoder output. Greedy, so not idempotent (a sum of codes may
+        re-quantise to other codes): the codec's own latents are decoded without it (``decode(z, encoded=True)``)."""
         return self._quantize(z)[0]
 
 
@@ -101,13 +114,27 @@ class FSQBottleneck(nn.Module):
         self.fsq = FSQ(levels=list(levels), dim=latent_dim, num_codebooks=num_codebooks, channel_first=True)
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.fsq(h.float())[0], {}
+        return self.latent(h), {}
 
     def latent(self, h: torch.Tensor) -> torch.Tensor:
-        return self.fsq(h.float())[0]
+        with no_autocast(h):
+            return self.fsq(h.float())[0]
 
     def prepare(self, z: torch.Tensor) -> torch.Tensor:
-        return z
+        """``z`` snapped to the nearest grid point's image: the least-squares inverse of the output projection,
+        rounded to the levels, projected out again. (``project_in`` is no inverse of ``project_out``: re-quantising
+        through it would move even a latent on the grid.) A latent on the grid (injective ``project_out``:
+        ``latent_dim`` >= ``len(levels) * num_codebooks``) is a fixed point, up to float rounding."""
+        fsq = self.fsq
+        with no_autocast(z):
+            x = z.float().transpose(1, 2)  # (B, F, D)
+            if fsq.has_projections:
+                w, b = fsq.project_out.weight.float(), fsq.project_out.bias
+                x = (x - b.float() if b is not None else x) @ torch.linalg.pinv(w).T  # (B, F, C * d)
+            half = (fsq._levels // 2).to(x)
+            codes = x.unflatten(-1, (fsq.num_codebooks, -1)) * half
+            codes = torch.minimum(codes.round().clamp(min=-half), fsq._levels.to(x) - 1 - half) / half
+            return fsq.project_out(codes.flatten(-2)).transpose(1, 2)
 
 
 def build_bottleneck(kind: str, latent_dim: int, **kwargs: object) -> nn.Module:

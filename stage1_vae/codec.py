@@ -1,8 +1,10 @@
 """``load_codec(exp_dir)``: the one function stage two uses to get a codec from an experiment directory.
 
 Every codec has ``sample_rate``, ``hop_length`` (samples per latent frame), ``latent_dim``,
-``encode(wav (B, T)) -> z (B, D, F)`` and ``decode(z (B, D, F)) -> wav (B, T')``, with ``F = ceil(T / hop) + 1``
-for our codecs. Dispatch is on ``<exp>/config.yaml``:
+``encode(wav (B, T)) -> z (B, D, F)`` and ``decode(z (B, D, F), encoded=False) -> wav (B, T')``, with
+``F = ceil(T / hop) + 1`` for our codecs. ``decode`` snaps quantised latents from elsewhere (stage two's) to the
+codebook; ``encoded=True`` says ``z`` is the codec's own ``encode`` output, decoded without snapping it again.
+Dispatch is on ``<exp>/config.yaml``:
 
 - ``model:`` section (written by ``stage1_vae.train``): our VAE, RVQ/FSQ codec or mel vocoder, weights in
   ``<exp>/model.pt``;
@@ -35,7 +37,7 @@ class Codec(Protocol):
 
     def encode(self, wav: torch.Tensor) -> torch.Tensor: ...
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+    def decode(self, z: torch.Tensor, encoded: bool = False) -> torch.Tensor: ...
 
 
 def _pad_to_hop(wav: torch.Tensor, hop: int) -> torch.Tensor:
@@ -73,8 +75,8 @@ class EncodecAdapter(nn.Module):
         return self.model.encoder(x)  # (B, 128, T / hop)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        if self.quantize:
+    def decode(self, z: torch.Tensor, encoded: bool = False) -> torch.Tensor:
+        if self.quantize:  # also ``encoded``: the encoder's output is continuous, quantised only here
             frame_rate = self.sample_rate / self.hop_length
             codes = self.model.quantizer.encode(z, frame_rate, self.bandwidth)
             z = self.model.quantizer.decode(codes)
@@ -83,7 +85,7 @@ class EncodecAdapter(nn.Module):
 
 class DACAdapter(nn.Module):
     """Descript Audio Codec (``pip install descript-audio-codec``). Latent: the quantised continuous
-    ``z`` (1024-dim); ``decode`` re-quantises it (``quantize: false`` skips that)."""
+    ``z`` (1024-dim); ``decode`` re-quantises it unless ``encoded`` (``quantize: false`` always skips that)."""
 
     def __init__(self, weights: str | None = None, quantize: bool = True, random_init: bool = False, **model_kwargs: Any):
         super().__init__()
@@ -107,8 +109,8 @@ class DACAdapter(nn.Module):
         return self.model.encode(x)[0]
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        if self.quantize:
+    def decode(self, z: torch.Tensor, encoded: bool = False) -> torch.Tensor:
+        if self.quantize and not encoded:  # ``encode`` gives the quantised z already
             z = self.model.quantizer(z)[0]
         return self.model.decode(z).squeeze(1)
 

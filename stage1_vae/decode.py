@@ -7,7 +7,11 @@
     python -m stage1_vae.decode --exp-dir exp/stage1/vae --latents-dir dump/vae/test --out-dir OUT [--data-dir data/test]
 
 Writes ``<out>/wav/<utt>.wav`` and ``<out>/wav.scp`` (plus ``text``/``utt2spk``/``spk2utt``/``utt2dur`` when a
-data dir is given, so the output is a data dir itself). Idempotent unless ``--overwrite``.
+data dir is given, so the output is a data dir itself; a dump's keys are its utterances, or those its ``key2utt``
+names). ``wav.scp`` is written last and, with the metrics, removed before anything is rewritten: its presence
+marks a finished output, left alone unless ``--overwrite``. The codec's own ``encode`` output (by the dump's
+``codec.json``) is decoded as it is, other latents (stage two's, another codec's) snapped to its codebook; a dump
+of another frame rate or latent size is refused.
 """
 
 from __future__ import annotations
@@ -22,9 +26,45 @@ import torch
 from shared.audio import save_audio
 from shared.datadir import DataDir
 from shared.device import add_device_arg
-from shared.io import write_json, write_kv
-from shared.latents import load_latent, read_latent_scp
+from shared.io import PathLike, read_json, read_kv, remove_files, write_json, write_kv
+from shared.latents import codec_fingerprint, load_latent, read_latent_scp, same_codec
 from stage1_vae.codec import load_codec
+from stage1_vae.encode import utterance_errors
+
+
+def own_latents(latents_dir: PathLike, exp_dir: PathLike, codec) -> bool:
+    """Whether the dump ``latents_dir`` holds the ``exp_dir`` codec's own ``encode`` output (decoded as it is, not
+    snapped), by its ``codec.json``. Latents of another codec of the same frame rate and size (stage two's, or a
+    fine-tuned decoder's codec) are decoded with a note, snapped; of another frame rate or size refused."""
+    path = Path(latents_dir) / "codec.json"
+    if not path.is_file():
+        return False
+    info = read_json(path)
+    shape = ("sample_rate", "hop_length", "latent_dim")
+    if any(info.get(k) != getattr(codec, k) for k in shape):
+        raise SystemExit(f"{path}: latents at {', '.join(f'{k} {info.get(k)}' for k in shape)}; the codec of --exp-dir "
+                         f"{exp_dir} has {', '.join(f'{k} {getattr(codec, k)}' for k in shape)}")
+    if not same_codec(info, exp_dir):
+        print(f"note: {path} names the codec in {info['exp_dir']} (weights sha256 {info.get('model_sha256')}); decoding "
+              f"with --exp-dir {exp_dir} (sha256 {codec_fingerprint(exp_dir)})", flush=True)
+        return False
+    return bool(info.get("encoded")) and not info.get("continuous")
+
+
+def key_utterances(latents_dir: PathLike, keys: list[str]) -> dict[str, str]:
+    """``{key: utterance}`` of a dump's ``keys``: its ``key2utt``, where it has one, else the keys themselves."""
+    path = Path(latents_dir) / "key2utt"
+    key2utt = read_kv(path) if path.is_file() else {}
+    return {k: key2utt.get(k, k) for k in keys}
+
+
+def data_tables(data: DataDir, key2utt: dict[str, str], data_dir: str, latents_dir: str) -> dict[str, dict[str, str]]:
+    """``text``/``utt2spk`` of the output's keys, from the utterances ``key2utt`` maps them to in ``data``."""
+    missing = sorted(k for k, u in key2utt.items() if u not in data.utt2spk)
+    if missing:
+        raise SystemExit(f"{latents_dir}/latents.scp: {len(missing)} key(s) not an utterance of --data-dir {data_dir} "
+                         f"(nor mapped to one by {latents_dir}/key2utt), e.g. '{missing[0]}'")
+    return {"text": {k: data.text[u] for k, u in key2utt.items()}, "utt2spk": {k: data.utt2spk[u] for k, u in key2utt.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     data = DataDir.load(args.data_dir) if args.data_dir else None
     latents = read_latent_scp(args.latents_dir) if args.latents_dir else None
     utts = sorted(latents) if latents is not None else data.utts
+    encoded = own_latents(args.latents_dir, args.exp_dir, codec) if latents is not None else True
+    key2utt = key_utterances(args.latents_dir, utts) if latents is not None else {u: u for u in utts}
+    tables = data_tables(data, key2utt, args.data_dir, args.latents_dir) if data is not None else {}
+    remove_files(out / "wav.scp", args.metrics_out)  # before anything is rewritten
     metrics_rows, wav_scp, utt2dur = [], {}, {}
     if args.metrics_out:
         from shared.metrics.signal import MultiResolutionMelDistance, codec_metrics
@@ -56,32 +100,33 @@ def main(argv: list[str] | None = None) -> int:
         mel_distance = MultiResolutionMelDistance(codec.sample_rate)
     for utt in utts:
         ref = None
-        if latents is not None:
-            z = load_latent(latents[utt]).to(args.device)
-            if z.dim() != 2 or z.shape[0] != codec.latent_dim:
-                raise ValueError(f"{latents[utt]}: latent of shape {tuple(z.shape)} for '{utt}', expected ({codec.latent_dim}, F)")
-            wav = codec.decode(z[None].float())[0]
-        else:
-            ref = data.load_audio(utt, codec.sample_rate)
-            wav = codec.decode(codec.encode(ref[None].to(args.device)))[0, : ref.shape[-1]]
+        with utterance_errors(utt):
+            if latents is not None:
+                z = load_latent(latents[utt]).to(args.device)
+                if z.dim() != 2 or z.shape[0] != codec.latent_dim:
+                    raise ValueError(f"{latents[utt]}: latent of shape {tuple(z.shape)}, expected ({codec.latent_dim}, F)")
+                wav = codec.decode(z[None].float(), encoded=encoded)[0]
+            else:
+                ref = data.load_audio(utt, codec.sample_rate)
+                wav = codec.decode(codec.encode(ref[None].to(args.device)), encoded=True)[0, : ref.shape[-1]]
         wav = wav.float().cpu()
         path = (out / "wav" / f"{utt}.wav").resolve()
         save_audio(path, wav, codec.sample_rate)
         wav_scp[utt], utt2dur[utt] = str(path), wav.shape[-1] / codec.sample_rate
         if args.metrics_out and ref is not None:
             metrics_rows.append(codec_metrics(ref.numpy(), wav.numpy(), codec.sample_rate, mel_distance))
-    if data is not None and set(utts) <= set(data.utt2spk):
-        sub = data.subset(utts)
-        DataDir(wav_scp=wav_scp, text=sub.text, utt2spk=sub.utt2spk,
-                utt2dur={u: round(d, 4) for u, d in utt2dur.items()}).save(out)
-    else:
-        write_kv(out / "wav.scp", wav_scp)
     if metrics_rows:
         summary = {k: float(np.nanmean([r[k] for r in metrics_rows])) for k in metrics_rows[0]}
         summary = {k: (None if math.isnan(v) else round(v, 4)) for k, v in summary.items()}
         summary["num_utts"] = len(metrics_rows)
         write_json(args.metrics_out, {"mean": summary, "per_utt": dict(zip(utts, metrics_rows))})
         print(f"metrics: {summary}")
+    if tables:
+        meta = DataDir(wav_scp=wav_scp, utt2dur=utt2dur, **tables)
+        for name, table in (("text", meta.text), ("utt2spk", meta.utt2spk), ("spk2utt", meta.spk2utt),
+                            ("utt2dur", {u: f"{d:.4f}" for u, d in utt2dur.items()})):
+            write_kv(out / name, table)
+    write_kv(out / "wav.scp", wav_scp)  # last: its presence marks a finished output
     print(f"wrote {len(wav_scp)} utterances to {out}")
     return 0
 

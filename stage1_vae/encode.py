@@ -4,24 +4,30 @@
         [--stats-out exp/stage1/vae/latent_stats.json]
 
 Writes ``<out>/latents/<utt>.pt`` (float32 ``(D, F)``), ``<out>/latents.scp`` (``<utt> latents/<utt>.pt``,
-relative to ``<out>``), ``<out>/utt2frames`` and ``<out>/codec.json`` (exp dir, sample rate, hop, latent dim, frame rate), and with
+relative to ``<out>``), ``<out>/utt2frames`` and ``<out>/codec.json`` (exp dir, sample rate, hop, latent dim, frame
+rate, ``encoded``: the codec's own quantised output, which ``decode`` does not snap again), and with
 ``--stats-out`` the per-channel mean/std over all frames (``{"mean": [D], "std": [D], "num_frames": N}``).
 The VAE stores the posterior mean; the quantised codecs the quantised vectors (``--continuous``: the
 pre-quantisation encoder output). A finished output is left alone unless ``--overwrite``; an interrupted one
 (no ``latents.scp`` yet) resumes: the latents it saved are kept, and read back for the statistics, as long as
 ``<out>/encoding.json`` says the same codec (config and weights' SHA-256) wrote them; another codec's are redone.
+A run removes the finished-markers (``latents.scp``, ``codec.json``, the statistics) before it writes anything,
+so that a killed ``--overwrite`` never leaves a dump that looks finished with old and new latents in it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
 from shared.datadir import DataDir
 from shared.device import add_device_arg
-from shared.io import file_sha256, read_json, write_json
+from shared.io import file_sha256, read_json, remove_files, write_json
 from shared.latents import LatentDumpWriter, codec_info
 from stage1_vae.codec import load_codec
 
@@ -42,6 +48,15 @@ class StatsAccumulator:
         mean = self.s / self.n
         std = (self.ss / self.n - mean.pow(2)).clamp(min=1e-10).sqrt()
         return {"mean": mean.tolist(), "std": std.tolist(), "num_frames": self.n, "latent_dim": int(mean.numel())}
+
+
+@contextlib.contextmanager
+def utterance_errors(utt: str) -> Iterator[None]:
+    """Re-raise an error of the block as a RuntimeError naming the utterance ``utt`` (the error chained)."""
+    try:
+        yield
+    except Exception as e:
+        raise RuntimeError(f"utterance '{utt}': {type(e).__name__}: {e}") from e
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,13 +81,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.exp_dir}: this codec has no continuous (pre-quantisation) latents")
     enc = codec.encode_continuous if args.continuous else codec.encode
     data = DataDir.load(args.data_dir)
-    dump, stats = LatentDumpWriter(out), StatsAccumulator()
-    info = codec_info(codec, args.exp_dir, continuous=args.continuous)
+    info = codec_info(codec, args.exp_dir, continuous=args.continuous, encoded=not args.continuous)
     exp = Path(args.exp_dir)
     config = exp / "config.yaml"  # info holds the weights' hash
     state = {**info, "config.yaml_sha256": file_sha256(config) if config.is_file() else None}
     progress = out / "encoding.json"  # what is writing this dump: a rerun keeps the latents only if it is the same
     resume = not args.overwrite and progress.is_file() and read_json(progress) == state
+    remove_files(out / "latents.scp", out / "codec.json", args.stats_out)  # before anything is rewritten
+    if not resume:  # latents of another (or an unknown) codec: none may be kept by a rerun of this one
+        progress.unlink(missing_ok=True)
+        shutil.rmtree(out / "latents", ignore_errors=True)
+    dump, stats = LatentDumpWriter(out), StatsAccumulator()
     write_json(progress, state)
     kept = 0
     for i, utt in enumerate(data.utts):
@@ -80,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             stats.add(dump.keep(utt))
             kept += 1
         else:
-            wav = data.load_audio(utt, codec.sample_rate).to(args.device)
-            stats.add(dump.add(utt, enc(wav[None])[0]))  # (D, F)
+            with utterance_errors(utt):
+                wav = data.load_audio(utt, codec.sample_rate).to(args.device)
+                stats.add(dump.add(utt, enc(wav[None])[0]))  # (D, F)
         if (i + 1) % 200 == 0:
             print(f"encoded {i + 1}/{len(data)}", flush=True)
     if kept:

@@ -32,7 +32,7 @@ def spectral_features(wav: torch.Tensor, kind: str, n_fft: int, hop_length: int,
 
 
 def stack_fine_frames(x: torch.Tensor, k: int) -> torch.Tensor:
-    """``(B, C, F_fine)`` features at ``k`` times the frame rate -> ``(B, C * (k + 1), F)``: for each coarse
+    """``(B, C, F_fine)`` features at ``k`` (even) times the frame rate -> ``(B, C * (k + 1), F)``: for each coarse
     frame ``j`` the ``k + 1`` fine frames centred on it (fine frames ``j k - k/2 .. j k + k/2``; zeros beyond
     the ends). With ``F_fine = T // (hop / k) + 1`` there are exactly ``F = T // hop + 1`` windows."""
     x = F.pad(x, (k // 2, k // 2))
@@ -69,9 +69,9 @@ class SpectralEncoder(nn.Module):
         self.fine: list[tuple[int, int, int]] = []  # (n_fft, hop, frames per latent frame)
         for n in fine_ffts:
             k = n_fft // int(n)
-            if input != "stft" or int(n) * k != n_fft or k < 2 or hop_length % k:
-                raise ValueError(f"encoder.fine_ffts: {n} must divide n_fft {n_fft} (at least twice) and its hop "
-                                 f"{hop_length} * {n} / {n_fft} be whole, with input 'stft'")
+            if input != "stft" or int(n) * k != n_fft or k < 2 or k % 2 or hop_length % k:  # odd k: no centred window
+                raise ValueError(f"encoder.fine_ffts: {n} must divide n_fft {n_fft} an even number of times (2, 4, ...; "
+                                 f"here {n_fft / int(n):g}) and its hop {hop_length} * {n} / {n_fft} be whole, with input 'stft'")
             self.fine.append((int(n), hop_length // k, k))
             in_dim += (int(n) // 2 + 1) * (k + 1)
         self.inp = nn.Conv1d(in_dim, dim, 1)

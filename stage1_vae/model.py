@@ -1,7 +1,7 @@
 """The stage-one codec as one plain ``nn.Module``: encoder -> bottleneck -> decoder.
 
 It implements the codec interface stage two relies on (``sample_rate``, ``hop_length``,
-``latent_dim``, ``encode(wav (B, T)) -> z (B, D, F)``, ``decode(z (B, D, F)) -> wav (B, T)``) and is
+``latent_dim``, ``encode(wav (B, T)) -> z (B, D, F)``, ``decode(z (B, D, F), encoded=False) -> wav (B, T)``) and is
 built from the ``model:`` section of a stage-one config by :func:`build_codec`.
 """
 
@@ -100,8 +100,12 @@ class Stage1Codec(nn.Module):
         return self._decode(snapped, return_phase=return_phase)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """``(B, D, F) -> (B, (F - 1) * hop)``; quantised parts (codebooks, the pitch channel's bits) are re-snapped."""
+    def decode(self, z: torch.Tensor, encoded: bool = False) -> torch.Tensor:
+        """``(B, D, F) -> (B, (F - 1) * hop)``. Latents from elsewhere (stage two's) have their quantised parts
+        (codebooks, the pitch channel's bits) snapped first; ``encoded``: ``z`` is this codec's own :meth:`encode`
+        output, on the codebook already, decoded as it is (an RVQ would re-quantise a sum of codes to other codes)."""
+        if encoded:
+            return self._decode(z)
         if self.pitch is not None:
             c = self.pitch.channels
             z = torch.cat([self.pitch.quantize(z[:, :c]), self.bottleneck.prepare(z[:, c:])], dim=1)

@@ -8,8 +8,8 @@ import math
 import torch
 from torch import nn
 
-from shared.features import (fundamental_phase, interpolate_unvoiced, phase_locked_f0, resample_track, wrap_phase, yin_f0,
-                             yin_frame_times)
+from shared.features import (center_pad_mode, fundamental_phase, interpolate_unvoiced, phase_locked_f0, resample_track,
+                             wrap_phase, yin_f0, yin_frame_times)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -127,7 +127,8 @@ class ISTFTHead(nn.Module):
 
     def excitation_spectrum(self, excitation: torch.Tensor) -> torch.Tensor:
         """STFT of ``excitation (B, T)`` on the head's grid, scaled so a unit-amplitude sinusoid has magnitude 1."""
-        spec = torch.stft(excitation.float(), self.n_fft, self.hop_length, window=self.window, center=True, return_complex=True)
+        spec = torch.stft(excitation.float(), self.n_fft, self.hop_length, window=self.window, center=True,
+                          pad_mode=center_pad_mode(excitation.shape[-1], self.n_fft), return_complex=True)
         return spec * (2.0 / self.window.sum())
 
     def forward(self, x: torch.Tensor, length: int | None = None, return_phase: bool = False,

@@ -75,7 +75,7 @@ class Validator:
             return
         codec = module.inference_codec()
         wav = batch["wav"][:, : int(batch["wav_lengths"][0])]
-        est = codec.decode(codec.encode(wav))[:, : wav.shape[-1]]
+        est = codec.decode(codec.encode(wav), encoded=True)[:, : wav.shape[-1]]
         ref_np, est_np = wav[0].cpu().numpy(), est[0].float().cpu().numpy()
         if self.metrics:
             self.rows.append(codec_metrics(ref_np, est_np, self.sample_rate, self.mel_distance))

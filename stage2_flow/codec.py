@@ -42,7 +42,7 @@ class MelStandinCodec(nn.Module):
         return self.mel(wav)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, encoded: bool = False) -> torch.Tensor:  # nothing quantised: ``encoded`` changes nothing
         lin = self.inv(torch.exp(z)).clamp(min=0)
         return self.gl(lin)
 

@@ -170,3 +170,16 @@ def test_interpolate_unvoiced_fills_gaps_and_holds_ends():
     out = interpolate_unvoiced(log_f0, voiced, default=5.0)
     assert torch.allclose(out[0], torch.tensor([1.0, 1.0, 2.0, 3.0, 4.0, 4.0]))
     assert torch.allclose(out[1], torch.full((6,), 5.0))
+
+
+
+def test_features_keep_their_frame_count_for_signals_of_at_most_half_a_window():
+    """``center=True`` reflect padding needs more than n_fft / 2 samples: shorter signals are padded with zeros."""
+    for length in (1, 100, 256, 512, 513):
+        wav = torch.randn(1, length)
+        frames = length // 256 + 1
+        assert stft(wav, 1024, 256).shape == (1, 513, frames), length
+        assert MelSpectrogram(16000, 1024, 256)(wav).shape == (1, 80, frames), length
+        assert all(t.shape == (1, frames) for t in yin_f0(wav, 16000, 256)), length
+    window = torch.hann_window(1024)  # long enough (513 samples): reflected as before
+    assert torch.equal(stft(wav, 1024, 256), torch.stft(wav, 1024, 256, window=window, return_complex=True))

@@ -1,0 +1,260 @@
+"""Stage one at its edges: short utterances, the quantisers (autocast, snapping), config checks, atomic writes'
+permissions, and the encode/decode commands (finished-markers under --overwrite, the dump's codec, key2utt,
+errors naming the utterance). Tiny codecs with random weights: seconds on a CPU."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import harmonic_tone, write_data_dir
+from shared.config import save_config
+from shared.io import MODEL_FILE, read_json, read_kv, write_json
+from shared.latents import LatentDumpWriter, codec_info, combine_latent_dumps, read_latent_scp
+from stage1_vae import decode, encode
+from stage1_vae.bottlenecks import build_bottleneck
+from stage1_vae.codec import load_codec
+from stage1_vae.encoders import SpectralEncoder
+from stage1_vae.model import Stage1Codec, build_codec
+from stage1_vae.modules import PitchCache
+
+TINY = {"dim": 16, "intermediate_dim": 32, "num_layers": 1}
+
+
+def rvq_cfg() -> dict:
+    return {"sample_rate": 16000, "hop_length": 256, "n_fft": 1024, "latent_dim": 8, "encoder": {"kind": "convnext", **TINY},
+            "bottleneck": {"kind": "rvq", "num_quantizers": 4, "codebook_size": 16, "decay": 0.8},
+            "decoder": {"kind": "vocos", **TINY}}
+
+
+def trained_rvq(seed: int) -> Stage1Codec:
+    """An RVQ codec whose EMA codebooks moved towards its encoder's output (as training moves them), in eval mode."""
+    torch.manual_seed(seed)
+    codec = build_codec(rvq_cfg())
+    codec.bottleneck.train()
+    wav = torch.stack([torch.from_numpy(harmonic_tone(0.5, 16000, 90 + 30 * k, seed=k)[: 31 * 256]) for k in range(8)])
+    with torch.no_grad():
+        h = codec.encoder(wav)
+        for _ in range(20):
+            codec.bottleneck(h)
+    return codec.eval()
+
+
+# ---- short inputs -------------------------------------------------------------------------------------
+def test_utterances_shorter_than_half_a_window_encode_and_decode():
+    """At most n_fft / 2 samples once padded to a hop (<= 512 at n_fft 1024) used to fail reflect padding: in the
+    encoder's STFTs, YIN, the harmonic source's STFT and the pitch cache. Lengths are as documented."""
+    torch.manual_seed(0)
+    cfg = {"sample_rate": 16000, "hop_length": 256, "n_fft": 1024, "latent_dim": 8,
+           "encoder": {"kind": "convnext", **TINY, "fine_ffts": [512, 256]}, "bottleneck": {"kind": "gaussian"},
+           "pitch": {"f0_min": 50, "f0_max": 500, "lock_phase": True, "phase": True},
+           "decoder": {"kind": "vocos", **TINY, "head_upsample": 2, "source": "harmonic", "harmonic_phase": "minus_sine"}}
+    codec = build_codec(cfg).eval()
+    for length in (1, 100, 256, 512, 513):
+        wav = 0.3 * torch.sin(2 * math.pi * 150 * torch.arange(length) / 16000)[None]
+        frames = math.ceil(length / 256) + 1
+        z = codec.encode(wav)
+        assert z.shape == (1, 8, frames) and torch.isfinite(z).all(), length
+        assert codec.decode(z).shape == (1, (frames - 1) * 256), length
+        assert PitchCache(codec.pitch)("u", wav[0], 0, frames).shape == (3, frames), length
+
+
+# ---- config checks ------------------------------------------------------------------------------------
+def test_fine_ffts_must_divide_n_fft_an_even_number_of_times():
+    """An odd ratio (1200 / 400 = 3) has no window centred on each latent frame: refused when built, not at the
+    first forward with a shape error."""
+    with pytest.raises(ValueError, match=r"fine_ffts: 400 must divide n_fft 1200 an even number of times .*here 3"):
+        SpectralEncoder(8, sample_rate=24000, hop_length=300, n_fft=1200, fine_ffts=(400,))
+    enc = SpectralEncoder(8, sample_rate=24000, hop_length=300, n_fft=1200, fine_ffts=(600,), **TINY)
+    assert enc(torch.randn(1, 24000)).shape == (1, 8, 81)
+
+
+# ---- quantisers ---------------------------------------------------------------------------------------
+def test_rvq_decodes_its_own_latents_without_snapping_them_again():
+    """Re-quantising a sum of residual codes picks other codes for some frames: ``decode(z, encoded=True)`` decodes
+    the encoder's quantised latent as it is; the default (stage two's latents) still snaps."""
+    codec = trained_rvq(0)
+    wav = torch.randn(4, 32 * 256) * 0.1
+    z = codec.encode(wav)
+    h = codec.encoder(wav)
+    assert (codec.bottleneck.codes(h) != codec.bottleneck.codes(z)).any()  # re-snapping is not idempotent here
+    assert torch.equal(codec.decode(z, encoded=True), codec._decode(z))
+    assert torch.equal(codec.decode(z), codec._decode(codec.bottleneck.prepare(z)))
+
+
+@pytest.mark.parametrize("kind, options", [("rvq", {"num_quantizers": 8, "codebook_size": 1024}),
+                                           ("fsq", {"levels": (8, 5, 5, 5), "num_codebooks": 4})])
+def test_quantisers_choose_their_codes_in_float32_under_cpu_autocast(kind, options):
+    torch.manual_seed(0)
+    b = build_bottleneck(kind, 29, **options).eval()
+    h = torch.randn(1, 29, 2000)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z16 = b.latent(h)
+        codes16 = b.codes(h) if kind == "rvq" else None
+    assert z16.dtype == torch.float32 and torch.equal(z16, b.latent(h))
+    if kind == "rvq":
+        assert torch.equal(codes16, b.codes(h))
+
+
+def test_fsq_prepare_snaps_to_the_grid_and_keeps_grid_points():
+    """Stage two's latents are snapped to the image of the FSQ grid (least squares through the output projection,
+    then rounding); the codec's own latents are fixed points."""
+    torch.manual_seed(0)
+    b = build_bottleneck("fsq", 12, levels=(8, 5, 5), num_codebooks=2).eval()
+    z = b.latent(torch.randn(2, 12, 50) * 2)
+    assert torch.allclose(b.prepare(z), z, atol=1e-5)
+    noisy = z + 0.01 * torch.randn_like(z)
+    assert torch.allclose(b.prepare(noisy), z, atol=1e-5)
+    far = torch.randn_like(z) * 3
+    assert torch.allclose(b.prepare(b.prepare(far)), b.prepare(far), atol=1e-5)
+
+
+# ---- files --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_atomic_writes_give_files_the_umask_permissions(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "x.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# ---- the commands -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> Path:
+    """``data`` (five utterances of 0.04-0.44 s) and two RVQ codecs' exp dirs ``A`` and ``B``."""
+    root = tmp_path_factory.mktemp("s1io")
+    write_data_dir(root / "data", {f"spk{i % 2}_u{i}": (f"spk{i % 2}", f"tone {i}", 0.04 + 0.1 * i) for i in range(5)})
+    for name, seed in (("A", 0), ("B", 1)):
+        save_config({"model": rvq_cfg()}, root / name / "config.yaml")
+        torch.save(trained_rvq(seed).state_dict(), root / name / MODEL_FILE)
+    return root
+
+
+def run_encode(setup: Path, exp: str, out: Path, *extra: str) -> int:
+    return encode.main(["--exp-dir", str(setup / exp), "--data-dir", str(setup / "data"), "--out-dir", str(out),
+                        "--num-threads", "1", *extra])
+
+
+def dying_after(calls: int):
+    """A stand-in for a function that is interrupted (Ctrl-C, a kill) on its ``calls``-th call."""
+    count = [0]
+
+    def wrap(real):
+        def dying(*args, **kwargs):
+            count[0] += 1
+            if count[0] == calls:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+        return dying
+    return wrap
+
+
+def test_killed_encode_overwrite_never_looks_finished(setup, tmp_path, monkeypatch):
+    from shared.datadir import DataDir
+
+    dump, stats = tmp_path / "dump", tmp_path / "stats.json"
+    assert run_encode(setup, "A", dump, "--stats-out", str(stats)) == 0
+    with monkeypatch.context() as m:
+        m.setattr(DataDir, "load_audio", dying_after(3)(DataDir.load_audio))
+        with pytest.raises(KeyboardInterrupt):
+            run_encode(setup, "B", dump, "--stats-out", str(stats), "--overwrite")
+    assert not any(p.exists() for p in (dump / "latents.scp", dump / "codec.json", stats))
+    assert run_encode(setup, "B", dump, "--stats-out", str(stats)) == 0  # resumes: B's two latents, none of A's
+    assert run_encode(setup, "B", tmp_path / "fresh") == 0
+    fresh = {u: torch.load(p) for u, p in read_latent_scp(tmp_path / "fresh").items()}
+    assert {u: torch.load(p) for u, p in read_latent_scp(dump).items()}.keys() == fresh.keys()
+    assert all(torch.equal(torch.load(p), fresh[u]) for u, p in read_latent_scp(dump).items())
+    assert read_json(dump / "codec.json") == read_json(tmp_path / "fresh" / "codec.json")
+    assert read_json(dump / "codec.json")["encoded"] and read_json(stats)["num_frames"] == sum(z.shape[1] for z in fresh.values())
+
+
+def test_killed_decode_overwrite_never_looks_finished(setup, tmp_path, monkeypatch):
+    out = tmp_path / "resynth"
+    args = ["--exp-dir", str(setup / "A"), "--data-dir", str(setup / "data"), "--out-dir", str(out), "--num-threads", "1"]
+    assert decode.main(args) == 0
+    with monkeypatch.context() as m:
+        m.setattr(decode, "save_audio", dying_after(2)(decode.save_audio))
+        with pytest.raises(KeyboardInterrupt):
+            decode.main(args + ["--overwrite"])
+    assert not (out / "wav.scp").exists()
+    written, write_kv = [], decode.write_kv
+    with monkeypatch.context() as m:
+        m.setattr(decode, "write_kv", lambda path, table: written.append(Path(path).name) or write_kv(path, table))
+        assert decode.main(args) == 0
+    assert written[-1] == "wav.scp" and {"text", "utt2spk", "spk2utt", "utt2dur"} <= set(written[:-1])
+    assert len(read_kv(out / "wav.scp")) == 5 and len(read_kv(out / "text")) == 5
+
+
+def test_decode_checks_the_dumps_codec_and_decodes_its_own_latents_unsnapped(setup, tmp_path, capsys):
+    dump = tmp_path / "dump"
+    assert run_encode(setup, "A", dump) == 0
+    # another codec of the same shape (e.g. a fine-tuned decoder's) decodes them with a note, snapped
+    assert decode.main(["--exp-dir", str(setup / "B"), "--latents-dir", str(dump), "--out-dir", str(tmp_path / "b")]) == 0
+    assert f"names the codec in {setup / 'A'}" in capsys.readouterr().out
+    other = tmp_path / "other"  # another frame rate: refused, naming both
+    shutil.copytree(dump, other)
+    write_json(other / "codec.json", {**read_json(dump / "codec.json"), "hop_length": 128})
+    with pytest.raises(SystemExit, match=rf"{re.escape(str(other))}/codec.json: latents at sample_rate 16000, hop_length 128"):
+        decode.main(["--exp-dir", str(setup / "A"), "--latents-dir", str(other), "--out-dir", str(tmp_path / "o")])
+    assert decode.main(["--exp-dir", str(setup / "A"), "--latents-dir", str(dump), "--out-dir", str(tmp_path / "o")]) == 0
+    codec, wavs, off_own, off_snapped = load_codec(setup / "A"), read_kv(tmp_path / "o" / "wav.scp"), [], []
+    for utt, path in read_latent_scp(dump).items():
+        z = torch.load(path)[None]
+        wav = torch.from_numpy(sf.read(wavs[utt], dtype="float32")[0])
+        off_own.append(float((wav - codec.decode(z, encoded=True)[0]).abs().max()))
+        off_snapped.append(float((wav - codec.decode(z)[0]).abs().max()))
+    assert max(off_own) < 1e-4 < max(off_snapped)  # 16-bit files: 3e-5
+
+
+def test_decode_maps_dump_keys_to_their_utterances(setup, tmp_path):
+    """A dump's keys need not be utterance ids (``key2utt``, e.g. stage two's noise draws): the output data dir has
+    the text and speaker of each key's utterance; a key that is no utterance of the data dir is an error."""
+    codec, dump = load_codec(setup / "A"), LatentDumpWriter(tmp_path / "draws")
+    for utt in ("spk0_u2", "spk1_u3"):
+        for c in (1, 2):
+            dump.add(f"{utt}-c{c}", torch.randn(8, 5), utt=utt)
+    dump.finish()
+    write_json(tmp_path / "draws" / "codec.json", codec_info(codec, setup / "A"))
+    args = ["--exp-dir", str(setup / "A"), "--latents-dir", str(tmp_path / "draws"), "--data-dir", str(setup / "data")]
+    assert decode.main(args + ["--out-dir", str(tmp_path / "o")]) == 0
+    text, utt2spk = read_kv(tmp_path / "o" / "text"), read_kv(tmp_path / "o" / "utt2spk")
+    assert text == {"spk0_u2-c1": "tone 2", "spk0_u2-c2": "tone 2", "spk1_u3-c1": "tone 3", "spk1_u3-c2": "tone 3"}
+    assert utt2spk["spk1_u3-c2"] == "spk1" and len(read_kv(tmp_path / "o" / "wav.scp")) == 4
+    (tmp_path / "draws" / "key2utt").unlink()
+    with pytest.raises(SystemExit, match=r"4 key\(s\) not an utterance of --data-dir .*'spk0_u2-c1'"):
+        decode.main(args + ["--out-dir", str(tmp_path / "o2")])
+    assert not (tmp_path / "o2" / "wav.scp").exists()
+
+
+def test_encode_and_decode_errors_name_the_utterance(setup, tmp_path, monkeypatch):
+    def broken(self, wav):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(Stage1Codec, "encode", broken)
+    with pytest.raises(RuntimeError, match="utterance 'spk0_u0': ValueError: boom"):
+        run_encode(setup, "A", tmp_path / "dump")
+    with pytest.raises(RuntimeError, match="utterance 'spk0_u0': ValueError: boom"):
+        decode.main(["--exp-dir", str(setup / "A"), "--data-dir", str(setup / "data"), "--out-dir", str(tmp_path / "o")])
+
+
+
+def test_combined_dumps_are_encode_output_only_if_every_part_is(setup, tmp_path):
+    """Joined with a part of stage two's latents, the codec's own encode output no longer says it needs no snapping."""
+    codec = load_codec(setup / "A")
+    for name, encoded in (("own", True), ("own2", True), ("generated", False)):
+        dump = LatentDumpWriter(tmp_path / name)
+        dump.add(f"{name}_u", torch.randn(8, 5))
+        dump.finish()
+        write_json(tmp_path / name / "codec.json", codec_info(codec, setup / "A", encoded=encoded))
+    combine_latent_dumps(tmp_path / "both", [tmp_path / "own", tmp_path / "own2"])
+    combine_latent_dumps(tmp_path / "mixed", [tmp_path / "generated", tmp_path / "own"])
+    assert read_json(tmp_path / "both" / "codec.json")["encoded"] and not read_json(tmp_path / "mixed" / "codec.json")["encoded"]
