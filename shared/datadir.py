@@ -99,7 +99,7 @@ class DataDir:
         )
 
     def save(self, path: PathLike) -> None:
-        """Write all files sorted by key (``spk2utt`` derived), atomically, then validate."""
+        """Write all files sorted by key (``spk2utt`` derived), atomically (:func:`validate_data_dir` checks them)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         write_kv(path / "wav.scp", self.wav_scp)
@@ -201,7 +201,8 @@ class DataDir:
                       else {} for f in fields(cls)})
 
     def split(self, num_parts: int, by_speaker: bool = False) -> list["DataDir"]:
-        """Split into ``num_parts`` contiguous parts of (nearly) equal size, optionally whole speakers per part."""
+        """Split into ``num_parts`` contiguous parts of (nearly) equal size, optionally whole speakers per part; no
+        part is empty (each has at least one speaker, or utterance)."""
         if num_parts < 1:
             raise ValueError("num_parts must be >= 1")
         groups = list(self.spk2utt.values()) if by_speaker else [[u] for u in self.utts]
@@ -210,8 +211,10 @@ class DataDir:
         parts: list[list[str]] = [[] for _ in range(num_parts)]
         total = sum(len(g) for g in groups)
         done, k = 0, 0
-        for g in groups:  # fill part k until it reaches its share of the total
-            while k < num_parts - 1 and done >= total * (k + 1) / num_parts:
+        for i, g in enumerate(groups):  # fill part k until it reaches its share of the total, or until the groups
+            # left are only enough for one per later part; a part is never passed over empty
+            while k < num_parts - 1 and parts[k] and (done >= total * (k + 1) / num_parts
+                                                      or len(groups) - i <= num_parts - 1 - k):
                 k += 1
             parts[k].extend(g)
             done += len(g)
@@ -225,6 +228,13 @@ class DataDir:
 # ---- validation ------------------------------------------------------------------------------------
 def _split_values(table: dict[str, str]) -> dict[str, list[str]]:
     return {k: v.split() for k, v in table.items()}
+
+
+def _positive(value: str) -> bool:
+    try:
+        return float(value) > 0
+    except ValueError:
+        return False
 
 
 def _read_tables(path: Path) -> tuple[dict[str, dict[str, str]], list[Problem]]:
@@ -363,11 +373,7 @@ def validate_data_dir(
         for reco in unused:
             problems.append(Problem("wav.scp", _line_of(path, "wav.scp", reco), reco, "recording used by no segment"))
     for utt, dur in tables.get("utt2dur", {}).items():
-        try:
-            ok = float(dur) > 0
-        except ValueError:
-            ok = False
-        if not ok:
+        if not _positive(dur):
             problems.append(Problem("utt2dur", _line_of(path, "utt2dur", utt), utt, f"bad duration '{dur}'"))
 
     # audio
@@ -389,13 +395,53 @@ def validate_data_dir(
     return [Problem(str(path / p.file), p.line, p.utt, p.message) for p in problems]
 
 
+def _bad_segment(fields: list[str], wav_scp: dict[str, str]) -> str | None:
+    """Why a segments line's fields are unusable, or None."""
+    if len(fields) != 3:
+        return "expected '<utt> <recording> <start> <end>'"
+    try:
+        if not 0 <= float(fields[1]) < float(fields[2]):
+            return "bad times"
+    except ValueError:
+        return "non-numeric times"
+    return None if fields[0] in wav_scp else "recording not in wav.scp"
+
+
+def _bad_lines(tables: dict[str, dict[str, str]], problems: list[Problem], keyed: Sequence[str],
+               utts: set[str]) -> list[tuple[str, str, str]]:
+    """``(file, why, utt)`` for each line about one of ``utts`` that is unusable: flagged by :func:`_read_tables`
+    (``problems``; an unsorted line is only rewritten in order) in a file keyed by utterance (``keyed``) or in
+    wav.scp, a bad segment or a bad duration."""
+    segments = _split_values(tables.get("segments", {}))
+    reco_utts: dict[str, list[str]] = {}  # a wav.scp key -> its utterances
+    for u in utts:
+        reco_utts.setdefault((segments[u] or [""])[0] if segments else u, []).append(u)
+    bad: list[tuple[str, str, str]] = []
+    for p in problems:
+        if p.utt is None or p.message.startswith("not sorted"):
+            continue
+        if p.file == "wav.scp":
+            bad += [(p.file, p.message, u) for u in reco_utts.get(p.utt, [])]
+        elif p.file in keyed:
+            bad.append((p.file, p.message, p.utt))
+    for u, fields in segments.items():
+        why = _bad_segment(fields, tables["wav.scp"])
+        if why:
+            bad.append(("segments", why, u))
+    return bad + [("utt2dur", "bad duration", u) for u, d in tables.get("utt2dur", {}).items() if not _positive(d)]
+
+
 def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
     """Keep only utterances that are complete and well-formed, back up the old files, rewrite the rest.
 
+    An utterance goes if any file lacks it or has a line for it that :func:`validate_data_dir` flags (no value, a
+    duplicate key, a speaker id of two tokens, a bad segment or duration, ...; an unsorted line is only sorted),
+    or if its audio file is missing. The rewritten directory is then validated: what dropping utterances cannot
+    fix (speakers not contiguous when sorted by utterance, ...) raises DataDirError listing it.
     Returns a report ``{reason: [utt, ...]}`` of what was dropped (also printed by the CLI).
     """
     path = Path(path)
-    tables, _ = _read_tables(path)
+    tables, problems = _read_tables(path)
     for name in REQUIRED:
         if name not in tables:
             raise DataDirError(path, [Problem(str(path / name), None, None, "missing (required)")])
@@ -412,30 +458,34 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
         if missing:
             report[f"not in {name}"] = missing
     keep = set.intersection(*map(set, keyed.values()))
-    empty = sorted(u for u in keep if not tables["text"][u].strip())
-    if empty:
-        report["empty transcript"] = empty
-    keep -= set(empty)
-    if not has_segments:
-        gone = sorted(u for u in keep if not Path(tables["wav.scp"][u]).is_file())
-        if gone:
-            report["audio file not found"] = gone
-        keep -= set(gone)
+    segments = _split_values(tables.get("segments", {}))
+    for name, message, u in _bad_lines(tables, problems, keyed, keep):
+        if u in keep:
+            report.setdefault(f"{name}: {message}", []).append(u)
+            keep.discard(u)
+    recos = {u: segments[u][0] for u in keep} if has_segments else {u: u for u in keep}
+    gone = sorted(u for u in keep if not Path(tables["wav.scp"][recos[u]]).is_file())
+    if gone:
+        report["audio file not found"] = gone
+    keep -= set(gone)
     backup = path / ".backup"
     backup.mkdir(exist_ok=True)
     for name in KNOWN_FILES:
         if (path / name).exists():
             shutil.copy2(path / name, backup / name)
-    DataDir(
+    DataDir(  # a dropped utterance's lines may not parse
         wav_scp=tables["wav.scp"],
         text=tables["text"],
         utt2spk=tables["utt2spk"],
-        utt2dur={u: float(v) for u, v in tables.get("utt2dur", {}).items() if u in keep},  # a dropped line may not parse
-        segments={u: (v[0], float(v[1]), float(v[2])) for u, v in _split_values(tables.get("segments", {})).items()},
+        utt2dur={u: float(v) for u, v in tables.get("utt2dur", {}).items() if u in keep},
+        segments={u: (v[0], float(v[1]), float(v[2])) for u, v in segments.items() if u in keep},
         utt2lang=tables.get("utt2lang", {}),
         token=tables.get("token", {}),
     ).subset(keep).save(path)
-    return report
+    left = validate_data_dir(path)
+    if left:
+        raise DataDirError(path, left)
+    return {reason: sorted(utts) for reason, utts in report.items()}
 
 
 def spread_subset(utts: list[str], k: int | None) -> list[str]:
@@ -500,7 +550,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.data_dir}: OK ({len(DataDir.load(args.data_dir, validate=False))} utterances)")
         return 1 if problems else 0
     if args.cmd == "fix":
-        report = fix_data_dir(args.data_dir)
+        try:
+            report = fix_data_dir(args.data_dir)
+        except DataDirError as e:
+            print(f"{e}\n(dropping utterances cannot fix it; the old files are in {args.data_dir}/.backup)",
+                  file=sys.stderr)
+            return 1
         for reason, utts in report.items():
             print(f"dropped {len(utts)} utterance(s): {reason}: {' '.join(utts[:20])}{' ...' if len(utts) > 20 else ''}")
         print(f"{args.data_dir}: {len(DataDir.load(args.data_dir, validate=False))} utterances kept")

@@ -1,13 +1,15 @@
 """Pack a trained system into one self-contained directory with a model card.
 
     python -m shared.pack --stage1-exp-dir exp/stage1/vae --stage2-exp-dir exp/stage2/flow_reflow \
-        --results exp/RESULTS.md --out-dir exp/packed/espeak_mini_flow
+        --results exp/RESULTS.md --out-dir exp/packed/espeak_mini_flow_reflow
 
 The output holds ``stage1/`` and ``stage2/`` (each experiment directory's top-level files: resolved config,
 weights, token list, latent statistics, ...; no checkpoints, logs or samples; and ``stage2/decoder/``, the
 decoder fine-tuned on stage two's output, where there is one), with ``stage2/stage1.json``
 pointing at ``../stage1``, so ``Synthesizer.from_exp_dir(out_dir / "stage2")`` works wherever the directory
-is copied; ``RESULTS.md``; and ``MODEL_CARD.md`` (what it is, how it was trained, configs, metrics, use).
+is copied; ``RESULTS.md``; and ``MODEL_CARD.md`` (what it is, how it was trained, configs, metrics, use). A top-level
+file of ``MAX_FILE_MB`` or more is left out (and named); one that the packed model needs (weights, a config, the
+token list) is an error instead, before anything is written.
 """
 
 from __future__ import annotations
@@ -22,17 +24,30 @@ from typing import Any
 
 from shared.io import MODEL_FILE, PathLike, atomic_write, read_json, write_json
 
-MAX_FILE_MB = 200  # top-level files larger than this are not packed (say so)
+MAX_FILE_MB = 200  # top-level files this large or larger are not packed (named on stderr)
+NEEDED_SUFFIXES = (".yaml", ".json", ".txt")  # configs, statistics, links, token lists: with MODEL_FILE, what loads
 
 
-def _copy_top_level(src: Path, dst: Path) -> list[str]:
+def _top_level_files(src: Path) -> list[Path]:
+    return [f for f in sorted(src.iterdir()) if f.is_file() and not f.name.startswith(".")]
+
+
+def _left_out(src: Path) -> list[Path]:
+    """``src``'s top-level files too large to pack; a ValueError if the packed model needs one of them."""
+    big = [f for f in _top_level_files(src) if f.stat().st_size >= MAX_FILE_MB * 2**20]
+    needed = [f.name for f in big if f.name == MODEL_FILE or f.name.endswith(NEEDED_SUFFIXES)]
+    if needed:
+        raise ValueError(f"{src}: {', '.join(needed)} of {MAX_FILE_MB:g} MB or more would be left out of the packed "
+                         f"model (shared.pack.MAX_FILE_MB), which cannot load without it")
+    return big
+
+
+def _copy_top_level(src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for f in sorted(src.iterdir()):
-        if f.is_file() and not f.name.startswith(".") and f.stat().st_size < MAX_FILE_MB * 2**20:
+    left_out = _left_out(src)
+    for f in _top_level_files(src):
+        if f not in left_out:
             shutil.copy2(f, dst / f.name)
-            copied.append(f.name)
-    return copied
 
 
 def _json_or_none(path: Path) -> Any:
@@ -99,10 +114,14 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
             raise FileNotFoundError(f"{d}: not a trained {what} experiment directory (no config.yaml)")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    _copy_top_level(s1, tmp / "stage1")
-    _copy_top_level(s2, tmp / "stage2")
+    sources = [(s1, tmp / "stage1"), (s2, tmp / "stage2")]
     if (s2 / "decoder" / MODEL_FILE).is_file():  # the decoder fine-tuned on this model's output (stage2_flow.gta)
-        _copy_top_level(s2 / "decoder", tmp / "stage2" / "decoder")
+        sources.append((s2 / "decoder", tmp / "stage2" / "decoder"))
+    left_out = [f for src, _ in sources for f in _left_out(src)]  # raises before anything is written
+    for src, dst in sources:
+        _copy_top_level(src, dst)
+    if left_out:
+        print(f"not packed ({MAX_FILE_MB:g} MB or more each): {', '.join(map(str, left_out))}", file=sys.stderr)
     link = tmp / "stage2" / "stage1.json"
     if link.is_file():
         info = read_json(link)
@@ -131,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float)
     args = p.parse_args(argv)
     sampling = {"nfe": args.nfe, "solver": args.solver, "temperature": args.temperature}
-    out = pack(args.stage1_exp_dir, args.stage2_exp_dir, args.out_dir, args.results, args.corpus_report, sampling)
+    try:
+        out = pack(args.stage1_exp_dir, args.stage2_exp_dir, args.out_dir, args.results, args.corpus_report, sampling)
+    except (FileNotFoundError, ValueError) as e:  # not an experiment dir; a file it needs too large to pack
+        raise SystemExit(f"shared.pack: {e}") from None
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
     print(f"packed {out} ({size:.1f} MB): stage1/, stage2/, MODEL_CARD.md" + (", RESULTS.md" if args.results else ""))
     return 0

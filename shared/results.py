@@ -1,16 +1,18 @@
-"""Write ``exp/RESULTS.md`` from what the recipe's stages left in the experiment tree.
+"""Write a system's ``RESULTS.md`` from what the recipe's stages left in the experiment tree.
 
-    python -m shared.results --exp-root exp --stage1-exp-dir exp/stage1/vae --stage2-exp-dir exp/stage2/flow \
-        --test-set test --out exp/RESULTS.md
+    python -m shared.results --exp-root exp --stage1-exp-dir exp/stage1/vae --stage2-exp-dir exp/stage2/flow_reflow \
+        --nfe-sweep-dir exp/nfe_sweep/flow_reflow --stage-tags vae flow flow_reflow --test-set test --out exp/RESULTS.md
 
 Reads (each optional; a missing one is listed as "not run", never an error):
 ``<stage2>/eval/<test>/metrics.json`` (TTS metrics and PER), ``<stage1>/eval/<test>/metrics.json`` (codec
-resynthesis), ``<exp-root>/nfe_sweep/summary.json`` (quality and RTF against NFE; also drawn to
-``<exp-root>/nfe_sweep/quality_vs_nfe.png``), ``<exp-root>/asr/train_summary.json`` (phone recogniser),
-``<exp-root>/stage_times.tsv`` (``<n> <name> <seconds>``), the exp dirs' ``config.yaml`` and, where stage 7 made
-one, ``<stage2>/decoder/`` (the decoder fine-tuned on stage two's output). Where the evaluations have a per-speaker
-breakdown (the test set's ``utt2spk``), a table puts each voice's phone errors of the real audio, the codec and the
-synthesis side by side with its codec and TTS scores.
+resynthesis), ``<nfe-sweep-dir>/summary.json`` (quality and RTF against NFE; also drawn to
+``<nfe-sweep-dir>/quality_vs_nfe.png``; default ``<exp-root>/nfe_sweep``), ``<exp-root>/asr/train_summary.json``
+(phone recogniser), ``<exp-root>/stage_times.tsv`` (``<n> <name> <seconds>``; with ``--stage-tags``, only the
+untagged stages and those whose name's tag, after its first dot, is one of them: the recipe's stages of this
+system), the exp dirs' ``config.yaml`` and, where stage 7 made one, ``<stage2>/decoder/`` (the decoder fine-tuned
+on stage two's output). Where the evaluations have a per-speaker breakdown (the test set's ``utt2spk``), a table
+puts each voice's phone errors of the real audio, the codec and the synthesis side by side with its codec and TTS
+scores.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from shared.metrics.report import DISPLAY, format_metric, summary_row, write_res
 SWEEP_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "path_gap", "rtf")
 
 
-def read_stage_times(path: Path) -> dict[str, float]:
-    """``{"<n> <name>": seconds}`` from ``stage_times.tsv``; a rerun stage keeps its latest time."""
+def read_stage_times(path: Path, tags: list[str] | None = None) -> dict[str, float]:
+    """``{"<n> <name>": seconds}`` from ``stage_times.tsv``; a rerun stage keeps its latest time. With ``tags``,
+    only the stages without a tag (``corpus``) and those tagged with one of them (``stage1_train.<tag>``)."""
     times: dict[str, float] = {}
     if path.is_file():
         for line in path.read_text().splitlines():
             parts = line.split("\t")
-            if len(parts) == 3:
+            if len(parts) == 3 and (tags is None or "." not in parts[1] or parts[1].split(".", 1)[1] in tags):
                 times[f"{parts[0]} {parts[1]}"] = float(parts[2])
     return dict(sorted(times.items(), key=lambda kv: int(kv[0].split()[0]) if kv[0].split()[0].isdigit() else 0))
 
@@ -84,8 +87,11 @@ def speaker_table(tts: dict[str, Any] | None, codec: dict[str, Any] | None) -> d
     return rows
 
 
-def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out: Path) -> dict[str, Any]:
-    """Tables, figures, notes, stage times and configs for :func:`write_results_md`."""
+def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out: Path, sweep_dir: Path | None = None,
+            stage_tags: list[str] | None = None) -> dict[str, Any]:
+    """Tables, figures, notes, stage times and configs for :func:`write_results_md` (``sweep_dir``: the NFE
+    sweep's, default ``exp_root/nfe_sweep``; ``stage_tags``: see :func:`read_stage_times`)."""
+    sweep_dir = sweep_dir or exp_root / "nfe_sweep"
     tables: dict[str, dict[str, dict[str, Any]]] = {}
     notes, figures = [], {}
     scored = {}
@@ -101,7 +107,7 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
     if speakers:
         tables[f"Per speaker on {test_set}"] = speakers
         key_headers[f"Per speaker on {test_set}"] = "speaker"
-    sweep = exp_root / "nfe_sweep" / "summary.json"
+    sweep = sweep_dir / "summary.json"
     if sweep.is_file():
         summary = read_json(sweep)
         tables["Quality and speed against NFE"] = sweep_table(summary)
@@ -109,9 +115,9 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
 
         curves = {e: {int(n): c["mcd_dtw"] for n, c in cells.items() if "mcd_dtw" in c} for e, cells in summary.items()}
         if any(curves.values()):
-            png = plot_quality_vs_nfe(curves, exp_root / "nfe_sweep" / "quality_vs_nfe.png", metric="MCD-DTW (dB)")
+            png = plot_quality_vs_nfe(curves, sweep_dir / "quality_vs_nfe.png", metric="MCD-DTW (dB)")
             figures["MCD-DTW against NFE"] = os.path.relpath(png, out.parent)
-    paired = exp_root / "nfe_sweep" / "paired.json"
+    paired = sweep_dir / "paired.json"
     if paired.is_file():
         tables.update(paired_tables(read_json(paired)))
     asr = exp_root / "asr" / "train_summary.json"
@@ -137,7 +143,7 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
         notes.append("- Training budgets scaled (`--budget-scale`; wall-clock caps, step caps and LR schedules): "
                      + ", ".join(f"{name} x{f:g}" for name, f in scaled.items()) + ".")
     return {"tables": tables, "key_headers": key_headers, "figures": figures, "notes": "\n".join(notes) or None,
-            "stage_times": read_stage_times(exp_root / "stage_times.tsv"), "config_paths": configs}
+            "stage_times": read_stage_times(exp_root / "stage_times.tsv", stage_tags), "config_paths": configs}
 
 
 def headline(s1: Path | None, s2: Path | None, test_set: str) -> str | None:
@@ -158,13 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exp-root", default="exp")
     p.add_argument("--stage1-exp-dir", default=None)
     p.add_argument("--stage2-exp-dir", default=None)
+    p.add_argument("--nfe-sweep-dir", default=None, help="the system's NFE sweep (default: EXP_ROOT/nfe_sweep)")
+    p.add_argument("--stage-tags", nargs="+", default=None,
+                   help="the system's tags: stage times of other systems' stages are left out (default: every stage)")
     p.add_argument("--test-set", default="test")
     p.add_argument("--title", default=None)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     out = Path(a.out)
     c = collect(Path(a.exp_root), Path(a.stage1_exp_dir) if a.stage1_exp_dir else None,
-                Path(a.stage2_exp_dir) if a.stage2_exp_dir else None, a.test_set, out)
+                Path(a.stage2_exp_dir) if a.stage2_exp_dir else None, a.test_set, out,
+                Path(a.nfe_sweep_dir) if a.nfe_sweep_dir else None, a.stage_tags)
     title = a.title or f"Results: {Path.cwd().name}"
     write_results_md(out, c.pop("tables"), title=title, **c)
     print(f"[results] wrote {out}")

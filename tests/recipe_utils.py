@@ -29,7 +29,21 @@ def recipe_env() -> dict[str, str]:
     return env
 
 
-def run_recipe(recipe_dir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``recipe_dir/run.sh ARGS`` in :func:`recipe_env`."""
-    return subprocess.run(["bash", str(recipe_dir / "run.sh"), *args], cwd=recipe_dir, env=recipe_env(),
+def stub_python_env(tmp: Path) -> dict[str, str]:
+    """:func:`recipe_env` with ``python`` a stub that only appends its arguments to ``tmp/python.log``: a recipe then
+    runs its own logic (options, markers, paths) in seconds, with no stage's work done."""
+    bin_dir = tmp / "stub_bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    stub = bin_dir / "python"
+    stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> "{tmp / "python.log"}"\n')
+    stub.chmod(0o755)
+    env = recipe_env()
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def run_recipe(recipe_dir: Path, *args: str, timeout: float = 600, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess:
+    """``recipe_dir/run.sh ARGS`` in ``env`` (default :func:`recipe_env`)."""
+    return subprocess.run(["bash", str(recipe_dir / "run.sh"), *args], cwd=recipe_dir, env=env or recipe_env(),
                           capture_output=True, text=True, timeout=timeout)

@@ -69,16 +69,47 @@ def test_fix_drops_and_reports(tiny_data_dir):
     (tiny_data_dir / "text").write_text(text)
     report = fix_data_dir(tiny_data_dir)
     assert report["not in utt2spk"] == ["spk3-orphan"]
-    assert report["empty transcript"] == ["spk2-utt1"]
+    assert report["text: empty transcript"] == ["spk2-utt1"]
     assert validate_data_dir(tiny_data_dir) == []
     assert len(DataDir.load(tiny_data_dir)) == 5
     assert (tiny_data_dir / ".backup" / "text").exists()
+
+
+def test_fix_drops_every_utterance_with_a_flagged_line(tiny_data_dir):
+    """A line of a file that validation flags drops its utterance (a speakerless utt2spk line used to be kept, giving
+    spk2utt an empty speaker); an unsorted line is only sorted; the result validates."""
+    lines = (tiny_data_dir / "utt2spk").read_text().splitlines()
+    lines[1] = "spk1-utt1"  # no speaker
+    lines[4] = "spk2-utt1 spk2 x"  # two tokens
+    (tiny_data_dir / "utt2spk").write_text("\n".join([lines[0], lines[2], lines[1], *lines[3:]]) + "\n")  # unsorted
+    (tiny_data_dir / "utt2dur").write_text("".join(f"spk{s}-utt{i} {'-1' if (s, i) == (2, 2) else '0.5'}\n"
+                                                   for s in (1, 2) for i in range(3)))
+    report = fix_data_dir(tiny_data_dir)
+    assert report == {"utt2spk: no value": ["spk1-utt1"], "utt2spk: speaker id must be one token": ["spk2-utt1"],
+                      "utt2dur: bad duration": ["spk2-utt2"]}
+    assert validate_data_dir(tiny_data_dir) == []
+    assert DataDir.load(tiny_data_dir).utts == ["spk1-utt0", "spk1-utt2", "spk2-utt0"]
+    assert (tiny_data_dir / "spk2utt").read_text() == "spk1 spk1-utt0 spk1-utt2\nspk2 spk2-utt0\n"
+
+
+def test_fix_reports_what_dropping_cannot_fix(tmp_path):
+    from conftest import write_data_dir
+
+    d = write_data_dir(tmp_path / "d", {"a1": ("zed", "x", 0.3), "b1": ("amy", "y", 0.3)})
+    with pytest.raises(DataDirError, match="sorting by utterance does not sort speakers"):
+        fix_data_dir(d)
+    assert main(["fix", str(d)]) == 1
 
 
 def test_subset_split_and_cli(tiny_data_dir, tmp_path, capsys):
     data = DataDir.load(tiny_data_dir)
     parts = data.split(2, by_speaker=True)
     assert [p.speakers for p in parts] == [["spk1"], ["spk2"]]
+    # three speakers of 5, 1 and 1 utterances in three parts: one speaker each, no part empty (was 5, 0, 2)
+    utts = [f"a-{i}" for i in range(5)] + ["b-0", "c-0"]
+    skewed = DataDir(wav_scp={u: f"/{u}.wav" for u in utts}, text={u: "x" for u in utts}, utt2spk={u: u[0] for u in utts})
+    assert [p.speakers for p in skewed.split(3, by_speaker=True)] == [["a"], ["b"], ["c"]]
+    assert [len(p) for p in skewed.split(3)] == [3, 2, 2] and [len(p) for p in skewed.split(7)] == [1] * 7
     assert sum(len(p) for p in data.split(4)) == 6
     with pytest.raises(KeyError, match="nope"):
         data.subset(["nope"])

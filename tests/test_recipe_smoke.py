@@ -3,6 +3,8 @@
 This is the end-to-end tier: it proves the chain corpus -> data dirs -> tokens -> stage one -> latents ->
 resynthesis -> stage two -> reflow -> synthesis -> evaluation -> packing holds together. Quality is not
 judged here (a few training steps); the numbers come from the full recipe (README, egs/espeak_mini/tts1/RESULTS.md).
+The recipes' own logic (options, finished-stage markers, each system's paths) is also tested in seconds with
+``python`` stubbed, and the packing of stage 10 on its own.
 """
 
 import json
@@ -12,7 +14,7 @@ import sys
 
 import pytest
 import torch
-from recipe_utils import copy_egs, recipe_env, run_recipe
+from recipe_utils import copy_egs, recipe_env, run_recipe, stub_python_env
 
 from shared.audio import load_audio
 from shared.config import load_config
@@ -68,6 +70,8 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert codec["metrics"]["pesq_wb"]["n"] == 5 and "per_gen" in codec["corpus"]
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "MCD" in results and "PESQ" in results
+    assert len(list((exp / ".done" / "smoke").iterdir())) == 11  # a smoke run's markers, not the full recipe's
+    assert (exp / "nfe_sweep" / "flow_reflow" / "summary.json").is_file() and "| flow_reflow NFE 1 |" in results
     assert "Training budgets scaled (`--budget-scale`" in results and "vae x1.5" in results and "decoder x1.5" in results
     assert "## Per speaker on test" in results and "| engbxrpm1 | 1 |" in results
     # a diagnostic of the recipe's local/ on the trained codec
@@ -168,3 +172,125 @@ def test_ljspeech_recipe_runs_every_stage_with_its_own_configs(tmp_path):
     assert "PESQ" in (recipe / "exp" / "RESULTS.md").read_text()
     assert (next((recipe / "exp" / "packed").iterdir()) / "MODEL_CARD.md").is_file()
     shutil.rmtree(recipe / "exp")  # 2.6 GB of GPU-sized checkpoints; pytest keeps the last runs' tmp dirs
+
+
+def _stubbed(tmp_path, recipe):
+    """``run(*args) -> (result, the python commands it ran)``: the recipe with every python command a stub."""
+    env, log = stub_python_env(tmp_path), tmp_path / "python.log"
+
+    def run(*args):
+        log.unlink(missing_ok=True)
+        r = run_recipe(recipe, *args, env=env, timeout=120)
+        return r, log.read_text() if log.is_file() else ""
+    return run
+
+
+def test_stage_markers_name_the_settings_they_were_done_with(tmp_path):
+    """A finished stage is skipped only when rerun with the settings it was done with. A smoke run's markers used to
+    be taken for the full recipe's (`./run.sh` after `--smoke true` skipped every stage, keeping the tiny corpus and
+    models), and `--reflow false` skipped stages 7-10 though exp/stage2/flow had no synthesis or evaluation."""
+    recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
+    run = _stubbed(tmp_path, recipe)
+    r, calls = run("--smoke", "true")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "--num-sentences 40 " in calls and "conf/stage1_smoke.yaml" in calls
+    # the full recipe writes the same paths: it refuses the smoke run's tree unless told to replace it
+    r, calls = run()
+    assert r.returncode == 1 and "--smoke true" in r.stderr and "--overwrite true" in r.stderr and calls == ""
+    r, calls = run("--overwrite", "true")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "--num-sentences 2400 " in calls and "conf/stage1.yaml" in calls and "conf/stage2_reflow.yaml" in calls
+    assert not list((recipe / "exp" / ".done" / "smoke").iterdir())
+    # the default system: its sweep, RESULTS.md where the README says, the times of its own stages
+    assert "--out-dir exp/nfe_sweep/flow_reflow " in calls and "--stage-tags vae flow flow_reflow" in calls
+    assert "--out exp/RESULTS.md" in calls and "--out-dir exp/packed/espeak_mini_flow_reflow" in calls
+    r, calls = run()
+    assert r.returncode == 0 and r.stdout.count("done already") == 11 and calls == ""
+    # the system without reflow: stages 7-10 again, for exp/stage2/flow, beside the default system's outputs
+    r, calls = run("--reflow", "false")
+    assert r.returncode == 0 and r.stdout.count("done already") == 7, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "--exp-dir exp/stage2/flow --data-dir data/test --out-dir exp/stage2/flow/synth/test" in calls
+    assert "--out-dir exp/nfe_sweep/flow " in calls and "--out exp/RESULTS_flow.md" in calls
+    assert "--out-dir exp/packed/espeak_mini_flow\n" in calls and "reflow" not in calls
+    r, calls = run("--reflow", "false", "--stage", "8")
+    assert r.returncode == 0 and r.stdout.count("done already") == 3 and calls == ""
+
+
+def test_bad_options_are_clear_errors(tmp_path):
+    """A non-integer stage used to make every stage's test fail ("integer expression expected"), run nothing and exit 0;
+    --fs was listed but changed nothing (the sample rate is the stage-one config's)."""
+    recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
+    run = _stubbed(tmp_path, recipe)
+    for opt, value in (("--stage", "3a"), ("--stop-stage", "x"), ("--synth-nj", "2.5")):
+        r, calls = run(opt, value)
+        assert r.returncode == 1 and f"{opt} takes an integer, got '{value}'" in r.stderr and calls == "", r.stderr
+        assert "integer expression expected" not in r.stdout + r.stderr
+    r, _ = run("--fs", "22050")
+    assert r.returncode == 1 and "unknown option --fs" in r.stderr
+    assert "--fs " not in run("--help")[0].stdout
+    # the real-corpus recipes have no smoke configs or smoke corpus: --smoke true is refused before any stage runs
+    for corpus in ("ljspeech", "libritts", "vctk"):
+        r, calls = _stubbed(tmp_path, recipe.parent.parent / corpus / "tts1")("--smoke", "true")
+        assert r.returncode == 1 and "--smoke true: conf/stage1_smoke.yaml not found" in r.stderr and calls == "", r.stderr
+
+
+def test_score_screen_says_what_is_missing(tmp_path):
+    """local/score_screen.sh before stage 8 has run: it used to exit 2 silently (`ls` of no split*/ under pipefail)."""
+    recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
+    for f in ("exp/stage1/vae/model.pt", "exp/stage2/flow_reflow/model.pt", "exp/asr/model.pt", "exp/tokens.txt"):
+        (recipe / f).parent.mkdir(parents=True, exist_ok=True)
+        (recipe / f).touch()
+    env = stub_python_env(tmp_path)
+
+    def screen():
+        return subprocess.run(["bash", "local/score_screen.sh"], cwd=recipe, env=env, capture_output=True, text=True,
+                              timeout=60)
+    r = screen()
+    assert r.returncode == 1, r.stderr
+    assert "exp/stage2/flow_reflow/synth/test/synth.json is missing: run run.sh through stage 9 first" in r.stderr
+    # stage 8 in parallel jobs: the first job's settings
+    split = recipe / "exp" / "stage2" / "flow_reflow" / "synth" / "test" / "split2" / "1" / "synth.json"
+    split.parent.mkdir(parents=True)
+    split.write_text("{}")
+    r = screen()
+    assert r.returncode == 0, r.stderr
+    assert "- exp/stage2/flow_reflow/synth/test/split2/1/synth.json\n" in (tmp_path / "python.log").read_text()
+
+
+def test_pack_leaves_out_only_what_the_model_can_do_without(tmp_path, monkeypatch, capsys):
+    """Files of MAX_FILE_MB or more are not packed: a large model.pt used to be left out silently, as was any other."""
+    from shared import pack as packing
+
+    s1, s2 = tmp_path / "stage1", tmp_path / "stage2"
+    for d in (s1, s2):
+        d.mkdir()
+        (d / "config.yaml").write_text("model: {}\n")
+        (d / "model.pt").write_bytes(bytes(100))
+    (s2 / "extra.bin").write_bytes(bytes(4096))
+    monkeypatch.setattr(packing, "MAX_FILE_MB", 0.002)  # 2097 bytes
+    out = packing.pack(s1, s2, tmp_path / "packed")
+    assert (out / "stage2" / "model.pt").is_file() and not (out / "stage2" / "extra.bin").exists()
+    assert f"not packed (0.002 MB or more each): {s2 / 'extra.bin'}" in capsys.readouterr().err
+    (s2 / "model.pt").write_bytes(bytes(4096))
+    with pytest.raises(ValueError, match="model.pt of 0.002 MB or more would be left out"):
+        packing.pack(s1, s2, tmp_path / "packed2")
+    assert not (tmp_path / "packed2").exists() and not (tmp_path / "packed2.tmp").exists()
+
+
+def test_results_of_a_system_count_its_own_stages(tmp_path):
+    """Stage 9 of a second system (here --reflow false) used to total every system's stage times, and read the one
+    NFE sweep all systems wrote."""
+    from shared.io import write_json
+    from shared.results import main as results_main
+
+    exp = tmp_path / "exp"
+    names = ["corpus", "stage1_train.vae", "stage2_train.flow", "synth.flow_reflow", "synth.flow", "stage1_train.rvq"]
+    (exp / "stage_times.tsv").parent.mkdir(parents=True)
+    (exp / "stage_times.tsv").write_text("".join(f"{n}\t{name}\t60\n" for n, name in enumerate(names)))
+    write_json(exp / "nfe_sweep" / "flow" / "summary.json", {"flow": {"1": {"rtf": 0.01}}})
+    out = exp / "RESULTS_flow.md"
+    assert results_main(["--exp-root", str(exp), "--nfe-sweep-dir", str(exp / "nfe_sweep" / "flow"),
+                         "--stage-tags", "vae", "flow", "flow", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| 4 synth.flow |" in text and "| **total** | **4m00s** |" in text and "| flow NFE 1 |" in text
+    assert "reflow" not in text and "rvq" not in text

@@ -2,7 +2,7 @@
 # Logging and resumable stages for recipe scripts. Source it:  . ../../utils/log.sh
 #
 #   log "message"                       timestamped line on stdout
-#   run_stage N NAME CMD [ARGS...]      run CMD unless exp/.done/stageN.NAME exists (set overwrite=true to
+#   run_stage N NAME CMD [ARGS...]      run CMD unless $done_dir/stageN.NAME exists (set overwrite=true to
 #                                       force); output goes to the terminal and exp/logs/stageN.NAME.<time>.log;
 #                                       the wall time is appended to exp/stage_times.tsv. A failure (of any
 #                                       command in a stage function, not only its last) exits 1.
@@ -10,19 +10,20 @@
 #   wait_jobs PID...                    wait for these background jobs (the shell's only ones); the first to
 #                                       fail kills the others at once and returns its status
 #
-# Variables read: exp_root (default exp), overwrite (default false), stage, stop_stage.
+# Variables read: exp_root (default exp), done_dir (where the markers are; default $exp_root/.done), overwrite
+# (default false), stage, stop_stage.
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) $*"; }
 
 run_stage() {
     local n=$1 name=$2; shift 2
     local root=${exp_root:-exp}
-    local marker="$root/.done/stage${n}.${name}"
+    local marker="${done_dir:-$root/.done}/stage${n}.${name}"
     if [ "${overwrite:-false}" != true ] && [ -f "$marker" ]; then
         log "stage $n ($name): done already ($marker); --overwrite true to redo"
         return 0
     fi
-    mkdir -p "$root/logs" "$root/.done"
+    mkdir -p "$root/logs" "$(dirname "$marker")"
     local logfile
     logfile="$root/logs/stage${n}.${name}.$(date '+%Y%m%d-%H%M%S').log"
     log "stage $n ($name): started; log: $logfile"

@@ -2,7 +2,8 @@
 # The stage logic every recipe shares. A recipe's run.sh sets its corpus settings and then sources this
 # file; any variable below can also be set from the command line (--stage 3 --stop-stage 5 --nfe 8 ...).
 # Each stage is one `python -m package.verb` with explicit inputs and outputs; finished stages leave a
-# .done marker under exp/ and are skipped on a rerun unless --overwrite true.
+# .done marker under exp/ and are skipped on a rerun unless --overwrite true. A marker names what its stage was
+# done with (see "markers" below), so a run with other settings redoes the stages they change.
 #
 # Stages:
 #   0 corpus (local/data.sh)     1 data dirs: utt2dur + validation   2 tokens
@@ -21,12 +22,12 @@ num_nodes=${num_nodes:-1}
 budget_scale=${budget_scale:-1} # multiply the system's training budgets (stages 3, 6, 7: each config's wall-clock
                                 # cap, step caps and LR schedule length) by this, e.g. 2 for twice the time; the
                                 # phone recogniser of stage 9 (the judge) keeps its own, so scores stay comparable
-fs=${fs:-16000}
 train_set=${train_set:-train}
 dev_set=${dev_set:-dev}
 test_sets=${test_sets:-test}
 corpus_dir=${corpus_dir:-}       # real corpora: where the user's copy lives (passed to local/data.sh)
-local_data_opts=${local_data_opts:-}
+local_data_opts=${local_data_opts:-}  # more options of local/data.sh (the system's sample rate is not one: it is
+                                # the stage-one config's model.sample_rate, and audio is resampled as it is read)
 frontend=${frontend:-phoneme}   # phoneme | char
 language=${language:-en-us}
 utt2lang=${utt2lang:-true}      # phonemise each utterance in its data dir's utt2lang language where there is one
@@ -61,12 +62,20 @@ synth_nj=${synth_nj:-1}         # stage 8 in N parallel jobs (data dir split, N 
                                 # as one job's (up to float rounding); 2 jobs on 2 cores: 1.17x (README)
 nfe_sweep_args=${nfe_sweep_args:-"--max-utts 20"}
 package_name=${package_name:-}
-smoke=${smoke:-false}           # true: the *_smoke.yaml configs (tiny models, few steps) and a tiny corpus
+smoke=${smoke:-false}           # true: the *_smoke.yaml configs (tiny models, few steps) and a tiny corpus; only
+                                # a recipe that has them (egs/espeak_mini) takes it
 smoke_data_opts=${smoke_data_opts:-}  # what local/data.sh takes to make a tiny corpus
 
 # shellcheck source=../../utils/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/parse_options.sh"
 set -euo pipefail
+
+for v in stage stop_stage ngpu num_nodes synth_nj; do  # a non-integer would make every test of it fail quietly
+    if ! [[ ${!v} =~ ^-?[0-9]+$ ]]; then
+        echo "$0: --${v//_/-} takes an integer, got '${!v}'" >&2
+        exit 1
+    fi
+done
 
 if [ -z "$stage2_tag" ]; then
     if [ "$stage1_tag" = vae ]; then stage2_tag=flow; else stage2_tag=flow_$stage1_tag; fi
@@ -78,6 +87,17 @@ if [ "$smoke" = true ]; then
     reflow_conf=${reflow_conf%.yaml}_smoke.yaml
     decoder_conf=${decoder_conf%.yaml}_smoke.yaml
     asr_conf=${asr_conf%.yaml}_smoke.yaml
+    for conf in "$stage1_conf" "$stage2_conf" "$reflow_conf" "$decoder_conf" "$asr_conf"; do
+        if [ ! -f "$conf" ]; then
+            echo "$0: --smoke true: $conf not found; only a recipe with smoke configs and a smoke corpus" \
+                "takes it (egs/espeak_mini/tts1)" >&2
+            exit 1
+        fi
+    done
+    if [ -z "$smoke_data_opts" ]; then
+        echo "$0: --smoke true: this recipe sets no smoke_data_opts (local/data.sh would prepare the whole corpus)" >&2
+        exit 1
+    fi
     local_data_opts="$local_data_opts $smoke_data_opts"
     if [ "$nfe_sweep" = "1 2 4 8 32" ]; then nfe_sweep="1 2"; fi
 fi
@@ -106,15 +126,32 @@ s1_exp=exp/stage1/${stage1_tag}
 s2_exp=exp/stage2/${stage2_tag}
 final_s2=$s2_exp
 [ "$reflow" = true ] && final_s2=${s2_exp}_reflow
+final_tag=$(basename "$final_s2")   # the system: its NFE sweep, RESULTS and package are its own
+results_md=exp/RESULTS.md           # the default system's; any other's is exp/RESULTS_<final tag>.md
+[ "$final_tag" = flow_reflow ] || results_md=exp/RESULTS_$final_tag.md
 all_sets="$train_set $dev_set $test_sets"
+
+# markers: stages 3-5 name the codec's tag, 6 the stage-two tag, 7-10 the final model's (flow_reflow, or flow with
+# --reflow false); a smoke run's are under exp/.done/smoke/. A smoke run and a full one write the same data/,
+# dump/ and exp/ paths, so a run refuses a tree the other left, unless --overwrite true (its stages replace the
+# other's outputs; the other's markers of those stages go when the run has finished)
+done_dir=exp/.done
+other_done=exp/.done/smoke
+if [ "$smoke" = true ]; then done_dir=exp/.done/smoke; other_done=exp/.done; fi
+if [ "$overwrite" != true ] && [ "$stage" -le "$stop_stage" ] && compgen -G "$other_done/stage*" > /dev/null; then
+    echo "$0: data/, dump/ and exp/ hold the outputs of a run with --smoke $([ "$smoke" = true ] && echo false || echo true)" \
+        "(markers in $other_done/), which this run's would mix with: remove them, or --overwrite true to replace them" >&2
+    exit 1
+fi
 score_resynth() {  # score_resynth SET [shared.evaluate options]: stage one's resynthesis of SET against data/SET
     local x=$1; shift
     python -m shared.evaluate $ow --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
         --out "$s1_exp/eval/$x/metrics.json" "$@"
 }
-write_results() {
+write_results() {  # the system's own NFE sweep, and the times of its stages and of the shared 0-2
     python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" \
-        --test-set "${test_sets%% *}" --out exp/RESULTS.md
+        --nfe-sweep-dir "exp/nfe_sweep/$final_tag" --stage-tags "$stage1_tag" "$stage2_tag" "$final_tag" \
+        --test-set "${test_sets%% *}" --out "$results_md"
 }
 
 # ------------------------------------------------------------------------------------------- stages
@@ -195,7 +232,7 @@ if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
         if [ "$decoder_finetune" = true ]; then
             # the final model's output on the training sentences, timed like the real audio (MAS durations),
             # sampled as stage 8 samples; the decoder learns to read it (final_s2/decoder, used from stage 8 on)
-            local gta_dump="dump/$stage1_tag/${train_set}_gta_$(basename "$final_s2")"
+            local gta_dump="dump/$stage1_tag/${train_set}_gta_$final_tag"
             python -m stage2_flow.gta $ow --device $device --exp-dir "$final_s2" --latents "dump/$stage1_tag/$train_set" \
                 --data-dir "data/$train_set" --out-dir "$gta_dump" --nfe "$nfe" --solver "$solver" \
                 --temperature "$temperature" $gta_args
@@ -204,7 +241,7 @@ if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
                 "${trainer_args[@]}" $decoder_args
         fi
     }
-    run_stage 7 "reflow.$stage2_tag" stage7_reflow
+    run_stage 7 "reflow.$final_tag" stage7_reflow
 fi
 
 if want 8; then
@@ -237,7 +274,7 @@ if want 8; then
             python -m shared.datadir combine "$final_s2/synth/$x" "$final_s2/synth/$x/split$synth_nj"/*
         done
     }
-    run_stage 8 "synth.$stage2_tag" stage8_synth
+    run_stage 8 "synth.$final_tag" stage8_synth
 fi
 
 if want 9; then
@@ -255,10 +292,10 @@ if want 9; then
         python -m stage2_flow.nfe_sweep $ow --device $device --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
             --codec-exp-dir "$(python -c "from stage2_flow.model import codec_dir; print(codec_dir('$final_s2'))")" \
             --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" --temperature "$temperature" \
-            --phone-recognizer exp/asr --out-dir "exp/nfe_sweep" $nfe_sweep_args
+            --phone-recognizer exp/asr --out-dir "exp/nfe_sweep/$final_tag" $nfe_sweep_args
         write_results
     }
-    run_stage 9 "eval.$stage2_tag" stage9_eval
+    run_stage 9 "eval.$final_tag" stage9_eval
 fi
 
 corpus_report=
@@ -266,11 +303,14 @@ corpus_report=
 if want 10; then
     stage10_pack() {
         write_results  # again, now that stage 9's own time is in exp/stage_times.tsv
-        python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" --results exp/RESULTS.md \
+        python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" --results "$results_md" \
             ${corpus_report:+--corpus-report "$corpus_report"} --nfe "$nfe" --solver "$solver" --temperature "$temperature" \
-            --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_${stage2_tag}}"
+            --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_$final_tag}"
     }
-    run_stage 10 "pack.$stage2_tag" stage10_pack
+    run_stage 10 "pack.$final_tag" stage10_pack
 fi
 
-[ "$stop_stage" -lt 8 ] || log "done. wavs: $final_s2/synth/  results: exp/RESULTS.md  plots: $final_s2/eval/*/plots  logs: exp/logs/"
+if [ "$overwrite" = true ]; then  # the stages run here replaced the other kind of run's outputs
+    for ((n = stage; n <= stop_stage && n <= 10; n++)); do rm -f "$other_done/stage$n".*; done
+fi
+[ "$stop_stage" -lt 8 ] || log "done. wavs: $final_s2/synth/  results: $results_md  plots: $final_s2/eval/*/plots  logs: exp/logs/"

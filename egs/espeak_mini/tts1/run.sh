@@ -9,10 +9,8 @@
 #   ./run.sh --help                       # every option
 cd "$(dirname "$0")"
 
-fs=16000
 frontend=phoneme
 language=en-us
-local_data_opts="--sample-rate $fs"
 smoke_data_opts="--smoke"
 stage1_conf=conf/stage1.yaml
 stage2_conf=conf/stage2.yaml

@@ -6,7 +6,6 @@
 cd "$(dirname "$0")"
 
 corpus_dir=${corpus_dir:-/data/LibriTTS}
-fs=24000
 frontend=phoneme
 language=en-us
 ngpu=1

@@ -5,7 +5,6 @@
 cd "$(dirname "$0")"
 
 corpus_dir=${corpus_dir:-/data/LJSpeech-1.1}
-fs=22050
 frontend=phoneme
 language=en-us
 ngpu=1

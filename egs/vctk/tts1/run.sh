@@ -4,7 +4,6 @@
 cd "$(dirname "$0")"
 
 corpus_dir=${corpus_dir:-/data/VCTK-Corpus-0.92}
-fs=24000
 frontend=phoneme
 language=en-us
 ngpu=1

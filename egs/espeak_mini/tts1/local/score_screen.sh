@@ -34,10 +34,14 @@ s1_exp=exp/stage1/$stage1_tag
 final_s2=exp/stage2/$stage2_tag
 [ "$reflow" = true ] && final_s2=${final_s2}_reflow
 settings=$final_s2/synth/$test_set/synth.json
-[ -f "$settings" ] || settings=$(ls "$final_s2/synth/$test_set"/split*/1/synth.json 2>/dev/null | head -1)
+if [ ! -f "$settings" ]; then  # stage 8 in parallel jobs (--synth-nj): the first job's settings, the same as all's
+    for f in "$final_s2/synth/$test_set"/split*/1/synth.json; do
+        if [ -f "$f" ]; then settings=$f; break; fi
+    done
+fi
 for need in "$s1_exp/model.pt" "$final_s2/model.pt" exp/asr/model.pt exp/tokens.txt "$settings"; do
     if [ ! -f "$need" ]; then
-        echo "$0: ${need:-$final_s2/synth/$test_set/synth.json} is missing: run run.sh through stage 9 first" >&2
+        echo "$0: $need is missing: run run.sh through stage 9 first" >&2
         exit 1
     fi
 done
