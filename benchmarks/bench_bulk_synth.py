@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 
-def synth_cmd(args: argparse.Namespace, data_dir: Path, out_dir: Path, threads: int) -> list[str]:
+def synth_cmd(args: argparse.Namespace, data_dir: Path, out_dir: Path, threads: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "stage2_flow.synthesize", "--exp-dir", args.exp_dir, "--data-dir", str(data_dir),
             "--out-dir", str(out_dir), "--nfe", str(args.nfe), "--solver", args.solver, "--temperature",
-            str(args.temperature), "--seed", str(args.seed), "--num-threads", str(threads), "--overwrite"]
+            str(args.temperature), "--seed", str(args.seed), "--num-threads", str(threads), "--overwrite", *extra]
 
 
 def run_jobs(cmds: list[list[str]]) -> float:
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t_one = run_jobs([synth_cmd(args, Path(args.data_dir), work / "one", args.threads)])
     per_job = max(1, args.threads // args.nj)
-    t_nj = run_jobs([synth_cmd(args, work / "split" / str(k), work / "jobs" / str(k), per_job) for k in range(1, args.nj + 1)])
+    t_nj = run_jobs([synth_cmd(args, work / "split" / str(k), work / "jobs" / str(k), per_job, "--prompt-pool", args.data_dir)
+                     for k in range(1, args.nj + 1)])  # a zero-shot model's references: from the whole set, as in one job
     combined = DataDir.combine([DataDir.load(work / "jobs" / str(k)) for k in range(1, args.nj + 1)])
     one = DataDir.load(work / "one")
     if combined.utts != one.utts:

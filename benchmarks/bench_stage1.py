@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: codec hop {hop} != 256; HiFi-GAN V1 is run on the same number of frames (hop 256)")
     print(f"device={dev} threads={torch.get_num_threads()} audio={args.seconds:g}s/item sr={sr} hop={hop} frame_rate={sr / hop:g}Hz "
           f"latent_dim={codec.latent_dim}")
-    print(f"params: encoder={count_params(codec.encoder):,} decoder={count_params(codec.decoder):,} "
-          f"hifigan_v1={count_params(hifigan):,}")
+    if hasattr(codec, "encoder"):  # (an EnCodec / DAC adapter holds its model whole)
+        print(f"params: encoder={count_params(codec.encoder):,} decoder={count_params(codec.decoder):,} "
+              f"hifigan_v1={count_params(hifigan):,}")
     results = []
     with torch.inference_mode():
         for b in args.batches:

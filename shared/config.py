@@ -56,10 +56,20 @@ def _yaml_load(stream: Any) -> Any:
 
 
 def _parse_value(text: str) -> Any:
+    """A command-line value as YAML reads it, but ``00:00:08:00`` stays a string (Lightning's ``max_time``, where
+    YAML 1.1 would read a base-60 integer), and a list, mapping or quoted string that does not parse is an error
+    (not a string that silently replaces the section)."""
+    if _RE_CLOCK.fullmatch(text):
+        return text
     try:
         return _yaml_load(text)
-    except yaml.YAMLError:
+    except yaml.YAMLError as e:
+        if text.lstrip()[:1] in ("[", "{", "'", '"'):
+            raise ConfigError(f"value {text!r} is not valid YAML: {str(e).splitlines()[0]}") from None
         return text
+
+
+_RE_CLOCK = re.compile(r"\d+(?::\d+)+")
 
 
 def apply_overrides(cfg: dict, overrides: list[str]) -> dict:

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         spk = [utt2spk.get(u) if utt2spk.get(u) in synth.speakers else None for u in utts]
         prompts = None
         if synth.needs_prompt:  # a zero-shot model: each utterance in its speaker's voice, by another of its utterances
-            refs, ref_wavs, sr = reference_utterances(sorted(utt2spk), utt2spk), read_kv(data / "wav.scp"), int(synth.codec.sample_rate)
+            refs, ref_wavs, sr = reference_utterances(utts, utt2spk), read_kv(data / "wav.scp"), int(synth.codec.sample_rate)
             prompts = [load_audio(ref_wavs[refs[u]], sr)[: int(synth.prompt_seconds * sr)] for u in utts]
             spk = [-1 if s is None else s for s in spk]
         latents: dict[int, dict[str, torch.Tensor]] = {}

@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="each utterance's reference is another utterance of its speaker in --data-dir (the next in sorted "
                           "order; its first data.prompt_seconds[1] seconds), as zero-shot TTS is evaluated; listed in "
                           "OUT/utt2prompt. The default for a zero-shot model without speaker ids given a data dir")
+    p.add_argument("--prompt-pool", metavar="DATA_DIR", help="with --prompt-from-data: the data dir the references are "
+                   "chosen from (default --data-dir); give the whole set when synthesising a part of it (one job of "
+                   "many), so that each utterance's reference does not depend on the split")
     p.add_argument("--nfe", type=int, default=4)
     p.add_argument("--solver", default="euler", choices=["euler", "midpoint", "heun", "rk4", "dopri5"])
     p.add_argument("--rate", type=float, default=1.0, help="speaking-rate factor (>1 faster)")
@@ -292,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sr = int(synth.codec.sample_rate)
     prompt = load_audio(args.prompt_wav, sr) if args.prompt_wav else None
-    refs = reference_utterances(utts, spk_of) if args.prompt_from_data else {}
-    ref_wavs = read_kv(Path(args.data_dir) / "wav.scp") if refs else {}
+    refs, ref_wavs = {}, {}
+    if args.prompt_from_data:
+        pool = Path(args.prompt_pool or args.data_dir)
+        refs, ref_wavs = reference_utterances(utts, spk_of, read_kv(pool / "utt2spk")), read_kv(pool / "wav.scp")
     t0, audio_s = time.time(), 0.0
     bs = args.batch_size
     for k in tqdm(range(0, len(todo), bs), desc="synthesize", unit="batch"):
@@ -355,13 +360,21 @@ def requests(args: argparse.Namespace, synth: Synthesizer) -> tuple[list[str], d
     return utts, utt2text, spk_of, utt2lang, ids
 
 
-def reference_utterances(utts: list[str], utt2spk: dict[str, str]) -> dict[str, str]:
-    """``--prompt-from-data``: each utterance's reference, the next utterance of its speaker in sorted order
-    (cyclically); itself only where its speaker has no other (a warning counts them)."""
+def reference_utterances(utts: list[str], utt2spk: dict[str, str], pool: dict[str, str] | None = None) -> dict[str, str]:
+    """``--prompt-from-data``: each of ``utts``' reference, the utterance after it among its speaker's in ``pool``
+    (the reference set's utt2spk, default ``utt2spk``; sorted, cyclically), so that it does not depend on how the set
+    is split into jobs; itself only where its speaker has no other (a warning counts them)."""
+    pool = utt2spk if pool is None else pool
     by_spk: dict[str, list[str]] = {}
-    for u in sorted(utts):
-        by_spk.setdefault(utt2spk[u], []).append(u)
-    refs = {u: same[(i + 1) % len(same)] for same in by_spk.values() for i, u in enumerate(same)}
+    for u in sorted(pool):
+        by_spk.setdefault(pool[u], []).append(u)
+    position = {u: i for same in by_spk.values() for i, u in enumerate(same)}
+    refs = {}
+    for u in utts:
+        same = by_spk.get(utt2spk[u])
+        if not same:
+            raise SystemExit(f"--prompt-from-data: no utterance of speaker {utt2spk[u]} (of {u}) in the reference set")
+        refs[u] = same[(position[u] + 1) % len(same)] if pool.get(u) == utt2spk[u] else same[0]
     alone = sorted(u for u, r in refs.items() if u == r)
     if alone:
         print(f"warning: {len(alone)} utterance(s) are their speaker's only one and are their own reference (e.g. {alone[:3]})",
@@ -414,7 +427,8 @@ def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[st
             "speaker": args.speaker, "speakers": args.speakers, "assign": args.assign if args.speakers else None,
             "language": args.language, "retokenize": args.retokenize,
             "paths": {"model": str(Path(args.exp_dir).resolve()), "codec": str(codec.resolve()) if codec else None,
-                      "prompt_wav": str(prompt.resolve()) if prompt else None}}
+                      "prompt_wav": str(prompt.resolve()) if prompt else None,
+                      "prompt_pool": str(Path(args.prompt_pool or args.data_dir).resolve()) if args.prompt_from_data else None}}
 
 
 def check_resume(out: Path, settings: dict[str, Any], overwrite: bool) -> None:

@@ -18,6 +18,11 @@ def test_overrides(tmp_path):
     assert load_config(tmp_path / "exp" / "config.yaml") == cfg
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+    # a clock stays a string (YAML 1.1 reads 1:00:00:00 as the base-60 integer 216000); a broken list is an error,
+    # not a string that replaces the value
+    assert apply_overrides(cfg, ["+trainer.max_time=1:00:00:00"])["trainer"]["max_time"] == "1:00:00:00"
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        apply_overrides(cfg, ["model.rates=[8,8,2"])
 
 
 def test_base_chain_merges_mappings_and_replaces_other_kinds(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -288,3 +289,20 @@ def test_local_data_sh_espeak_mini(tmp_path):
     res = subprocess.run(["bash", str(REPO / "egs" / "ljspeech" / "tts1" / "local" / "data.sh")], cwd=tmp_path,
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 1 and "--corpus-dir" in res.stderr
+
+
+def test_espeak_library_copy_is_shared_not_left_per_process(tmp_path, monkeypatch):
+    """Synthesis loads a copy of the espeak-ng library (phonemizer holds the original): one per library version,
+    reused by every process, where each pool worker once left its own temporary copy behind."""
+    import tempfile
+
+    from shared.corpora.espeak_synth import private_library
+    from shared.text.espeak import setup_espeak
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    library = Path(setup_espeak().library)
+    code = "from pathlib import Path; from shared.corpora.espeak_synth import private_library; print(private_library(Path(%r)))"
+    paths = {subprocess.run([sys.executable, "-c", code % str(library)], capture_output=True, text=True, check=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)}).stdout.strip() for _ in range(2)}
+    assert paths == {str(private_library(library))} and Path(paths.pop()).read_bytes() == library.read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == [f"flowtts_espeak_{os.getuid()}"]

@@ -299,3 +299,20 @@ def test_standin_codec_cli_dumps_latents_and_stats(tmp_path):
     scp = read_latent_scp(tmp_path / "dump")
     assert sorted(scp) == ["u0", "u1"] and load_latent(scp["u1"]).shape[0] == 10
     assert len(read_json(tmp_path / "exp/latent_stats.json")["std"]) == 10
+
+
+def test_references_from_data_do_not_depend_on_the_split():
+    """--prompt-from-data picks each utterance's reference in the whole set (--prompt-pool), so stage 8's parallel
+    jobs (a split by utterance) give every utterance the reference one job gives it, never itself."""
+    from stage2_flow.synthesize import reference_utterances
+
+    pool = {f"spk{i % 3}-{i:03d}": f"spk{i % 3}" for i in range(15)}
+    whole = reference_utterances(sorted(pool), pool)
+    assert all(pool[r] == pool[u] and r != u for u, r in whole.items())
+    split = {}
+    for k in range(4):
+        part = sorted(pool)[k::4]
+        split.update(reference_utterances(part, {u: pool[u] for u in part}, pool))
+    assert split == whole
+    with pytest.raises(SystemExit, match="spk9"):
+        reference_utterances(["spk9-000"], {"spk9-000": "spk9"}, pool)

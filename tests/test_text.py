@@ -26,6 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
     ("the 21st of May 1999 & the 1990s", "the twenty-first of May nineteen ninety-nine and the nineteen nineties"),
     ("  ", ""),
     ("...hi", "hi"),
+    # amounts with a scale, digits against letters, more than cents, ordinals with separators, ranges, signs
+    ("$1.5 million", "one point five million dollars"),
+    ("v2 and A4, 100km.", "v two and A four, one hundred km."),
+    ("$5.125 each", "five point one two five dollars each"),
+    ("the 1,000th time, 1990-2000", "the one thousandth time, nineteen ninety to two thousand"),
+    (".5 of it at -5 degrees", "point five of it at minus five degrees"),
 ])
 def test_normalize_english(text, expected):
     assert normalize_text(text, "en-us") == expected
@@ -67,6 +73,18 @@ def test_phonemes_other_languages(language, text, expect):
     toks = Frontend.from_config(language=language).tokens(text)
     assert expect in toks and SPACE in toks and toks[-1] == "?"
     assert all(t and not any(c.isspace() for c in t) for t in toks)
+
+
+def test_punctuation_inside_espeak_words_is_split_off():
+    """espeak-ng keeps a mark with no space after it inside a word ("Hello,world" -> ``oʊ,w``; "U.S.A." -> ``uː.ˈɛ``):
+    those once became tokens of their own, such as ``oʊ,w``, which the vocabulary then had to hold or map to <unk>."""
+    fe = Frontend.from_config({"frontend": "phoneme"})
+    assert fe.tokens("Hello,world") == fe.tokens("Hello, world")
+    toks = fe.tokens("The U.S.A. is big; it's 4:5.")
+    assert all(len(t) == 1 or not (set(t) & set(",.;:!?ˈˌ")) for t in toks), toks
+    assert toks.count(".") == 4 and ":" in toks
+    bare = Frontend.from_config({"frontend": "phoneme", "punctuation": False, "stress": "attached"}).tokens("Hello,world")
+    assert "," not in bare and SPACE in bare
 
 
 def test_unknown_language_is_an_error():
@@ -211,3 +229,13 @@ def test_utt2lang_phonemises_each_utterance_in_its_own_language(tmp_path, capsys
     (d / "utt2lang").write_text("enus-1 en-us\nrp-1 xx-nope\n", encoding="utf-8")
     assert tokenize_main(["--data-dir", str(d), "--out", str(d / "token2"), "--vocab", str(vocab)]) == 1
     assert "xx-nope" in capsys.readouterr().err and not (d / "token2").exists()
+
+
+def test_a_misspelt_frontend_config_key_names_the_file(tmp_path):
+    (tmp_path / "text").write_text("u1 Hello.\n", encoding="utf-8")
+    (tmp_path / "frontend.yaml").write_text("frontend: phoneme\nlangauge: en-us\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'frontend.yaml'}: unknown frontend config key\(s\) \['langauge'\]"):
+        tokenize_main(["--data-dir", str(tmp_path), "--config", str(tmp_path / "frontend.yaml"), "--out", str(tmp_path / "token"),
+                       "--build-vocab", str(tmp_path / "tokens.txt")])
+    with pytest.raises(ValueError, match="frontend.yaml: unknown"):
+        Frontend.from_config(tmp_path / "frontend.yaml")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import _ctypes
 import ctypes
 import functools
+import os
 import shutil
 import tempfile
 import threading
@@ -34,20 +35,33 @@ class EspeakSynthError(RuntimeError):
     pass
 
 
+def private_library(library: Path) -> Path:
+    """A copy of ``library`` that only this module loads, one per user and library version (named by its SHA-256),
+    kept between runs and shared by processes (each process maps it on its own): a temporary copy per process was
+    left behind by every pool worker, which exits without cleaning up."""
+    from shared.io import file_sha256
+
+    path = Path(tempfile.gettempdir()) / f"flowtts_espeak_{os.getuid()}" / f"{file_sha256(library)[:16]}_{library.name}"
+    if not path.is_file():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        shutil.copy(library, tmp)
+        os.replace(tmp, path)  # atomic: a process starting meanwhile sees the whole file or none
+    return path
+
+
 class _Engine:
     """espeak-ng keeps global state across utterances (pitch flutter index, noise generator, echo buffer), so
     the same text would sound slightly different depending on what was said before. To make every call
     depend only on (text, voice, params), the library is loaded fresh for each utterance (``dlopen`` ->
     ``espeak_Initialize`` -> synth -> ``espeak_Terminate`` -> ``dlclose``); that costs about 1 ms.
-    The library is a private copy (in a temporary directory removed at exit): phonemizer keeps the original
-    file loaded, and ``dlclose`` only unloads a library nobody else holds.
+    The library is loaded from a copy (:func:`private_library`): phonemizer keeps the original file loaded, and
+    ``dlclose`` only unloads a library nobody else in the process holds.
     """
 
     def __init__(self) -> None:
         self.paths = setup_espeak()
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="flowtts_espeak_")
-        self.library = str(Path(self._tmpdir.name) / Path(self.paths.library).name)
-        shutil.copy(self.paths.library, self.library)
+        self.library = str(private_library(Path(self.paths.library)))
         self.sample_rate = NATIVE_RATE
         self._chunks: list[np.ndarray] = []
         self._callback = _SYNTH_CALLBACK(self._on_audio)  # keep a reference: ctypes must not free it

@@ -12,6 +12,7 @@ Example (en-us, stress "separate")::
 
 from __future__ import annotations
 
+import re
 import logging
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,6 +26,7 @@ SPACE = "\u2581"
 
 STRESS_MARKS = "\u02c8\u02cc"  # primary ˈ, secondary ˌ
 _PUNCT_ALL = set(PUNCTUATION) | set(";:,.!?¡¿—…\"«»“”(){}[]")
+_PUNCT_SPLIT = re.compile(f"([{re.escape(''.join(sorted(_PUNCT_ALL)))}])")
 _WORD_SEP = " | "
 
 
@@ -57,10 +59,12 @@ class Frontend:
 
     @staticmethod
     def from_config(config: dict[str, Any] | FrontendConfig | str | Path | None = None, **overrides: Any) -> "Frontend":
-        """Build a frontend from a dict, a :class:`FrontendConfig`, or a JSON/YAML file path."""
+        """Build a frontend from a dict, a :class:`FrontendConfig`, or a JSON/YAML file path (named by its errors)."""
+        source = ""
         if isinstance(config, (str, Path)):
             import yaml  # JSON is YAML
 
+            source = f"{config}: "
             with open(config, encoding="utf-8") as f:
                 config = yaml.safe_load(f) or {}
         if isinstance(config, FrontendConfig):
@@ -70,7 +74,7 @@ class Frontend:
         known = {f.name for f in fields(FrontendConfig)}
         unknown = sorted(set(cfg) - known)
         if unknown:
-            raise ValueError(f"unknown frontend config key(s) {unknown}; known: {sorted(known)}")
+            raise ValueError(f"{source}unknown frontend config key(s) {unknown}; known: {sorted(known)}")
         fc = FrontendConfig(**cfg)
         return PhonemeFrontend(fc) if fc.frontend == "phoneme" else CharFrontend(fc)
 
@@ -154,25 +158,29 @@ class PhonemeFrontend(Frontend):
         return tokens
 
     def _split_piece(self, piece: str) -> list[str]:
-        lead, trail = [], []
-        while piece and piece[0] in _PUNCT_ALL:
-            lead.append(piece[0])
-            piece = piece[1:]
-        while piece and piece[-1] in _PUNCT_ALL:
-            trail.insert(0, piece[-1])
-            piece = piece[:-1]
-        core: list[str] = []
-        if piece:
+        """One phone as espeak-ng wrote it, with any punctuation around or inside it (``oʊ,w`` of "Hello,world",
+        ``uː.ˈɛ`` of "U.S.A."): each phone its own token, its stress marks split off or kept as configured, kept
+        punctuation its own token, and a word boundary after a mark that phones follow."""
+        out: list[str] = []
+        mark_after_phone = False
+        for part in _PUNCT_SPLIT.split(piece):
+            if not part:
+                continue
+            if part in _PUNCT_ALL:
+                if self.config.punctuation and part in PUNCTUATION:
+                    out.append(part)
+                mark_after_phone = any(t not in PUNCTUATION for t in out)
+                continue
+            if mark_after_phone:  # phones after a mark inside the piece: another word
+                out.append(SPACE)
+                mark_after_phone = False
             stress = ""
-            while piece and piece[0] in STRESS_MARKS:
-                stress, piece = stress + piece[0], piece[1:]
+            while part and part[0] in STRESS_MARKS:
+                stress, part = stress + part[0], part[1:]
             if self.config.stress == "separate":
-                core.extend(stress)
-                if piece:
-                    core.append(piece)
-            elif self.config.stress == "attached" and piece:
-                core.append(stress + piece)
-            elif piece:
-                core.append(piece)
-        keep = [p for p in lead + trail if p in PUNCTUATION] if self.config.punctuation else []
-        return [p for p in lead if p in keep] + core + [p for p in trail if p in keep]
+                out.extend(stress)
+                if part:
+                    out.append(part)
+            elif part:
+                out.append(stress + part if self.config.stress == "attached" else part)
+        return out

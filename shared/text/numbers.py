@@ -6,6 +6,7 @@ Only used for English; for other languages digits are left to espeak-ng, which r
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
          "fifteen sixteen seventeen eighteen nineteen").split()
@@ -80,9 +81,14 @@ def digits(s: str) -> str:
 _CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
              "€": ("euro", "euros", "cent", "cents")}
 
-_RE_CURRENCY = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d{1,2}))?\b")
+_RE_CURRENCY_SCALE = re.compile(r"([$£€])\s?(\d[\d,]*(?:\.\d+)?)\s?(thousand|million|billion|trillion)\b", re.IGNORECASE)
+_RE_CURRENCY = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d+))?\b")
+_RE_RANGE = re.compile(r"\b(\d+)-(\d+)\b")
+_RE_SIGNED = re.compile(r"(?<![\w.])([-+−])(?=\.?\d)")
+_RE_BARE_DECIMAL = re.compile(r"(?<![\d,])\.(\d+)\b")
+_RE_LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])(?!(?:st|nd|rd|th|s)\b)", re.IGNORECASE)
 _RE_PERCENT = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s?%")
-_RE_ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
+_RE_ORDINAL = re.compile(r"\b(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _RE_DECIMAL = re.compile(r"\b(\d[\d,]*)\.(\d+)\b")
 _RE_YEAR = re.compile(r"\b(1[1-9]\d\d|20\d\d)(s?)\b")
 _RE_THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
@@ -104,12 +110,21 @@ def _int(s: str) -> int:
 def _currency(m: re.Match) -> str:
     one, many, sub_one, sub_many = _CURRENCY[m.group(1)]
     whole, frac = _int(m.group(2)), m.group(3)
+    if frac and len(frac) > 2:  # $5.125: not cents
+        return f"{cardinal(whole)} point {digits(frac)} {many}"
     out = f"{cardinal(whole)} {one if whole == 1 else many}"
     if frac:
         cents = int(frac.ljust(2, "0"))
         if cents:
             out += f" and {cardinal(cents)} {sub_one if cents == 1 else sub_many}"
     return out
+
+
+def _currency_scale(m: re.Match) -> str:
+    """``$1.5 million`` -> ``one point five million dollars``."""
+    amount = m.group(2)
+    spoken = _RE_DECIMAL.sub(_decimal, amount) if "." in amount else cardinal(_int(amount))
+    return f"{spoken} {m.group(3).lower()} {_CURRENCY[m.group(1)][1]}"
 
 
 def _decimal(m: re.Match) -> str:
@@ -131,13 +146,25 @@ def _percent(m: re.Match) -> str:
     return spoken + " percent"
 
 
+def _spaced(words: Callable[[re.Match], str]) -> Callable[[re.Match], str]:
+    """Each number's words with a space either side: ``v2`` is not ``vtwo`` (the normaliser collapses the spaces)."""
+    return lambda m: f" {words(m)} "
+
+
 def expand_numbers_en(text: str) -> str:
-    """Replace every digit sequence in ``text`` by English words."""
-    text = _RE_TIME.sub(_time, text)
-    text = _RE_CURRENCY.sub(_currency, text)
-    text = _RE_PERCENT.sub(_percent, text)
-    text = _RE_ORDINAL.sub(lambda m: ordinal(int(m.group(1))), text)
-    text = _RE_DECIMAL.sub(_decimal, text)
-    text = _RE_YEAR.sub(_year, text)
-    text = _RE_THOUSANDS.sub(lambda m: cardinal(_int(m.group(0))), text)
-    return _RE_INT.sub(lambda m: cardinal(int(m.group(0))) if len(m.group(0)) < 16 else digits(m.group(0)), text)
+    """Replace every digit sequence in ``text`` by English words: times, amounts of money (``$1.5 million``),
+    percentages, ordinals, decimals (``.5``), signs, ranges (``1990-2000``: "to"), years, thousands, integers."""
+    text = _RE_LETTER_DIGIT.sub(" ", text)  # A4, 100km: digits and letters apart (not 4th, 1990s)
+    text = _RE_TIME.sub(_spaced(_time), text)
+    text = _RE_CURRENCY_SCALE.sub(_spaced(_currency_scale), text)
+    text = _RE_CURRENCY.sub(_spaced(_currency), text)
+    text = _RE_PERCENT.sub(_spaced(_percent), text)
+    text = _RE_ORDINAL.sub(_spaced(lambda m: ordinal(_int(m.group(1)))), text)
+    text = _RE_RANGE.sub(r"\1 to \2", text)
+    text = _RE_SIGNED.sub(lambda m: " plus " if m.group(1) == "+" else " minus ", text)
+    text = _RE_DECIMAL.sub(_spaced(_decimal), text)
+    text = _RE_BARE_DECIMAL.sub(_spaced(lambda m: f"point {digits(m.group(1))}"), text)
+    text = _RE_YEAR.sub(_spaced(_year), text)
+    text = _RE_THOUSANDS.sub(_spaced(lambda m: cardinal(_int(m.group(0)))), text)
+    text = _RE_INT.sub(_spaced(lambda m: cardinal(int(m.group(0))) if len(m.group(0)) < 16 else digits(m.group(0))), text)
+    return re.sub(r" {2,}", " ", text).strip(" ")

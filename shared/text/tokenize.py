@@ -34,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 from shared.io import read_kv, write_kv
-from shared.text.frontend import Frontend, FrontendConfig, SPACE
+from shared.text.frontend import Frontend, SPACE
 from shared.text.inventory import base_symbols
 from shared.text.vocab import UNK, UnknownTokenError, Vocab
 
@@ -138,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg["punctuation"] = False
     if args.keep_case:
         cfg["lowercase"] = False
-    frontend = Frontend.from_config(FrontendConfig(**cfg))
+    try:
+        frontend = Frontend.from_config(cfg)
+    except ValueError as e:  # a misspelt key of the config file
+        raise ValueError(f"{config_path}: {e}" if config_path else str(e)) from None
 
     t0 = time.time()
     utt2text = read_kv(text_path)

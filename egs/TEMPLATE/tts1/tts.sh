@@ -264,7 +264,7 @@ if want 8; then
             # and a rerun goes on from there
             trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
             for k in $(seq "$synth_nj"); do
-                synth "data/$x/split$synth_nj/$k" "$final_s2/synth/$x/split$synth_nj/$k" \
+                synth "data/$x/split$synth_nj/$k" "$final_s2/synth/$x/split$synth_nj/$k" --prompt-pool "data/$x" \
                     --num-threads $(( $(nproc) / synth_nj > 0 ? $(nproc) / synth_nj : 1 )) \
                     $([ "$ngpu" -gt 0 ] && echo "--device cuda:$(( (k - 1) % ngpu ))") &
                 pids+=($!)
