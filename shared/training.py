@@ -15,6 +15,7 @@ elsewhere: on an AVX2-only CPU, oneDNN emulates bf16 matmuls some 80x slower tha
 from __future__ import annotations
 
 import math
+import os
 import random
 import shutil
 import time
@@ -123,6 +124,18 @@ def resolve_precision(precision: Any, accelerator: str = "auto") -> str:
     return "bf16-mixed" if native_bf16(str(accelerator)) else "32-true"
 
 
+class KillAtStep(Callback):
+    """Test hook (environment ``FLOWTTS_KILL_AT_STEP=N``, any training built by :func:`build_trainer`): exit at once,
+    status 3, as step N begins, i.e. after step N's checkpoint, as a ``kill -9`` would: what resume must survive."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            os._exit(3)
+
+
 def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback] | None = None, **overrides: Any) -> L.Trainer:
     """A Lightning trainer for ``exp_dir`` from the ``trainer:`` config section."""
     cfg = dict(trainer_cfg)
@@ -142,7 +155,8 @@ def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback
         print(f"trainer.precision auto -> {cfg['precision']}", flush=True)
     return L.Trainer(
         default_root_dir=str(exp_dir),
-        callbacks=[ckpt, RNGState(), *(callbacks or [])],
+        callbacks=[ckpt, RNGState(), *(callbacks or []),
+                   *([KillAtStep(int(os.environ["FLOWTTS_KILL_AT_STEP"]))] if os.environ.get("FLOWTTS_KILL_AT_STEP") else [])],
         logger=CSVLogger(save_dir=str(exp_dir), name="logs", version=""),
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # our samplers shard by rank themselves

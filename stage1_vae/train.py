@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 
 from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, RandomBatchSampler, make_loader
@@ -39,17 +37,6 @@ from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resu
 from stage1_vae.experiment import Stage1Experiment
 from stage1_vae.modules import PitchCache, count_params
 from stage1_vae.validation import Validator, dev_loader
-
-
-class _KillAt(L.Callback):
-    """Test hook (env ``FLOWTTS_KILL_AT_STEP``): hard-exit when step N begins, i.e. after step N's checkpoint."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.global_step == self.step:
-            os._exit(3)
 
 
 def export(module: Stage1Experiment, cfg: dict[str, Any], exp_dir: Path, summary: dict[str, Any]) -> None:
@@ -189,10 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer_cfg = dict(cfg["trainer"])
     if val_loader is None:
         trainer_cfg.update(limit_val_batches=0)
-    callbacks: list[L.Callback] = [ProgressPrinter(int(t.get("print_every", 50)))]
-    if os.environ.get("FLOWTTS_KILL_AT_STEP"):
-        callbacks.append(_KillAt(int(os.environ["FLOWTTS_KILL_AT_STEP"])))
-    trainer = build_trainer(trainer_cfg, exp_dir, callbacks=callbacks)
+    trainer = build_trainer(trainer_cfg, exp_dir, callbacks=[ProgressPrinter(int(t.get("print_every", 50)))])
     start, t0 = resume_path(exp_dir), time.time()
     if start:
         print(f"resuming from {start}", flush=True)

@@ -26,10 +26,7 @@ def dev_loader(dev_dir: str | Path, sample_rate: int, num_utts: int) -> DataLoad
 
 
 def save_spectrogram_png(path: Path, ref: torch.Tensor, est: torch.Tensor, sample_rate: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from shared.plots import plt, save_figure  # Agg
 
     mel = MelSpectrogram(sample_rate, 1024, 256, n_mels=80)
     fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
@@ -37,9 +34,7 @@ def save_spectrogram_png(path: Path, ref: torch.Tensor, est: torch.Tensor, sampl
         ax.imshow(mel(wav.float()[None])[0].numpy(), origin="lower", aspect="auto", vmin=-11.5, vmax=2.5)
         ax.set_title(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def owner_rank(batch_idx: int, num_samples: int, world_size: int) -> int:

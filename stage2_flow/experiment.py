@@ -112,13 +112,9 @@ class Stage2Experiment(L.LightningModule):
             self._plot(batch, out, aux, int(v.get("num_images", 2)))
 
     def _plot(self, batch, out, aux, n: int) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from shared.plots import plt, save_figure  # Agg
 
         img_dir = self.exp_dir / "images"
-        img_dir.mkdir(parents=True, exist_ok=True)
         for i in range(min(n, len(batch["utts"]))):
             f = int(batch["frm_lens"][i])
             panels = [("target latent (normalised)", batch["latents"][i, :, :f]), ("sampled latent", out["latents"][i, :, :f])]
@@ -132,5 +128,4 @@ class Stage2Experiment(L.LightningModule):
                 ax.set_title(title, fontsize=9)
             fig.suptitle(f"{batch['utts'][i]} step {self.global_step}")
             fig.tight_layout()
-            fig.savefig(img_dir / f"step{self.global_step:07d}_{batch['utts'][i]}.png", dpi=80)
-            plt.close(fig)
+            save_figure(fig, img_dir / f"step{self.global_step:07d}_{batch['utts'][i]}.png", dpi=80)

@@ -24,7 +24,7 @@ import torch
 
 from shared.compare import format_table, paired_compare, read_utt_table
 from shared.datadir import spread_subset
-from shared.io import MODEL_FILE, atomic_save_torch, read_json, read_kv, write_json
+from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json
 
 LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_gap
 
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         for c in paired:
             text += (f"\n{c['other']} vs {c['base']} at NFE {c['nfe']} (paired over utterances):\n\n"
                      + format_table(c["metrics"], c["base"], c["other"]))
-    (out / "summary.md").write_text(text)
+    with atomic_write(out / "summary.md") as f:
+        f.write(text)
     print((out / "summary.md").read_text())
     return 0
 

@@ -4,7 +4,7 @@ Python::
 
     from stage2_flow.synthesize import Synthesizer
     synth = Synthesizer.from_exp_dir("exp/stage2/flow", device="cpu")
-    wavs = synth.synthesize(["Hello world."], speaker="en-us+f2", nfe=4, solver="euler", seed=0)
+    wavs = synth.synthesize(["Hello world."], speaker="enusf2", nfe=4, solver="euler", seed=0)
 
 CLI (also the bulk generator of synthetic corpora; batched by length, tqdm progress)::
 

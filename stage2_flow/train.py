@@ -34,7 +34,7 @@ import torch
 from shared.batching import BucketBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
-from shared.io import MODEL_FILE, atomic_save_torch, read_json, read_kv, write_json
+from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json
 from shared.text import Vocab
 from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything, start_over
 from stage2_flow.alignment import read_durations
@@ -92,7 +92,8 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
     else:
         print(f"warning: no frontend config {fe}; synthesis from raw text will use the default phoneme frontend", file=sys.stderr)
     utt2spk = read_kv(Path(args.data_dir) / "utt2spk")
-    (exp_dir / "speakers.txt").write_text("".join(f"{s}\n" for s in sorted(set(utt2spk.values()))))
+    with atomic_write(exp_dir / "speakers.txt") as f:
+        f.write("".join(f"{s}\n" for s in sorted(set(utt2spk.values()))))
 
 
 def build_datasets(args, cfg, exp_dir: Path):

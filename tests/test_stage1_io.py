@@ -127,6 +127,18 @@ def test_atomic_writes_give_files_the_umask_permissions(tmp_path, umask):
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    from shared.io import atomic_write
+
+    path = tmp_path / "table"
+    path.write_text("old\n")
+    with pytest.raises(RuntimeError, match="midway"):
+        with atomic_write(path) as f:
+            f.write("new, half written")
+            raise RuntimeError("midway")
+    assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["table"]
+
+
 # ---- the commands -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> Path:

@@ -54,14 +54,16 @@ def trained(corpus):
     return corpus / "exp/stage2/smoke"
 
 
-def test_smoke_training_writes_a_self_describing_exp_dir(trained):
+def test_smoke_training_writes_a_self_describing_exp_dir(trained, capsys):
     for name in ("model.pt", "config.yaml", "tokens.txt", "frontend.yaml", "latent_stats.json", "stage1.json", "speakers.txt",
                  "speaking_rate.json", "params.json", "train_summary.json", "checkpoints/last.ckpt", "logs/metrics.csv"):
         assert (trained / name).is_file(), name
     assert list((trained / "images").glob("*.png"))
     assert (trained / "speakers.txt").read_text().split() == ["spk0", "spk1"]
-    # a finished run is a no-op
+    # a finished run is a no-op: nothing trained, nothing exported again
+    mtime = (trained / "model.pt").stat().st_mtime_ns
     assert train.main(train_args(trained.parents[2], "exp/stage2/smoke")) == 0
+    assert "training already finished" in capsys.readouterr().out and (trained / "model.pt").stat().st_mtime_ns == mtime
 
 
 def test_overwrite_retrains_from_step_zero(trained, capsys):
@@ -78,6 +80,22 @@ def test_overwrite_retrains_from_step_zero(trained, capsys):
     assert (root / "exp/stage2/again/speaking_rate.json").is_file()
 
 
+def test_a_time_capped_run_is_finished_until_its_budget_grows(tmp_path):
+    """Every recipe training stops at its wall-clock cap: a rerun with the same cap is done (not another max_time of
+    training); a larger cap, or more steps than an uncapped run made, continues it."""
+    from shared.io import write_json
+
+    cfg = {"trainer": {"max_steps": 1000, "max_time": "00:00:05:30"}}
+    assert not train.finished(tmp_path, cfg)  # nothing exported
+    (tmp_path / "model.pt").write_bytes(b"")
+    assert train.finished(tmp_path, cfg)  # exported, no summary: an older run's, taken as done
+    write_json(tmp_path / "train_summary.json", {"steps": 873, "stopped_by_time": True, "max_time": "00:00:05:30"})
+    assert train.finished(tmp_path, cfg)
+    assert not train.finished(tmp_path, {"trainer": {"max_steps": 1000, "max_time": "00:00:11:00"}})
+    write_json(tmp_path / "train_summary.json", {"steps": 6, "stopped_by_time": False, "max_time": None})
+    assert train.finished(tmp_path, {"trainer": {"max_steps": 6}}) and not train.finished(tmp_path, {"trainer": {"max_steps": 8}})
+
+
 def test_resume_is_exact(corpus):
     over = ("train.lr_total_steps=4", "model.text_encoder.dropout=0.2", "trainer.checkpoint_every_n_steps=2")
     straight = train_args(corpus, "exp/stage2/straight", *over, dev=False)
@@ -90,6 +108,27 @@ def test_resume_is_exact(corpus):
     assert a["global_step"] == b["global_step"] == 4
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
+
+
+def test_resume_after_a_hard_kill_is_exact(corpus):
+    """A run killed as step 3 begins (``os._exit``: no clean shutdown, as ``kill -9``) and rerun ends with exactly the
+    weights of the run that was never interrupted."""
+    import os
+    import subprocess
+    import sys
+
+    over = ("train.lr_total_steps=5", "model.text_encoder.dropout=0.2", "trainer.checkpoint_every_n_steps=1", "trainer.max_steps=5")
+    assert train.main(train_args(corpus, "exp/stage2/unbroken", *over, dev=False)) == 0
+    cut = train_args(corpus, "exp/stage2/killed", *over, dev=False)
+    env = {**os.environ, "FLOWTTS_KILL_AT_STEP": "3"}
+    p = subprocess.run([sys.executable, "-m", "stage2_flow.train", *cut], cwd=Path(__file__).resolve().parents[1], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 3, p.stdout[-2000:] + p.stderr[-2000:]
+    assert not (corpus / "exp/stage2/killed/model.pt").exists() and (corpus / "exp/stage2/killed/checkpoints/last.ckpt").is_file()
+    assert train.main(cut) == 0
+    a = torch.load(corpus / "exp/stage2/unbroken/model.pt", weights_only=True)
+    b = torch.load(corpus / "exp/stage2/killed/model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_train_in_bf16_mixed_precision_with_clipping(corpus):
@@ -201,8 +240,16 @@ def test_reflow_pairs_and_finetune(trained):
                         str(root / "dump/fake/train"), "--out-dir", str(pairs), "--nfe", "4", "--max-utts", "8"]) == 0
     item = torch.load(next((pairs / "pairs").glob("*.pt")), weights_only=False)
     assert item["x0"].shape == item["x1"].shape == item["mu_frames"].shape and item["g"].shape == (16,)
-    # the pair is the model's own ODE solution from x0
     assert len(list((pairs / "pairs").glob("*.pt"))) == 8
+    # the pair is the model's own ODE solution from x0 (rk4, 4 evaluations), solved here alone, not in a padded batch
+    from stage2_flow.model import load_trained
+
+    model, _ = load_trained(trained)
+    with torch.no_grad():
+        x1, _ = model.flow.sample(item["mu_frames"][None], torch.ones(1, 1, item["x0"].shape[-1]), item["g"][None],
+                                  item["text_frames"][None] if "text_frames" in item else None, 4, "rk4", 1.0, 0.0, None, None,
+                                  x0=item["x0"][None])
+    assert torch.allclose(x1[0], item["x1"], atol=1e-4), float((x1[0] - item["x1"]).abs().max())
     args = ["--config", str(CONF), "--init-from", str(trained), "--reflow-pairs", str(pairs), "--exp-dir", str(root / "exp/stage2/reflow"),
             "--dev-latents", str(root / "dump/fake/dev"), "--dev-dir", str(root / "data/dev"), "trainer.max_steps=3",
             "trainer.val_check_interval=3"]

@@ -161,7 +161,7 @@ def test_clip_grad_norm_with_a_fused_optimizer(scaled):
     assert clip_grad_norm(module, opt, 0.0) is None
 
 
-def test_device_option_resolves_and_refuses_a_missing_gpu():
+def test_device_option_resolves_and_refuses_a_missing_gpu(monkeypatch):
     import argparse
 
     from shared.device import add_device_arg, batch_to, resolve_device
@@ -172,8 +172,8 @@ def test_device_option_resolves_and_refuses_a_missing_gpu():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     moved = batch_to({"x": torch.ones(2), "utts": ["a", "b"], "g": None}, "cpu")
     assert moved["utts"] == ["a", "b"] and moved["g"] is None and torch.equal(moved["x"], torch.ones(2))
-    if not torch.cuda.is_available():  # asking for a GPU that is not there is a usage error, not a quiet CPU run
-        with pytest.raises(SystemExit):
-            p.parse_args(["--device", "cuda"])
-        with pytest.raises(RuntimeError, match="no CUDA GPU"):
-            resolve_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a machine with a GPU
+    with pytest.raises(SystemExit):  # asking for a GPU that is not there is a usage error, not a quiet CPU run
+        p.parse_args(["--device", "cuda"])
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        resolve_device("cuda:0")

@@ -272,6 +272,10 @@ if want 8; then
             wait_jobs "${pids[@]}"  # the first job to fail stops the others and fails the stage
             trap - EXIT
             python -m shared.datadir combine "$final_s2/synth/$x" "$final_s2/synth/$x/split$synth_nj"/*
+            if compgen -G "$final_s2/synth/$x/split$synth_nj/*/utt2prompt" > /dev/null; then  # a zero-shot model's references
+                sort "$final_s2/synth/$x/split$synth_nj"/*/utt2prompt > "$final_s2/synth/$x/.utt2prompt.tmp"
+                mv "$final_s2/synth/$x/.utt2prompt.tmp" "$final_s2/synth/$x/utt2prompt"
+            fi
         done
     }
     run_stage 8 "synth.$final_tag" stage8_synth
