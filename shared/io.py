@@ -7,6 +7,7 @@ half-written file behind: readers see either the old file or the new one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -24,8 +25,11 @@ class KaldiFileError(ValueError):
     """A malformed line in a Kaldi-style file; the message names the file and line."""
 
 
+@functools.cache
 def _umask() -> int:
-    mask = os.umask(0o022)  # read it the only portable way: set and restore
+    """The process's umask, read once (the only portable way, setting and restoring it, would race with other threads'
+    file creation if done at every write)."""
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 

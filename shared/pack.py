@@ -54,6 +54,12 @@ def _json_or_none(path: Path) -> Any:
     return read_json(path) if path.is_file() else None
 
 
+def _yaml_or_none(path: Path) -> Any:
+    from shared.config import load_config
+
+    return load_config(path) if path.is_file() else None
+
+
 def _section(title: str, body: str) -> str:
     return f"## {title}\n\n{body.strip()}\n\n"
 
@@ -66,12 +72,18 @@ def model_card(out_dir: Path, s1: Path, s2: Path, results: Path | None, corpus_r
     sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
     kwargs = "".join(f", {k}={v!r}" for k, v in sampling.items())
     cli = "".join(f" --{k} {v}" for k, v in sampling.items())
+    speaker = ((_yaml_or_none(s2 / "config.yaml") or {}).get("model") or {}).get("speaker") or {}
+    zero_shot = bool(speaker.get("use_prompt")) and not speaker.get("use_id", True)  # a voice from a prompt alone
+    load, given = "", ""
+    if zero_shot:
+        load = '\nprompt = load_audio("reference.wav", tts.codec.sample_rate)  # a few seconds of the voice to speak in'
+        kwargs, cli, given = ", prompt=prompt" + kwargs, " --prompt-wav reference.wav" + cli, "\nfrom shared.audio import load_audio"
     parts = [f"# {name}\n\nA two-stage flowtts text-to-speech system, packed {time.strftime('%Y-%m-%d %H:%M')} "
              f"from `{s1}` (stage one) and `{s2}` (stage two).\n\n"]
     usage = f"""```python
-from stage2_flow.synthesize import Synthesizer
+from stage2_flow.synthesize import Synthesizer{given}
 
-tts = Synthesizer.from_exp_dir("{out_dir}/stage2")
+tts = Synthesizer.from_exp_dir("{out_dir}/stage2"){load}
 wavs = tts.synthesize(["The quick brown fox jumps over the lazy dog."]{kwargs})
 ```
 

@@ -8,8 +8,7 @@ Reads (each optional; a missing one is listed as "not run", never an error):
 resynthesis), ``<nfe-sweep-dir>/summary.json`` (quality and RTF against NFE; also drawn to
 ``<nfe-sweep-dir>/quality_vs_nfe.png``; default ``<exp-root>/nfe_sweep``), ``<exp-root>/asr/train_summary.json``
 (phone recogniser), ``<exp-root>/stage_times.tsv`` (``<n> <name> <seconds>``; with ``--stage-tags``, only the
-untagged stages and those whose name's tag, after its first dot, is one of them: the recipe's stages of this
-system), the exp dirs' ``config.yaml`` and, where stage 7 made one, ``<stage2>/decoder/`` (the decoder fine-tuned
+untagged stages and this system's own: :func:`read_stage_times`), the exp dirs' ``config.yaml`` and, where stage 7 made one, ``<stage2>/decoder/`` (the decoder fine-tuned
 on stage two's output). Where the evaluations have a per-speaker breakdown (the test set's ``utt2spk``), a table
 puts each voice's phone errors of the real audio, the codec and the synthesis side by side with its codec and TTS
 scores.
@@ -31,13 +30,14 @@ SWEEP_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "path_gap",
 
 
 def read_stage_times(path: Path, tags: list[str] | None = None) -> dict[str, float]:
-    """``{"<n> <name>": seconds}`` from ``stage_times.tsv``; a rerun stage keeps its latest time. With ``tags``,
-    only the stages without a tag (``corpus``) and those tagged with one of them (``stage1_train.<tag>``)."""
+    """``{"<n> <name>": seconds}`` from ``stage_times.tsv``; a rerun stage keeps its latest time. With ``tags`` (the
+    system's stage-one tag, stage-two tag and final model, as the recipe names its stages: 3-5 ``stage1_train.<tag>``,
+    6 the stage-two tag, 7-10 the final model's), only the untagged stages (``corpus``) and the system's own."""
     times: dict[str, float] = {}
     if path.is_file():
         for line in path.read_text().splitlines():
             parts = line.split("\t")
-            if len(parts) == 3 and (tags is None or "." not in parts[1] or parts[1].split(".", 1)[1] in tags):
+            if len(parts) == 3 and (tags is None or _own_stage(parts[0], parts[1], tags)):
                 times[f"{parts[0]} {parts[1]}"] = float(parts[2])
     return dict(sorted(times.items(), key=lambda kv: int(kv[0].split()[0]) if kv[0].split()[0].isdigit() else 0))
 
@@ -63,6 +63,13 @@ def paired_tables(paired: list[dict[str, Any]]) -> dict[str, dict[str, dict[str,
         tables.setdefault(f"Paired difference {other} - {base} (same sentences and noise; 95% bootstrap CI; "
                           f"(+) {other} measurably better, (-) worse)", {})[f"NFE {nfe}"] = row
     return tables
+
+
+def _own_stage(n: str, name: str, tags: list[str]) -> bool:
+    if "." not in name or not n.isdigit() or not 3 <= int(n) <= 10:
+        return True
+    stage1, stage2, final = tags
+    return name.split(".", 1)[1] == (stage1 if int(n) <= 5 else stage2 if int(n) == 6 else final)
 
 
 def speaker_table(tts: dict[str, Any] | None, codec: dict[str, Any] | None) -> dict[str, dict[str, str]]:
@@ -165,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage1-exp-dir", default=None)
     p.add_argument("--stage2-exp-dir", default=None)
     p.add_argument("--nfe-sweep-dir", default=None, help="the system's NFE sweep (default: EXP_ROOT/nfe_sweep)")
-    p.add_argument("--stage-tags", nargs="+", default=None,
-                   help="the system's tags: stage times of other systems' stages are left out (default: every stage)")
+    p.add_argument("--stage-tags", nargs=3, default=None, metavar=("STAGE1", "STAGE2", "FINAL"),
+                   help="the system's stage-one tag, stage-two tag and final model: other systems' stage times are left "
+                        "out (default: every stage)")
     p.add_argument("--test-set", default="test")
     p.add_argument("--title", default=None)
     p.add_argument("--out", required=True)

@@ -30,7 +30,7 @@ LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_ga
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.audio import load_audio, save_audio
+    from shared.audio import save_audio
     from shared.device import add_device_arg
     from shared.evaluate import evaluate
     from stage2_flow.solvers import EVALS_PER_STEP
@@ -82,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         spk = [utt2spk.get(u) if utt2spk.get(u) in synth.speakers else None for u in utts]
         prompts = None
         if synth.needs_prompt:  # a zero-shot model: each utterance in its speaker's voice, by another of its utterances
-            refs, ref_wavs, sr = reference_utterances(utts, utt2spk), read_kv(data / "wav.scp"), int(synth.codec.sample_rate)
-            prompts = [load_audio(ref_wavs[refs[u]], sr)[: int(synth.prompt_seconds * sr)] for u in utts]
+            from shared.datadir import DataDir
+
+            pool, refs, sr = DataDir.load(data, validate=False), reference_utterances(utts, utt2spk), int(synth.codec.sample_rate)
+            prompts = [pool.load_audio(refs[u], sr)[: int(synth.prompt_seconds * sr)] for u in utts]
             spk = [-1 if s is None else s for s in spk]
         latents: dict[int, dict[str, torch.Tensor]] = {}
         sampling = {"temperature": args.temperature, "solver": args.solver, "seed": args.seed}

@@ -295,17 +295,19 @@ def main(argv: list[str] | None = None) -> int:
 
     sr = int(synth.codec.sample_rate)
     prompt = load_audio(args.prompt_wav, sr) if args.prompt_wav else None
-    refs, ref_wavs = {}, {}
+    refs, pool = {}, None
     if args.prompt_from_data:
-        pool = Path(args.prompt_pool or args.data_dir)
-        refs, ref_wavs = reference_utterances(utts, spk_of, read_kv(pool / "utt2spk")), read_kv(pool / "wav.scp")
+        from shared.datadir import DataDir
+
+        pool = DataDir.load(args.prompt_pool or args.data_dir, validate=False)  # its audio by utterance (also segments)
+        refs = reference_utterances(utts, spk_of, pool.utt2spk)
     t0, audio_s = time.time(), 0.0
     bs = args.batch_size
     for k in tqdm(range(0, len(todo), bs), desc="synthesize", unit="batch"):
         chunk = todo[k : k + bs]
         if refs:  # each its own reference; a voice the model has no id for is the prompt's alone
             spk = [spk_of[u] if spk_of[u] in synth.speakers else -1 for u in chunk]
-            prompt = [load_audio(ref_wavs[refs[u]], sr)[: int(synth.prompt_seconds * sr)] for u in chunk]
+            prompt = [pool.load_audio(refs[u], sr)[: int(synth.prompt_seconds * sr)] for u in chunk]
         else:
             spk = [spk_of[u] if spk_of[u] in synth.speakers else None for u in chunk]
         wavs, lats = synth.synthesize([ids[u] for u in chunk], speaker=spk, prompt=prompt, nfe=args.nfe, solver=args.solver,

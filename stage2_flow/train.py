@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
         return 0
     if args.overwrite:
+        if args.init_from and Path(args.init_from).resolve() == exp_dir.resolve():
+            p.error(f"--overwrite would delete the model --init-from {args.init_from} starts from: give another --exp-dir")
         start_over(exp_dir, ("speaking_rate.json",))
     t = cfg.setdefault("train", {})
     torch.set_num_threads(int(t.get("num_threads", 2)))

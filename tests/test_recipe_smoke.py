@@ -284,13 +284,32 @@ def test_results_of_a_system_count_its_own_stages(tmp_path):
     from shared.results import main as results_main
 
     exp = tmp_path / "exp"
-    names = ["corpus", "stage1_train.vae", "stage2_train.flow", "synth.flow_reflow", "synth.flow", "stage1_train.rvq"]
+    stages = [(0, "corpus"), (3, "stage1_train.vae"), (3, "stage1_train.rvq"), (6, "stage2_train.flow"),
+              (8, "synth.flow_reflow"), (8, "synth.flow")]
     (exp / "stage_times.tsv").parent.mkdir(parents=True)
-    (exp / "stage_times.tsv").write_text("".join(f"{n}\t{name}\t60\n" for n, name in enumerate(names)))
+    (exp / "stage_times.tsv").write_text("".join(f"{n}\t{name}\t60\n" for n, name in stages))
     write_json(exp / "nfe_sweep" / "flow" / "summary.json", {"flow": {"1": {"rtf": 0.01}}})
     out = exp / "RESULTS_flow.md"
     assert results_main(["--exp-root", str(exp), "--nfe-sweep-dir", str(exp / "nfe_sweep" / "flow"),
                          "--stage-tags", "vae", "flow", "flow", "--out", str(out)]) == 0
     text = out.read_text()
-    assert "| 4 synth.flow |" in text and "| **total** | **4m00s** |" in text and "| flow NFE 1 |" in text
+    assert "| 8 synth.flow |" in text and "| **total** | **4m00s** |" in text and "| flow NFE 1 |" in text
     assert "reflow" not in text and "rvq" not in text
+    # the default system: its stage two is tagged flow too, but synth.flow (stage 8) is the other system's
+    out = exp / "RESULTS.md"
+    assert results_main(["--exp-root", str(exp), "--stage-tags", "vae", "flow", "flow_reflow", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| 8 synth.flow_reflow |" in text and "| 8 synth.flow |" not in text and "| **total** | **4m00s** |" in text
+
+
+def test_a_zero_shot_models_card_synthesises_with_a_prompt(tmp_path):
+    """Its model card's example gives the reference audio a zero-shot model without speaker ids needs (the synthesiser
+    refuses to run it without one)."""
+    from shared.config import save_config
+    from shared.pack import model_card
+
+    for name, speaker in (("zero_shot", {"use_id": False, "use_prompt": True}), ("ids", {"use_id": True, "use_prompt": False})):
+        (tmp_path / name / "s1").mkdir(parents=True)
+        save_config({"model": {"speaker": speaker}}, tmp_path / name / "s2" / "config.yaml")
+        card = model_card(tmp_path / name / "out", tmp_path / name / "s1", tmp_path / name / "s2", None, None, {"nfe": 4})
+        assert ("prompt=prompt, nfe=4" in card and "--prompt-wav reference.wav --nfe 4" in card) == (name == "zero_shot"), card

@@ -119,11 +119,15 @@ def test_fsq_prepare_snaps_to_the_grid_and_keeps_grid_points():
 # ---- files --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_atomic_writes_give_files_the_umask_permissions(tmp_path, umask):
+    import shared.io
+
     old = os.umask(umask)
+    shared.io._umask.cache_clear()  # read once per process: this one's umask is set here
     try:
         write_json(tmp_path / "x.json", {"a": 1})
     finally:
         os.umask(old)
+        shared.io._umask.cache_clear()
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 

@@ -78,6 +78,10 @@ def test_overwrite_retrains_from_step_zero(trained, capsys):
     assert "removed checkpoints, model.pt, train_summary.json, speaking_rate.json" in capsys.readouterr().out
     assert json.loads((root / "exp/stage2/again/train_summary.json").read_text())["steps_this_run"] == 2
     assert (root / "exp/stage2/again/speaking_rate.json").is_file()
+    with pytest.raises(SystemExit):  # it would delete the model it is to start from
+        train.main(["--overwrite", "--config", str(CONF), "--init-from", str(root / "exp/stage2/again"),
+                    "--exp-dir", str(root / "exp/stage2/again")])
+    assert (root / "exp/stage2/again/model.pt").is_file()
 
 
 def test_a_time_capped_run_is_finished_until_its_budget_grows(tmp_path):

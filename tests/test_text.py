@@ -32,6 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
     ("$5.125 each", "five point one two five dollars each"),
     ("the 1,000th time, 1990-2000", "the one thousandth time, nineteen ninety to two thousand"),
     (".5 of it at -5 degrees", "point five of it at minus five degrees"),
+    # ranges read as written (not a sign after an amount), not chains or scores; plurals; hyphenated words kept whole
+    ("$10-20 each, 10-15%, 9:30-11:00", "ten dollars to twenty dollars each, ten to fifteen percent, nine thirty to eleven o'clock"),
+    ("call 555-1234 after a 3-2 win", "call five hundred fifty-five-twelve thirty-four after a three-two win"),
+    ("in his 20s, the 4s and 6s", "in his twenties, the fours and sixes"),
+    ("a 5-year-old, Fig.3, -$5", "a five-year-old, Fig. three, minus five dollars"),
 ])
 def test_normalize_english(text, expected):
     assert normalize_text(text, "en-us") == expected

@@ -83,9 +83,12 @@ _CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pound
 
 _RE_CURRENCY_SCALE = re.compile(r"([$£€])\s?(\d[\d,]*(?:\.\d+)?)\s?(thousand|million|billion|trillion)\b", re.IGNORECASE)
 _RE_CURRENCY = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d+))?\b")
-_RE_RANGE = re.compile(r"\b(\d+)-(\d+)\b")
-_RE_SIGNED = re.compile(r"(?<![\w.])([-+−])(?=\.?\d)")
-_RE_BARE_DECIMAL = re.compile(r"(?<![\d,])\.(\d+)\b")
+# ranges and signs are read on the text as written (before any number becomes words): a range of two plain numbers,
+# times or amounts ("1990-2000", "9:30-11:00", "$10-20", "10-15%"), not a chain (phone numbers, dates, 1-2-3)
+_RE_RANGE = re.compile(r"(?<![\w.,:\-])([$£€]?)(\d+(?::\d\d)?)-(\d+(?::\d\d)?)(?![\w:\-]|[.,]\d)")
+_RE_SIGNED = re.compile(r"(?<![\w.,:\-])([-+−])(?=[$£€]?\.?\d)")
+_RE_BARE_DECIMAL = re.compile(r"(?<![\w.,])\.(\d+)\b")
+_RE_PLURAL = re.compile(r"\b(\d+)s\b")
 _RE_LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])(?!(?:st|nd|rd|th|s)\b)", re.IGNORECASE)
 _RE_PERCENT = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s?%")
 _RE_ORDINAL = re.compile(r"\b(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
@@ -131,13 +134,32 @@ def _decimal(m: re.Match) -> str:
     return f"{cardinal(_int(m.group(1)))} point {digits(m.group(2))}"
 
 
+def _plural(words: str) -> str:
+    """``nineteen ninety`` -> ``nineteen nineties``, ``four`` -> ``fours``, ``six`` -> ``sixes``."""
+    head, sep, last = words.rpartition(" ")
+    last = last[:-1] + "ies" if last.endswith("y") else last + "es" if last.endswith(("s", "x")) else last + "s"
+    return head + sep + last
+
+
 def _year(m: re.Match) -> str:
     words = year(int(m.group(1)))
-    if m.group(2):  # 1990s -> nineteen nineties
-        head, sep, last = words.rpartition(" ")
-        last = last[:-1] + "ies" if last.endswith("y") else last + "s"
-        words = head + sep + last
-    return words
+    return _plural(words) if m.group(2) else words  # 1990s -> nineteen nineties
+
+
+def _minutes(x: str) -> int:
+    hours, _, minutes = x.partition(":")
+    return int(hours) * 60 + int(minutes or 0)
+
+
+def _range(m: re.Match) -> str:
+    """``a-b`` -> ``a to b`` where it reads as a range: ``a < b``, both times or both plain numbers of the same
+    length or of at most two digits (not 555-1234, not a score like 3-2)."""
+    cur, a, b = m.groups()
+    if (":" in a) != (":" in b) or not _minutes(a) < _minutes(b):
+        return m.group(0)
+    if ":" not in a and not (len(a) == len(b) or max(len(a), len(b)) <= 2):
+        return m.group(0)
+    return f"{cur}{a} to {cur}{b}" if cur else f"{a} to {b}"
 
 
 def _percent(m: re.Match) -> str:
@@ -154,17 +176,19 @@ def _spaced(words: Callable[[re.Match], str]) -> Callable[[re.Match], str]:
 def expand_numbers_en(text: str) -> str:
     """Replace every digit sequence in ``text`` by English words: times, amounts of money (``$1.5 million``),
     percentages, ordinals, decimals (``.5``), signs, ranges (``1990-2000``: "to"), years, thousands, integers."""
+    text = _RE_RANGE.sub(_range, text)  # on the text as written (below, a number's words are padded with spaces)
+    text = _RE_SIGNED.sub(lambda m: " plus " if m.group(1) == "+" else " minus ", text)
     text = _RE_LETTER_DIGIT.sub(" ", text)  # A4, 100km: digits and letters apart (not 4th, 1990s)
     text = _RE_TIME.sub(_spaced(_time), text)
     text = _RE_CURRENCY_SCALE.sub(_spaced(_currency_scale), text)
     text = _RE_CURRENCY.sub(_spaced(_currency), text)
     text = _RE_PERCENT.sub(_spaced(_percent), text)
     text = _RE_ORDINAL.sub(_spaced(lambda m: ordinal(_int(m.group(1)))), text)
-    text = _RE_RANGE.sub(r"\1 to \2", text)
-    text = _RE_SIGNED.sub(lambda m: " plus " if m.group(1) == "+" else " minus ", text)
     text = _RE_DECIMAL.sub(_spaced(_decimal), text)
     text = _RE_BARE_DECIMAL.sub(_spaced(lambda m: f"point {digits(m.group(1))}"), text)
     text = _RE_YEAR.sub(_spaced(_year), text)
+    text = _RE_PLURAL.sub(_spaced(lambda m: _plural(cardinal(int(m.group(1))))), text)  # the 80s, 4s and 5s
     text = _RE_THOUSANDS.sub(_spaced(lambda m: cardinal(_int(m.group(0)))), text)
     text = _RE_INT.sub(_spaced(lambda m: cardinal(int(m.group(0))) if len(m.group(0)) < 16 else digits(m.group(0))), text)
+    text = re.sub(r" *- *", "-", text)  # a hyphen keeps its words (5-year-old, COVID-19): only the padding goes
     return re.sub(r" {2,}", " ", text).strip(" ")
