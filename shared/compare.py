@@ -86,10 +86,14 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int
              level: float = 0.95) -> tuple[float, list[float]]:
     """``sum(num) / sum(den)`` over utterances (e.g. the phone errors in synthesised and in real audio of the
     same sentences) and its bootstrap interval at ``level``, utterances resampled with replacement (paired:
-    an utterance brings both its counts). Draws whose denominator sums to 0 count as infinite."""
+    an utterance brings both its counts). Draws whose denominator sums to 0 count as infinite (the interval
+    stays conservative). With no counts at all (both sums 0, e.g. no errors in the synthesised nor the real
+    audio) the ratio is undefined: NaN, and so is the interval, not the infinity of ``x / 0``."""
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     if num.shape != den.shape or num.ndim != 1 or not num.size:
         raise ValueError(f"ratio_ci needs two equal-length 1-d arrays, got {num.shape} and {den.shape}")
+    if num.sum() == 0 and den.sum() == 0:  # every draw is 0 / 0 too
+        return math.nan, [math.nan, math.nan]
     draws = np.random.default_rng(seed).integers(0, num.size, size=(resamples, num.size))
     num_sums, den_sums = num[draws].sum(1), den[draws].sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -126,11 +126,16 @@ def utt_metrics(job: tuple[str, str, str, str, bool, str | None]) -> dict[str, A
     from shared.metrics.spectral import tts_metrics
 
     utt, ref_path, gen_path, mode, with_f0, ref_cache = job
-    ref, gen = _load(ref_path), _load(gen_path)
-    row: dict[str, Any] = {"utt": utt, "ref_seconds": ref.size / EVAL_RATE, "gen_seconds": gen.size / EVAL_RATE}
-    row.update(tts_metrics(ref, gen, with_f0=with_f0, ref_analysis=cached_ref_analysis(utt, ref_path, ref, with_f0, ref_cache)))
-    if mode == "codec":
-        row.update(codec_metrics(ref, gen, EVAL_RATE))
+    try:
+        ref, gen = _load(ref_path), _load(gen_path)
+        row: dict[str, Any] = {"utt": utt, "ref_seconds": ref.size / EVAL_RATE, "gen_seconds": gen.size / EVAL_RATE}
+        row.update(tts_metrics(ref, gen, with_f0=with_f0,
+                               ref_analysis=cached_ref_analysis(utt, ref_path, ref, with_f0, ref_cache)))
+        if mode == "codec":
+            row.update(codec_metrics(ref, gen, EVAL_RATE))
+    except Exception as e:  # run in a process pool: without this the traceback names no utterance
+        raise EvaluationError(f"utterance {utt} (reference {ref_path}, generated {gen_path}): "
+                              f"{type(e).__name__}: {e}") from e
     return row
 
 
@@ -276,6 +281,13 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     available, skipped = load_optional_metrics(optional_models or {})
     if available:
         text = read_kv(ref_dir / "text") if (ref_dir / "text").exists() else {}
+        if "whisper_wer" in available:  # an empty reference would make the WER infinite, then dropped as nan
+            if not (ref_dir / "text").is_file():
+                raise EvaluationError(f"whisper_wer needs the reference text: {ref_dir / 'text'} not found")
+            no_text = [u for u in utts if not text.get(u, "").strip()]
+            if no_text:
+                raise EvaluationError(f"{ref_dir / 'text'}: no text for {len(no_text)} utterance(s) (whisper_wer "
+                                      f"needs it): {', '.join(no_text[:20])}")
         for u in utts:
             ref, gen = _load(ref_scp[u]), _load(gen_scp[u])
             for fn in available.values():

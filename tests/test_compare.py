@@ -88,5 +88,7 @@ def test_ratio_of_error_counts_has_an_interval_that_shrinks_with_more_utterances
         assert ratio_ci(np.array([1, 2]), np.array([0, 0])) == (math.inf, [math.inf, math.inf])
         ratio, (lo, hi) = ratio_ci(np.array([3, 1, 0]), np.array([1, 0, 0]))  # some draws have no real errors
         assert ratio == 4.0 and 0.0 <= lo <= hi == math.inf
+        ratio, (lo, hi) = ratio_ci(np.array([0, 0]), np.array([0, 0]))  # 0 / 0: undefined, not infinite
+        assert math.isnan(ratio) and math.isnan(lo) and math.isnan(hi)
     with pytest.raises(ValueError, match="equal-length"):
         ratio_ci(np.array([1, 2]), np.array([1]))

@@ -247,3 +247,43 @@ def test_path_gap_is_relative_distance_to_the_reference_samples():
     assert path_gap(ref, ref) == 0.0
     off = {"a": 1.5 * ref["a"], "b": 1.5 * ref["b"]}
     assert abs(path_gap(off, ref) - 0.5) < 1e-6
+
+
+def test_a_failing_utterance_is_named_with_both_files(dirs, tmp_path):
+    from shared.evaluate import run_utt_metrics
+
+    ref = read_kv(dirs / "ref" / "wav.scp")
+    bad = tmp_path / "not_audio.wav"
+    bad.write_text("this is not a wav file\n")
+    utts = sorted(ref)
+    jobs = [(u, ref[u], ref[u], "tts", False, None) for u in utts] + [("uttBAD", ref[utts[0]], str(bad), "tts", False, None)]
+    for nj in (1, 2):  # in this process and in the process pool
+        with pytest.raises(EvaluationError, match=f"utterance uttBAD \\(reference {ref[utts[0]]}, generated {bad}\\)"):
+            run_utt_metrics(jobs, nj)
+
+
+def test_whisper_wer_without_a_reference_text_is_an_error(dirs, tmp_path, monkeypatch):
+    import shared.metrics.optional as opt
+
+    def fake_whisper(ref, gen, text):
+        from shared.metrics.text import edit_distance
+
+        c = edit_distance(opt.normalize_words(text), ["hello"])
+        return {"whisper_wer": c.rate, "whisper_errors": c.errors, "whisper_words": c.ref_len}
+
+    monkeypatch.setattr(opt, "load_optional_metrics", lambda models: ({"whisper_wer": fake_whisper}, {}))
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    scp = read_kv(dirs / "ref" / "wav.scp")
+    write_kv(ref / "wav.scp", scp)
+    args = dict(mode="tts", nj=1, with_f0=False)
+    with pytest.raises(EvaluationError, match=f"{ref / 'text'} not found"):
+        evaluate(ref, dirs / "gen", tmp_path / "a.json", **args)
+    text = read_kv(dirs / "ref" / "text")
+    first = sorted(text)[0]
+    write_kv(ref / "text", {u: t for u, t in text.items() if u != first})
+    with pytest.raises(EvaluationError, match=f"no text for 1 utterance.*{first}"):
+        evaluate(ref, dirs / "gen", tmp_path / "b.json", **args)
+    write_kv(ref / "text", text)
+    res = evaluate(ref, dirs / "gen", tmp_path / "c.json", **args)
+    assert np.isfinite(res["metrics"]["whisper_wer"]["mean"])

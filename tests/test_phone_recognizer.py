@@ -187,6 +187,12 @@ def test_judges_pool_several_recognisers_per_utterance(toy, tmp_path, capsys):
                 "--ref-token-file", str(toy / "dev" / "token")])
     err = capsys.readouterr().err
     assert str(exps[0]) in err and str(copy) in err and "same weights" in err
+    (gen / "wav.scp").write_text(f"{utts[0]} {real[utts[1]]}\n")
+    with pytest.raises(SystemExit):  # the same generated dir twice (spelt two ways) is refused, naming it
+        J.main(["--judges", *map(str, exps), "--ref-dir", str(toy / "dev"), "--gen-dir", str(gen),
+                "--gen-dir", str(gen) + "/", "--ref-token-file", str(toy / "dev" / "token")])
+    err = capsys.readouterr().err
+    assert f"--gen-dir {gen} and {gen}/ are the same dir" in err
 
 
 def test_ratio_row_sums_judges_before_dividing():
@@ -198,3 +204,85 @@ def test_ratio_row_sums_judges_before_dividing():
     assert (row["errors"], row["real_errors"], row["ratio"]) == (8, 2, 4.0)  # not the mean of 1x and inf
     lo, hi = row["ci"]
     assert lo <= 4.0 <= hi
+
+
+def _weights(exp):
+    return torch.load(exp / "model.pt", weights_only=False)["state_dict"]
+
+
+def test_resume_with_augmentation_equals_an_uninterrupted_run(toy, tmp_path, monkeypatch):
+    import shared.phone_recognizer.train as T
+
+    cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_steps": 6}}))  # time warp and SpecAugment on
+    assert cfg["train"]["time_warp"][1] > cfg["train"]["time_warp"][0] and cfg["train"]["spec_augment"]["time_masks"]
+    args = (str(toy / "train"), str(toy / "train" / "token"))
+    train(cfg, *args, str(tmp_path / "whole"))
+    whole = _weights(tmp_path / "whole")
+    save = T._Loop.save
+
+    def save_then_stop(self):
+        save(self)
+        if self.state["step"] == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(T._Loop, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, *args, str(tmp_path / "resumed"))
+    monkeypatch.setattr(T._Loop, "save", save)
+    assert train(cfg, *args, str(tmp_path / "resumed"))["steps"] == 6
+    resumed = _weights(tmp_path / "resumed")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_a_run_resumed_at_its_limit_trains_no_further(toy, tmp_path):
+    cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_steps": 2}}))
+    args = (str(toy / "train"), str(toy / "train" / "token"), str(tmp_path / "exp"))
+    assert train(cfg, *args)["steps"] == 2
+    before = _weights(tmp_path / "exp")
+    (tmp_path / "exp" / "train_summary.json").unlink()  # rerun: resumes from the checkpoint at step 2
+    assert train(cfg, *args)["steps"] == 2
+    assert all(torch.equal(before[k], v) for k, v in _weights(tmp_path / "exp").items())
+    # past max_time_s: no step either (the check comes before each step, not after)
+    assert train(merge(cfg, {"train": {"max_time_s": 0.0}}), *args[:2], str(tmp_path / "timed"))["steps"] == 0
+
+
+def test_dev_per_after_training_is_what_score_dir_reads(toy, tmp_path):
+    from shared.phone_recognizer.score import decode_features
+    from shared.phone_recognizer.train import compute_features
+    from shared.phone_recognizer.data import load_wavs, read_wav_scp
+
+    exp = tmp_path / "exp"
+    train(merge(DEFAULT_CONFIG, TINY), str(toy / "train"), str(toy / "train" / "token"), str(exp), str(toy / "dev"))
+    rec = LoadedRecognizer(exp)
+    utts = sorted(read_wav_scp(toy / "dev"))
+    wavs = load_wavs(toy / "dev", utts, rec.sample_rate)
+    # with a long utterance beside them, batched decoding would pad the others by seconds
+    for batch in ([torch.cat(wavs)] + wavs, [torch.cat(wavs)] + [w[: w.numel() // 2] for w in wavs]):
+        assert decode_features(rec.model, compute_features(rec.model, batch), rec.vocab) == rec.transcribe(batch)
+    dev = json.loads((exp / "dev_per.json").read_text())
+    scored = score_dir(exp, toy / "dev", toy / "dev" / "token")
+    assert (dev["errors"], dev["ref_len"]) == (scored["errors"], scored["ref_len"])
+
+
+def test_a_data_dir_with_segments_is_read_by_utterance(toy, tmp_path):
+    import soundfile as sf
+
+    from shared.io import read_kv, write_kv
+    from shared.phone_recognizer.data import load_wavs, utterance_ids
+
+    utts = sorted(read_kv(toy / "dev" / "wav.scp"))
+    wavs = load_wavs(toy / "dev", utts, 16000)
+    seg = tmp_path / "seg"
+    seg.mkdir()
+    sf.write(str(seg / "rec.wav"), torch.cat(wavs).numpy(), 16000)  # one recording holding every utterance
+    write_kv(seg / "wav.scp", {"rec": str(seg / "rec.wav")})
+    starts = np.cumsum([0] + [w.numel() for w in wavs]) / 16000
+    write_kv(seg / "segments", {u: f"rec {starts[i]:.4f} {starts[i + 1]:.4f}" for i, u in enumerate(utts)})
+    for name in ("utt2spk", "text", "token"):
+        shutil.copy(toy / "dev" / name, seg / name)
+    assert utterance_ids(seg) == utts and utterance_ids(toy / "dev") == utts
+    cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_steps": 2}}))
+    summary = train(cfg, str(seg), str(seg / "token"), str(tmp_path / "exp"))
+    assert summary["num_train_utts"] == len(utts)
+    res = score_dir(tmp_path / "exp", seg, seg / "token")
+    assert res["num_utts"] == len(utts) and sorted(res["utts"]) == utts

@@ -55,6 +55,17 @@ def read_wav_scp(data_dir: PathLike) -> dict[str, str]:
     return read_kv(path)
 
 
+def utterance_ids(data_dir: PathLike) -> list[str]:
+    """Sorted utterance ids of ``data_dir``: the keys of ``segments`` where there is one (``wav.scp`` then names
+    recordings, not utterances), else of ``wav.scp``."""
+    ddir = Path(data_dir)
+    if (ddir / "segments").exists():
+        from shared.datadir import DataDir
+
+        return sorted(DataDir.load(ddir, validate=False).segments)
+    return sorted(read_wav_scp(ddir))
+
+
 def iter_wavs(data_dir: PathLike, utts: Sequence[str], sample_rate: int) -> Iterator[torch.Tensor]:
     """Waveforms ``(T,)`` of ``utts`` from ``data_dir``, one at a time (uses ``segments`` when present)."""
     from shared.datadir import DataDir

@@ -10,8 +10,10 @@ run AG's screening TTS audio is 1.17x, 1.33x or 1.71x its real audio by three 18
 (egs/espeak_mini/tts1/RESULTS.md). That interval covers the sentences and not the judge. This scores every
 generated dir and the real audio with every judge and reports each judge's ratio and the pooled one: each
 utterance's errors summed over the judges, the ratio of the sums, and its bootstrap interval over utterances
-(:func:`shared.compare.ratio_ci`), so a judge that reads the real audio with few errors weighs as much as one
-that reads it with many. Train more judges with ``python -m shared.phone_recognizer.train ... train.seed=N``.
+(:func:`shared.compare.ratio_ci`). The ratio of the sums is the mean of the judges' own ratios weighted by each
+judge's real-audio error count: a judge that reads the real audio with few errors weighs less than one that reads
+it with many (and a judge with no real errors, whose own ratio is infinite, does not make the pooled one
+infinite). Train more judges with ``python -m shared.phone_recognizer.train ... train.seed=N``.
 Judges whose weights are byte-identical are refused: a copy, or -- the recipe's judge being time-capped and
 seeded -- two runs' judges that happened to train the same number of steps (runs AE and AH, 1107 each).
 """
@@ -27,7 +29,7 @@ import torch
 
 from shared.compare import ratio_ci
 from shared.io import MODEL_FILE, PathLike, file_sha256, write_json
-from shared.phone_recognizer.data import read_wav_scp
+from shared.phone_recognizer.data import utterance_ids
 from shared.phone_recognizer.score import LoadedRecognizer, score_dir
 
 
@@ -44,7 +46,7 @@ def score_judges(judges: list[PathLike], ref_dir: PathLike, gen_dirs: list[PathL
     """Every judge on the real audio and on every generated dir (the utterances of each generated dir's
     ``wav.scp``; the real dir must have them all). Returns ``{gen_dir: {"per_judge": {judge: row}, "pooled":
     row}}`` with rows as :func:`ratio_row` makes them."""
-    utts = {str(g): sorted(read_wav_scp(g)) for g in gen_dirs}
+    utts = {str(g): utterance_ids(g) for g in gen_dirs}
     every = sorted(set().union(*utts.values()))
     real_errs, gen_errs = [], {str(g): [] for g in gen_dirs}
     for judge in judges:
@@ -90,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     if same:  # a dir named twice, a copy, or a judge trained as many steps with the same seed and data
         p.error(f"--judges {same[0]} and {same[1]} hold the same weights ({MODEL_FILE}): one model would count twice "
                 "in the pooled ratio")
+    seen_gen: dict[Path, str] = {}
+    for g in a.gen_dir:  # one system scored twice would be one row under two names, or silently one
+        if Path(g).resolve() in seen_gen:
+            p.error(f"--gen-dir {seen_gen[Path(g).resolve()]} and {g} are the same dir: give each system once")
+        seen_gen[Path(g).resolve()] = g
     torch.set_num_threads(1)  # per-utterance decoding of a small GRU: threads only spin-wait
     result = score_judges(judges, a.ref_dir, [Path(g) for g in a.gen_dir], a.ref_token_file)
     for g, res in result.items():

@@ -19,7 +19,7 @@ import torch
 
 from shared.io import MODEL_FILE, PathLike, atomic_write, write_json
 from shared.metrics.text import edit_distance, error_rate
-from shared.phone_recognizer.data import frame_batches, load_wavs, phone_filter, read_token_file, read_wav_scp
+from shared.phone_recognizer.data import load_wavs, phone_filter, read_token_file, utterance_ids
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig, greedy_ctc_decode
 from shared.text.vocab import Vocab
 
@@ -59,17 +59,13 @@ def _decode(model: PhoneRecognizer, feats: torch.Tensor, frames: torch.Tensor, v
 
 
 @torch.no_grad()
-def decode_features(model: PhoneRecognizer, feats: list[torch.Tensor], vocab: Vocab, batch_frames: int = 6000) -> list[list[str]]:
-    """Decode precomputed features ``(n_mels, F)`` (as made in training) in length-sorted batches."""
-    from shared.phone_recognizer.train import pad_feats
-
+def decode_features(model: PhoneRecognizer, feats: list[torch.Tensor], vocab: Vocab) -> list[list[str]]:
+    """Decode precomputed features ``(n_mels, F)`` (as made in training), one utterance at a time as
+    :meth:`LoadedRecognizer.transcribe` does: padded frames would pass through BatchNorm and the GRU and make a
+    hypothesis depend on what it was batched with."""
     was_training = model.training
     model.eval()
-    out: list[list[str]] = [[] for _ in feats]
-    for idx in frame_batches([f.shape[-1] for f in feats], batch_frames):
-        x, lengths = pad_feats([feats[i] for i in idx])
-        for i, hyp in zip(idx, _decode(model, x, lengths, vocab)):
-            out[i] = hyp
+    out = [_decode(model, f[None], torch.tensor([f.shape[-1]]), vocab)[0] for f in feats]
     model.train(was_training)
     return out
 
@@ -85,11 +81,11 @@ def score_dir(exp_dir: PathLike, data_dir: PathLike, ref_token_file: PathLike, o
     """
     rec = recognizer or LoadedRecognizer(exp_dir)
     refs = read_token_file(ref_token_file, rec.keep)
-    scp = read_wav_scp(data_dir)
-    no_audio = sorted(set(utts or []) - set(scp))
+    have = utterance_ids(data_dir)  # wav.scp's keys, or those of segments where there is one
+    no_audio = sorted(set(utts or []) - set(have))
     if no_audio:
-        raise ValueError(f"{data_dir}/wav.scp: no audio for {len(no_audio)} utterance(s): {', '.join(no_audio[:20])}")
-    utts = sorted(utts) if utts is not None else sorted(scp)
+        raise ValueError(f"{data_dir}: no audio for {len(no_audio)} utterance(s): {', '.join(no_audio[:20])}")
+    utts = sorted(utts) if utts is not None else have
     missing = [u for u in utts if u not in refs]
     if missing:
         raise ValueError(f"{ref_token_file}: no reference tokens for {len(missing)} utterance(s) of {data_dir}: "

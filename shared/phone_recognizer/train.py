@@ -27,7 +27,7 @@ from shared.config import apply_overrides, load_config, merge, save_config
 from shared.device import resolve_device
 from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
 from shared.phone_recognizer.data import (
-    ROBUSTNESS_CHECKS, degrade, frame_batches, iter_wavs, phone_filter, read_token_file, read_wav_scp, subset_hours,
+    ROBUSTNESS_CHECKS, degrade, frame_batches, iter_wavs, phone_filter, read_token_file, subset_hours, utterance_ids,
     time_warp,
 )
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig
@@ -95,7 +95,7 @@ def prepare_split(data_dir: str, token_file: str, cfg: dict) -> tuple[list[str],
     """Utterances of ``data_dir`` with their (filtered) phones; every utterance must have a token line."""
     keep = phone_filter(cfg["tokens"]["drop_stress"], cfg["tokens"]["drop"])
     tokens = read_token_file(token_file, keep)
-    utts = sorted(read_wav_scp(data_dir))
+    utts = utterance_ids(data_dir)
     missing = [u for u in utts if u not in tokens]
     if missing:
         raise ValueError(f"{token_file}: no tokens for {len(missing)} utterance(s) of {data_dir}: {', '.join(missing[:10])}")
@@ -159,6 +159,9 @@ class _Loop:
         self.state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "elapsed": 0.0}
         self.ckpt = exp / "checkpoints" / "last.pt"
         self.log_path = exp / "train_log.csv"
+        # the augmentation generator (time warp, SpecAugment) restarts from its saved state, so a resumed run
+        # draws what an uninterrupted one would have
+        self.gen = torch.Generator().manual_seed(tc["seed"])
         if self.ckpt.exists():
             saved = torch.load(self.ckpt, map_location="cpu", weights_only=False)
             model.load_state_dict(saved["model"])
@@ -166,15 +169,22 @@ class _Loop:
             self.sched.load_state_dict(saved["scheduler"])
             self.state = saved["state"]
             torch.set_rng_state(saved["torch_rng"])
+            if "aug_rng" in saved:
+                self.gen.set_state(saved["aug_rng"])
+            else:  # a checkpoint from before the generator was saved: the old, inexact re-seeding
+                self.gen.manual_seed(tc["seed"] + self.state["step"])
+            if saved.get("cuda_rng") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(saved["cuda_rng"])
             print(f"[phone_recognizer.train] resumed from {self.ckpt} at step {self.state['step']}", flush=True)
-        self.gen = torch.Generator().manual_seed(tc["seed"] + self.state["step"])
         if not self.log_path.exists():
             self.log_path.write_text("step,epoch,loss,lr,elapsed_s\n")
 
     def save(self) -> None:
         atomic_save_torch({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                            "scheduler": self.sched.state_dict(), "state": dict(self.state),
-                           "torch_rng": torch.get_rng_state()}, self.ckpt)
+                           "torch_rng": torch.get_rng_state(), "aug_rng": self.gen.get_state(),
+                           "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+                          self.ckpt)
 
     def step(self, feats: list[torch.Tensor], targets: list[torch.Tensor]) -> float:
         """One update on a batch of features ``(n_mels, F)`` with time warp and SpecAugment."""
@@ -203,6 +213,10 @@ class _Loop:
         while True:
             batches = frame_batches(lengths, tc["batch_frames"], np.random.default_rng(tc["seed"] + st["epoch"]))
             for bi in range(st["batch_in_epoch"], len(batches)):
+                # checked before each step: a run resumed at max_steps (or past max_time_s) trains no further
+                if st["step"] >= tc["max_steps"] or st["elapsed"] >= tc["max_time_s"]:
+                    self.save()
+                    return st["epoch"] + st["batch_in_epoch"] / len(batches)
                 idx = batches[bi]
                 running.append(self.step([feats[i] for i in idx], [targets[i] for i in idx]))
                 st["step"], st["batch_in_epoch"], st["elapsed"] = st["step"] + 1, bi + 1, time.time() - t0
@@ -215,9 +229,6 @@ class _Loop:
                     running = []
                 if st["step"] % tc["ckpt_every"] == 0:
                     self.save()
-                if st["step"] >= tc["max_steps"] or st["elapsed"] >= tc["max_time_s"]:
-                    self.save()
-                    return st["epoch"] + st["batch_in_epoch"] / len(batches)
             st["epoch"], st["batch_in_epoch"] = st["epoch"] + 1, 0
 
 
