@@ -235,6 +235,25 @@ def test_external_durations(corpus, tmp_path):
     (tmp_path / "durations").write_text("".join(lines))
     args = train_args(corpus, "exp/stage2/extdur", "trainer.max_steps=2", dev=False) + ["--durations", str(tmp_path / "durations")]
     assert train.main(args) == 0
+    # the uniform durations, not MAS's, are what the model trains on
+    import argparse
+
+    from shared.config import load_config
+    from stage2_flow.alignment import read_durations
+    from stage2_flow.data import collate_tts
+    from stage2_flow.model import load_trained
+
+    exp = corpus / "exp/stage2/extdur"
+    assert load_config(exp / "config.yaml")["data"]["durations"] == str(tmp_path / "durations")
+    given = read_durations(str(tmp_path / "durations"))
+    ds = train.build_datasets(argparse.Namespace(reflow_pairs=None, durations=str(tmp_path / "durations"), dev_dir=None,
+                                                 dev_latents=None, data_dir=str(corpus / "data/train"),
+                                                 latents=str(corpus / "dump/fake/train")), load_config(exp / "config.yaml"), exp)[0]
+    model, _ = load_trained(exp)
+    items = [ds[i] for i in range(4)]
+    _, aux = model.losses(collate_tts(items))
+    for i, it in enumerate(items):
+        assert torch.equal(aux["durations"][i, : len(it["tokens"])], given[it["utt"]].long())
 
 
 def test_reflow_pairs_and_finetune(trained):
