@@ -42,9 +42,8 @@ def _left_out(src: Path) -> list[Path]:
     return big
 
 
-def _copy_top_level(src: Path, dst: Path) -> None:
+def _copy_top_level(src: Path, dst: Path, left_out: list[Path]) -> None:
     dst.mkdir(parents=True, exist_ok=True)
-    left_out = _left_out(src)
     for f in _top_level_files(src):
         if f not in left_out:
             shutil.copy2(f, dst / f.name)
@@ -131,7 +130,7 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
         sources.append((s2 / "decoder", tmp / "stage2" / "decoder"))
     left_out = [f for src, _ in sources for f in _left_out(src)]  # raises before anything is written
     for src, dst in sources:
-        _copy_top_level(src, dst)
+        _copy_top_level(src, dst, left_out)
     if left_out:
         print(f"not packed ({MAX_FILE_MB:g} MB or more each): {', '.join(map(str, left_out))}", file=sys.stderr)
     link = tmp / "stage2" / "stage1.json"

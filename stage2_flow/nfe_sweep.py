@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         if synth.needs_prompt:  # a zero-shot model: each utterance in its speaker's voice, by another of its utterances
             from shared.datadir import DataDir
 
-            pool, refs, sr = DataDir.load(data, validate=False), reference_utterances(utts, utt2spk), int(synth.codec.sample_rate)
-            prompts = [pool.load_audio(refs[u], sr)[: int(synth.prompt_seconds * sr)] for u in utts]
+            pool, refs = DataDir.load(data, validate=False), reference_utterances(utts, utt2spk)
+            prompts = [synth.reference(pool, refs[u]) for u in utts]
             spk = [-1 if s is None else s for s in spk]
         latents: dict[int, dict[str, torch.Tensor]] = {}
         sampling = {"temperature": args.temperature, "solver": args.solver, "seed": args.seed}

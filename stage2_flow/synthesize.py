@@ -104,6 +104,12 @@ class Synthesizer:
         k = 0 if speaker is None else speaker
         return self.speakers[k] if 0 <= k < len(self.speakers) else None
 
+    def reference(self, data: Any, utt: str) -> torch.Tensor:
+        """Utterance ``utt`` of the data dir ``data`` (a :class:`~shared.datadir.DataDir`) as a voice reference: at the
+        codec's rate, cut to the longest training prompt (``prompt_seconds``)."""
+        sr = int(self.codec.sample_rate)
+        return data.load_audio(utt, sr)[: int(self.prompt_seconds * sr)]
+
     @property
     def needs_prompt(self) -> bool:
         """A zero-shot model without speaker ids: its voice comes from a speech prompt alone."""
@@ -307,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         chunk = todo[k : k + bs]
         if refs:  # each its own reference; a voice the model has no id for is the prompt's alone
             spk = [spk_of[u] if spk_of[u] in synth.speakers else -1 for u in chunk]
-            prompt = [pool.load_audio(refs[u], sr)[: int(synth.prompt_seconds * sr)] for u in chunk]
+            prompt = [synth.reference(pool, refs[u]) for u in chunk]
         else:
             spk = [spk_of[u] if spk_of[u] in synth.speakers else None for u in chunk]
         wavs, lats = synth.synthesize([ids[u] for u in chunk], speaker=spk, prompt=prompt, nfe=args.nfe, solver=args.solver,
