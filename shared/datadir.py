@@ -99,10 +99,10 @@ class DataDir:
         )
 
     def save(self, path: PathLike) -> None:
-        """Write all files sorted by key (``spk2utt`` derived), atomically (:func:`validate_data_dir` checks them)."""
+        """Write all files sorted by key (``spk2utt`` derived), atomically (:func:`validate_data_dir` checks them),
+        ``wav.scp`` last: a directory with one is whole (a writer killed midway leaves none, or the old one)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        write_kv(path / "wav.scp", self.wav_scp)
         write_kv(path / "text", self.text)
         write_kv(path / "utt2spk", self.utt2spk)
         write_kv(path / "spk2utt", self.spk2utt)
@@ -113,6 +113,7 @@ class DataDir:
                 write_kv(path / name, table)
             elif (path / name).exists():
                 (path / name).unlink()
+        write_kv(path / "wav.scp", self.wav_scp)
 
     # ---- views ---------------------------------------------------------------------------------
     @property

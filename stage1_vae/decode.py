@@ -26,10 +26,9 @@ import torch
 from shared.audio import save_audio
 from shared.datadir import DataDir
 from shared.device import add_device_arg
-from shared.io import PathLike, read_json, read_kv, remove_files, write_json, write_kv
+from shared.io import PathLike, errors_named, read_json, read_kv, remove_files, write_json, write_kv
 from shared.latents import codec_fingerprint, load_latent, read_latent_scp, same_codec
 from stage1_vae.codec import load_codec
-from stage1_vae.encode import utterance_errors
 
 
 def own_latents(latents_dir: PathLike, exp_dir: PathLike, codec) -> bool:
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         mel_distance = MultiResolutionMelDistance(codec.sample_rate)
     for utt in utts:
         ref = None
-        with utterance_errors(utt):
+        with errors_named(f"utterance '{utt}'"):
             if latents is not None:
                 z = load_latent(latents[utt]).to(args.device)
                 if z.dim() != 2 or z.shape[0] != codec.latent_dim:
@@ -121,12 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         summary["num_utts"] = len(metrics_rows)
         write_json(args.metrics_out, {"mean": summary, "per_utt": dict(zip(utts, metrics_rows))})
         print(f"metrics: {summary}")
-    if tables:
-        meta = DataDir(wav_scp=wav_scp, utt2dur=utt2dur, **tables)
-        for name, table in (("text", meta.text), ("utt2spk", meta.utt2spk), ("spk2utt", meta.spk2utt),
-                            ("utt2dur", {u: f"{d:.4f}" for u, d in utt2dur.items()})):
-            write_kv(out / name, table)
-    write_kv(out / "wav.scp", wav_scp)  # last: its presence marks a finished output
+    if tables:  # wav.scp last (DataDir.save): its presence marks a finished output
+        DataDir(wav_scp=wav_scp, utt2dur=utt2dur, **tables).save(out)
+    else:
+        write_kv(out / "wav.scp", wav_scp)
     print(f"wrote {len(wav_scp)} utterances to {out}")
     return 0
 

@@ -202,9 +202,12 @@ def test_killed_decode_overwrite_never_looks_finished(setup, tmp_path, monkeypat
         with pytest.raises(KeyboardInterrupt):
             decode.main(args + ["--overwrite"])
     assert not (out / "wav.scp").exists()
+    import shared.datadir
+
     written, write_kv = [], decode.write_kv
     with monkeypatch.context() as m:
-        m.setattr(decode, "write_kv", lambda path, table: written.append(Path(path).name) or write_kv(path, table))
+        for module in (decode, shared.datadir):  # decode writes its data dir through DataDir.save
+            m.setattr(module, "write_kv", lambda path, table: written.append(Path(path).name) or write_kv(path, table))
         assert decode.main(args) == 0
     assert written[-1] == "wav.scp" and {"text", "utt2spk", "spk2utt", "utt2dur"} <= set(written[:-1])
     assert len(read_kv(out / "wav.scp")) == 5 and len(read_kv(out / "text")) == 5
