@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from shared.compare import ratio_ci
-from shared.io import MODEL_FILE, PathLike, atomic_write, read_json, read_kv, write_json
+from shared.io import MODEL_FILE, PathLike, atomic_write, errors_named, read_json, read_kv, write_json
 
 EVAL_RATE = 16000
 
@@ -126,16 +126,13 @@ def utt_metrics(job: tuple[str, str, str, str, bool, str | None]) -> dict[str, A
     from shared.metrics.spectral import tts_metrics
 
     utt, ref_path, gen_path, mode, with_f0, ref_cache = job
-    try:
+    with errors_named(f"utterance {utt} (reference {ref_path}, generated {gen_path})", EvaluationError):  # in a pool
         ref, gen = _load(ref_path), _load(gen_path)
         row: dict[str, Any] = {"utt": utt, "ref_seconds": ref.size / EVAL_RATE, "gen_seconds": gen.size / EVAL_RATE}
         row.update(tts_metrics(ref, gen, with_f0=with_f0,
                                ref_analysis=cached_ref_analysis(utt, ref_path, ref, with_f0, ref_cache)))
         if mode == "codec":
             row.update(codec_metrics(ref, gen, EVAL_RATE))
-    except Exception as e:  # run in a process pool: without this the traceback names no utterance
-        raise EvaluationError(f"utterance {utt} (reference {ref_path}, generated {gen_path}): "
-                              f"{type(e).__name__}: {e}") from e
     return row
 
 

@@ -61,6 +61,16 @@ def atomic_save_torch(obj: Any, path: PathLike) -> None:
         torch.save(obj, f)
 
 
+@contextlib.contextmanager
+def errors_named(what: str, error: type[Exception] = RuntimeError) -> Iterator[None]:
+    """Re-raise an error of the block as ``error`` whose message starts with ``what`` (the utterance, its files), the
+    original chained: per-utterance work, also in a process pool, whose traceback would name no utterance."""
+    try:
+        yield
+    except Exception as e:
+        raise error(f"{what}: {type(e).__name__}: {e}") from e
+
+
 def remove_files(*paths: PathLike | None) -> None:
     """Delete the files that exist of ``paths`` (None skipped): a rerun's finished-markers, before it rewrites."""
     for path in paths:

@@ -18,16 +18,14 @@ so that a killed ``--overwrite`` never leaves a dump that looks finished with ol
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from shared.datadir import DataDir
 from shared.device import add_device_arg
-from shared.io import file_sha256, read_json, remove_files, write_json
+from shared.io import errors_named, file_sha256, read_json, remove_files, write_json
 from shared.latents import LatentDumpWriter, codec_info
 from stage1_vae.codec import load_codec
 
@@ -48,15 +46,6 @@ class StatsAccumulator:
         mean = self.s / self.n
         std = (self.ss / self.n - mean.pow(2)).clamp(min=1e-10).sqrt()
         return {"mean": mean.tolist(), "std": std.tolist(), "num_frames": self.n, "latent_dim": int(mean.numel())}
-
-
-@contextlib.contextmanager
-def utterance_errors(utt: str) -> Iterator[None]:
-    """Re-raise an error of the block as a RuntimeError naming the utterance ``utt`` (the error chained)."""
-    try:
-        yield
-    except Exception as e:
-        raise RuntimeError(f"utterance '{utt}': {type(e).__name__}: {e}") from e
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             stats.add(dump.keep(utt))
             kept += 1
         else:
-            with utterance_errors(utt):
+            with errors_named(f"utterance '{utt}'"):
                 wav = data.load_audio(utt, codec.sample_rate).to(args.device)
                 stats.add(dump.add(utt, enc(wav[None])[0]))  # (D, F)
         if (i + 1) % 200 == 0:
