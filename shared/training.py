@@ -14,6 +14,7 @@ elsewhere: on an AVX2-only CPU, oneDNN emulates bf16 matmuls some 80x slower tha
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import random
@@ -26,8 +27,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from shared.io import MODEL_FILE, PathLike, atomic_save_torch
@@ -136,6 +139,39 @@ class KillAtStep(Callback):
             os._exit(3)
 
 
+class _ResumingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes ``metrics.csv`` as it starts, so a resumed run's log would begin at its
+    checkpoint. This one keeps the earlier rows logged before the first step the new run logs (a run killed
+    after its checkpoint logs those steps again; a retraining from step 0 keeps none)."""
+
+    def __init__(self, log_dir: str) -> None:
+        path = Path(log_dir) / self.NAME_METRICS_FILE
+        self._earlier: list[dict[str, str]] = []
+        if path.is_file():
+            with open(path, newline="") as f:
+                self._earlier = [r for r in csv.DictReader(f) if (r.get("step") or "").isdigit()]
+        super().__init__(log_dir)
+
+    def save(self) -> None:
+        if self._earlier and self.metrics:
+            first = min(int(m["step"]) for m in self.metrics)
+            self.metrics = [r for r in self._earlier if int(r["step"]) < first] + self.metrics
+            self._earlier = []
+        super().save()
+
+
+class ResumingCSVLogger(CSVLogger):
+    """``<exp>/logs/metrics.csv`` over all of a run's resumptions (:class:`_ResumingWriter`)."""
+
+    @property
+    @rank_zero_experiment  # other ranks get a dummy, as with Lightning's own
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ResumingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
 def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback] | None = None, **overrides: Any) -> L.Trainer:
     """A Lightning trainer for ``exp_dir`` from the ``trainer:`` config section."""
     cfg = dict(trainer_cfg)
@@ -157,7 +193,7 @@ def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback
         default_root_dir=str(exp_dir),
         callbacks=[ckpt, RNGState(), *(callbacks or []),
                    *([KillAtStep(int(os.environ["FLOWTTS_KILL_AT_STEP"]))] if os.environ.get("FLOWTTS_KILL_AT_STEP") else [])],
-        logger=CSVLogger(save_dir=str(exp_dir), name="logs", version=""),
+        logger=ResumingCSVLogger(save_dir=str(exp_dir), name="logs", version=""),
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # our samplers shard by rank themselves
         **cfg,

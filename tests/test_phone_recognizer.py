@@ -234,6 +234,34 @@ def test_resume_with_augmentation_equals_an_uninterrupted_run(toy, tmp_path, mon
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
+def test_a_resumed_run_logs_each_step_once(toy, tmp_path, monkeypatch):
+    """Killed after logging step 3 but before the step-4 checkpoint, the run resumes from step 2: its log keeps
+    one row per step, with the losses of an uninterrupted run."""
+    import shared.phone_recognizer.train as T
+
+    cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_steps": 6, "log_every": 1, "ckpt_every": 2}}))
+    args = (str(toy / "train"), str(toy / "train" / "token"))
+    train(cfg, *args, str(tmp_path / "whole"))
+    step = T._Loop.step
+
+    def killed_in_step_4(self, *a):
+        if self.state["step"] == 3:
+            raise KeyboardInterrupt
+        return step(self, *a)
+
+    monkeypatch.setattr(T._Loop, "step", killed_in_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, *args, str(tmp_path / "resumed"))
+    monkeypatch.setattr(T._Loop, "step", step)
+    train(cfg, *args, str(tmp_path / "resumed"))
+
+    def rows(exp):  # step and loss columns
+        return [r.split(",")[::2][:2] for r in (exp / "train_log.csv").read_text().splitlines()]
+
+    assert [r[0] for r in rows(tmp_path / "resumed")] == ["step", "1", "2", "3", "4", "5", "6"]
+    assert rows(tmp_path / "resumed") == rows(tmp_path / "whole")
+
+
 def test_a_run_resumed_at_its_limit_trains_no_further(toy, tmp_path):
     cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_steps": 2}}))
     args = (str(toy / "train"), str(toy / "train" / "token"), str(tmp_path / "exp"))

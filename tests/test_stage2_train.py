@@ -116,12 +116,14 @@ def test_resume_is_exact(corpus):
 
 def test_resume_after_a_hard_kill_is_exact(corpus):
     """A run killed as step 3 begins (``os._exit``: no clean shutdown, as ``kill -9``) and rerun ends with exactly the
-    weights of the run that was never interrupted."""
+    weights of the run that was never interrupted, and its log holds every step once, as that run's does."""
+    import csv
     import os
     import subprocess
     import sys
 
-    over = ("train.lr_total_steps=5", "model.text_encoder.dropout=0.2", "trainer.checkpoint_every_n_steps=1", "trainer.max_steps=5")
+    over = ("train.lr_total_steps=5", "model.text_encoder.dropout=0.2", "trainer.checkpoint_every_n_steps=1", "trainer.max_steps=5",
+            "trainer.log_every_n_steps=1")
     assert train.main(train_args(corpus, "exp/stage2/unbroken", *over, dev=False)) == 0
     cut = train_args(corpus, "exp/stage2/killed", *over, dev=False)
     env = {**os.environ, "FLOWTTS_KILL_AT_STEP": "3"}
@@ -133,6 +135,13 @@ def test_resume_after_a_hard_kill_is_exact(corpus):
     a = torch.load(corpus / "exp/stage2/unbroken/model.pt", weights_only=True)
     b = torch.load(corpus / "exp/stage2/killed/model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    def losses(name):  # Lightning's CSV writer alone would have deleted the log up to the checkpoint
+        with open(corpus / f"exp/stage2/{name}/logs/metrics.csv", newline="") as f:
+            return [(r["step"], r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+
+    assert [s for s, _ in losses("killed")] == ["0", "1", "2", "3", "4"]
+    assert losses("killed") == losses("unbroken")
 
 
 def test_train_in_bf16_mixed_precision_with_clipping(corpus):

@@ -25,7 +25,7 @@ import torch
 
 from shared.config import apply_overrides, load_config, merge, save_config
 from shared.device import resolve_device
-from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
+from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, write_json
 from shared.phone_recognizer.data import (
     ROBUSTNESS_CHECKS, degrade, frame_batches, iter_wavs, phone_filter, read_token_file, subset_hours, utterance_ids,
     time_warp,
@@ -176,8 +176,17 @@ class _Loop:
             if saved.get("cuda_rng") is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(saved["cuda_rng"])
             print(f"[phone_recognizer.train] resumed from {self.ckpt} at step {self.state['step']}", flush=True)
-        if not self.log_path.exists():
-            self.log_path.write_text("step,epoch,loss,lr,elapsed_s\n")
+        self._start_log()
+
+    def _start_log(self) -> None:
+        """The CSV log as of the checkpoint: rows logged after it (by a run killed before its next save) would
+        be logged again by the resumed run, so they go."""
+        header = "step,epoch,loss,lr,elapsed_s\n"
+        rows = self.log_path.read_text().splitlines(keepends=True)[1:] if self.log_path.exists() else []
+        kept = [r for r in rows if r.strip() and int(r.split(",", 1)[0]) <= self.state["step"]]
+        if not rows or kept != rows:
+            with atomic_write(self.log_path) as f:
+                f.write(header + "".join(kept))
 
     def save(self) -> None:
         atomic_save_torch({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
