@@ -7,7 +7,9 @@ names the file it is about, so a bad line in a 100k-utterance ``wav.scp`` is fou
 from __future__ import annotations
 
 import functools
+import io
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,28 +28,56 @@ class AudioError(ValueError):
     """An audio file that cannot be used; the message names the file and the reason."""
 
 
+def is_pipe(spec: PathLike) -> bool:
+    """A Kaldi extended filename: a ``wav.scp`` value ``<command> |`` whose standard output is the audio."""
+    return isinstance(spec, str) and spec.rstrip().endswith("|")
+
+
+def _read_pipe(cmd: str) -> tuple[np.ndarray, int]:
+    """Run a ``wav.scp`` pipe (``flac -c -d -s a.flac |``, ``sox a.sph -t wav - |``) and read what it writes
+    (any format libsndfile reads; a WAV header written to a pipe, with no length, is fine)."""
+    proc = subprocess.run(cmd.rstrip()[:-1], shell=True, capture_output=True)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise AudioError(f"{cmd}: the command failed (exit status {proc.returncode}){': ' + ' / '.join(err) if err else ''}")
+    try:
+        data, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as e:
+        raise AudioError(f"{cmd}: cannot read the command's output as audio ({len(proc.stdout)} bytes; {e})") from e
+    return data, int(sr)
+
+
+def read_audio(path: PathLike, mono: bool = True) -> tuple[torch.Tensor, int]:
+    """``(float32 (T,) or (C, T), its sample rate)``, as stored. ``path`` may also be a Kaldi pipe,
+    ``"<command> |"`` (:func:`is_pipe`): the command's output is read. Raises AudioError: missing, unreadable or
+    empty file, or a failing pipe."""
+    if is_pipe(path):
+        data, sr = _read_pipe(str(path))
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise AudioError(f"{path}: no such audio file")
+        try:
+            data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError) as e:  # soundfile raises LibsndfileError (a RuntimeError)
+            raise AudioError(f"{path}: cannot read audio ({e})") from e
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    wav = torch.from_numpy(np.ascontiguousarray(data.T))  # (C, T)
+    return (wav.mean(dim=0) if mono else wav), int(sr)
+
+
 def load_audio(
     path: PathLike, sample_rate: int | None = None, mono: bool = True, strict_rate: bool = False
 ) -> torch.Tensor:
-    """Read an audio file as float32 ``(T,)`` (or ``(C, T)`` if not ``mono``).
+    """Read an audio file (or a Kaldi pipe: :func:`read_audio`) as float32 ``(T,)`` (or ``(C, T)`` if not ``mono``).
 
     Args:
         sample_rate: resample to this rate when the file's rate differs (or raise, if ``strict_rate``).
     Raises:
-        AudioError: missing, unreadable or empty file, or wrong rate with ``strict_rate``.
+        AudioError: missing, unreadable or empty file (or a failing pipe), or wrong rate with ``strict_rate``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such audio file")
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as e:  # soundfile raises LibsndfileError (a RuntimeError)
-        raise AudioError(f"{path}: cannot read audio ({e})") from e
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: empty audio (0 samples)")
-    wav = torch.from_numpy(np.ascontiguousarray(data.T))  # (C, T)
-    if mono:
-        wav = wav.mean(dim=0)
+    wav, sr = read_audio(path, mono)
     if sample_rate is not None and sr != sample_rate:
         if strict_rate:
             raise AudioError(f"{path}: sample rate {sr} Hz, expected {sample_rate} Hz")
@@ -56,7 +86,11 @@ def load_audio(
 
 
 def audio_info(path: PathLike) -> tuple[int, int]:
-    """``(num_samples, sample_rate)`` from the header, without decoding; raises AudioError."""
+    """``(num_samples, sample_rate)`` from the header, without decoding (a pipe is run and read whole);
+    raises AudioError."""
+    if is_pipe(path):
+        data, sr = _read_pipe(str(path))
+        return int(data.shape[0]), sr
     try:
         info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError) as e:

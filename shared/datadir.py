@@ -1,7 +1,8 @@
 """Kaldi data directories: read, write, validate, fix, subset, split and ``utt2dur``.
 
-A data directory holds ``wav.scp`` (``<utt-or-recording> <path>``), ``text`` (``<utt> <transcript>``),
-``utt2spk`` and ``spk2utt``, and optionally ``segments`` (``<utt> <recording> <start> <end>``),
+A data directory holds ``wav.scp`` (``<utt-or-recording> <path>``, or Kaldi's extended filename ``<utt> <command> |``
+whose output is the audio), ``text`` (``<utt> <transcript>``), ``utt2spk`` and ``spk2utt``, and optionally
+``segments`` (``<utt> <recording> <start> <end>``, seconds; an end of -1 is the recording's end),
 ``utt2dur``, ``utt2lang`` (``<utt> <espeak-ng language>``, as in ESPnet's multilingual recipes: the text
 frontend then phonemises each utterance in its own language or accent, see :mod:`shared.text.tokenize`) and
 ``token`` (``<utt> <token> <token> ...``, what the frontend made of the text).
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from shared.audio import AudioError, audio_info, check_audio, load_audio
+from shared.audio import AudioError, audio_info, check_audio, is_pipe, load_audio, read_audio
 from shared.io import PathLike, write_kv
 
 REQUIRED = ("wav.scp", "text", "utt2spk")
@@ -58,11 +59,11 @@ class Problem:
 class DataDirError(ValueError):
     """A data directory failed validation; ``problems`` lists everything that is wrong."""
 
-    def __init__(self, path: PathLike, problems: list[Problem]):
+    def __init__(self, path: PathLike, problems: list[Problem], note: str = ""):
         self.problems = problems
         shown = "\n  ".join(str(p) for p in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{path}: {len(problems)} problem(s):\n  {shown}{more}")
+        super().__init__(f"{path}: {len(problems)} problem(s):\n  {shown}{more}" + (f"\n({note})" if note else ""))
 
 
 @dataclass
@@ -103,6 +104,7 @@ class DataDir:
         ``wav.scp`` last: a directory with one is whole (a writer killed midway leaves none, or the old one)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        (path / "wav.scp").unlink(missing_ok=True)  # an old directory being rewritten is not whole until the end either
         write_kv(path / "text", self.text)
         write_kv(path / "utt2spk", self.utt2spk)
         write_kv(path / "spk2utt", self.spk2utt)
@@ -135,7 +137,8 @@ class DataDir:
         return len(self.utt2spk)
 
     def audio_source(self, utt: str) -> tuple[str, float | None, float | None]:
-        """``(path, start_s, end_s)`` of an utterance; start/end are None without segments."""
+        """``(path, start_s, end_s)`` of an utterance; start/end are None without segments (end -1: the recording's
+        end)."""
         if self.segments:
             reco, start, end = self.segments[utt]
             return self.wav_scp[reco], start, end
@@ -146,7 +149,7 @@ class DataDir:
         path, start, end = self.audio_source(utt)
         wav = load_audio(path, sample_rate)
         if start is not None:
-            wav = wav[int(start * sample_rate) : int(end * sample_rate)]
+            wav = wav[int(start * sample_rate) : (int(end * sample_rate) if end >= 0 else None)]
             if wav.numel() == 0:
                 raise AudioError(f"{path}: segment of '{utt}' ({start}-{end} s) is empty")
         return wav
@@ -174,7 +177,8 @@ class DataDir:
     def combine(cls, parts: Sequence["DataDir"], names: Sequence[str] | None = None) -> "DataDir":
         """One data dir holding every part's utterances (Kaldi's ``utils/combine_data.sh``). An utterance in two
         parts, or a recording with two different paths, is an error naming it and the parts (``names``); an
-        optional table (utt2dur, utt2lang, token) is kept only if every part has it."""
+        optional table (utt2dur, token) is kept only if every part has it. ``utt2lang`` is an error unless all parts
+        have it or none: dropped, it would phonemise the parts that had it in the default language."""
         if not parts:
             raise ValueError("combine: no data dirs given")
         names = list(names) if names is not None else [f"part {i + 1}" for i in range(len(parts))]
@@ -184,6 +188,11 @@ class DataDir:
                 if u in seen:
                     raise ValueError(f"combine: utterance '{u}' is in both {seen[u]} and {name}")
                 seen[u] = name
+        langs = [bool(d.utt2lang) for d in parts]
+        if any(langs) and not all(langs):
+            raise ValueError(f"combine: {', '.join(n for d, n in zip(parts, names) if d.utt2lang)} have utt2lang, "
+                             f"{', '.join(n for d, n in zip(parts, names) if not d.utt2lang)} not: write one for each "
+                             f"(<utt> <espeak-ng language> lines)")
         if len({bool(d.segments) for d in parts}) > 1:
             raise ValueError(f"combine: {', '.join(n for d, n in zip(parts, names) if d.segments)} have segments, the others not")
 
@@ -316,6 +325,8 @@ def validate_data_dir(
     if any(p.message == "missing (required)" for p in problems):
         return [Problem(str(path / p.file), p.line, p.utt, p.message) for p in problems]
     utt2spk, text, wav_scp = tables["utt2spk"], tables["text"], tables["wav.scp"]
+    if not utt2spk:
+        problems.append(Problem("utt2spk", None, None, "no utterances"))
     segments = _split_values(tables.get("segments", {}))
     has_segments = "segments" in tables
 
@@ -358,17 +369,11 @@ def validate_data_dir(
     # segments and durations
     for utt, fields in segments.items():
         line = _line_of(path, "segments", utt)
-        if len(fields) != 3:
-            problems.append(Problem("segments", line, utt, "expected '<utt> <recording> <start> <end>'"))
-            continue
-        reco, start, end = fields
-        if reco not in wav_scp:
-            problems.append(Problem("segments", line, utt, f"recording '{reco}' not in wav.scp"))
-        try:
-            if not 0 <= float(start) < float(end):
-                problems.append(Problem("segments", line, utt, f"bad times {start} {end}"))
-        except ValueError:
-            problems.append(Problem("segments", line, utt, f"non-numeric times {start} {end}"))
+        if len(fields) >= 3 and fields[0] not in wav_scp:
+            problems.append(Problem("segments", line, utt, f"recording '{fields[0]}' not in wav.scp"))
+        why = _segment_fields_problem(fields)
+        if why:
+            problems.append(Problem("segments", line, utt, why))
     if has_segments:
         unused = sorted(set(wav_scp) - {f[0] for f in segments.values() if f})
         for reco in unused:
@@ -380,32 +385,36 @@ def validate_data_dir(
     # audio
     for key, wav in wav_scp.items():
         line = _line_of(path, "wav.scp", key)
-        if wav.endswith("|"):
-            problems.append(Problem("wav.scp", line, key, "piped commands are not supported; write audio files"))
-            continue
-        wav_path = Path(wav)
-        if not wav_path.is_file():
+        pipe = is_pipe(wav)  # a command: run only with check_audio_files
+        if not pipe and not Path(wav).is_file():
             problems.append(Problem("wav.scp", line, key, f"audio file not found: {wav}"))
         elif check_audio_files:
             try:
-                audio = load_audio(wav_path)
-                _, sr = audio_info(wav_path)
-                check_audio(audio, sr, wav_path, sample_rate)
+                audio, sr = read_audio(wav)
+                check_audio(audio, sr, wav, sample_rate)
             except AudioError as e:
                 problems.append(Problem("wav.scp", line, key, str(e)))
     return [Problem(str(path / p.file), p.line, p.utt, p.message) for p in problems]
 
 
-def _bad_segment(fields: list[str], wav_scp: dict[str, str]) -> str | None:
-    """Why a segments line's fields are unusable, or None."""
+def _segment_fields_problem(fields: list[str]) -> str | None:
+    """What is wrong with a segments line's fields after the utterance id, or None. Kaldi's fifth field, a
+    channel, is refused: the audio is read as mono, the mean of its channels."""
+    if len(fields) == 4:
+        return (f"a fifth field (channel {fields[3]}) is not supported: the audio is read as mono (the mean of its "
+                f"channels); split the channels into files")
     if len(fields) != 3:
         return "expected '<utt> <recording> <start> <end>'"
     try:
-        if not 0 <= float(fields[1]) < float(fields[2]):
-            return "bad times"
+        start, end = float(fields[1]), float(fields[2])
     except ValueError:
-        return "non-numeric times"
-    return None if fields[0] in wav_scp else "recording not in wav.scp"
+        return f"non-numeric times {fields[1]} {fields[2]}"
+    return None if 0 <= start and (start < end or end == -1) else f"bad times {fields[1]} {fields[2]}"
+
+
+def _bad_segment(fields: list[str], wav_scp: dict[str, str]) -> str | None:
+    """Why a segments line's fields are unusable, or None."""
+    return _segment_fields_problem(fields) or (None if fields[0] in wav_scp else "recording not in wav.scp")
 
 
 def _bad_lines(tables: dict[str, dict[str, str]], problems: list[Problem], keyed: Sequence[str],
@@ -439,6 +448,8 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
     duplicate key, a speaker id of two tokens, a bad segment or duration, ...; an unsorted line is only sorted),
     or if its audio file is missing. The rewritten directory is then validated: what dropping utterances cannot
     fix (speakers not contiguous when sorted by utterance, ...) raises DataDirError listing it.
+    The old files are kept in ``.backup/`` (then ``.backup.1/``, ...: each fix its own); a fix that would drop every
+    utterance changes nothing and raises DataDirError saying why.
     Returns a report ``{reason: [utt, ...]}`` of what was dropped (also printed by the CLI).
     """
     path = Path(path)
@@ -465,12 +476,14 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
             report.setdefault(f"{name}: {message}", []).append(u)
             keep.discard(u)
     recos = {u: segments[u][0] for u in keep} if has_segments else {u: u for u in keep}
-    gone = sorted(u for u in keep if not Path(tables["wav.scp"][recos[u]]).is_file())
+    gone = sorted(u for u in keep if not is_pipe(tables["wav.scp"][recos[u]]) and not Path(tables["wav.scp"][recos[u]]).is_file())
     if gone:
         report["audio file not found"] = gone
     keep -= set(gone)
-    backup = path / ".backup"
-    backup.mkdir(exist_ok=True)
+    if not keep:
+        raise DataDirError(path, [Problem(str(path), None, None, f"fix would drop every utterance ({reason}: "
+                                          f"{len(utts)})") for reason, utts in report.items()], "nothing was changed")
+    backup = _new_backup_dir(path)
     for name in KNOWN_FILES:
         if (path / name).exists():
             shutil.copy2(path / name, backup / name)
@@ -485,8 +498,19 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
     ).subset(keep).save(path)
     left = validate_data_dir(path)
     if left:
-        raise DataDirError(path, left)
+        raise DataDirError(path, left, f"dropping utterances cannot fix it; the old files are in {backup}")
     return {reason: sorted(utts) for reason, utts in report.items()}
+
+
+def _new_backup_dir(path: Path) -> Path:
+    """``.backup`` the first time, then ``.backup.1``, ``.backup.2``, ...: a second fix never overwrites what the
+    first one saved."""
+    backup, k = path / ".backup", 0
+    while backup.exists():
+        k += 1
+        backup = path / f".backup.{k}"
+    backup.mkdir()
+    return backup
 
 
 def spread_subset(utts: list[str], k: int | None) -> list[str]:
@@ -502,8 +526,11 @@ def spread_subset(utts: list[str], k: int | None) -> list[str]:
 def utt_duration(data: DataDir, utt: str) -> float:
     """Seconds of ``utt``, from segments or from its audio file's header (no decoding)."""
     if data.segments:
-        _, start, end = data.segments[utt]
-        return end - start
+        reco, start, end = data.segments[utt]
+        if end >= 0:
+            return end - start
+        frames, sr = audio_info(data.wav_scp[reco])  # -1: to the recording's end
+        return frames / sr - start
     frames, sr = audio_info(data.wav_scp[utt])
     return frames / sr
 
@@ -554,8 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = fix_data_dir(args.data_dir)
         except DataDirError as e:
-            print(f"{e}\n(dropping utterances cannot fix it; the old files are in {args.data_dir}/.backup)",
-                  file=sys.stderr)
+            print(e, file=sys.stderr)
             return 1
         for reason, utts in report.items():
             print(f"dropped {len(utts)} utterance(s): {reason}: {' '.join(utts[:20])}{' ...' if len(utts) > 20 else ''}")

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from shared.datadir import DataDir, DataDirError, compute_utt2dur, fix_data_dir, main, validate_data_dir
 
@@ -147,10 +148,16 @@ def test_token_is_carried_and_checked_and_combine_is_split_undone(tiny_data_dir,
     assert all(DataDir.load(p).token for p in parts)
     assert main(["combine", str(tmp_path / "all"), *map(str, parts)]) == 0
     assert DataDir.load(tmp_path / "all") == DataDir.load(tiny_data_dir)
-    # an optional table only some parts have is dropped, not left half-filled
+    # an optional table only some parts have is dropped, not left half-filled; utt2lang is an error (dropped, the
+    # parts that had it would be phonemised in the default language)
     first = DataDir.load(parts[0])
-    first.utt2lang = {u: "en-us" for u in first.utts}
-    assert DataDir.combine([first, DataDir.load(parts[1])]).utt2lang == {}
+    second = DataDir.load(parts[1])
+    second.utt2dur = {}
+    assert first.utt2dur and DataDir.combine([first, second]).utt2dur == {}
+    first.utt2lang = {u: "en-gb-x-rp" for u in first.utts}
+    with pytest.raises(ValueError, match="a have utt2lang, b not"):
+        DataDir.combine([first, DataDir.load(parts[1])], names=["a", "b"])
+    first.utt2lang = {}
     # the same utterance twice is an error naming it and both parts
     with pytest.raises(ValueError, match=f"'{first.utts[0]}' is in both a and b"):
         DataDir.combine([first, first], names=["a", "b"])
@@ -174,6 +181,53 @@ def test_segments(tmp_path, tiny_data_dir):
     loaded = DataDir.load(tmp_path / "seg")
     assert loaded.load_audio("spk1-b", 16000).shape == (9600,)
     assert compute_utt2dur(loaded) == pytest.approx({"spk1-a": 0.4, "spk1-b": 0.6})
+    # Kaldi's end time -1: to the recording's end (spk1-utt2 is 1.0 s)
+    loaded.segments["spk1-b"] = ("rec1", 0.4, -1.0)
+    loaded.save(tmp_path / "seg")
+    assert validate_data_dir(tmp_path / "seg") == []
+    assert DataDir.load(tmp_path / "seg").load_audio("spk1-b", 16000).shape == (9600,)
+    assert compute_utt2dur(DataDir.load(tmp_path / "seg"))["spk1-b"] == pytest.approx(0.6)
+    # a fifth field (a channel) is refused with a reason, not read as something else
+    with open(tmp_path / "seg" / "segments", "a") as f:
+        f.write("spk1-c rec1 0.0 0.5 1\n")
+    msgs = _messages(tmp_path / "seg")
+    assert any("segments:3: spk1-c: a fifth field (channel 1) is not supported" in m for m in msgs), msgs
+
+
+def test_kaldi_pipes_in_wav_scp(tiny_data_dir):
+    """``<utt> <command> |``: the command's output is the audio, for loading, durations, validation and fix."""
+    data = DataDir.load(tiny_data_dir)
+    plain = {u: data.load_audio(u, 16000) for u in data.utts}
+    data.wav_scp = {u: f"cat '{p}' |" for u, p in data.wav_scp.items()}
+    data.save(tiny_data_dir)
+    assert validate_data_dir(tiny_data_dir, check_audio_files=True, sample_rate=16000) == []
+    piped = DataDir.load(tiny_data_dir)
+    assert all(torch.equal(piped.load_audio(u, 16000), plain[u]) for u in piped.utts)
+    assert compute_utt2dur(piped) == pytest.approx({u: w.numel() / 16000 for u, w in plain.items()})
+    assert fix_data_dir(tiny_data_dir) == {} and len(DataDir.load(tiny_data_dir)) == 6  # kept: a pipe is no missing file
+    (tiny_data_dir / "wav.scp").write_text((tiny_data_dir / "wav.scp").read_text().replace("cat '", "cat '/nonexistent"))
+    msgs = [str(p) for p in validate_data_dir(tiny_data_dir, check_audio_files=True)]
+    assert any("wav.scp:1: spk1-utt0: cat '/nonexistent" in m and "the command failed (exit status 1)" in m for m in msgs), msgs
+
+
+def test_fix_keeps_every_backup_and_never_empties_a_dir(tiny_data_dir):
+    for f in ("text", "wav.scp"):  # one utterance goes in each of two fixes
+        lines = (tiny_data_dir / f).read_text().splitlines(keepends=True)
+        (tiny_data_dir / f).write_text("".join(lines[1:] if f == "text" else lines))
+    original = (tiny_data_dir / "text").read_text()
+    assert fix_data_dir(tiny_data_dir) == {"not in text": ["spk1-utt0"]}
+    (tiny_data_dir / "text").write_text("".join((tiny_data_dir / "text").read_text().splitlines(keepends=True)[1:]))
+    assert fix_data_dir(tiny_data_dir) == {"not in text": ["spk1-utt1"]}
+    assert (tiny_data_dir / ".backup" / "text").read_text() == original  # the first fix's backup is still there
+    assert (tiny_data_dir / ".backup.1" / "wav.scp").is_file()
+    before = {f: (tiny_data_dir / f).read_text() for f in ("text", "utt2spk", "wav.scp")}
+    (tiny_data_dir / "wav.scp").write_text("".join(f"{u} /nonexistent/{u}.wav\n" for u in DataDir.load(tiny_data_dir).utts))
+    before["wav.scp"] = (tiny_data_dir / "wav.scp").read_text()
+    with pytest.raises(DataDirError, match="fix would drop every utterance \\(audio file not found: 4\\)"):
+        fix_data_dir(tiny_data_dir)
+    assert {f: (tiny_data_dir / f).read_text() for f in before} == before and not (tiny_data_dir / ".backup.2").exists()
+    (tiny_data_dir / "utt2spk").write_text("")
+    assert any("utt2spk: no utterances" in str(p) for p in validate_data_dir(tiny_data_dir))
 
 
 def test_kaldi_format_rules(tiny_data_dir):
