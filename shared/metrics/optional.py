@@ -8,7 +8,8 @@ are missing, :func:`load_optional_metrics` returns a ``{"skipped": reason}`` ent
 metric          env / option             what is needed
 ==============  =======================  ===============================================================
 whisper_wer     FLOWTTS_WHISPER_MODEL    ``openai-whisper`` and a local checkpoint file (``*.pt``);
-                ``--whisper-model``      WER of the transcript against the reference ``text``
+                ``--whisper-model``      WER of the English transcript against the reference ``text``, both
+                                         normalised as the TTS frontend does (numbers in words)
 spk_sim         FLOWTTS_SPK_MODEL        ``speechbrain`` and a local ECAPA model dir (hyperparams.yaml +
                 ``--speaker-model``      embedding_model.ckpt); cosine of reference/generated embeddings
 utmos           FLOWTTS_UTMOS_MODEL      a TorchScript file ``f(wav (B, T) 16 kHz) -> (B,)`` MOS
@@ -41,6 +42,15 @@ def normalize_words(text: str) -> list[str]:
     return re.sub(r"[^\w\s']", " ", text.lower()).split()
 
 
+def wer_words(text: str) -> list[str]:
+    """The words WER counts, after the TTS frontend's English normalisation: numbers, amounts, times and
+    abbreviations in words, so a transcript's "20 apples at 2:30" matches a reference's "twenty apples at half
+    past two" only where they say the same (:func:`shared.text.normalize.normalize_text`)."""
+    from shared.text.normalize import normalize_text
+
+    return normalize_words(normalize_text(text, "en-us"))
+
+
 def _whisper(path: str) -> MetricFn:
     import whisper
 
@@ -48,7 +58,7 @@ def _whisper(path: str) -> MetricFn:
 
     def fn(ref: np.ndarray, gen: np.ndarray, text: str) -> dict[str, float]:
         hyp = model.transcribe(gen.astype(np.float32), language="en", fp16=False)["text"]
-        c = edit_distance(normalize_words(text), normalize_words(hyp))
+        c = edit_distance(wer_words(text), wer_words(hyp))
         return {"whisper_wer": c.rate, "whisper_errors": c.errors, "whisper_words": c.ref_len}
 
     return fn
