@@ -110,6 +110,11 @@ class FSQBottleneck(nn.Module):
         super().__init__()
         from vector_quantize_pytorch import FSQ
 
+        if latent_dim < len(levels) * num_codebooks:  # prepare() snaps through project_out's inverse
+            raise ValueError(f"fsq: {num_codebooks} codebooks of {len(levels)} levels are {len(levels) * num_codebooks} "
+                             f"code dimensions, more than the {latent_dim} latent channels: the projection out of the "
+                             f"codes would not be invertible, so stage two's latents could not be snapped to the grid "
+                             f"(use at most {latent_dim // len(levels)} codebooks, or more latent channels)")
         self.latent_dim = self.in_dim = latent_dim
         self.fsq = FSQ(levels=list(levels), dim=latent_dim, num_codebooks=num_codebooks, channel_first=True)
 

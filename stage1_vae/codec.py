@@ -56,9 +56,12 @@ class EncodecAdapter(nn.Module):
 
         if weights is None and not random_init:
             raise ValueError("encodec adapter: 'weights' (a local state-dict file) is required; nothing is downloaded")
-        builders = {"encodec_24khz": EncodecModel.encodec_model_24khz, "encodec_48khz": EncodecModel.encodec_model_48khz}
+        # the 48 kHz model is stereo, normalises each 1-s segment's volume and codes segments apart: its encoder
+        # and decoder cannot be called on mono frames as here, so it is not offered
+        builders = {"encodec_24khz": EncodecModel.encodec_model_24khz}
         if model not in builders:
-            raise ValueError(f"encodec adapter: unknown model '{model}' (expected one of {sorted(builders)})")
+            raise ValueError(f"encodec adapter: unknown model '{model}' (expected one of {sorted(builders)}; the "
+                             f"48 kHz model is stereo and segment-normalised, which this adapter does not handle)")
         self.model = builders[model](pretrained=False)
         if weights is not None:
             self.model.load_state_dict(torch.load(weights, map_location="cpu"))

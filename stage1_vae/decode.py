@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.data_dir is None and args.latents_dir is None:
         p.error("give --data-dir (resynthesis) and/or --latents-dir (decode latents)")
+    if args.metrics_out and args.latents_dir:
+        p.error("--metrics-out scores resynthesis (--data-dir alone): decoded latents have no time-aligned reference")
     torch.set_num_threads(args.num_threads)
     out = Path(args.out_dir)
     if (out / "wav.scp").is_file() and (args.metrics_out is None or Path(args.metrics_out).is_file()) and not args.overwrite:

@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     codec = load_codec(args.exp_dir, args.device)
     if args.continuous and not hasattr(codec, "encode_continuous"):
         raise SystemExit(f"{args.exp_dir}: this codec has no continuous (pre-quantisation) latents")
+    if args.continuous and type(getattr(codec, "bottleneck", None)).__name__ != "RVQBottleneck":
+        # an FSQ's input is not in the space its decoder reads (its projections differ), and a VAE's "continuous"
+        # output is the posterior's mean and log-variance: only an RVQ's pre-quantisation latent decodes as a latent
+        raise SystemExit(f"{args.exp_dir}: --continuous is for the RVQ codec, whose pre-quantisation latents its "
+                         f"quantiser snaps when decoding; this codec's plain encode output is what to model")
     enc = codec.encode_continuous if args.continuous else codec.encode
     data = DataDir.load(args.data_dir)
     info = codec_info(codec, args.exp_dir, continuous=args.continuous, encoded=not args.continuous)

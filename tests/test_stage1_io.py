@@ -114,6 +114,9 @@ def test_fsq_prepare_snaps_to_the_grid_and_keeps_grid_points():
     assert torch.allclose(b.prepare(noisy), z, atol=1e-5)
     far = torch.randn_like(z) * 3
     assert torch.allclose(b.prepare(b.prepare(far)), b.prepare(far), atol=1e-5)
+    # more code dimensions than latent channels: the snapping could not invert the projection, so it is refused
+    with pytest.raises(ValueError, match="3 codebooks of 3 levels are 9 code dimensions, more than the 8 latent"):
+        build_bottleneck("fsq", 8, levels=(8, 5, 5), num_codebooks=3)
 
 
 # ---- files --------------------------------------------------------------------------------------------
@@ -277,3 +280,18 @@ def test_combined_dumps_are_encode_output_only_if_every_part_is(setup, tmp_path)
     combine_latent_dumps(tmp_path / "both", [tmp_path / "own", tmp_path / "own2"])
     combine_latent_dumps(tmp_path / "mixed", [tmp_path / "generated", tmp_path / "own"])
     assert read_json(tmp_path / "both" / "codec.json")["encoded"] and not read_json(tmp_path / "mixed" / "codec.json")["encoded"]
+
+
+def test_continuous_latents_are_the_rvq_codecs_only_and_decoded_latents_have_no_metrics(setup, tmp_path):
+    """``--continuous``: an RVQ's pre-quantisation latent is one its decoder reads (the quantiser snaps it); a VAE's is
+    the posterior's mean and log-variance, twice the channels its codec.json would name, so it is refused. Decoded
+    latents have no time-aligned reference, so ``--metrics-out`` there is an error, not a file never written."""
+    assert run_encode(setup, "A", tmp_path / "cont", "--continuous") == 0
+    vae = tmp_path / "vae"
+    save_config({"model": {**rvq_cfg(), "bottleneck": {"kind": "gaussian"}}}, vae / "config.yaml")
+    torch.save(build_codec({**rvq_cfg(), "bottleneck": {"kind": "gaussian"}}).state_dict(), vae / MODEL_FILE)
+    with pytest.raises(SystemExit, match="--continuous is for the RVQ codec"):
+        encode.main(["--exp-dir", str(vae), "--data-dir", str(setup / "data"), "--out-dir", str(tmp_path / "v"), "--continuous"])
+    with pytest.raises(SystemExit):
+        decode.main(["--exp-dir", str(setup / "A"), "--latents-dir", str(tmp_path / "cont"), "--out-dir", str(tmp_path / "o"),
+                     "--metrics-out", str(tmp_path / "m.json")])
