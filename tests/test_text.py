@@ -42,6 +42,37 @@ def test_normalize_english(text, expected):
     assert normalize_text(text, "en-us") == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    # vulgar fractions: NFKC once made "1½" "11⁄2" and let the fraction slash through
+    ("1½ cups", "one and a half cups"),
+    ("3¾ miles", "three and three quarters miles"),
+    ("½ cup", "one half cup"),
+    ("2⅔ and ⅛ and 1⁄2", "two and two thirds and one eighth and one half"),
+    # an en dash between two numbers is a range; dashes between words stay pauses
+    ("2010–2015, wait — no", "twenty ten to twenty fifteen, wait, no"),
+    ("7 – 8", "seven to eight"),
+    ("$10–$20, 3–2 and Paris – London", "ten dollars to twenty dollars, three to two and Paris, London"),
+    # an abbreviation ending the text or a sentence keeps its period; units after a number; St. as saint or street
+    ("We bought apples, pears, etc.", "We bought apples, pears, et cetera."),
+    ("I live on Main St.", "I live on Main street."),
+    ("St. John lives on Main St. It is nice.", "saint John lives on Main street. It is nice."),
+    ("He is 6 ft. 2 in. tall.", "He is six feet two inches tall."),
+    ("Pears, etc. Then Dr. Jones came in.", "Pears, et cetera. Then doctor Jones came in."),
+    # amounts with a scale letter or without a whole part, 24/7, simple fractions (not dates), 24:00
+    ("$20M and £1.5m", "twenty million dollars and one point five million pounds"),
+    ("$.50", "fifty cents"),
+    ("open 24/7", "open twenty-four seven"),
+    ("3/4 of 1/2, 2/3 on 12/25/2020", "three quarters of one half, two thirds on twelve slash twenty-five slash twenty twenty"),
+    ("24:00", "twenty-four o'clock"),
+])
+def test_normalize_english_fractions_dashes_abbreviations(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+def test_normalize_other_language_vulgar_fraction():
+    assert normalize_text("1½ Tassen", "de") == "1 1/2 Tassen"
+
+
 def test_normalize_other_language_keeps_digits():
     assert normalize_text("Guten Tag, 3 Äpfel!", "de") == "Guten Tag, 3 Äpfel!"
 

@@ -7,7 +7,9 @@ Decisions (see ``shared/text/README.md``):
 * For English (``en*``) digits, currency, percent, ordinals, years and common abbreviations are spelled
   out; other languages keep digits, which espeak-ng reads in the right language.
 * Prosodic punctuation ``, . ! ? ; :`` is kept (one mark per run, no space before it); brackets and
-  dashes become commas, quotes are dropped.
+  dashes become commas (in English an en dash between two numbers is a range: "2010–2015" -> "... to ..."),
+  quotes are dropped.
+* Vulgar fractions become ASCII ones apart from a whole number before NFKC ("1½" -> "1 1/2", not "11⁄2").
 """
 
 from __future__ import annotations
@@ -27,16 +29,33 @@ _ABBREVIATIONS_EN = {
     "ltd": "limited", "inc": "incorporated", "mt": "mount", "ft": "fort", "vs": "versus",
     "etc": "et cetera", "approx": "approximately", "dept": "department", "est": "established",
 }
-_RE_ABBREV_EN = re.compile(r"\b(" + "|".join(_ABBREVIATIONS_EN) + r")\.(?=\s|$)", re.IGNORECASE)
+# these come before a name or a number ("Mr. Smith", "vs. Frazier"): a capital after them does not start a sentence
+_PREFIX_ABBREVIATIONS_EN = {"mr", "mrs", "ms", "dr", "prof", "capt", "col", "gen", "lt", "sgt", "rev", "hon", "gov",
+                            "mt", "ft", "vs", "approx", "est"}
+_CLOSERS = ")]}\"'\u2019\u201d\u00bb"
+_RE_ABBREV_EN = re.compile(r"\b(" + "|".join(_ABBREVIATIONS_EN) + r")\.(?=[\s,;:!?" + re.escape(_CLOSERS) + r"]|$)",
+                           re.IGNORECASE)
+# units after a number: "6 ft. 2 in." (feet, inches); "in" only with its period ("5 in the box" is not inches)
+_UNITS_EN = {"ft": ("foot", "feet"), "in": ("inch", "inches")}
+_RE_UNIT_EN = re.compile(r"(?<=\d)\s*(?:(ft)\b(\.)?|(in)(\.))(?=[\s,;:!?" + re.escape(_CLOSERS) + r"]|$)",
+                         re.IGNORECASE)
+_RE_SINGULAR = re.compile(r"(?:^|[^\w.,/])1\s*$")
 _RE_EG = re.compile(r"\be\.g\.", re.IGNORECASE)
 _RE_IE = re.compile(r"\bi\.e\.", re.IGNORECASE)
 # "No." only before a digit means "number" (otherwise it ends a sentence: "I said no.")
 _RE_NO = re.compile(r"\bno\.(?=\s*\d)", re.IGNORECASE)
 
+# before NFKC, which makes "1½" "11⁄2": a vulgar fraction is an ASCII one, apart from the digits around it
+_VULGAR_FRACTIONS = {
+    "\u00bc": "1/4", "\u00bd": "1/2", "\u00be": "3/4", "\u2150": "1/7", "\u2151": "1/9", "\u2152": "1/10",
+    "\u2153": "1/3", "\u2154": "2/3", "\u2155": "1/5", "\u2156": "2/5", "\u2157": "3/5", "\u2158": "4/5",
+    "\u2159": "1/6", "\u215a": "5/6", "\u215b": "1/8", "\u215c": "3/8", "\u215d": "5/8", "\u215e": "7/8",
+}
+_RE_VULGAR = re.compile("[" + "".join(_VULGAR_FRACTIONS) + "]")
 _CHAR_MAP = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "`": "'", "\u00b4": "'",
     "\u201c": "", "\u201d": "", "\u201e": "", "\u00ab": "", "\u00bb": "", '"': "",
-    "\u2013": " , ", "\u2014": " , ", "\u2015": " , ", "(": " , ", ")": " , ", "[": " , ", "]": " , ", "{": " , ",
+    "\u2044": "/", "\u2014": " , ", "\u2015": " , ", "(": " , ", ")": " , ", "[": " , ", "]": " , ", "{": " , ",
     "}": " , ",
     "\u2026": ".", "\u00a1": "", "\u00bf": "", "\t": " ", "\n": " ", "\r": " ", "\u00a0": " ",
     "_": " ", "*": " ", "~": " ", "|": " ",
@@ -47,6 +66,55 @@ _RE_SPACE_BEFORE_PUNCT = re.compile(r"\s+([" + re.escape(PUNCTUATION) + r"])")
 _RE_PUNCT_RUN = re.compile(r"([" + re.escape(PUNCTUATION) + r"])[" + re.escape(PUNCTUATION) + r"\s]*(?=[" +
                            re.escape(PUNCTUATION) + r"])")
 _RE_SPACED_HYPHEN = re.compile(r"\s-+\s|\s-+$|^-+\s|--+")
+# an en dash is a pause, except (in English) between two numbers, where numbers.py reads it as a range
+_RE_EN_DASH = re.compile(r"\u2013")
+_RE_EN_DASH_RANGE = re.compile(r"(?<=\d)\s*\u2013\s*(?=[$£€]?\d)")
+_RE_EN_DASH_NOT_RANGE = re.compile(r"(?<!\d)\u2013|\u2013(?![$£€]?\d)")
+
+
+def _ends_sentence(rest: str) -> bool:
+    """Whether an abbreviation's period followed by ``rest`` ends the text or a sentence (a capitalised word next)."""
+    rest = rest.lstrip(_CLOSERS)
+    if not rest.strip():
+        return True
+    if not rest[0].isspace():
+        return False
+    return rest.lstrip().lstrip("([{\"'\u2018\u201c\u00ab")[:1].isupper()
+
+
+def _after_capitalised_word(before: str) -> bool:
+    """Whether the word just before is capitalised and not the first of its sentence ("on Main St." not "Visit St.")."""
+    before = before.rstrip()
+    m = re.search(r"(\S+)$", before)
+    if not m or not m.group(1).lstrip("([{\"'\u2018\u201c\u00ab")[:1].isupper():
+        return False
+    earlier = before[:m.start()].rstrip()
+    return bool(earlier) and earlier[-1] not in ".!?:"
+
+
+def _abbreviation(m: re.Match) -> str:
+    key, rest = m.group(1).lower(), m.string[m.end():]
+    final = _ends_sentence(rest)  # the text ends, or a capitalised word follows
+    capital_next = final and bool(rest.strip(_CLOSERS + " "))
+    if key == "st":  # St. John (saint); Main St., 5th St. (street)
+        if capital_next and not _after_capitalised_word(m.string[:m.start()]):
+            return "saint"
+        return "street." if final else "street"
+    words = _ABBREVIATIONS_EN[key]
+    if capital_next:  # not "Mr. Smith", not "Acme Co. Ltd."
+        after = _RE_ABBREV_EN.match(rest.lstrip())
+        if key in _PREFIX_ABBREVIATIONS_EN or (after and after.group(1).lower() not in _PREFIX_ABBREVIATIONS_EN):
+            return words
+    if final:
+        return words + "."
+    return words
+
+
+def _unit(m: re.Match) -> str:
+    one, many = _UNITS_EN[(m.group(1) or m.group(3)).lower()]
+    word = one if _RE_SINGULAR.search(m.string[:m.start()]) else many
+    period = m.group(2) or m.group(4)
+    return f" {word}." if period and _ends_sentence(m.string[m.end():]) else f" {word}"
 
 
 def is_english(language: str) -> bool:
@@ -55,15 +123,23 @@ def is_english(language: str) -> bool:
 
 def normalize_text(text: str, language: str = "en-us") -> str:
     """Normalise one sentence; see the module docstring. Returns '' for text with nothing to say."""
+    english = is_english(language)
+    text = _RE_VULGAR.sub(lambda m: f" {_VULGAR_FRACTIONS[m.group(0)]} ", text)
     text = unicodedata.normalize("NFKC", text)
     text = "".join(_CHAR_MAP.get(c, c) for c in text)
+    if english:
+        text = _RE_EN_DASH_NOT_RANGE.sub(" , ", _RE_EN_DASH_RANGE.sub("\u2013", text))
+    else:
+        text = _RE_EN_DASH.sub(" , ", text)
     text = _RE_SPACED_HYPHEN.sub(" , ", text)
-    if is_english(language):
+    if english:
         text = _RE_EG.sub("for example", text)
         text = _RE_IE.sub("that is", text)
         text = _RE_NO.sub("number", text)
-        text = _RE_ABBREV_EN.sub(lambda m: _ABBREVIATIONS_EN[m.group(1).lower()], text)
+        text = _RE_UNIT_EN.sub(_unit, text)
+        text = _RE_ABBREV_EN.sub(_abbreviation, text)
         text = expand_numbers_en(text)
+        text = _RE_EN_DASH.sub(" , ", text)  # one numbers.py did not read as a range (a chain: 1–2–3)
         for sym, word in _SYMBOLS_EN.items():
             text = text.replace(sym, word)
     text = _RE_SPACES.sub(" ", text).strip()

@@ -78,14 +78,32 @@ def digits(s: str) -> str:
     return " ".join(_ONES[int(d)] for d in s)
 
 
+_FRACTION_NAMES = {2: ("half", "halves"), 4: ("quarter", "quarters")}
+
+
+def fraction(numerator: int, denominator: int, mixed: bool = False) -> str:
+    """``3/4 -> 'three quarters'``, ``1/2 -> 'one half'``, ``2/3 -> 'two thirds'``; after a whole number
+    (``mixed``) a single part takes an article: ``1 1/2 -> 'one and a half'``, ``2 1/8 -> 'two and an eighth'``."""
+    one, many = _FRACTION_NAMES.get(denominator) or (ordinal(denominator), ordinal(denominator) + "s")
+    if numerator == 1:
+        return ("an " if one[0] in "aeiou" else "a ") + one if mixed else "one " + one
+    return f"{cardinal(numerator)} {many}"
+
+
 _CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
              "€": ("euro", "euros", "cent", "cents")}
 
 _RE_CURRENCY_SCALE = re.compile(r"([$£€])\s?(\d[\d,]*(?:\.\d+)?)\s?(thousand|million|billion|trillion)\b", re.IGNORECASE)
 _RE_CURRENCY = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d+))?\b")
+_RE_CURRENCY_CENTS = re.compile(r"([$£€])\s?\.(\d+)\b")  # $.50
+# a scale letter directly after an amount: $20M, £1.5m, €3bn, $5k (before digits and letters are pulled apart)
+_RE_CURRENCY_SUFFIX = re.compile(r"([$£€]\s?\d[\d,]*(?:\.\d+)?)(k|mn|m|bn|b)\b", re.IGNORECASE)
+_SCALE_SUFFIXES = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion"}
 # ranges and signs are read on the text as written (before any number becomes words): a range of two plain numbers,
-# times or amounts ("1990-2000", "9:30-11:00", "$10-20", "10-15%"), not a chain (phone numbers, dates, 1-2-3)
-_RE_RANGE = re.compile(r"(?<![\w.,:\-])([$£€]?)(\d+(?::\d\d)?)-(\d+(?::\d\d)?)(?![\w:\-]|[.,]\d)")
+# times or amounts ("1990-2000", "9:30-11:00", "$10-20", "$10-$20", "10-15%"), not a chain (phone numbers, dates,
+# 1-2-3); an en dash between two numbers ("2010–2015", "7 – 8") is always a range
+_RE_RANGE = re.compile(r"(?<![\w.,:\-\u2013])([$£€]?)(\d+(?::\d\d)?)(-|\s*\u2013\s*)(?:\1)?(\d+(?::\d\d)?)"
+                       r"(?![\w:\-\u2013]|[.,]\d)")
 _RE_SIGNED = re.compile(r"(?<![\w.,:\-])([-+−])(?=[$£€]?\.?\d)")
 _RE_BARE_DECIMAL = re.compile(r"(?<![\w.,])\.(\d+)\b")
 _RE_PLURAL = re.compile(r"\b(\d+)s\b")
@@ -96,7 +114,10 @@ _RE_DECIMAL = re.compile(r"\b(\d[\d,]*)\.(\d+)\b")
 _RE_YEAR = re.compile(r"\b(1[1-9]\d\d|20\d\d)(s?)\b")
 _RE_THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
 _RE_INT = re.compile(r"\d+")
-_RE_TIME = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)\b")
+_RE_TIME = re.compile(r"\b([01]?\d|2[0-4]):([0-5]\d)\b")
+# simple fractions (3/4, 1/2, and 1 1/2 after a whole number), not part of a date or a chain (12/25/2020, 1/2/3)
+_RE_FRACTION = re.compile(r"(?<![\w.,:/\-$£€])(?:(\d{1,3}(?:,\d{3})+|\d+)\s+)?([1-9])/([1-9]|10)(?![\w/:]|[.,]\d)")
+_RE_24_7 = re.compile(r"(?<![\w.,:/\-])24/7(?![\w/:]|[.,]\d)")
 
 
 def _time(m: re.Match) -> str:
@@ -121,6 +142,25 @@ def _currency(m: re.Match) -> str:
         if cents:
             out += f" and {cardinal(cents)} {sub_one if cents == 1 else sub_many}"
     return out
+
+
+def _currency_cents(m: re.Match) -> str:
+    """``$.50`` -> ``fifty cents``."""
+    _, many, sub_one, sub_many = _CURRENCY[m.group(1)]
+    frac = m.group(2)
+    if len(frac) > 2:
+        return f"point {digits(frac)} {many}"
+    cents = int(frac.ljust(2, "0"))
+    return f"{cardinal(cents)} {sub_one if cents == 1 else sub_many}" if cents else f"zero {many}"
+
+
+def _fraction(m: re.Match) -> str:
+    whole, numerator, denominator = m.group(1), int(m.group(2)), int(m.group(3))
+    if not 2 <= denominator <= 10 or not numerator < denominator:  # 4/4, 3/2: not read as a fraction
+        return m.group(0)
+    if whole is None:
+        return f" {fraction(numerator, denominator)} "
+    return f" {cardinal(_int(whole))} and {fraction(numerator, denominator, mixed=True)} "
 
 
 def _currency_scale(m: re.Match) -> str:
@@ -153,12 +193,13 @@ def _minutes(x: str) -> int:
 
 def _range(m: re.Match) -> str:
     """``a-b`` -> ``a to b`` where it reads as a range: ``a < b``, both times or both plain numbers of the same
-    length or of at most two digits (not 555-1234, not a score like 3-2)."""
-    cur, a, b = m.groups()
-    if (":" in a) != (":" in b) or not _minutes(a) < _minutes(b):
-        return m.group(0)
-    if ":" not in a and not (len(a) == len(b) or max(len(a), len(b)) <= 2):
-        return m.group(0)
+    length or of at most two digits (not 555-1234, not a score like 3-2); with an en dash always."""
+    cur, a, sep, b = m.groups()
+    if "\u2013" not in sep:  # a hyphen: only where it reads as a range
+        if (":" in a) != (":" in b) or not _minutes(a) < _minutes(b):
+            return m.group(0)
+        if ":" not in a and not (len(a) == len(b) or max(len(a), len(b)) <= 2):
+            return m.group(0)
     return f"{cur}{a} to {cur}{b}" if cur else f"{a} to {b}"
 
 
@@ -174,13 +215,18 @@ def _spaced(words: Callable[[re.Match], str]) -> Callable[[re.Match], str]:
 
 
 def expand_numbers_en(text: str) -> str:
-    """Replace every digit sequence in ``text`` by English words: times, amounts of money (``$1.5 million``),
-    percentages, ordinals, decimals (``.5``), signs, ranges (``1990-2000``: "to"), years, thousands, integers."""
+    """Replace every digit sequence in ``text`` by English words: times, amounts of money (``$1.5 million``, ``$20M``,
+    ``$.50``), fractions (``3/4``, ``1 1/2``), percentages, ordinals, decimals (``.5``), signs, ranges (``1990-2000``,
+    ``2010–2015``: "to"), years, thousands, integers."""
     text = _RE_RANGE.sub(_range, text)  # on the text as written (below, a number's words are padded with spaces)
     text = _RE_SIGNED.sub(lambda m: " plus " if m.group(1) == "+" else " minus ", text)
+    text = _RE_CURRENCY_SUFFIX.sub(lambda m: f"{m.group(1)} {_SCALE_SUFFIXES[m.group(2).lower()]}", text)
     text = _RE_LETTER_DIGIT.sub(" ", text)  # A4, 100km: digits and letters apart (not 4th, 1990s)
     text = _RE_TIME.sub(_spaced(_time), text)
+    text = _RE_24_7.sub(" twenty-four seven ", text)
+    text = _RE_FRACTION.sub(_fraction, text)
     text = _RE_CURRENCY_SCALE.sub(_spaced(_currency_scale), text)
+    text = _RE_CURRENCY_CENTS.sub(_spaced(_currency_cents), text)
     text = _RE_CURRENCY.sub(_spaced(_currency), text)
     text = _RE_PERCENT.sub(_spaced(_percent), text)
     text = _RE_ORDINAL.sub(_spaced(lambda m: ordinal(_int(m.group(1)))), text)
