@@ -170,9 +170,22 @@ class FlowMatcher(nn.Module):
         rtol: float = 1e-4,
         atol: float = 1e-4,
     ) -> tuple[torch.Tensor, int]:
-        """Integrate x0 -> x1. Returns (x1 (B, D, F), function evaluations used)."""
+        """Integrate x0 -> x1. Returns (x1 (B, D, F), function evaluations used).
+
+        ``dopri5`` integrates each row on its own, at its own length (``mask``): its step sizes follow an error norm,
+        which over a padded batch would mix the rows' errors (and the padding's), so an utterance's result would
+        depend on what it is batched with; ``used`` is then the most any row used. The fixed-step solvers share one
+        time grid, so they integrate the batch at once, each row as it would be alone."""
         if x0 is None:
             x0 = self.sample_x0(mu, mask, temperature, generator)
+        if solver == "dopri5":
+            x1, used = torch.zeros_like(x0), 0
+            for i, n in enumerate(mask[:, 0].sum(-1).long().tolist()):  # masks are prefixes: n valid frames
+                mask_i, mu_i, extra_i, x0_i = (None if x is None else x[i : i + 1, :, :n] for x in (mask, mu, extra, x0))
+                f = self.velocity_fn(mask_i, mu_i, None if g is None else g[i : i + 1], extra_i, cfg_scale)
+                xi, k = solvers.solve(f, x0_i, solver, nfe, sway, 0.0, 1.0, rtol, atol)
+                x1[i, :, :n], used = xi[0], max(used, k)
+            return x1 * mask, used
         f = self.velocity_fn(mask, mu, g, extra, cfg_scale)
         x1, used = solvers.solve(f, x0, solver, nfe, sway, 0.0, 1.0, rtol, atol)
         return x1 * mask, used

@@ -27,7 +27,7 @@ import torch
 from shared.io import MODEL_FILE, file_sha256, write_json
 from shared.latents import LatentDumpWriter
 from stage2_flow.data import collate_tts
-from stage2_flow.reflow import add_generation_args, generate_pairs, model_and_dataset
+from stage2_flow.reflow import add_generation_args, clear_outputs, generate_pairs, model_and_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,9 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     exp, out = Path(args.exp_dir), Path(args.out_dir)
+    if out.resolve() == Path(args.latents).resolve():
+        p.error("--out-dir is --latents: the GTA latents would replace the real ones they are aligned to")
     if (out / "latents.scp").is_file() and not args.overwrite:
         print(f"{out}/latents.scp exists: nothing to do (use --overwrite to redo)")
         return 0
+    if args.overwrite:
+        clear_outputs(out, ("latents.scp", "gta_info.json", "utt2frames", "key2utt", "latents"))
     model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device)
     order = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])  # similar lengths batch with less padding
     gen = torch.Generator().manual_seed(args.seed)

@@ -201,8 +201,14 @@ class FlowTTS(nn.Module):
         """tokens (B, L) -> {"latents": (B, D, F) normalised, "frm_lens": (B,), "durations": (B, L) or absent,
         "nfe": used}. ``rate`` > 1 speaks faster. Alignment-free mode needs ``n_frames`` or
         ``tokens_per_frame`` (the training-set speaking rate). ``generator``: one for the batch, or one per row
-        (each utterance's start noise then independent of the batch, :func:`~stage2_flow.flow.start_noise`)."""
+        (each utterance's start noise then independent of the batch, :func:`~stage2_flow.flow.start_noise`).
+        An item without tokens (``tok_lens`` 0) or a ``rate`` <= 0 is a ValueError."""
         b = tokens.shape[0]
+        empty = [i for i, n in enumerate(tok_lens.tolist()) if n <= 0]
+        if empty:  # it would come out as NaN latents in a batch, a convolution error alone
+            raise ValueError(f"item(s) {empty} of the batch have no tokens: nothing to synthesise")
+        if not rate > 0:
+            raise ValueError(f"rate {rate}: the speaking-rate factor must be > 0 (1: the training rate, 2: twice as fast)")
         g = self.speaker(spk, prompt, prompt_mask, batch=b, device=tokens.device)
         h, mu, tok_mask = self.encode_text(tokens, tok_lens, g)
         if self.mode == "aligned":

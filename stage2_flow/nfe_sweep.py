@@ -11,12 +11,18 @@ reference audio) and writes ``OUT/summary.json`` and ``OUT/summary.md``. Every N
 how straight the sampling paths are: what reflow is for. With two or more exp dirs, each later one is
 compared with the first at every NFE on the same utterances (``shared.compare``: paired differences with
 95% bootstrap intervals, ``OUT/paired.json`` and a section of ``summary.md``), so "reflow is better at
-2 NFE" is a measured statement, not a reading of two means. Finished cells are reused.
+2 NFE" is a measured statement, not a reading of two means. A cell's synthesis is reused while its model and
+sampling settings are the same; its evaluation is rerun (``shared.evaluate`` recomputes nothing while its inputs and
+settings, ``--phone-recognizer`` and ``--no-f0`` among them, are those of the cell's metrics.json). The exp dirs'
+names (``OUT/<name>/``) must differ. Speakers are those of ``--data-dir`` as in ``stage2_flow.synthesize``: one the
+model was not trained on is an error for a model whose voices are speaker ids (``--speaker NAME``: every utterance in
+one trained voice), the voice of a speech prompt for a zero-shot model.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -30,12 +36,10 @@ LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_ga
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.audio import save_audio
     from shared.device import add_device_arg
     from shared.evaluate import evaluate
     from stage2_flow.solvers import EVALS_PER_STEP
-    from stage2_flow.synthesize import Synthesizer, reference_utterances
-    from shared.io import write_kv
+    from stage2_flow.synthesize import Synthesizer, encode_tokens, reference_utterances, require_tokens, speakers_of, voice
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.nfe_sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dirs", nargs="+", required=True)
@@ -53,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=1.0, help="prior sigma scale of every cell (x0 = mu + T sigma eps)")
     p.add_argument("--no-f0", action="store_true")
+    p.add_argument("--speaker", default=None, help="synthesise every utterance in this training voice (default: each in "
+                   "its utt2spk speaker's; a speaker the model was not trained on is an error unless a prompt gives its voice)")
     p.add_argument("--num-threads", type=int, default=2)
     add_device_arg(p)
     p.add_argument("--overwrite", action="store_true", help="redo every cell (cells of another model are redone anyway)")
@@ -63,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
                 "dopri5 chooses its own number of evaluations")
     if any(n < per_step or n % per_step for n in args.nfe):
         p.error(f"--solver {args.solver} takes {per_step} evaluations per step: every --nfe must be a multiple of {per_step}")
+    names = [Path(os.path.abspath(e)).name for e in args.exp_dirs]  # each exp's cells are OUT/<name>/nfe<N> (a link's own name)
+    same = sorted({n for n in names if names.count(n) > 1})
+    if same:
+        p.error(f"--exp-dirs: {', '.join(e for e, n in zip(args.exp_dirs, names) if n in same)} share the name "
+                f"{', '.join(same)}: their cells (OUT/<name>/nfe<N>) would overwrite each other; give exp dirs of "
+                "different names (a link of another name to one of them will do)")
     torch.set_num_threads(args.num_threads)
     data = Path(args.data_dir)
     utt2text = read_kv(data / "text")
@@ -71,51 +83,40 @@ def main(argv: list[str] | None = None) -> int:
     utt2spk = read_kv(data / "utt2spk") if (data / "utt2spk").is_file() else {}
     out = Path(args.out_dir)
     summary: dict[str, dict[str, dict]] = {}
-    for exp in args.exp_dirs:
-        name = Path(exp).name
+    for exp, name in zip(args.exp_dirs, names):
         synth = Synthesizer.from_exp_dir(exp, args.device, stage1_exp_dir=args.codec_exp_dir)
         weights = Path(exp) / MODEL_FILE
         codec = synth.codec_source.resolve()
         # which trained model (and codec) made a cell
         model_id = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{codec}"
-        ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True) if utt2tok else dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts)))
-        spk = [utt2spk.get(u) if utt2spk.get(u) in synth.speakers else None for u in utts]
+        ids = encode_tokens(synth.vocab, {u: utt2tok[u] for u in utts}) if utt2tok else dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts)))
+        require_tokens(ids)
+        # a zero-shot model speaks in its speaker's voice, by another of its utterances: as stage2_flow.synthesize
+        prompted = synth.needs_prompt
+        spk_of = speakers_of(synth, utts, utt2spk, args.speaker, prompted)
+        spk = [voice(synth, spk_of[u], prompted) for u in utts]
         prompts = None
-        if synth.needs_prompt:  # a zero-shot model: each utterance in its speaker's voice, by another of its utterances
+        if prompted:
             from shared.datadir import DataDir
 
             pool, refs = DataDir.load(data, validate=False), reference_utterances(utts, utt2spk)
             prompts = [synth.reference(pool, refs[u]) for u in utts]
-            spk = [-1 if s is None else s for s in spk]
         latents: dict[int, dict[str, torch.Tensor]] = {}
-        sampling = {"temperature": args.temperature, "solver": args.solver, "seed": args.seed}
+        sampling = {"temperature": args.temperature, "solver": args.solver, "seed": args.seed, "speaker": args.speaker}
         for nfe in args.nfe:
             cell = out / name / f"nfe{nfe}"
             metrics = cell / "metrics.json"
             old = read_json(cell / "timing.json") if (cell / "timing.json").is_file() else None
-            if (not args.overwrite and old is not None and metrics.is_file() and (cell / LATENTS).is_file()
+            if (not args.overwrite and old is not None and (cell / LATENTS).is_file() and (cell / "wav.scp").is_file()
                     and sorted(read_kv(cell / "wav.scp")) == utts  # a cell made for another subset is redone,
                     and old.get("model") == model_id  # and one of another model or sampling setting
                     and all(old.get(k) == v for k, v in sampling.items())):
-                summary.setdefault(name, {})[str(nfe)] = {**old, **_flat(read_json(metrics))}
-                latents[nfe] = torch.load(cell / LATENTS)
-                continue
-            t0 = time.time()
-            wavs, lats = synth.synthesize([ids[u] for u in utts], speaker=spk, prompt=prompts, nfe=nfe, solver=args.solver, seed=args.seed,
-                                          temperature=args.temperature, batch_size=args.batch_size, return_latents=True)
-            elapsed = time.time() - t0
-            latents[nfe] = {u: synth.norm.normalize(z[None])[0] for u, z in zip(utts, lats)}
-            atomic_save_torch(latents[nfe], cell / LATENTS)
-            sr = int(synth.codec.sample_rate)
-            audio = sum(w.numel() for w in wavs) / sr
-            for u, w in zip(utts, wavs):
-                save_audio(cell / "wav" / f"{u}.wav", w, sr)
-            write_kv(cell / "wav.scp", {u: str((cell / "wav" / f"{u}.wav").resolve()) for u in utts})
-            write_kv(cell / "text", {u: utt2text[u] for u in utts})
-            write_kv(cell / "utt2spk", {u: utt2spk.get(u, "spk") for u in utts})
-            timing = {"nfe": nfe, "rtf": elapsed / audio, "audio_seconds": audio, "compute_seconds": elapsed, "model": model_id,
-                      **sampling}
-            write_json(cell / "timing.json", timing)
+                timing, latents[nfe] = old, torch.load(cell / LATENTS)
+            else:
+                timing, latents[nfe] = synthesise_cell(synth, cell, utts, ids, spk, prompts, utt2text, utt2spk, nfe, args, model_id,
+                                                       sampling)
+            # evaluated every time: shared.evaluate redoes nothing while the cell's and the references' audio, the
+            # recogniser and the evaluation settings are those its metrics.json was made from
             res = evaluate(data, cell, metrics, "tts", args.phone_recognizer, None, None, 2, not args.no_f0, allow_subset=True,
                            ref_cache=out / "ref_analysis")
             summary.setdefault(name, {})[str(nfe)] = {**timing, **_flat(res)}
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         for nfe, r in rows.items():
             lines.append(f"| {name} | {nfe} | " + " | ".join(f"{r[c]:.4g}" if isinstance(r.get(c), (int, float)) else "" for c in cols) + " |")
     text = "\n".join(lines) + "\n"
-    paired = compare_cells(out, [Path(e).name for e in args.exp_dirs], [str(n) for n in args.nfe])
+    paired = compare_cells(out, names, [str(n) for n in args.nfe])
     (out / "paired.json").unlink(missing_ok=True)  # an earlier sweep's comparison is not this one's
     if paired:
         write_json(out / "paired.json", paired)
@@ -142,6 +143,35 @@ def main(argv: list[str] | None = None) -> int:
         f.write(text)
     print((out / "summary.md").read_text())
     return 0
+
+
+def synthesise_cell(synth, cell: Path, utts: list[str], ids: dict[str, list[int]], spk: list, prompts, utt2text: dict[str, str],
+                    utt2spk: dict[str, str], nfe: int, args: argparse.Namespace, model_id: str,
+                    sampling: dict) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Synthesise one cell (wavs, its data dir, the normalised latents) and write ``timing.json`` last, the mark of a
+    finished synthesis; returns the timing and the latents. The cell's old evaluation is removed first, so that a run stopped
+    before the new one is finished never leaves the old scores beside the new audio."""
+    from shared.audio import save_audio
+    from shared.io import write_kv
+
+    for stale in ("timing.json", "metrics.json", "metrics_utt.tsv"):
+        (cell / stale).unlink(missing_ok=True)
+    t0 = time.time()
+    wavs, lats = synth.synthesize([ids[u] for u in utts], speaker=spk, prompt=prompts, nfe=nfe, solver=args.solver, seed=args.seed,
+                                  temperature=args.temperature, batch_size=args.batch_size, return_latents=True)
+    elapsed = time.time() - t0
+    latents = {u: synth.norm.normalize(z[None])[0] for u, z in zip(utts, lats)}
+    atomic_save_torch(latents, cell / LATENTS)
+    sr = int(synth.codec.sample_rate)
+    audio = sum(w.numel() for w in wavs) / sr
+    for u, w in zip(utts, wavs):
+        save_audio(cell / "wav" / f"{u}.wav", w, sr)
+    write_kv(cell / "wav.scp", {u: str((cell / "wav" / f"{u}.wav").resolve()) for u in utts})
+    write_kv(cell / "text", {u: utt2text[u] for u in utts})
+    write_kv(cell / "utt2spk", {u: utt2spk.get(u, "spk") for u in utts})
+    timing = {"nfe": nfe, "rtf": elapsed / audio, "audio_seconds": audio, "compute_seconds": elapsed, "model": model_id, **sampling}
+    write_json(cell / "timing.json", timing)
+    return timing, latents
 
 
 def compare_cells(out: Path, names: list[str], nfes: list[str]) -> list[dict]:

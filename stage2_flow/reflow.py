@@ -15,6 +15,7 @@ exactly the conditions the pairs were generated with (the text side is frozen du
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -87,6 +88,17 @@ def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> No
     p.add_argument("--overwrite", action="store_true")
 
 
+def clear_outputs(out: Path, names: tuple[str, ...]) -> None:
+    """``--overwrite``: remove an earlier run's outputs ``names`` of ``out`` (its scp first: the mark of a finished run)
+    before anything new is written, so that a run stopped part way leaves no finished-looking mix of old and new and
+    the next run redoes it."""
+    gone = [name for name in names if (out / name).exists()]
+    for name in gone:
+        (shutil.rmtree if (out / name).is_dir() else Path.unlink)(out / name)
+    if gone:
+        print(f"--overwrite: removed {', '.join(gone)} from {out}", flush=True)
+
+
 def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path,
                       device: torch.device | str = "cpu") -> tuple[FlowTTS, TTSDataset]:
     """A trained model (on ``device``) and the dataset of ``data_dir`` + its real ``latents`` as the model sees
@@ -120,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     if (out / "pairs.scp").is_file() and not args.overwrite:
         print(f"{out}/pairs.scp exists (use --overwrite to regenerate)")
         return 0
+    if args.overwrite:
+        clear_outputs(out, ("pairs.scp", "reflow_info.json", "pairs"))
     model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device)
     idx = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])[: args.max_utts] if args.max_utts else sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])
     gen = torch.Generator().manual_seed(args.seed)

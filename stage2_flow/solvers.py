@@ -14,16 +14,26 @@ import torch
 Field = Callable[[float, torch.Tensor], torch.Tensor]
 
 EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+SWAY_MAX = 1.0 / (math.pi / 2 - 1)  # the largest sway whose warp is monotone on [0, 1] (its slope 0 at t = 1)
 
 
 def time_grid(n_steps: int, sway: float | None = None, t0: float = 0.0, t1: float = 1.0) -> torch.Tensor:
     """Uniform grid of n_steps+1 points, optionally sway-warped (F5-TTS).
 
-    Sway maps u -> u + s (cos(pi u / 2) - 1 + u); s < 0 puts more steps near t = 0 (F5 default -1).
+    Sway maps u -> u + s (cos(pi u / 2) - 1 + u); s < 0 puts more steps near t = 0 (F5 default -1). The warp is
+    monotone on [0, 1] for -1 <= s <= 1 / (pi / 2 - 1) (about 1.75); a sway whose grid leaves [0, 1] or runs
+    backwards (times before 0 or after 1, steps of negative length) is a ValueError naming it.
     """
     u = torch.linspace(0.0, 1.0, n_steps + 1, dtype=torch.float64)
     if sway is not None and sway != 0.0:
         u = u + sway * (torch.cos(math.pi / 2 * u) - 1 + u)
+        eps = 1e-9  # cos(pi / 2) is 6e-17, not 0
+        ok = (u >= -eps) & (u <= 1 + eps) & torch.cat([torch.ones(1, dtype=torch.bool), torch.diff(u) > 0])
+        if not bool(ok.all()):
+            k = int((~ok).nonzero()[0])
+            where = ", ".join(f"t[{i}] = {float(u[i]):.4g}" for i in sorted({max(k - 1, 0), k}))
+            raise ValueError(f"sway {sway}: its warped time grid of {n_steps} steps is not increasing within [0, 1] ({where}); "
+                             f"the warp is monotone for -1 <= sway <= {SWAY_MAX:.3f} (F5-TTS uses -1)")
     return t0 + (t1 - t0) * u
 
 
@@ -74,6 +84,7 @@ _A = [
 ]
 _B5 = [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0]
 _B4 = [5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40]
+_E = [b5 - b4 for b5, b4 in zip(_B5, _B4)]  # x5 - x4 = h sum_i E_i k_i
 
 
 def odeint_dopri5(
@@ -107,9 +118,12 @@ def odeint_dopri5(
             ks.append(f(t + _C[i] * h, xi))
         nfe += 6
         x5 = x + h * sum(b * k for b, k in zip(_B5, ks) if b != 0.0)
-        x4 = x + h * sum(b * k for b, k in zip(_B4, ks) if b != 0.0)
-        scale = atol + rtol * torch.maximum(x.abs(), x5.abs())
-        err = float(torch.sqrt(torch.mean(((x5 - x4) / scale) ** 2)))
+        # the error estimate x5 - x4 from the stages' differences, in float64: as the difference of x5 and x4
+        # (both ~|x|, 1e-4 apart) float32 rounding made it noisy at 1e-3, and the step sizes with it, so that
+        # float rounding in the field (another batch shape, another device) moved the solution by 1e-4
+        dx = h * sum(e * k.double() for e, k in zip(_E, ks))
+        scale = atol + rtol * torch.maximum(x.abs(), x5.abs()).double()
+        err = float(torch.sqrt(torch.mean((dx / scale) ** 2)))
         if err <= 1.0:
             t, x, k1 = t + h, x5, ks[6]
         factor = 0.9 * (1.0 / max(err, 1e-10)) ** 0.2

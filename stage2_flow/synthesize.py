@@ -15,7 +15,8 @@ writes ``OUT/wav/<utt>.wav`` and a Kaldi data dir (``wav.scp``, ``text``, ``utt2
 ``utt2dur``, ``token``, and ``utt2lang`` when the input has one), and ``OUT/synth.json``: the models (paths,
 SHA-256) and sampling options; with ``--save-latents`` also the generated latents as a latent dump
 (:mod:`shared.latents`; with ``codec.json`` naming the codec that decoded them), to work on a synthetic corpus's
-latents without encoding its audio again (stage two trains on OUT as on a real corpus's dump). Utterances whose wav exists already are skipped unless ``--overwrite``; existing
+latents without encoding its audio again (stage two trains on OUT as on a real corpus's dump). Utterances whose wav exists already are skipped unless ``--overwrite``
+(which first removes the old wavs and latent dump, so an interrupted overwrite is not resumed into them); existing
 wavs made with other settings are an error, not mixed with new ones. Each utterance's start noise has its own
 seed (``--seed`` and the utterance id), so the corpus does not depend on batching, resuming or splitting it
 into jobs (``python -m shared.datadir split`` / ``combine``, which joins the jobs' latent dumps too).
@@ -23,12 +24,15 @@ into jobs (``python -m shared.datadir split`` / ``combine``, which joins the job
 A zero-shot model (``model.speaker.use_prompt``) speaks in the voice of a reference: ``--prompt-wav`` for every
 utterance, or ``--prompt-from-data``, each utterance's reference another utterance of its speaker in the data
 dir (``OUT/utt2prompt``), the default for such a model without speaker ids: the recipe's evaluation of unseen
-voices.
+voices. A data dir's speaker that the model was not trained on is then the prompt's voice alone (no speaker id); for a
+model whose voices are speaker ids it is an error (``--speaker NAME`` speaks every utterance in one trained voice).
 """
 
 from __future__ import annotations
 
 import argparse
+import numbers
+import shutil
 import sys
 import time
 import zlib
@@ -42,6 +46,7 @@ from shared.io import MODEL_FILE, read_json, read_kv, write_json, write_kv
 from shared.latents import LatentDumpWriter, codec_info
 from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
+from stage2_flow import solvers
 from stage2_flow.data import LatentNormalizer, pad_prompts
 from stage2_flow.model import FlowTTS, codec_dir, load_trained
 
@@ -89,7 +94,7 @@ class Synthesizer:
         default = self.frontend.config.language
         utt2lang = {u: lang or default for u, lang in zip(utts, languages)} if languages is not None else None
         toks = tokenize_by_language(self.frontend, dict(zip(utts, texts)), utt2lang, self._frontends)
-        return list(self.vocab.encode_all(toks, map_unknown=True).values())
+        return list(encode_tokens(self.vocab, toks).values())
 
     def language_for(self, speaker: str | int | None, language: str | None = None) -> str | None:
         """``language`` if given, else the speaker's training language (``frontend.yaml``'s ``speaker_languages``,
@@ -116,10 +121,16 @@ class Synthesizer:
         return self.model.speaker.prompt is not None and self.model.speaker.table is None
 
     def speaker_id(self, speaker: str | int | None) -> int:
+        """The id of a training voice (its name, or its id), -1 for none (a prompt's voice alone); None: the first
+        training voice (-1 for a model without any). An id outside -1 .. len(speakers) - 1 is a ValueError."""
         if speaker is None:
             return 0 if self.speakers else -1
-        if isinstance(speaker, int):
-            return speaker
+        if isinstance(speaker, numbers.Integral) and not isinstance(speaker, bool):
+            if not -1 <= int(speaker) < len(self.speakers):
+                known = ", ".join(f"{i} {name}" for i, name in enumerate(self.speakers)) or "none (a single-speaker model)"
+                raise ValueError(f"speaker id {speaker}: out of range; this model's voices are {known}, "
+                                 "and -1 is no speaker id (the voice of a speech prompt alone)")
+            return int(speaker)
         if speaker not in self.speakers:
             raise KeyError(f"unknown speaker {speaker!r}; known: {self.speakers}")
         return self.speakers.index(speaker)
@@ -161,13 +172,15 @@ class Synthesizer:
         what else is synthesised with it or on ``batch_size``."""
         if isinstance(texts, str):
             texts = [texts]
+        check_sampling(solver, nfe, rate, sway)
         spk = list(speaker) if isinstance(speaker, (list, tuple)) else [speaker] * len(texts)
+        spk_ids = [self.speaker_id(s) for s in spk]
         if texts and not isinstance(texts[0], str):
             ids = [list(t) for t in texts]
         else:
             langs = [self.language_for(s, language) for s in spk]
             ids = self.tokenize(texts, languages=langs if any(langs) else None)
-        spk_ids = [self.speaker_id(s) for s in spk]
+        require_tokens({f"text {i} ({t!r})" if isinstance(t, str) else f"item {i}": x for i, (t, x) in enumerate(zip(texts, ids))})
         seeds = [seed + i for i in range(len(ids))] if isinstance(seed, int) else list(seed)
         if len(seeds) != len(ids):
             raise ValueError(f"{len(seeds)} seeds for {len(ids)} texts")
@@ -215,6 +228,69 @@ class Synthesizer:
         return [(self.codec.decode(zi[None])[0].float().cpu(), zi.cpu()) for zi in lats]
 
 
+def check_sampling(solver: str, nfe: int, rate: float, sway: float | None) -> None:
+    """A ValueError for sampling options that cannot work: a speaking rate <= 0, or a sway whose time grid is not
+    increasing within [0, 1] (:func:`~stage2_flow.solvers.time_grid`; ``dopri5`` has no grid to warp)."""
+    if not rate > 0:
+        raise ValueError(f"rate {rate}: the speaking-rate factor must be > 0 (1: the training rate, 2: twice as fast)")
+    if sway is not None and solver != "dopri5":
+        solvers.time_grid(solvers.steps_for_nfe(solver, nfe), sway)
+
+
+def encode_tokens(vocab: Vocab, utt2tokens: dict[str, Sequence[str]]) -> dict[str, list[int]]:
+    """Token ids of each utterance's tokens. A symbol the model was not trained on becomes ``<unk>``, which
+    training never saw either: a warning on stderr (once per call) names the symbols and a few utterances."""
+    unknown = {u: vocab.unknown(toks) for u, toks in utt2tokens.items()}
+    unknown = {u: syms for u, syms in unknown.items() if syms}
+    if unknown:
+        symbols = list(dict.fromkeys(x for syms in unknown.values() for x in syms))
+        utts = list(unknown)
+        print(f"warning: {len(utts)} utterance(s) hold {len(symbols)} symbol(s) the model was not trained on, synthesised "
+              f"as <unk> (unseen in training too): {' '.join(repr(x) for x in symbols[:20])}{' ...' if len(symbols) > 20 else ''} "
+              f"(in {', '.join(utts[:3])}{', ...' if len(utts) > 3 else ''})", file=sys.stderr, flush=True)
+    return vocab.encode_all(utt2tokens, map_unknown=True)
+
+
+def require_tokens(ids: dict[str, Sequence[int]]) -> None:
+    """A ValueError naming the items (utterances) of ``ids`` without a token: there is nothing to synthesise (a
+    batch would give them NaN latents, alone a convolution error)."""
+    empty = [name for name, x in ids.items() if len(x) == 0]
+    if empty:
+        raise ValueError(f"{len(empty)} item(s) have no tokens to synthesise (empty text, or text the frontend makes "
+                         f"nothing of): {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}")
+
+
+def speakers_of(synth: Synthesizer, utts: list[str], utt2spk: dict[str, str], speaker: str | None = None,
+                prompted: bool = False, remedy: str = "") -> dict[str, str]:
+    """Each utterance's voice when synthesising a data dir (the CLI, the NFE sweep): ``speaker`` for all where given,
+    else its ``utt2spk`` speaker, the first training voice where it has none. A speaker the model was not trained on
+    keeps its name where a speech prompt gives each utterance its voice (``prompted``; its id is then -1, see
+    :func:`voice`); for a model whose voices are speaker ids it is an error naming the speakers and ``remedy`` (another
+    voice, silently, before); for a model with one voice, or no speaker conditioning, it is that voice."""
+    first = synth.speakers[0] if synth.speakers else "spk"
+    if speaker:
+        if speaker not in synth.speakers:
+            raise SystemExit(f"--speaker {speaker}: not a voice of this model; it knows "
+                             f"{', '.join(synth.speakers) or 'none (a single-speaker model)'}")
+        return {u: speaker for u in utts}
+    unknown = sorted({utt2spk[u] for u in utts if u in utt2spk and utt2spk[u] not in synth.speakers})
+    if unknown and not prompted and synth.model.speaker.table is not None and len(synth.speakers) > 1:
+        remedy = remedy or ("give --speaker NAME (one trained voice for every utterance), or use a zero-shot model "
+                            "(model.speaker.use_prompt), which takes each voice from a speech prompt")
+        raise SystemExit(f"{len(unknown)} speaker(s) of the input are not voices of this model: "
+                         f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''} (it knows {', '.join(synth.speakers)}); "
+                         f"its voices are speaker ids, so they would speak in another voice: {remedy}")
+    return {u: utt2spk[u] if u in utt2spk and (prompted or utt2spk[u] in synth.speakers) else first for u in utts}
+
+
+def voice(synth: Synthesizer, name: str, prompted: bool) -> str | int | None:
+    """What :meth:`Synthesizer.synthesize` takes as the speaker of an utterance of ``name``: the name of a training
+    voice, -1 (no speaker id) for another speaker whose voice a speech prompt gives, else None (the first voice)."""
+    if name in synth.speakers:
+        return name
+    return -1 if prompted else None
+
+
 def read_inputs(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, list[str]] | None, dict[str, str], dict[str, str]]:
     """-> (utt2text, utt2tokens or None, utt2spk, utt2lang); the last two empty where the input has none."""
     if args.data_dir:
@@ -245,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                    "(text input; a data dir's utt2lang is used when it has one)")
     p.add_argument("--out-dir", required=True)
     who = p.add_mutually_exclusive_group()
-    who.add_argument("--speaker", help="speaker for every utterance (default: utt2spk when known, else the first)")
+    who.add_argument("--speaker", help="speaker for every utterance (default: utt2spk, else the first; a speaker the "
+                     "model was not trained on is an error unless a speech prompt gives its voice)")
     who.add_argument("--speakers", help="a multi-speaker corpus: 'all' training voices or a comma-separated list; "
                      "each input utterance becomes '<speaker>-<utt>' (Kaldi's speaker prefix), in every one of them "
                      "(--assign every) or in one each, in turn (--assign cycle). Raw text is phonemised in each voice's "
@@ -277,8 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-threads", type=int, default=2)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
+    try:
+        check_sampling(args.solver, args.nfe, args.rate, args.sway)
+    except ValueError as e:
+        p.error(f"--rate / --sway: {e}")
     torch.set_num_threads(args.num_threads)
     out = Path(args.out_dir)
+    if args.data_dir and Path(args.data_dir).resolve() == out.resolve():
+        p.error("--out-dir is --data-dir: the synthetic data dir would replace its input")
     synth = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
     print(f"synthesising on {synth.device}, decoding with the codec of {synth.codec_source}", flush=True)
     if synth.needs_prompt and not (args.prompt_wav or args.prompt_from_data):
@@ -311,11 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     bs = args.batch_size
     for k in tqdm(range(0, len(todo), bs), desc="synthesize", unit="batch"):
         chunk = todo[k : k + bs]
-        if refs:  # each its own reference; a voice the model has no id for is the prompt's alone
-            spk = [spk_of[u] if spk_of[u] in synth.speakers else -1 for u in chunk]
+        if refs:  # each its own reference
             prompt = [synth.reference(pool, refs[u]) for u in chunk]
-        else:
-            spk = [spk_of[u] if spk_of[u] in synth.speakers else None for u in chunk]
+        # a voice the model has no id for is the prompt's alone
+        spk = [voice(synth, spk_of[u], prompt is not None) for u in chunk]
         wavs, lats = synth.synthesize([ids[u] for u in chunk], speaker=spk, prompt=prompt, nfe=args.nfe, solver=args.solver,
                                       rate=args.rate, temperature=args.temperature, cfg_scale=args.cfg_scale, sway=args.sway,
                                       seed=[utterance_seed(args.seed, u) for u in chunk], batch_size=bs, return_latents=True)
@@ -358,13 +440,17 @@ def requests(args: argparse.Namespace, synth: Synthesizer) -> tuple[list[str], d
             raise SystemExit(f"--prompt-from-data: {args.data_dir}/utt2spk has no speaker for {len(missing)} utterance(s), e.g. {missing[:3]}")
         spk_of = {u: utt2spk[u] for u in utts}
     else:
-        first = synth.speakers[0] if synth.speakers else "spk"
-        spk_of = {u: args.speaker or (utt2spk[u] if utt2spk.get(u) in synth.speakers else first) for u in utts}
+        remedy = ("give --speaker NAME (one trained voice for every utterance), or "
+                  + ("--prompt-from-data or --prompt-wav (this model has a prompt encoder: each voice from a speech prompt)"
+                     if synth.model.speaker.prompt is not None else
+                     "use a zero-shot model (model.speaker.use_prompt), which takes each voice from a speech prompt"))
+        spk_of = speakers_of(synth, utts, utt2spk, args.speaker, prompted=bool(args.prompt_wav), remedy=remedy)
     if utt2tok is not None:
-        ids = synth.vocab.encode_all({u: utt2tok[u] for u in utts}, map_unknown=True)
+        ids = encode_tokens(synth.vocab, {u: utt2tok[u] for u in utts})
     else:
         langs = [synth.language_for(spk_of[u], args.language or utt2lang.get(u)) for u in utts]
         ids = dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts, langs if any(langs) else None))) if utts else {}
+    require_tokens(ids)
     return utts, utt2text, spk_of, utt2lang, ids
 
 
@@ -441,8 +527,12 @@ def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[st
 
 def check_resume(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     """Record ``settings`` in ``OUT/synth.json``. Existing wavs (kept unless ``overwrite``) made with other
-    settings are never mixed with new ones: that is an error naming what changed."""
+    settings are never mixed with new ones: that is an error naming what changed. ``overwrite`` removes the old
+    output first (:func:`clear_output`), so that a rerun after an interrupted ``--overwrite`` run, which finds the
+    new settings in synth.json, does not count old wavs as done."""
     record = out / "synth.json"
+    if overwrite:
+        clear_output(out)
     have_wavs = (out / "wav").is_dir() and any((out / "wav").glob("*.wav"))
     if have_wavs and not overwrite and record.is_file():
         old = read_json(record)
@@ -453,6 +543,19 @@ def check_resume(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     elif have_wavs and not overwrite:
         print(f"warning: {out} holds wavs but no synth.json (made before it was recorded); keeping them", flush=True)
     write_json(record, settings)
+
+
+OUTPUT_FILES = ("wav", "wav.scp", "latents", "latents.scp", "utt2frames", "key2utt", "codec.json")
+
+
+def clear_output(out: Path) -> None:
+    """``--overwrite``: remove an earlier run's wavs (``wav/``, and ``wav.scp``, which lists them) and its
+    ``--save-latents`` dump, before anything new is written."""
+    gone = [name for name in OUTPUT_FILES if (out / name).exists()]
+    for name in gone:
+        (shutil.rmtree if (out / name).is_dir() else Path.unlink)(out / name)
+    if gone:
+        print(f"--overwrite: removed {', '.join(gone)} from {out}", flush=True)
 
 
 def write_output_dir(out: Path, utts: list[str], utt2text: dict[str, str], spk_of: dict[str, str], utt2lang: dict[str, str],

@@ -96,6 +96,26 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
         f.write("".join(f"{s}\n" for s in sorted(set(utt2spk.values()))))
 
 
+def codec_has_pitch(stage1_exp_dir: Path) -> bool:
+    """Whether the stage-one codec's latent channel 0 is its log-F0: its exp dir's ``config.yaml`` sets ``model.pitch``
+    (a codec without one, such as an EnCodec / DAC adapter or the stand-in codec, has no pitch channel)."""
+    path = Path(stage1_exp_dir) / "config.yaml"
+    return path.is_file() and bool((load_config(path).get("model") or {}).get("pitch"))
+
+
+def resolve_channel_weights(model_cfg: dict, stage1_exp_dir: Path) -> None:
+    """``model.flow.channel_weights`` that name channel 0 weight the codec's log-F0 (``{0: 10.0}``, the default
+    recipe's); with a codec that has no pitch channel they would weight an ordinary latent channel instead, so they
+    are dropped (in place, with a note; the exp dir's config.yaml records what is left)."""
+    flow = model_cfg.get("flow") or {}
+    weights = flow.get("channel_weights") or {}
+    pitch = {k: v for k, v in weights.items() if int(k) == 0}
+    if pitch and not codec_has_pitch(stage1_exp_dir):
+        flow["channel_weights"] = {k: v for k, v in weights.items() if int(k) != 0}
+        print(f"note: model.flow.channel_weights {pitch} dropped: the codec of {Path(stage1_exp_dir).resolve()} has no pitch "
+              "channel (no model.pitch in a config.yaml there), so its channel 0 is no log-F0", flush=True)
+
+
 def build_datasets(args, cfg, exp_dir: Path):
     vocab = Vocab.load(exp_dir / "tokens.txt")
     norm = LatentNormalizer.load(exp_dir / "latent_stats.json")
@@ -158,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     describe_exp_dir(args, exp_dir)
     if args.init_from:  # the architecture is the base model's (also what the datasets give it: speech prompts)
         cfg["model"] = load_config(Path(args.init_from) / "config.yaml")["model"]
+    resolve_channel_weights(cfg["model"], stage1_dir(exp_dir))
     train_set, dev_set, vocab, speakers, s1 = build_datasets(args, cfg, exp_dir)
     cfg["model"].update(latent_dim=s1["latent_dim"], n_vocab=len(vocab), n_speakers=len(speakers))
     cfg["data"] = {**cfg.get("data", {}), "train": args.data_dir, "latents": args.latents, "dev": args.dev_dir,

@@ -57,3 +57,36 @@ def test_nfe_budget_and_sway_grid():
     assert float(g[1]) < 1 / 8  # sway < 0 puts small steps near t = 0
     with pytest.raises(ValueError, match="unknown"):
         solvers.steps_for_nfe("rk45", 4)
+
+
+def test_dopri5_steps_do_not_follow_float_rounding():
+    """The error estimate was x5 - x4 in float32, two numbers ~|x| about 1e-4 apart: noisy at 1e-3, so a change of the
+    field at float rounding (another batch shape, another device) moved the steps and the solution by ~1e-4; from the
+    stages' differences in float64 it moves the solution by about the rounding itself."""
+    torch.manual_seed(0)
+    w = torch.randn(8, 8) * 0.8
+
+    def f(t: float, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(torch.einsum("ij,bjf->bif", w, x)) * (1 + 3 * t)
+
+    x0 = torch.randn(1, 8, 18)
+    a, n = solvers.odeint_dopri5(f, x0)
+    b, _ = solvers.odeint_dopri5(lambda t, x: f(t, x) * (1 + 1e-7), x0)
+    assert n > 20 and float((a - b).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("sway,steps", [(-2.0, 4), (3.0, 4), (-1.05, 32), (1.8, 32), (float("nan"), 4)])
+def test_a_sway_whose_grid_leaves_zero_one_is_an_error(sway, steps):
+    """Outside -1 <= sway <= 1.75 the warp is not monotone: times before 0 or after 1 (sway -2 gave t = -0.098 at 4
+    steps), integrated silently before."""
+    with pytest.raises(ValueError, match=f"sway {sway}"):
+        solvers.time_grid(steps, sway)
+    with pytest.raises(ValueError, match="sway"):
+        solvers.solve(field, torch.ones(1), "euler", nfe=steps, sway=sway)
+
+
+def test_the_sway_range_is_monotone_on_every_grid():
+    for sway in (-1.0, -0.5, 0.5, 1.0, solvers.SWAY_MAX - 1e-6):
+        for steps in (1, 2, 4, 32, 256):
+            g = solvers.time_grid(steps, sway)
+            assert torch.all(torch.diff(g) > 0) and float(g[0]) == 0.0 and abs(float(g[-1]) - 1.0) < 1e-9

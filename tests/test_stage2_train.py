@@ -100,13 +100,19 @@ def test_a_time_capped_run_is_finished_until_its_budget_grows(tmp_path):
     assert train.finished(tmp_path, {"trainer": {"max_steps": 6}}) and not train.finished(tmp_path, {"trainer": {"max_steps": 8}})
 
 
-def test_resume_is_exact(corpus):
+def test_resume_is_exact(corpus, capsys):
+    import json
+
     over = ("train.lr_total_steps=4", "model.text_encoder.dropout=0.2", "trainer.checkpoint_every_n_steps=2")
     straight = train_args(corpus, "exp/stage2/straight", *over, dev=False)
     assert train.main(straight + ["trainer.max_steps=4"]) == 0
     split = train_args(corpus, "exp/stage2/split", *over, dev=False)
     assert train.main(split + ["trainer.max_steps=2"]) == 0
+    capsys.readouterr()
     assert train.main(split + ["trainer.max_steps=4"]) == 0  # resumes from checkpoints/last.ckpt
+    # resumed, not started again (training is deterministic: a restart would end with the same weights)
+    assert f"resuming from {corpus / 'exp/stage2/split/checkpoints/last.ckpt'}" in capsys.readouterr().out
+    assert json.loads((corpus / "exp/stage2/split/train_summary.json").read_text())["steps_this_run"] == 2
     a = torch.load(corpus / "exp/stage2/straight/checkpoints/last.ckpt", weights_only=False)
     b = torch.load(corpus / "exp/stage2/split/checkpoints/last.ckpt", weights_only=False)
     assert a["global_step"] == b["global_step"] == 4
@@ -114,10 +120,11 @@ def test_resume_is_exact(corpus):
         assert torch.equal(v, b["state_dict"][k]), k
 
 
-def test_resume_after_a_hard_kill_is_exact(corpus):
+def test_resume_after_a_hard_kill_is_exact(corpus, capsys):
     """A run killed as step 3 begins (``os._exit``: no clean shutdown, as ``kill -9``) and rerun ends with exactly the
     weights of the run that was never interrupted, and its log holds every step once, as that run's does."""
     import csv
+    import json
     import os
     import subprocess
     import sys
@@ -131,7 +138,11 @@ def test_resume_after_a_hard_kill_is_exact(corpus):
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 3, p.stdout[-2000:] + p.stderr[-2000:]
     assert not (corpus / "exp/stage2/killed/model.pt").exists() and (corpus / "exp/stage2/killed/checkpoints/last.ckpt").is_file()
+    capsys.readouterr()
     assert train.main(cut) == 0
+    # resumed from step 3's checkpoint, not trained again from step 0 (which would end with the same weights)
+    assert "resuming from" in capsys.readouterr().out
+    assert json.loads((corpus / "exp/stage2/killed/train_summary.json").read_text())["steps_this_run"] == 2
     a = torch.load(corpus / "exp/stage2/unbroken/model.pt", weights_only=True)
     b = torch.load(corpus / "exp/stage2/killed/model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -545,3 +556,200 @@ def test_stage_one_link_is_relative_so_a_recipe_tree_moves_whole(trained, tmp_pa
     assert stage1_dir(deeper).resolve() == (root / "exp/stage1/fake").resolve()
     assert {k: v for k, v in read_json(deeper / "stage1.json").items() if k != "exp_dir"} == \
         {k: v for k, v in read_json(trained / "stage1.json").items() if k != "exp_dir"}
+
+
+class Interrupt(Exception):
+    """Stands for a kill part way through a run."""
+
+
+def interrupt_after(monkeypatch, target: str, calls: int) -> None:
+    """Make ``target`` (a function or method, by its dotted path) raise :class:`Interrupt` after ``calls`` calls."""
+    import importlib
+
+    module, _, attr = target.rpartition(".")
+    owner_path, _, cls = module.rpartition(".") if module.split(".")[-1][:1].isupper() else (module, "", "")
+    owner = getattr(importlib.import_module(owner_path), cls) if cls else importlib.import_module(module)
+    real, count = getattr(owner, attr), [0]
+
+    def wrapped(*args, **kwargs):
+        count[0] += 1
+        if count[0] > calls:
+            raise Interrupt(target)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attr, wrapped)
+
+
+def test_an_interrupted_overwrite_is_not_resumed_into_the_old_wavs(trained, tmp_path, monkeypatch):
+    """--overwrite wrote the new synth.json at once and left the old wavs (and latent dump) until each was redone: a
+    run stopped part way and rerun with the new settings counted the old wavs as done, a corpus of two settings."""
+    import numpy as np
+
+    from shared.audio import load_audio
+    from shared.io import read_json
+
+    monkeypatch.setattr("stage2_flow.codec.load_codec", lambda *args, **kwargs: SmoothCodec())
+    out = tmp_path / "out"
+    run = ["--exp-dir", str(trained), "--data-dir", str(trained.parents[2] / "data/test"), "--nfe", "2", "--save-latents",
+           "--batch-size", "1"]
+    assert synthesize.main([*run, "--out-dir", str(out), "--temperature", "0.7"]) == 0
+    assert len(list((out / "wav").glob("*.wav"))) == 3 and (out / "latents.scp").is_file()
+    with monkeypatch.context() as m:
+        interrupt_after(m, "stage2_flow.synthesize.Synthesizer.synthesize", 1)  # killed after its first batch
+        with pytest.raises(Interrupt):
+            synthesize.main([*run, "--out-dir", str(out), "--temperature", "0.5", "--overwrite"])
+    assert read_json(out / "synth.json")["temperature"] == 0.5
+    assert len(list((out / "wav").glob("*.wav"))) == 1  # the new one; the old ones went first
+    assert not (out / "latents.scp").exists() and len(list((out / "latents").glob("*.pt"))) == 1
+    assert synthesize.main([*run, "--out-dir", str(out), "--temperature", "0.5"]) == 0  # goes on
+    assert synthesize.main([*run, "--out-dir", str(tmp_path / "fresh"), "--temperature", "0.5"]) == 0
+    for wav in sorted((tmp_path / "fresh/wav").glob("*.wav")):
+        a, b = load_audio(wav, 16000).numpy(), load_audio(out / "wav" / wav.name, 16000).numpy()
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-3, wav.name  # all of it the new settings' audio
+
+
+@pytest.mark.parametrize("verb", ["reflow", "gta"])
+def test_an_interrupted_overwrite_of_pairs_or_gta_latents_is_redone(trained, tmp_path, monkeypatch, capsys, verb):
+    """Only the scp's existence was checked: an --overwrite stopped part way left the old scp and info json, and the
+    next run said "exists" over a mix of old and new files."""
+    from shared.io import read_json, read_kv
+    from stage2_flow import gta
+
+    root, out = trained.parents[2], tmp_path / verb
+    main, scp, info = (reflow.main, "pairs.scp", "reflow_info.json") if verb == "reflow" else (gta.main, "latents.scp", "gta_info.json")
+    run = ["--exp-dir", str(trained), "--data-dir", str(root / "data/train"), "--latents", str(root / "dump/fake/train"),
+           "--out-dir", str(out), "--batch-size", "4"] + (["--max-utts", "8"] if verb == "reflow" else [])
+    assert main([*run, "--nfe", "2"]) == 0
+    n = len(read_kv(out / scp))
+    with monkeypatch.context() as m:
+        interrupt_after(m, f"stage2_flow.{verb}.generate_pairs", 1)
+        with pytest.raises(Interrupt):
+            main([*run, "--nfe", "4", "--overwrite"])
+    assert not (out / scp).exists() and not (out / info).exists()
+    capsys.readouterr()
+    assert main([*run, "--nfe", "4"]) == 0
+    assert "exists" not in capsys.readouterr().out
+    assert read_json(out / info)["nfe"] == 4 and len(read_kv(out / scp)) == n
+
+
+def test_nfe_sweep_evaluates_again_what_an_interrupted_run_or_other_settings_left(trained, tone_test, tmp_path, monkeypatch):
+    """timing.json was written before the evaluation, and a cell with it and any metrics.json was reused: a sweep
+    stopped while scoring a redone cell kept the old cell's scores, and --no-f0 or another --phone-recognizer reused
+    the scores made without them."""
+    from shared import evaluate
+    from shared.io import read_json
+    from stage2_flow import nfe_sweep
+
+    out = tmp_path / "sweep"
+    args = ["--exp-dirs", str(trained), "--data-dir", str(tone_test), "--out-dir", str(out), "--nfe", "2", "--no-f0"]
+    assert nfe_sweep.main(args) == 0
+    cell = out / trained.name / "nfe2"
+
+    def scored_audio_is_the_cells():  # metrics.json's inputs: the references' and the cell's audio as it is now
+        inputs = read_json(cell / "metrics.json")["inputs"]
+        return inputs[str(cell / "wav.scp")] == evaluate.fingerprint([cell / "wav.scp"])[str(cell / "wav.scp")]
+
+    assert scored_audio_is_the_cells()
+    with monkeypatch.context() as m:
+        interrupt_after(m, "shared.evaluate.evaluate", 0)  # stopped while scoring the redone cell
+        with pytest.raises(Interrupt):
+            nfe_sweep.main([*args, "--seed", "1"])
+    assert read_json(cell / "timing.json")["seed"] == 1 and not (cell / "metrics.json").exists()
+    assert nfe_sweep.main([*args, "--seed", "1"]) == 0
+    assert scored_audio_is_the_cells()
+    assert read_json(out / "summary.json")[trained.name]["2"]["seed"] == 1
+    timing = read_json(cell / "timing.json")
+    assert nfe_sweep.main(args[:-1] + ["--seed", "1"]) == 0  # with F0 now: the same audio, scored again
+    assert read_json(cell / "timing.json") == timing and read_json(cell / "metrics.json")["settings"]["with_f0"]
+    assert "vuv_error" in read_json(out / "summary.json")[trained.name]["2"]  # an F0 metric
+
+
+def test_speakers_the_model_was_not_trained_on(trained, tone_test, tmp_path, monkeypatch):
+    """A data dir's speaker the model has no id for became the first training voice (synthesis) or the zero vector
+    (NFE sweep), silently: now an error naming it and --speaker for a speaker-id model, and the prompt's voice, with
+    no speaker id, for a model with a prompt encoder, in synthesis and the sweep alike."""
+    from shared.datadir import DataDir
+    from shared.io import read_kv
+    from stage2_flow import nfe_sweep
+
+    monkeypatch.setattr("stage2_flow.codec.load_codec", lambda *args, **kwargs: SmoothCodec())
+    data = DataDir.load(tone_test)
+    data.utt2spk = {u: "p225" if s == "spk1" else s for u, s in data.utt2spk.items()}
+    data.save(tmp_path / "unseen")
+    unseen = tmp_path / "unseen"
+    with pytest.raises(SystemExit, match=r"not voices of this model: p225 .*--speaker NAME"):
+        synthesize.main(["--exp-dir", str(trained), "--data-dir", str(unseen), "--out-dir", str(tmp_path / "x"), "--nfe", "1"])
+    with pytest.raises(SystemExit, match=r"not voices of this model: p225 .*--speaker NAME"):
+        nfe_sweep.main(["--exp-dirs", str(trained), "--data-dir", str(unseen), "--out-dir", str(tmp_path / "s"), "--nfe", "1", "--no-f0"])
+    assert not (tmp_path / "x/wav").exists()
+    assert synthesize.main(["--exp-dir", str(trained), "--data-dir", str(unseen), "--out-dir", str(tmp_path / "one_voice"), "--nfe", "1",
+                            "--speaker", "spk0"]) == 0
+    assert set(read_kv(tmp_path / "one_voice/utt2spk").values()) == {"spk0"}
+    assert nfe_sweep.main(["--exp-dirs", str(trained), "--data-dir", str(unseen), "--out-dir", str(tmp_path / "s"), "--nfe", "1",
+                           "--no-f0", "--speaker", "spk0"]) == 0
+    # a model with speaker ids and a prompt encoder: the unseen speaker's voice is its prompt's, with no id
+    monkeypatch.undo()  # the stand-in codec, which encodes the prompts
+    root = trained.parents[2]
+    exp = root / "exp/stage2/id_and_prompt"
+    assert train.main(train_args(root, "exp/stage2/id_and_prompt", "model.speaker.use_prompt=true", "+data.prompt_seconds=[0.5,1.0]",
+                                 "trainer.max_steps=2", dev=False)) == 0
+    seen = []
+    real = synthesize.Synthesizer.synthesize
+
+    def spy(self, texts, speaker=None, prompt=None, **kw):
+        seen.append((list(speaker), prompt is not None))
+        return real(self, texts, speaker=speaker, prompt=prompt, **kw)
+
+    monkeypatch.setattr(synthesize.Synthesizer, "synthesize", spy)
+    with pytest.raises(SystemExit, match="--prompt-from-data or --prompt-wav"):
+        synthesize.main(["--exp-dir", str(exp), "--data-dir", str(unseen), "--out-dir", str(tmp_path / "y"), "--nfe", "1"])
+    for ref in (["--prompt-from-data"], ["--prompt-wav", data.wav_scp[data.utts[0]]]):
+        out = tmp_path / f"prompted{len(ref)}"
+        seen.clear()
+        assert synthesize.main(["--exp-dir", str(exp), "--data-dir", str(unseen), "--out-dir", str(out), "--nfe", "1", *ref]) == 0
+        spk = {u: s for u, s in read_kv(unseen / "utt2spk").items()}
+        assert read_kv(out / "utt2spk") == spk
+        assert all(prompted for _, prompted in seen)
+        assert sorted(map(str, (x for batch, _ in seen for x in batch))) == sorted("-1" if s == "p225" else s for s in spk.values())
+
+
+def test_channel_weights_of_a_pitch_channel_the_codec_lacks_are_dropped(corpus, capsys):
+    """The default recipe's {0: 10.0} weights the codec's log-F0; the fake corpus's stand-in codec has no pitch
+    channel (no config.yaml with model.pitch), so channel 0 is an ordinary one: dropped, noted, and the exp dir's
+    config.yaml records what was used."""
+    from shared.config import load_config
+
+    exp = corpus / "exp/stage2/weights"
+    assert train.main(train_args(corpus, "exp/stage2/weights", "+model.flow.channel_weights={0: 10.0, 3: 2.0}", "trainer.max_steps=1",
+                                 dev=False)) == 0
+    assert "model.flow.channel_weights {0: 10.0} dropped" in capsys.readouterr().out
+    assert load_config(exp / "config.yaml")["model"]["flow"]["channel_weights"] == {3: 2.0}
+    from stage2_flow.model import load_trained
+
+    assert load_trained(exp)[0].flow.channel_weights == {3: 2.0}
+
+
+def test_dopri5_synthesises_an_utterance_alone_as_in_a_batch(trained):
+    """The promise of Synthesizer.synthesize (an item's audio does not depend on what it is batched with) held for the
+    fixed-step solvers only: dopri5's batch-wide error norm moved a trained model's latents by up to 0.076."""
+    s = synthesize.Synthesizer.from_exp_dir(trained)
+    _, alone = s.synthesize(["the cat"], speaker="spk1", solver="dopri5", seed=[3], return_latents=True)
+    _, both = s.synthesize(["the cat", "a big red dog sat on the mat far near the sea"], speaker="spk1", solver="dopri5",
+                           seed=[3, 4], return_latents=True)
+    assert alone[0].shape == both[0].shape and float((alone[0] - both[0]).abs().max()) < 1e-4
+
+
+def test_synthesis_of_a_data_dir_names_its_unknown_symbols(trained, tmp_path, capsys, monkeypatch):
+    """They become <unk> (training never saw it) and the audio is made, with a warning naming them, once."""
+    from shared.datadir import DataDir
+
+    monkeypatch.setattr("stage2_flow.codec.load_codec", lambda *args, **kwargs: SmoothCodec())
+    data = DataDir.load(trained.parents[2] / "data/test", validate=False)
+    first = data.utts[0]
+    data.token[first] = "t h \u0283 e"
+    data.save(tmp_path / "unknown")
+    assert synthesize.main(["--exp-dir", str(trained), "--nfe", "1", "--data-dir", str(tmp_path / "unknown"), "--out-dir",
+                            str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "1 utterance(s) hold 1 symbol(s) the model was not trained on, synthesised as <unk>" in err
+    assert f"'\u0283' (in {first})" in err and len(list((tmp_path / "out/wav").glob("*.wav"))) == 3
