@@ -64,9 +64,10 @@ def _section(title: str, body: str) -> str:
 
 
 def model_card(out_dir: Path, s1: Path, s2: Path, results: Path | None, corpus_report: Path | None,
-               sampling: dict[str, Any] | None = None) -> str:
+               sampling: dict[str, Any] | None = None, decoder: Path | None = None) -> str:
     """The model card's Markdown. ``sampling``: the synthesis settings the results were measured with
-    (e.g. ``{"nfe": 4, "solver": "euler", "temperature": 0.2}``), shown in the usage examples."""
+    (e.g. ``{"nfe": 4, "solver": "euler", "temperature": 0.2}``), shown in the usage examples; ``decoder``: the
+    fine-tuned decoder packed with stage two, if any."""
     name = out_dir.name
     sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
     kwargs = "".join(f", {k}={v!r}" for k, v in sampling.items())
@@ -95,9 +96,9 @@ or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-d
         parts.append(_section("Training data", "```json\n" + json.dumps(report, indent=1, ensure_ascii=False)[:4000]
                               + "\n```"))
     parts_of = [("Stage one", s1, "stage1"), ("Stage two", s2, "stage2")]
-    if (s2 / "decoder" / MODEL_FILE).is_file():
+    if decoder is not None:
         parts_of.append(("Stage two's decoder (stage one's, fine-tuned on stage two's ground-truth-aligned output)",
-                         s2 / "decoder", "stage2/decoder"))
+                         decoder, "stage2/decoder"))
     for label, d, rel in parts_of:
         body = []
         for fname, title in (("params.json", "Parameters"), ("train_summary.json", "Training summary")):
@@ -118,7 +119,9 @@ or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-d
 
 def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
          results: PathLike | None = None, corpus_report: PathLike | None = None,
-         sampling: dict[str, Any] | None = None) -> Path:
+         sampling: dict[str, Any] | None = None, decoder: bool = True) -> Path:
+    """``decoder``: pack ``<stage2>/decoder/`` where there is one (the package then decodes with it); False: the
+    system decoded by stage one's own decoder."""
     s1, s2, out = Path(stage1_exp_dir), Path(stage2_exp_dir), Path(out_dir)
     for d, what in ((s1, "stage-one"), (s2, "stage-two")):
         if not (d / "config.yaml").is_file():
@@ -126,8 +129,9 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     sources = [(s1, tmp / "stage1"), (s2, tmp / "stage2")]
-    if (s2 / "decoder" / MODEL_FILE).is_file():  # the decoder fine-tuned on this model's output (stage2_flow.gta)
-        sources.append((s2 / "decoder", tmp / "stage2" / "decoder"))
+    fine_tuned = s2 / "decoder" if decoder and (s2 / "decoder" / MODEL_FILE).is_file() else None  # on its output
+    if fine_tuned:
+        sources.append((fine_tuned, tmp / "stage2" / "decoder"))
     left_out = [f for src, _ in sources for f in _left_out(src)]  # raises before anything is written
     for src, dst in sources:
         _copy_top_level(src, dst, left_out)
@@ -142,7 +146,7 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
         shutil.copy2(results, tmp / "RESULTS.md")
     with atomic_write(tmp / "MODEL_CARD.md") as f:
         f.write(model_card(out, s1, s2, Path(results) if results else None,
-                           Path(corpus_report) if corpus_report else None, sampling))
+                           Path(corpus_report) if corpus_report else None, sampling, fine_tuned))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)  # the packed directory appears whole or not at all
@@ -159,10 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nfe", type=int, help="sampling settings of the measured results, for the card's examples")
     p.add_argument("--solver")
     p.add_argument("--temperature", type=float)
+    p.add_argument("--no-decoder", action="store_true",
+                   help="leave STAGE2/decoder/ out: the system decoded by stage one's own decoder")
     args = p.parse_args(argv)
     sampling = {"nfe": args.nfe, "solver": args.solver, "temperature": args.temperature}
     try:
-        out = pack(args.stage1_exp_dir, args.stage2_exp_dir, args.out_dir, args.results, args.corpus_report, sampling)
+        out = pack(args.stage1_exp_dir, args.stage2_exp_dir, args.out_dir, args.results, args.corpus_report, sampling,
+                   decoder=not args.no_decoder)
     except (FileNotFoundError, ValueError) as e:  # not an experiment dir; a file it needs too large to pack
         raise SystemExit(f"shared.pack: {e}") from None
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20

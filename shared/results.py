@@ -95,9 +95,10 @@ def speaker_table(tts: dict[str, Any] | None, codec: dict[str, Any] | None) -> d
 
 
 def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out: Path, sweep_dir: Path | None = None,
-            stage_tags: list[str] | None = None) -> dict[str, Any]:
+            stage_tags: list[str] | None = None, decoder: bool = True) -> dict[str, Any]:
     """Tables, figures, notes, stage times and configs for :func:`write_results_md` (``sweep_dir``: the NFE
-    sweep's, default ``exp_root/nfe_sweep``; ``stage_tags``: see :func:`read_stage_times`)."""
+    sweep's, default ``exp_root/nfe_sweep``; ``stage_tags``: see :func:`read_stage_times`; ``decoder``: the TTS was
+    decoded by ``<s2>/decoder/`` where there is one, else by stage one's own decoder)."""
     sweep_dir = sweep_dir or exp_root / "nfe_sweep"
     tables: dict[str, dict[str, dict[str, Any]]] = {}
     notes, figures = [], {}
@@ -136,7 +137,9 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
             notes.append("  The same dev audio changed in ways a listener does not hear as other phones: "
                          + ", ".join(f"{name} {rate:.2%}" for name, rate in a["dev_per_perturbed"].items())
                          + ". A judge that errs more on these reads distance from the training voices, not intelligibility.")
-    decoder = s2 / "decoder" if s2 else None
+    decoder = s2 / "decoder" if s2 and decoder and (s2 / "decoder").is_dir() else None
+    if decoder is None and s2:
+        notes.append(f"- The TTS audio is decoded by stage one's own decoder ({s1}).")
     if decoder and (decoder / "train_summary.json").is_file():
         summary = read_json(decoder / "train_summary.json")
         notes.append(f"- The TTS audio is decoded by {decoder}: stage one's decoder fine-tuned on this model's "
@@ -177,12 +180,14 @@ def main(argv: list[str] | None = None) -> int:
                         "out (default: every stage)")
     p.add_argument("--test-set", default="test")
     p.add_argument("--title", default=None)
+    p.add_argument("--no-decoder", action="store_true",
+                   help="the TTS was decoded by stage one's own decoder, not STAGE2/decoder/ (--decoder-finetune false)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     out = Path(a.out)
     c = collect(Path(a.exp_root), Path(a.stage1_exp_dir) if a.stage1_exp_dir else None,
                 Path(a.stage2_exp_dir) if a.stage2_exp_dir else None, a.test_set, out,
-                Path(a.nfe_sweep_dir) if a.nfe_sweep_dir else None, a.stage_tags)
+                Path(a.nfe_sweep_dir) if a.nfe_sweep_dir else None, a.stage_tags, decoder=not a.no_decoder)
     title = a.title or f"Results: {Path.cwd().name}"
     write_results_md(out, c.pop("tables"), title=title, **c)
     print(f"[results] wrote {out}")

@@ -73,25 +73,79 @@ def test_all_recipes_have_their_configs():
             assert (EGS / recipe / "tts1" / "conf" / name).is_file(), (recipe, name)
 
 
-def _recipe_trainer_args(ngpu: int, num_nodes: int = 1) -> list[str]:
-    """The trainer overrides egs/TEMPLATE/tts1/tts.sh passes to the three trainings for ``--ngpu`` / ``--num-nodes``."""
-    script = (f"ngpu={ngpu}; num_nodes={num_nodes}; stage=99; stop_stage=-1; . ../../TEMPLATE/tts1/tts.sh; "
-              'printf "%s\\n" "${trainer_args[@]}"')
-    out = subprocess.run(["bash", "-c", script], cwd=EGS / "espeak_mini" / "tts1", capture_output=True, text=True, timeout=60)
+def _recipe_settings(recipe: str, script: str, **settings) -> str:
+    """The output of ``script`` run after egs/<recipe>/tts1/run.sh has set everything (run with no stage to run), with
+    ``settings`` as its options."""
+    opts = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())
+    out = subprocess.run(["bash", "-c", f"set -- {opts}; stage=99; stop_stage=-1; . ./run.sh; {script}"],
+                         cwd=EGS / recipe / "tts1", capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    return out.stdout.split()
+    return out.stdout
+
+
+def _recipe_trainer_args(ngpu: int, num_nodes: int = 1) -> tuple[list[str], list[str]]:
+    """The trainer overrides egs/TEMPLATE/tts1/tts.sh passes for ``--ngpu`` / ``--num-nodes`` to stage one's trainings
+    (stage 3, stage 7's decoder fine-tuning) and to stage two's (stage 6, stage 7's reflow)."""
+    out = _recipe_settings("espeak_mini", 'printf "%s\\n" "${s1_trainer_args[@]}" --; printf "%s\\n" "${s2_trainer_args[@]}"',
+                           ngpu=ngpu, num_nodes=num_nodes)
+    s1, s2 = out.split("--\n")
+    return s1.split(), s2.split()
 
 
 @pytest.mark.parametrize("ngpu,num_nodes", [(0, 1), (1, 1), (4, 1), (2, 2)])
 def test_recipe_placement_options_apply_to_every_training_config(ngpu, num_nodes):
     """`--ngpu N --num-nodes M` must work with every recipe's configs (stage two's had no num_nodes / strategy key,
-    and a plain override of a missing key is an error: `run.sh --ngpu 1` failed at stage 6 until 2026-12-06)."""
-    overrides = _recipe_trainer_args(ngpu, num_nodes)
-    configs = [load_config(p, overrides) for p in [*STAGE1, *STAGE2]]
-    configs += [_decoder_finetune_config(p, overrides) for p in DECODER]
-    for path, cfg in zip([*STAGE1, *STAGE2, *DECODER], configs):
+    and a plain override of a missing key is an error: `run.sh --ngpu 1` failed at stage 6 until 2026-12-06).
+    Stage one trains with ddp_find_unused_parameters_true on several GPUs or nodes (its discriminator is idle before
+    train.disc_start_step; plain DDP fails on the parameters unused in a step): until 2026-12-07 tts.sh gave every
+    training plain ddp, replacing the GPU recipes' stage-one configs' own strategy."""
+    s1_overrides, s2_overrides = _recipe_trainer_args(ngpu, num_nodes)
+    stage1 = [(p, load_config(p, s1_overrides)) for p in STAGE1]
+    stage1 += [(p, _decoder_finetune_config(p, s1_overrides)) for p in DECODER]
+    stage2 = [(p, load_config(p, s2_overrides)) for p in STAGE2]
+    multi = ngpu > 1 or num_nodes > 1
+    for path, cfg in stage1 + stage2:
         trainer = cfg["trainer"]
         assert trainer["accelerator"] == ("gpu" if ngpu else "cpu"), path
         if ngpu:
             assert (trainer["devices"], trainer["num_nodes"]) == (ngpu, num_nodes), path
-            assert trainer.get("strategy") == "ddp" or (ngpu == 1 and num_nodes == 1), path
+    for path, cfg in stage1:
+        if multi:
+            assert cfg["trainer"]["strategy"] == "ddp_find_unused_parameters_true", path
+        elif ngpu and path.parts[-4] != "espeak_mini":  # a GPU recipe's codec: its config's own
+            assert cfg["trainer"]["strategy"] == "ddp_find_unused_parameters_true", path
+    for path, cfg in stage2:  # plain DDP (every module takes part in each step); one device: the config's (none)
+        assert cfg["trainer"].get("strategy") in (("ddp",) if multi else (None, "auto")), path
+
+
+# whether a recipe's default test set is spoken by its training speakers (LibriTTS: test-clean's are others)
+TEST_SPEAKERS_SEEN = {"espeak_mini": True, "ljspeech": True, "vctk": True, "libritts": False}
+
+
+@pytest.mark.parametrize("recipe", sorted(TEST_SPEAKERS_SEEN))
+def test_default_stage_two_gives_the_test_speakers_a_voice(recipe):
+    """A model conditioned on speaker ids alone has no voice for a speaker it was not trained on: LibriTTS's default
+    system was one until 2026-12-07, and its test set (test-clean) has none of the training speakers."""
+    conf, tag = _recipe_settings(recipe, 'echo "$stage2_conf $sys_tag $results_md"').split()[:2]
+    speaker = load_config(EGS / recipe / "tts1" / conf)["model"]["speaker"]
+    assert speaker["use_prompt"] or (speaker["use_id"] and TEST_SPEAKERS_SEEN[recipe]), (recipe, conf)
+    if recipe == "libritts":
+        assert (conf, tag) == ("conf/stage2_prompt.yaml", "flow_prompt_reflow")
+
+
+@pytest.mark.parametrize("settings,expected", [
+    ({}, "flow flow_reflow flow_reflow exp/RESULTS.md"),
+    ({"stage2_conf": "conf/stage2_alignfree.yaml"}, "flow_alignfree flow_alignfree_reflow flow_alignfree_reflow "
+     "exp/RESULTS_flow_alignfree_reflow.md"),
+    ({"stage1_tag": "fsq", "stage2_conf": "conf/stage2_alignfree.yaml", "reflow": "false"},
+     "flow_fsq_alignfree flow_fsq_alignfree flow_fsq_alignfree exp/RESULTS_flow_fsq_alignfree.md"),
+    ({"stage1_tag": "rvq"}, "flow_rvq flow_rvq_reflow flow_rvq_reflow exp/RESULTS_flow_rvq_reflow.md"),
+    ({"stage2_tag": "mine"}, "mine mine_reflow mine_reflow exp/RESULTS_mine_reflow.md"),
+    ({"decoder_finetune": "false"}, "flow flow_reflow flow_reflow_s1decoder exp/RESULTS_flow_reflow_s1decoder.md"),
+])
+def test_each_codec_and_stage_two_config_is_a_system_of_its_own(settings, expected):
+    """The stage-two tag's default names the stage-two config (flow_<name> for conf/stage2_<name>.yaml): until
+    2026-12-07 it named the codec only, so `--stage2-conf conf/stage2_prompt.yaml` after a default run found stages
+    6-10 done (and with --overwrite replaced the id model)."""
+    out = _recipe_settings("espeak_mini", 'echo "$stage2_tag $final_tag $sys_tag $results_md"', **settings)
+    assert out.split() == expected.split()

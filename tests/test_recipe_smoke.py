@@ -201,6 +201,7 @@ def test_stage_markers_name_the_settings_they_were_done_with(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "--num-sentences 2400 " in calls and "conf/stage1.yaml" in calls and "conf/stage2_reflow.yaml" in calls
     assert not list((recipe / "exp" / ".done" / "smoke").iterdir())
+    assert "-m shared.phone_recognizer.train --overwrite --config conf/asr.yaml" in calls  # exp/asr was the smoke run's
     # the default system: its sweep, RESULTS.md where the README says, the times of its own stages
     assert "--out-dir exp/nfe_sweep/flow_reflow " in calls and "--stage-tags vae flow flow_reflow" in calls
     assert "--out exp/RESULTS.md" in calls and "--out-dir exp/packed/espeak_mini_flow_reflow" in calls
@@ -216,6 +217,109 @@ def test_stage_markers_name_the_settings_they_were_done_with(tmp_path):
     assert r.returncode == 0 and r.stdout.count("done already") == 3 and calls == ""
 
 
+def _stage_calls(calls: str, verb: str) -> list[str]:
+    return [line for line in calls.splitlines() if f"-m {verb} " in line]
+
+
+def test_decoder_finetune_false_is_a_system_of_its_own(tmp_path):
+    """`--decoder-finetune false` decodes with stage one's decoder, named (synthesis and the NFE sweep took the final
+    model's decoder/ whenever there was one, so after a default run the setting changed nothing, and a decoder/ left
+    stale by `--stage 7 --overwrite true --decoder-finetune false` made stage 8 fail); its markers of stages 7-10 are
+    its own (they were the default system's: a run without the setting after one with it skipped the fine-tuning)."""
+    recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
+    run = _stubbed(tmp_path, recipe)
+    done, s2 = recipe / "exp" / ".done", recipe / "exp" / "stage2" / "flow_reflow"
+    r, calls = run("--decoder-finetune", "false")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert _stage_calls(calls, "stage2_flow.reflow") and not _stage_calls(calls, "stage2_flow.gta")
+    assert not _stage_calls(calls, "stage1_vae.train")[1:]  # stage 3 only: no decoder fine-tuning
+    assert "--stage1-exp-dir exp/stage1/vae " in _stage_calls(calls, "stage2_flow.synthesize")[0]
+    assert "--codec-exp-dir exp/stage1/vae " in _stage_calls(calls, "stage2_flow.nfe_sweep")[0] and "codec_dir" not in calls
+    assert "--stage-tags vae flow flow_reflow_s1decoder " in calls and "--out exp/RESULTS_flow_reflow_s1decoder.md" in calls
+    assert "--out-dir exp/nfe_sweep/flow_reflow_s1decoder " in calls
+    assert "--out-dir exp/packed/espeak_mini_flow_reflow_s1decoder\n" in calls
+    assert sorted(m.name for m in done.glob("stage[789].*")) == [
+        "stage7.reflow.flow_reflow_s1decoder", "stage8.synth.flow_reflow_s1decoder", "stage9.eval.flow_reflow_s1decoder"]
+    # the default system afterwards: stage 7 fine-tunes the decoder, synthesis decodes with the final model's own
+    (s2 / "synth" / "test").mkdir(parents=True)
+    (s2 / "synth" / "test" / "wav.scp").touch()  # the other system's synthesis: the same dir, so it goes
+    r, calls = run()
+    assert r.returncode == 0 and r.stdout.count("done already") == 7, r.stdout[-3000:] + r.stderr[-3000:]
+    assert _stage_calls(calls, "stage2_flow.gta") and "--exp-dir exp/stage2/flow_reflow/decoder" in calls
+    assert "--stage1-exp-dir" not in _stage_calls(calls, "stage2_flow.synthesize")[0] and "codec_dir('exp/stage2/flow_reflow')" in calls
+    assert "--out exp/RESULTS.md" in calls and "--out-dir exp/packed/espeak_mini_flow_reflow\n" in calls
+    assert not (s2 / "synth" / "test").exists() and "removing flow_reflow_s1decoder's synthesis of test" in r.stdout
+    assert [m.name for m in done.glob("stage*.*_s1decoder")] == ["stage7.reflow.flow_reflow_s1decoder"]
+    # stage 8 of the other system replaced this one's synthesis: stage 9 alone would score the other's audio
+    r, calls = run("--decoder-finetune", "false", "--stage", "9")
+    assert r.returncode == 1 and "holds the synthesis of flow_reflow (decoded by the other decoder)" in r.stdout, r.stdout
+    assert "(--stage 8)" in r.stdout and not _stage_calls(calls, "shared.evaluate")
+    # ...and a decoder/ that stage 7 of the default system left (stale for another model.pt) is not used
+    for f in ("model.pt", "config.yaml", "decoder/model.pt"):
+        (s2 / f).parent.mkdir(parents=True, exist_ok=True)
+        (s2 / f).touch()
+    (s2 / "eval" / "test").mkdir(parents=True)
+    r, calls = run("--decoder-finetune", "false", "--stage", "7", "--overwrite", "true")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "--stage1-exp-dir exp/stage1/vae " in _stage_calls(calls, "stage2_flow.synthesize")[0]
+    # shared.results and shared.pack take a stage-two dir's decoder/ where there is one: told to leave it out
+    assert all("--stage2-exp-dir exp/stage2/flow_reflow --no-decoder " in c
+               for c in _stage_calls(calls, "shared.results") + _stage_calls(calls, "shared.pack"))
+    assert not list(done.glob("stage[89].*.flow_reflow")) and (done / "stage7.reflow.flow_reflow").is_file()
+
+
+def test_overwrite_keeps_the_phone_recogniser(tmp_path):
+    """exp/asr judges every system's RESULTS; its training is time-capped, so another would score differently: until
+    2026-12-07 any `--overwrite true` run through stage 9 retrained it."""
+    recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
+    run = _stubbed(tmp_path, recipe)
+    assert run()[0].returncode == 0
+    (recipe / "exp" / "asr").mkdir(parents=True)
+    (recipe / "exp" / "asr" / "model.pt").touch()
+    r, calls = run("--stage", "9", "--stop-stage", "9", "--overwrite", "true")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    asr = _stage_calls(calls, "shared.phone_recognizer.train")
+    assert len(asr) == 1 and "--overwrite" not in asr[0] and "--overwrite" in _stage_calls(calls, "shared.evaluate")[0]
+    assert "keeping the phone recogniser exp/asr" in r.stdout and "--retrain-asr true, or remove exp/asr" in r.stdout
+    r, calls = run("--stage", "9", "--stop-stage", "9", "--overwrite", "true", "--retrain-asr", "true")
+    assert r.returncode == 0 and "--overwrite" in _stage_calls(calls, "shared.phone_recognizer.train")[0]
+
+
+def test_libritts_defaults_to_a_zero_shot_system(tmp_path):
+    """LibriTTS's test speakers (test-clean) are none of its training ones: its default stage two takes a speech
+    prompt. The id model (--stage2-conf conf/stage2.yaml) is a system of its own beside it (both were tagged flow:
+    `--stage2-conf conf/stage2_prompt.yaml` after a default run found stages 6-10 done)."""
+    recipe = copy_egs(tmp_path) / "libritts" / "tts1"
+    run = _stubbed(tmp_path, recipe)
+    r, calls = run("--corpus-dir", str(tmp_path / "LibriTTS"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    train6 = _stage_calls(calls, "stage2_flow.train")[0]
+    assert "--config conf/stage2_prompt.yaml " in train6 and "--exp-dir exp/stage2/flow_prompt " in train6
+    assert "--exp-dir exp/stage2/flow_prompt_reflow --data-dir data/test " in calls and "--out exp/RESULTS.md" in calls
+    assert "--max-utts 20000" in _stage_calls(calls, "stage2_flow.reflow")[0]  # the GPU recipe's pairs, not the CPU's 360
+    r, calls = run("--corpus-dir", str(tmp_path / "LibriTTS"), "--stage2-conf", "conf/stage2.yaml")
+    assert r.returncode == 0 and r.stdout.count("done already") == 6, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "--config conf/stage2.yaml " in calls and "--exp-dir exp/stage2/flow_reflow --data-dir data/test " in calls
+    assert "--out exp/RESULTS_flow_reflow.md" in calls
+
+
+def test_vctk_held_out_speakers_command(tmp_path):
+    """VCTK's default test set is its training speakers' (an id model voices them); its run.sh's command for held-out
+    speakers trains the zero-shot model and scores data/test_unseen first."""
+    recipe = copy_egs(tmp_path) / "vctk" / "tts1"
+    run = _stubbed(tmp_path, recipe)
+    r, calls = run("--corpus-dir", str(tmp_path / "VCTK"), "--stage2-conf", "conf/stage2_prompt.yaml",
+                   "--local-data-opts", "--heldout-speakers p225,p226,p227,p228", "--test-sets", "test_unseen test")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "--heldout-speakers p225,p226,p227,p228" in calls and "--config conf/stage2_prompt.yaml " in calls
+    synth = _stage_calls(calls, "stage2_flow.synthesize")
+    assert [c.split("--data-dir ")[1].split()[0] for c in synth] == ["data/test_unseen", "data/test"]
+    assert all("--exp-dir exp/stage2/flow_prompt_reflow " in c for c in synth)
+    assert "--test-set test_unseen --out exp/RESULTS_flow_prompt_reflow.md" in calls
+    speaker = load_config(recipe / "conf" / "stage2_prompt.yaml")["model"]["speaker"]
+    assert speaker["use_prompt"] and not speaker["use_id"]
+
+
 def test_bad_options_are_clear_errors(tmp_path):
     """A non-integer stage used to make every stage's test fail ("integer expression expected"), run nothing and exit 0;
     --fs was listed but changed nothing (the sample rate is the stage-one config's)."""
@@ -227,7 +331,10 @@ def test_bad_options_are_clear_errors(tmp_path):
         assert "integer expression expected" not in r.stdout + r.stderr
     r, _ = run("--fs", "22050")
     assert r.returncode == 1 and "unknown option --fs" in r.stderr
-    assert "--fs " not in run("--help")[0].stdout
+    help_text = run("--help")[0].stdout
+    assert "--fs " not in help_text and "--retrain-asr " in help_text
+    # the *_args values are split on spaces (one override per word): the help says so
+    assert "are split on spaces into words" in help_text and "not train.betas=[0.9, 0.99]" in help_text
     # the real-corpus recipes have no smoke configs or smoke corpus: --smoke true is refused before any stage runs
     for corpus in ("ljspeech", "libritts", "vctk"):
         r, calls = _stubbed(tmp_path, recipe.parent.parent / corpus / "tts1")("--smoke", "true")
@@ -235,26 +342,57 @@ def test_bad_options_are_clear_errors(tmp_path):
 
 
 def test_score_screen_says_what_is_missing(tmp_path):
-    """local/score_screen.sh before stage 8 has run: it used to exit 2 silently (`ls` of no split*/ under pipefail)."""
+    """local/score_screen.sh before stage 8 has run: it used to exit 2 silently (`ls` of no split*/ under pipefail).
+    It reads stage 8's settings from the synthesis the test set's wav.scp names: after a `--synth-nj N` run, a job's
+    (until 2026-12-07 it preferred the test set's own synth.json, an earlier run's then), and names the system as
+    run.sh does (it paired `--stage1-tag fsq` with exp/stage2/flow_reflow, the vae codec's)."""
     recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
     for f in ("exp/stage1/vae/model.pt", "exp/stage2/flow_reflow/model.pt", "exp/asr/model.pt", "exp/tokens.txt"):
         (recipe / f).parent.mkdir(parents=True, exist_ok=True)
         (recipe / f).touch()
     env = stub_python_env(tmp_path)
+    real_python = sys.executable
+    # the stub runs the script's reading of synth.json for real, and only logs every other python command
+    (tmp_path / "stub_bin" / "python").write_text(
+        f'#!/usr/bin/env bash\necho "$*" >> "{tmp_path / "python.log"}"\n'
+        f'case "$1 $2" in "- "*synth.json) exec "{real_python}" "$@" ;; esac\n')
 
-    def screen():
-        return subprocess.run(["bash", "local/score_screen.sh"], cwd=recipe, env=env, capture_output=True, text=True,
-                              timeout=60)
-    r = screen()
+    def screen(*args):
+        (tmp_path / "python.log").unlink(missing_ok=True)
+        r = subprocess.run(["bash", "local/score_screen.sh", *args], cwd=recipe, env=env, capture_output=True, text=True,
+                           timeout=60)
+        return r, (tmp_path / "python.log").read_text() if (tmp_path / "python.log").is_file() else ""
+    r, _ = screen()
     assert r.returncode == 1, r.stderr
-    assert "exp/stage2/flow_reflow/synth/test/synth.json is missing: run run.sh through stage 9 first" in r.stderr
-    # stage 8 in parallel jobs: the first job's settings
-    split = recipe / "exp" / "stage2" / "flow_reflow" / "synth" / "test" / "split2" / "1" / "synth.json"
+    assert "exp/stage2/flow_reflow/synth/test/wav.scp is missing: run run.sh through stage 9 first" in r.stderr
+    sampling = {"nfe": 4, "solver": "euler", "temperature": 0.2, "cfg_scale": 0.0, "rate": 1.0, "seed": 0, "sway": None}
+    test = recipe / "exp" / "stage2" / "flow_reflow" / "synth" / "test"
+    test.mkdir(parents=True)
+    (test / "synth.json").write_text(json.dumps({**sampling, "nfe": 32}))  # an earlier one-job run's
+    # stage 8 in parallel jobs, of a recipe dir since moved (wav.scp's paths are absolute)
+    split = test / "split2" / "2" / "synth.json"
     split.parent.mkdir(parents=True)
-    split.write_text("{}")
-    r = screen()
+    split.write_text(json.dumps({**sampling, "paths": {"codec": "/old/place/exp/stage2/flow_reflow/decoder"}}))
+    (test / "wav.scp").write_text("u1 /old/place/exp/stage2/flow_reflow/synth/test/split2/2/wav/u1.wav\n")
+    r, calls = screen()
     assert r.returncode == 0, r.stderr
-    assert "- exp/stage2/flow_reflow/synth/test/split2/1/synth.json\n" in (tmp_path / "python.log").read_text()
+    assert "- exp/stage2/flow_reflow/synth/test/split2/2/synth.json exp/stage1/vae\n" in calls
+    synth = next(line for line in calls.splitlines() if "stage2_flow.synthesize" in line)
+    assert "--out-dir exp/stage2/flow_reflow/synth/screen --nfe 4 --solver euler " in synth and "--stage1-exp-dir" not in synth
+    # one job, decoded by stage one's decoder (run.sh --decoder-finetune false): the screening set is too
+    (test / "synth.json").write_text(json.dumps({**sampling, "paths": {"codec": "/old/place/exp/stage1/vae"}}))
+    (test / "wav.scp").write_text("u1 /old/place/exp/stage2/flow_reflow/synth/test/wav/u1.wav\n")
+    r, calls = screen()
+    assert r.returncode == 0, r.stderr
+    synth = next(line for line in calls.splitlines() if "stage2_flow.synthesize" in line)
+    assert "--nfe 4 " in synth and synth.endswith("--stage1-exp-dir exp/stage1/vae"), synth
+    # another codec: its own system, as run.sh names it
+    r, _ = screen("--stage1-tag", "fsq")
+    assert r.returncode == 1 and "exp/stage1/fsq/model.pt is missing" in r.stderr, r.stderr
+    (recipe / "exp" / "stage1" / "fsq").mkdir()
+    (recipe / "exp" / "stage1" / "fsq" / "model.pt").touch()
+    r, _ = screen("--stage1-tag", "fsq")
+    assert r.returncode == 1 and "exp/stage2/flow_fsq_reflow/model.pt is missing" in r.stderr, r.stderr
 
 
 def test_pack_leaves_out_only_what_the_model_can_do_without(tmp_path, monkeypatch, capsys):
@@ -275,6 +413,26 @@ def test_pack_leaves_out_only_what_the_model_can_do_without(tmp_path, monkeypatc
     with pytest.raises(ValueError, match="model.pt of 0.002 MB or more would be left out"):
         packing.pack(s1, s2, tmp_path / "packed2")
     assert not (tmp_path / "packed2").exists() and not (tmp_path / "packed2.tmp").exists()
+
+
+def test_pack_and_results_of_the_system_decoded_by_stage_ones_decoder(tmp_path):
+    """``--no-decoder`` (``--decoder-finetune false``): the package leaves ``stage2/decoder/`` out, so it decodes with
+    stage one's decoder, as the system was scored; the card and RESULTS say so."""
+    from shared import pack as packing
+    from shared.results import collect
+
+    s1, s2 = tmp_path / "stage1", tmp_path / "stage2"
+    for d in (s1, s2, s2 / "decoder"):
+        d.mkdir(parents=True)
+        (d / "config.yaml").write_text("model: {}\n")
+        (d / "model.pt").write_bytes(bytes(100))
+    with_it = packing.pack(s1, s2, tmp_path / "with")
+    without = packing.pack(s1, s2, tmp_path / "without", decoder=False)
+    assert (with_it / "stage2" / "decoder" / "model.pt").is_file() and not (without / "stage2" / "decoder").exists()
+    assert "stage2/decoder/config.yaml" in (with_it / "MODEL_CARD.md").read_text()
+    assert "decoder" not in (without / "MODEL_CARD.md").read_text()
+    notes = collect(tmp_path, s1, s2, "test", tmp_path / "R.md", decoder=False)["notes"]
+    assert f"decoded by stage one's own decoder ({s1})" in notes and "fine-tuned" not in notes
 
 
 def test_results_of_a_system_count_its_own_stages(tmp_path):

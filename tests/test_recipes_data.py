@@ -52,6 +52,15 @@ def test_data_stages_on_fake_corpus(tmp_path, corpus):
         assert _kaldi_ok(recipe / "data" / split).stdout.strip() == "OK"
     assert (recipe / "exp" / "tokens.txt").is_file()
     assert len(list((recipe / "exp" / ".done").iterdir())) == 3
+    # whose voices the test set has: LibriTTS's (test-clean) none of the training speakers', so its stage two takes a
+    # speech prompt (conf/stage2_prompt.yaml, the default); VCTK's by default only training speakers' (its id model
+    # gives each its learned voice; held-out speakers: --heldout-speakers, data/test_unseen)
+    speakers = {split: set(DataDir.load(recipe / "data" / split).utt2spk.values()) for split in ("train", "test")}
+    if corpus == "libritts":
+        assert not speakers["train"] & speakers["test"]
+    else:
+        assert speakers["test"] <= speakers["train"]
+    assert not (recipe / "data" / "test_unseen").exists()
     again = run_recipe(recipe, "--corpus-dir", str(tmp_path / "corpus"), "--stage", "0", "--stop-stage", "2", *opts)
     assert again.returncode == 0 and again.stdout.count("done already") == 3  # reruns skip finished stages
 

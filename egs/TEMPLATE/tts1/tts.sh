@@ -4,6 +4,8 @@
 # Each stage is one `python -m package.verb` with explicit inputs and outputs; finished stages leave a
 # .done marker under exp/ and are skipped on a rerun unless --overwrite true. A marker names what its stage was
 # done with (see "markers" below), so a run with other settings redoes the stages they change.
+# The *_args and *_opts values are split on spaces into words, one override or option each: no spaces inside one
+# (--stage2-args 'train.lr=1e-4 train.betas=[0.9,0.99]', not 'train.betas=[0.9, 0.99]').
 #
 # Stages:
 #   0 corpus (local/data.sh)     1 data dirs: utt2dur + validation   2 tokens
@@ -36,14 +38,19 @@ stage1_conf=${stage1_conf:-conf/stage1.yaml}
 stage1_tag=${stage1_tag:-vae}
 stage1_args=${stage1_args:-}
 stage2_conf=${stage2_conf:-conf/stage2.yaml}
-stage2_tag=${stage2_tag:-}       # default: flow for the vae codec, flow_<stage1_tag> for any other
+stage2_tag=${stage2_tag:-}       # default: flow, + _<stage1_tag> for a codec other than vae, + _<name> for a stage-two
+                                # config conf/stage2_<name>.yaml (flow_prompt for conf/stage2_prompt.yaml): each
+                                # codec and stage-two config trains a system of its own (../../utils/system_tags.sh)
 stage2_args=${stage2_args:-}
 reflow=${reflow:-true}
 reflow_conf=${reflow_conf:-conf/stage2_reflow.yaml}
 reflow_args=${reflow_args:-}
 reflow_gen_args=${reflow_gen_args:-"--nfe 16 --solver rk4 --max-utts 360"}  # how the (x0, ODE(x0)) pairs are made
+                                # (stage2_flow.reflow); 360 suits the 2-core CPU recipe: the GPU recipes set theirs
 decoder_finetune=${decoder_finetune:-true}  # fine-tune the codec's decoder on the final model's ground-truth-aligned
-                                # output (stage 7, after reflow); synthesis then decodes with it
+                                # output (stage 7, after reflow); synthesis then decodes with it. false: stages 8-10
+                                # decode with stage one's own decoder, a system of its own (<final model>_s1decoder:
+                                # its markers, NFE sweep, RESULTS and package), even where stage 7 made a decoder/
 decoder_conf=${decoder_conf:-conf/decoder_gta.yaml}
 decoder_args=${decoder_args:-}
 gta_args=${gta_args:-}          # how the GTA latents are made (NFE, solver and temperature are synthesis's;
@@ -51,6 +58,11 @@ gta_args=${gta_args:-}          # how the GTA latents are made (NFE, solver and 
                                 # former 720 training sentences, 1 on its 2210 gives more latents than that)
 asr_conf=${asr_conf:-conf/asr.yaml}
 asr_args=${asr_args:-}
+retrain_asr=${retrain_asr:-false}  # retrain the phone recogniser exp/asr when stage 9 runs (with --overwrite true
+                                # to rerun a finished one). Every system's RESULTS are judged by it, and its
+                                # training is time-capped (another would score differently), so --overwrite true
+                                # alone keeps an existing one; only a run over the other kind's tree (--smoke) or
+                                # this option retrains it
 nfe=${nfe:-4}                   # NFE for the main synthesis (stage 8)
 temperature=${temperature:-1.0} # sampling temperature T, x0 = mu + T sigma eps: the reflow pairs (stage 7), the
                                 # synthesis (8), the NFE sweep (9) and the validation samples (6, 7) all use it
@@ -65,6 +77,20 @@ package_name=${package_name:-}
 smoke=${smoke:-false}           # true: the *_smoke.yaml configs (tiny models, few steps) and a tiny corpus; only
                                 # a recipe that has them (egs/espeak_mini) takes it
 smoke_data_opts=${smoke_data_opts:-}  # what local/data.sh takes to make a tiny corpus
+help_message=${help_message:-"Usage: $0 [--option value ...]   (stages: the head of egs/TEMPLATE/tts1/tts.sh)
+
+  e.g. $0 --stage 6 --stop-stage 9 --nfe 8 --stage2-args 'train.lr=1e-4 trainer.max_steps=2000'
+
+The values of the *_args and *_opts options (stage1_args, stage2_args, reflow_args, reflow_gen_args, decoder_args,
+gta_args, asr_args, synth_args, nfe_sweep_args, local_data_opts, smoke_data_opts) are split on spaces into words,
+each one config override (key=value) or command-line option: there can be no space inside one override
+(train.betas=[0.9,0.99], not train.betas=[0.9, 0.99]); quote the whole value, as above."}
+
+# shellcheck source=../../utils/system_tags.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../utils/system_tags.sh"
+# the recipe's default system (its RESULTS are exp/RESULTS.md; any other system's exp/RESULTS_<system>.md)
+_recipe_system=$(system_tag "$(final_stage2_tag "${stage2_tag:-$(default_stage2_tag "$stage1_tag" "$stage2_conf")}" \
+    "$reflow")" "$decoder_finetune")
 
 # shellcheck source=../../utils/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/parse_options.sh"
@@ -77,9 +103,7 @@ for v in stage stop_stage ngpu num_nodes synth_nj; do  # a non-integer would mak
     fi
 done
 
-if [ -z "$stage2_tag" ]; then
-    if [ "$stage1_tag" = vae ]; then stage2_tag=flow; else stage2_tag=flow_$stage1_tag; fi
-fi
+[ -n "$stage2_tag" ] || stage2_tag=$(default_stage2_tag "$stage1_tag" "$stage2_conf")
 
 if [ "$smoke" = true ]; then
     stage1_conf=${stage1_conf%.yaml}_smoke.yaml
@@ -111,28 +135,45 @@ export PYTHONUNBUFFERED=1
 # shellcheck source=../../utils/log.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/log.sh"
 
-# Lightning's placement of the three trainings; `+key=value` sets a key whether or not the config names it
+# Lightning's placement of the trainings; `+key=value` sets a key whether or not the config names it. On several
+# GPUs or nodes, stage two (stage 6, stage 7's reflow) trains with plain DDP; stage one (stage 3, stage 7's decoder
+# fine-tuning) with ddp_find_unused_parameters_true, as the GPU recipes' stage-one configs say: its discriminator
+# is idle before train.disc_start_step, and after it each step's discriminator backward leaves the codec out (plain
+# DDP fails: "parameters that were not used in producing the loss")
 trainer_args=(+trainer.accelerator=cpu)
 device=cpu                      # where the verbs that run a trained model go (--device of each)
 if [ "$ngpu" -gt 0 ]; then
     device=cuda
     trainer_args=(+trainer.accelerator=gpu "+trainer.devices=$ngpu" "+trainer.num_nodes=$num_nodes")
-    if [ "$ngpu" -gt 1 ] || [ "$num_nodes" -gt 1 ]; then trainer_args+=(+trainer.strategy=ddp); fi
+fi
+s1_trainer_args=("${trainer_args[@]}")
+s2_trainer_args=("${trainer_args[@]}")
+if [ "$ngpu" -gt 0 ] && { [ "$ngpu" -gt 1 ] || [ "$num_nodes" -gt 1 ]; }; then
+    s1_trainer_args+=(+trainer.strategy=ddp_find_unused_parameters_true)
+    s2_trainer_args+=(+trainer.strategy=ddp)
 fi
 # --overwrite true also tells every step to redo its outputs (each skips what exists otherwise)
 ow=""
 if [ "$overwrite" = true ]; then ow=--overwrite; fi
 s1_exp=exp/stage1/${stage1_tag}
 s2_exp=exp/stage2/${stage2_tag}
-final_s2=$s2_exp
-[ "$reflow" = true ] && final_s2=${s2_exp}_reflow
-final_tag=$(basename "$final_s2")   # the system: its NFE sweep, RESULTS and package are its own
-results_md=exp/RESULTS.md           # the default system's; any other's is exp/RESULTS_<final tag>.md
-[ "$final_tag" = flow_reflow ] || results_md=exp/RESULTS_$final_tag.md
+final_tag=$(final_stage2_tag "$stage2_tag" "$reflow")  # the final stage-two model
+final_s2=exp/stage2/$final_tag
+# the system: the final model and the decoder its latents are decoded by (the one fine-tuned on its output in stage 7,
+# or stage one's own: <final tag>_s1decoder); its NFE sweep, RESULTS and package are its own
+sys_tag=$(system_tag "$final_tag" "$decoder_finetune")
+other_sys=$(system_tag "$final_tag" "$([ "$decoder_finetune" = true ] && echo false || echo true)")
+no_decoder=()                       # results and package of the system decoded by stage one's own decoder
+[ "$decoder_finetune" = true ] || no_decoder=(--no-decoder)
+results_md=exp/RESULTS.md           # the recipe's default system's; any other's is exp/RESULTS_<system>.md
+[ "$sys_tag" = "$_recipe_system" ] || results_md=exp/RESULTS_$sys_tag.md
 all_sets="$train_set $dev_set $test_sets"
 
-# markers: stages 3-5 name the codec's tag, 6 the stage-two tag, 7-10 the final model's (flow_reflow, or flow with
-# --reflow false); a smoke run's are under exp/.done/smoke/. A smoke run and a full one write the same data/,
+# markers: stages 3-5 name the codec's tag, 6 the stage-two tag, 7-10 the system's (flow_reflow, flow with --reflow
+# false, flow_reflow_s1decoder with --decoder-finetune false); a smoke run's are under exp/.done/smoke/. The two
+# systems of one final model (with its fine-tuned decoder or stage one's) share its synth/ and eval/: stage 8 of one
+# removes the other's synthesis and its markers of stages 8-10, and stage 9 refuses to score the other's synthesis.
+# A smoke run and a full one write the same data/,
 # dump/ and exp/ paths, so a run refuses a tree the other left, unless --overwrite true (its stages replace the
 # other's outputs; the other's markers of those stages go when the run has finished)
 done_dir=exp/.done
@@ -149,8 +190,8 @@ score_resynth() {  # score_resynth SET [shared.evaluate options]: stage one's re
         --out "$s1_exp/eval/$x/metrics.json" "$@"
 }
 write_results() {  # the system's own NFE sweep, and the times of its stages and of the shared 0-2
-    python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" \
-        --nfe-sweep-dir "exp/nfe_sweep/$final_tag" --stage-tags "$stage1_tag" "$stage2_tag" "$final_tag" \
+    python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" "${no_decoder[@]}" \
+        --nfe-sweep-dir "exp/nfe_sweep/$sys_tag" --stage-tags "$stage1_tag" "$stage2_tag" "$sys_tag" \
         --test-set "${test_sets%% *}" --out "$results_md"
 }
 
@@ -186,7 +227,7 @@ fi
 if want 3; then
     run_stage 3 "stage1_train.$stage1_tag" python -m stage1_vae.train $ow --budget-scale "$budget_scale" --config "$stage1_conf" \
         --data-dir "data/$train_set" --dev-dir "data/$dev_set" --exp-dir "$s1_exp" \
-        "${trainer_args[@]}" $stage1_args
+        "${s1_trainer_args[@]}" $stage1_args
 fi
 
 if want 4; then
@@ -214,7 +255,7 @@ if want 6; then
     run_stage 6 "stage2_train.$stage2_tag" python -m stage2_flow.train $ow --budget-scale "$budget_scale" --config "$stage2_conf" \
         --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
         --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "$s2_exp" \
-        "${trainer_args[@]}" "validation.temperature=$temperature" $stage2_args
+        "${s2_trainer_args[@]}" "validation.temperature=$temperature" $stage2_args
 fi
 
 if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
@@ -227,31 +268,42 @@ if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
                 --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
                 --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
                 --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
-                "${trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
+                "${s2_trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
         fi
         if [ "$decoder_finetune" = true ]; then
             # the final model's output on the training sentences, timed like the real audio (MAS durations),
-            # sampled as stage 8 samples; the decoder learns to read it (final_s2/decoder, used from stage 8 on)
+            # sampled as stage 8 samples; the decoder learns to read it (final_s2/decoder, used from stage 8 on
+            # by this system; --decoder-finetune false: by none)
             local gta_dump="dump/$stage1_tag/${train_set}_gta_$final_tag"
             python -m stage2_flow.gta $ow --device $device --exp-dir "$final_s2" --latents "dump/$stage1_tag/$train_set" \
                 --data-dir "data/$train_set" --out-dir "$gta_dump" --nfe "$nfe" --solver "$solver" \
                 --temperature "$temperature" $gta_args
             python -m stage1_vae.train $ow --budget-scale "$budget_scale" --config "$decoder_conf" --init-from "$s1_exp" --decoder-latents "$gta_dump" \
                 --pitch-latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" --exp-dir "$final_s2/decoder" \
-                "${trainer_args[@]}" $decoder_args
+                "${s1_trainer_args[@]}" $decoder_args
         fi
     }
-    run_stage 7 "reflow.$final_tag" stage7_reflow
+    run_stage 7 "reflow.$sys_tag" stage7_reflow
 fi
 
 if want 8; then
+    # the codec: with the fine-tuned decoder, the final model's own (stage2_flow.model.codec_dir: its decoder/, which it
+    # refuses if it was fine-tuned on another model.pt's output); else stage one's, named
+    codec_opt=()
+    [ "$decoder_finetune" = true ] || codec_opt=(--stage1-exp-dir "$s1_exp")
     synth() {  # synth DATA_DIR OUT_DIR [options]; it execs python, so run it in a subshell or in the background
         local data=$1 out=$2; shift 2
         exec python -m stage2_flow.synthesize $ow --device $device --exp-dir "$final_s2" --data-dir "$data" --out-dir "$out" \
-            --nfe "$nfe" --solver "$solver" --temperature "$temperature" $synth_args "$@"
+            "${codec_opt[@]}" --nfe "$nfe" --solver "$solver" --temperature "$temperature" $synth_args "$@"
     }
     stage8_synth() {
         local x k pids
+        if [ -f "$done_dir/stage8.synth.$other_sys" ]; then  # synth/ holds the other system's audio: it goes
+            log "stage 8: removing $other_sys's synthesis of $test_sets from $final_s2/synth/ (the other decoder's)" \
+                "and its markers of stages 8-10 (a run of $other_sys redoes them)"
+            for x in $test_sets; do rm -rf "${final_s2:?}/synth/$x"; done
+        fi
+        rm -f "$done_dir/stage8.synth.$other_sys" "$done_dir/stage9.eval.$other_sys" "$done_dir/stage10.pack.$other_sys"
         for x in $test_sets; do
             if [ "$synth_nj" -le 1 ]; then
                 ( synth "data/$x" "$final_s2/synth/$x" )
@@ -278,12 +330,27 @@ if want 8; then
             fi
         done
     }
-    run_stage 8 "synth.$final_tag" stage8_synth
+    run_stage 8 "synth.$sys_tag" stage8_synth
 fi
 
 if want 9; then
     stage9_eval() {
-        python -m shared.phone_recognizer.train $ow --config "$asr_conf" --data-dir "data/$train_set" \
+        if [ -f "$done_dir/stage8.synth.$other_sys" ]; then
+            echo "$0: stage 9: $final_s2/synth/ holds the synthesis of $other_sys (decoded by the other decoder):" \
+                "run this system's stage 8 first (--stage 8)" >&2
+            return 1
+        fi
+        # the judge of every system's RESULTS: an existing one is kept, also with --overwrite true (its training is
+        # time-capped: another would score differently), unless --retrain-asr true or it is the other kind's (--smoke)
+        local asr_ow=""
+        if [ "$retrain_asr" = true ] || compgen -G "$other_done/stage9.*" > /dev/null; then
+            asr_ow=--overwrite
+        elif [ "$overwrite" = true ] && [ -f exp/asr/model.pt ]; then
+            log "stage 9: keeping the phone recogniser exp/asr that every system's RESULTS are judged by (retraining" \
+                "would change their scores; then rerun every system's stage 9): --overwrite true --retrain-asr true," \
+                "or remove exp/asr, to retrain it"
+        fi
+        python -m shared.phone_recognizer.train $asr_ow --config "$asr_conf" --data-dir "data/$train_set" \
             --token-file "data/$train_set/token" --dev-dir "data/$dev_set" --exp-dir exp/asr "train.device=$device" $asr_args
         for x in $test_sets; do
             python -m shared.evaluate $ow --mode tts --ref-dir "data/$x" --gen-dir "$final_s2/synth/$x" \
@@ -292,14 +359,16 @@ if want 9; then
             # the codec's own PER: how much of the TTS PER the codec already explains
             [ ! -f "$s1_exp/resynth/$x/wav.scp" ] || score_resynth "$x" --phone-recognizer exp/asr --ref-token-file "data/$x/token"
         done
-        # every model decoded by the final model's codec, so the sweep compares the flows alone
+        # every model decoded by the system's codec, so the sweep compares the flows alone
+        local codec=$s1_exp
+        [ "$decoder_finetune" = false ] || codec=$(python -c "from stage2_flow.model import codec_dir; print(codec_dir('$final_s2'))")
         python -m stage2_flow.nfe_sweep $ow --device $device --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
-            --codec-exp-dir "$(python -c "from stage2_flow.model import codec_dir; print(codec_dir('$final_s2'))")" \
+            --codec-exp-dir "$codec" \
             --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" --temperature "$temperature" \
-            --phone-recognizer exp/asr --out-dir "exp/nfe_sweep/$final_tag" $nfe_sweep_args
+            --phone-recognizer exp/asr --out-dir "exp/nfe_sweep/$sys_tag" $nfe_sweep_args
         write_results
     }
-    run_stage 9 "eval.$final_tag" stage9_eval
+    run_stage 9 "eval.$sys_tag" stage9_eval
 fi
 
 corpus_report=
@@ -307,11 +376,11 @@ corpus_report=
 if want 10; then
     stage10_pack() {
         write_results  # again, now that stage 9's own time is in exp/stage_times.tsv
-        python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" --results "$results_md" \
+        python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" "${no_decoder[@]}" --results "$results_md" \
             ${corpus_report:+--corpus-report "$corpus_report"} --nfe "$nfe" --solver "$solver" --temperature "$temperature" \
-            --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_$final_tag}"
+            --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_$sys_tag}"
     }
-    run_stage 10 "pack.$final_tag" stage10_pack
+    run_stage 10 "pack.$sys_tag" stage10_pack
 fi
 
 if [ "$overwrite" = true ]; then  # the stages run here replaced the other kind of run's outputs

@@ -4,11 +4,15 @@
 # The 150 test sentences' real audio makes only 11-14 phone errors, too few to settle a PER ratio (run AF: 4.27x
 # [2.65x, 8.50x]); 380 more sentences (local/screen_set.py: the corpus's generator with another seed, every voice,
 # ~12000 phones) give the real audio ~50. The final stage-two model synthesises them with the sampling settings
-# of stage 8 (read from its test-set synth.json), the codec resynthesises them, and shared.evaluate scores both
+# of stage 8 and its codec (read from the synth.json of the job that made the test set's audio: the test set's own,
+# or with --synth-nj N one of synth/test/splitN/), the codec resynthesises them, and shared.evaluate scores both
 # against the real audio with stage 9's recogniser (exp/asr). About 3 minutes on 2 cores.
 #
-#   local/score_screen.sh [--stage1-tag vae] [--stage2-tag flow] [--reflow true] [--num-sentences 380]
-#       [--extra-judges "/path/to/another/run/egs/espeak_mini/tts1/exp/asr ..."]
+#   local/score_screen.sh [--stage1-tag vae] [--stage2-conf conf/stage2.yaml] [--stage2-tag TAG] [--reflow true]
+#       [--num-sentences 380] [--extra-judges "/path/to/another/run/egs/espeak_mini/tts1/exp/asr ..."]
+#
+# The options name the system as run.sh's do: the stage-two tag defaults as there (flow, + _<stage1 tag> for a codec
+# other than vae, + _<name> for --stage2-conf conf/stage2_<name>.yaml; ../../../utils/system_tags.sh).
 #
 # Writes data/screen (kept for the next call), EXP/synth/screen, EXP/eval/screen/metrics.json for the final
 # stage-two model and exp/stage1/<tag>/{resynth,eval}/screen for the codec, and prints both PER ratios.
@@ -18,7 +22,8 @@
 set -euo pipefail
 
 stage1_tag=vae
-stage2_tag=flow
+stage2_conf=conf/stage2.yaml  # only for the stage-two tag's default
+stage2_tag=           # default: as run.sh's (flow for the vae codec and conf/stage2.yaml)
 reflow=true
 test_set=test         # whose synth.json holds stage 8's sampling settings
 screen=data/screen
@@ -27,17 +32,26 @@ extra_judges=         # more recognisers (exp/asr dirs) to read the same audio, 
 help_message="Usage: $0 [options]   (run from the recipe dir after run.sh's stage 9)"
 
 . "$(dirname "$0")/../../../utils/parse_options.sh"
+# shellcheck source=../../../utils/system_tags.sh
+. "$(dirname "$0")/../../../utils/system_tags.sh"
 repo_root=$(cd "$(dirname "$0")/../../../.." && pwd)
 export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 
+[ -n "$stage2_tag" ] || stage2_tag=$(default_stage2_tag "$stage1_tag" "$stage2_conf")
 s1_exp=exp/stage1/$stage1_tag
-final_s2=exp/stage2/$stage2_tag
-[ "$reflow" = true ] && final_s2=${final_s2}_reflow
-settings=$final_s2/synth/$test_set/synth.json
-if [ ! -f "$settings" ]; then  # stage 8 in parallel jobs (--synth-nj): the first job's settings, the same as all's
-    for f in "$final_s2/synth/$test_set"/split*/1/synth.json; do
-        if [ -f "$f" ]; then settings=$f; break; fi
-    done
+final_s2=exp/stage2/$(final_stage2_tag "$stage2_tag" "$reflow")
+# stage 8's settings: those of the synthesis the test set's audio is from (its wav.scp names the wavs): the test set's
+# own synth.json, or with --synth-nj N a job's, synth/test/splitN/<k>/synth.json (the test set's own is then an
+# earlier run's, or none: combining the jobs writes none)
+synth_dir=$final_s2/synth/$test_set
+settings=$synth_dir/wav.scp
+if [ -f "$synth_dir/wav.scp" ]; then
+    first_wav=$(awk 'NR == 1 { print $2; exit }' "$synth_dir/wav.scp")
+    job=""
+    case "$first_wav" in  # absolute paths, perhaps of where the recipe dir was: the part under synth/<set>/
+        */synth/"$test_set"/*/wav/*) job=${first_wav##*/synth/"$test_set"/}; job=${job%/wav/*}/ ;;
+    esac
+    settings=$synth_dir/${job}synth.json
 fi
 for need in "$s1_exp/model.pt" "$final_s2/model.pt" exp/asr/model.pt exp/tokens.txt "$settings"; do
     if [ ! -f "$need" ]; then
@@ -48,13 +62,18 @@ done
 
 [ -f "$screen/token" ] || python local/screen_set.py --out-dir "$screen" --num-sentences "$num_sentences"
 
-# stage 8's sampling, as recorded: the same NFE, solver, temperature, guidance, rate and seed (an assignment,
-# so a failure to read them stops the script instead of synthesising with the defaults)
-recorded=$(python - "$settings" <<'EOF'
-import json, sys
+# stage 8's sampling, as recorded: the same NFE, solver, temperature, guidance, rate and seed, and its codec where
+# that was stage one's (run.sh --decoder-finetune false) rather than the final model's own (its decoder/, found
+# again as stage 8 found it) (an assignment, so a failure to read them stops the script instead of synthesising
+# with the defaults)
+recorded=$(python - "$settings" "$s1_exp" <<'EOF'
+import json, os, sys
 s = json.load(open(sys.argv[1]))
 args = ["--nfe", s["nfe"], "--solver", s["solver"], "--temperature", s["temperature"], "--cfg-scale", s["cfg_scale"],
         "--rate", s["rate"], "--seed", s["seed"]] + (["--sway", s["sway"]] if s.get("sway") is not None else [])
+codec = (s.get("paths") or {}).get("codec")
+if codec and os.path.basename(os.path.normpath(codec)) != "decoder":  # stage one's: the same dir where it is now
+    args += ["--stage1-exp-dir", sys.argv[2]]
 print(" ".join(map(str, args)))
 EOF
 )
