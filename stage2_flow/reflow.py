@@ -113,6 +113,16 @@ def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path,
     return model, ds
 
 
+def pick_utterances(by_length: list[int], max_utts: int | None, pick: str = "shortest") -> list[int]:
+    """``max_utts`` of the dataset indices ``by_length`` (sorted by length): the first (``shortest``), or evenly
+    spaced over them (``spread``), in length order; all of them without ``max_utts``."""
+    if not max_utts or max_utts >= len(by_length):
+        return list(by_length)
+    if pick == "shortest":
+        return by_length[:max_utts]
+    return [by_length[(k * len(by_length)) // max_utts] for k in range(max_utts)]
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
@@ -122,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     gp = sub.add_parser("generate", help="write reflow pairs")
     add_generation_args(gp, nfe=16, solver="rk4")
     gp.add_argument("--predicted-durations", action="store_true", help="use the duration predictor instead of MAS")
-    gp.add_argument("--max-utts", type=int, default=None)
+    gp.add_argument("--max-utts", type=int, default=None, help="at most this many utterances (--pick decides which)")
+    gp.add_argument("--pick", choices=["shortest", "spread"], default="shortest",
+                    help="with --max-utts: the shortest (the cheapest pairs; the 2-core recipe's) or evenly spaced "
+                         "over the lengths, short to long (the GPU recipes')")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["generate", *argv]  # the subcommand is optional
@@ -135,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.overwrite:
         clear_outputs(out, ("pairs.scp", "reflow_info.json", "pairs"))
     model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device)
-    idx = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])[: args.max_utts] if args.max_utts else sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])
+    idx = pick_utterances(sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1]), args.max_utts, args.pick)
     gen = torch.Generator().manual_seed(args.seed)
     scp, t0 = {}, time.time()
     for copy in range(args.copies):

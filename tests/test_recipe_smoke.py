@@ -296,7 +296,7 @@ def test_libritts_defaults_to_a_zero_shot_system(tmp_path):
     train6 = _stage_calls(calls, "stage2_flow.train")[0]
     assert "--config conf/stage2_prompt.yaml " in train6 and "--exp-dir exp/stage2/flow_prompt " in train6
     assert "--exp-dir exp/stage2/flow_prompt_reflow --data-dir data/test " in calls and "--out exp/RESULTS.md" in calls
-    assert "--max-utts 20000" in _stage_calls(calls, "stage2_flow.reflow")[0]  # the GPU recipe's pairs, not the CPU's 360
+    assert "--max-utts 20000 --pick spread" in _stage_calls(calls, "stage2_flow.reflow")[0]  # not the CPU recipe's 360 shortest
     r, calls = run("--corpus-dir", str(tmp_path / "LibriTTS"), "--stage2-conf", "conf/stage2.yaml")
     assert r.returncode == 0 and r.stdout.count("done already") == 6, r.stdout[-3000:] + r.stderr[-3000:]
     assert "--config conf/stage2.yaml " in calls and "--exp-dir exp/stage2/flow_reflow --data-dir data/test " in calls

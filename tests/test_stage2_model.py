@@ -355,3 +355,12 @@ def test_generate_refuses_an_item_without_tokens_and_a_rate_not_above_zero():
     for rate in (0.0, -1.0):
         with pytest.raises(ValueError, match=f"rate {rate}"):
             m.generate(b["tokens"], b["tok_lens"], spk=b["spk"], nfe=1, rate=rate)
+
+
+def test_reflow_pairs_pick_the_shortest_or_a_spread_over_the_lengths():
+    from stage2_flow.reflow import pick_utterances
+
+    by_length = [7, 3, 9, 0, 5, 1, 8, 2, 6, 4]  # indices, shortest first
+    assert pick_utterances(by_length, None) == by_length and pick_utterances(by_length, 20, "spread") == by_length
+    assert pick_utterances(by_length, 3) == [7, 3, 9]
+    assert pick_utterances(by_length, 3, "spread") == [7, 0, 8]  # positions 0, 3, 6: short, middle, long

@@ -21,7 +21,8 @@ test_sets=test
 # CPU recipe; here they would be 1-3% of the corpus, its shortest 1-2 s clips, for 50k steps of reflow). Each
 # reflow training process (one per GPU) holds its pairs in memory, ~1 KB per latent frame (x0, x1, prior mean
 # and real latent, dim 64, float32): about 5 GB for
-# the 20000 shortest of train-clean-100's 33000.
-reflow_gen_args="--nfe 16 --solver rk4 --max-utts 20000"
+# the 20000 shortest of train-clean-100's 33000; these 20000 are spread over the lengths (--pick spread: the
+# pairs' lengths are the corpus's), so expect more, in proportion to their mean length.
+reflow_gen_args="--nfe 16 --solver rk4 --max-utts 20000 --pick spread"
 
 . ../../TEMPLATE/tts1/tts.sh

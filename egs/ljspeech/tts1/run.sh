@@ -18,6 +18,6 @@ test_sets=test
 # reflow training process (one per GPU) holds its pairs in memory, ~1 KB per latent frame (x0, x1, prior mean
 # and real latent, dim 64, float32): about 7 GB for
 # LJSpeech's 12600 training utterances (all of them).
-reflow_gen_args="--nfe 16 --solver rk4 --max-utts 20000"
+reflow_gen_args="--nfe 16 --solver rk4 --max-utts 20000 --pick spread"
 
 . ../../TEMPLATE/tts1/tts.sh
