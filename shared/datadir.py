@@ -481,8 +481,9 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
         report["audio file not found"] = gone
     keep -= set(gone)
     if not keep:
-        raise DataDirError(path, [Problem(str(path), None, None, f"fix would drop every utterance ({reason}: "
-                                          f"{len(utts)})") for reason, utts in report.items()], "nothing was changed")
+        why = [Problem(str(path), None, None, f"fix would drop every utterance ({reason}: {len(utts)})")
+               for reason, utts in report.items()]
+        raise DataDirError(path, why or [Problem(str(path), None, None, "no utterances")], "nothing was changed")
     backup = _new_backup_dir(path)
     for name in KNOWN_FILES:
         if (path / name).exists():

@@ -98,16 +98,16 @@ def _load(path: str) -> np.ndarray:
 
 
 def cached_ref_analysis(utt: str, ref_path: str, ref: np.ndarray, with_f0: bool, cache_dir: str | None):
-    """``analyse(ref)`` through ``cache_dir/<utt>.pkl``, reused while the reference file (path, size, mtime), the
-    analysis settings and ``with_f0`` are the same; ``None`` cache: computed every time."""
+    """``analyse(ref)`` through ``cache_dir/<utt>.pkl``, reused while the reference audio (its samples' SHA-1: a file
+    or a wav.scp pipe alike), the analysis settings and ``with_f0`` are the same; ``None`` cache: computed every time."""
+    import hashlib
     import pickle
 
     from shared.metrics.spectral import DEFAULT_ANALYSIS, analyse
 
     if cache_dir is None:
         return analyse(ref, DEFAULT_ANALYSIS, with_f0)
-    st = Path(ref_path).stat()
-    key = (str(Path(ref_path).resolve()), st.st_size, st.st_mtime_ns, repr(DEFAULT_ANALYSIS), with_f0)
+    key = (hashlib.sha1(np.ascontiguousarray(ref).tobytes()).hexdigest(), repr(DEFAULT_ANALYSIS), with_f0)
     path = Path(cache_dir) / f"{utt}.pkl"
     if path.is_file():
         with open(path, "rb") as f:

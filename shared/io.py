@@ -11,9 +11,10 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping
+from typing import IO, Any, Iterable, Iterator, Mapping
 
 import torch
 
@@ -76,6 +77,19 @@ def remove_files(*paths: PathLike | None) -> None:
     for path in paths:
         if path is not None:
             Path(path).unlink(missing_ok=True)
+
+
+def remove_outputs(out: PathLike, names: Iterable[str]) -> list[str]:
+    """``--overwrite``: remove the files and dirs ``names`` of ``out`` that exist (in order: the mark of a finished
+    output first), before anything new is written, so that a run stopped part way leaves no finished-looking mix of
+    old and new and the next run redoes it; says what went. Returns the names removed."""
+    out = Path(out)
+    gone = [name for name in names if (out / name).exists()]
+    for name in gone:
+        (shutil.rmtree if (out / name).is_dir() else Path.unlink)(out / name)
+    if gone:
+        print(f"--overwrite: removed {', '.join(gone)} from {out}", flush=True)
+    return gone
 
 
 def write_json(path: PathLike, obj: Any) -> None:

@@ -18,7 +18,6 @@ import csv
 import math
 import os
 import random
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -33,7 +32,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from shared.io import MODEL_FILE, PathLike, atomic_save_torch
+from shared.io import MODEL_FILE, PathLike, atomic_save_torch, atomic_write, remove_outputs
 
 OUR_KEYS = ("checkpoint_every_n_steps", "keep_checkpoints")
 
@@ -101,15 +100,10 @@ def resume_path(exp_dir: PathLike) -> str | None:
 
 
 def start_over(exp_dir: PathLike, outputs: tuple[str, ...] = ()) -> None:
-    """``--overwrite``: remove a run's checkpoints and what it exported (``MODEL_FILE``, ``train_summary.json``
-    and ``outputs``), so training starts again from step 0 instead of resuming the finished run, and an
+    """``--overwrite``: remove a run's checkpoints, its CSV log and what it exported (``MODEL_FILE``,
+    ``train_summary.json`` and ``outputs``), so training starts again from step 0 instead of resuming the finished run, and an
     interrupted retraining is not taken for the finished old one by the next rerun."""
-    exp_dir = Path(exp_dir)
-    gone = [name for name in ("checkpoints", MODEL_FILE, "train_summary.json", *outputs) if (exp_dir / name).exists()]
-    for name in gone:
-        (shutil.rmtree if (exp_dir / name).is_dir() else Path.unlink)(exp_dir / name)
-    if gone:
-        print(f"--overwrite: removed {', '.join(gone)} from {exp_dir}", flush=True)
+    remove_outputs(exp_dir, ("checkpoints", MODEL_FILE, "train_summary.json", "logs/metrics.csv", *outputs))
 
 
 def native_bf16(accelerator: str = "auto") -> bool:
@@ -141,23 +135,35 @@ class KillAtStep(Callback):
 
 class _ResumingWriter(ExperimentWriter):
     """Lightning's CSV writer deletes ``metrics.csv`` as it starts, so a resumed run's log would begin at its
-    checkpoint. This one keeps the earlier rows logged before the first step the new run logs (a run killed
-    after its checkpoint logs those steps again; a retraining from step 0 keeps none)."""
+    checkpoint (and a resumed run killed before its first flush would leave none). This one leaves the file alone
+    until it has rows to write; the first time, it rewrites it atomically with the earlier rows logged before the
+    first step the new run logs (a run killed after its checkpoint logs those steps again), then appends.
+    A retraining from step 0 (``--overwrite``) starts without the file: :func:`start_over` removes it."""
 
     def __init__(self, log_dir: str) -> None:
         path = Path(log_dir) / self.NAME_METRICS_FILE
-        self._earlier: list[dict[str, str]] = []
+        self._earlier: list[dict[str, str]] | None = None
         if path.is_file():
             with open(path, newline="") as f:
                 self._earlier = [r for r in csv.DictReader(f) if (r.get("step") or "").isdigit()]
         super().__init__(log_dir)
 
+    def _check_log_dir_exists(self) -> None:  # Lightning's deletes metrics.csv here
+        pass
+
     def save(self) -> None:
-        if self._earlier and self.metrics:
-            first = min(int(m["step"]) for m in self.metrics)
-            self.metrics = [r for r in self._earlier if int(r["step"]) < first] + self.metrics
-            self._earlier = []
-        super().save()
+        if self._earlier is None or not self.metrics:
+            super().save()
+            return
+        first = min(int(m["step"]) for m in self.metrics)
+        self.metrics = [r for r in self._earlier if int(r["step"]) < first] + self.metrics
+        self._earlier = None
+        self._record_new_keys()
+        with atomic_write(Path(self.metrics_file_path)) as f:
+            writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(self.metrics)
+        self.metrics = []
 
 
 class ResumingCSVLogger(CSVLogger):

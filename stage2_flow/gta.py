@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from shared.io import MODEL_FILE, file_sha256, write_json
+from shared.io import MODEL_FILE, file_sha256, remove_outputs, write_json
 from shared.latents import LatentDumpWriter
 from stage2_flow.data import collate_tts
-from stage2_flow.reflow import add_generation_args, clear_outputs, generate_pairs, model_and_dataset
+from stage2_flow.reflow import add_generation_args, generate_pairs, model_and_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out}/latents.scp exists: nothing to do (use --overwrite to redo)")
         return 0
     if args.overwrite:
-        clear_outputs(out, ("latents.scp", "gta_info.json", "utt2frames", "key2utt", "latents"))
+        remove_outputs(out, ("latents.scp", "gta_info.json", "utt2frames", "key2utt", "latents"))
     model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device)
     order = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])  # similar lengths batch with less padding
     gen = torch.Generator().manual_seed(args.seed)

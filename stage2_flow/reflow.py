@@ -15,7 +15,6 @@ exactly the conditions the pairs were generated with (the text side is frozen du
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 from shared.device import add_device_arg, batch_to
-from shared.io import atomic_save_torch, read_json, write_json, write_kv
+from shared.io import atomic_save_torch, read_json, remove_outputs, write_json, write_kv
 from shared.text import Vocab
 from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
 from stage2_flow.model import FlowTTS, load_trained, sequence_mask
@@ -88,17 +87,6 @@ def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> No
     p.add_argument("--overwrite", action="store_true")
 
 
-def clear_outputs(out: Path, names: tuple[str, ...]) -> None:
-    """``--overwrite``: remove an earlier run's outputs ``names`` of ``out`` (its scp first: the mark of a finished run)
-    before anything new is written, so that a run stopped part way leaves no finished-looking mix of old and new and
-    the next run redoes it."""
-    gone = [name for name in names if (out / name).exists()]
-    for name in gone:
-        (shutil.rmtree if (out / name).is_dir() else Path.unlink)(out / name)
-    if gone:
-        print(f"--overwrite: removed {', '.join(gone)} from {out}", flush=True)
-
-
 def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path,
                       device: torch.device | str = "cpu") -> tuple[FlowTTS, TTSDataset]:
     """A trained model (on ``device``) and the dataset of ``data_dir`` + its real ``latents`` as the model sees
@@ -146,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out}/pairs.scp exists (use --overwrite to regenerate)")
         return 0
     if args.overwrite:
-        clear_outputs(out, ("pairs.scp", "reflow_info.json", "pairs"))
+        remove_outputs(out, ("pairs.scp", "reflow_info.json", "pairs"))
     model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device)
     idx = pick_utterances(sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1]), args.max_utts, args.pick)
     gen = torch.Generator().manual_seed(args.seed)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import numbers
-import shutil
 import sys
 import time
 import zlib
@@ -42,7 +41,7 @@ from typing import Any, Sequence
 import torch
 
 from shared.device import add_device_arg
-from shared.io import MODEL_FILE, read_json, read_kv, write_json, write_kv
+from shared.io import MODEL_FILE, read_json, read_kv, remove_outputs, write_json, write_kv
 from shared.latents import LatentDumpWriter, codec_info
 from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
@@ -260,6 +259,13 @@ def require_tokens(ids: dict[str, Sequence[int]]) -> None:
                          f"nothing of): {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}")
 
 
+def check_speaker(synth: Synthesizer, speaker: str) -> None:
+    """``--speaker``: a voice of the model, or an error naming the ones it has."""
+    if speaker not in synth.speakers:
+        raise SystemExit(f"--speaker {speaker}: not a voice of this model; it knows "
+                         f"{', '.join(synth.speakers) or 'none (a single-speaker model)'}")
+
+
 def speakers_of(synth: Synthesizer, utts: list[str], utt2spk: dict[str, str], speaker: str | None = None,
                 prompted: bool = False, remedy: str = "") -> dict[str, str]:
     """Each utterance's voice when synthesising a data dir (the CLI, the NFE sweep): ``speaker`` for all where given,
@@ -269,9 +275,7 @@ def speakers_of(synth: Synthesizer, utts: list[str], utt2spk: dict[str, str], sp
     voice, silently, before); for a model with one voice, or no speaker conditioning, it is that voice."""
     first = synth.speakers[0] if synth.speakers else "spk"
     if speaker:
-        if speaker not in synth.speakers:
-            raise SystemExit(f"--speaker {speaker}: not a voice of this model; it knows "
-                             f"{', '.join(synth.speakers) or 'none (a single-speaker model)'}")
+        check_speaker(synth, speaker)
         return {u: speaker for u in utts}
     unknown = sorted({utt2spk[u] for u in utts if u in utt2spk and utt2spk[u] not in synth.speakers})
     if unknown and not prompted and synth.model.speaker.table is not None and len(synth.speakers) > 1:
@@ -431,9 +435,8 @@ def requests(args: argparse.Namespace, synth: Synthesizer) -> tuple[list[str], d
         utt2text, utt2tok, utt2spk = assign_speakers(utt2text, utt2tok, speaker_list(args.speakers, synth.speakers), args.assign)
         utt2lang = {}  # each voice speaks its own language
     utts = sorted(utt2text)
-    if args.speaker and args.speaker not in synth.speakers:
-        raise SystemExit(f"--speaker {args.speaker}: not a voice of this model; it knows "
-                         f"{', '.join(synth.speakers) or 'none (a single-speaker model)'}")
+    if args.speaker:
+        check_speaker(synth, args.speaker)
     if args.prompt_from_data:  # the voice is the data's own speaker's, by its reference
         missing = [u for u in utts if u not in utt2spk]
         if missing:
@@ -528,11 +531,11 @@ def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[st
 def check_resume(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     """Record ``settings`` in ``OUT/synth.json``. Existing wavs (kept unless ``overwrite``) made with other
     settings are never mixed with new ones: that is an error naming what changed. ``overwrite`` removes the old
-    output first (:func:`clear_output`), so that a rerun after an interrupted ``--overwrite`` run, which finds the
+    output first (:func:`shared.io.remove_outputs`), so that a rerun after an interrupted ``--overwrite`` run, which finds the
     new settings in synth.json, does not count old wavs as done."""
     record = out / "synth.json"
     if overwrite:
-        clear_output(out)
+        remove_outputs(out, OUTPUT_FILES)
     have_wavs = (out / "wav").is_dir() and any((out / "wav").glob("*.wav"))
     if have_wavs and not overwrite and record.is_file():
         old = read_json(record)
@@ -546,16 +549,6 @@ def check_resume(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
 
 
 OUTPUT_FILES = ("wav", "wav.scp", "latents", "latents.scp", "utt2frames", "key2utt", "codec.json")
-
-
-def clear_output(out: Path) -> None:
-    """``--overwrite``: remove an earlier run's wavs (``wav/``, and ``wav.scp``, which lists them) and its
-    ``--save-latents`` dump, before anything new is written."""
-    gone = [name for name in OUTPUT_FILES if (out / name).exists()]
-    for name in gone:
-        (shutil.rmtree if (out / name).is_dir() else Path.unlink)(out / name)
-    if gone:
-        print(f"--overwrite: removed {', '.join(gone)} from {out}", flush=True)
 
 
 def write_output_dir(out: Path, utts: list[str], utt2text: dict[str, str], spk_of: dict[str, str], utt2lang: dict[str, str],

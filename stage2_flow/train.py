@@ -100,7 +100,7 @@ def codec_has_pitch(stage1_exp_dir: Path) -> bool:
     """Whether the stage-one codec's latent channel 0 is its log-F0: its exp dir's ``config.yaml`` sets ``model.pitch``
     (a codec without one, such as an EnCodec / DAC adapter or the stand-in codec, has no pitch channel)."""
     path = Path(stage1_exp_dir) / "config.yaml"
-    return path.is_file() and bool((load_config(path).get("model") or {}).get("pitch"))
+    return path.is_file() and (load_config(path).get("model") or {}).get("pitch") is not None  # {}: the defaults
 
 
 def resolve_channel_weights(model_cfg: dict, stage1_exp_dir: Path) -> None:

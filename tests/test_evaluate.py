@@ -135,7 +135,7 @@ def test_reference_analysis_cache_gives_the_same_metrics(dirs, tmp_path):
     for m in (first, again):
         for k in ("mcd_dtw", "f0_rmse_cents", "vuv_error", "duration_ratio"):
             assert m[k]["mean"] == pytest.approx(plain[k]["mean"], rel=1e-9, nan_ok=True), k
-    # another reference file under the same utterance id is analysed afresh (the stored key names the old file)
+    # another reference under the same utterance id is analysed afresh (the stored key is the old audio's hash)
     utt, path = sorted(read_kv(dirs / "ref" / "wav.scp").items())[0]
     wav, sr = sf.read(path)
     other = tmp_path / "ref2"

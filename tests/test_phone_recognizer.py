@@ -234,6 +234,25 @@ def test_resume_with_augmentation_equals_an_uninterrupted_run(toy, tmp_path, mon
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
+def test_a_finished_recogniser_trained_on_other_transcripts_is_trained_again(toy, tmp_path, capsys):
+    """The recipe keeps exp/asr over --overwrite (every system is judged by it); one trained on another training set
+    (held-out speakers moved out of it, other tokens) would judge with what it learnt there, so it is retrained."""
+    import shutil
+
+    cfg = merge(DEFAULT_CONFIG, TINY)
+    data = tmp_path / "train"
+    shutil.copytree(toy / "train", data)
+    args = (str(data), str(data / "token"), str(tmp_path / "exp"))
+    first = train(cfg, *args)
+    assert train(cfg, *args) == first and "nothing to do" in capsys.readouterr().out
+    lines = (data / "token").read_text().splitlines()
+    utt, *tokens = lines[-1].split()
+    (data / "token").write_text("\n".join(lines[:-1] + [" ".join([utt, *tokens[::-1]])]) + "\n")  # another transcript
+    again = train(cfg, *args)
+    assert "trained on other transcripts" in capsys.readouterr().out
+    assert again["token_file_sha256"] != first["token_file_sha256"] and again["steps"] == first["steps"]
+
+
 def test_a_resumed_run_logs_each_step_once(toy, tmp_path, monkeypatch):
     """Killed after logging step 3 but before the step-4 checkpoint, the run resumes from step 2: its log keeps
     one row per step, with the losses of an uninterrupted run."""

@@ -75,7 +75,7 @@ def test_overwrite_retrains_from_step_zero(trained, capsys):
     root = trained.parents[2]
     shutil.copytree(trained, root / "exp/stage2/again")
     assert train.main(["--overwrite", *train_args(root, "exp/stage2/again", "trainer.max_steps=2")]) == 0
-    assert "removed checkpoints, model.pt, train_summary.json, speaking_rate.json" in capsys.readouterr().out
+    assert "removed checkpoints, model.pt, train_summary.json, logs/metrics.csv, speaking_rate.json" in capsys.readouterr().out
     assert json.loads((root / "exp/stage2/again/train_summary.json").read_text())["steps_this_run"] == 2
     assert (root / "exp/stage2/again/speaking_rate.json").is_file()
     with pytest.raises(SystemExit):  # it would delete the model it is to start from
@@ -133,16 +133,17 @@ def test_resume_after_a_hard_kill_is_exact(corpus, capsys):
             "trainer.log_every_n_steps=1")
     assert train.main(train_args(corpus, "exp/stage2/unbroken", *over, dev=False)) == 0
     cut = train_args(corpus, "exp/stage2/killed", *over, dev=False)
-    env = {**os.environ, "FLOWTTS_KILL_AT_STEP": "3"}
-    p = subprocess.run([sys.executable, "-m", "stage2_flow.train", *cut], cwd=Path(__file__).resolve().parents[1], env=env,
-                       capture_output=True, text=True, timeout=600)
-    assert p.returncode == 3, p.stdout[-2000:] + p.stderr[-2000:]
+    for kill_at in ("3", "4"):  # killed twice: the second time as the resumed run's first step ends, before any flush
+        env = {**os.environ, "FLOWTTS_KILL_AT_STEP": kill_at}
+        p = subprocess.run([sys.executable, "-m", "stage2_flow.train", *cut], cwd=Path(__file__).resolve().parents[1],
+                           env=env, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 3, p.stdout[-2000:] + p.stderr[-2000:]
     assert not (corpus / "exp/stage2/killed/model.pt").exists() and (corpus / "exp/stage2/killed/checkpoints/last.ckpt").is_file()
     capsys.readouterr()
     assert train.main(cut) == 0
-    # resumed from step 3's checkpoint, not trained again from step 0 (which would end with the same weights)
+    # resumed from step 4's checkpoint, not trained again from step 0 (which would end with the same weights)
     assert "resuming from" in capsys.readouterr().out
-    assert json.loads((corpus / "exp/stage2/killed/train_summary.json").read_text())["steps_this_run"] == 2
+    assert json.loads((corpus / "exp/stage2/killed/train_summary.json").read_text())["steps_this_run"] == 1
     a = torch.load(corpus / "exp/stage2/unbroken/model.pt", weights_only=True)
     b = torch.load(corpus / "exp/stage2/killed/model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -45,6 +45,7 @@ def test_normalize_english(text, expected):
 @pytest.mark.parametrize("text, expected", [
     # vulgar fractions: NFKC once made "1½" "11⁄2" and let the fraction slash through
     ("1½ cups", "one and a half cups"),
+    ("by 2030 3/4 of cars", "by twenty thirty three quarters of cars"),  # a year, not a mixed number
     ("3¾ miles", "three and three quarters miles"),
     ("½ cup", "one half cup"),
     ("2⅔ and ⅛ and 1⁄2", "two and two thirds and one eighth and one half"),

@@ -25,7 +25,7 @@ import torch
 
 from shared.config import apply_overrides, load_config, merge, save_config
 from shared.device import resolve_device
-from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, write_json
+from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, file_sha256, read_json, write_json
 from shared.phone_recognizer.data import (
     ROBUSTNESS_CHECKS, degrade, frame_batches, iter_wavs, phone_filter, read_token_file, subset_hours, utterance_ids,
     time_warp,
@@ -245,9 +245,15 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
           dev_token_file: str | None = None, overwrite: bool = False) -> dict:
     """Train (or resume) and return the summary written to ``exp_dir/train_summary.json``."""
     exp = Path(exp_dir)
+    data_sha = file_sha256(token_file)  # what it learns from: the training transcripts (and so their utterances)
     if (exp / MODEL_FILE).exists() and (exp / "train_summary.json").exists() and not overwrite:
-        print(f"[phone_recognizer.train] {exp}/model.pt exists; nothing to do (--overwrite to retrain)")
-        return read_json(exp / "train_summary.json")
+        done = read_json(exp / "train_summary.json")
+        if done.get("token_file_sha256", data_sha) == data_sha:
+            print(f"[phone_recognizer.train] {exp}/model.pt exists; nothing to do (--overwrite to retrain)")
+            return done
+        print(f"[phone_recognizer.train] {exp} was trained on other transcripts than {token_file} (SHA-256 "
+              f"{done['token_file_sha256'][:12]}... against {data_sha[:12]}...): training it again", flush=True)
+        overwrite = True
     if overwrite and exp.exists():
         shutil.rmtree(exp)
     exp.mkdir(parents=True, exist_ok=True)
@@ -259,7 +265,7 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
     model.cpu().eval()  # decoded and saved on the CPU, as score.py loads it
     summary = {"steps": loop.state["step"], "epochs": round(epochs, 2), "train_seconds": round(loop.state["elapsed"], 1),
                "num_train_utts": n_utts, "num_phones": len(vocab) - Vocab.num_special, "data_dir": str(data_dir),
-               "token_file": str(token_file)}
+               "token_file": str(token_file), "token_file_sha256": data_sha}
     if dev is not None:
         dev_per = evaluate_per(model, dev["clean"], dev["refs"], vocab)
         # the same dev audio under changes a listener does not hear as other phones (data.ROBUSTNESS_CHECKS)

@@ -115,8 +115,9 @@ _RE_YEAR = re.compile(r"\b(1[1-9]\d\d|20\d\d)(s?)\b")
 _RE_THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
 _RE_INT = re.compile(r"\d+")
 _RE_TIME = re.compile(r"\b([01]?\d|2[0-4]):([0-5]\d)\b")
-# simple fractions (3/4, 1/2, and 1 1/2 after a whole number), not part of a date or a chain (12/25/2020, 1/2/3)
-_RE_FRACTION = re.compile(r"(?<![\w.,:/\-$£€])(?:(\d{1,3}(?:,\d{3})+|\d+)\s+)?([1-9])/([1-9]|10)(?![\w/:]|[.,]\d)")
+# simple fractions (3/4, 1/2, and 1 1/2 after a whole number of at most three digits: "by 2030 3/4 of them" is a
+# year), not part of a date or a chain (12/25/2020, 1/2/3)
+_RE_FRACTION = re.compile(r"(?<![\w.,:/\-$£€])(?:(\d{1,3})\s+)?([1-9])/([1-9]|10)(?![\w/:]|[.,]\d)")
 _RE_24_7 = re.compile(r"(?<![\w.,:/\-])24/7(?![\w/:]|[.,]\d)")
 
 

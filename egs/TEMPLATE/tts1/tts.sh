@@ -190,7 +190,7 @@ score_resynth() {  # score_resynth SET [shared.evaluate options]: stage one's re
         --out "$s1_exp/eval/$x/metrics.json" "$@"
 }
 write_results() {  # the system's own NFE sweep, and the times of its stages and of the shared 0-2
-    python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" "${no_decoder[@]}" \
+    python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" ${no_decoder[@]+"${no_decoder[@]}"} \
         --nfe-sweep-dir "exp/nfe_sweep/$sys_tag" --stage-tags "$stage1_tag" "$stage2_tag" "$sys_tag" \
         --test-set "${test_sets%% *}" --out "$results_md"
 }
@@ -269,6 +269,10 @@ if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
                 --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
                 --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
                 "${s2_trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
+            if [ -n "$ow" ]; then  # a retrained final model: the other system's stage 7 (its decoder) and 8-10 are stale
+                rm -f "$done_dir/stage7.reflow.$other_sys" "$done_dir/stage8.synth.$other_sys" \
+                    "$done_dir/stage9.eval.$other_sys" "$done_dir/stage10.pack.$other_sys"
+            fi
         fi
         if [ "$decoder_finetune" = true ]; then
             # the final model's output on the training sentences, timed like the real audio (MAS durations),
@@ -294,7 +298,7 @@ if want 8; then
     synth() {  # synth DATA_DIR OUT_DIR [options]; it execs python, so run it in a subshell or in the background
         local data=$1 out=$2; shift 2
         exec python -m stage2_flow.synthesize $ow --device $device --exp-dir "$final_s2" --data-dir "$data" --out-dir "$out" \
-            "${codec_opt[@]}" --nfe "$nfe" --solver "$solver" --temperature "$temperature" $synth_args "$@"
+            ${codec_opt[@]+"${codec_opt[@]}"} --nfe "$nfe" --solver "$solver" --temperature "$temperature" $synth_args "$@"
     }
     stage8_synth() {
         local x k pids
@@ -376,7 +380,7 @@ corpus_report=
 if want 10; then
     stage10_pack() {
         write_results  # again, now that stage 9's own time is in exp/stage_times.tsv
-        python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" "${no_decoder[@]}" --results "$results_md" \
+        python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" ${no_decoder[@]+"${no_decoder[@]}"} --results "$results_md" \
             ${corpus_report:+--corpus-report "$corpus_report"} --nfe "$nfe" --solver "$solver" --temperature "$temperature" \
             --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_$sys_tag}"
     }

@@ -15,7 +15,8 @@
 # other than vae, + _<name> for --stage2-conf conf/stage2_<name>.yaml; ../../../utils/system_tags.sh).
 #
 # Writes data/screen (kept for the next call), EXP/synth/screen, EXP/eval/screen/metrics.json for the final
-# stage-two model and exp/stage1/<tag>/{resynth,eval}/screen for the codec, and prints both PER ratios.
+# stage-two model (screen_s1decoder for the system stage 8 decoded with stage one's decoder, --decoder-finetune
+# false) and exp/stage1/<tag>/{resynth,eval}/screen for the codec, and prints both PER ratios.
 # One 180-s judge's reading moves the ratio as much as the sentences do (run AG: 1.17x to 1.71x by six judges,
 # RESULTS.md); --extra-judges (other runs' exp/asr on this corpus) also prints each judge's ratio and the pooled
 # one (shared.phone_recognizer.judges; EXP/eval/screen/judges.json).
@@ -78,15 +79,17 @@ print(" ".join(map(str, args)))
 EOF
 )
 read -r -a sampling <<< "$recorded"
-python -m stage2_flow.synthesize --exp-dir "$final_s2" --data-dir "$screen" --out-dir "$final_s2/synth/screen" "${sampling[@]}"
+tts_name=screen  # the two systems of one final model (its decoder or stage one's) keep their screening apart
+for a in "${sampling[@]}"; do if [ "$a" = --stage1-exp-dir ]; then tts_name=screen_s1decoder; fi; done
+python -m stage2_flow.synthesize --exp-dir "$final_s2" --data-dir "$screen" --out-dir "$final_s2/synth/$tts_name" "${sampling[@]}"
 python -m stage1_vae.decode --exp-dir "$s1_exp" --data-dir "$screen" --out-dir "$s1_exp/resynth/screen"
 scoring=(--phone-recognizer exp/asr --ref-token-file "$screen/token")
 python -m shared.evaluate --mode codec --ref-dir "$screen" --gen-dir "$s1_exp/resynth/screen" "${scoring[@]}" \
     --out "$s1_exp/eval/screen/metrics.json"
-python -m shared.evaluate --mode tts --ref-dir "$screen" --gen-dir "$final_s2/synth/screen" "${scoring[@]}" \
-    --out "$final_s2/eval/screen/metrics.json" --plots-dir "$final_s2/eval/screen/plots"
+python -m shared.evaluate --mode tts --ref-dir "$screen" --gen-dir "$final_s2/synth/$tts_name" "${scoring[@]}" \
+    --out "$final_s2/eval/$tts_name/metrics.json" --plots-dir "$final_s2/eval/$tts_name/plots"
 
-python - "$s1_exp/eval/screen/metrics.json" "$final_s2/eval/screen/metrics.json" <<'EOF'
+python - "$s1_exp/eval/screen/metrics.json" "$final_s2/eval/$tts_name/metrics.json" <<'EOF'
 import json, sys
 for name, path in zip(("codec", "TTS"), sys.argv[1:]):
     m = json.load(open(path))
@@ -98,6 +101,6 @@ EOF
 if [ -n "$extra_judges" ]; then
     # shellcheck disable=SC2086  # a list of dirs
     python -m shared.phone_recognizer.judges --judges exp/asr $extra_judges --ref-dir "$screen" \
-        --gen-dir "$s1_exp/resynth/screen" --gen-dir "$final_s2/synth/screen" --ref-token-file "$screen/token" \
-        --out "$final_s2/eval/screen/judges.json"
+        --gen-dir "$s1_exp/resynth/screen" --gen-dir "$final_s2/synth/$tts_name" --ref-token-file "$screen/token" \
+        --out "$final_s2/eval/$tts_name/judges.json"
 fi
