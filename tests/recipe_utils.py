@@ -30,12 +30,17 @@ def recipe_env() -> dict[str, str]:
 
 
 def stub_python_env(tmp: Path) -> dict[str, str]:
-    """:func:`recipe_env` with ``python`` a stub that only appends its arguments to ``tmp/python.log``: a recipe then
-    runs its own logic (options, markers, paths) in seconds, with no stage's work done."""
+    """:func:`recipe_env` with ``python`` a stub that only appends its arguments to ``tmp/python.log`` (and, for the
+    decoder fine-tuning, touches its ``model.pt``): a recipe then runs its own logic (options, markers, paths) in
+    seconds, with no stage's work done."""
     bin_dir = tmp / "stub_bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     stub = bin_dir / "python"
-    stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> "{tmp / "python.log"}"\n')
+    stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> "{tmp / "python.log"}"\n'
+                    # the decoder fine-tuning leaves its model.pt: stage 8 of that system requires it
+                    'if [[ " $* " == *" --decoder-latents "* ]]; then\n'
+                    '  prev=; for a in "$@"; do [ "$prev" != --exp-dir ] || { mkdir -p "$a" && touch "$a/model.pt"; }; prev=$a; done\n'
+                    'fi\n')
     stub.chmod(0o755)
     env = recipe_env()
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"

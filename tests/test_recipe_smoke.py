@@ -270,6 +270,18 @@ def test_decoder_finetune_false_is_a_system_of_its_own(tmp_path):
     assert not list(done.glob("stage[789]*.flow_reflow"))
 
 
+def test_the_default_system_never_decodes_with_stage_ones_decoder_silently(tmp_path):
+    """Synthesis takes a stage-two dir's decoder/ where there is one, else stage one's: stage 8 of the system with the
+    fine-tuned decoder stops where stage 7 has not made it (it would have scored stage one's decoder as this one)."""
+    recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
+    run = _stubbed(tmp_path, recipe)
+    assert run()[0].returncode == 0
+    (recipe / "exp" / "stage2" / "flow_reflow" / "decoder" / "model.pt").unlink()
+    r, calls = run("--stage", "8", "--stop-stage", "8", "--overwrite", "true")
+    assert r.returncode == 1 and "decoder/model.pt is missing" in r.stdout + r.stderr
+    assert not _stage_calls(calls, "stage2_flow.synthesize")
+
+
 def test_overwrite_keeps_the_phone_recogniser(tmp_path):
     """exp/asr judges every system's RESULTS; its training is time-capped, so another would score differently: until
     2026-12-07 any `--overwrite true` run through stage 9 retrained it."""

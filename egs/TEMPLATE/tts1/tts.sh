@@ -302,6 +302,11 @@ if want 8; then
     }
     stage8_synth() {
         local x k pids
+        if [ "$decoder_finetune" = true ] && [ ! -f "$final_s2/decoder/model.pt" ]; then  # not stage one's, silently
+            echo "$0: stage 8: $final_s2/decoder/model.pt is missing: this system decodes with the decoder stage 7" \
+                "fine-tunes on the final model's output (run --stage 7), or give --decoder-finetune false" >&2
+            return 1
+        fi
         if [ -f "$done_dir/stage8.synth.$other_sys" ]; then  # synth/ holds the other system's audio: it goes
             log "stage 8: removing $other_sys's synthesis of $test_sets from $final_s2/synth/ (the other decoder's)" \
                 "and its markers of stages 8-10 (a run of $other_sys redoes them)"
