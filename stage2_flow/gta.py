@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from shared.io import MODEL_FILE, file_sha256, remove_outputs, write_json
+from shared.io import remove_outputs, write_json
 from shared.latents import LatentDumpWriter
 from stage2_flow.data import collate_tts
-from stage2_flow.reflow import add_generation_args, generate_pairs, model_and_dataset
+from stage2_flow.reflow import add_generation_args, finished_dump, generate_pairs, dump_settings, model_and_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     exp, out = Path(args.exp_dir), Path(args.out_dir)
     if out.resolve() == Path(args.latents).resolve():
         p.error("--out-dir is --latents: the GTA latents would replace the real ones they are aligned to")
-    if (out / "latents.scp").is_file() and not args.overwrite:
-        print(f"{out}/latents.scp exists: nothing to do (use --overwrite to redo)")
+    settings = dump_settings(args, exp)
+    if finished_dump(out, "latents.scp", "gta_info.json", settings, args.overwrite):
         return 0
     if args.overwrite:
         remove_outputs(out, ("latents.scp", "gta_info.json", "utt2frames", "key2utt", "latents"))
@@ -56,9 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             for it, pair in zip(items, pairs):
                 key = it["utt"] if args.copies == 1 else f"{it['utt']}-c{copy}"
                 dump.add(key, ds.normalizer.denormalize(pair["x1"][None])[0], utt=it["utt"])
-    write_json(out / "gta_info.json", {"exp_dir": str(exp.resolve()), "model_sha256": file_sha256(exp / MODEL_FILE), "nfe": args.nfe, "solver": args.solver,
-                                       "temperature": args.temperature, "cfg_scale": args.cfg_scale, "copies": args.copies,
-                                       "seconds": round(time.time() - t0, 1)})
+    write_json(out / "gta_info.json", {"exp_dir": str(exp.resolve()), **settings, "seconds": round(time.time() - t0, 1)})
     dump.finish()
     print(f"wrote {len(dump.scp)} GTA latents ({sum(dump.frames.values())} frames) to {out} in {time.time() - t0:.1f} s")
     return 0

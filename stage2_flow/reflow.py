@@ -18,11 +18,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from shared.device import add_device_arg, batch_to
-from shared.io import atomic_save_torch, read_json, remove_outputs, write_json, write_kv
+from shared.io import MODEL_FILE, atomic_save_torch, file_sha256, read_json, remove_outputs, write_json, write_kv
 from shared.text import Vocab
 from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
 from stage2_flow.model import FlowTTS, load_trained, sequence_mask
@@ -87,6 +88,27 @@ def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> No
     p.add_argument("--overwrite", action="store_true")
 
 
+def finished_dump(out: Path, scp: str, info: str, settings: dict[str, Any], overwrite: bool) -> bool:
+    """Whether ``out`` holds a finished dump (its ``scp``) this run can keep: one made with ``settings`` (as far as
+    its ``info`` file records them). One made with other settings is an error naming them, never kept silently (a
+    pair or GTA dump of another model would train the next stage on it); ``overwrite``: never kept."""
+    if overwrite or not (out / scp).is_file():
+        return False
+    old = read_json(out / info) if (out / info).is_file() else {}
+    changed = {k: (old[k], v) for k, v in settings.items() if k in old and old[k] != v}
+    if changed:
+        raise SystemExit(f"{out}: made with other settings ({'; '.join(f'{k} {a} -> {b}' for k, (a, b) in changed.items())}): "
+                         f"give --overwrite to make it again, or another --out-dir")
+    print(f"{out}/{scp} exists, made with these settings: nothing to do (use --overwrite to redo)")
+    return True
+
+
+def dump_settings(args: argparse.Namespace, exp: Path) -> dict[str, Any]:
+    """What decides a reflow-pair or GTA dump: the model's weights and the sampling options."""
+    return {"model_sha256": file_sha256(exp / MODEL_FILE), "nfe": args.nfe, "solver": args.solver, "cfg_scale": args.cfg_scale,
+            "temperature": args.temperature, "copies": args.copies, "seed": args.seed}
+
+
 def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path,
                       device: torch.device | str = "cpu") -> tuple[FlowTTS, TTSDataset]:
     """A trained model (on ``device``) and the dataset of ``data_dir`` + its real ``latents`` as the model sees
@@ -130,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     exp, out = Path(args.exp_dir), Path(args.out_dir)
-    if (out / "pairs.scp").is_file() and not args.overwrite:
-        print(f"{out}/pairs.scp exists (use --overwrite to regenerate)")
+    settings = {**dump_settings(args, exp), "mas_durations": not args.predicted_durations,
+                "max_utts": args.max_utts, "pick": args.pick}
+    if finished_dump(out, "pairs.scp", "reflow_info.json", settings, args.overwrite):
         return 0
     if args.overwrite:
         remove_outputs(out, ("pairs.scp", "reflow_info.json", "pairs"))
@@ -148,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 key = it["utt"] if args.copies == 1 else f"{it['utt']}-c{copy}"
                 atomic_save_torch(pair, out / "pairs" / f"{key}.pt")
                 scp[key] = f"pairs/{key}.pt"
-    write_json(out / "reflow_info.json", {"exp_dir": str(exp.resolve()), "nfe": args.nfe, "solver": args.solver, "cfg_scale": args.cfg_scale,
-                                          "temperature": args.temperature, "mas_durations": not args.predicted_durations,
-                                          "copies": args.copies, "seconds": round(time.time() - t0, 1)})
+    write_json(out / "reflow_info.json", {"exp_dir": str(exp.resolve()), **settings, "seconds": round(time.time() - t0, 1)})
     write_kv(out / "pairs.scp", scp)
     print(f"wrote {len(scp)} reflow pairs to {out} in {time.time() - t0:.1f} s")
     return 0

@@ -631,6 +631,10 @@ def test_an_interrupted_overwrite_of_pairs_or_gta_latents_is_redone(trained, tmp
     assert main([*run, "--nfe", "4"]) == 0
     assert "exists" not in capsys.readouterr().out
     assert read_json(out / info)["nfe"] == 4 and len(read_kv(out / scp)) == n
+    # a finished dump is kept for the same settings, and one made with others is an error naming them, not kept
+    assert main([*run, "--nfe", "4"]) == 0 and "made with these settings: nothing to do" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="made with other settings \\(nfe 4 -> 2\\): give --overwrite"):
+        main([*run, "--nfe", "2"])
 
 
 def test_nfe_sweep_evaluates_again_what_an_interrupted_run_or_other_settings_left(trained, tone_test, tmp_path, monkeypatch):
