@@ -97,7 +97,7 @@ def _load(path: str) -> np.ndarray:
     return load_audio(path, EVAL_RATE).numpy()
 
 
-def cached_ref_analysis(utt: str, ref_path: str, ref: np.ndarray, with_f0: bool, cache_dir: str | None):
+def cached_ref_analysis(utt: str, ref: np.ndarray, with_f0: bool, cache_dir: str | None):
     """``analyse(ref)`` through ``cache_dir/<utt>.pkl``, reused while the reference audio (its samples' SHA-1: a file
     or a wav.scp pipe alike), the analysis settings and ``with_f0`` are the same; ``None`` cache: computed every time."""
     import hashlib
@@ -130,7 +130,7 @@ def utt_metrics(job: tuple[str, str, str, str, bool, str | None]) -> dict[str, A
         ref, gen = _load(ref_path), _load(gen_path)
         row: dict[str, Any] = {"utt": utt, "ref_seconds": ref.size / EVAL_RATE, "gen_seconds": gen.size / EVAL_RATE}
         row.update(tts_metrics(ref, gen, with_f0=with_f0,
-                               ref_analysis=cached_ref_analysis(utt, ref_path, ref, with_f0, ref_cache)))
+                               ref_analysis=cached_ref_analysis(utt, ref, with_f0, ref_cache)))
         if mode == "codec":
             row.update(codec_metrics(ref, gen, EVAL_RATE))
     return row

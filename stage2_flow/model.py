@@ -207,8 +207,7 @@ class FlowTTS(nn.Module):
         empty = [i for i, n in enumerate(tok_lens.tolist()) if n <= 0]
         if empty:  # it would come out as NaN latents in a batch, a convolution error alone
             raise ValueError(f"item(s) {empty} of the batch have no tokens: nothing to synthesise")
-        if not rate > 0:
-            raise ValueError(f"rate {rate}: the speaking-rate factor must be > 0 (1: the training rate, 2: twice as fast)")
+        check_rate(rate)
         g = self.speaker(spk, prompt, prompt_mask, batch=b, device=tokens.device)
         h, mu, tok_mask = self.encode_text(tokens, tok_lens, g)
         if self.mode == "aligned":
@@ -232,6 +231,12 @@ class FlowTTS(nn.Module):
         zero_mu = torch.zeros(b, self.latent_dim, n, device=tokens.device)
         x1, used = self.flow.sample(zero_mu, mask, g, extra, nfe, solver, temperature, cfg_scale, sway, generator)
         return {"latents": x1, "frm_lens": frm_lens, "nfe": torch.tensor(used)}
+
+
+def check_rate(rate: float) -> None:
+    """A ValueError for a speaking-rate factor that is not > 0."""
+    if not rate > 0:
+        raise ValueError(f"rate {rate}: the speaking-rate factor must be > 0 (1: the training rate, 2: twice as fast)")
 
 
 def phone_balanced_weights(durations: torch.Tensor, tok_mask: torch.Tensor, n_frames: int, power: float,

@@ -30,7 +30,7 @@ import torch
 
 from shared.compare import format_table, paired_compare, read_utt_table
 from shared.datadir import spread_subset
-from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json
+from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json, write_kv
 
 LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_gap
 
@@ -152,7 +152,6 @@ def synthesise_cell(synth, cell: Path, utts: list[str], ids: dict[str, list[int]
     finished synthesis; returns the timing and the latents. The cell's old evaluation is removed first, so that a run stopped
     before the new one is finished never leaves the old scores beside the new audio."""
     from shared.audio import save_audio
-    from shared.io import write_kv
 
     for stale in ("timing.json", "metrics.json", "metrics_utt.tsv"):
         (cell / stale).unlink(missing_ok=True)

@@ -47,7 +47,7 @@ from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
 from stage2_flow import solvers
 from stage2_flow.data import LatentNormalizer, pad_prompts
-from stage2_flow.model import FlowTTS, codec_dir, load_trained
+from stage2_flow.model import FlowTTS, check_rate, codec_dir, load_trained
 
 
 class Synthesizer:
@@ -230,8 +230,7 @@ class Synthesizer:
 def check_sampling(solver: str, nfe: int, rate: float, sway: float | None) -> None:
     """A ValueError for sampling options that cannot work: a speaking rate <= 0, or a sway whose time grid is not
     increasing within [0, 1] (:func:`~stage2_flow.solvers.time_grid`; ``dopri5`` has no grid to warp)."""
-    if not rate > 0:
-        raise ValueError(f"rate {rate}: the speaking-rate factor must be > 0 (1: the training rate, 2: twice as fast)")
+    check_rate(rate)
     if sway is not None and solver != "dopri5":
         solvers.time_grid(solvers.steps_for_nfe(solver, nfe), sway)
 

@@ -137,13 +137,10 @@ def test_reference_analysis_cache_gives_the_same_metrics(dirs, tmp_path):
             assert m[k]["mean"] == pytest.approx(plain[k]["mean"], rel=1e-9, nan_ok=True), k
     # another reference under the same utterance id is analysed afresh (the stored key is the old audio's hash)
     utt, path = sorted(read_kv(dirs / "ref" / "wav.scp").items())[0]
-    wav, sr = sf.read(path)
-    other = tmp_path / "ref2"
-    other.mkdir()
-    sf.write(str(other / "x.wav"), wav[::-1].copy(), sr)
+    wav, _ = sf.read(path)
     from shared.evaluate import cached_ref_analysis
     from shared.metrics.spectral import analyse
-    a = cached_ref_analysis(utt, str(other / "x.wav"), wav[::-1].astype(np.float32), True, str(cache))
+    a = cached_ref_analysis(utt, wav[::-1].astype(np.float32), True, str(cache))
     assert np.array_equal(a.mcep, analyse(wav[::-1].astype(np.float32)).mcep)
 
 

@@ -189,6 +189,14 @@ score_resynth() {  # score_resynth SET [shared.evaluate options]: stage one's re
     python -m shared.evaluate $ow --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
         --out "$s1_exp/eval/$x/metrics.json" "$@"
 }
+forget_other_system() {  # forget_other_system N: the other system's markers of stages N-10 (what it made there is stale)
+    local m n
+    for m in "$done_dir"/stage*."$other_sys"; do
+        n=${m##*/stage}
+        n=${n%%.*}
+        if [ -e "$m" ] && [ "$n" -ge "$1" ]; then rm -f "$m"; fi
+    done
+}
 write_results() {  # the system's own NFE sweep, and the times of its stages and of the shared 0-2
     python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" ${no_decoder[@]+"${no_decoder[@]}"} \
         --nfe-sweep-dir "exp/nfe_sweep/$sys_tag" --stage-tags "$stage1_tag" "$stage2_tag" "$sys_tag" \
@@ -269,10 +277,7 @@ if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
                 --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
                 --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
                 "${s2_trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
-            if [ -n "$ow" ]; then  # a retrained final model: the other system's stage 7 (its decoder) and 8-10 are stale
-                rm -f "$done_dir/stage7.reflow.$other_sys" "$done_dir/stage8.synth.$other_sys" \
-                    "$done_dir/stage9.eval.$other_sys" "$done_dir/stage10.pack.$other_sys"
-            fi
+            if [ -n "$ow" ]; then forget_other_system 7; fi  # a retrained final model: the other's decoder is stale
         fi
         if [ "$decoder_finetune" = true ]; then
             # the final model's output on the training sentences, timed like the real audio (MAS durations),
@@ -312,7 +317,7 @@ if want 8; then
                 "and its markers of stages 8-10 (a run of $other_sys redoes them)"
             for x in $test_sets; do rm -rf "${final_s2:?}/synth/$x"; done
         fi
-        rm -f "$done_dir/stage8.synth.$other_sys" "$done_dir/stage9.eval.$other_sys" "$done_dir/stage10.pack.$other_sys"
+        forget_other_system 8
         for x in $test_sets; do
             if [ "$synth_nj" -le 1 ]; then
                 ( synth "data/$x" "$final_s2/synth/$x" )
