@@ -287,11 +287,37 @@ def add_budget_arg(parser: Any) -> None:
 
 
 def budget_fraction(trainer: L.Trainer | None) -> float:
-    """Fraction of ``trainer.max_time`` used so far (Lightning's Timer, restored on resume); 0 without one."""
+    """Fraction of ``trainer.max_time`` used so far (Lightning's Timer, restored on resume); 0 without one.
+
+    Under DDP it is rank 0's clock, broadcast: each rank's own timer reads a little differently, and an LR that
+    differs between ranks makes their weights drift apart (:func:`check_ranks_agree`). Every rank calls this at
+    the same points (its LR scheduler's steps), as a collective needs."""
+    fraction = 0.0
     for cb in getattr(trainer, "callbacks", None) or []:
         if isinstance(cb, Timer) and cb._duration:
-            return min(1.0, cb.time_elapsed() / cb._duration)
-    return 0.0
+            fraction = min(1.0, cb.time_elapsed() / cb._duration)
+    if trainer is not None and trainer.world_size > 1:
+        fraction = trainer.strategy.broadcast(fraction, src=0)
+    return fraction
+
+
+def check_ranks_agree(trainer: L.Trainer, module: torch.nn.Module) -> None:
+    """Under DDP, refuse a run whose ranks ended with different weights.
+
+    DDP keeps the replicas equal only if every rank steps with the same averaged gradients and the same LR; a
+    backward that bypasses its hooks, or an LR from a per-rank clock, lets them drift, and rank 0 would then
+    export one replica as if it were the run's model. Call on every rank after ``fit``; a no-op on one process
+    and for an interrupted run (whose ranks may have stopped at different steps)."""
+    if trainer.world_size <= 1 or trainer.interrupted:
+        return
+    params = [p.detach().double() for p in module.parameters()]
+    sums = torch.stack([torch.stack((p.sum(), p.square().sum())) for p in params])  # (tensors, 2) per rank
+    gathered = trainer.strategy.all_gather(sums)  # (ranks, tensors, 2)
+    differ = (gathered != gathered[:1]).any(dim=-1).any(dim=0)
+    if differ.any():
+        raise RuntimeError(f"after training, {int(differ.sum())} of {len(params)} weight tensors differ between the "
+                           f"{trainer.world_size} DDP ranks: their gradients or learning rates were not the same, so "
+                           "no rank holds the run's model (nothing exported)")
 
 
 def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, budget: float = 0.0) -> float:

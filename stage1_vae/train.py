@@ -33,7 +33,8 @@ import torch
 from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, RandomBatchSampler, make_loader
 from shared.config import add_config_args, apply_overrides, load_config, merge, save_config
 from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
-from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything, start_over
+from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, resume_path, scale_budget,
+                             seed_everything, start_over)
 from stage1_vae.experiment import Stage1Experiment
 from stage1_vae.modules import PitchCache, count_params
 from stage1_vae.validation import Validator, dev_loader
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         init_generator(module, Path(args.init_from), cfg["model"])
     step0 = int(torch.load(start, map_location="cpu", weights_only=False)["global_step"]) if start else 0
     trainer.fit(module, train_loader, val_loader, ckpt_path=start)
+    check_ranks_agree(trainer, module)
     if trainer.is_global_zero:
         elapsed = time.time() - t0
         steps = trainer.global_step

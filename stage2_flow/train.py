@@ -36,7 +36,8 @@ from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
 from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json
 from shared.text import Vocab
-from shared.training import ProgressPrinter, add_budget_arg, build_trainer, resume_path, scale_budget, seed_everything, start_over
+from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, resume_path, scale_budget,
+                             seed_everything, start_over)
 from stage2_flow.alignment import read_durations
 from stage2_flow.data import LatentNormalizer, ReflowPairs, TTSDataset, collate_pairs, collate_tts, speaking_rate
 from stage2_flow.experiment import Stage2Experiment
@@ -214,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         params["duration_predictor"] = count_parameters(module.model.duration_predictor)
     print(f"parameters: {params}; {len(train_set)} training items", flush=True)
     trainer.fit(module, train_loader, val_loader, ckpt_path=start)
+    check_ranks_agree(trainer, module)
     if not trainer.is_global_zero:
         return 0
     elapsed = time.time() - t0

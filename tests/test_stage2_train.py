@@ -166,12 +166,14 @@ def test_train_in_bf16_mixed_precision_with_clipping(corpus):
 
 def test_ddp_two_cpu_processes_gloo(corpus):
     """Two processes (gloo), as `run.sh --ngpu 2` trains on two GPUs (`+trainer.strategy=ddp`): the samplers shard
-    the batches by rank and every parameter gets a gradient (plain DDP, no find_unused_parameters)."""
+    the batches by rank and every parameter gets a gradient (plain DDP, no find_unused_parameters). The LR decays over
+    trainer.max_time, as in the recipe: the replicas end equal (else no export: shared.training.check_ranks_agree)."""
     import subprocess
     import sys
 
     args = train_args(corpus, "exp/stage2/ddp", "trainer.devices=2", "+trainer.strategy=ddp", "trainer.max_steps=3",
-                      "trainer.val_check_interval=3")
+                      "trainer.val_check_interval=3", "+trainer.max_time=00:00:01:00", "+train.lr_horizon=budget",
+                      "train.warmup_steps=1", "train.lr_total_steps=10000")
     root = Path(__file__).resolve().parents[1]
     p = subprocess.run([sys.executable, "-m", "stage2_flow.train", *args], cwd=root, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
