@@ -70,6 +70,35 @@ def test_normalize_english_fractions_dashes_abbreviations(text, expected):
     assert normalize_text(text, "en-us") == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    # Dr. as St.: a title before a name, a street after a street's name (not after a pause or a sentence's first word)
+    ("Dr. Smith lives on Sunset Dr.", "doctor Smith lives on Sunset drive."),
+    ("1200 Sunset Dr., Los Angeles", "twelve hundred Sunset drive, Los Angeles"),
+    ("Meet Dr. Jones on Elm Dr. today.", "Meet doctor Jones on Elm drive today."),
+    ("He lives on Elm Dr. It is nice.", "He lives on Elm drive. It is nice."),
+    ("Thanks, Dr. Jones. The Dr. is in.", "Thanks, doctor Jones. The doctor is in."),
+    ("Main St., Springfield; Main, St. John", "Main street, Springfield; Main, saint John"),
+    # a whole number, a hyphen, a fraction: a mixed number, not a range
+    ("5-1/2", "five and a half"),
+    ("3-3/4 inches, a 1-1/2-hour talk", "three and three quarters inches, a one and a half-hour talk"),
+    ("1/2-3/4 cup", "one half to three quarters cup"),
+    # ranges of percentages, thousands, decimals, amounts with a scale, pages; a sign after both is said once
+    ("10%–15% and 10%-15%", "ten to fifteen percent and ten to fifteen percent"),
+    ("5.5%-6.5%, 10% – 15%", "five point five to six point five percent, ten to fifteen percent"),
+    ("10°–20°", "ten to twenty °"),
+    ("1,000-2,000 and 1,000–2,000 Hz", "one thousand to two thousand and one thousand to two thousand Hz"),
+    ("$1,000-$2,000", "one thousand dollars to two thousand dollars"),
+    ("0.5-1.0 s, 2.5–3.5 kHz", "zero point five to one point zero s, two point five to three point five kHz"),
+    ("50-100 ms, 500-1,000 Hz", "fifty to one hundred ms, five hundred to one thousand Hz"),
+    ("$1.5-2 million", "one point five million dollars to two million dollars"),
+    ("pp. 10–12, p.5 and No.5-7", "pages ten to twelve, page five and number five to seven"),
+    # not ranges: a percentage before a word, a chain
+    ("100%–yes, 10%–15%–20%", "one hundred percent, yes, ten percent, fifteen percent, twenty percent"),
+])
+def test_normalize_english_streets_mixed_numbers_ranges(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
 def test_normalize_other_language_vulgar_fraction():
     assert normalize_text("1½ Tassen", "de") == "1 1/2 Tassen"
 

@@ -7,8 +7,8 @@ Decisions (see ``shared/text/README.md``):
 * For English (``en*``) digits, currency, percent, ordinals, years and common abbreviations are spelled
   out; other languages keep digits, which espeak-ng reads in the right language.
 * Prosodic punctuation ``, . ! ? ; :`` is kept (one mark per run, no space before it); brackets and
-  dashes become commas (in English an en dash between two numbers is a range: "2010–2015" -> "... to ..."),
-  quotes are dropped.
+  dashes become commas (in English an en dash between two numbers is a range: "2010–2015", "10%–15%" -> "... to
+  ..."), quotes are dropped.
 * Vulgar fractions become ASCII ones apart from a whole number before NFKC ("1½" -> "1 1/2", not "11⁄2").
 """
 
@@ -23,18 +23,21 @@ PUNCTUATION = ",.!?;:"
 """Marks kept as tokens by every frontend (they carry pauses and intonation)."""
 
 _ABBREVIATIONS_EN = {
-    "mr": "mister", "mrs": "misses", "ms": "miz", "dr": "doctor", "prof": "professor", "st": "saint",
-    "jr": "junior", "sr": "senior", "capt": "captain", "col": "colonel", "gen": "general", "lt": "lieutenant",
-    "sgt": "sergeant", "rev": "reverend", "hon": "honorable", "gov": "governor", "co": "company",
-    "ltd": "limited", "inc": "incorporated", "mt": "mount", "ft": "fort", "vs": "versus",
-    "etc": "et cetera", "approx": "approximately", "dept": "department", "est": "established",
+    "mr": "mister", "mrs": "misses", "ms": "miz", "prof": "professor", "jr": "junior", "sr": "senior",
+    "capt": "captain", "col": "colonel", "gen": "general", "lt": "lieutenant", "sgt": "sergeant", "rev": "reverend",
+    "hon": "honorable", "gov": "governor", "co": "company", "ltd": "limited", "inc": "incorporated", "mt": "mount",
+    "ft": "fort", "vs": "versus", "etc": "et cetera", "approx": "approximately", "dept": "department",
+    "est": "established",
 }
 # these come before a name or a number ("Mr. Smith", "vs. Frazier"): a capital after them does not start a sentence
 _PREFIX_ABBREVIATIONS_EN = {"mr", "mrs", "ms", "dr", "prof", "capt", "col", "gen", "lt", "sgt", "rev", "hon", "gov",
                             "mt", "ft", "vs", "approx", "est"}
+# a title before a name, a street after a street's name: "St. John", "Main St."; "Dr. Smith", "Elm Dr."; with
+# neither, the last word ("the St. corner", "the Dr. said")
+_TITLE_OR_STREET_EN = {"st": ("saint", "street", "street"), "dr": ("doctor", "drive", "doctor")}
 _CLOSERS = ")]}\"'\u2019\u201d\u00bb"
-_RE_ABBREV_EN = re.compile(r"\b(" + "|".join(_ABBREVIATIONS_EN) + r")\.(?=[\s,;:!?" + re.escape(_CLOSERS) + r"]|$)",
-                           re.IGNORECASE)
+_RE_ABBREV_EN = re.compile(r"\b(" + "|".join([*_ABBREVIATIONS_EN, *_TITLE_OR_STREET_EN]) + r")\.(?=[\s,;:!?" +
+                           re.escape(_CLOSERS) + r"]|$)", re.IGNORECASE)
 # units after a number: "6 ft. 2 in." (feet, inches); "in" only with its period ("5 in the box" is not inches)
 _UNITS_EN = {"ft": ("foot", "feet"), "in": ("inch", "inches")}
 _RE_UNIT_EN = re.compile(r"(?<=\d)\s*(?:(ft)\b(\.)?|(in)(\.))(?=[\s,;:!?" + re.escape(_CLOSERS) + r"]|$)",
@@ -42,8 +45,9 @@ _RE_UNIT_EN = re.compile(r"(?<=\d)\s*(?:(ft)\b(\.)?|(in)(\.))(?=[\s,;:!?" + re.e
 _RE_SINGULAR = re.compile(r"(?:^|[^\w.,/])1\s*$")
 _RE_EG = re.compile(r"\be\.g\.", re.IGNORECASE)
 _RE_IE = re.compile(r"\bi\.e\.", re.IGNORECASE)
-# "No." only before a digit means "number" (otherwise it ends a sentence: "I said no.")
+# "No." and "p."/"pp." only before a digit mean "number" and "page(s)" (otherwise "I said no." ends a sentence)
 _RE_NO = re.compile(r"\bno\.(?=\s*\d)", re.IGNORECASE)
+_RE_PAGES = re.compile(r"\b(pp?)\.(?=\s*\d)", re.IGNORECASE)
 
 # before NFKC, which makes "1½" "11⁄2": a vulgar fraction is an ASCII one, apart from the digits around it
 _VULGAR_FRACTIONS = {
@@ -66,10 +70,10 @@ _RE_SPACE_BEFORE_PUNCT = re.compile(r"\s+([" + re.escape(PUNCTUATION) + r"])")
 _RE_PUNCT_RUN = re.compile(r"([" + re.escape(PUNCTUATION) + r"])[" + re.escape(PUNCTUATION) + r"\s]*(?=[" +
                            re.escape(PUNCTUATION) + r"])")
 _RE_SPACED_HYPHEN = re.compile(r"\s-+\s|\s-+$|^-+\s|--+")
-# an en dash is a pause, except (in English) between two numbers, where numbers.py reads it as a range
+# an en dash is a pause, except (in English) between two numbers (10–15, 10%–15%), which numbers.py reads as a range
 _RE_EN_DASH = re.compile(r"\u2013")
-_RE_EN_DASH_RANGE = re.compile(r"(?<=\d)\s*\u2013\s*(?=[$£€]?\d)")
-_RE_EN_DASH_NOT_RANGE = re.compile(r"(?<!\d)\u2013|\u2013(?![$£€]?\d)")
+_RE_EN_DASH_RANGE = re.compile(r"(?<=[\d%°])\s*\u2013\s*(?=[$£€]?\d)")
+_RE_EN_DASH_NOT_RANGE = re.compile(r"(?<![\d%°])\u2013|\u2013(?![$£€]?\d)")
 
 
 def _ends_sentence(rest: str) -> bool:
@@ -83,10 +87,11 @@ def _ends_sentence(rest: str) -> bool:
 
 
 def _after_capitalised_word(before: str) -> bool:
-    """Whether the word just before is capitalised and not the first of its sentence ("on Main St." not "Visit St.")."""
+    """Whether the word just before is capitalised, not the first of its sentence and not followed by a pause ("on
+    Main St." not "Visit St." or "Thanks, Dr.")."""
     before = before.rstrip()
     m = re.search(r"(\S+)$", before)
-    if not m or not m.group(1).lstrip("([{\"'\u2018\u201c\u00ab")[:1].isupper():
+    if not m or not m.group(1).lstrip("([{\"'\u2018\u201c\u00ab")[:1].isupper() or m.group(1)[-1] in ",;:":
         return False
     earlier = before[:m.start()].rstrip()
     return bool(earlier) and earlier[-1] not in ".!?:"
@@ -96,10 +101,15 @@ def _abbreviation(m: re.Match) -> str:
     key, rest = m.group(1).lower(), m.string[m.end():]
     final = _ends_sentence(rest)  # the text ends, or a capitalised word follows
     capital_next = final and bool(rest.strip(_CLOSERS + " "))
-    if key == "st":  # St. John (saint); Main St., 5th St. (street)
-        if capital_next and not _after_capitalised_word(m.string[:m.start()]):
-            return "saint"
-        return "street." if final else "street"
+    if key in _TITLE_OR_STREET_EN:  # St. John, Dr. Smith; Main St., Elm Dr.; 5th St., the Dr. said
+        title, street, default = _TITLE_OR_STREET_EN[key]
+        if _after_capitalised_word(m.string[:m.start()]):
+            words = street
+        elif capital_next:
+            return title
+        else:
+            words = default
+        return words + "." if final else words
     words = _ABBREVIATIONS_EN[key]
     if capital_next:  # not "Mr. Smith", not "Acme Co. Ltd."
         after = _RE_ABBREV_EN.match(rest.lstrip())
@@ -135,7 +145,8 @@ def normalize_text(text: str, language: str = "en-us") -> str:
     if english:
         text = _RE_EG.sub("for example", text)
         text = _RE_IE.sub("that is", text)
-        text = _RE_NO.sub("number", text)
+        text = _RE_NO.sub("number ", text)  # with a space: "No.5-7" is "number 5-7", a range
+        text = _RE_PAGES.sub(lambda m: "pages " if len(m.group(1)) == 2 else "page ", text)
         text = _RE_UNIT_EN.sub(_unit, text)
         text = _RE_ABBREV_EN.sub(_abbreviation, text)
         text = expand_numbers_en(text)

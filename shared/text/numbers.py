@@ -99,11 +99,14 @@ _RE_CURRENCY_CENTS = re.compile(r"([$£€])\s?\.(\d+)\b")  # $.50
 # a scale letter directly after an amount: $20M, £1.5m, €3bn, $5k (before digits and letters are pulled apart)
 _RE_CURRENCY_SUFFIX = re.compile(r"([$£€]\s?\d[\d,]*(?:\.\d+)?)(k|mn|m|bn|b)\b", re.IGNORECASE)
 _SCALE_SUFFIXES = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion"}
-# ranges and signs are read on the text as written (before any number becomes words): a range of two plain numbers,
-# times or amounts ("1990-2000", "9:30-11:00", "$10-20", "$10-$20", "10-15%"), not a chain (phone numbers, dates,
-# 1-2-3); an en dash between two numbers ("2010–2015", "7 – 8") is always a range
-_RE_RANGE = re.compile(r"(?<![\w.,:\-\u2013])([$£€]?)(\d+(?::\d\d)?)(-|\s*\u2013\s*)(?:\1)?(\d+(?::\d\d)?)"
-                       r"(?![\w:\-\u2013]|[.,]\d)")
+# ranges and signs are read on the text as written (before any number becomes words): a range of two numbers, times,
+# fractions or amounts ("1990-2000", "1,000-2,000", "0.5-1.0", "9:30-11:00", "1/2-3/4", "$10-20", "$10-$20",
+# "$1-2 million", "10-15%", "10%-15%"), not a chain (phone numbers, dates, 1-2-3) or a mixed number (5-1/2); an en
+# dash between two numbers ("2010–2015", "7 – 8") is always a range
+_RE_RANGE_NUMBER = r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+|:\d\d|/[1-9]\d*)?)"
+_RE_RANGE = re.compile(r"(?<![\w.,:/\-\u2013])([$£€]?)" + _RE_RANGE_NUMBER + r"([%°])?(-|\s*\u2013\s*)(?:\1)?" +
+                       _RE_RANGE_NUMBER + r"(?(3)(?=\3))(?![%°]?(?:[\w:/\-\u2013]|[.,]\d))")
+_RE_SCALE_WORD = re.compile(r"\s?(?:thousand|million|billion|trillion)\b", re.IGNORECASE)
 _RE_SIGNED = re.compile(r"(?<![\w.,:\-])([-+−])(?=[$£€]?\.?\d)")
 _RE_BARE_DECIMAL = re.compile(r"(?<![\w.,])\.(\d+)\b")
 _RE_PLURAL = re.compile(r"\b(\d+)s\b")
@@ -115,9 +118,9 @@ _RE_YEAR = re.compile(r"\b(1[1-9]\d\d|20\d\d)(s?)\b")
 _RE_THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
 _RE_INT = re.compile(r"\d+")
 _RE_TIME = re.compile(r"\b([01]?\d|2[0-4]):([0-5]\d)\b")
-# simple fractions (3/4, 1/2, and 1 1/2 after a whole number of at most three digits: "by 2030 3/4 of them" is a
-# year), not part of a date or a chain (12/25/2020, 1/2/3)
-_RE_FRACTION = re.compile(r"(?<![\w.,:/\-$£€])(?:(\d{1,3})\s+)?([1-9])/([1-9]|10)(?![\w/:]|[.,]\d)")
+# simple fractions (3/4, 1/2, and 1 1/2 or 1-1/2 after a whole number of at most three digits: "by 2030 3/4 of them"
+# is a year), not part of a date or a chain (12/25/2020, 1/2/3)
+_RE_FRACTION = re.compile(r"(?<![\w.,:/\-$£€])(?:(\d{1,3})(?:\s+|-))?([1-9])/([1-9]|10)(?![\w/:]|[.,]\d)")
 _RE_24_7 = re.compile(r"(?<![\w.,:/\-])24/7(?![\w/:]|[.,]\d)")
 
 
@@ -192,16 +195,26 @@ def _minutes(x: str) -> int:
     return int(hours) * 60 + int(minutes or 0)
 
 
+def _range_value(x: str) -> float:
+    if ":" in x:
+        return _minutes(x)
+    numerator, _, denominator = x.replace(",", "").partition("/")
+    return float(numerator) / int(denominator or 1)
+
+
 def _range(m: re.Match) -> str:
-    """``a-b`` -> ``a to b`` where it reads as a range: ``a < b``, both times or both plain numbers of the same
-    length or of at most two digits (not 555-1234, not a score like 3-2); with an en dash always."""
-    cur, a, sep, b = m.groups()
+    """``a-b`` -> ``a to b`` where it reads as a range: ``a < b``, both times or both numbers, which are decimals,
+    fractions, have thousands separators, are of the same length or of at most three digits (not 555-1234, not a
+    score like 3-2, not 1-1/2); with an en dash always. A sign after both is said once (``10%-15%`` -> ``10 to 15%``),
+    an amount's currency and scale twice (``$1-2 million`` -> ``$1 million to $2 million``)."""
+    cur, a, _, sep, b = m.groups()
     if "\u2013" not in sep:  # a hyphen: only where it reads as a range
-        if (":" in a) != (":" in b) or not _minutes(a) < _minutes(b):
+        if (":" in a) != (":" in b) or not _range_value(a) < _range_value(b):
             return m.group(0)
-        if ":" not in a and not (len(a) == len(b) or max(len(a), len(b)) <= 2):
+        if not re.search("[:.,/]", a + b) and not (len(a) == len(b) or max(len(a), len(b)) <= 3):
             return m.group(0)
-    return f"{cur}{a} to {cur}{b}" if cur else f"{a} to {b}"
+    scale = _RE_SCALE_WORD.match(m.string, m.end()) if cur else None
+    return f"{cur}{a}{scale.group(0) if scale else ''} to {cur}{b}"
 
 
 def _percent(m: re.Match) -> str:
@@ -217,8 +230,8 @@ def _spaced(words: Callable[[re.Match], str]) -> Callable[[re.Match], str]:
 
 def expand_numbers_en(text: str) -> str:
     """Replace every digit sequence in ``text`` by English words: times, amounts of money (``$1.5 million``, ``$20M``,
-    ``$.50``), fractions (``3/4``, ``1 1/2``), percentages, ordinals, decimals (``.5``), signs, ranges (``1990-2000``,
-    ``2010–2015``: "to"), years, thousands, integers."""
+    ``$.50``), fractions (``3/4``, ``1 1/2``, ``1-1/2``), percentages, ordinals, decimals (``.5``), signs, ranges
+    (``1990-2000``, ``2010–2015``, ``10%-15%``: "to"), years, thousands, integers."""
     text = _RE_RANGE.sub(_range, text)  # on the text as written (below, a number's words are padded with spaces)
     text = _RE_SIGNED.sub(lambda m: " plus " if m.group(1) == "+" else " minus ", text)
     text = _RE_CURRENCY_SUFFIX.sub(lambda m: f"{m.group(1)} {_SCALE_SUFFIXES[m.group(2).lower()]}", text)
