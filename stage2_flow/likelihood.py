@@ -7,7 +7,8 @@ Instantaneous change of variables: for dx/dt = v(x, t), d log p_t(x_t)/dt = -div
 with p0 = N(mu, sigma^2 I) (text prior) or N(0, I) (noise prior). The divergence is exact (autograd,
 one backward pass per dimension: D*F passes per evaluation; small latents only) or the
 Skilling-Hutchinson estimate E[eps^T (dv/dx) eps] with Rademacher or Gaussian probes (K probes, fixed along
-each trajectory and averaged).
+each trajectory and averaged). An utterance's likelihood does not depend on its batch: its probes come from its own
+seed (``--seed`` and its id), and ``dopri5`` integrates it alone.
 
 Normalisation Jacobian: the flow models x = (z - m) / s (per channel), so
 log p(z) = log p(x) - F * sum_d log s_d; the reported bpd = -log p(z) / (D F ln 2) is that of the
@@ -32,6 +33,7 @@ from typing import Callable
 import torch
 
 from stage2_flow import solvers
+from stage2_flow.flow import Generators
 
 LogDensity = Callable[[torch.Tensor], torch.Tensor]
 
@@ -55,21 +57,35 @@ def divergence(v: torch.Tensor, x: torch.Tensor, kind: str = "hutchinson", probe
     return total / len(probes)
 
 
-def make_probes(shape: torch.Size, k: int, dist: str, generator: torch.Generator | None, mask: torch.Tensor | None, device) -> list[torch.Tensor]:
-    """``k`` probe vectors for Hutchinson's estimator, drawn on the generator's device (a CPU generator gives
-    the same probes whatever ``device`` the model runs on) and moved to ``device``."""
-    out = []
-    draw_on = generator.device if generator is not None else device
-    for _ in range(k):
-        if dist == "rademacher":
-            e = torch.randint(0, 2, shape, generator=generator, device=draw_on).float() * 2 - 1
-        elif dist == "gaussian":
-            e = torch.randn(shape, generator=generator, device=draw_on)
-        else:
-            raise ValueError(f"probe must be 'rademacher' or 'gaussian', got {dist!r}")
-        e = e.to(device)
-        out.append(e * mask if mask is not None else e)
+def make_probes(shape: torch.Size, k: int, dist: str, generator: Generators, mask: torch.Tensor | None, device) -> list[torch.Tensor]:
+    """``k`` probe vectors for Hutchinson's estimator, zero where ``mask`` (B, 1, F) is, drawn on the generator's device
+    (a CPU generator gives the same probes whatever ``device`` the model runs on) and moved to ``device``.
+
+    With one generator per row, row i's probes are drawn at its own length (masks are prefixes) from generator i
+    alone, as they are for the row alone: an utterance's probes do not depend on its batch."""
+    if generator is None or isinstance(generator, torch.Generator):
+        out = [draw_probe(shape, dist, generator, device) for _ in range(k)]
+        return [e * mask for e in out] if mask is not None else out
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+    lengths = mask[:, 0].sum(-1).long().tolist() if mask is not None else [shape[-1]] * shape[0]
+    out = [torch.zeros(shape, device=device) for _ in range(k)]
+    for i, (gen, n) in enumerate(zip(generator, lengths)):
+        for e in out:
+            e[i, ..., :n] = draw_probe((*shape[1:-1], n), dist, gen, device)
     return out
+
+
+def draw_probe(shape: tuple[int, ...], dist: str, generator: torch.Generator | None, device) -> torch.Tensor:
+    """One Rademacher or Gaussian probe, drawn on the generator's device (else ``device``) and moved to ``device``."""
+    draw_on = generator.device if generator is not None else device
+    if dist == "rademacher":
+        e = torch.randint(0, 2, shape, generator=generator, device=draw_on).float() * 2 - 1
+    elif dist == "gaussian":
+        e = torch.randn(shape, generator=generator, device=draw_on)
+    else:
+        raise ValueError(f"probe must be 'rademacher' or 'gaussian', got {dist!r}")
+    return e.to(device)
 
 
 def ode_log_likelihood(
@@ -82,10 +98,15 @@ def ode_log_likelihood(
     probes: int = 1,
     probe: str = "rademacher",
     mask: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
+    rtol: float = 1e-4,
+    atol: float = 1e-4,
 ) -> tuple[torch.Tensor, int]:
     """log p1(x1) per batch item (B,) for the flow dx/dt = f(t, x); integrates [x, a] from t=1 to 0 with
-    da/dt = div f, so log p1(x1) = log p0(x0) + a(0). Returns (log p, function evaluations)."""
+    da/dt = div f, so log p1(x1) = log p0(x0) + a(0). Returns (log p, function evaluations).
+
+    ``dopri5`` (``rtol``, ``atol``) takes its steps by one error norm over all of x1: for results that do not
+    depend on the batch, give it one item (:func:`model_log_likelihood` does)."""
     b, shape = x1.shape[0], x1.shape
     n = x1[0].numel()
     eps = make_probes(shape, probes, probe, generator, mask, x1.device) if div == "hutchinson" else None
@@ -98,7 +119,7 @@ def ode_log_likelihood(
         return torch.cat([v.detach().reshape(b, n), d.detach()[:, None]], dim=1)
 
     s1 = torch.cat([x1.reshape(b, n), torch.zeros(b, 1, dtype=x1.dtype, device=x1.device)], dim=1)
-    s0, used = solvers.solve(aug, s1, method, nfe, None, 1.0, 0.0)
+    s0, used = solvers.solve(aug, s1, method, nfe, None, 1.0, 0.0, rtol, atol)
     x0 = s0[:, :n].reshape(shape)
     return log_p0(x0) + s0[:, n], used
 
@@ -112,9 +133,16 @@ def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor | float, sigma: flo
 
 
 def model_log_likelihood(model, batch: dict, normalizer, nfe: int = 32, solver: str = "rk4", div: str = "hutchinson",
-                         probes: int = 1, probe: str = "rademacher", generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                         probes: int = 1, probe: str = "rademacher", generator: Generators = None, rtol: float = 1e-4,
+                         atol: float = 1e-4) -> dict[str, torch.Tensor]:
     """Per-utterance log p(z | text) (nats) and bpd of the *unnormalised* latents. batch from
-    collate_tts, moved to the model's device."""
+    collate_tts, moved to the model's device.
+
+    ``generator``: one, or one per utterance (its probes then do not depend on its batch: :func:`make_probes`).
+    ``dopri5`` integrates each utterance alone at its own length, as :meth:`~stage2_flow.flow.FlowMatcher.sample`
+    does: one error norm over a padded batch would set an utterance's steps, and so its likelihood, by the other
+    utterances (and the padding); ``nfe`` is then the most any utterance used. The fixed-step solvers share one time
+    grid, so they integrate the batch at once, each utterance as it would be alone."""
     from shared.device import batch_to
     from stage2_flow.model import sequence_mask
 
@@ -131,13 +159,22 @@ def model_log_likelihood(model, batch: dict, normalizer, nfe: int = 32, solver: 
         h, mu, _ = model.encode_text(batch["tokens"], batch["tok_lens"], g)
         durations = model.align(mu, x1, batch["tok_lens"], frm)
         mu_frames, text = model.frame_conditions(h, mu, durations, n)
-    f = model.flow.velocity_fn(mask, mu_frames, g, text, 0.0)
     fl = model.flow
-    if fl.prior == "text":
-        log_p0 = lambda x0: gaussian_log_density(x0, mu_frames, fl.sigma, mask)  # noqa: E731
+
+    def rows_log_likelihood(rows: slice, frames: int, gen: Generators) -> tuple[torch.Tensor, int]:
+        """log p(x) of the batch's ``rows``, their first ``frames`` frames."""
+        m, mu_r, text_r = (None if x is None else x[rows, :, :frames] for x in (mask, mu_frames, text))
+        f = fl.velocity_fn(m, mu_r, None if g is None else g[rows], text_r, 0.0)
+        mean, sigma = (mu_r, fl.sigma) if fl.prior == "text" else (0.0, 1.0)
+        log_p0 = lambda x0: gaussian_log_density(x0, mean, sigma, m)  # noqa: E731
+        return ode_log_likelihood(f, x1[rows, :, :frames] * m, log_p0, solver, nfe, div, probes, probe, m, gen, rtol, atol)
+
+    if solver == "dopri5":
+        gens = [generator] * b if generator is None or isinstance(generator, torch.Generator) else list(generator)
+        each = [rows_log_likelihood(slice(i, i + 1), k, gens[i]) for i, k in enumerate(frm.tolist())]
+        logp_x, used = torch.cat([lp for lp, _ in each]), max(k for _, k in each)
     else:
-        log_p0 = lambda x0: gaussian_log_density(x0, 0.0, 1.0, mask)  # noqa: E731
-    logp_x, used = ode_log_likelihood(f, x1 * mask, log_p0, solver, nfe, div, probes, probe, mask, generator)
+        logp_x, used = rows_log_likelihood(slice(None), n, generator)
     dims = frm.double() * d
     logp_z = logp_x.double() + frm.double() * normalizer.log_abs_det_per_frame()
     return {"logp_z": logp_z, "logp_x": logp_x.double(), "dims": dims, "bpd": -logp_z / (dims * math.log(2)), "nfe": torch.tensor(used)}
@@ -151,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     from shared.text import Vocab
     from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
     from stage2_flow.model import load_trained
+    from stage2_flow.synthesize import utterance_seed
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.likelihood", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dir", required=True)
@@ -178,11 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     ds = TTSDataset(args.data_dir, args.latents, Vocab.load(exp / "tokens.txt"), norm, (exp / "speakers.txt").read_text().split(),
                     s1["sample_rate"] / s1["hop_length"], prompt_seconds=prompt)
     idx = list(range(len(ds)))[: args.max_utts]
-    gen = torch.Generator().manual_seed(args.seed)
     utt2bpd, tot_logp, tot_dims, t0 = {}, 0.0, 0.0, time.time()
     for k in tqdm(range(0, len(idx), args.batch_size), desc="likelihood", unit="batch"):
         items = [ds[(i, args.seed + i)] for i in idx[k : k + args.batch_size]]
-        res = model_log_likelihood(model, collate_tts(items), norm, args.nfe, args.solver, args.divergence, args.probes, args.probe, gen)
+        gens = [torch.Generator().manual_seed(utterance_seed(args.seed, it["utt"])) for it in items]  # its probes, whatever its batch
+        res = model_log_likelihood(model, collate_tts(items), norm, args.nfe, args.solver, args.divergence, args.probes, args.probe, gens)
         for it, bpd in zip(items, res["bpd"].tolist()):
             utt2bpd[it["utt"]] = f"{bpd:.5f}"
         tot_logp += float(res["logp_z"].sum())

@@ -11,7 +11,9 @@ from stage2_flow.layers import ConvNeXtBlock
 
 class PromptEncoder(nn.Module):
     """Reference latents (B, D, P) + mask (B, 1, P) -> (B, S): ConvNeXt stack then attention pooling
-    with a few learned queries (averaged), so any prompt length works."""
+    with a few learned queries (averaged). Any prompt length runs, but training prompts are at most
+    ``data.prompt_seconds[1]`` long; synthesis cuts longer ones to that
+    (:meth:`~stage2_flow.synthesize.Synthesizer.cut_prompts`)."""
 
     def __init__(self, latent_dim: int, dim: int, hidden: int = 128, layers: int = 3, queries: int = 4) -> None:
         super().__init__()

@@ -110,9 +110,22 @@ class Synthesizer:
 
     def reference(self, data: Any, utt: str) -> torch.Tensor:
         """Utterance ``utt`` of the data dir ``data`` (a :class:`~shared.datadir.DataDir`) as a voice reference: at the
-        codec's rate, cut to the longest training prompt (``prompt_seconds``)."""
+        codec's rate, cut as :meth:`cut_prompts` cuts (silently: ``--prompt-from-data`` says so in its help)."""
+        return self.cut_prompts([data.load_audio(utt, int(self.codec.sample_rate))])[0]
+
+    def cut_prompts(self, wavs: Sequence[torch.Tensor], names: Sequence[str] | None = None) -> list[torch.Tensor]:
+        """Reference waveforms (T,) at the codec's rate, each cut to its first ``prompt_seconds`` (training's longest
+        prompt, :class:`~stage2_flow.data.TTSDataset`): the prompt encoder's attention pooling never saw a longer
+        one. The start, not the middle: the span ``--prompt-from-data`` has always taken, and the one a user chooses
+        by trimming the file. Shorter ones are kept whole. With ``names``, one warning on stderr names those cut."""
         sr = int(self.codec.sample_rate)
-        return data.load_audio(utt, sr)[: int(self.prompt_seconds * sr)]
+        n = int(self.prompt_seconds * sr)
+        cut = [f"{name} ({w.shape[-1] / sr:.1f} s)" for name, w in zip(names or [], wavs) if w.shape[-1] > n]
+        if cut:
+            print(f"warning: {len(cut)} speech prompt(s) longer than the {self.prompt_seconds:g} s the prompt encoder was trained "
+                  f"on (data.prompt_seconds), each cut to its first {self.prompt_seconds:g} s: "
+                  f"{', '.join(cut[:3])}{' ...' if len(cut) > 3 else ''}", file=sys.stderr, flush=True)
+        return [w[..., :n] for w in wavs]
 
     @property
     def needs_prompt(self) -> bool:
@@ -160,11 +173,11 @@ class Synthesizer:
     ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Texts (or token-id lists) -> waveforms (T_i,) float32 at ``codec.sample_rate``.
 
-        ``prompt``: a reference waveform (T,) for zero-shot models, or one per text (each its own voice); a model
-        without a prompt encoder refuses one, a zero-shot model without speaker ids needs one. Speaker -1: no
-        speaker id (an unseen voice: the prompt's alone). Text is phonemised in ``language``, else in
-        the speaker's training language (``frontend.yaml``'s ``speaker_languages``), else in the
-        frontend's. Items are batched by length; the result keeps the input order.
+        ``prompt``: a reference waveform (T,) for zero-shot models, or one per text (each its own voice), cut to
+        training's longest prompt (:meth:`cut_prompts`); a model without a prompt encoder refuses one, a zero-shot
+        model without speaker ids needs one. Speaker -1: no speaker id (an unseen voice: the prompt's alone). Text
+        is phonemised in ``language``, else in the speaker's training language (``frontend.yaml``'s
+        ``speaker_languages``), else in the frontend's. Items are batched by length; the result keeps the input order.
 
         ``seed``: one per item, or an int ``s`` meaning ``s + i`` for item i. Each item's start noise comes
         from its own seed alone (:func:`~stage2_flow.flow.start_noise`), so its audio does not depend on
@@ -189,11 +202,11 @@ class Synthesizer:
             raise ValueError("a zero-shot model without speaker ids (model.speaker.use_prompt, use_id: false) speaks in the "
                              "voice of a speech prompt: give one (CLI: --prompt-wav, or --prompt-from-data)")
         if isinstance(prompt, torch.Tensor):
-            p_lats = [self.prompt_latents(prompt)] * len(ids)
+            p_lats = [self.prompt_latents(self.cut_prompts([prompt], ["the prompt"])[0])] * len(ids)
         elif prompt is not None:
             if len(prompt) != len(ids):
                 raise ValueError(f"{len(prompt)} prompts for {len(ids)} texts")
-            p_lats = [self.prompt_latents(w) for w in prompt]
+            p_lats = [self.prompt_latents(w) for w in self.cut_prompts(prompt, [f"prompt {i}" for i in range(len(prompt))])]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         wavs: list[torch.Tensor | None] = [None] * len(ids)
         lats: list[torch.Tensor | None] = [None] * len(ids)
@@ -332,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                      "language; a data dir's tokens are used as they are unless --retokenize")
     p.add_argument("--assign", choices=["every", "cycle"], default="every", help="with --speakers (default: every)")
     ref = p.add_mutually_exclusive_group()
-    ref.add_argument("--prompt-wav", help="reference audio of the voice, for every utterance (a zero-shot model)")
+    ref.add_argument("--prompt-wav", help="reference audio of the voice, for every utterance (a zero-shot model); its first "
+                     "data.prompt_seconds[1] seconds (training's longest prompt) where it is longer, with a warning")
     ref.add_argument("--prompt-from-data", action="store_true",
                      help="each utterance's reference is another utterance of its speaker in --data-dir (the next in sorted "
                           "order; its first data.prompt_seconds[1] seconds), as zero-shot TTS is evaluated; listed in "
@@ -386,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     from shared.audio import load_audio
 
     sr = int(synth.codec.sample_rate)
-    prompt = load_audio(args.prompt_wav, sr) if args.prompt_wav else None
+    prompt = synth.cut_prompts([load_audio(args.prompt_wav, sr)], [args.prompt_wav])[0] if args.prompt_wav else None
     refs, pool = {}, None
     if args.prompt_from_data:
         from shared.datadir import DataDir

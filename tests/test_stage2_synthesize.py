@@ -1,6 +1,6 @@
 """Synthesis inputs checked before any audio is made, on a tiny untrained model (no training, a second or two):
-speaker ids, speakers a model does not know, sampling options, empty and unknown tokens, the NFE sweep's exp names,
-and the flow-loss channel weights of a codec without pitch."""
+speaker ids, speakers a model does not know, sampling options, empty and unknown tokens, speech prompts longer than
+training's, the NFE sweep's exp names, and the flow-loss channel weights of a codec without pitch."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ class TinyCodec:
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(z).mean(1).repeat_interleave(self.hop_length, -1)
+
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B, D, T // hop): each hop's mean, spread, maximum and minimum."""
+        frames = wav[:, : wav.shape[-1] // self.hop_length * self.hop_length].unflatten(-1, (-1, self.hop_length))
+        return torch.stack([frames.mean(-1), frames.std(-1), frames.amax(-1), frames.amin(-1)], 1)
 
 
 def tiny_synth(use_id: bool = True, use_prompt: bool = False, speakers: tuple[str, ...] = ("spk0", "spk1")) -> Synthesizer:
@@ -101,6 +106,43 @@ def test_speakers_a_model_was_not_trained_on():
     assert spk_of == utt2spk and [synthesize.voice(zero_shot, spk_of[u], True) for u in utts] == ["spk0", -1, -1]
     one = tiny_synth(speakers=("LJ",))
     assert synthesize.speakers_of(one, utts, utt2spk) == dict.fromkeys(utts, "LJ")
+
+
+def test_a_prompt_longer_than_training_prompts_is_cut_to_its_start(tmp_path, capsys, monkeypatch):
+    """The prompt encoder was trained on prompts of at most data.prompt_seconds[1]; a longer one (a 60-s recording) gave
+    its attention pooling a distribution it never saw. It is cut to its first prompt_seconds, as --prompt-from-data's
+    references always were, with one warning naming it; a shorter one is kept whole."""
+    import soundfile as sf
+
+    s = tiny_synth(use_id=False, use_prompt=True, speakers=())
+    s.prompt_seconds = 0.5
+    g = torch.Generator().manual_seed(0)
+    long = torch.randn(4 * 16000, generator=g) * torch.linspace(0.1, 1.0, 4 * 16000)  # 4 s, louder as it goes on
+    embeddings = []
+    s.model.speaker.register_forward_hook(lambda module, args, out: embeddings.append(out))
+
+    def voice(prompt: torch.Tensor | list[torch.Tensor], n: int = 1) -> torch.Tensor:
+        s.synthesize(["abc"] * n, speaker=-1, prompt=prompt, nfe=1)
+        return embeddings[-1]
+
+    assert torch.equal(voice(long), voice(long[:8000]))
+    whole = s.model.speaker(torch.tensor([-1]), s.prompt_latents(long)[None])  # what the encoder made of all 4 s
+    assert not torch.allclose(voice(long), whole, atol=1e-3)
+    err = capsys.readouterr().err
+    assert err.count("warning") == 2 and "cut to its first 0.5 s: the prompt (4.0 s)" in err  # once per call, naming it
+    short = long[:4000]
+    assert torch.allclose(voice(short), s.model.speaker(torch.tensor([-1]), s.prompt_latents(short)[None]), atol=1e-6)
+    assert torch.allclose(voice([short, long], 2)[1:], voice(long[:8000]), atol=1e-6)
+    assert capsys.readouterr().err.count("1 speech prompt(s) longer than the 0.5 s") == 1  # prompt 1 of the two, not 0
+    # the CLI: --prompt-wav cut once, named once, over several batches
+    monkeypatch.setattr(Synthesizer, "from_exp_dir", lambda *args, **kw: s)
+    sf.write(tmp_path / "long.wav", long.numpy(), 16000)
+    (tmp_path / "lines.txt").write_text("abc\nde\nfgh\n")
+    assert synthesize.main(["--exp-dir", str(tmp_path / "exp"), "--text-file", str(tmp_path / "lines.txt"), "--out-dir",
+                            str(tmp_path / "out"), "--prompt-wav", str(tmp_path / "long.wav"), "--nfe", "1", "--batch-size", "1"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and f"{tmp_path / 'long.wav'} (4.0 s)" in err
+    assert len(list((tmp_path / "out" / "wav").glob("*.wav"))) == 3
 
 
 def test_nfe_sweep_refuses_exp_dirs_of_the_same_name(tmp_path, capsys):
