@@ -2,7 +2,8 @@
 
     python -m shared.evaluate --ref-dir data/test --gen-dir exp/stage2/x/synth/test \
         --out exp/stage2/x/eval/test/metrics.json [--mode tts|codec] [--phone-recognizer exp/asr] \
-        [--ref-token-file data/test/token] [--plots-dir exp/stage2/x/eval/test/plots] [--nj 2] [--overwrite]
+        [--ref-token-file data/test/token] [--plots-dir exp/stage2/x/eval/test/plots] [--nj 2] [--language en-us] \
+        [--overwrite]
 
 Both dirs need ``wav.scp`` (one audio file per utterance; no ``segments``) with the same utterance ids (a generated id without a reference, or a
 reference without a generated utterance, is an error listing them; ``--allow-subset`` accepts a
@@ -10,7 +11,9 @@ generated subset). Per utterance (in ``--nj`` processes): MCD-DTW, log-F0 RMSE, 
 voicing error and duration ratio (:mod:`shared.metrics.spectral` documents the recipe); in ``codec``
 mode also PESQ-WB, STOI, SI-SDR and multi-resolution mel distance. With ``--phone-recognizer`` the
 PER of the generated and of the reference audio. Model-based metrics (:mod:`shared.metrics.optional`)
-run when their weights are given, else ``metrics.json`` says why they were skipped.
+run when their weights are given, else ``metrics.json`` says why they were skipped; Whisper transcribes each
+utterance in its language: the reference dir's ``utt2lang`` where there is one, else ``--language`` (an espeak-ng
+language as the recipe's; default English), and ``metrics.json`` says which (:func:`utt_languages`).
 
 Outputs (atomic): ``metrics.json`` (corpus mean/std/median per metric, corpus PER, skipped metrics,
 settings and, where the reference dir has ``utt2spk``, ``speakers``: each speaker's utterance count, metric
@@ -89,6 +92,32 @@ def speaker_breakdown(utts: list[str], by_utt: dict[str, dict[str, Any]], utt2sp
             entry[f"per_{tag}"] = errors / max(entry["ref_phones"], 1)
         out[spk] = entry
     return out
+
+
+def utt_languages(ref_dir: Path, utts: list[str], language: str | None) -> tuple[dict[str, str], str]:
+    """``({utt: Whisper language code}, where they come from)``: ``ref_dir/utt2lang`` (espeak-ng languages, as the
+    text frontend reads them) where it exists, else ``language`` for every utterance (None: English). Raises
+    EvaluationError for an utterance utt2lang leaves out, or a language Whisper does not know."""
+    from shared.metrics.optional import whisper_language
+
+    path = ref_dir / "utt2lang"
+    if path.is_file():
+        utt2lang, source = read_kv(path), f"utt2lang ({path})"
+        missing = [u for u in utts if u not in utt2lang]
+        if missing:
+            raise EvaluationError(f"{path}: no language for {len(missing)} utterance(s): {', '.join(missing[:20])}")
+    else:
+        utt2lang = dict.fromkeys(utts, language or "en")
+        source = f"--language {language}" if language else "English (no utt2lang, no --language)"
+    codes = {}
+    for lang in sorted({utt2lang[u] for u in utts}):
+        try:
+            codes[lang] = whisper_language(lang)
+        except ValueError as e:
+            users = [u for u in utts if utt2lang[u] == lang]
+            raise EvaluationError(f"whisper_wer: {e} ({len(users)} utterance(s) from {source}: "
+                                  f"{', '.join(users[:5])})") from e
+    return {u: codes[utt2lang[u]] for u in utts}, source
 
 
 def _load(path: str) -> np.ndarray:
@@ -207,10 +236,12 @@ def _cell(v: Any) -> str:
 def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "tts", phone_recognizer: PathLike | None = None,
              ref_token_file: PathLike | None = None, plots_dir: PathLike | None = None, nj: int = 2,
              with_f0: bool = True, allow_subset: bool = False, optional_models: dict[str, str | None] | None = None,
-             overwrite: bool = False, num_plots: int = 3, ref_cache: PathLike | None = None) -> dict[str, Any]:
+             overwrite: bool = False, num_plots: int = 3, ref_cache: PathLike | None = None,
+             language: str | None = None) -> dict[str, Any]:
     """Run the evaluation and write ``out`` (metrics.json) and ``<stem>_utt.tsv``; returns the summary.
     ``ref_cache``: a directory keeping the references' spectral / F0 analyses for the next call (the NFE sweep
-    scores a dozen systems against the same references)."""
+    scores a dozen systems against the same references). ``language``: the espeak-ng language of the utterances
+    where ``ref_dir`` has no ``utt2lang`` (Whisper's; None: English)."""
     from shared.metrics.report import aggregate
 
     if mode not in ("tts", "codec"):
@@ -223,10 +254,12 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
             raise EvaluationError(f"{d}: has 'segments'; evaluation needs one file per utterance (extract them first)")
     ref_token_file = Path(ref_token_file) if ref_token_file else ref_dir / "token"
     scps = [ref_dir / "wav.scp", gen_dir / "wav.scp"]
-    inputs = fingerprint(scps + [ref_token_file] + ([Path(phone_recognizer) / MODEL_FILE] if phone_recognizer else []))
+    inputs = fingerprint(scps + [ref_token_file, ref_dir / "utt2lang"]
+                         + ([Path(phone_recognizer) / MODEL_FILE] if phone_recognizer else []))
     utt2spk_path = ref_dir / "utt2spk"
     settings = {"mode": mode, "phone_recognizer": str(phone_recognizer) if phone_recognizer else None,
-                "with_f0": with_f0, "optional_models": optional_models or {}, "per_speaker": utt2spk_path.is_file()}
+                "with_f0": with_f0, "optional_models": optional_models or {}, "per_speaker": utt2spk_path.is_file(),
+                "language": language}
     if out.exists() and not overwrite:
         old = read_json(out)
         if old.get("inputs") == inputs and old.get("settings") == settings:
@@ -276,6 +309,8 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     from shared.metrics.optional import load_optional_metrics
 
     available, skipped = load_optional_metrics(optional_models or {})
+    enabled: dict[str, dict[str, Any]] = {k: {"enabled": True} for k in available}
+    langs = dict.fromkeys(utts, "en")
     if available:
         text = read_kv(ref_dir / "text") if (ref_dir / "text").exists() else {}
         if "whisper_wer" in available:  # an empty reference would make the WER infinite, then dropped as nan
@@ -285,11 +320,18 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
             if no_text:
                 raise EvaluationError(f"{ref_dir / 'text'}: no text for {len(no_text)} utterance(s) (whisper_wer "
                                       f"needs it): {', '.join(no_text[:20])}")
+            langs, source = utt_languages(ref_dir, utts, language)
+            counts = {c: sum(v == c for v in langs.values()) for c in sorted(set(langs.values()))}
+            enabled["whisper_wer"].update(languages=counts, language_source=source)
+            print(f"[evaluate] whisper_wer: utterances per language {counts}, from {source}")
         for u in utts:
             ref, gen = _load(ref_scp[u]), _load(gen_scp[u])
-            for fn in available.values():
-                by_utt[u].update(fn(ref, gen, text.get(u, "")))
-    summary["optional_metrics"] = {**{k: {"enabled": True} for k in available}, **skipped}
+            with errors_named(f"utterance {u} (generated {gen_scp[u]})", EvaluationError):
+                for fn in available.values():
+                    by_utt[u].update(fn(ref, gen, text.get(u, ""), langs[u]))
+            if "whisper_wer" in available:
+                by_utt[u]["whisper_language"] = langs[u]
+    summary["optional_metrics"] = {**enabled, **skipped}
 
     summary["metrics"] = aggregate(by_utt[u] for u in utts)
     if settings["per_speaker"]:
@@ -342,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--whisper-model", default=None, help="local openai-whisper checkpoint (or $FLOWTTS_WHISPER_MODEL)")
     p.add_argument("--speaker-model", default=None, help="local speechbrain ECAPA dir (or $FLOWTTS_SPK_MODEL)")
     p.add_argument("--utmos-model", default=None, help="local TorchScript MOS model (or $FLOWTTS_UTMOS_MODEL)")
+    p.add_argument("--language", default=None,
+                   help="espeak-ng language (en-us, fr-fr, ...) Whisper transcribes the utterances in where REF_DIR "
+                        "has no utt2lang (default: English)")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     import torch
@@ -350,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = evaluate(a.ref_dir, a.gen_dir, a.out, a.mode, a.phone_recognizer, a.ref_token_file, a.plots_dir, a.nj,
                        not a.no_f0, a.allow_subset, {"whisper_wer": a.whisper_model, "spk_sim": a.speaker_model,
-                                                     "utmos": a.utmos_model}, a.overwrite, a.num_plots)
+                                                     "utmos": a.utmos_model}, a.overwrite, a.num_plots,
+                       language=a.language)
     except EvaluationError as e:
         print(f"[evaluate] error: {e}", file=sys.stderr)
         return 1

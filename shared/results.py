@@ -31,14 +31,17 @@ SWEEP_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "path_gap",
 
 def read_stage_times(path: Path, tags: list[str] | None = None) -> dict[str, float]:
     """``{"<n> <name>": seconds}`` from ``stage_times.tsv``; a rerun stage keeps its latest time. With ``tags`` (the
-    system's stage-one tag, stage-two tag and final model, as the recipe names its stages: 3-5 ``stage1_train.<tag>``,
-    6 the stage-two tag, 7-10 the final model's), only the untagged stages (``corpus``) and the system's own."""
+    system's stage-one tag, stage-two tag and system, as the recipe names its stages: 3-5 ``stage1_train.<tag>``, 6
+    the stage-two tag, 7-10 the system's), only the untagged stages (``corpus``) and the system's own, and stage 7's
+    training of the final model the system decodes (``7 reflow.<final model>``: both of its systems count it,
+    whichever run did it). Where that row is also the other system's (this one is ``<final>_s1decoder``, or such a
+    system has stage times too), its name says so: ``7 reflow.flow_reflow (shared with flow_reflow_s1decoder)``."""
+    rows = [parts for parts in (line.split("\t") for line in path.read_text().splitlines()) if len(parts) == 3] \
+        if path.is_file() else []
     times: dict[str, float] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) == 3 and (tags is None or _own_stage(parts[0], parts[1], tags)):
-                times[f"{parts[0]} {parts[1]}"] = float(parts[2])
+    for n, name, seconds in rows:
+        if tags is None or _own_stage(n, name, tags):
+            times[f"{n} {name}{_shared_with(n, name, tags, rows)}"] = float(seconds)
     return dict(sorted(times.items(), key=lambda kv: int(kv[0].split()[0]) if kv[0].split()[0].isdigit() else 0))
 
 
@@ -65,11 +68,34 @@ def paired_tables(paired: list[dict[str, Any]]) -> dict[str, dict[str, dict[str,
     return tables
 
 
+# a system decoded by stage one's own decoder is <final model>_s1decoder (egs/utils/system_tags.sh)
+S1DECODER = "_s1decoder"
+
+
+def _final_model_row(n: str, name: str, tags: list[str]) -> bool:
+    """Stage 7's reflow training of the final model the system decodes: a row of both of that model's systems."""
+    model = tags[2].removesuffix(S1DECODER)
+    return n == "7" and name == f"reflow.{model}" and model != tags[1]
+
+
 def _own_stage(n: str, name: str, tags: list[str]) -> bool:
-    if "." not in name or not n.isdigit() or not 3 <= int(n) <= 10:
+    if "." not in name or not n.isdigit() or not 3 <= int(n) <= 10 or _final_model_row(n, name, tags):
         return True
     stage1, stage2, final = tags
     return name.split(".", 1)[1] == (stage1 if int(n) <= 5 else stage2 if int(n) == 6 else final)
+
+
+def _shared_with(n: str, name: str, tags: list[str] | None, rows: list[list[str]]) -> str:
+    """`` (shared with <the final model's other system>)`` for the final model's row (:func:`_final_model_row`):
+    always in an ``_s1decoder`` system's times, in the other's where the ``_s1decoder`` one has stage times;
+    else ``""``."""
+    if tags is None or not _final_model_row(n, name, tags):
+        return ""
+    model = tags[2].removesuffix(S1DECODER)
+    if tags[2] != model:
+        return f" (shared with {model})"
+    other = model + S1DECODER
+    return f" (shared with {other})" if any(r[1].endswith(f".{other}") for r in rows) else ""
 
 
 def speaker_table(tts: dict[str, Any] | None, codec: dict[str, Any] | None) -> dict[str, dict[str, str]]:

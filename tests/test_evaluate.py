@@ -262,7 +262,7 @@ def test_a_failing_utterance_is_named_with_both_files(dirs, tmp_path):
 def test_whisper_wer_without_a_reference_text_is_an_error(dirs, tmp_path, monkeypatch):
     import shared.metrics.optional as opt
 
-    def fake_whisper(ref, gen, text):
+    def fake_whisper(ref, gen, text, language):
         from shared.metrics.text import edit_distance
 
         c = edit_distance(opt.normalize_words(text), ["hello"])
@@ -295,3 +295,79 @@ def test_whisper_wer_counts_numbers_as_words_on_both_sides():
     ref = "In the nineteen thirties, twenty apples cost two dollars and fifty cents."
     assert edit_distance(wer_words(ref), wer_words("In the 1930s 20 apples cost $2.50")).errors == 0
     assert edit_distance(wer_words(ref), wer_words("In the 1940s 20 apples cost $2.50")).errors == 1
+
+
+def test_whisper_language_is_the_espeak_languages_iso_code():
+    from shared.metrics.optional import whisper_language
+
+    assert [whisper_language(x) for x in ("en-us", "en-gb-x-rp", "fr-fr", "de", "EN_US", "cmn", "nb", "yue")] == [
+        "en", "en", "fr", "de", "en", "zh", "no", "yue"]
+    with pytest.raises(ValueError, match="Whisper knows no language 'xx' \\(of 'xx-yy'\\)"):
+        whisper_language("xx-yy")
+
+
+def test_wer_normalises_numbers_in_english_only():
+    """The English number normaliser made a French "20" "twenty" on both sides: elsewhere only case and punctuation."""
+    from shared.metrics.optional import wer_words
+
+    assert wer_words("Il a 20 ans, dit-il.", "fr") == ["il", "a", "20", "ans", "dit", "il"]
+    assert wer_words("He is 20, he said.", "en") == wer_words("He is 20, he said.") == ["he", "is", "twenty", "he", "said"]
+
+
+class FakeWhisper:
+    """A Whisper model's interface: ``transcribe`` answers in the language it is told, and remembers it."""
+
+    def __init__(self, is_multilingual: bool = True):
+        self.is_multilingual, self.languages = is_multilingual, []
+
+    def transcribe(self, wav, language, fp16):
+        self.languages.append(language)
+        return {"text": {"en": " Hello world 2.", "fr": " Bonjour deux fois."}.get(language, " ?")}
+
+
+def test_whisper_transcribes_each_utterance_in_its_language(dirs, tmp_path, monkeypatch):
+    """It was told English whatever the data dir's utt2lang said; the language now comes from utt2lang, else
+    --language, else English, and metrics.json says which."""
+    import shared.metrics.optional as opt
+
+    model = FakeWhisper()
+    monkeypatch.setattr(opt, "load_optional_metrics", lambda models: ({"whisper_wer": opt.whisper_wer(model)}, {}))
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    write_kv(ref / "wav.scp", read_kv(dirs / "ref" / "wav.scp"))
+    utts = sorted(read_kv(ref / "wav.scp"))
+    write_kv(ref / "text", dict(zip(utts, ["Hello world two.", "Bonjour 2 fois!", "Hello world two."])))
+    write_kv(ref / "utt2lang", dict(zip(utts, ["en-gb-x-rp", "fr-fr", "en-us"])))
+    args = dict(mode="tts", nj=1, with_f0=False, language="de")
+    res = evaluate(ref, dirs / "gen", tmp_path / "a.json", **args)
+    assert model.languages == ["en", "fr", "en"]
+    assert res["optional_metrics"]["whisper_wer"] == {"enabled": True, "languages": {"en": 2, "fr": 1},
+                                                      "language_source": f"utt2lang ({ref / 'utt2lang'})"}
+    # English numbers in words on both sides; French only lowercased and without punctuation: "2" is not "deux"
+    assert res["metrics"]["whisper_errors"]["mean"] == pytest.approx(1 / 3)
+    table = (tmp_path / "a_utt.tsv").read_text().splitlines()
+    column = table[0].split("\t").index("whisper_language")
+    assert [row.split("\t")[column] for row in table[1:]] == ["en", "fr", "en"]
+    # without utt2lang: --language for every utterance, else English
+    (ref / "utt2lang").unlink()
+    model.languages.clear()
+    res = evaluate(ref, dirs / "gen", tmp_path / "b.json", **args)
+    assert model.languages == ["de"] * 3 and res["optional_metrics"]["whisper_wer"]["language_source"] == "--language de"
+    res = evaluate(ref, dirs / "gen", tmp_path / "c.json", **{**args, "language": None})
+    assert model.languages[3:] == ["en"] * 3
+    assert res["optional_metrics"]["whisper_wer"]["languages"] == {"en": 3}
+    assert "English" in res["optional_metrics"]["whisper_wer"]["language_source"]
+    # a language Whisper does not know, or an utterance utt2lang leaves out, is an error before any transcription
+    model.languages.clear()
+    write_kv(ref / "utt2lang", dict(zip(utts, ["en-us", "xx-yy", "en-us"])))
+    with pytest.raises(EvaluationError, match=f"Whisper knows no language 'xx'.*1 utterance.*{utts[1]}"):
+        evaluate(ref, dirs / "gen", tmp_path / "d.json", **args)
+    write_kv(ref / "utt2lang", dict(zip(utts[:2], ["en-us", "fr-fr"])))
+    with pytest.raises(EvaluationError, match=f"no language for 1 utterance.*{utts[2]}"):
+        evaluate(ref, dirs / "gen", tmp_path / "e.json", **args)
+    assert model.languages == []
+    # an English-only model cannot transcribe French: an error naming the utterance, not English words silently
+    model.is_multilingual = False
+    write_kv(ref / "utt2lang", dict(zip(utts, ["en-us", "fr-fr", "en-us"])))
+    with pytest.raises(EvaluationError, match=f"utterance {utts[1]} .*English-only Whisper model cannot transcribe"):
+        evaluate(ref, dirs / "gen", tmp_path / "f.json", **args)

@@ -70,7 +70,7 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert codec["metrics"]["pesq_wb"]["n"] == 5 and "per_gen" in codec["corpus"]
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "MCD" in results and "PESQ" in results
-    assert len(list((exp / ".done" / "smoke").iterdir())) == 11  # a smoke run's markers, not the full recipe's
+    assert len(list((exp / ".done" / "smoke").iterdir())) == 12  # a smoke run's markers, not the full recipe's
     assert (exp / "nfe_sweep" / "flow_reflow" / "summary.json").is_file() and "| flow_reflow NFE 1 |" in results
     assert "Training budgets scaled (`--budget-scale`" in results and "vae x1.5" in results and "decoder x1.5" in results
     assert "## Per speaker on test" in results and "| engbxrpm1 | 1 |" in results
@@ -100,9 +100,11 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert n_screen > 0 and json.loads((s2 / "eval" / "screen" / "metrics.json").read_text())["num_utts"] == n_screen
     assert json.loads((s1 / "eval" / "screen" / "metrics.json").read_text())["metrics"]["pesq_wb"]["n"] == n_screen
     again = run_recipe(recipe, "--smoke", "true", "--stage", "3", timeout=300)
-    assert again.returncode == 0 and again.stdout.count("done already") == 8, again.stdout[-3000:]
+    assert again.returncode == 0 and again.stdout.count("done already") == 9, again.stdout[-3000:]
     times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
-    assert [line.split("\t")[0] for line in times] == [str(n) for n in range(11)]
+    assert [line.split("\t")[:2] for line in times][6:9] == [
+        ["6", "stage2_train.flow"], ["7", "reflow.flow_reflow"], ["7", "decoder.flow_reflow"]]
+    assert [line.split("\t")[0] for line in times] == [str(n) for n in (*range(8), *range(7, 11))]
     # stage 8 in two parallel jobs (data dir split, two syntheses, combined): the same audio as the one job's
     one = {u: load_audio(path, 16000) for u, path in synth.wav_scp.items()}
     nj = run_recipe(recipe, "--smoke", "true", "--stage", "8", "--stop-stage", "8", "--synth-nj", "2", "--overwrite", "true",
@@ -166,7 +168,7 @@ def test_ljspeech_recipe_runs_every_stage_with_its_own_configs(tmp_path):
                    "--nfe-sweep", "1 2", "--nfe-sweep-args", "--max-utts 2", timeout=900)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
-    assert [line.split("\t")[0] for line in times] == [str(n) for n in range(11)]
+    assert [line.split("\t")[0] for line in times] == [str(n) for n in (*range(8), *range(7, 11))]  # reflow, decoder
     assert load_config(recipe / "exp" / "stage1" / "vae" / "config.yaml")["model"]["sample_rate"] == 22050
     assert len(DataDir.load(recipe / "exp" / "stage2" / "flow_reflow" / "synth" / "test")) == 3
     assert "PESQ" in (recipe / "exp" / "RESULTS.md").read_text()
@@ -206,7 +208,7 @@ def test_stage_markers_name_the_settings_they_were_done_with(tmp_path):
     assert "--out-dir exp/nfe_sweep/flow_reflow " in calls and "--stage-tags vae flow flow_reflow" in calls
     assert "--out exp/RESULTS.md" in calls and "--out-dir exp/packed/espeak_mini_flow_reflow" in calls
     r, calls = run()
-    assert r.returncode == 0 and r.stdout.count("done already") == 11 and calls == ""
+    assert r.returncode == 0 and r.stdout.count("done already") == 12 and calls == ""
     # the system without reflow: stages 7-10 again, for exp/stage2/flow, beside the default system's outputs
     r, calls = run("--reflow", "false")
     assert r.returncode == 0 and r.stdout.count("done already") == 7, r.stdout[-3000:] + r.stderr[-3000:]
@@ -238,18 +240,23 @@ def test_decoder_finetune_false_is_a_system_of_its_own(tmp_path):
     assert "--stage-tags vae flow flow_reflow_s1decoder " in calls and "--out exp/RESULTS_flow_reflow_s1decoder.md" in calls
     assert "--out-dir exp/nfe_sweep/flow_reflow_s1decoder " in calls
     assert "--out-dir exp/packed/espeak_mini_flow_reflow_s1decoder\n" in calls
+    # the reflow training made the final model, which both systems decode: its marker and time are the model's
     assert sorted(m.name for m in done.glob("stage[789].*")) == [
-        "stage7.reflow.flow_reflow_s1decoder", "stage8.synth.flow_reflow_s1decoder", "stage9.eval.flow_reflow_s1decoder"]
-    # the default system afterwards: stage 7 fine-tunes the decoder, synthesis decodes with the final model's own
+        "stage7.reflow.flow_reflow", "stage8.synth.flow_reflow_s1decoder", "stage9.eval.flow_reflow_s1decoder"]
+    # the default system afterwards: it finds the reflow done (stage 7 of it used to redo it, timed as its own), then
+    # fine-tunes the decoder, and synthesis decodes with the final model's own
     (s2 / "synth" / "test").mkdir(parents=True)
     (s2 / "synth" / "test" / "wav.scp").touch()  # the other system's synthesis: the same dir, so it goes
     r, calls = run()
-    assert r.returncode == 0 and r.stdout.count("done already") == 7, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.returncode == 0 and r.stdout.count("done already") == 8, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "stage 7 (reflow.flow_reflow): done already" in r.stdout and not _stage_calls(calls, "stage2_flow.reflow")
+    times = [line.split("\t")[:2] for line in (recipe / "exp" / "stage_times.tsv").read_text().splitlines()]
+    assert [t for t in times if t[0] == "7"] == [["7", "reflow.flow_reflow"], ["7", "decoder.flow_reflow"]]
     assert _stage_calls(calls, "stage2_flow.gta") and "--exp-dir exp/stage2/flow_reflow/decoder" in calls
     assert "--stage1-exp-dir" not in _stage_calls(calls, "stage2_flow.synthesize")[0] and "codec_dir('exp/stage2/flow_reflow')" in calls
     assert "--out exp/RESULTS.md" in calls and "--out-dir exp/packed/espeak_mini_flow_reflow\n" in calls
     assert not (s2 / "synth" / "test").exists() and "removing flow_reflow_s1decoder's synthesis of test" in r.stdout
-    assert [m.name for m in done.glob("stage*.*_s1decoder")] == ["stage7.reflow.flow_reflow_s1decoder"]
+    assert not list(done.glob("stage*.*_s1decoder"))
     # stage 8 of the other system replaced this one's synthesis: stage 9 alone would score the other's audio
     r, calls = run("--decoder-finetune", "false", "--stage", "9")
     assert r.returncode == 1 and "holds the synthesis of flow_reflow (decoded by the other decoder)" in r.stdout, r.stdout
@@ -265,9 +272,9 @@ def test_decoder_finetune_false_is_a_system_of_its_own(tmp_path):
     # shared.results and shared.pack take a stage-two dir's decoder/ where there is one: told to leave it out
     assert all("--stage2-exp-dir exp/stage2/flow_reflow --no-decoder " in c
                for c in _stage_calls(calls, "shared.results") + _stage_calls(calls, "shared.pack"))
-    # the final model was retrained: the default system's stage 7 (its decoder, fine-tuned on the old model's output)
-    # is no longer done, so its next run fine-tunes again instead of stopping at a stale decoder/ in stage 8
-    assert not list(done.glob("stage[789]*.flow_reflow"))
+    # the final model was retrained: the default system's decoder (fine-tuned on the old model's output) is no longer
+    # done, so its next run fine-tunes again instead of stopping at a stale decoder/ in stage 8
+    assert [m.name for m in done.glob("stage[789]*.flow_reflow")] == ["stage7.reflow.flow_reflow"]
 
 
 def test_the_default_system_never_decodes_with_stage_ones_decoder_silently(tmp_path):
@@ -473,6 +480,39 @@ def test_results_of_a_system_count_its_own_stages(tmp_path):
     text = out.read_text()
     assert "| 8 synth.flow_reflow |" in text and "| 8 synth.flow |" not in text and "| **total** | **4m00s** |" in text
 
+
+
+def test_results_of_the_s1decoder_system_count_the_reflow_training_it_decodes(tmp_path):
+    """`--decoder-finetune false` after a default run reuses the final model that the default system's stage 7 trained
+    (reflow); its RESULTS counted only its own stage 7 (seconds of finding it done), not that training. Stage 7's
+    reflow row is the final model's, counted and marked shared by both of its systems; the decoder row is not."""
+    from shared.results import main as results_main
+
+    exp = tmp_path / "exp"
+    stages = [(0, "corpus", 10), (3, "stage1_train.vae", 600), (6, "stage2_train.flow", 300),
+              (7, "reflow.flow_reflow", 160), (7, "decoder.flow_reflow", 230), (8, "synth.flow_reflow", 20),
+              (8, "synth.flow_reflow_s1decoder", 20), (9, "eval.flow_reflow_s1decoder", 50)]
+    exp.mkdir()
+    (exp / "stage_times.tsv").write_text("".join(f"{n}\t{name}\t{sec}\n" for n, name, sec in stages))
+
+    def stage_rows(*tags: str) -> list[str]:
+        out = exp / f"RESULTS_{tags[2]}.md"
+        assert results_main(["--exp-root", str(exp), "--stage-tags", *tags, "--out", str(out)]) == 0
+        text = out.read_text()
+        return text[text.index("## Stage times"):].split("\n\n")[1].splitlines()[2:]
+
+    assert stage_rows("vae", "flow", "flow_reflow_s1decoder") == [
+        "| 0 corpus | 10.0s |", "| 3 stage1_train.vae | 10m00s |", "| 6 stage2_train.flow | 5m00s |",
+        "| 7 reflow.flow_reflow (shared with flow_reflow) | 2m40s |", "| 8 synth.flow_reflow_s1decoder | 20.0s |",
+        "| 9 eval.flow_reflow_s1decoder | 50.0s |", "| **total** | **19m00s** |"]
+    default = stage_rows("vae", "flow", "flow_reflow")
+    assert "| 7 reflow.flow_reflow (shared with flow_reflow_s1decoder) | 2m40s |" in default
+    assert "| 7 decoder.flow_reflow | 3m50s |" in default and "| **total** | **22m00s** |" in default
+    # the systems of a model without reflow have no reflow training to count
+    assert not any("reflow" in row for row in stage_rows("vae", "flow", "flow_s1decoder"))
+    # nor is it shared where the other system was never run
+    (exp / "stage_times.tsv").write_text("".join(f"{n}\t{name}\t{sec}\n" for n, name, sec in stages[:6]))
+    assert "| 7 reflow.flow_reflow | 2m40s |" in stage_rows("vae", "flow", "flow_reflow")
 
 def test_a_zero_shot_models_card_synthesises_with_a_prompt(tmp_path):
     """Its model card's example gives the reference audio a zero-shot model without speaker ids needs (the synthesiser

@@ -8,13 +8,21 @@ are missing, :func:`load_optional_metrics` returns a ``{"skipped": reason}`` ent
 metric          env / option             what is needed
 ==============  =======================  ===============================================================
 whisper_wer     FLOWTTS_WHISPER_MODEL    ``openai-whisper`` and a local checkpoint file (``*.pt``);
-                ``--whisper-model``      WER of the English transcript against the reference ``text``, both
-                                         normalised as the TTS frontend does (numbers in words)
+                ``--whisper-model``      WER of the transcript against the reference ``text``, transcribed in
+                                         each utterance's language (:func:`whisper_language`); both sides
+                                         normalised by :func:`wer_words`
 spk_sim         FLOWTTS_SPK_MODEL        ``speechbrain`` and a local ECAPA model dir (hyperparams.yaml +
                 ``--speaker-model``      embedding_model.ckpt); cosine of reference/generated embeddings
 utmos           FLOWTTS_UTMOS_MODEL      a TorchScript file ``f(wav (B, T) 16 kHz) -> (B,)`` MOS
                 ``--utmos-model``
 ==============  =======================  ===============================================================
+
+Whisper is told each utterance's language, the ISO 639-1 code of its ``utt2lang`` entry (an espeak-ng language:
+``en-gb-x-rp`` -> ``en``, ``fr-fr`` -> ``fr``), or of the evaluation's ``--language`` where the data dir has no
+``utt2lang`` (default English); ``metrics.json`` says which (``optional_metrics.whisper_wer``). The WER's text
+normalisation is English only for English: there numbers, amounts and abbreviations are spelled out on both sides
+as the TTS frontend does; in any other language both sides are only lowercased and stripped of punctuation, so a
+digit on one side and its word on the other count as an error.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -33,8 +41,29 @@ from shared.metrics.text import edit_distance
 ENV = {"whisper_wer": "FLOWTTS_WHISPER_MODEL", "spk_sim": "FLOWTTS_SPK_MODEL", "utmos": "FLOWTTS_UTMOS_MODEL"}
 PACKAGE = {"whisper_wer": "whisper", "spk_sim": "speechbrain", "utmos": None}
 
-# fn(ref_wav (T,), gen_wav (T',), text) -> {metric: value}; both waveforms at 16 kHz
-MetricFn = Callable[[np.ndarray, np.ndarray, str], dict[str, float]]
+# fn(ref_wav (T,), gen_wav (T',), text, language) -> {metric: value}; both waveforms at 16 kHz, language the
+# utterance's Whisper code (whisper_language)
+MetricFn = Callable[[np.ndarray, np.ndarray, str, str], dict[str, float]]
+
+# the languages Whisper knows (whisper.tokenizer.LANGUAGES: ISO 639-1 codes, and haw, jw, yue; yue only for large-v3)
+WHISPER_LANGUAGES = frozenset(
+    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr bg lt la mi ml "
+    "cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so af oc ka be tg sd gu am "
+    "yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha ba jw su yue".split())
+# espeak-ng language codes whose Whisper code is another: Mandarin, Norwegian Bokmal, Javanese (Whisper's "jw")
+_WHISPER_ALIASES = {"cmn": "zh", "nb": "no", "jv": "jw"}
+
+
+def whisper_language(language: str) -> str:
+    """Whisper's code of an espeak-ng language or voice (``utt2lang``, the recipe's ``--language``): its primary
+    subtag, ``en-gb-x-rp`` -> ``en``, ``fr-fr`` -> ``fr``, ``cmn`` -> ``zh``. Raises ValueError for one Whisper
+    does not know."""
+    code = language.strip().lower().replace("_", "-").split("-")[0]
+    code = _WHISPER_ALIASES.get(code, code)
+    if code not in WHISPER_LANGUAGES:
+        raise ValueError(f"Whisper knows no language '{code}' (of '{language}'); it knows "
+                         f"{' '.join(sorted(WHISPER_LANGUAGES))}")
+    return code
 
 
 def normalize_words(text: str) -> list[str]:
@@ -42,10 +71,14 @@ def normalize_words(text: str) -> list[str]:
     return re.sub(r"[^\w\s']", " ", text.lower()).split()
 
 
-def wer_words(text: str) -> list[str]:
-    """The words WER counts, after the TTS frontend's English normalisation: numbers, amounts, times and
-    abbreviations in words, so a transcript's "20 apples at 2:30" matches a reference's "twenty apples at half
-    past two" only where they say the same (:func:`shared.text.normalize.normalize_text`)."""
+def wer_words(text: str, language: str = "en") -> list[str]:
+    """The words WER counts. English (Whisper code ``en``): after the TTS frontend's English normalisation, numbers,
+    amounts, times and abbreviations in words, so a transcript's "20 apples at 2:30" matches a reference's "twenty
+    apples at half past two" only where they say the same (:func:`shared.text.normalize.normalize_text`). Any
+    other language: lowercased without punctuation only (:func:`normalize_words`; the frontend spells out no
+    numbers there, so a digit against its word is an error)."""
+    if language != "en":
+        return normalize_words(text)
     from shared.text.normalize import normalize_text
 
     return normalize_words(normalize_text(text, "en-us"))
@@ -54,11 +87,19 @@ def wer_words(text: str) -> list[str]:
 def _whisper(path: str) -> MetricFn:
     import whisper
 
-    model = whisper.load_model(path, device="cpu")
+    return whisper_wer(whisper.load_model(path, device="cpu"))
 
-    def fn(ref: np.ndarray, gen: np.ndarray, text: str) -> dict[str, float]:
-        hyp = model.transcribe(gen.astype(np.float32), language="en", fp16=False)["text"]
-        c = edit_distance(wer_words(text), wer_words(hyp))
+
+def whisper_wer(model: Any) -> MetricFn:
+    """The metric of a loaded Whisper model (anything with ``transcribe(wav, language=, fp16=) -> {"text": str}``
+    and ``is_multilingual``)."""
+
+    def fn(ref: np.ndarray, gen: np.ndarray, text: str, language: str) -> dict[str, float]:
+        if language != "en" and not model.is_multilingual:  # it would transcribe English, saying so in a warning only
+            raise ValueError(f"an English-only Whisper model cannot transcribe language '{language}': give a "
+                             "multilingual one (not *.en.pt)")
+        hyp = model.transcribe(gen.astype(np.float32), language=language, fp16=False)["text"]
+        c = edit_distance(wer_words(text, language), wer_words(hyp, language))
         return {"whisper_wer": c.rate, "whisper_errors": c.errors, "whisper_words": c.ref_len}
 
     return fn
@@ -69,7 +110,7 @@ def _speaker(path: str) -> MetricFn:
 
     enc = EncoderClassifier.from_hparams(source=path, savedir=path, run_opts={"device": "cpu"})
 
-    def fn(ref: np.ndarray, gen: np.ndarray, text: str) -> dict[str, float]:
+    def fn(ref: np.ndarray, gen: np.ndarray, text: str, language: str) -> dict[str, float]:
         e = enc.encode_batch(torch.from_numpy(np.stack([ref[: gen.size], gen[: ref.size]])).float()).squeeze(1)
         return {"spk_sim": float(torch.nn.functional.cosine_similarity(e[0], e[1], dim=-1))}
 
@@ -79,7 +120,7 @@ def _speaker(path: str) -> MetricFn:
 def _utmos(path: str) -> MetricFn:
     model = torch.jit.load(path, map_location="cpu").eval()
 
-    def fn(ref: np.ndarray, gen: np.ndarray, text: str) -> dict[str, float]:
+    def fn(ref: np.ndarray, gen: np.ndarray, text: str, language: str) -> dict[str, float]:
         with torch.no_grad():
             return {"utmos": float(model(torch.from_numpy(gen).float()[None]).reshape(-1)[0])}
 

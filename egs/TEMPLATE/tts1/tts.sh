@@ -31,7 +31,8 @@ corpus_dir=${corpus_dir:-}       # real corpora: where the user's copy lives (pa
 local_data_opts=${local_data_opts:-}  # more options of local/data.sh (the system's sample rate is not one: it is
                                 # the stage-one config's model.sample_rate, and audio is resampled as it is read)
 frontend=${frontend:-phoneme}   # phoneme | char
-language=${language:-en-us}
+language=${language:-en-us}     # espeak-ng language of the text; also the one the optional Whisper WER (stages 5, 9)
+                                # transcribes a test set in that has no utt2lang (one that has: each utterance's)
 utt2lang=${utt2lang:-true}      # phonemise each utterance in its data dir's utt2lang language where there is one
                                 # (espeak_mini: the British voice in en-gb-x-rp); false: everything in $language
 stage1_conf=${stage1_conf:-conf/stage1.yaml}
@@ -169,7 +170,8 @@ results_md=exp/RESULTS.md           # the recipe's default system's; any other's
 [ "$sys_tag" = "$_recipe_system" ] || results_md=exp/RESULTS_$sys_tag.md
 all_sets="$train_set $dev_set $test_sets"
 
-# markers: stages 3-5 name the codec's tag, 6 the stage-two tag, 7-10 the system's (flow_reflow, flow with --reflow
+# markers: stages 3-5 name the codec's tag, 6 the stage-two tag, 7's reflow training the final model (flow_reflow:
+# both of its systems decode it), 7's decoder fine-tuning and 8-10 the system's (flow_reflow, flow with --reflow
 # false, flow_reflow_s1decoder with --decoder-finetune false); a smoke run's are under exp/.done/smoke/. The two
 # systems of one final model (with its fine-tuned decoder or stage one's) share its synth/ and eval/: stage 8 of one
 # removes the other's synthesis and its markers of stages 8-10, and stage 9 refuses to score the other's synthesis.
@@ -187,7 +189,7 @@ fi
 score_resynth() {  # score_resynth SET [shared.evaluate options]: stage one's resynthesis of SET against data/SET
     local x=$1; shift
     python -m shared.evaluate $ow --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
-        --out "$s1_exp/eval/$x/metrics.json" "$@"
+        --out "$s1_exp/eval/$x/metrics.json" --language "$language" "$@"
 }
 forget_other_system() {  # forget_other_system N: the other system's markers of stages N-10 (what it made there is stale)
     local m n
@@ -266,33 +268,37 @@ if want 6; then
         "${s2_trainer_args[@]}" "validation.temperature=$temperature" $stage2_args
 fi
 
-if want 7 && { [ "$reflow" = true ] || [ "$decoder_finetune" = true ]; }; then
+# stage 7 in two parts, each with its own marker and time: the reflow training makes the final model, which both of its
+# systems decode, so it is named by the final model (a run of the other system finds it done, and each system's
+# RESULTS count its time); the decoder fine-tuning is the system's own
+if want 7 && [ "$reflow" = true ]; then
     stage7_reflow() {
-        if [ "$reflow" = true ]; then
-            python -m stage2_flow.reflow $ow --device $device --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
-                --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
-                --temperature "$temperature" $reflow_gen_args
-            python -m stage2_flow.train $ow --budget-scale "$budget_scale" --config "$reflow_conf" --init-from "$s2_exp" \
-                --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
-                --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
-                --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
-                "${s2_trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
-            if [ -n "$ow" ]; then forget_other_system 7; fi  # a retrained final model: the other's decoder is stale
-        fi
-        if [ "$decoder_finetune" = true ]; then
-            # the final model's output on the training sentences, timed like the real audio (MAS durations),
-            # sampled as stage 8 samples; the decoder learns to read it (final_s2/decoder, used from stage 8 on
-            # by this system; --decoder-finetune false: by none)
-            local gta_dump="dump/$stage1_tag/${train_set}_gta_$final_tag"
-            python -m stage2_flow.gta $ow --device $device --exp-dir "$final_s2" --latents "dump/$stage1_tag/$train_set" \
-                --data-dir "data/$train_set" --out-dir "$gta_dump" --nfe "$nfe" --solver "$solver" \
-                --temperature "$temperature" $gta_args
-            python -m stage1_vae.train $ow --budget-scale "$budget_scale" --config "$decoder_conf" --init-from "$s1_exp" --decoder-latents "$gta_dump" \
-                --pitch-latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" --exp-dir "$final_s2/decoder" \
-                "${s1_trainer_args[@]}" $decoder_args
-        fi
+        python -m stage2_flow.reflow $ow --device $device --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
+            --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
+            --temperature "$temperature" $reflow_gen_args
+        python -m stage2_flow.train $ow --budget-scale "$budget_scale" --config "$reflow_conf" --init-from "$s2_exp" \
+            --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
+            --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
+            --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
+            "${s2_trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
+        if [ -n "$ow" ]; then forget_other_system 7; fi  # a retrained final model: the other's decoder is stale
     }
-    run_stage 7 "reflow.$sys_tag" stage7_reflow
+    run_stage 7 "reflow.$final_tag" stage7_reflow
+fi
+if want 7 && [ "$decoder_finetune" = true ]; then
+    stage7_decoder() {
+        # the final model's output on the training sentences, timed like the real audio (MAS durations),
+        # sampled as stage 8 samples; the decoder learns to read it (final_s2/decoder, used from stage 8 on
+        # by this system; --decoder-finetune false: by none)
+        local gta_dump="dump/$stage1_tag/${train_set}_gta_$final_tag"
+        python -m stage2_flow.gta $ow --device $device --exp-dir "$final_s2" --latents "dump/$stage1_tag/$train_set" \
+            --data-dir "data/$train_set" --out-dir "$gta_dump" --nfe "$nfe" --solver "$solver" \
+            --temperature "$temperature" $gta_args
+        python -m stage1_vae.train $ow --budget-scale "$budget_scale" --config "$decoder_conf" --init-from "$s1_exp" --decoder-latents "$gta_dump" \
+            --pitch-latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" --exp-dir "$final_s2/decoder" \
+            "${s1_trainer_args[@]}" $decoder_args
+    }
+    run_stage 7 "decoder.$sys_tag" stage7_decoder
 fi
 
 if want 8; then
@@ -368,7 +374,7 @@ if want 9; then
             --token-file "data/$train_set/token" --dev-dir "data/$dev_set" --exp-dir exp/asr "train.device=$device" $asr_args
         for x in $test_sets; do
             python -m shared.evaluate $ow --mode tts --ref-dir "data/$x" --gen-dir "$final_s2/synth/$x" \
-                --phone-recognizer exp/asr --ref-token-file "data/$x/token" \
+                --phone-recognizer exp/asr --ref-token-file "data/$x/token" --language "$language" \
                 --out "$final_s2/eval/$x/metrics.json" --plots-dir "$final_s2/eval/$x/plots"
             # the codec's own PER: how much of the TTS PER the codec already explains
             [ ! -f "$s1_exp/resynth/$x/wav.scp" ] || score_resynth "$x" --phone-recognizer exp/asr --ref-token-file "data/$x/token"
