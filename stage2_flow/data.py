@@ -65,7 +65,11 @@ def warn(msg: str) -> None:
 class TTSDataset(Dataset):
     """All utterances in memory: tokens (L,), normalised latents (D, F), speaker index, optional
     durations, and (``prompt_seconds``) a random reference segment of another utterance of the same
-    speaker. Indexed by (index, seed) keys from shared.batching samplers, or plain ints."""
+    speaker. Indexed by (index, seed) keys from shared.batching samplers, or plain ints.
+
+    A latent file whose channels are not the normaliser's (the codec's) is an error naming it. An utterance whose
+    speaker is not in ``speakers`` (or without an ``utt2spk`` entry) gets index -1, the zero speaker vector: a warning,
+    or with ``unknown_speakers="error"`` (a training set) an error."""
 
     def __init__(
         self,
@@ -79,6 +83,7 @@ class TTSDataset(Dataset):
         prompt_seconds: tuple[float, float] | None = None,
         max_frames: int | None = None,
         utts: list[str] | None = None,
+        unknown_speakers: str = "warn",
     ) -> None:
         tokens = read_tokens(data_dir, vocab)
         scp = read_latent_scp(latent_dir)
@@ -91,8 +96,13 @@ class TTSDataset(Dataset):
         self.normalizer = normalizer  # what the latents were normalised with (to de-normalise generated ones)
         self.utts, self.tokens, self.latents, self.spk, self.durations = [], [], [], [], []
         skipped = []
+        n_channels = len(normalizer.mean)
         for utt in keys:
-            z = normalizer.normalize(load_latent(scp[utt]))
+            z = load_latent(scp[utt])
+            if z.shape[0] != n_channels:
+                raise ValueError(f"{scp[utt]}: latents of shape {tuple(z.shape)}, not ({n_channels}, frames): the codec's "
+                                 f"latents have {n_channels} channels (latent_stats.json)")
+            z = normalizer.normalize(z)
             tok = torch.tensor(tokens[utt], dtype=torch.long)
             if len(tok) > z.shape[1] or (max_frames and z.shape[1] > max_frames):
                 skipped.append(utt)
@@ -109,6 +119,13 @@ class TTSDataset(Dataset):
             self.durations.append(dur)
         if skipped:
             warn(f"skipped {len(skipped)} utterance(s) with more tokens than frames or over max_frames (e.g. {skipped[:3]})")
+        unknown = [u for u, k in zip(self.utts, self.spk) if k < 0]
+        if unknown:
+            msg = (f"{len(unknown)} utterance(s) of {data_dir} have no speaker or one not among the model's {len(speakers)} "
+                   f"(utt2spk, speakers.txt), e.g. {unknown[:3]}: they would get the zero speaker vector")
+            if unknown_speakers == "error":
+                raise ValueError(msg)
+            warn(msg)
         if not self.utts:
             raise ValueError(f"no usable utterances in {data_dir} with latents {latent_dir}")
         self.frame_rate = frame_rate
@@ -209,6 +226,10 @@ class ReflowPairs(Dataset):
         for utt, p in read_kv(scp).items():
             path = Path(p) if Path(p).is_absolute() else Path(pair_dir) / p
             item = torch.load(path, map_location="cpu", weights_only=False)
+            missing = [k for k in ("x0", "x1", "mu_frames") if k not in item] if isinstance(item, dict) else ["a dict"]
+            if missing:
+                raise ValueError(f"{path}: not a reflow pair (no {', '.join(missing)}): regenerate the pairs "
+                                 "(python -m stage2_flow.reflow generate)")
             if with_data and "x1_data" not in item:
                 raise ValueError(f"{path}: reflow pair without x1_data (the real latent), needed by loss.flow_data > 0; "
                                  "regenerate the pairs with MAS durations (not --predicted-durations)")

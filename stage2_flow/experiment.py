@@ -10,12 +10,37 @@ from typing import Any
 import lightning as L
 import torch
 
+from shared.config import ConfigError
 from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule
 from stage2_flow.alignment import durations_to_path
 from stage2_flow.model import FlowTTS
 
 LOSS_WEIGHTS = {"flow/": "flow", "flow_data/": "flow_data", "prior/": "prior", "dur/": "duration"}
 VAL_TIMES = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def check_training_config(cfg: dict[str, Any]) -> int:
+    """The checks of a training config that need no model: a ``loss`` key that weighs no loss (``dur`` for ``duration``
+    would leave its loss at weight 1) and a schedule without a length are ConfigErrors. Returns :func:`schedule_steps`."""
+    unknown = sorted(set(cfg.get("loss") or {}) - set(LOSS_WEIGHTS.values()))
+    if unknown:
+        raise ConfigError(f"loss: unknown key(s) {', '.join(unknown)}; the losses are {', '.join(LOSS_WEIGHTS.values())}")
+    return schedule_steps(cfg)
+
+
+def schedule_steps(cfg: dict[str, Any]) -> int:
+    """The cosine's length in steps: ``train.lr_total_steps``, else ``trainer.max_steps``. Without either (max_steps -1
+    or absent) only ``lr_horizon: budget`` with a ``trainer.max_time`` ends the decay: the steps then never do. Any
+    other such config is a ConfigError (the LR would fall to its floor right after warm-up)."""
+    t, trainer = cfg.get("train", {}), cfg.get("trainer", {})
+    if t.get("lr_total_steps"):
+        return int(t["lr_total_steps"])
+    if int(trainer.get("max_steps") or -1) > 0:
+        return int(trainer["max_steps"])
+    if str(t.get("lr_horizon", "steps")) == "budget" and trainer.get("max_time") is not None:
+        return 2**62
+    raise ConfigError("no length for the LR schedule: trainer.max_steps is -1 or absent; give train.lr_total_steps, "
+                      "trainer.max_steps, or train.lr_horizon=budget with a trainer.max_time")
 
 
 def weighted_total(losses: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
@@ -34,6 +59,7 @@ class Stage2Experiment(L.LightningModule):
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.train_cfg = cfg.get("train", {})
         self.weights = cfg.get("loss", {})
+        self.lr_total_steps = check_training_config(cfg)
         self.seed = int(self.train_cfg.get("seed", 0))
         if reflow:  # only the velocity estimator learns from the pairs; conditions were stored
             for name, p in self.model.named_parameters():
@@ -43,7 +69,7 @@ class Stage2Experiment(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         if self.reflow:
             self.model.text_encoder.eval()
-        gen = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + self.global_step)
+        gen = torch.Generator(device=self.device).manual_seed(self.step_seed())
         losses, _ = self.model.losses(batch, generator=gen)
         loss = weighted_total(losses, self.weights)
         bs = len(batch["utts"])
@@ -51,6 +77,13 @@ class Stage2Experiment(L.LightningModule):
         for k, v in losses.items():
             self.log(f"train/{k}", v, batch_size=bs)
         return loss
+
+    def step_seed(self) -> int:
+        """The seed of a training step's draws (flow times, CFG drops, windows, infill spans): a function of (seed, step,
+        rank), so a resumed run draws what the uninterrupted one did and each DDP rank draws its own (rank 0, and a
+        single process, as before ranks counted). Gradient accumulation (trainer.accumulate_grad_batches, which no
+        config sets) would need the micro-batch too: its micro-batches share a global_step."""
+        return self.seed * 1_000_003 + self.global_step + self.global_rank * 1_000_000_007
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         # EMA right after the parameter update: before any checkpoint callback sees the step (exact resume)
@@ -70,8 +103,7 @@ class Stage2Experiment(L.LightningModule):
         t = self.train_cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = adamw(params, float(t.get("lr", 2e-3)), t.get("betas", [0.9, 0.99]), float(t.get("weight_decay", 0.01)))
-        total = int(t.get("lr_total_steps") or self.cfg.get("trainer", {}).get("max_steps", 1000))
-        schedule = lr_schedule(self, int(t.get("warmup_steps", 100)), total, float(t.get("lr_min_ratio", 0.05)),
+        schedule = lr_schedule(self, int(t.get("warmup_steps", 100)), self.lr_total_steps, float(t.get("lr_min_ratio", 0.05)),
                                str(t.get("lr_horizon", "steps")))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

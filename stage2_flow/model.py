@@ -50,7 +50,9 @@ class FlowTTS(nn.Module):
         )
         g_dim = spk_dim if self.speaker.enabled else 0
         tcfg = dict(cfg.get("text_encoder", {}))
-        self.text_encoder = TextEncoder(int(cfg["n_vocab"]), d, spk_dim=g_dim, **tcfg)
+        # only the parts a mode uses are built: plain DDP (no find_unused_parameters) needs a gradient for every
+        # parameter (alignfree mode has no prior mean mu, the stretch layout no filler)
+        self.text_encoder = TextEncoder(int(cfg["n_vocab"]), d if self.mode == "aligned" else None, spk_dim=g_dim, **tcfg)
         hidden = self.text_encoder.hidden
         fcfg = dict(cfg.get("flow", {}))
         if self.mode == "aligned":
@@ -63,10 +65,15 @@ class FlowTTS(nn.Module):
             n_text = int(cfg.get("frame_text_channels", 0))
             self.text_proj = nn.Conv1d(hidden, n_text, 1) if n_text > 0 else None
             cond_ch += n_text
+            if cond_ch == 0 and fcfg.get("prior", "text") == "noise":
+                raise ValueError("model: the flow would get no text at all (flow.prior noise, flow.mu_cond false and no "
+                                 "frame_text_channels): use flow.prior text, flow.mu_cond true or frame_text_channels > 0")
         else:
             acfg = cfg.get("alignfree", {})
             self.layout = acfg.get("layout", "pad")
-            self.filler = nn.Parameter(torch.zeros(hidden, 1))
+            if self.layout not in ("pad", "stretch"):
+                raise ValueError(f"model.alignfree.layout must be 'pad' or 'stretch', got {self.layout!r}")
+            self.filler = nn.Parameter(torch.zeros(hidden, 1)) if self.layout == "pad" else None
             self.frame_text = nn.ModuleList(ConvNeXtBlock(hidden, mult=2, kernel=7) for _ in range(int(acfg.get("text_layers", 4))))
             self.text_out = nn.Conv1d(hidden, int(acfg.get("text_channels", 64)), 1)
             self.mask_frac = tuple(acfg.get("mask_frac", [0.7, 1.0]))
@@ -74,13 +81,14 @@ class FlowTTS(nn.Module):
             cond_ch = int(acfg.get("text_channels", 64)) + d
         ecfg = dict(cfg.get("estimator", {}))
         self.flow = FlowMatcher(VelocityEstimator(d, cond_ch, spk_dim=g_dim, **ecfg), **fcfg)
+        self.register_load_state_dict_pre_hook(drop_unused_weights)
 
     # ---- shared pieces -----------------------------------------------------------------------
     def speaker_vector(self, batch: dict[str, torch.Tensor], b: int, device: torch.device) -> torch.Tensor | None:
         return self.speaker(batch.get("spk"), batch.get("prompt"), batch.get("prompt_mask"), batch=b, device=device)
 
     def encode_text(self, tokens: torch.Tensor, tok_lens: torch.Tensor, g: torch.Tensor | None):
-        """-> (h (B, H, L), mu (B, D, L), tok_mask (B, 1, L))."""
+        """-> (h (B, H, L), mu (B, D, L) (None in alignfree mode), tok_mask (B, 1, L))."""
         tok_mask = sequence_mask(tok_lens, tokens.shape[1])
         h, mu = self.text_encoder(tokens, tok_mask, g)
         return h, mu, tok_mask
@@ -96,8 +104,10 @@ class FlowTTS(nn.Module):
 
     @torch.no_grad()
     def align(self, mu: torch.Tensor, x1: torch.Tensor, tok_lens: torch.Tensor, frm_lens: torch.Tensor, impl: str = "auto") -> torch.Tensor:
-        """MAS durations (B, L) of latents x1 (B, D, F) under N(mu_i, I)."""
-        log_p = gaussian_log_p(mu.detach().float(), x1.float())
+        """MAS durations (B, L) of latents x1 (B, D, F) under N(mu_i, I), in float32 also under mixed precision (in
+        bf16 the log-likelihoods' rounding moves token boundaries)."""
+        with torch.autocast(mu.device.type, enabled=False):
+            log_p = gaussian_log_p(mu.detach().float(), x1.float())
         path = monotonic_alignment_search(log_p, tok_lens, frm_lens, impl)
         return path.sum(-1).long()
 
@@ -260,6 +270,21 @@ def random_windows(seg: int, lengths: torch.Tensor, generator: torch.Generator |
     idx = start[:, None] + torch.arange(seg, device=lengths.device)[None]  # (B, seg)
     idx = idx.clamp(max=xs[0].shape[-1] - 1)
     return [x.gather(2, idx[:, None, :].expand(-1, x.shape[1], -1)) for x in xs]
+
+
+# weights that older exports built in every mode: alignfree mode never used the prior mean's projection, nor
+# its stretch layout the filler
+UNUSED_IN_OLDER_EXPORTS = ("text_encoder.proj_mu.weight", "text_encoder.proj_mu.bias", "filler")
+
+
+def drop_unused_weights(model: "FlowTTS", state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Load hook: an older export's weights of parts this model does not build are dropped, with a note."""
+    own = {name for name, _ in model.named_parameters()}
+    dropped = [k for k in UNUSED_IN_OLDER_EXPORTS if prefix + k in state_dict and k not in own]
+    for k in dropped:
+        del state_dict[prefix + k]
+    if dropped:
+        print(f"note: dropped {', '.join(dropped)} from the weights: unused by {model.mode} mode (an older export)", flush=True)
 
 
 def count_parameters(module: nn.Module) -> int:

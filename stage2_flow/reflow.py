@@ -109,6 +109,21 @@ def dump_settings(args: argparse.Namespace, exp: Path) -> dict[str, Any]:
             "temperature": args.temperature, "copies": args.copies, "seed": args.seed}
 
 
+def check_pairs_source(pair_dir: str | Path, exp_dir: str | Path) -> None:
+    """Refuse reflow pairs that the model of ``exp_dir`` (the fine-tune's ``--init-from``) did not make, by the
+    ``model_sha256`` their ``reflow_info.json`` records (:func:`dump_settings`); pairs without one, too."""
+    info_path, model = Path(pair_dir) / "reflow_info.json", Path(exp_dir) / MODEL_FILE
+    info = read_json(info_path) if info_path.is_file() else {}
+    if not info.get("model_sha256"):
+        raise SystemExit(f"--reflow-pairs {pair_dir}: no model_sha256 in {info_path}, so nothing tells which model made "
+                         f"them: regenerate them (python -m stage2_flow.reflow generate --exp-dir {exp_dir} --overwrite ...)")
+    sha = file_sha256(model)
+    if info["model_sha256"] != sha:
+        raise SystemExit(f"--reflow-pairs {pair_dir} were made by another model (sha256 {info['model_sha256']}, "
+                         f"{info.get('exp_dir')}) than --init-from {model} (sha256 {sha}): regenerate them "
+                         f"with --exp-dir {exp_dir}, or fine-tune the model that made them")
+
+
 def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path,
                       device: torch.device | str = "cpu") -> tuple[FlowTTS, TTSDataset]:
     """A trained model (on ``device``) and the dataset of ``data_dir`` + its real ``latents`` as the model sees

@@ -31,6 +31,7 @@ model whose voices are speaker ids it is an error (``--speaker NAME`` speaks eve
 from __future__ import annotations
 
 import argparse
+import hashlib
 import numbers
 import sys
 import time
@@ -58,6 +59,7 @@ class Synthesizer:
         self.speakers, self.rate_info, self.device = speakers, rate_info or {}, torch.device(device)
         self.codec_source = codec_source  # the exp dir the codec was loaded from (None: given as an object)
         self.prompt_seconds = 3.0  # a reference cut from a data dir is at most this long (training's longest prompt)
+        self.temperature = 1.0  # the default: from_exp_dir's is the one the model was validated at
         self._frontends: dict[str, Frontend] = {}  # one per language met, kept between calls
 
     @classmethod
@@ -79,6 +81,8 @@ class Synthesizer:
         synth = cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate,
                     device, source)
         synth.prompt_seconds = float(cfg.get("data", {}).get("prompt_seconds", [1.0, synth.prompt_seconds])[1])
+        # the recipes validate at the temperature they synthesise at (validation.temperature=$temperature: 0.2)
+        synth.temperature = float(cfg.get("validation", {}).get("temperature", synth.temperature))
         return synth
 
     # ---- inputs ------------------------------------------------------------------------------
@@ -163,7 +167,7 @@ class Synthesizer:
         nfe: int = 4,
         solver: str = "euler",
         rate: float = 1.0,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         cfg_scale: float = 0.0,
         sway: float | None = None,
         seed: int | Sequence[int] = 0,
@@ -179,11 +183,14 @@ class Synthesizer:
         is phonemised in ``language``, else in the speaker's training language (``frontend.yaml``'s
         ``speaker_languages``), else in the frontend's. Items are batched by length; the result keeps the input order.
 
-        ``seed``: one per item, or an int ``s`` meaning ``s + i`` for item i. Each item's start noise comes
-        from its own seed alone (:func:`~stage2_flow.flow.start_noise`), so its audio does not depend on
-        what else is synthesised with it or on ``batch_size``."""
+        ``temperature`` scales the prior's noise (``x0 = mu + T sigma eps``); default :attr:`temperature`, the one the
+        model was validated at (the recipes': the one they synthesise and make reflow pairs at). ``seed``: one per
+        item, or an int ``s`` meaning ``s + i`` for item i. Each item's start noise comes from its own seed alone
+        (:func:`~stage2_flow.flow.start_noise`), so its audio does not depend on what else is synthesised with it or
+        on ``batch_size``."""
         if isinstance(texts, str):
             texts = [texts]
+        temperature = self.temperature if temperature is None else temperature
         check_sampling(solver, nfe, rate, sway)
         spk = list(speaker) if isinstance(speaker, (list, tuple)) else [speaker] * len(texts)
         spk_ids = [self.speaker_id(s) for s in spk]
@@ -357,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nfe", type=int, default=4)
     p.add_argument("--solver", default="euler", choices=["euler", "midpoint", "heun", "rk4", "dopri5"])
     p.add_argument("--rate", type=float, default=1.0, help="speaking-rate factor (>1 faster)")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="scales the prior's noise, x0 = mu + T sigma eps (default: the model's validation.temperature, "
+                        "the one it was validated at: the recipes' 0.2)")
     p.add_argument("--cfg-scale", type=float, default=0.0)
     p.add_argument("--sway", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -389,8 +398,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"a zero-shot model: each utterance speaks in the voice of another utterance of its speaker in {args.data_dir}")
     if args.prompt_from_data and (args.speakers or not args.data_dir):
         raise SystemExit("--prompt-from-data takes each reference from --data-dir's own speakers (not with --speakers or --text-file)")
+    if args.temperature is None:
+        args.temperature = synth.temperature
+        print(f"temperature {args.temperature:g} (the model's validation.temperature)", flush=True)
     utts, utt2text, spk_of, utt2lang, ids = requests(args, synth)
-    check_resume(out, generation_settings(args, synth), args.overwrite)
+    check_resume(out, generation_settings(args, synth, inputs_digest(utts, spk_of, ids)), args.overwrite)
     dump = LatentDumpWriter(out) if args.save_latents else None
 
     def done(u: str) -> bool:
@@ -520,10 +532,20 @@ def utterance_seed(seed: int, utt: str) -> int:
     return zlib.crc32(f"{seed}\t{utt}".encode("utf-8"))
 
 
-def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[str, Any]:
-    """What decides the audio (recorded as ``OUT/synth.json``): the models' and prompt's SHA-256 and the sampling
-    options, and under ``paths`` where they were (recorded, not compared: a model copied elsewhere makes the same
-    audio). Batch size, device and threads are left out: they do not change the output."""
+def inputs_digest(utts: list[str], spk_of: dict[str, str], ids: dict[str, list[int]]) -> str:
+    """SHA-256 of what is said and by whom: each utterance's id, voice and token ids. A rerun on changed texts would
+    otherwise keep the old wavs under the new texts' labels."""
+    h = hashlib.sha256()
+    for u in utts:
+        h.update(f"{u}\t{spk_of[u]}\t{' '.join(map(str, ids[u]))}\n".encode("utf-8"))
+    return h.hexdigest()
+
+
+def generation_settings(args: argparse.Namespace, synth: Synthesizer, inputs_sha256: str | None = None) -> dict[str, Any]:
+    """What decides the audio (recorded as ``OUT/synth.json``): the inputs' digest (:func:`inputs_digest`), the models'
+    and prompt's SHA-256 and the sampling options, and under ``paths`` where they were (recorded, not compared: a
+    model copied elsewhere makes the same audio). Batch size, device and threads are left out: they do not change
+    the output."""
     from shared.io import file_sha256
 
     def sha(path: Path | None) -> str | None:
@@ -531,7 +553,7 @@ def generation_settings(args: argparse.Namespace, synth: Synthesizer) -> dict[st
 
     codec = synth.codec_source
     prompt = Path(args.prompt_wav) if args.prompt_wav else None
-    return {"model_sha256": sha(Path(args.exp_dir) / MODEL_FILE), "codec_sha256": sha(codec / MODEL_FILE if codec else None),
+    return {"inputs_sha256": inputs_sha256, "model_sha256": sha(Path(args.exp_dir) / MODEL_FILE), "codec_sha256": sha(codec / MODEL_FILE if codec else None),
             "prompt_sha256": sha(prompt), "prompt_from": "data" if args.prompt_from_data else None, "nfe": args.nfe, "solver": args.solver, "rate": args.rate,
             "temperature": args.temperature, "cfg_scale": args.cfg_scale, "sway": args.sway, "seed": args.seed,
             "speaker": args.speaker, "speakers": args.speakers, "assign": args.assign if args.speakers else None,

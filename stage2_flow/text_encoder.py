@@ -16,12 +16,13 @@ class TextEncoder(nn.Module):
 
     Conv prenet (ConvNeXt blocks) for local context, then transformer blocks with sinusoidal positions;
     the speaker vector is added to the hidden states (and modulates every block through adaLN).
+    ``latent_dim`` None: no prior mean (alignment-free mode, which uses h alone), mu is None.
     """
 
     def __init__(
         self,
         n_vocab: int,
-        latent_dim: int,
+        latent_dim: int | None,
         hidden: int = 192,
         conv_layers: int = 3,
         attn_layers: int = 4,
@@ -39,10 +40,10 @@ class TextEncoder(nn.Module):
             AttentionBlock(hidden, heads=heads, mult=2, cond_dim=spk_dim, dropout=dropout) for _ in range(attn_layers)
         )
         self.norm = ChannelNorm(hidden)
-        self.proj_mu = nn.Conv1d(hidden, latent_dim, 1)
+        self.proj_mu = nn.Conv1d(hidden, latent_dim, 1) if latent_dim is not None else None
 
-    def forward(self, tokens: torch.Tensor, tok_mask: torch.Tensor, spk: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens: (B, L) long, tok_mask: (B, 1, L) float, spk: (B, S) -> (h (B, H, L), mu (B, D, L))."""
+    def forward(self, tokens: torch.Tensor, tok_mask: torch.Tensor, spk: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """tokens: (B, L) long, tok_mask: (B, 1, L) float, spk: (B, S) -> (h (B, H, L), mu (B, D, L) or None)."""
         x = self.emb(tokens).transpose(1, 2) * math.sqrt(self.hidden) * tok_mask
         for block in self.convs:
             x = block(x, tok_mask)
@@ -53,7 +54,7 @@ class TextEncoder(nn.Module):
         for block in self.attn:
             x = block(x, tok_mask, spk if self.spk is not None else None)
         h = self.norm(x) * tok_mask
-        return h, self.proj_mu(h) * tok_mask
+        return h, self.proj_mu(h) * tok_mask if self.proj_mu is not None else None
 
 
 class DurationPredictor(nn.Module):

@@ -35,13 +35,15 @@ from shared.batching import BucketBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
 from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json
+from shared.latents import codec_fingerprint, same_codec
 from shared.text import Vocab
 from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, resume_path, scale_budget,
                              seed_everything, start_over)
 from stage2_flow.alignment import read_durations
 from stage2_flow.data import LatentNormalizer, ReflowPairs, TTSDataset, collate_pairs, collate_tts, speaking_rate
-from stage2_flow.experiment import Stage2Experiment
+from stage2_flow.experiment import Stage2Experiment, check_training_config
 from stage2_flow.model import count_parameters, stage1_dir, stage1_link
+from stage2_flow.reflow import check_pairs_source
 
 DESCRIPTION_FILES = ("tokens.txt", "frontend.yaml", "latent_stats.json", "stage1.json", "stage1_config.yaml", "speakers.txt", "speaking_rate.json")
 
@@ -117,6 +119,20 @@ def resolve_channel_weights(model_cfg: dict, stage1_exp_dir: Path) -> None:
               "channel (no model.pitch in a config.yaml there), so its channel 0 is no log-F0", flush=True)
 
 
+def check_latent_codec(latents: str | Path, stage1_exp_dir: Path, option: str) -> None:
+    """Refuse a latent dump whose ``codec.json`` names another codec than the stage-one exp dir the model is trained
+    for (by the weights' hash: stage one retrained and the dump not encoded again); a dump without one (another
+    tool's) is only checked latent by latent (:class:`TTSDataset`)."""
+    path = Path(latents) / "codec.json"
+    if not path.is_file():
+        return
+    info = read_json(path)
+    if not same_codec(info, stage1_exp_dir):
+        raise SystemExit(f"{option} {latents}: encoded by the codec of {info['exp_dir']} (weights sha256 {info.get('model_sha256')}), "
+                         f"not by the stage-one codec {stage1_exp_dir.resolve()} (sha256 {codec_fingerprint(stage1_exp_dir)}): "
+                         "encode the data again with that codec, or give the stage-one exp dir that made the dump")
+
+
 def build_datasets(args, cfg, exp_dir: Path):
     vocab = Vocab.load(exp_dir / "tokens.txt")
     norm = LatentNormalizer.load(exp_dir / "latent_stats.json")
@@ -126,16 +142,20 @@ def build_datasets(args, cfg, exp_dir: Path):
     d = cfg.get("data", {})
     prompt = tuple(d["prompt_seconds"]) if cfg["model"].get("speaker", {}).get("use_prompt") else None
     max_frames = int(d.get("max_frames", 2000))
+    codec = stage1_dir(exp_dir)
     if args.reflow_pairs:
         train = ReflowPairs(args.reflow_pairs, with_data=float(cfg.get("loss", {}).get("flow_data", 0.0)) > 0)
     else:
+        check_latent_codec(args.latents, codec, "--latents")
         durs = read_durations(args.durations) if args.durations else None
-        train = TTSDataset(args.data_dir, args.latents, vocab, norm, speakers, frame_rate, durs, prompt, max_frames)
+        train = TTSDataset(args.data_dir, args.latents, vocab, norm, speakers, frame_rate, durs, prompt, max_frames,
+                           unknown_speakers="error")
         if not (exp_dir / "speaking_rate.json").is_file():
             sr = speaking_rate(train.tokens, train.lengths(), frame_rate, vocab.stoi.get("\u2581"))
             write_json(exp_dir / "speaking_rate.json", sr)
     dev = None
     if args.dev_dir and args.dev_latents:
+        check_latent_codec(args.dev_latents, codec, "--dev-latents")
         n = int(cfg.get("validation", {}).get("num_utts", 8))
         dev = TTSDataset(args.dev_dir, args.dev_latents, vocab, norm, speakers, frame_rate, None, prompt, max_frames)
         dev = dev.subset([dev.utts.index(u) for u in spread_subset(sorted(dev.utts), n)] if n > 0 else [])  # every speaker
@@ -163,7 +183,17 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--reflow-pairs needs --init-from BASE_EXP_DIR")
     if not args.init_from and not (args.stage1_exp_dir and args.latents and args.data_dir):
         p.error("give --stage1-exp-dir, --latents and --data-dir (or --init-from for fine-tuning)")
+    if args.init_from and not args.reflow_pairs and not (args.latents and args.data_dir):
+        p.error("--init-from without --reflow-pairs fine-tunes on data: give --latents and --data-dir")
+    if bool(args.dev_dir) != bool(args.dev_latents):
+        p.error("validation needs both --dev-dir and --dev-latents (give both, or neither to train without validation)")
+    model_over = [o for o in args.overrides if o.split("=", 1)[0].lstrip("+").split(".")[0] == "model"]
+    if args.init_from and model_over:  # the model is the base's: its architecture, and what the weights were trained as
+        p.error(f"--init-from takes the model section from {args.init_from}/config.yaml: {' '.join(model_over)} cannot change it")
     cfg = scale_budget(load_config(args.config, args.overrides), args.budget_scale)
+    check_training_config(cfg)
+    if args.reflow_pairs:
+        check_pairs_source(args.reflow_pairs, args.init_from)
     exp_dir = Path(args.exp_dir)
     if finished(exp_dir, cfg) and not args.overwrite:
         print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")

@@ -364,3 +364,82 @@ def test_reflow_pairs_pick_the_shortest_or_a_spread_over_the_lengths():
     assert pick_utterances(by_length, None) == by_length and pick_utterances(by_length, 20, "spread") == by_length
     assert pick_utterances(by_length, 3) == [7, 3, 9]
     assert pick_utterances(by_length, 3, "spread") == [7, 0, 8]  # positions 0, 3, 6: short, middle, long
+
+
+@pytest.mark.parametrize("over", [{}, {"frame_text_channels": 4},
+                                  {"mode": "alignfree", "alignfree": {"layout": "pad", "text_layers": 1, "text_channels": 8}},
+                                  {"mode": "alignfree", "alignfree": {"layout": "stretch", "text_layers": 1, "text_channels": 8}}],
+                         ids=["aligned", "frame_text", "alignfree_pad", "alignfree_stretch"])
+def test_every_parameter_gets_a_gradient(over):
+    """Plain DDP (the recipe's +trainer.strategy=ddp on several GPUs) stops at a parameter without a gradient: alignfree
+    mode built the prior mean's projection (mu, unused there) and, with the stretch layout, the filler."""
+    torch.manual_seed(0)
+    m = FlowTTS(tiny_cfg(**over))
+    losses, _ = m.losses(batch(), generator=torch.Generator().manual_seed(0))
+    sum(losses.values()).backward()
+    assert [n for n, p in m.named_parameters() if p.grad is None] == []
+
+
+def test_an_older_alignfree_export_with_weights_it_never_used_loads(capsys):
+    """Exports from before alignfree mode stopped building the prior mean's projection (and, stretched, the filler)."""
+    torch.manual_seed(0)
+    cfg = tiny_cfg(mode="alignfree", alignfree=dict(layout="stretch", text_layers=1, text_channels=8))
+    m = FlowTTS(cfg)
+    old = {**m.state_dict(), "text_encoder.proj_mu.weight": torch.zeros(D, 16, 1), "text_encoder.proj_mu.bias": torch.zeros(D),
+           "filler": torch.zeros(16, 1)}
+    again = FlowTTS(cfg)
+    again.load_state_dict(old)  # strict
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in m.state_dict().items())
+    assert "note: dropped text_encoder.proj_mu.weight, text_encoder.proj_mu.bias, filler" in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match="Unexpected key"):  # other unknown weights are still an error
+        again.load_state_dict({**old, "other.weight": torch.zeros(1)})
+
+
+def test_a_flow_without_any_text_condition_is_refused():
+    with pytest.raises(ValueError, match="no text at all"):
+        FlowTTS(tiny_cfg(flow=dict(prior="noise", mu_cond=False)))
+    FlowTTS(tiny_cfg(flow=dict(prior="noise", mu_cond=False), frame_text_channels=4))  # the text states condition it
+    FlowTTS(tiny_cfg(flow=dict(prior="text", mu_cond=False)))  # x0 around mu
+
+
+def test_latents_with_other_channels_than_the_codecs_are_an_error_naming_the_file(tmp_path):
+    from shared.text import Vocab
+    from stage2_flow.data import TTSDataset
+    from stage2_flow.fake import make_fake_corpus
+
+    r = make_fake_corpus(tmp_path, n_train=4, n_dev=1, n_test=1)
+    root, norm = r["root"], LatentNormalizer.load(r["stage1"] / "latent_stats.json")
+    victim = sorted((root / "dump/fake/train/latents").glob("*.pt"))[1]
+    torch.save(torch.load(victim).T.contiguous(), victim)  # (F, D): transposed
+    with pytest.raises(ValueError, match=f"{victim}: latents of shape .* the codec's latents have 8 channels"):
+        TTSDataset(root / "data/train", root / "dump/fake/train", Vocab.load(r["tokens"]), norm, ["spk0", "spk1"], 62.5)
+
+
+def test_utterances_of_unknown_speakers_warn_or_fail(tmp_path, capsys):
+    """A speaker not among the model's (or no utt2spk entry) became the zero speaker vector silently."""
+    from shared.text import Vocab
+    from stage2_flow.data import TTSDataset
+    from stage2_flow.fake import make_fake_corpus
+
+    r = make_fake_corpus(tmp_path, n_train=6, n_dev=1, n_test=1)
+    root = r["root"]
+    args = (root / "data/train", root / "dump/fake/train", Vocab.load(r["tokens"]), LatentNormalizer.load(r["stage1"] / "latent_stats.json"))
+    TTSDataset(*args, ["spk0", "spk1"], 62.5, unknown_speakers="error")
+    assert "warning" not in capsys.readouterr().err
+    ds = TTSDataset(*args, ["spk0"], 62.5)
+    assert "warning: 3 utterance(s) of" in capsys.readouterr().err and ds.spk.count(-1) == 3
+    with pytest.raises(ValueError, match=r"3 utterance\(s\) .* e\.g\. \['train_s1_001'"):
+        TTSDataset(*args, ["spk0"], 62.5, unknown_speakers="error")
+    (root / "data/train/utt2spk").unlink()
+    with pytest.raises(ValueError, match=r"6 utterance\(s\)"):
+        TTSDataset(*args, ["spk0", "spk1"], 62.5, unknown_speakers="error")
+
+
+def test_a_malformed_reflow_pair_is_an_error_naming_the_file(tmp_path):
+    from shared.io import write_kv
+    from stage2_flow.data import ReflowPairs
+
+    torch.save({"x1": torch.zeros(D, 5), "mu_frames": torch.zeros(D, 5)}, tmp_path / "u1.pt")
+    write_kv(tmp_path / "pairs.scp", {"u1": "u1.pt"})
+    with pytest.raises(ValueError, match=f"{tmp_path / 'u1.pt'}: not a reflow pair \\(no x0\\)"):
+        ReflowPairs(tmp_path)

@@ -164,22 +164,31 @@ def test_train_in_bf16_mixed_precision_with_clipping(corpus):
     assert torch.load(exp / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 2
 
 
-def test_ddp_two_cpu_processes_gloo(corpus):
+# alignfree mode (conf/stage2_alignfree.yaml) in the stretch layout: it once built the prior mean's projection and the
+# filler, which it never used, and plain DDP stopped at their missing gradients
+ALIGNFREE = ("model.mode=alignfree", "+model.alignfree={layout: stretch, text_layers: 1, text_channels: 8}",
+             "model.flow.prior=noise", "model.flow.mu_cond=false", "loss={flow: 1.0}")
+
+
+@pytest.mark.parametrize("mode", ["aligned", "alignfree"])
+def test_ddp_two_cpu_processes_gloo(corpus, mode):
     """Two processes (gloo), as `run.sh --ngpu 2` trains on two GPUs (`+trainer.strategy=ddp`): the samplers shard
     the batches by rank and every parameter gets a gradient (plain DDP, no find_unused_parameters). The LR decays over
     trainer.max_time, as in the recipe: the replicas end equal (else no export: shared.training.check_ranks_agree)."""
     import subprocess
     import sys
 
-    args = train_args(corpus, "exp/stage2/ddp", "trainer.devices=2", "+trainer.strategy=ddp", "trainer.max_steps=3",
-                      "trainer.val_check_interval=3", "+trainer.max_time=00:00:01:00", "+train.lr_horizon=budget",
-                      "train.warmup_steps=1", "train.lr_total_steps=10000")
+    exp = f"exp/stage2/ddp_{mode}"
+    steps = 3 if mode == "aligned" else 2
+    args = train_args(corpus, exp, "trainer.devices=2", "+trainer.strategy=ddp", f"trainer.max_steps={steps}",
+                      f"trainer.val_check_interval={steps}", "+trainer.max_time=00:00:01:00", "+train.lr_horizon=budget",
+                      "train.warmup_steps=1", "train.lr_total_steps=10000", *(ALIGNFREE if mode == "alignfree" else ()))
     root = Path(__file__).resolve().parents[1]
     p = subprocess.run([sys.executable, "-m", "stage2_flow.train", *args], cwd=root, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "Starting with 2 processes" in p.stdout + p.stderr
-    assert torch.load(corpus / "exp/stage2/ddp/checkpoints/last.ckpt", weights_only=False)["global_step"] == 3
-    assert (corpus / "exp/stage2/ddp/model.pt").is_file()
+    assert torch.load(corpus / exp / "checkpoints/last.ckpt", weights_only=False)["global_step"] == steps
+    assert (corpus / exp / "model.pt").is_file()
 
 
 def test_zero_shot_prompt_model_trains_and_speaks_in_the_prompts_voice(corpus, tone_test, tmp_path):
@@ -431,6 +440,35 @@ def test_bulk_synthesis_does_not_depend_on_batching_resume_or_jobs(trained, tmp_
         synthesize.main([*run[:-4], "--temperature", "0.5", "--seed", "3", "--data-dir", str(tmp_path / "in"),
                          "--out-dir", str(tmp_path / "one")])
     assert not first.exists()
+    # nor other texts: the wavs kept would be labelled with the new ones
+    edited = DataDir.load(tmp_path / "in", validate=False)
+    edited.token[edited.utts[1]] = edited.token[edited.utts[2]]
+    edited.save(tmp_path / "edited")
+    with pytest.raises(SystemExit, match="inputs_sha256"):
+        synthesize.main([*run, "--data-dir", str(tmp_path / "edited"), "--out-dir", str(tmp_path / "one")])
+
+
+def test_synthesis_samples_at_the_models_validation_temperature_by_default(trained, tmp_path, capsys):
+    """The recipes validate at the temperature they synthesise at (0.2); a user who gives none gets that one, not 1."""
+    import shutil
+
+    import yaml
+
+    exp = trained.parent / "validated_at_0.3"  # beside it: its codec is found by a relative path
+    shutil.copytree(trained, exp)
+    cfg = yaml.safe_load((exp / "config.yaml").read_text())
+    cfg["validation"]["temperature"] = 0.3
+    (exp / "config.yaml").write_text(yaml.safe_dump(cfg))
+    s = synthesize.Synthesizer.from_exp_dir(exp)
+    assert s.temperature == 0.3
+    kw = dict(speaker="spk1", nfe=2, seed=3)
+    default, given, one = (s.synthesize(["the cat"], **kw)[0], s.synthesize(["the cat"], temperature=0.3, **kw)[0],
+                           s.synthesize(["the cat"], temperature=1.0, **kw)[0])
+    assert torch.equal(default, given) and not torch.equal(default, one)
+    (tmp_path / "lines.txt").write_text("the cat sat\n")
+    assert synthesize.main(["--exp-dir", str(exp), "--text-file", str(tmp_path / "lines.txt"), "--speaker", "spk1",
+                            "--nfe", "1", "--out-dir", str(tmp_path / "out")]) == 0
+    assert "temperature 0.3 (the model's validation.temperature)" in capsys.readouterr().out
 
 
 def test_bulk_synthesis_saves_its_latents(trained, tmp_path, monkeypatch):
@@ -760,3 +798,125 @@ def test_synthesis_of_a_data_dir_names_its_unknown_symbols(trained, tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("warning") == 1 and "1 utterance(s) hold 1 symbol(s) the model was not trained on, synthesised as <unk>" in err
     assert f"'\u0283' (in {first})" in err and len(list((tmp_path / "out/wav").glob("*.wav"))) == 3
+
+
+def test_each_ddp_rank_draws_its_own_flow_times(tmp_path):
+    """The per-step generator was seeded from (seed, step) alone: every rank drew the same flow times, CFG drops and
+    windows. Rank 0 (a single process) draws as before; rank 1 neither what rank 0 draws nor what it draws a step later."""
+    from types import SimpleNamespace
+
+    from shared.config import load_config
+    from stage2_flow.experiment import Stage2Experiment
+
+    cfg = load_config(CONF)
+    cfg["model"].update(latent_dim=8, n_vocab=20, n_speakers=2)
+    g = torch.Generator().manual_seed(0)
+    batch = {"utts": ["a", "b"], "tokens": torch.randint(1, 20, (2, 5), generator=g), "tok_lens": torch.tensor([5, 3]),
+             "latents": torch.randn(2, 8, 12, generator=g), "frm_lens": torch.tensor([12, 8]), "spk": torch.tensor([0, 1])}
+
+    def draws(rank: int, step: int) -> tuple[int, torch.Tensor]:
+        """The seed of the step's generator and the flow times drawn from it."""
+        module = Stage2Experiment(cfg, tmp_path)
+        module._trainer = SimpleNamespace(global_rank=rank, global_step=step)
+        module.log = lambda *args, **kwargs: None
+        seeds, times, losses, sample_t = [], [], module.model.losses, module.model.flow.sample_t
+        module.model.losses = lambda batch, generator: seeds.append(generator.initial_seed()) or losses(batch, generator=generator)
+        module.model.flow.sample_t = lambda *args, **kwargs: times.append(sample_t(*args, **kwargs)) or times[-1]
+        module.training_step(batch, 0)
+        return seeds[0], times[0]
+
+    assert draws(0, 5)[0] == cfg["train"]["seed"] * 1_000_003 + 5  # as before
+    assert not torch.equal(draws(1, 5)[1], draws(0, 5)[1]) and not torch.equal(draws(1, 5)[1], draws(0, 6)[1])
+
+
+def test_training_config_errors():
+    """`loss: {dur: 0.1}` left the duration loss at weight 1, silently; with trainer.max_steps -1 (or none) and no
+    train.lr_total_steps the LR fell to its floor right after warm-up."""
+    from shared.config import ConfigError, load_config
+    from stage2_flow.experiment import check_training_config
+
+    cfg = load_config(CONF)
+    assert check_training_config(cfg) == 20  # trainer.max_steps
+    with pytest.raises(ConfigError, match="unknown key.* dur; the losses are flow, flow_data, prior, duration"):
+        check_training_config({**cfg, "loss": {"flow": 1.0, "dur": 0.1}})
+    for trainer in ({**cfg["trainer"], "max_steps": -1}, {k: v for k, v in cfg["trainer"].items() if k != "max_steps"},
+                    {**cfg["trainer"], "max_steps": -1, "max_time": "00:00:05:00"}):  # a time budget, but lr_horizon steps
+        with pytest.raises(ConfigError, match="train.lr_total_steps"):
+            check_training_config({**cfg, "trainer": trainer})
+    assert check_training_config({**cfg, "trainer": {**cfg["trainer"], "max_steps": -1}, "train": {**cfg["train"], "lr_total_steps": 50}}) == 50
+    budget = check_training_config({**cfg, "trainer": {**cfg["trainer"], "max_steps": -1, "max_time": "00:00:05:00"},
+                                    "train": {**cfg["train"], "lr_horizon": "budget"}})
+    assert budget > 10**12  # the decay ends with the time budget, never with a step count
+
+
+def test_command_line_errors(corpus, trained, capsys):
+    """--init-from alone (a TypeError once); --dev-dir without --dev-latents or the reverse (validation silently off);
+    model.* overrides with --init-from (silently dropped for the base model's section)."""
+    cases = [(["--config", str(CONF), "--init-from", str(trained), "--exp-dir", str(corpus / "exp/stage2/never")],
+              "give --latents and --data-dir"),
+             (["--dev-dir", str(corpus / "data/dev"), *train_args(corpus, "exp/stage2/never", dev=False)], "both --dev-dir and --dev-latents"),
+             (["--dev-latents", str(corpus / "dump/fake/dev"), *train_args(corpus, "exp/stage2/never", dev=False)], "both --dev-dir"),
+             (["--init-from", str(trained), *train_args(corpus, "exp/stage2/never"), "model.flow.cfg_drop=0.0"],
+              "model.flow.cfg_drop=0.0 cannot change it")]
+    for args, message in cases:
+        with pytest.raises(SystemExit):
+            train.main(args)
+        assert message in capsys.readouterr().err
+    assert not (corpus / "exp/stage2/never").exists()
+
+
+def test_latents_of_another_codec_are_refused(corpus, tmp_path):
+    """A dump whose codec.json names another codec than --stage1-exp-dir (stage one retrained, not encoded again)."""
+    import shutil
+
+    from shared.io import read_json, write_json
+
+    for option, dump in (("--latents", "train"), ("--dev-latents", "dev")):
+        other = tmp_path / dump
+        shutil.copytree(corpus / "dump/fake" / dump, other)
+        write_json(other / "codec.json", {"exp_dir": str(tmp_path / "vae_old"), "model_sha256": "0" * 64, "sample_rate": 16000,
+                                          "hop_length": 256, "latent_dim": 8})
+        args = train_args(corpus, f"exp/stage2/codec_{dump}")
+        args[args.index(option) + 1] = str(other)
+        with pytest.raises(SystemExit, match=f"{option} {other}: encoded by the codec of {tmp_path / 'vae_old'} .*not by the "
+                                             f"stage-one codec {(corpus / 'exp/stage1/fake').resolve()}"):
+            train.main(args)
+        write_json(other / "codec.json", {**read_json(other / "codec.json"), "exp_dir": str(corpus / "exp/stage1/fake"),
+                                          "model_sha256": None})  # the stand-in codec (no weights): named by its dir
+        train.check_latent_codec(other, corpus / "exp/stage1/fake", option)
+
+
+def test_training_utterances_of_unknown_speakers_are_an_error(corpus, tmp_path):
+    import shutil
+
+    from shared.io import read_kv, write_kv
+
+    shutil.copytree(corpus / "data/train", tmp_path / "train")
+    utt2spk = read_kv(tmp_path / "train/utt2spk")
+    lost = sorted(utt2spk)[:2]
+    write_kv(tmp_path / "train/utt2spk", {u: s for u, s in utt2spk.items() if u not in lost})
+    args = train_args(corpus, "exp/stage2/nospk", dev=False)
+    args[args.index("--data-dir") + 1] = str(tmp_path / "train")
+    with pytest.raises(ValueError, match=rf"2 utterance\(s\) of .* e\.g\. \['{lost[0]}', '{lost[1]}'\]"):
+        train.main(args)
+
+
+def test_reflow_pairs_of_another_model_are_refused(trained, tmp_path):
+    """Reflow pairs were never checked against --init-from: pairs of an earlier (or another) model trained silently."""
+    from shared.io import file_sha256, read_json, write_json, write_kv
+
+    pairs = tmp_path / "pairs"
+    write_kv(pairs / "pairs.scp", {"u": "pairs/u.pt"})
+    args = ["--config", str(CONF), "--init-from", str(trained), "--reflow-pairs", str(pairs), "--exp-dir", str(tmp_path / "exp")]
+    with pytest.raises(SystemExit, match=f"--reflow-pairs {pairs}: no model_sha256 .*: regenerate them"):
+        train.main(args)
+    write_json(pairs / "reflow_info.json", {"exp_dir": "/elsewhere/flow", "model_sha256": "0" * 64, "nfe": 4})
+    with pytest.raises(SystemExit, match=f"made by another model \\(sha256 0{{64}}, /elsewhere/flow\\) than --init-from "
+                                         f"{trained / 'model.pt'} \\(sha256 {file_sha256(trained / 'model.pt')}\\)"):
+        train.main(args)
+    assert not (tmp_path / "exp").exists()
+    write_json(pairs / "reflow_info.json", {**read_json(pairs / "reflow_info.json"), "model_sha256": file_sha256(trained / "model.pt")})
+    (pairs / "pairs").mkdir()
+    torch.save({"x1": torch.zeros(8, 5), "mu_frames": torch.zeros(8, 5)}, pairs / "pairs/u.pt")
+    with pytest.raises(ValueError, match=f"{pairs / 'pairs/u.pt'}: not a reflow pair \\(no x0\\)"):  # past the check, not a KeyError
+        train.main(args)
