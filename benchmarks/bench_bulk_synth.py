@@ -2,23 +2,29 @@
 part, combine), on the same CPU cores, timed end to end (process start and model loading included).
 
     python benchmarks/bench_bulk_synth.py --exp-dir exp/stage2/flow_reflow --data-dir data/test \\
-        [--nj 2 --threads 2 --nfe 4 --temperature 0.2 --work-dir /tmp/bulk]
+        [--nj 2 --threads 2 --nfe 4 --temperature 0.2 --rounds 3 --work-dir /tmp/bulk]
 
-The single job gets all ``--threads``; each of the N jobs gets ``threads / N`` (at least 1). Prints the wall
-times, the speed-up of N jobs over one, and how close the two corpora are (the per-utterance seeds make them
-the same audio up to float rounding: the lowest signal-to-difference ratio over utterances, in dB).
+The single job gets all ``--threads``; each of the N jobs gets ``threads / N`` (at least 1), and no job more
+threads than its share of the cores this process may use. The two setups run ``--rounds`` times in turn (one
+job, N jobs, one job, ...: a change in the machine's load hits both alike). Prints the load average before and
+after, the median and the fastest wall time of each setup, the speed-up of N jobs over one (medians), and how
+close the two corpora are (the per-utterance seeds make them the same audio up to float rounding: the lowest
+signal-to-difference ratio over utterances, in dB).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from machine_load import report_load, usable_cores
 
 
 def synth_cmd(args: argparse.Namespace, data_dir: Path, out_dir: Path, threads: int, *extra: str) -> list[str]:
@@ -28,14 +34,23 @@ def synth_cmd(args: argparse.Namespace, data_dir: Path, out_dir: Path, threads: 
 
 
 def run_jobs(cmds: list[list[str]]) -> float:
-    """Run the commands in parallel; wall seconds until the last ends (a failing job is an error)."""
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in cmds]
-    for cmd, p in zip(cmds, procs):
-        _, err = p.communicate()
-        if p.returncode:
-            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{err[-2000:]}")
-    return time.perf_counter() - t0
+    """Run the commands in parallel; wall seconds until the last ends (a failing job is an error showing the end
+    of its stderr). Each job writes its stderr to a file of its own: a pipe read only once the jobs before it had
+    ended would fill up (64 KiB) and stall a job that logs much, in the middle of the timing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = [Path(tmp) / f"job{k}.stderr" for k in range(len(cmds))]
+        t0 = time.perf_counter()
+        procs = []
+        for cmd, log in zip(cmds, logs):
+            with log.open("w") as err:  # the child keeps its own copy of the file
+                procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err))
+        for p in procs:
+            p.wait()
+        elapsed = time.perf_counter() - t0
+        for cmd, p, log in zip(cmds, procs, logs):
+            if p.returncode:
+                raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{log.read_text()[-2000:]}")
+    return elapsed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,8 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--solver", default="euler")
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=3, help="times each setup runs, in turn with the other")
     p.add_argument("--work-dir", default="/tmp/bench_bulk_synth")
     args = p.parse_args(argv)
+    report_load("start")
+    cores = usable_cores()
+    threads = min(args.threads, cores)
+    per_job = min(max(1, args.threads // args.nj), max(1, cores // args.nj))  # never more threads than cores
+    if threads < args.threads or per_job < max(1, args.threads // args.nj):
+        print(f"note: --threads {args.threads} on {cores} usable cores: 1 job x {threads} threads, {args.nj} jobs x {per_job}")
     work = Path(args.work_dir)
     shutil.rmtree(work, ignore_errors=True)
     data = DataDir.load(args.data_dir)
@@ -60,10 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     for k, part in enumerate(parts, 1):
         part.save(work / "split" / str(k))
 
-    t_one = run_jobs([synth_cmd(args, Path(args.data_dir), work / "one", args.threads)])
-    per_job = max(1, args.threads // args.nj)
-    t_nj = run_jobs([synth_cmd(args, work / "split" / str(k), work / "jobs" / str(k), per_job, "--prompt-pool", args.data_dir)
-                     for k in range(1, args.nj + 1)])  # a zero-shot model's references: from the whole set, as in one job
+    one_job = [synth_cmd(args, Path(args.data_dir), work / "one", threads)]
+    n_jobs = [synth_cmd(args, work / "split" / str(k), work / "jobs" / str(k), per_job, "--prompt-pool", args.data_dir)
+              for k in range(1, args.nj + 1)]  # a zero-shot model's references: from the whole set, as in one job
+    times: dict[str, list[float]] = {"one": [], "nj": []}
+    for _ in range(args.rounds):  # A B A B ...
+        times["one"].append(run_jobs(one_job))
+        times["nj"].append(run_jobs(n_jobs))
+    t_one, t_nj = statistics.median(times["one"]), statistics.median(times["nj"])
     combined = DataDir.combine([DataDir.load(work / "jobs" / str(k)) for k in range(1, args.nj + 1)])
     one = DataDir.load(work / "one")
     if combined.utts != one.utts:
@@ -75,11 +101,14 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{u}: {a.shape} samples in one job, {b.shape} in {args.nj}")
         snr.append(10 * np.log10((a ** 2).sum() / max(((a - b) ** 2).sum(), 1e-20)))
     audio_s = sum(one.utt2dur.values())
-    print(f"{len(one)} utterances, {audio_s:.1f} s of audio, NFE {args.nfe}, {args.threads} threads in all")
-    print(f"1 job x {args.threads} threads: {t_one:.1f} s ({audio_s / t_one:.1f} s audio per s)")
-    print(f"{args.nj} jobs x {per_job} thread(s): {t_nj:.1f} s ({audio_s / t_nj:.1f} s audio per s)")
+    print(f"{len(one)} utterances, {audio_s:.1f} s of audio, NFE {args.nfe}, {threads} threads in all, "
+          f"{args.rounds} round(s) (median, fastest)")
+    print(f"1 job x {threads} threads: {t_one:.1f} s, {min(times['one']):.1f} s ({audio_s / t_one:.1f} s audio per s)")
+    print(f"{args.nj} jobs x {per_job} thread(s): {t_nj:.1f} s, {min(times['nj']):.1f} s "
+          f"({audio_s / t_nj:.1f} s audio per s)")
     print(f"speed-up of {args.nj} jobs: {t_one / t_nj:.2f}x; same audio: lowest signal/difference {min(snr):.1f} dB "
           f"(median {float(np.median(snr)):.1f} dB)")
+    report_load("end")
     return 0
 
 

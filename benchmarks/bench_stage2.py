@@ -6,8 +6,10 @@ throughput, on CPU threads (default 2) or a GPU.
 
 Times are split into frontend (text -> tokens), acoustic model (text encoder, duration predictor and flow
 sampling), and the stage-one decoder; durations are fixed so that every run produces exactly ``--seconds`` of audio (speed
-does not depend on the weights, so an untrained model from ``--config`` measures the same).
-Writes JSON to ``--out`` when given.
+does not depend on the weights, so an untrained model from ``--config`` measures the same). The NFEs take
+turns (each once, then again, ``--repeats`` times: a change in the machine's load hits all alike); figures are
+medians, with the fastest run beside them. The load average is printed before and after, with a warning when it
+exceeds the cores. Writes JSON to ``--out`` when given.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine_load import report_load
 
 TEXT = ("The quick brown fox jumps over the lazy dog while seven wizards quietly hex the jovial bakers, "
         "and then everyone goes home to rest before the long winter night begins in the valley.")
@@ -107,20 +110,27 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.exp_dir and not (args.config and args.stage1_exp_dir):
         p.error("give --exp-dir, or --config and --stage1-exp-dir")
+    load_start = report_load("start")
     torch.set_num_threads(args.threads)
     model, codec, frontend, norm = build(args)
     frame_rate = codec.sample_rate / codec.hop_length
     frames = int(round(args.seconds * frame_rate)) + 1
     run_once(model, codec, frontend, norm, [TEXT], frames, 2, args.solver, args.device)  # warm-up
-    res: dict = {"device": args.device, "threads": args.threads, "seconds": args.seconds, "solver": args.solver, "rtf": {}, "parts": {}}
+    res: dict = {"device": args.device, "threads": args.threads, "seconds": args.seconds, "solver": args.solver, "rtf": {},
+                 "rtf_min": {}, "parts": {}}
+    runs: dict[int, list[dict[str, float]]] = {nfe: [] for nfe in args.nfe}
+    for _ in range(args.repeats):  # NFE 1, 2, 4, ..., then again
+        for nfe in args.nfe:
+            runs[nfe].append(run_once(model, codec, frontend, norm, [TEXT], frames, nfe, args.solver, args.device))
     for nfe in args.nfe:
-        runs = [run_once(model, codec, frontend, norm, [TEXT], frames, nfe, args.solver, args.device) for _ in range(args.repeats)]
-        audio = runs[0]["samples"] / codec.sample_rate
-        med = {k: statistics.median(r[k] for r in runs) for k in ("frontend", "acoustic", "decoder", "total")}
+        audio = runs[nfe][0]["samples"] / codec.sample_rate
+        med = {k: statistics.median(r[k] for r in runs[nfe]) for k in ("frontend", "acoustic", "decoder", "total")}
         res["rtf"][nfe] = med["total"] / audio
+        res["rtf_min"][nfe] = min(r["total"] for r in runs[nfe]) / audio
         res["parts"][nfe] = {k: round(v / audio, 5) for k, v in med.items()}
-        print(f"NFE {nfe:3d}: RTF {res['rtf'][nfe]:.4f} (frontend {med['frontend'] / audio:.4f}, acoustic {med['acoustic'] / audio:.4f}, "
-              f"decoder {med['decoder'] / audio:.4f}) for {audio:.2f} s of audio", flush=True)
+        print(f"NFE {nfe:3d}: RTF {res['rtf'][nfe]:.4f}, fastest {res['rtf_min'][nfe]:.4f} (frontend "
+              f"{med['frontend'] / audio:.4f}, acoustic {med['acoustic'] / audio:.4f}, decoder {med['decoder'] / audio:.4f}) "
+              f"for {audio:.2f} s of audio", flush=True)
     if args.batch > 0:
         bframes = int(round(args.batch_seconds * frame_rate)) + 1
         batch = [TEXT] * args.batch
@@ -129,10 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(args.repeats)]
         r = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
         audio = r["samples"] / codec.sample_rate
+        fastest = min(x["total"] for x in runs)
         res["batch"] = {"batch": args.batch, "nfe": args.batch_nfe, "audio_seconds": audio, "compute_seconds": r["total"],
-                        "throughput": audio / r["total"]}
-        print(f"batch {args.batch} x {args.batch_seconds:.0f} s at NFE {args.batch_nfe}: {audio / r['total']:.1f} s of audio per second "
-              f"(acoustic {r['acoustic']:.2f} s, decoder {r['decoder']:.2f} s, frontend {r['frontend']:.2f} s)")
+                        "throughput": audio / r["total"], "throughput_max": audio / fastest}
+        print(f"batch {args.batch} x {args.batch_seconds:.0f} s at NFE {args.batch_nfe}: {audio / r['total']:.1f} s of audio per second, "
+              f"fastest {audio / fastest:.1f} (acoustic {r['acoustic']:.2f} s, decoder {r['decoder']:.2f} s, frontend {r['frontend']:.2f} s)")
+    res["load_average"] = {"start": load_start, "end": report_load("end")}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=2) + "\n")

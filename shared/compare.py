@@ -5,12 +5,16 @@
 
 Reads the per-utterance tables that ``shared.evaluate`` writes next to each ``metrics.json``, keeps the
 utterances both have, and for each metric reports the means, the mean paired difference ``B - A`` and its
-95% bootstrap confidence interval (utterances resampled with replacement, the same draw for every metric,
-fixed seed). A difference counts as measured only when its interval excludes 0; ``verdict`` then says which
+95% bootstrap confidence interval (the utterances where both tables have the metric resampled with
+replacement, fixed seed: the same draw for every metric both tables have everywhere). A difference counts as
+measured only when its interval excludes 0; ``verdict`` then says which
 system is better (the direction of each metric is the arrow ``shared.metrics.report.DISPLAY`` shows in
 RESULTS.md: lower for distortions and error rates, higher for PESQ, STOI, F0 correlation), or only that
 they differ for a metric with no better direction.
 Per-utterance means weight every utterance equally (a corpus-level PER weights by phone count instead).
+Phone error rates are comparable only when both tables were scored by the same phone recogniser against the
+same reference tokens: when a PER column is compared, the ``metrics.json`` beside each table must say so
+(:func:`check_same_scoring`).
 """
 
 from __future__ import annotations
@@ -18,47 +22,103 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
-from shared.io import PathLike, write_json
+from shared.io import PathLike, read_json, write_json
 from shared.metrics.report import direction
 
 DEFAULT_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "mel_distance", "pesq_wb", "stoi")
 
 
-def read_utt_table(path: PathLike) -> dict[str, dict[str, float]]:
-    """``utt<TAB>metric...`` (``shared.evaluate``'s ``*_utt.tsv``) -> {utt: {metric: value}} (nan kept)."""
+def read_utt_table(path: PathLike, metrics: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+    """``utt<TAB>metric...`` (``shared.evaluate``'s ``*_utt.tsv``) -> {utt: {metric: value}} (nan kept).
+
+    A cell that is not a number (``whisper_language``'s ``en``) is left out of its row, unless its column is one of
+    ``metrics`` (default :data:`DEFAULT_METRICS`, what :func:`paired_compare` compares by default): then a
+    ValueError names the file, line and utterance."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no per-utterance table (shared.evaluate writes <out stem>_utt.tsv)")
+    wanted = set(DEFAULT_METRICS if metrics is None else metrics)
     rows: dict[str, dict[str, float]] = {}
     with path.open(newline="") as f:
         for lineno, row in enumerate(csv.DictReader(f, delimiter="\t"), start=2):
             utt = row.pop("utt", None)
             if not utt:
                 raise ValueError(f"{path}:{lineno}: row without an utterance id")
-            try:
-                rows[utt] = {k: float(v) for k, v in row.items() if k is not None and v not in (None, "")}
-            except ValueError as e:
-                raise ValueError(f"{path}:{lineno} ({utt}): {e}") from None
+            rows[utt] = {}
+            for k, v in row.items():
+                if k is None or v in (None, ""):
+                    continue
+                try:
+                    rows[utt][k] = float(v)
+                except ValueError:
+                    if k in wanted:
+                        raise ValueError(f"{path}:{lineno} ({utt}): metric {k!r} is not a number: {v!r}") from None
     return rows
+
+
+def metrics_json_of(table: PathLike) -> Path:
+    """The ``metrics.json`` that ``shared.evaluate`` wrote beside ``<stem>_utt.tsv``: ``<stem>.json``."""
+    table = Path(table)
+    stem = table.name[: -len("_utt.tsv")] if table.name.endswith("_utt.tsv") else table.stem
+    return table.with_name(stem + ".json")
+
+
+def _scoring(metrics_json: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """What a table's phone error rates depend on, the recogniser's weights and the reference tokens, and whether
+    that is exact: their SHA-256 (which ``shared.evaluate`` records), else, in an older ``metrics.json``, their
+    paths with size and mtime."""
+    pr = metrics_json.get("phone_recognizer") or {}
+    if "model_sha256" in pr:
+        return {"phone recogniser": pr["model_sha256"], "reference tokens": pr.get("ref_token_file_sha256")}, True
+    inputs = metrics_json.get("inputs") or {}
+    model, tokens = str(Path(pr.get("exp_dir", "")) / "model.pt"), pr.get("ref_token_file")
+    return {"phone recogniser": [model, inputs.get(model)], "reference tokens": [tokens, inputs.get(tokens)]}, False
+
+
+def check_same_scoring(table_a: PathLike, table_b: PathLike, metrics: Iterable[str]) -> None:
+    """Refuse (ValueError) to compare PER columns scored by different phone recognisers or against different
+    reference tokens, as the ``metrics.json`` beside each table records them; warn where that cannot be told for
+    sure. Nothing is checked when no compared metric is a PER (the others do not depend on the recogniser)."""
+    per = sorted(m for m in metrics if m.startswith("per_"))
+    if not per:
+        return
+    paths = [metrics_json_of(t) for t in (table_a, table_b)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"[compare] WARNING: {', '.join(missing)} not found: cannot check that {', '.join(per)} were scored "
+              "by the same phone recogniser and reference tokens", file=sys.stderr)
+        return
+    (a, exact_a), (b, exact_b) = (_scoring(read_json(p)) for p in paths)
+    differ = [k for k in a if a[k] != b[k]]
+    if not differ:
+        return
+    what = "; ".join(f"{k}: {a[k]} ({paths[0]}) against {b[k]} ({paths[1]})" for k in differ)
+    advice = "score both systems with the same --phone-recognizer and --ref-token-file"
+    if exact_a and exact_b:
+        raise ValueError(f"{', '.join(per)}: the two tables were scored differently ({what}); phone error rates are "
+                         f"comparable only under the same recogniser and reference tokens: {advice}, or compare "
+                         "other --metrics")
+    print(f"[compare] WARNING: {', '.join(per)} may have been scored differently ({what}; an older metrics.json "
+          f"records paths, sizes and times, not digests): {advice}", file=sys.stderr)
 
 
 def paired_compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], metrics: list[str] | None = None,
                    resamples: int = 10000, seed: int = 0, level: float = 0.95) -> dict[str, dict[str, Any]]:
     """Per metric: n, mean_a, mean_b, diff (B - A), ci (bootstrap, ``level``), verdict (``A better``,
-    ``B better``, ``different`` (no better direction) or ``no measurable difference``). Utterances where either value is nan are left out of
-    that metric."""
+    ``B better``, ``different`` (no better direction) or ``no measurable difference``). Utterances where either
+    value is nan are left out of that metric: its bootstrap resamples only the ``n`` utterances that have it (with
+    the same seed for every metric, so metrics every utterance has share one draw)."""
     utts = sorted(set(a) & set(b))
     if not utts:
         raise ValueError("the two tables share no utterance")
     if metrics is None:
         metrics = [m for m in DEFAULT_METRICS if m in a[utts[0]] and m in b[utts[0]]]
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(utts), size=(resamples, len(utts)))
     out: dict[str, dict[str, Any]] = {}
     for m in metrics:
         va = np.array([a[u].get(m, math.nan) for u in utts])
@@ -66,11 +126,10 @@ def paired_compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]
         ok = np.isfinite(va) & np.isfinite(vb)
         if not ok.any():
             raise ValueError(f"metric {m!r}: no utterance has it in both tables")
-        d = np.where(ok, vb - va, 0.0)
-        # resample utterances; nan pairs count neither in the numerator nor in the denominator
-        boot = (d[draws] * ok[draws]).sum(1) / np.maximum(ok[draws].sum(1), 1)
-        lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-        diff = float(d[ok].mean())
+        d = (vb - va)[ok]
+        draws = np.random.default_rng(seed).integers(0, d.size, size=(resamples, d.size))
+        lo, hi = np.quantile(d[draws].mean(1), [(1 - level) / 2, (1 + level) / 2])
+        diff = float(d.mean())
         if (lo > 0 or hi < 0) and direction(m) == 0:
             verdict = "different"
         elif lo > 0 or hi < 0:
@@ -82,28 +141,58 @@ def paired_compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]
     return out
 
 
+# below this many counts in the denominator the bootstrap interval is far off (with 1 real error, 5 synthesised
+# ones gave [1.5, inf] against the exact [0.56, 236]; with none, [inf, inf]); ratio_ci is exact there instead
+EXACT_BELOW = 5
+
+
+class RatioCI(NamedTuple):
+    ratio: float
+    ci: list[float]
+    method: str  # "bootstrap", "exact" or, with no counts at all, "undefined" (see ratio_ci)
+
+
+def exact_ratio_ci(num: int, den: int, level: float = 0.95) -> list[float]:
+    """Exact interval for the ratio of two Poisson counts over the same exposure (the same phones): given their
+    total, ``num`` is binomial with ``p = ratio / (1 + ratio)``; the Clopper-Pearson interval of ``p`` mapped to
+    ``p / (1 - p)``. Upper end infinite when ``den`` is 0, lower end 0 when ``num`` is."""
+    from scipy.stats import beta
+
+    if num + den <= 0:
+        raise ValueError("exact_ratio_ci: no counts, the ratio is undefined")
+    alpha = (1 - level) / 2
+    p_lo = float(beta.ppf(alpha, num, den + 1)) if num > 0 else 0.0
+    p_hi = float(beta.ppf(1 - alpha, num + 1, den)) if den > 0 else 1.0
+    return [p_lo / (1 - p_lo), p_hi / (1 - p_hi) if p_hi < 1 else math.inf]
+
+
 def ratio_ci(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int = 0,
-             level: float = 0.95) -> tuple[float, list[float]]:
+             level: float = 0.95) -> RatioCI:
     """``sum(num) / sum(den)`` over utterances (e.g. the phone errors in synthesised and in real audio of the
-    same sentences) and its bootstrap interval at ``level``, utterances resampled with replacement (paired:
-    an utterance brings both its counts). Draws whose denominator sums to 0 count as infinite (the interval
-    stays conservative). With no counts at all (both sums 0, e.g. no errors in the synthesised nor the real
-    audio) the ratio is undefined: NaN, and so is the interval, not the infinity of ``x / 0``."""
+    same sentences), its interval at ``level`` and which method gave it. With ``sum(den)`` of at least
+    :data:`EXACT_BELOW`: ``bootstrap``, utterances resampled with replacement (paired: an utterance brings both
+    its counts), draws whose denominator sums to 0 counting as infinite (the interval stays conservative).
+    Below that the bootstrap has too few counts to go on: ``exact``, :func:`exact_ratio_ci` of the two sums
+    (upper end infinite when ``sum(den)`` is 0). With no counts at all (both sums 0, e.g. no errors in the
+    synthesised nor the real audio) the ratio is undefined: NaN, and so is the interval, not the infinity of
+    ``x / 0``."""
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     if num.shape != den.shape or num.ndim != 1 or not num.size:
         raise ValueError(f"ratio_ci needs two equal-length 1-d arrays, got {num.shape} and {den.shape}")
     if num.sum() == 0 and den.sum() == 0:  # every draw is 0 / 0 too
-        return math.nan, [math.nan, math.nan]
+        return RatioCI(math.nan, [math.nan, math.nan], "undefined")
+    if den.sum() < EXACT_BELOW:
+        ratio = float(num.sum() / den.sum()) if den.sum() > 0 else math.inf
+        return RatioCI(ratio, exact_ratio_ci(int(round(num.sum())), int(round(den.sum())), level), "exact")
     draws = np.random.default_rng(seed).integers(0, num.size, size=(resamples, num.size))
     num_sums, den_sums = num[draws].sum(1), den[draws].sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         boot = np.where(den_sums > 0, num_sums / den_sums, math.inf)
-        ratio = float(num.sum() / den.sum()) if den.sum() > 0 else math.inf
     # interpolating between two infinite draws would be inf - inf (nan, and numpy's RuntimeWarning): where there
     # are any, the interval's ends are order statistics themselves
-    method = "linear" if np.isfinite(boot).all() else "inverted_cdf"
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], method=method)
-    return ratio, [float(lo), float(hi)]
+    interpolation = "linear" if np.isfinite(boot).all() else "inverted_cdf"
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], method=interpolation)
+    return RatioCI(float(num.sum() / den.sum()), [float(lo), float(hi)], "bootstrap")
 
 
 def format_table(result: dict[str, dict[str, Any]], name_a: str = "A", name_b: str = "B") -> str:
@@ -124,7 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the result as JSON here")
     args = p.parse_args(argv)
-    res = paired_compare(read_utt_table(args.table_a), read_utt_table(args.table_b), args.metrics, args.resamples, args.seed)
+    try:
+        a, b = read_utt_table(args.table_a, args.metrics), read_utt_table(args.table_b, args.metrics)
+        res = paired_compare(a, b, args.metrics, args.resamples, args.seed)
+        check_same_scoring(args.table_a, args.table_b, res)
+    except ValueError as e:
+        print(f"[compare] error: {e}", file=sys.stderr)
+        return 1
     print(format_table(res, str(Path(args.table_a).parent), str(Path(args.table_b).parent)), end="")
     if args.out:
         write_json(args.out, {"a": str(args.table_a), "b": str(args.table_b), "metrics": res})

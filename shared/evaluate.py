@@ -18,7 +18,9 @@ language as the recipe's; default English), and ``metrics.json`` says which (:fu
 Outputs (atomic): ``metrics.json`` (corpus mean/std/median per metric, corpus PER, skipped metrics,
 settings and, where the reference dir has ``utt2spk``, ``speakers``: each speaker's utterance count, metric
 means and phone errors of the generated and the real audio), ``<stem>_utt.tsv`` (one row per utterance) and
-``<stem>_signal.json`` (the per-utterance signal metrics, exactly). A rerun with the same inputs is a no-op; a rerun on the same audio that only adds or
+``<stem>_signal.json`` (the per-utterance signal metrics, exactly). ``metrics.json`` is strict JSON: a value
+that is not finite (a PER ratio with no real-audio errors, or none at all) is written as ``null``. A rerun with the
+same inputs and settings (``--allow-subset`` among them) is a no-op; a rerun on the same audio that only adds or
 changes the phone recogniser (the recipe scores the codec in stage 5 and adds its PER in stage 9) reuses the
 signal metrics instead of recomputing them (``--overwrite`` recomputes everything).
 """
@@ -38,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from shared.compare import ratio_ci
-from shared.io import MODEL_FILE, PathLike, atomic_write, errors_named, read_json, read_kv, write_json
+from shared.io import MODEL_FILE, PathLike, atomic_write, errors_named, file_sha256, read_json, read_kv, write_json
 
 EVAL_RATE = 16000
 
@@ -225,6 +227,18 @@ def reusable_signal_rows(out: Path, key: dict[str, Any], utts: list[str]) -> lis
     return rows
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every float that is not finite (nan, inf) replaced by None: ``json`` would write them as
+    ``NaN`` / ``Infinity``, which strict JSON readers (``jq``, JavaScript) refuse."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return "nan"
@@ -259,7 +273,7 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     utt2spk_path = ref_dir / "utt2spk"
     settings = {"mode": mode, "phone_recognizer": str(phone_recognizer) if phone_recognizer else None,
                 "with_f0": with_f0, "optional_models": optional_models or {}, "per_speaker": utt2spk_path.is_file(),
-                "language": language}
+                "language": language, "allow_subset": allow_subset}
     if out.exists() and not overwrite:
         old = read_json(out)
         if old.get("inputs") == inputs and old.get("settings") == settings:
@@ -297,10 +311,15 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
                 by_utt[u][f"per_{tag}"] = r["per"]
             errors[tag] = [res["utts"][u]["errors"] for u in utts]
             phones[tag] = {u: (res["utts"][u]["errors"], res["utts"][u]["ref_len"]) for u in utts}
-        # how many times the real audio's errors the generated audio makes, with a 95% bootstrap interval over
-        # the utterances: with a few dozen errors in either, the ratio alone says little
-        corpus["per_ratio"], summary["per_ratio_ci"] = ratio_ci(np.array(errors["gen"]), np.array(errors["ref"]))
-        summary["phone_recognizer"] = {"exp_dir": str(phone_recognizer), "ref_token_file": str(ref_token_file)}
+        # how many times the real audio's errors the generated audio makes, with a 95% interval over the
+        # utterances (bootstrap; exact where the real audio has under 5 errors): with a few dozen errors in
+        # either, the ratio alone says little
+        corpus["per_ratio"], summary["per_ratio_ci"], summary["per_ratio_ci_method"] = ratio_ci(
+            np.array(errors["gen"]), np.array(errors["ref"]))
+        # the digests let shared.compare refuse PERs of two systems scored by different recognisers or tokens
+        summary["phone_recognizer"] = {"exp_dir": str(phone_recognizer), "ref_token_file": str(ref_token_file),
+                                       "model_sha256": file_sha256(Path(phone_recognizer) / MODEL_FILE),
+                                       "ref_token_file_sha256": file_sha256(ref_token_file)}
     else:
         phones = None
         summary["phone_recognizer"] = {"skipped": "no --phone-recognizer given"}
@@ -344,6 +363,7 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     write_utt_table(out.with_name(out.stem + "_utt.tsv"), [by_utt[u] for u in utts])
     if plots_dir:
         make_plots(Path(plots_dir), utts[:num_plots], ref_scp, gen_scp)
+    summary = json_safe(summary)  # what a rerun reads back from metrics.json
     write_json(out, summary)
     return summary
 
@@ -366,6 +386,21 @@ def make_plots(plots_dir: Path, utts: list[str], ref_scp: dict[str, str], gen_sc
         mcd, path = mcd_dtw(c_ref, c_gen)
         plot_alignment(path, plots_dir / f"{u}_dtw.png", shape=(len(c_ref), len(c_gen)),
                        title=f"{u}: MCD-DTW {mcd:.2f} dB", ylabel="reference frame", xlabel="generated frame")
+
+
+def per_ratio_line(res: dict[str, Any]) -> str:
+    """The PER ratio of a summary with its interval and how that was made, e.g. ``PER synth / real 5.00x [0.56x,
+    236.49x] (exact 95% interval; 5 / 1 phone errors)``; as metrics.json holds it (an infinite value is null)."""
+    errors = f"{res['phone_errors_gen']} / {res['phone_errors_ref']} phone errors"
+    method = res.get("per_ratio_ci_method", "bootstrap")  # (a metrics.json from before the exact interval)
+    if method == "undefined":
+        return f"PER synth / real undefined ({errors})"
+
+    def fmt(v: float | None) -> str:  # None: infinite (no real-audio errors)
+        return "inf" if v is None else f"{v:.2f}x"
+
+    lo, hi = res["per_ratio_ci"]
+    return f"PER synth / real {fmt(res['corpus']['per_ratio'])} [{fmt(lo)}, {fmt(hi)}] ({method} 95% interval; {errors})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -402,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     shown = {k: round(v["mean"], 4) for k, v in res["metrics"].items() if "mean" in v and not k.endswith("seconds")}
     print(f"[evaluate] {res['num_utts']} utts -> {a.out}: {shown} {res.get('corpus', {})}")
+    if res.get("per_ratio_ci"):
+        print(f"[evaluate] {per_ratio_line(res)}")
     return 0
 
 

@@ -1,12 +1,13 @@
 """shared.compare: paired bootstrap comparison of two per-utterance tables."""
 
+import json
 import math
 import warnings
 
 import numpy as np
 import pytest
 
-from shared.compare import main, paired_compare, ratio_ci, read_utt_table
+from shared.compare import exact_ratio_ci, main, paired_compare, ratio_ci, read_utt_table
 
 
 def _write(path, rows):
@@ -59,7 +60,7 @@ def test_bad_tables_name_the_file_and_line(tmp_path):
         read_utt_table(tmp_path / "missing.tsv")
     bad = tmp_path / "bad.tsv"
     bad.write_text("utt\tmcd_dtw\nx\t1.0\ny\tabc\n")
-    with pytest.raises(ValueError, match=r"bad.tsv:3 \(y\)"):
+    with pytest.raises(ValueError, match=r"bad.tsv:3 \(y\): metric 'mcd_dtw' is not a number: 'abc'"):
         read_utt_table(bad)
     with pytest.raises(ValueError, match="share no utterance"):
         paired_compare({"a": {"m": 1.0}}, {"b": {"m": 1.0}}, ["m"])
@@ -79,16 +80,91 @@ def test_ratio_of_error_counts_has_an_interval_that_shrinks_with_more_utterances
     for n in (150, 1500):
         real = rng.poisson(0.5, n)
         synth = rng.poisson(1.0, n)
-        ratio, (lo, hi) = ratio_ci(synth, real, resamples=4000)
-        assert lo < ratio < hi and lo < 2.0 < hi
+        ratio, (lo, hi), method = ratio_ci(synth, real, resamples=4000)
+        assert lo < ratio < hi and lo < 2.0 < hi and method == "bootstrap"
         widths.append(hi - lo)
     assert widths[1] < widths[0] / 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no numpy RuntimeWarning from inf - inf
-        assert ratio_ci(np.array([1, 2]), np.array([0, 0])) == (math.inf, [math.inf, math.inf])
-        ratio, (lo, hi) = ratio_ci(np.array([3, 1, 0]), np.array([1, 0, 0]))  # some draws have no real errors
-        assert ratio == 4.0 and 0.0 <= lo <= hi == math.inf
-        ratio, (lo, hi) = ratio_ci(np.array([0, 0]), np.array([0, 0]))  # 0 / 0: undefined, not infinite
-        assert math.isnan(ratio) and math.isnan(lo) and math.isnan(hi)
+        # 5 real errors, all in one of 3 utterances: still the bootstrap, some of whose draws have none
+        ratio, (lo, hi), method = ratio_ci(np.array([3, 1, 0]), np.array([5, 0, 0]))
+        assert (ratio, method) == (0.8, "bootstrap") and 0.0 <= lo <= hi == math.inf
+        ratio, (lo, hi), method = ratio_ci(np.array([0, 0]), np.array([0, 0]))  # 0 / 0: undefined, not infinite
+        assert math.isnan(ratio) and math.isnan(lo) and math.isnan(hi) and method == "undefined"
     with pytest.raises(ValueError, match="equal-length"):
         ratio_ci(np.array([1, 2]), np.array([1]))
+
+
+def test_with_few_real_errors_the_ratio_interval_is_exact():
+    """Under 5 real-audio errors the bootstrap's interval was far off: [inf, inf] with none, [1.5, inf] for 5
+    synthesised errors against 1. The exact (conditional binomial, Clopper-Pearson) interval instead."""
+    synth = np.zeros(150)
+    synth[:5] = 1
+    ratio, (lo, hi), method = ratio_ci(synth, np.r_[1.0, np.zeros(149)])
+    assert (ratio, method) == (5.0, "exact")
+    assert lo == pytest.approx(0.5595, abs=1e-4) and hi == pytest.approx(236.49, abs=0.01)
+    ratio, (lo, hi), method = ratio_ci(synth, np.zeros(150))  # no real errors: unbounded above, not [inf, inf]
+    assert ratio == math.inf and lo == pytest.approx(0.9164, abs=1e-4) and hi == math.inf and method == "exact"
+    assert ratio_ci(np.zeros(150), np.r_[np.ones(3), np.zeros(147)]) == (0.0, [0.0, pytest.approx(2.42, abs=0.01)], "exact")
+    # where the bootstrap takes over (5 real errors), both agree on where the ratio lies
+    real = np.r_[np.ones(5), np.zeros(145)]
+    boot = ratio_ci(np.r_[np.ones(10), np.zeros(140)], real).ci
+    exact = exact_ratio_ci(10, 5)
+    assert boot[0] < 2.0 < boot[1] and exact[0] < 2.0 < exact[1]
+    # coverage of the true ratio 2 with about 2 real errors expected: at least the nominal 95%
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(200):
+        r, g = rng.poisson(2 / 150, 150), rng.poisson(4 / 150, 150)
+        _, (lo, hi), _ = ratio_ci(g, r) if r.sum() + g.sum() else (0, (0, math.inf), "")
+        hits += lo <= 2.0 <= hi
+    assert hits >= 0.94 * 200
+
+
+def test_a_text_column_is_skipped_unless_it_is_compared(tmp_path):
+    """shared.evaluate's table holds whisper_language (en, fr) beside the numbers: read_utt_table refused it."""
+    table = tmp_path / "metrics_utt.tsv"
+    table.write_text("utt\tmcd_dtw\twhisper_wer\twhisper_language\nu1\t2.5\t0.1\ten\nu2\t3.0\tnan\tfr\n")
+    rows = read_utt_table(table)
+    assert rows["u1"] == {"mcd_dtw": 2.5, "whisper_wer": 0.1} and math.isnan(rows["u2"]["whisper_wer"])
+    with pytest.raises(ValueError, match=r"metrics_utt.tsv:2 \(u1\): metric 'whisper_language' is not a number"):
+        read_utt_table(table, ["mcd_dtw", "whisper_language"])
+    assert main([str(table), str(table), "--metrics", "whisper_language", "--resamples", "10"]) == 1
+
+
+def test_a_metric_few_utterances_have_is_resampled_among_those_only():
+    """Draws that held none of its utterances counted as a difference of 0, widening the interval to 0."""
+    a, b = _tables(-0.1, 0.0, n=20)
+    for i, u in enumerate(sorted(a)):  # "m": only in two utterances, 1 higher in B in both
+        a[u]["m"], b[u]["m"] = (0.0, 1.0) if i < 2 else (math.nan, math.nan)
+    res = paired_compare(a, b, ["m", "mcd_dtw"], resamples=4000)
+    assert res["m"]["n"] == 2 and res["m"]["ci"] == [1.0, 1.0] and res["m"]["verdict"] == "different"
+    # a metric every utterance has is drawn as it would be alone
+    assert res["mcd_dtw"] == paired_compare(a, b, ["mcd_dtw"], resamples=4000)["mcd_dtw"]
+
+
+def _scored(tmp_path, name, model_sha, tokens_sha="t" * 64):
+    rows = {f"u{i}": {"mcd_dtw": 2.0 + 0.1 * i, "per_gen": 0.01 * i} for i in range(10)}
+    (tmp_path / name).mkdir()
+    table = _write(tmp_path / name / "metrics_utt.tsv", rows)
+    (tmp_path / name / "metrics.json").write_text(json.dumps({"phone_recognizer": {
+        "exp_dir": "exp/asr", "ref_token_file": "data/test/token", "model_sha256": model_sha,
+        "ref_token_file_sha256": tokens_sha}}))
+    return str(table)
+
+
+def test_pers_scored_by_different_recognisers_are_not_compared(tmp_path, capsys):
+    a, same = _scored(tmp_path, "a", "1" * 64), _scored(tmp_path, "same", "1" * 64)
+    other_judge, other_tokens = _scored(tmp_path, "judge", "2" * 64), _scored(tmp_path, "tokens", "1" * 64, "u" * 64)
+    assert main([a, same, "--resamples", "100"]) == 0
+    for b, what in ((other_judge, "phone recogniser"), (other_tokens, "reference tokens")):
+        assert main([a, b, "--resamples", "100"]) == 1
+        err = capsys.readouterr().err
+        assert f"per_gen: the two tables were scored differently ({what}" in err and "--phone-recognizer" in err
+        assert main([a, b, "--metrics", "mcd_dtw", "--resamples", "100"]) == 0  # no PER: the judge does not matter
+    # an older metrics.json has no digests: a warning, not a refusal; none at all: a warning too
+    (tmp_path / "judge" / "metrics.json").write_text(json.dumps({"phone_recognizer": {"exp_dir": "exp/asr2"}}))
+    assert main([a, other_judge, "--resamples", "100"]) == 0 and "WARNING" in capsys.readouterr().err
+    (tmp_path / "judge" / "metrics.json").unlink()
+    assert main([a, other_judge, "--resamples", "100"]) == 0
+    assert "cannot check" in capsys.readouterr().err

@@ -371,3 +371,51 @@ def test_whisper_transcribes_each_utterance_in_its_language(dirs, tmp_path, monk
     write_kv(ref / "utt2lang", dict(zip(utts, ["en-us", "fr-fr", "en-us"])))
     with pytest.raises(EvaluationError, match=f"utterance {utts[1]} .*English-only Whisper model cannot transcribe"):
         evaluate(ref, dirs / "gen", tmp_path / "f.json", **args)
+
+
+def test_a_subset_result_is_not_reused_without_allow_subset(dirs, tmp_path):
+    """The up-to-date check ignored --allow-subset: a rerun without it returned the subset's result."""
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    scp = read_kv(dirs / "gen" / "wav.scp")
+    first = sorted(scp)[0]
+    write_kv(gen / "wav.scp", {first: scp[first]})
+    out = tmp_path / "metrics.json"
+    assert evaluate(dirs / "ref", gen, out, nj=1, with_f0=False, allow_subset=True)["num_utts"] == 1
+    with pytest.raises(EvaluationError, match="reference utterance\\(s\\) were not generated"):
+        evaluate(dirs / "ref", gen, out, nj=1, with_f0=False)
+
+
+def test_metrics_json_is_strict_json_and_says_how_the_ratio_interval_was_made(dirs, tmp_path, monkeypatch, capsys):
+    """3 phone errors in the generated audio, none in the real: the ratio and the interval's upper end are
+    infinite, which json wrote as Infinity (not JSON); now null, and the interval is the exact one."""
+    import shared.phone_recognizer.score as S
+
+    def fake_score_dir(exp_dir, data_dir, ref_token_file, recognizer=None, utts=None):
+        gen = Path(data_dir) == dirs / "gen"
+        rows = {u: {"per": 0.1 if gen and i == 0 else 0.0, "errors": 3 if gen and i == 0 else 0, "ref_len": 30}
+                for i, u in enumerate(utts)}
+        errors = sum(r["errors"] for r in rows.values())
+        return {"per": errors / (30 * len(rows)), "errors": errors, "utts": rows}
+
+    monkeypatch.setattr(S, "LoadedRecognizer", lambda exp_dir: None)
+    monkeypatch.setattr(S, "score_dir", fake_score_dir)
+    asr = tmp_path / "asr"
+    asr.mkdir()
+    (asr / "model.pt").write_bytes(b"weights")
+    out = tmp_path / "metrics.json"
+    args = ["--ref-dir", str(dirs / "ref"), "--gen-dir", str(dirs / "gen"), "--out", str(out), "--nj", "1", "--no-f0",
+            "--phone-recognizer", str(asr)]
+    assert main(args) == 0
+
+    def not_json(name):
+        raise ValueError(f"{name} in metrics.json")
+
+    res = json.loads(out.read_text(), parse_constant=not_json)
+    assert res["corpus"]["per_ratio"] is None and res["per_ratio_ci_method"] == "exact"
+    lo, hi = res["per_ratio_ci"]
+    assert lo == pytest.approx(0.4126, abs=1e-3) and hi is None
+    assert "PER synth / real inf [0.41x, inf] (exact 95% interval; 3 / 0 phone errors)" in capsys.readouterr().out
+    assert len(res["phone_recognizer"]["model_sha256"]) == 64  # for shared.compare's same-judge check
+    assert summary_row(res)["per_ratio"] == "– [0.41x, ∞] exact"  # the RESULTS.md row reads the nulls
+    assert main(args) == 0 and "up to date" in capsys.readouterr().out

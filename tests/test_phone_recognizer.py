@@ -100,7 +100,7 @@ def toy(tmp_path_factory):
     return root
 
 
-def test_train_resume_and_score(toy):
+def test_train_resume_and_score(toy, capsys):
     exp = toy / "exp"
     cfg = merge(DEFAULT_CONFIG, TINY)
     summary = train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp), str(toy / "dev"))
@@ -110,12 +110,13 @@ def test_train_resume_and_score(toy):
     for name in ("config.yaml", "tokens.txt", "model.pt", "train_log.csv", "dev_per.json", "checkpoints/last.pt"):
         assert (exp / name).exists(), name
     assert (exp / "tokens.txt").read_text().splitlines()[2] == "<blank> 2"
-    # a finished experiment is a no-op; a longer one resumes from the checkpoint
+    # a finished experiment is a no-op; an unfinished one resumes from the checkpoint, also on another machine
+    # (device, threads, time budget and logging are not the model's settings)
     assert train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp))["steps"] == 4
     (exp / "train_summary.json").unlink()
-    longer = merge(cfg, {"train": {"max_steps": 6}})
-    assert train(longer, str(toy / "train"), str(toy / "train" / "token"), str(exp))["steps"] == 6
-    assert torch.load(exp / "checkpoints" / "last.pt", weights_only=False)["state"]["step"] == 6
+    elsewhere = merge(cfg, {"train": {"num_threads": 1, "max_time_s": 60.0, "log_every": 1, "device": "auto"}})
+    assert train(elsewhere, str(toy / "train"), str(toy / "train" / "token"), str(exp))["steps"] == 4
+    assert "resumed from" in capsys.readouterr().out
 
     res = score_dir(exp, toy / "dev", toy / "dev" / "token", out=toy / "per.json")
     saved = json.loads((toy / "per.json").read_text())
@@ -126,6 +127,78 @@ def test_train_resume_and_score(toy):
     assert len(rec.transcribe([torch.zeros(8000)])) == 1
     with pytest.raises(ValueError, match="no reference tokens"):
         score_dir(exp, toy / "dev", toy / "train" / "token")
+    empty = toy / "empty"  # scored as PER 0 over 0 utterances before
+    empty.mkdir()
+    (empty / "wav.scp").write_text("")
+    with pytest.raises(ValueError, match=f"no utterances in {empty}"):
+        score_dir(exp, empty, toy / "dev" / "token", out=toy / "empty.json")
+    assert not (toy / "empty.json").exists()
+
+
+def test_a_dir_rerun_or_resumed_under_another_config_is_refused(toy, tmp_path):
+    """It printed "nothing to do" and returned the old judge for train.seed=7 or model.hidden=64, and resumed the old
+    checkpoint under a new config: the dir now keeps the settings its model depends on and names what differs."""
+    cfg = merge(DEFAULT_CONFIG, TINY)
+    args = (str(toy / "train"), str(toy / "train" / "token"), str(tmp_path / "exp"))
+    first = train(cfg, *args)
+    assert first["config"]["model.hidden"] == 16 and "train.num_threads" not in first["config"]
+    for other, named in (({"train": {"seed": 7}}, "train.seed: 0 there, 7 now"),
+                         ({"model": {"hidden": 64}}, "model.hidden: 16 there, 64 now")):
+        with pytest.raises(ValueError, match=f"was trained with another config \\({named}\\).*new --exp-dir.*--overwrite"):
+            train(merge(cfg, other), *args)
+    (tmp_path / "exp" / "train_summary.json").unlink()  # as if killed after its last checkpoint
+    with pytest.raises(ValueError, match="holds a checkpoint of another config \\(train.max_steps: 4 there, 6 now\\)"):
+        train(merge(cfg, {"train": {"max_steps": 6}}), *args)
+    assert train(merge(cfg, {"train": {"max_steps": 6}}), *args, overwrite=True)["steps"] == 6
+
+
+def test_an_empty_training_set_is_an_error_naming_the_dir_and_the_filters(toy, tmp_path):
+    """No utterance left (no token has phones, or none fits in max_hours): the training loop looked for a first
+    batch forever."""
+    data = tmp_path / "train"
+    shutil.copytree(toy / "train", data)
+    lines = (data / "token").read_text().splitlines()
+    (data / "token").write_text("".join(line.split()[0] + " , ▁ .\n" for line in lines))  # no phones at all
+    cfg = merge(DEFAULT_CONFIG, TINY)
+    with pytest.raises(ValueError, match=f"no training utterances in {data}: 0 of its 12 have phones .*tokens.drop_stress"):
+        train(cfg, str(data), str(data / "token"), str(tmp_path / "exp"))
+    with pytest.raises(ValueError, match=r"12 of its 12 have phones .*none of which fits in train.max_hours=1e-05"):
+        train(merge(cfg, {"train": {"max_hours": 1e-5}}), str(toy / "train"), str(toy / "train" / "token"),
+              str(tmp_path / "exp_hours"))
+
+
+def test_the_lr_decay_ends_by_the_time_budget_on_a_slow_machine(toy, tmp_path, monkeypatch):
+    """Decayed over steps only, a judge the time cap stopped early kept training at nearly its peak LR."""
+    import shared.phone_recognizer.train as T
+
+    class SlowClock:  # one second per reading: a step takes a second
+        now = 0.0
+
+        def time(self):
+            self.now += 1.0
+            return self.now
+
+    monkeypatch.setattr(T, "time", SlowClock())
+    cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_steps": 1000, "max_time_s": 12.0}}))
+    summary = train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(tmp_path / "exp"))
+    assert summary["steps"] < 20  # stopped by the time budget
+    lr = torch.load(tmp_path / "exp" / "checkpoints" / "last.pt", weights_only=False)["optimizer"]["param_groups"][0]["lr"]
+    assert lr < 0.15 * cfg["train"]["lr"]  # (over steps alone: 0.99 of it)
+
+
+def test_utterances_ctc_cannot_align_are_counted_and_reported(toy, tmp_path, capsys):
+    """zero_infinity makes their loss 0 without a word: now each log line's interval reports how many."""
+    data = tmp_path / "train"
+    shutil.copytree(toy / "train", data)
+    lines = (data / "token").read_text().splitlines()
+    (data / "token").write_text("".join(f"{u} {' '.join(t.split() * 6)}\n" for u, t in (x.split(" ", 1) for x in lines)))
+    cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_steps": 2, "log_every": 1}}))
+    summary = train(cfg, str(data), str(data / "token"), str(tmp_path / "exp"))
+    assert summary["ctc_unalignable"] > 0
+    assert "CTC cannot align them" in capsys.readouterr().out
+    assert train(merge(cfg, {"train": {"seed": 1}}), str(toy / "train"), str(toy / "train" / "token"),
+                 str(tmp_path / "fine"))["ctc_unalignable"] == 0
+    assert "CTC cannot align" not in capsys.readouterr().out
 
 
 def test_max_hours_trains_on_a_fixed_random_subset(toy):
@@ -177,6 +250,9 @@ def test_judges_pool_several_recognisers_per_utterance(toy, tmp_path, capsys):
     (gen / "wav.scp").write_text(f"nosuchutt {real[utts[0]]}\n")
     with pytest.raises(ValueError, match="nosuchutt"):
         J.score_judges(exps, toy / "dev", [gen], toy / "dev" / "token")
+    (gen / "wav.scp").write_text("")
+    with pytest.raises(ValueError, match=f"no utterances in {gen}"):
+        J.score_judges(exps, toy / "dev", [gen], toy / "dev" / "token")
     with pytest.raises(SystemExit):
         J.main(["--judges", str(exps[0]), str(exps[0]), "--ref-dir", str(toy / "dev"), "--gen-dir", str(gen),
                 "--ref-token-file", str(toy / "dev" / "token")])
@@ -203,7 +279,10 @@ def test_ratio_row_sums_judges_before_dividing():
     row = ratio_row(gen, real, ["a", "b"])
     assert (row["errors"], row["real_errors"], row["ratio"]) == (8, 2, 4.0)  # not the mean of 1x and inf
     lo, hi = row["ci"]
-    assert lo <= 4.0 <= hi
+    assert lo <= 4.0 <= hi and row["ci_method"] == "exact"  # 2 real errors: too few to bootstrap
+    from shared.phone_recognizer.judges import _fmt
+
+    assert _fmt(row).endswith("(exact 95% interval)")
 
 
 def _weights(exp):

@@ -9,11 +9,12 @@ same CPU) read the same audio differently enough to move the ratio by more than 
 run AG's screening TTS audio is 1.17x, 1.33x or 1.71x its real audio by three 180-s judges
 (egs/espeak_mini/tts1/RESULTS.md). That interval covers the sentences and not the judge. This scores every
 generated dir and the real audio with every judge and reports each judge's ratio and the pooled one: each
-utterance's errors summed over the judges, the ratio of the sums, and its bootstrap interval over utterances
-(:func:`shared.compare.ratio_ci`). The ratio of the sums is the mean of the judges' own ratios weighted by each
-judge's real-audio error count: a judge that reads the real audio with few errors weighs less than one that reads
-it with many (and a judge with no real errors, whose own ratio is infinite, does not make the pooled one
-infinite). Train more judges with ``python -m shared.phone_recognizer.train ... train.seed=N``.
+utterance's errors summed over the judges, the ratio of the sums, and its interval over utterances
+(:func:`shared.compare.ratio_ci`: bootstrap, or exact where the real audio has under 5 errors; each row says
+which). The ratio of the sums is the mean of the judges' own ratios weighted by each judge's real-audio error
+count: a judge that reads the real audio with few errors weighs less than one that reads it with many (and a
+judge with no real errors, whose own ratio is infinite, does not make the pooled one infinite). Train more
+judges with ``python -m shared.phone_recognizer.train ... train.seed=N``.
 Judges whose weights are byte-identical are refused: a copy, or -- the recipe's judge being time-capped and
 seeded -- two runs' judges that happened to train the same number of steps (runs AE and AH, 1107 each).
 """
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from shared.compare import ratio_ci
+from shared.evaluate import json_safe
 from shared.io import MODEL_FILE, PathLike, file_sha256, write_json
 from shared.phone_recognizer.data import utterance_ids
 from shared.phone_recognizer.score import LoadedRecognizer, score_dir
@@ -38,8 +40,8 @@ def ratio_row(gen: list[dict[str, int]], real: list[dict[str, int]], utts: list[
     errors per judge, in the same order in ``gen`` and ``real``), with its interval over utterances."""
     num = np.array([sum(g[u] for g in gen) for u in utts])
     den = np.array([sum(r[u] for r in real) for u in utts])
-    ratio, ci = ratio_ci(num, den)
-    return {"errors": int(num.sum()), "real_errors": int(den.sum()), "ratio": ratio, "ci": ci}
+    ratio, ci, method = ratio_ci(num, den)
+    return {"errors": int(num.sum()), "real_errors": int(den.sum()), "ratio": ratio, "ci": ci, "ci_method": method}
 
 
 def score_judges(judges: list[PathLike], ref_dir: PathLike, gen_dirs: list[PathLike], ref_token_file: PathLike) -> dict:
@@ -47,6 +49,9 @@ def score_judges(judges: list[PathLike], ref_dir: PathLike, gen_dirs: list[PathL
     ``wav.scp``; the real dir must have them all). Returns ``{gen_dir: {"per_judge": {judge: row}, "pooled":
     row}}`` with rows as :func:`ratio_row` makes them."""
     utts = {str(g): utterance_ids(g) for g in gen_dirs}
+    empty = [g for g, us in utts.items() if not us]
+    if empty:  # a ratio over no utterances would be 0 / 0
+        raise ValueError(f"no utterances in {', '.join(empty)}")
     every = sorted(set().union(*utts.values()))
     real_errs, gen_errs = [], {str(g): [] for g in gen_dirs}
     for judge in judges:
@@ -75,8 +80,11 @@ def same_weights(judges: list[Path]) -> tuple[Path, Path] | None:
 
 
 def _fmt(row: dict) -> str:
+    if row["ci_method"] == "undefined":  # no errors in either
+        return f"{row['errors']} / {row['real_errors']}: undefined"
     lo, hi = row["ci"]
-    return f"{row['errors']} / {row['real_errors']} = {row['ratio']:.2f}x [{lo:.2f}x, {hi:.2f}x]"
+    return (f"{row['errors']} / {row['real_errors']} = {row['ratio']:.2f}x [{lo:.2f}x, {hi:.2f}x] "
+            f"({row['ci_method']} 95% interval)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[judges] {g}: {j}: phone errors synth / real {_fmt(row)}")
         print(f"[judges] {g}: pooled over {len(a.judges)} judges ({res['num_utts']} utterances): {_fmt(res['pooled'])}")
     if a.out:
-        write_json(a.out, {"judges": [str(j) for j in a.judges], "ref_dir": str(a.ref_dir), "systems": result})
+        # strict JSON: an infinite ratio (no real-audio errors) or an undefined one (no errors at all) is null
+        write_json(a.out, json_safe({"judges": [str(j) for j in a.judges], "ref_dir": str(a.ref_dir), "systems": result}))
     return 0
 
 

@@ -73,8 +73,11 @@ class PhoneRecognizer(nn.Module):
         """``feats (B, n_mels, F)``, ``frames (B,)`` -> log-probs ``(B, F', num_classes)``, lengths ``(B,)``."""
         x = self.front(feats).transpose(1, 2)  # (B, F', C)
         out_len = self.output_lengths(frames).clamp(max=x.shape[1])
-        # Padded (not packed) GRU: packing is ~8x slower on CPU; batches are length-bucketed, and the
-        # padding frames are zeros (the normalised mean), so the backward direction barely notices them.
+        # Padded (not packed) GRU: packing is ~8x slower on CPU. The padding frames are zeros going into the
+        # front end but not coming out of it (the convolutions' biases, BatchNorm's shift and GELU make them
+        # activations like any other), so the backward direction reads them before the real frames: padded by a
+        # quarter of its length, an utterance's log-probs move by several nats. Training accepts that (batches are
+        # length-bucketed, so the padding is short); decoding runs one utterance at a time, without any.
         y, _ = self.rnn(x)
         return self.head(self.drop(y)).log_softmax(-1), out_len
 

@@ -77,11 +77,14 @@ def score_dir(exp_dir: PathLike, data_dir: PathLike, ref_token_file: PathLike, o
     Returns ``{"per", "sub", "ins", "del", "ref_len", "errors", "num_utts", "utts": {utt: {...}}}``;
     writes ``out`` (without the per-utterance part) and ``<out stem>_utt.tsv`` when ``out`` is given.
     ``utts`` restricts scoring to those ids (default: all of ``wav.scp``).
-    Raises ValueError listing utterances that have no reference tokens or no audio.
+    Raises ValueError for a data dir without utterances (a PER of 0 over nothing would read as perfect) and
+    listing utterances that have no reference tokens or no audio.
     """
     rec = recognizer or LoadedRecognizer(exp_dir)
     refs = read_token_file(ref_token_file, rec.keep)
     have = utterance_ids(data_dir)  # wav.scp's keys, or those of segments where there is one
+    if not have or (utts is not None and not utts):
+        raise ValueError(f"no utterances in {data_dir}" + (" (an empty list of utterances to score)" if have else ""))
     no_audio = sorted(set(utts or []) - set(have))
     if no_audio:
         raise ValueError(f"{data_dir}: no audio for {len(no_audio)} utterance(s): {', '.join(no_audio[:20])}")

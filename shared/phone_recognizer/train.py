@@ -6,13 +6,18 @@
 Writes ``exp_dir/``: ``config.yaml`` (resolved), ``tokens.txt`` (the recogniser's phone list),
 ``checkpoints/last.pt`` (model, optimiser, scheduler, step, RNG; resumed automatically),
 ``train_log.csv``, ``model.pt`` (inference weights + config) and ``dev_per.json``. Rerunning a finished
-experiment is a no-op unless ``--overwrite``. Training stops at ``train.max_steps`` or
-``train.max_time_s`` seconds of training, whichever comes first.
+experiment is a no-op unless ``--overwrite`` (or its training transcripts changed: then it is trained again).
+Training stops at ``train.max_steps`` or ``train.max_time_s`` seconds of training, whichever comes first, and
+the learning rate's cosine decay ends by the same limit (the time budget counted from the end of warm-up, so a
+run its step limit stops first never depends on the clock). The checkpoint and ``train_summary.json`` keep the
+settings that shape the model (:func:`result_config`): resuming or rerunning the dir under other ones is an
+error naming them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import shutil
@@ -80,10 +85,41 @@ def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: dict, gen: torch.G
     return x
 
 
-def lr_lambda(step: int, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+# what only changes how a run goes, not the model it makes (train.max_time_s: a budget for the machine at hand)
+RUN_ONLY_KEYS = ("train.device", "train.num_threads", "train.max_time_s", "train.log_every", "train.ckpt_every")
+MIN_LR_RATIO = 0.05  # the cosine decay's floor, as a fraction of train.lr
+
+
+def result_config(cfg: dict, prefix: str = "") -> dict:
+    """``cfg`` flattened to ``{"model.hidden": 128, ...}``, without :data:`RUN_ONLY_KEYS`: the settings the
+    trained model depends on, as JSON holds them (lists, not tuples)."""
+    out = {}
+    for k, v in cfg.items():
+        key = prefix + str(k)
+        if isinstance(v, dict):
+            out.update(result_config(v, key + "."))
+        elif key not in RUN_ONLY_KEYS:
+            out[key] = json.loads(json.dumps(v))
+    return out
+
+
+def refuse_other_config(exp: Path, stored: dict | None, cfg: dict, what: str) -> None:
+    """ValueError naming every setting in which ``cfg`` differs from the ``stored`` :func:`result_config` of the
+    ``exp`` dir (None: a dir from before configs were stored, not checked)."""
+    if stored is None:
+        return
+    new = result_config(cfg)
+    unset = "(unset)"
+    differ = [f"{k}: {stored.get(k, unset)} there, {new.get(k, unset)} now"
+              for k in sorted(set(stored) | set(new)) if stored.get(k, unset) != new.get(k, unset)]
+    if differ:
+        raise ValueError(f"{exp} {what} another config ({'; '.join(differ)}): give a new --exp-dir, or --overwrite "
+                         "to train it again from scratch (a recipe's judge exp/asr: --retrain-asr true)")
+
+
+def ctc_min_frames(targets: list[torch.Tensor]) -> torch.Tensor:
+    """The fewest output frames CTC needs for each target: one per label, and a blank between repeated ones."""
+    return torch.tensor([len(t) + int((t[1:] == t[:-1]).sum()) for t in targets])
 
 
 def build_model(cfg: dict, vocab: Vocab) -> PhoneRecognizer:
@@ -116,8 +152,15 @@ def _prepare(cfg: dict, exp: Path, data_dir: str, token_file: str, dev_dir: str 
     tc = cfg["train"]
     t_load = time.time()
     utts, tokens = prepare_split(data_dir, token_file, cfg)
+    with_phones = len(utts)
     if tc.get("max_hours"):
         utts = subset_hours(data_dir, utts, float(tc["max_hours"]), tc["seed"])
+    if not utts:  # (the training loop would look for a first batch forever)
+        raise ValueError(
+            f"no training utterances in {data_dir}: {with_phones} of its {len(utterance_ids(data_dir))} have phones "
+            f"in {token_file} after the token filter (tokens.drop_stress={cfg['tokens']['drop_stress']}, "
+            f"tokens.drop={cfg['tokens']['drop']})"
+            + (f", none of which fits in train.max_hours={tc['max_hours']}" if with_phones else ""))
     vocab_path = exp / "tokens.txt"
     vocab = Vocab.load(vocab_path) if vocab_path.exists() else Vocab.build(tokens[u] for u in utts)
     vocab.save(vocab_path)
@@ -135,6 +178,8 @@ def _prepare(cfg: dict, exp: Path, data_dir: str, token_file: str, dev_dir: str 
     dev = None
     if dev_dir:
         d_utts, d_tok = prepare_split(dev_dir, dev_token_file or str(Path(dev_dir) / "token"), cfg)
+        if not d_utts:  # a dev PER over nothing would read as 0%
+            raise ValueError(f"no utterances with phones in the dev dir {dev_dir}")
         sr = cfg["sample_rate"]
         dev = {"refs": [d_tok[u] for u in d_utts], "clean": [], **{name: [] for name in ROBUSTNESS_CHECKS}}
         for w in iter_wavs(dev_dir, d_utts, sr):
@@ -150,13 +195,18 @@ class _Loop:
     """Optimiser, scheduler, CTC loss, checkpoint (``exp/checkpoints/last.pt``) and CSV log of one run."""
 
     def __init__(self, cfg: dict, model: PhoneRecognizer, vocab: Vocab, exp: Path):
-        self.tc, self.model, self.exp = cfg["train"], model, exp
+        from shared.training import warmup_cosine  # (imports Lightning: only where a model is trained)
+
+        self.tc, self.model, self.exp, self.config = cfg["train"], model, exp, result_config(cfg)
         tc = self.tc
+        # elapsed: seconds of training (restored on resume); warmup_elapsed: as warm-up ended; ctc_unalignable:
+        # utterances too short for their phones, whose loss zero_infinity made 0
+        self.state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "elapsed": 0.0, "warmup_elapsed": 0.0,
+                      "ctc_unalignable": 0}
         self.opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
         self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: lr_lambda(s, tc["warmup_steps"], tc["max_steps"]))
+            self.opt, lambda s: warmup_cosine(s, tc["warmup_steps"], tc["max_steps"], MIN_LR_RATIO, self.budget()))
         self.ctc = torch.nn.CTCLoss(blank=vocab.blank_id, zero_infinity=True)
-        self.state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "elapsed": 0.0}
         self.ckpt = exp / "checkpoints" / "last.pt"
         self.log_path = exp / "train_log.csv"
         # the augmentation generator (time warp, SpecAugment) restarts from its saved state, so a resumed run
@@ -167,7 +217,7 @@ class _Loop:
             model.load_state_dict(saved["model"])
             self.opt.load_state_dict(saved["optimizer"])
             self.sched.load_state_dict(saved["scheduler"])
-            self.state = saved["state"]
+            self.state = {"warmup_elapsed": 0.0, "ctc_unalignable": 0, **saved["state"]}  # (older checkpoints)
             torch.set_rng_state(saved["torch_rng"])
             if "aug_rng" in saved:
                 self.gen.set_state(saved["aug_rng"])
@@ -176,7 +226,18 @@ class _Loop:
             if saved.get("cuda_rng") is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(saved["cuda_rng"])
             print(f"[phone_recognizer.train] resumed from {self.ckpt} at step {self.state['step']}", flush=True)
+        self.reported_unalignable = self.state["ctc_unalignable"]
         self._start_log()
+
+    def budget(self) -> float:
+        """Fraction of the time budget ``train.max_time_s`` spent since warm-up ended (0 without a budget, and
+        during warm-up): the LR decay ends by it if the step limit does not come first. Counted from the end of
+        warm-up, it overtakes the steps' progress only where the budget will stop the run before the step limit,
+        so a run the step limit stops is the same whatever the machine's speed (and exactly resumable)."""
+        tc, st = self.tc, self.state
+        if not tc.get("max_time_s") or st["step"] < tc["warmup_steps"]:
+            return 0.0
+        return (st["elapsed"] - st["warmup_elapsed"]) / max(tc["max_time_s"] - st["warmup_elapsed"], 1e-9)
 
     def _start_log(self) -> None:
         """The CSV log as of the checkpoint: rows logged after it (by a run killed before its next save) would
@@ -190,7 +251,7 @@ class _Loop:
 
     def save(self) -> None:
         atomic_save_torch({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                           "scheduler": self.sched.state_dict(), "state": dict(self.state),
+                           "scheduler": self.sched.state_dict(), "state": dict(self.state), "config": self.config,
                            "torch_rng": torch.get_rng_state(), "aug_rng": self.gen.get_state(),
                            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                           self.ckpt)
@@ -205,6 +266,7 @@ class _Loop:
         x = spec_augment(x, x_len, self.tc["spec_augment"], self.gen)
         device = next(self.model.parameters()).device
         logp, out_len = self.model(x.to(device), x_len.to(device))
+        self.state["ctc_unalignable"] += int((out_len.cpu() < ctc_min_frames(targets)).sum())
         loss = self.ctc(logp.transpose(0, 1), torch.cat(targets).to(device), out_len, torch.tensor([len(t) for t in targets]))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -223,12 +285,15 @@ class _Loop:
             batches = frame_batches(lengths, tc["batch_frames"], np.random.default_rng(tc["seed"] + st["epoch"]))
             for bi in range(st["batch_in_epoch"], len(batches)):
                 # checked before each step: a run resumed at max_steps (or past max_time_s) trains no further
-                if st["step"] >= tc["max_steps"] or st["elapsed"] >= tc["max_time_s"]:
+                out_of_time = tc["max_time_s"] is not None and st["elapsed"] >= tc["max_time_s"]
+                if st["step"] >= tc["max_steps"] or out_of_time:
                     self.save()
                     return st["epoch"] + st["batch_in_epoch"] / len(batches)
                 idx = batches[bi]
                 running.append(self.step([feats[i] for i in idx], [targets[i] for i in idx]))
                 st["step"], st["batch_in_epoch"], st["elapsed"] = st["step"] + 1, bi + 1, time.time() - t0
+                if st["step"] == tc["warmup_steps"]:
+                    st["warmup_elapsed"] = st["elapsed"]
                 if st["step"] % tc["log_every"] == 0:
                     with open(self.log_path, "a") as f:
                         f.write(f"{st['step']},{st['epoch']},{np.mean(running):.4f},"
@@ -236,6 +301,11 @@ class _Loop:
                     print(f"[phone_recognizer.train] step {st['step']} loss {np.mean(running):.3f} "
                           f"({st['elapsed']:.0f}s)", flush=True)
                     running = []
+                    if st["ctc_unalignable"] > self.reported_unalignable:
+                        n, self.reported_unalignable = st["ctc_unalignable"] - self.reported_unalignable, st["ctc_unalignable"]
+                        print(f"[phone_recognizer.train] {n} utterance(s) since the last report had fewer output frames "
+                              "than their phones need (after time warp): CTC cannot align them, and zero_infinity "
+                              "counted their loss as 0", flush=True)
                 if st["step"] % tc["ckpt_every"] == 0:
                     self.save()
             st["epoch"], st["batch_in_epoch"] = st["epoch"] + 1, 0
@@ -249,6 +319,7 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
     if (exp / MODEL_FILE).exists() and (exp / "train_summary.json").exists() and not overwrite:
         done = read_json(exp / "train_summary.json")
         if done.get("token_file_sha256", data_sha) == data_sha:
+            refuse_other_config(exp, done.get("config"), cfg, "was trained with")
             print(f"[phone_recognizer.train] {exp}/model.pt exists; nothing to do (--overwrite to retrain)")
             return done
         print(f"[phone_recognizer.train] {exp} was trained on other transcripts than {token_file} (SHA-256 "
@@ -256,6 +327,10 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
         overwrite = True
     if overwrite and exp.exists():
         shutil.rmtree(exp)
+    ckpt = exp / "checkpoints" / "last.pt"
+    if ckpt.exists():  # resumed below: only under the config it was started with
+        refuse_other_config(exp, torch.load(ckpt, map_location="cpu", weights_only=False).get("config"), cfg,
+                            "holds a checkpoint of")
     exp.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(cfg["train"]["num_threads"]))
     torch.manual_seed(cfg["train"]["seed"])
@@ -265,7 +340,8 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
     model.cpu().eval()  # decoded and saved on the CPU, as score.py loads it
     summary = {"steps": loop.state["step"], "epochs": round(epochs, 2), "train_seconds": round(loop.state["elapsed"], 1),
                "num_train_utts": n_utts, "num_phones": len(vocab) - Vocab.num_special, "data_dir": str(data_dir),
-               "token_file": str(token_file), "token_file_sha256": data_sha}
+               "token_file": str(token_file), "token_file_sha256": data_sha,
+               "ctc_unalignable": loop.state["ctc_unalignable"], "config": loop.config}
     if dev is not None:
         dev_per = evaluate_per(model, dev["clean"], dev["refs"], vocab)
         # the same dev audio under changes a listener does not hear as other phones (data.ROBUSTNESS_CHECKS)

@@ -93,9 +93,10 @@ python - "$s1_exp/eval/screen/metrics.json" "$final_s2/eval/$tts_name/metrics.js
 import json, sys
 for name, path in zip(("codec", "TTS"), sys.argv[1:]):
     m = json.load(open(path))
-    lo, hi = m["per_ratio_ci"]
+    ratio, (lo, hi) = m["corpus"]["per_ratio"], m["per_ratio_ci"]  # null: infinite (no real-audio errors)
+    x = lambda v: "inf" if v is None else f"{v:.2f}x"  # noqa: E731
     print(f"[screen] {name}: {m['num_utts']} utterances, phone errors {m['phone_errors_gen']} / real {m['phone_errors_ref']}, "
-          f"PER synth / real {m['corpus']['per_ratio']:.2f}x [{lo:.2f}x, {hi:.2f}x] ({path})")
+          f"PER synth / real {x(ratio)} [{x(lo)}, {x(hi)}] ({m.get('per_ratio_ci_method', 'bootstrap')} interval; {path})")
 EOF
 
 if [ -n "$extra_judges" ]; then
