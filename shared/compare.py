@@ -195,6 +195,18 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int
     return RatioCI(float(num.sum() / den.sum()), [float(lo), float(hi)], "bootstrap")
 
 
+def format_ratio(ratio: float | None, ci: list[float | None], method: str = "bootstrap") -> str:
+    """A :func:`ratio_ci` result as RESULTS.md, the CLIs and the screening print it: ``2.44x [1.79x, 3.45x]``, with
+    `` (exact)`` for the exact interval; ``∞`` for an infinite value (no real-audio errors; in JSON, null);
+    ``undefined`` where neither side has errors."""
+    if method == "undefined":
+        return "undefined"
+
+    def x(v: float | None) -> str:
+        return "∞" if v is None or v == math.inf else f"{v:.2f}x"
+    return f"{x(ratio)} [{x(ci[0])}, {x(ci[1])}]" + (" (exact)" if method == "exact" else "")
+
+
 def format_table(result: dict[str, dict[str, Any]], name_a: str = "A", name_b: str = "B") -> str:
     lines = [f"| metric | n | {name_a} | {name_b} | {name_b} - {name_a} [95% CI] | verdict |", "|---|---|---|---|---|---|"]
     for m, r in result.items():

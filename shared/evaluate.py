@@ -389,18 +389,13 @@ def make_plots(plots_dir: Path, utts: list[str], ref_scp: dict[str, str], gen_sc
 
 
 def per_ratio_line(res: dict[str, Any]) -> str:
-    """The PER ratio of a summary with its interval and how that was made, e.g. ``PER synth / real 5.00x [0.56x,
-    236.49x] (exact 95% interval; 5 / 1 phone errors)``; as metrics.json holds it (an infinite value is null)."""
-    errors = f"{res['phone_errors_gen']} / {res['phone_errors_ref']} phone errors"
+    """The PER ratio of a summary with its interval (:func:`shared.compare.format_ratio`), e.g. ``PER synth / real
+    5.00x [0.56x, 236.49x] (exact) (5 / 1 phone errors)``; as metrics.json holds it (an infinite value is null)."""
+    from shared.compare import format_ratio
+
     method = res.get("per_ratio_ci_method", "bootstrap")  # (a metrics.json from before the exact interval)
-    if method == "undefined":
-        return f"PER synth / real undefined ({errors})"
-
-    def fmt(v: float | None) -> str:  # None: infinite (no real-audio errors)
-        return "inf" if v is None else f"{v:.2f}x"
-
-    lo, hi = res["per_ratio_ci"]
-    return f"PER synth / real {fmt(res['corpus']['per_ratio'])} [{fmt(lo)}, {fmt(hi)}] ({method} 95% interval; {errors})"
+    return (f"PER synth / real {format_ratio(res['corpus']['per_ratio'], res['per_ratio_ci'], method)} "
+            f"({res['phone_errors_gen']} / {res['phone_errors_ref']} phone errors)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,6 +54,24 @@ def same_codec(info: dict[str, Any], exp_dir: PathLike) -> bool:
     return _same_weights(info.get("model_sha256"), info["exp_dir"], codec_fingerprint(exp_dir), exp_dir)
 
 
+def require_codec(dump: PathLike, exp_dir: PathLike, option: str, what: str, required: bool = True) -> None:
+    """Refuse (SystemExit) the latent dump ``dump`` given as ``option`` if its ``codec.json`` names another codec than
+    ``exp_dir``'s, ``what`` the caller calls it ("the stage-one codec"): by the weights' hash, as when the codec was
+    retrained and the data not encoded again. A dump without a ``codec.json`` (another tool's) is an error if
+    ``required``, else not checked here."""
+    path = Path(dump) / "codec.json"
+    if not path.is_file():
+        if required:
+            raise SystemExit(f"{option} {dump}: not a finished stage1_vae.encode dump (no codec.json)")
+        return
+    info = read_json(path)
+    if not same_codec(info, exp_dir):
+        raise SystemExit(f"{option} {dump}: encoded by the codec of {info['exp_dir']} (weights sha256 "
+                         f"{info.get('model_sha256')}), not by {what} {Path(exp_dir).resolve()} (sha256 "
+                         f"{codec_fingerprint(exp_dir)}): encode the data again with that codec, or give the codec that "
+                         "made the dump")
+
+
 def same_codec_json(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two dumps' ``codec.json`` name one codec and latent format: dumps of it made before and after
     the codec's dir moved still match (their ``exp_dir`` differ, their weights' hash does not)."""

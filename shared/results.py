@@ -8,7 +8,7 @@ Reads (each optional; a missing one is listed as "not run", never an error):
 resynthesis), ``<nfe-sweep-dir>/summary.json`` (quality and RTF against NFE; also drawn to
 ``<nfe-sweep-dir>/quality_vs_nfe.png``; default ``<exp-root>/nfe_sweep``), ``<exp-root>/asr/train_summary.json``
 (phone recogniser), ``<exp-root>/stage_times.tsv`` (``<n> <name> <seconds>``; with ``--stage-tags``, only the
-untagged stages and this system's own: :func:`read_stage_times`), the exp dirs' ``config.yaml`` and, where stage 7 made one, ``<stage2>/decoder/`` (the decoder fine-tuned
+untagged stages, this system's own and the reflow training of the final model it decodes: :func:`read_stage_times`), the exp dirs' ``config.yaml`` and, where stage 7 made one, ``<stage2>/decoder/`` (the decoder fine-tuned
 on stage two's output). Where the evaluations have a per-speaker breakdown (the test set's ``utt2spk``), a table
 puts each voice's phone errors of the real audio, the codec and the synthesis side by side with its codec and TTS
 scores.
@@ -201,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage1-exp-dir", default=None)
     p.add_argument("--stage2-exp-dir", default=None)
     p.add_argument("--nfe-sweep-dir", default=None, help="the system's NFE sweep (default: EXP_ROOT/nfe_sweep)")
-    p.add_argument("--stage-tags", nargs=3, default=None, metavar=("STAGE1", "STAGE2", "FINAL"),
-                   help="the system's stage-one tag, stage-two tag and final model: other systems' stage times are left "
-                        "out (default: every stage)")
+    p.add_argument("--stage-tags", nargs=3, default=None, metavar=("STAGE1", "STAGE2", "SYSTEM"),
+                   help="the system's stage-one tag, stage-two tag and name (its final model, with _s1decoder when decoded "
+                        "by stage one's decoder): other systems' stage times are left out (default: every stage)")
     p.add_argument("--test-set", default="test")
     p.add_argument("--title", default=None)
     p.add_argument("--no-decoder", action="store_true",

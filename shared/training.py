@@ -312,7 +312,8 @@ def check_ranks_agree(trainer: L.Trainer, module: torch.nn.Module) -> None:
         return
     params = [p.detach().double() for p in module.parameters()]
     sums = torch.stack([torch.stack((p.sum(), p.square().sum())) for p in params])  # (tensors, 2) per rank
-    gathered = trainer.strategy.all_gather(sums)  # (ranks, tensors, 2)
+    # on the strategy's device: after fit Lightning has moved the module to the CPU, which NCCL cannot gather from
+    gathered = trainer.strategy.all_gather(sums.to(trainer.strategy.root_device))  # (ranks, tensors, 2)
     differ = (gathered != gathered[:1]).any(dim=-1).any(dim=0)
     if differ.any():
         raise RuntimeError(f"after training, {int(differ.sum())} of {len(params)} weight tensors differ between the "

@@ -83,14 +83,11 @@ def init_generator(module: Stage1Experiment, src: Path, model_cfg: dict[str, Any
 
 def measured_pitch(dump: Path, codec_exp: Path) -> dict[str, str]:
     """``{utt: latent path}`` of a :mod:`stage1_vae.encode` dump, checked to be ``codec_exp``'s output."""
-    from shared.latents import read_latent_scp, same_codec
+    from shared.latents import read_latent_scp, require_codec
 
-    if not (dump / "latents.scp").is_file() or not (dump / "codec.json").is_file():
-        raise SystemExit(f"--pitch-latents {dump}: not a finished stage1_vae.encode dump (latents.scp, codec.json)")
-    info = read_json(dump / "codec.json")
-    if not same_codec(info, codec_exp):
-        raise SystemExit(f"--pitch-latents {dump}: encoded by the codec of {info['exp_dir']} (weights sha256 "
-                         f"{info.get('model_sha256')}), not by the --init-from codec {codec_exp.resolve()}")
+    if not (dump / "latents.scp").is_file():
+        raise SystemExit(f"--pitch-latents {dump}: not a finished stage1_vae.encode dump (no latents.scp)")
+    require_codec(dump, codec_exp, "--pitch-latents", "the --init-from codec")
     return {utt: str(path) for utt, path in read_latent_scp(dump).items()}
 
 

@@ -304,6 +304,13 @@ def load_trained(exp_dir: str | Path) -> tuple[FlowTTS, dict[str, Any]]:
     return model.eval(), cfg
 
 
+def validation_temperature(cfg: dict[str, Any]) -> float:
+    """The temperature a model was validated at (its config's ``validation.temperature``, default 1): the default of
+    every verb that samples it (synthesis, reflow pairs, GTA latents, the NFE sweep). The recipes validate at the
+    temperature they sample at (``validation.temperature=$temperature``: espeak_mini's 0.2)."""
+    return float((cfg.get("validation") or {}).get("temperature", 1.0))
+
+
 def stage1_dir(exp_dir: str | Path) -> Path:
     """The stage-one exp dir a stage-two exp dir was trained on (``stage1.json``; relative paths are relative
     to the stage-two dir, as training and a packed model write them)."""

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     from shared.device import add_device_arg
     from shared.evaluate import evaluate
     from stage2_flow.solvers import EVALS_PER_STEP
-    from stage2_flow.synthesize import Synthesizer, encode_tokens, reference_utterances, require_tokens, speakers_of, voice
+    from stage2_flow.synthesize import (Synthesizer, encode_tokens, inputs_digest, reference_utterances, require_tokens,
+                                        speakers_of, voice)
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.nfe_sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dirs", nargs="+", required=True)
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="score this many utterances, evenly spaced over the sorted ids (so every speaker is in)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0, help="prior sigma scale of every cell (x0 = mu + T sigma eps)")
+    p.add_argument("--temperature", type=float, default=None, help="prior sigma scale of every cell (x0 = mu + T sigma eps; "
+                   "default: each model's validation.temperature, as stage2_flow.synthesize)")
     p.add_argument("--no-f0", action="store_true")
     p.add_argument("--speaker", default=None, help="synthesise every utterance in this training voice (default: each in "
                    "its utt2spk speaker's; a speaker the model was not trained on is an error unless a prompt gives its voice)")
@@ -102,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             pool, refs = DataDir.load(data, validate=False), reference_utterances(utts, utt2spk)
             prompts = [synth.reference(pool, refs[u]) for u in utts]
         latents: dict[int, dict[str, torch.Tensor]] = {}
-        sampling = {"temperature": args.temperature, "solver": args.solver, "seed": args.seed, "speaker": args.speaker}
+        # what else decides a cell's audio: a cell of other texts, voices or tokens (the inputs' digest) is redone
+        sampling = {"temperature": synth.temperature if args.temperature is None else args.temperature, "solver": args.solver,
+                    "seed": args.seed, "speaker": args.speaker, "inputs_sha256": inputs_digest(utts, spk_of, ids)}
         for nfe in args.nfe:
             cell = out / name / f"nfe{nfe}"
             metrics = cell / "metrics.json"
@@ -157,7 +161,7 @@ def synthesise_cell(synth, cell: Path, utts: list[str], ids: dict[str, list[int]
         (cell / stale).unlink(missing_ok=True)
     t0 = time.time()
     wavs, lats = synth.synthesize([ids[u] for u in utts], speaker=spk, prompt=prompts, nfe=nfe, solver=args.solver, seed=args.seed,
-                                  temperature=args.temperature, batch_size=args.batch_size, return_latents=True)
+                                  temperature=sampling["temperature"], batch_size=args.batch_size, return_latents=True)
     elapsed = time.time() - t0
     latents = {u: synth.norm.normalize(z[None])[0] for u, z in zip(utts, lats)}
     atomic_save_torch(latents, cell / LATENTS)

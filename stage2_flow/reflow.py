@@ -26,7 +26,7 @@ from shared.device import add_device_arg, batch_to
 from shared.io import MODEL_FILE, atomic_save_torch, file_sha256, read_json, remove_outputs, write_json, write_kv
 from shared.text import Vocab
 from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
-from stage2_flow.model import FlowTTS, load_trained, sequence_mask
+from stage2_flow.model import FlowTTS, load_trained, sequence_mask, validation_temperature
 
 
 @torch.no_grad()
@@ -79,7 +79,9 @@ def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> No
     p.add_argument("--nfe", type=int, default=nfe, help="function evaluations (rk4: 4 per step)")
     p.add_argument("--solver", default=solver)
     p.add_argument("--cfg-scale", type=float, default=0.0)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="prior sigma scale, x0 = mu + T sigma eps (default: the model's validation.temperature, as "
+                        "stage2_flow.synthesize samples)")
     p.add_argument("--copies", type=int, default=1, help="noise draws per utterance")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
@@ -104,7 +106,12 @@ def finished_dump(out: Path, scp: str, info: str, settings: dict[str, Any], over
 
 
 def dump_settings(args: argparse.Namespace, exp: Path) -> dict[str, Any]:
-    """What decides a reflow-pair or GTA dump: the model's weights and the sampling options."""
+    """What decides a reflow-pair or GTA dump: the model's weights and the sampling options (a temperature not given
+    is the model's validation.temperature, set in ``args`` here)."""
+    if args.temperature is None:
+        from shared.config import load_config
+
+        args.temperature = validation_temperature(load_config(exp / "config.yaml"))
     return {"model_sha256": file_sha256(exp / MODEL_FILE), "nfe": args.nfe, "solver": args.solver, "cfg_scale": args.cfg_scale,
             "temperature": args.temperature, "copies": args.copies, "seed": args.seed}
 

@@ -43,12 +43,12 @@ import torch
 
 from shared.device import add_device_arg
 from shared.io import MODEL_FILE, read_json, read_kv, remove_outputs, write_json, write_kv
-from shared.latents import LatentDumpWriter, codec_info
+from shared.latents import LatentDumpWriter, codec_fingerprint, codec_info
 from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
 from stage2_flow import solvers
 from stage2_flow.data import LatentNormalizer, pad_prompts
-from stage2_flow.model import FlowTTS, check_rate, codec_dir, load_trained
+from stage2_flow.model import FlowTTS, check_rate, codec_dir, load_trained, stage1_dir, validation_temperature
 
 
 class Synthesizer:
@@ -59,7 +59,7 @@ class Synthesizer:
         self.speakers, self.rate_info, self.device = speakers, rate_info or {}, torch.device(device)
         self.codec_source = codec_source  # the exp dir the codec was loaded from (None: given as an object)
         self.prompt_seconds = 3.0  # a reference cut from a data dir is at most this long (training's longest prompt)
-        self.temperature = 1.0  # the default: from_exp_dir's is the one the model was validated at
+        self.temperature = 1.0  # the default; from_exp_dir's: the one the model was validated at (validation_temperature)
         self._frontends: dict[str, Frontend] = {}  # one per language met, kept between calls
 
     @classmethod
@@ -81,8 +81,7 @@ class Synthesizer:
         synth = cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate,
                     device, source)
         synth.prompt_seconds = float(cfg.get("data", {}).get("prompt_seconds", [1.0, synth.prompt_seconds])[1])
-        # the recipes validate at the temperature they synthesise at (validation.temperature=$temperature: 0.2)
-        synth.temperature = float(cfg.get("validation", {}).get("temperature", synth.temperature))
+        synth.temperature = validation_temperature(cfg)
         return synth
 
     # ---- inputs ------------------------------------------------------------------------------
@@ -366,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=1.0, help="speaking-rate factor (>1 faster)")
     p.add_argument("--temperature", type=float, default=None,
                    help="scales the prior's noise, x0 = mu + T sigma eps (default: the model's validation.temperature, "
-                        "the one it was validated at: the recipes' 0.2)")
+                        "the one it was validated at: espeak_mini's recipe validates at the 0.2 it samples at)")
     p.add_argument("--cfg-scale", type=float, default=0.0)
     p.add_argument("--sway", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -442,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     if dump is not None:
         for u in set(utts) - set(dump.scp):
             dump.keep(u)
-        write_json(out / "codec.json", codec_info(synth.codec, synth.codec_source))
+        write_json(out / "codec.json", dump_codec_info(synth, Path(args.exp_dir)))
         dump.finish()
     if todo:
         print(f"synthesised {len(todo)} utterances ({audio_s:.1f} s of audio) in {elapsed:.1f} s: "
@@ -532,6 +531,19 @@ def utterance_seed(seed: int, utt: str) -> int:
     return zlib.crc32(f"{seed}\t{utt}".encode("utf-8"))
 
 
+def dump_codec_info(synth: Synthesizer, exp_dir: Path) -> dict[str, Any]:
+    """``codec.json`` of synthesised latents: the codec whose latent space they are in, the stage-one codec the
+    stage-two model was trained on (so that stage two trains on the dump: :func:`stage2_flow.train.check_latent_codec`),
+    and, as ``decoded_by``, the codec that made the audio where that is another (the model's fine-tuned ``decoder/``,
+    whose encoder is stage one's, frozen, and whose weights' hash is therefore not stage one's)."""
+    space = stage1_dir(exp_dir)
+    info = codec_info(synth.codec, space)
+    source = synth.codec_source
+    if source is not None and Path(source).resolve() != space.resolve():
+        info["decoded_by"] = {"exp_dir": str(Path(source).resolve()), "model_sha256": codec_fingerprint(source)}
+    return info
+
+
 def inputs_digest(utts: list[str], spk_of: dict[str, str], ids: dict[str, list[int]]) -> str:
     """SHA-256 of what is said and by whom: each utterance's id, voice and token ids. A rerun on changed texts would
     otherwise keep the old wavs under the new texts' labels."""
@@ -574,10 +586,14 @@ def check_resume(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     have_wavs = (out / "wav").is_dir() and any((out / "wav").glob("*.wav"))
     if have_wavs and not overwrite and record.is_file():
         old = read_json(record)
-        changed = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if k != "paths" and old.get(k) != v]
+        changed = [f"{k}: {old[k]!r} -> {v!r}" for k, v in settings.items() if k != "paths" and k in old and old[k] != v]
         if changed:
             raise SystemExit(f"{out} holds wavs made with other settings ({'; '.join(changed)}); "
                              "use another --out-dir, or --overwrite to redo them all")
+        unrecorded = [k for k in settings if k != "paths" and k not in old]
+        if unrecorded:  # a synth.json from before these were recorded: as one from before synth.json (below)
+            print(f"warning: {record} does not record {', '.join(unrecorded)} (made by an earlier version); keeping its "
+                  "wavs, unchecked for them", flush=True)
     elif have_wavs and not overwrite:
         print(f"warning: {out} holds wavs but no synth.json (made before it was recorded); keeping them", flush=True)
     write_json(record, settings)

@@ -35,7 +35,7 @@ from shared.batching import BucketBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
 from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json
-from shared.latents import codec_fingerprint, same_codec
+from shared.latents import require_codec
 from shared.text import Vocab
 from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, resume_path, scale_budget,
                              seed_everything, start_over)
@@ -120,17 +120,10 @@ def resolve_channel_weights(model_cfg: dict, stage1_exp_dir: Path) -> None:
 
 
 def check_latent_codec(latents: str | Path, stage1_exp_dir: Path, option: str) -> None:
-    """Refuse a latent dump whose ``codec.json`` names another codec than the stage-one exp dir the model is trained
-    for (by the weights' hash: stage one retrained and the dump not encoded again); a dump without one (another
-    tool's) is only checked latent by latent (:class:`TTSDataset`)."""
-    path = Path(latents) / "codec.json"
-    if not path.is_file():
-        return
-    info = read_json(path)
-    if not same_codec(info, stage1_exp_dir):
-        raise SystemExit(f"{option} {latents}: encoded by the codec of {info['exp_dir']} (weights sha256 {info.get('model_sha256')}), "
-                         f"not by the stage-one codec {stage1_exp_dir.resolve()} (sha256 {codec_fingerprint(stage1_exp_dir)}): "
-                         "encode the data again with that codec, or give the stage-one exp dir that made the dump")
+    """Refuse a latent dump made by another codec than the stage-one exp dir the model is trained for
+    (:func:`shared.latents.require_codec`); a dump without a ``codec.json`` (another tool's) is only checked latent by
+    latent (:class:`TTSDataset`)."""
+    require_codec(latents, stage1_exp_dir, option, "the stage-one codec", required=False)
 
 
 def build_datasets(args, cfg, exp_dir: Path):

@@ -282,7 +282,7 @@ def test_ratio_row_sums_judges_before_dividing():
     assert lo <= 4.0 <= hi and row["ci_method"] == "exact"  # 2 real errors: too few to bootstrap
     from shared.phone_recognizer.judges import _fmt
 
-    assert _fmt(row).endswith("(exact 95% interval)")
+    assert _fmt(row).endswith("(exact)")
 
 
 def _weights(exp):

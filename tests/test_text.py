@@ -76,6 +76,7 @@ def test_normalize_english_fractions_dashes_abbreviations(text, expected):
     ("1200 Sunset Dr., Los Angeles", "twelve hundred Sunset drive, Los Angeles"),
     ("Meet Dr. Jones on Elm Dr. today.", "Meet doctor Jones on Elm drive today."),
     ("He lives on Elm Dr. It is nice.", "He lives on Elm drive. It is nice."),
+    ("Surgeon General Dr. Murthy and CEO Dr. Smith spoke.", "Surgeon General doctor Murthy and CEO doctor Smith spoke."),
     ("Thanks, Dr. Jones. The Dr. is in.", "Thanks, doctor Jones. The doctor is in."),
     ("Main St., Springfield; Main, St. John", "Main street, Springfield; Main, saint John"),
     # a whole number, a hyphen, a fraction: a mixed number, not a range

@@ -177,3 +177,41 @@ def test_device_option_resolves_and_refuses_a_missing_gpu(monkeypatch):
         p.parse_args(["--device", "cuda"])
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         resolve_device("cuda:0")
+
+
+def _ddp_stub(**strategy) -> "object":
+    """A two-rank trainer as far as budget_fraction and check_ranks_agree look at one."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(world_size=2, interrupted=False, callbacks=[],
+                           strategy=SimpleNamespace(root_device=torch.device("cpu"), **strategy))
+
+
+def test_check_ranks_agree_refuses_replicas_that_drifted_apart():
+    from shared.training import check_ranks_agree
+
+    model = torch.nn.Linear(3, 2)  # weight and bias
+    same = _ddp_stub(all_gather=lambda t: torch.stack([t, t.clone()]))
+    check_ranks_agree(same, model)
+    drifted = _ddp_stub(all_gather=lambda t: torch.stack([t, t + torch.tensor([[1e-12, 0.0], [0.0, 0.0]], dtype=t.dtype)]))
+    with pytest.raises(RuntimeError, match="1 of 2 weight tensors differ between the 2 DDP ranks"):
+        check_ranks_agree(drifted, model)
+    drifted.interrupted = True  # its ranks may have stopped at different steps: not compared
+    check_ranks_agree(drifted, model)
+
+
+def test_budget_fraction_is_rank_zeros_clock_under_ddp():
+    from datetime import timedelta
+
+    from lightning.pytorch.callbacks import Timer
+
+    from shared.training import budget_fraction
+
+    timer = Timer(duration=timedelta(seconds=100))
+    timer.time_elapsed = lambda *a, **k: 40.0  # this rank's own clock
+    sent = []
+    trainer = _ddp_stub(broadcast=lambda value, src=0: sent.append((value, src)) or 0.25)  # rank 0's reading
+    trainer.callbacks = [timer]
+    assert budget_fraction(trainer) == 0.25 and sent == [(0.4, 0)]
+    trainer.world_size = 1
+    assert budget_fraction(trainer) == 0.4

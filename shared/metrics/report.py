@@ -83,10 +83,10 @@ def summary_row(metrics_json: Mapping[str, Any]) -> dict[str, str]:
     for k, v in metrics_json.get("corpus", {}).items():
         row[k] = format_metric(k, v)
     ci = metrics_json.get("per_ratio_ci")
-    if ci and "per_ratio" in row:  # an upper bound of null: infinite (no real-audio errors; JSON has no inf)
-        hi = "∞" if ci[1] is None else format_metric("per_ratio", ci[1])
-        exact = " exact" if metrics_json.get("per_ratio_ci_method") == "exact" else ""  # under 5 real errors
-        row["per_ratio"] += f" [{format_metric('per_ratio', ci[0])}, {hi}]{exact}"
+    if ci and "per_ratio" in row:
+        from shared.compare import format_ratio
+
+        row["per_ratio"] = format_ratio(metrics_json["corpus"]["per_ratio"], ci, metrics_json.get("per_ratio_ci_method", "bootstrap"))
     if "phone_errors_gen" in metrics_json:
         row["phone_errors"] = f"{metrics_json['phone_errors_gen']} / {metrics_json['phone_errors_ref']}"
     return row

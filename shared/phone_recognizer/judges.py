@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.compare import ratio_ci
+from shared.compare import format_ratio, ratio_ci
 from shared.evaluate import json_safe
 from shared.io import MODEL_FILE, PathLike, file_sha256, write_json
 from shared.phone_recognizer.data import utterance_ids
@@ -80,11 +80,7 @@ def same_weights(judges: list[Path]) -> tuple[Path, Path] | None:
 
 
 def _fmt(row: dict) -> str:
-    if row["ci_method"] == "undefined":  # no errors in either
-        return f"{row['errors']} / {row['real_errors']}: undefined"
-    lo, hi = row["ci"]
-    return (f"{row['errors']} / {row['real_errors']} = {row['ratio']:.2f}x [{lo:.2f}x, {hi:.2f}x] "
-            f"({row['ci_method']} 95% interval)")
+    return f"{row['errors']} / {row['real_errors']} = {format_ratio(row['ratio'], row['ci'], row['ci_method'])}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,8 @@ Writes ``exp_dir/``: ``config.yaml`` (resolved), ``tokens.txt`` (the recogniser'
 experiment is a no-op unless ``--overwrite`` (or its training transcripts changed: then it is trained again).
 Training stops at ``train.max_steps`` or ``train.max_time_s`` seconds of training, whichever comes first, and
 the learning rate's cosine decay ends by the same limit (the time budget counted from the end of warm-up, so a
-run its step limit stops first never depends on the clock). The checkpoint and ``train_summary.json`` keep the
+run that keeps a steady pace and is stopped by its step limit does not depend on the clock; one whose pace falls
+below the budget's does, by the LR). The checkpoint and ``train_summary.json`` keep the
 settings that shape the model (:func:`result_config`): resuming or rerunning the dir under other ones is an
 error naming them.
 """
@@ -85,7 +86,9 @@ def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: dict, gen: torch.G
     return x
 
 
-# what only changes how a run goes, not the model it makes (train.max_time_s: a budget for the machine at hand)
+# what a run may change without being another training: the machine's settings, and train.max_time_s, a budget for
+# the machine at hand (it can shape the LR's decay where the run falls behind, :meth:`_Loop.budget`, as any slower
+# machine would)
 RUN_ONLY_KEYS = ("train.device", "train.num_threads", "train.max_time_s", "train.log_every", "train.ckpt_every")
 MIN_LR_RATIO = 0.05  # the cosine decay's floor, as a fraction of train.lr
 
@@ -232,8 +235,9 @@ class _Loop:
     def budget(self) -> float:
         """Fraction of the time budget ``train.max_time_s`` spent since warm-up ended (0 without a budget, and
         during warm-up): the LR decay ends by it if the step limit does not come first. Counted from the end of
-        warm-up, it overtakes the steps' progress only where the budget will stop the run before the step limit,
-        so a run the step limit stops is the same whatever the machine's speed (and exactly resumable)."""
+        warm-up, it overtakes the steps' progress only where the run falls behind the pace that reaches the step
+        limit within the budget: a run that keeps ahead of it is the same whatever the machine's speed (and exactly
+        resumable)."""
         tc, st = self.tc, self.state
         if not tc.get("max_time_s") or st["step"] < tc["warmup_steps"]:
             return 0.0

@@ -36,6 +36,10 @@ _PREFIX_ABBREVIATIONS_EN = {"mr", "mrs", "ms", "dr", "prof", "capt", "col", "gen
 # neither, the last word ("the St. corner", "the Dr. said")
 _TITLE_OR_STREET_EN = {"st": ("saint", "street", "street"), "dr": ("doctor", "drive", "doctor")}
 _CLOSERS = ")]}\"'\u2019\u201d\u00bb"
+# capitalised words that start a sentence rather than name someone: after "Elm Dr." they make it a street
+_SENTENCE_OPENERS_EN = frozenset(
+    "A An The This That These Those There Then It Its I We You He She They My Our Your His Her Their In On At By For "
+    "From To With After Before When While If As But And Or So Yet Turn Take Go Head Continue".split())
 _RE_ABBREV_EN = re.compile(r"\b(" + "|".join([*_ABBREVIATIONS_EN, *_TITLE_OR_STREET_EN]) + r")\.(?=[\s,;:!?" +
                            re.escape(_CLOSERS) + r"]|$)", re.IGNORECASE)
 # units after a number: "6 ft. 2 in." (feet, inches); "in" only with its period ("5 in the box" is not inches)
@@ -103,7 +107,10 @@ def _abbreviation(m: re.Match) -> str:
     capital_next = final and bool(rest.strip(_CLOSERS + " "))
     if key in _TITLE_OR_STREET_EN:  # St. John, Dr. Smith; Main St., Elm Dr.; 5th St., the Dr. said
         title, street, default = _TITLE_OR_STREET_EN[key]
-        if _after_capitalised_word(m.string[:m.start()]):
+        next_word = re.match(r"[\s" + re.escape(_CLOSERS) + r"]*([A-Za-z]+)", rest)
+        name_next = capital_next and not (next_word and next_word.group(1) in _SENTENCE_OPENERS_EN)
+        # after a name: a street ("on Elm Dr. It is"), unless a name follows too ("Surgeon General Dr. Murthy")
+        if _after_capitalised_word(m.string[:m.start()]) and not name_next:
             words = street
         elif capital_next:
             return title

@@ -91,12 +91,10 @@ python -m shared.evaluate --mode tts --ref-dir "$screen" --gen-dir "$final_s2/sy
 
 python - "$s1_exp/eval/screen/metrics.json" "$final_s2/eval/$tts_name/metrics.json" <<'EOF'
 import json, sys
+from shared.evaluate import per_ratio_line
 for name, path in zip(("codec", "TTS"), sys.argv[1:]):
     m = json.load(open(path))
-    ratio, (lo, hi) = m["corpus"]["per_ratio"], m["per_ratio_ci"]  # null: infinite (no real-audio errors)
-    x = lambda v: "inf" if v is None else f"{v:.2f}x"  # noqa: E731
-    print(f"[screen] {name}: {m['num_utts']} utterances, phone errors {m['phone_errors_gen']} / real {m['phone_errors_ref']}, "
-          f"PER synth / real {x(ratio)} [{x(lo)}, {x(hi)}] ({m.get('per_ratio_ci_method', 'bootstrap')} interval; {path})")
+    print(f"[screen] {name}: {m['num_utts']} utterances, {per_ratio_line(m)} ({path})")
 EOF
 
 if [ -n "$extra_judges" ]; then
