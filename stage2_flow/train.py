@@ -99,6 +99,25 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
         f.write("".join(f"{s}\n" for s in sorted(set(utt2spk.values()))))
 
 
+# what a checkpoint's weights were trained against: the latents' normalisation and the token and speaker ids
+TRAINED_AGAINST = ("latent_stats.json", "tokens.txt", "speakers.txt")
+
+
+def refuse_changed_description(exp_dir: Path, before: dict[str, bytes]) -> None:
+    """After :func:`describe_exp_dir` wrote this run's description over a dir with a checkpoint to resume (``before``:
+    the :data:`TRAINED_AGAINST` files as they were): if any changed (stage one re-encoded, the tokens or the speakers
+    changed), put them back and refuse, rather than go on training the checkpoint on other normalisation or ids."""
+    changed = [n for n, old in before.items() if (exp_dir / n).read_bytes() != old]
+    if not changed:
+        return
+    for n in changed:
+        with atomic_write(exp_dir / n, "wb", encoding=None) as f:
+            f.write(before[n])
+    raise SystemExit(f"{exp_dir} holds a checkpoint trained with another {', '.join(changed)} than these inputs give "
+                     "(stage one's latents encoded again, or other tokens or speakers): give --overwrite to train from "
+                     "step 0 on these, or the inputs it was trained on")
+
+
 def codec_has_pitch(stage1_exp_dir: Path) -> bool:
     """Whether the stage-one codec's latent channel 0 is its log-F0: its exp dir's ``config.yaml`` sets ``model.pitch``
     (a codec without one, such as an EnCodec / DAC adapter or the stand-in codec, has no pitch channel)."""
@@ -199,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(int(t.get("num_threads", 2)))
     seed_everything(int(t.get("seed", 0)))
     exp_dir.mkdir(parents=True, exist_ok=True)
+    before = {n: (exp_dir / n).read_bytes() for n in TRAINED_AGAINST if (exp_dir / n).is_file()} if resume_path(exp_dir) else {}
     describe_exp_dir(args, exp_dir)
+    refuse_changed_description(exp_dir, before)
     if args.init_from:  # the architecture is the base model's (also what the datasets give it: speech prompts)
         cfg["model"] = load_config(Path(args.init_from) / "config.yaml")["model"]
     resolve_channel_weights(cfg["model"], stage1_dir(exp_dir))

@@ -905,6 +905,24 @@ def test_latents_of_another_codec_are_refused(corpus, tmp_path):
         train.check_latent_codec(other, corpus / "exp/stage1/fake", option)
 
 
+def test_a_checkpoint_is_not_resumed_on_other_tokens(trained, tmp_path):
+    """A resumed run continues the checkpoint's weights: on another token list (or latent statistics, or speakers)
+    its ids would mean other things, so it is refused and the dir's own description is kept."""
+    import shutil
+
+    root = trained.parents[2]
+    exp = root / "exp/stage2/resume_other_tokens"
+    shutil.copytree(trained, exp)
+    own = (exp / "tokens.txt").read_text()
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(own + "zz\n")
+    args = train_args(root, "exp/stage2/resume_other_tokens", "trainer.max_steps=8")
+    args[args.index("--tokens") + 1] = str(tokens)
+    with pytest.raises(SystemExit, match="checkpoint trained with another tokens.txt"):
+        train.main(args)
+    assert (exp / "tokens.txt").read_text() == own
+
+
 def test_training_utterances_of_unknown_speakers_are_an_error(corpus, tmp_path):
     import shutil
 
