@@ -155,6 +155,8 @@ class FlowTTS(nn.Module):
         mu_frames, text = self.frame_conditions(h, mu, durations, n_frm)
         out = {}
         n = (mask.sum() * self.latent_dim).clamp(min=1)
+        # Grad-TTS's encoder loss: the latents' NLL per dimension under N(mu, I) whatever flow.sigma is (the prior the
+        # flow starts from is N(mu, sigma^2 I); the alignment search, too, scores under unit variance)
         out["prior/nll"] = (0.5 * ((x1 - mu_frames) ** 2 + math.log(2 * math.pi)) * mask).sum() / n
         log_w_hat = self.duration_predictor(h, tok_mask, g)
         out["dur/log_mse"] = duration_loss(log_w_hat, durations, tok_mask)
