@@ -55,7 +55,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RNGState(Callback):
-    """Save and restore Python, NumPy and torch (CPU and CUDA) RNG states with each checkpoint."""
+    """Save and restore Python, NumPy and torch (CPU and CUDA) RNG states with each checkpoint: under DDP every rank's
+    (``rng_ranks``, gathered as the checkpoint is made on every rank, written by rank 0), so that each rank resumes its
+    own streams (dropout draws from them), not rank 0's."""
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint["rng"] = {
@@ -64,9 +66,15 @@ class RNGState(Callback):
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
+        if trainer.world_size > 1:
+            ranks: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(ranks, checkpoint["rng"])
+            checkpoint["rng_ranks"] = ranks
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        state = checkpoint.get("rng")
+        ranks = checkpoint.get("rng_ranks")
+        # a checkpoint of as many ranks: this rank's own states; else (one process, or another world size) rank 0's
+        state = ranks[trainer.global_rank] if ranks and len(ranks) == trainer.world_size else checkpoint.get("rng")
         if not state:
             return
         random.setstate(state["python"])

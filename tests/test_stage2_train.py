@@ -191,6 +191,29 @@ def test_ddp_two_cpu_processes_gloo(corpus, mode):
     assert (corpus / exp / "model.pt").is_file()
 
 
+def test_a_two_process_run_resumes_exactly(corpus):
+    """Stopped at step 2 and resumed to 4, two processes end with the weights of an uninterrupted 4-step run: every rank
+    gets back its own RNG state (dropout draws from it), not rank 0's."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+
+    def run(exp: str, steps: int) -> None:
+        args = train_args(corpus, exp, "trainer.devices=2", "+trainer.strategy=ddp", f"trainer.max_steps={steps}",
+                          "trainer.val_check_interval=4", "trainer.checkpoint_every_n_steps=2", "train.warmup_steps=1",
+                          "train.lr_total_steps=100", "model.text_encoder.dropout=0.3", dev=False)
+        p = subprocess.run([sys.executable, "-m", "stage2_flow.train", *args], cwd=root, capture_output=True, text=True,
+                           timeout=600)
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+
+    run("exp/stage2/ddp_whole", 4)
+    run("exp/stage2/ddp_resumed", 2)
+    run("exp/stage2/ddp_resumed", 4)  # a higher max_steps continues from last.ckpt
+    whole, resumed = (torch.load(corpus / f"exp/stage2/{e}/model.pt", weights_only=True) for e in ("ddp_whole", "ddp_resumed"))
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
 def test_zero_shot_prompt_model_trains_and_speaks_in_the_prompts_voice(corpus, tone_test, tmp_path):
     """`model.speaker.use_prompt` (LibriTTS's conf/stage2_prompt.yaml): trained on 0.5-1 s prompts cut from other
     utterances of the speaker, it synthesises from a reference wav (--prompt-wav) and the reference matters; given a
