@@ -100,6 +100,19 @@ def test_normalize_english_streets_mixed_numbers_ranges(text, expected):
     assert normalize_text(text, "en-us") == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    # espeak-ng reads "a.m." as two letters with a pause after each, "am" as the verb; "AM" it spells out
+    ("at 9 a.m. today, or at 9am", "at nine AM today, or at nine AM"),
+    ("It is 3 p.m. Then he left.", "It is three PM. Then he left."),
+    ("10:30 PM, 12:00pm and 9:00 a.m.", "ten thirty PM, twelve PM and nine AM."),
+    ("9 a.m.–5 p.m. and 9am-5pm", "nine AM to five PM and nine AM to five PM"),
+    # not after an hour, or not a.m. at all: left alone
+    ("I am 5 a man, 3 PMs, 4 ample", "I am five a man, three PMs, four ample"),
+])
+def test_normalize_english_am_pm(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
 def test_normalize_other_language_vulgar_fraction():
     assert normalize_text("1½ Tassen", "de") == "1 1/2 Tassen"
 

@@ -49,6 +49,11 @@ _RE_UNIT_EN = re.compile(r"(?<=\d)\s*(?:(ft)\b(\.)?|(in)(\.))(?=[\s,;:!?" + re.e
 _RE_SINGULAR = re.compile(r"(?:^|[^\w.,/])1\s*$")
 _RE_EG = re.compile(r"\be\.g\.", re.IGNORECASE)
 _RE_IE = re.compile(r"\bi\.e\.", re.IGNORECASE)
+# a.m. / p.m. after an hour ("9 a.m.", "9am", "10:30 PM", "12:00pm"): "AM" / "PM", which espeak-ng spells out (its
+# "a.m." is two letters with a pause after each, its "am" the verb); ":00" before it goes ("nine AM", not "nine o'clock
+# AM"); a range of two such times reads "to" ("9 a.m.–5 p.m.", "9am-5pm")
+_RE_MERIDIEM = re.compile(r"(\d)(?::00)?\s?([AaPp])\.?\s?[Mm]\b(\.?)")
+_RE_MERIDIEM_RANGE = re.compile(r"(\d [AP]M)\s*[-\u2013]\s*(?=\d)")
 # "No." and "p."/"pp." only before a digit mean "number" and "page(s)" (otherwise "I said no." ends a sentence)
 _RE_NO = re.compile(r"\bno\.(?=\s*\d)", re.IGNORECASE)
 _RE_PAGES = re.compile(r"\b(pp?)\.(?=\s*\d)", re.IGNORECASE)
@@ -101,6 +106,12 @@ def _after_capitalised_word(before: str) -> bool:
     return bool(earlier) and earlier[-1] not in ".!?:"
 
 
+def _meridiem(m: re.Match) -> str:
+    """``9 a.m.`` -> ``9 AM``, keeping the period where it also ends the sentence."""
+    end = "." if m.group(3) and _ends_sentence(m.string[m.end():]) else ""
+    return f"{m.group(1)} {m.group(2).upper()}M{end}"
+
+
 def _abbreviation(m: re.Match) -> str:
     key, rest = m.group(1).lower(), m.string[m.end():]
     final = _ends_sentence(rest)  # the text ends, or a capitalised word follows
@@ -145,6 +156,7 @@ def normalize_text(text: str, language: str = "en-us") -> str:
     text = unicodedata.normalize("NFKC", text)
     text = "".join(_CHAR_MAP.get(c, c) for c in text)
     if english:
+        text = _RE_MERIDIEM_RANGE.sub(r"\1 to ", _RE_MERIDIEM.sub(_meridiem, text))
         text = _RE_EN_DASH_NOT_RANGE.sub(" , ", _RE_EN_DASH_RANGE.sub("\u2013", text))
     else:
         text = _RE_EN_DASH.sub(" , ", text)
