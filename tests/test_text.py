@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
     ("$10-20 each, 10-15%, 9:30-11:00", "ten dollars to twenty dollars each, ten to fifteen percent, nine thirty to eleven o'clock"),
     ("call 555-1234 after a 3-2 win", "call five hundred fifty-five-twelve thirty-four after a three-two win"),
     ("in his 20s, the 4s and 6s", "in his twenties, the fours and sixes"),
-    ("a 5-year-old, Fig.3, -$5", "a five-year-old, Fig. three, minus five dollars"),
+    ("a 5-year-old, Fig.3, -$5", "a five-year-old, figure three, minus five dollars"),
 ])
 def test_normalize_english(text, expected):
     assert normalize_text(text, "en-us") == expected
@@ -93,6 +93,16 @@ def test_normalize_english_fractions_dashes_abbreviations(text, expected):
     ("50-100 ms, 500-1,000 Hz", "fifty to one hundred ms, five hundred to one thousand Hz"),
     ("$1.5-2 million", "one point five million dollars to two million dollars"),
     ("pp. 10–12, p.5 and No.5-7", "pages ten to twelve, page five and number five to seven"),
+    # references before a number; units after one; the fruit is not a figure
+    ("See Figs. 4–5, Eq. 2, Sec. 3, Ch. 1 and Vol. 2.",
+     "See figures four to five, equation two, section three, chapter one and volume two."),
+    ("A ripe fig. It took 5 sec. and 1 min.", "A ripe fig. It took five seconds and one minute."),
+    # decades and signed numbers: an en dash reads "to"; a hyphen after a sign does not (-5-10 may be a subtraction)
+    ("In the 1990s–2000s and the 80s-90s.", "In the nineteen nineties to two thousands and the eighties to nineties."),
+    ("From -5–10 degrees, −5 – 10, -5-10.", "From minus five to ten degrees, minus five to ten, minus five-ten."),
+    # a street's name as a sentence's first word; a word that starts sentences stays a doctor's
+    ("Sunset Dr. is closed. The Dr. is in. Ask Dr. about it.",
+     "Sunset drive is closed. The doctor is in. Ask doctor about it."),
     # not ranges: a percentage before a word, a chain
     ("100%–yes, 10%–15%–20%", "one hundred percent, yes, ten percent, fifteen percent, twenty percent"),
 ])

@@ -36,16 +36,22 @@ _PREFIX_ABBREVIATIONS_EN = {"mr", "mrs", "ms", "dr", "prof", "capt", "col", "gen
 # neither, the last word ("the St. corner", "the Dr. said")
 _TITLE_OR_STREET_EN = {"st": ("saint", "street", "street"), "dr": ("doctor", "drive", "doctor")}
 _CLOSERS = ")]}\"'\u2019\u201d\u00bb"
-# capitalised words that start a sentence rather than name someone: after "Elm Dr." they make it a street
+# capitalised words that start a sentence rather than name a place or someone: after "Elm Dr." they make it a
+# street; before it, a sentence's first word that is not one of them is a street's name ("Sunset Dr. is closed", but
+# "The Dr. is in", "Ask Dr. about it")
 _SENTENCE_OPENERS_EN = frozenset(
     "A An The This That These Those There Then It Its I We You He She They My Our Your His Her Their In On At By For "
-    "From To With After Before When While If As But And Or So Yet Turn Take Go Head Continue".split())
+    "From To With After Before When While If As But And Or So Yet Turn Take Go Head Continue Ask Call See Visit Meet "
+    "Tell Thank Thanks Dear Hi Hello Welcome Please Yes No Oh".split())
 _RE_ABBREV_EN = re.compile(r"\b(" + "|".join([*_ABBREVIATIONS_EN, *_TITLE_OR_STREET_EN]) + r")\.(?=[\s,;:!?" +
                            re.escape(_CLOSERS) + r"]|$)", re.IGNORECASE)
-# units after a number: "6 ft. 2 in." (feet, inches); "in" only with its period ("5 in the box" is not inches)
-_UNITS_EN = {"ft": ("foot", "feet"), "in": ("inch", "inches")}
-_RE_UNIT_EN = re.compile(r"(?<=\d)\s*(?:(ft)\b(\.)?|(in)(\.))(?=[\s,;:!?" + re.escape(_CLOSERS) + r"]|$)",
-                         re.IGNORECASE)
+# units after a number: "6 ft. 2 in." (feet, inches), "5 sec", "10 mins."; "in" only with its period ("5 in the box"
+# is not inches)
+_UNITS_EN = {"ft": ("foot", "feet"), "in": ("inch", "inches"), "sec": ("second", "seconds"),
+             "secs": ("second", "seconds"), "min": ("minute", "minutes"), "mins": ("minute", "minutes"),
+             "hr": ("hour", "hours"), "hrs": ("hour", "hours")}
+_RE_UNIT_EN = re.compile(r"(?<=\d)\s*(?:(ft|secs?|mins?|hrs?)\b(\.)?|(in)(\.))(?=[\s,;:!?" + re.escape(_CLOSERS) +
+                         r"]|$)", re.IGNORECASE)
 _RE_SINGULAR = re.compile(r"(?:^|[^\w.,/])1\s*$")
 _RE_EG = re.compile(r"\be\.g\.", re.IGNORECASE)
 _RE_IE = re.compile(r"\bi\.e\.", re.IGNORECASE)
@@ -54,9 +60,12 @@ _RE_IE = re.compile(r"\bi\.e\.", re.IGNORECASE)
 # AM"); a range of two such times reads "to" ("9 a.m.–5 p.m.", "9am-5pm")
 _RE_MERIDIEM = re.compile(r"(\d)(?::00)?\s?([AaPp])\.?\s?[Mm]\b(\.?)")
 _RE_MERIDIEM_RANGE = re.compile(r"(\d [AP]M)\s*[-\u2013]\s*(?=\d)")
-# "No." and "p."/"pp." only before a digit mean "number" and "page(s)" (otherwise "I said no." ends a sentence)
-_RE_NO = re.compile(r"\bno\.(?=\s*\d)", re.IGNORECASE)
-_RE_PAGES = re.compile(r"\b(pp?)\.(?=\s*\d)", re.IGNORECASE)
+# abbreviations that mean a reference only before a number ("No. 5", "pp. 10-12", "Fig. 3"; otherwise "I said no."
+# ends a sentence and "a ripe fig." is the fruit)
+_BEFORE_NUMBER_EN = {"no": "number", "p": "page", "pp": "pages", "fig": "figure", "figs": "figures", "eq": "equation",
+                     "eqs": "equations", "sec": "section", "secs": "sections", "ch": "chapter", "chap": "chapter",
+                     "vol": "volume", "vols": "volumes"}
+_RE_BEFORE_NUMBER_EN = re.compile(r"\b(" + "|".join(_BEFORE_NUMBER_EN) + r")\.(?=\s*\d)", re.IGNORECASE)
 
 # before NFKC, which makes "1½" "11⁄2": a vulgar fraction is an ASCII one, apart from the digits around it
 _VULGAR_FRACTIONS = {
@@ -81,8 +90,8 @@ _RE_PUNCT_RUN = re.compile(r"([" + re.escape(PUNCTUATION) + r"])[" + re.escape(P
 _RE_SPACED_HYPHEN = re.compile(r"\s-+\s|\s-+$|^-+\s|--+")
 # an en dash is a pause, except (in English) between two numbers (10–15, 10%–15%), which numbers.py reads as a range
 _RE_EN_DASH = re.compile(r"\u2013")
-_RE_EN_DASH_RANGE = re.compile(r"(?<=[\d%°])\s*\u2013\s*(?=[$£€]?\d)")
-_RE_EN_DASH_NOT_RANGE = re.compile(r"(?<![\d%°])\u2013|\u2013(?![$£€]?\d)")
+_RE_EN_DASH_RANGE = re.compile(r"(?:(?<=[\d%°])|(?<=\ds))\s*\u2013\s*(?=[$£€]?[-\u2212]?\d)")
+_RE_EN_DASH_NOT_RANGE = re.compile(r"(?<![\d%°])(?<!\ds)\u2013|\u2013(?![$£€]?[-\u2212]?\d)")
 
 
 def _ends_sentence(rest: str) -> bool:
@@ -96,14 +105,15 @@ def _ends_sentence(rest: str) -> bool:
 
 
 def _after_capitalised_word(before: str) -> bool:
-    """Whether the word just before is capitalised, not the first of its sentence and not followed by a pause ("on
-    Main St." not "Visit St." or "Thanks, Dr.")."""
+    """Whether the word just before is capitalised and not followed by a pause, and, if it is its sentence's first,
+    not a word that starts sentences ("on Main St.", "Sunset Dr. is", not "Visit St.", "The Dr." or "Thanks, Dr.")."""
     before = before.rstrip()
     m = re.search(r"(\S+)$", before)
-    if not m or not m.group(1).lstrip("([{\"'\u2018\u201c\u00ab")[:1].isupper() or m.group(1)[-1] in ",;:":
+    word = m.group(1).lstrip("([{\"'\u2018\u201c\u00ab") if m else ""
+    if not word[:1].isupper() or word[-1] in ",;:":
         return False
     earlier = before[:m.start()].rstrip()
-    return bool(earlier) and earlier[-1] not in ".!?:"
+    return (bool(earlier) and earlier[-1] not in ".!?:") or word not in _SENTENCE_OPENERS_EN
 
 
 def _meridiem(m: re.Match) -> str:
@@ -164,8 +174,8 @@ def normalize_text(text: str, language: str = "en-us") -> str:
     if english:
         text = _RE_EG.sub("for example", text)
         text = _RE_IE.sub("that is", text)
-        text = _RE_NO.sub("number ", text)  # with a space: "No.5-7" is "number 5-7", a range
-        text = _RE_PAGES.sub(lambda m: "pages " if len(m.group(1)) == 2 else "page ", text)
+        # with a space: "No.5-7" is "number 5-7", a range
+        text = _RE_BEFORE_NUMBER_EN.sub(lambda m: _BEFORE_NUMBER_EN[m.group(1).lower()] + " ", text)
         text = _RE_UNIT_EN.sub(_unit, text)
         text = _RE_ABBREV_EN.sub(_abbreviation, text)
         text = expand_numbers_en(text)

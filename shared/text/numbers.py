@@ -101,11 +101,13 @@ _RE_CURRENCY_SUFFIX = re.compile(r"([$£€]\s?\d[\d,]*(?:\.\d+)?)(k|mn|m|bn|b)\
 _SCALE_SUFFIXES = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion"}
 # ranges and signs are read on the text as written (before any number becomes words): a range of two numbers, times,
 # fractions or amounts ("1990-2000", "1,000-2,000", "0.5-1.0", "9:30-11:00", "1/2-3/4", "$10-20", "$10-$20",
-# "$1-2 million", "10-15%", "10%-15%"), not a chain (phone numbers, dates, 1-2-3) or a mixed number (5-1/2); an en
-# dash between two numbers ("2010–2015", "7 – 8") is always a range
+# "$1-2 million", "10-15%", "10%-15%", decades "1980s-1990s"), not a chain (phone numbers, dates, 1-2-3) or a mixed
+# number (5-1/2); an en dash between two numbers ("2010–2015", "7 – 8", "-5–10") is always a range
 _RE_RANGE_NUMBER = r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+|:\d\d|/[1-9]\d*)?)"
-_RE_RANGE = re.compile(r"(?<![\w.,:/\-\u2013])([$£€]?)" + _RE_RANGE_NUMBER + r"([%°])?(-|\s*\u2013\s*)(?:\1)?" +
-                       _RE_RANGE_NUMBER + r"(?(3)(?=\3))(?![%°]?(?:[\w:/\-\u2013]|[.,]\d))")
+_RE_RANGE = re.compile(r"(?<![\w.,:/\-\u2013])(?P<cur>[$£€]?)(?P<sign_a>[-\u2212]?)" + _RE_RANGE_NUMBER.replace("(", "(?P<a>", 1) +
+                       r"(?P<unit>[%°])?(?P<decades>s)?(?P<sep>-|\s*\u2013\s*)(?:(?P=cur))?(?P<sign_b>[-\u2212]?)" +
+                       _RE_RANGE_NUMBER.replace("(", "(?P<b>", 1) + r"(?(unit)(?=(?P=unit)))(?(decades)s)"
+                       r"(?![%°]?(?:[\w:/\-\u2013]|[.,]\d))")
 _RE_SCALE_WORD = re.compile(r"\s?(?:thousand|million|billion|trillion)\b", re.IGNORECASE)
 _RE_SIGNED = re.compile(r"(?<![\w.,:\-])([-+−])(?=[$£€]?\.?\d)")
 _RE_BARE_DECIMAL = re.compile(r"(?<![\w.,])\.(\d+)\b")
@@ -206,15 +208,17 @@ def _range(m: re.Match) -> str:
     """``a-b`` -> ``a to b`` where it reads as a range: ``a < b``, both times or both numbers, which are decimals,
     fractions, have thousands separators, are of the same length or of at most three digits (not 555-1234, not a
     score like 3-2, not 1-1/2); with an en dash always. A sign after both is said once (``10%-15%`` -> ``10 to 15%``),
-    an amount's currency and scale twice (``$1-2 million`` -> ``$1 million to $2 million``)."""
-    cur, a, _, sep, b = m.groups()
+    an amount's currency and scale twice (``$1-2 million`` -> ``$1 million to $2 million``), a decade's plural twice
+    (``1980s-1990s``). A signed number (``-5–10``) is a range only with an en dash."""
+    cur, sign_a, a, sep, sign_b, b = m.group("cur", "sign_a", "a", "sep", "sign_b", "b")
     if "\u2013" not in sep:  # a hyphen: only where it reads as a range
-        if (":" in a) != (":" in b) or not _range_value(a) < _range_value(b):
+        if sign_a or sign_b or (":" in a) != (":" in b) or not _range_value(a) < _range_value(b):
             return m.group(0)
         if not re.search("[:.,/]", a + b) and not (len(a) == len(b) or max(len(a), len(b)) <= 3):
             return m.group(0)
     scale = _RE_SCALE_WORD.match(m.string, m.end()) if cur else None
-    return f"{cur}{a}{scale.group(0) if scale else ''} to {cur}{b}"
+    s = m.group("decades") or ""
+    return f"{cur}{sign_a}{a}{s}{scale.group(0) if scale else ''} to {cur}{sign_b}{b}{s}"
 
 
 def _percent(m: re.Match) -> str:
