@@ -195,16 +195,49 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int
     return RatioCI(float(num.sum() / den.sum()), [float(lo), float(hi)], "bootstrap")
 
 
+def ratio_ci_over_judges(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int = 0,
+                         level: float = 0.95) -> list[float]:
+    """The interval of the pooled ratio ``num.sum() / den.sum()`` of ``(judges, utterances)`` counts (each judge's
+    phone errors in the generated and in the real audio of the same sentences) when the judges, too, are a sample:
+    a two-way bootstrap that draws judges and utterances with replacement (each draw's ratio the sum over the drawn
+    judges and utterances), so it widens with the spread between judges as well as between sentences. With one
+    judge it is :func:`ratio_ci`'s bootstrap. Draws whose denominator sums to 0 count as infinite."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    if num.shape != den.shape or num.ndim != 2 or not num.size:
+        raise ValueError(f"ratio_ci_over_judges needs two equal (judges, utterances) arrays, got {num.shape} and {den.shape}")
+    rng = np.random.default_rng(seed)
+    n_judges, n_utts = num.shape
+    judges = rng.integers(0, n_judges, size=(resamples, n_judges))
+    utts = rng.integers(0, n_utts, size=(resamples, n_utts))
+    # per draw: the drawn judges' counts summed (with multiplicity) per utterance, then over the drawn utterances
+    weight = np.zeros((resamples, n_judges))
+    np.add.at(weight, (np.arange(resamples)[:, None], judges), 1.0)
+    num_u, den_u = weight @ num, weight @ den  # (resamples, utterances)
+    rows = np.arange(resamples)[:, None]
+    num_sums, den_sums = num_u[rows, utts].sum(1), den_u[rows, utts].sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = np.where(den_sums > 0, num_sums / den_sums, math.inf)
+    interpolation = "linear" if np.isfinite(boot).all() else "inverted_cdf"
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], method=interpolation)
+    return [float(lo), float(hi)]
+
+
+def _times(v: float | None) -> str:
+    return "∞" if v is None or v == math.inf else f"{v:.2f}x"
+
+
+def format_interval(ci: list[float | None]) -> str:
+    """``[1.79x, 3.45x]``; ``∞`` for an infinite end (in JSON, null)."""
+    return f"[{_times(ci[0])}, {_times(ci[1])}]"
+
+
 def format_ratio(ratio: float | None, ci: list[float | None], method: str = "bootstrap") -> str:
     """A :func:`ratio_ci` result as RESULTS.md, the CLIs and the screening print it: ``2.44x [1.79x, 3.45x]``, with
     `` (exact)`` for the exact interval; ``∞`` for an infinite value (no real-audio errors; in JSON, null);
     ``undefined`` where neither side has errors."""
     if method == "undefined":
         return "undefined"
-
-    def x(v: float | None) -> str:
-        return "∞" if v is None or v == math.inf else f"{v:.2f}x"
-    return f"{x(ratio)} [{x(ci[0])}, {x(ci[1])}]" + (" (exact)" if method == "exact" else "")
+    return f"{_times(ratio)} {format_interval(ci)}" + (" (exact)" if method == "exact" else "")
 
 
 def format_table(result: dict[str, dict[str, Any]], name_a: str = "A", name_b: str = "B") -> str:

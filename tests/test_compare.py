@@ -168,3 +168,24 @@ def test_pers_scored_by_different_recognisers_are_not_compared(tmp_path, capsys)
     (tmp_path / "judge" / "metrics.json").unlink()
     assert main([a, other_judge, "--resamples", "100"]) == 0
     assert "cannot check" in capsys.readouterr().err
+
+
+def test_ratio_ci_over_judges_widens_with_the_judges_spread():
+    from shared.compare import ratio_ci_over_judges
+
+    rng = np.random.default_rng(0)
+    real = rng.poisson(1.0, size=(1, 400)).repeat(2, axis=0)  # two judges that read the real audio alike
+    agree = rng.poisson(2.0, size=(1, 400)).repeat(2, axis=0)
+    disagree = np.stack([rng.poisson(1.0, 400), rng.poisson(3.0, 400)])  # 1x by one judge, 3x by the other
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    # judges that agree: about the utterances-only interval
+    one_way = ratio_ci(agree.sum(0), real.sum(0)).ci
+    assert width(ratio_ci_over_judges(agree, real)) == pytest.approx(width(one_way), rel=0.25)
+    # judges that disagree: the utterances-only interval of the pooled ratio (~2x) is narrow and misses both
+    # judges' own ratios; the two-way one reaches towards both
+    one_way = ratio_ci(disagree.sum(0), real.sum(0)).ci
+    two_way = ratio_ci_over_judges(disagree, real)
+    assert one_way[0] > 1.5 and one_way[1] < 2.5
+    assert two_way[0] < 1.3 and two_way[1] > 2.7
+    with pytest.raises(ValueError, match="judges, utterances"):
+        ratio_ci_over_judges(agree.sum(0), real.sum(0))

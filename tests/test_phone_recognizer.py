@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from shared.phone_recognizer.data import (
-    ROBUSTNESS_CHECKS, change_speed, degrade, frame_batches, is_punctuation, low_pass, phone_filter,
+    ROBUSTNESS_CHECKS, change_speed, degrade, is_punctuation, low_pass, phone_filter,
 )
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig, greedy_ctc_decode
 from shared.phone_recognizer.score import LoadedRecognizer, score_dir
@@ -84,12 +84,6 @@ def test_degrade_options():
         gain = (out @ wav.double()) / (wav.double() @ wav.double())
         spec = torch.fft.rfft(out)
         assert torch.allclose(out, gain * wav.double(), atol=1e-5) or spec[-500:].abs().max() < 1e-6
-
-
-def test_frame_batches():
-    batches = frame_batches([10, 50, 20, 40, 30], max_samples=100)
-    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
-    assert all(max([10, 50, 20, 40, 30][i] for i in b) * len(b) <= 100 for b in batches)
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +239,12 @@ def test_judges_pool_several_recognisers_per_utterance(toy, tmp_path, capsys):
         sums = {k: sums[k] + row[k] for k in sums}
     pooled = res["pooled"]
     assert {k: pooled[k] for k in sums} == sums and pooled["ratio"] == pytest.approx(sums["errors"] / sums["real_errors"])
-    assert "pooled over 2 judges (3 utterances)" in capsys.readouterr().out
+    # the pooled row also has the interval over judges and sentences (where the bootstrap applies); a judge's own not
+    assert ("ci_judges" in pooled) == (pooled["ci_method"] == "bootstrap")
+    assert not any("ci_judges" in row for row in res["per_judge"].values())
+    printed = capsys.readouterr().out
+    assert "pooled over 2 judges (3 utterances)" in printed
+    assert ("over judges and sentences" in printed) == ("ci_judges" in pooled)
     # generated audio of an utterance the real dir lacks is an error naming it; a judge given twice too
     (gen / "wav.scp").write_text(f"nosuchutt {real[utts[0]]}\n")
     with pytest.raises(ValueError, match="nosuchutt"):

@@ -11,7 +11,8 @@ run AG's screening TTS audio is 1.17x, 1.33x or 1.71x its real audio by three 18
 generated dir and the real audio with every judge and reports each judge's ratio and the pooled one: each
 utterance's errors summed over the judges, the ratio of the sums, and its interval over utterances
 (:func:`shared.compare.ratio_ci`: bootstrap, or exact where the real audio has under 5 errors; each row says
-which). The ratio of the sums is the mean of the judges' own ratios weighted by each judge's real-audio error
+which), then a wider one over judges and utterances together (:func:`shared.compare.ratio_ci_over_judges`), which
+counts the judges as a sample too: with few judges, a rough one. The ratio of the sums is the mean of the judges' own ratios weighted by each judge's real-audio error
 count: a judge that reads the real audio with few errors weighs less than one that reads it with many (and a
 judge with no real errors, whose own ratio is infinite, does not make the pooled one infinite). Train more
 judges with ``python -m shared.phone_recognizer.train ... train.seed=N``.
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.compare import format_ratio, ratio_ci
+from shared.compare import format_interval, format_ratio, ratio_ci, ratio_ci_over_judges
 from shared.evaluate import json_safe
 from shared.io import MODEL_FILE, PathLike, file_sha256, write_json
 from shared.phone_recognizer.data import utterance_ids
@@ -37,11 +38,15 @@ from shared.phone_recognizer.score import LoadedRecognizer, score_dir
 
 def ratio_row(gen: list[dict[str, int]], real: list[dict[str, int]], utts: list[str]) -> dict:
     """The ratio of generated to real phone errors over ``utts``, summed over judges (one dict of per-utterance
-    errors per judge, in the same order in ``gen`` and ``real``), with its interval over utterances."""
-    num = np.array([sum(g[u] for g in gen) for u in utts])
-    den = np.array([sum(r[u] for r in real) for u in utts])
-    ratio, ci, method = ratio_ci(num, den)
-    return {"errors": int(num.sum()), "real_errors": int(den.sum()), "ratio": ratio, "ci": ci, "ci_method": method}
+    errors per judge, in the same order in ``gen`` and ``real``), with its interval over utterances; with several
+    judges also ``ci_judges``, the interval over judges and utterances (:func:`shared.compare.ratio_ci_over_judges`)."""
+    num = np.array([[g[u] for u in utts] for g in gen])
+    den = np.array([[r[u] for u in utts] for r in real])
+    ratio, ci, method = ratio_ci(num.sum(0), den.sum(0))
+    row = {"errors": int(num.sum()), "real_errors": int(den.sum()), "ratio": ratio, "ci": ci, "ci_method": method}
+    if len(gen) > 1 and method == "bootstrap":
+        row["ci_judges"] = ratio_ci_over_judges(num, den)
+    return row
 
 
 def score_judges(judges: list[PathLike], ref_dir: PathLike, gen_dirs: list[PathLike], ref_token_file: PathLike) -> dict:
@@ -80,7 +85,10 @@ def same_weights(judges: list[Path]) -> tuple[Path, Path] | None:
 
 
 def _fmt(row: dict) -> str:
-    return f"{row['errors']} / {row['real_errors']} = {format_ratio(row['ratio'], row['ci'], row['ci_method'])}"
+    text = f"{row['errors']} / {row['real_errors']} = {format_ratio(row['ratio'], row['ci'], row['ci_method'])}"
+    if "ci_judges" in row:  # the first interval covers the sentences, this one the judges too
+        text += f", {format_interval(row['ci_judges'])} over judges and sentences"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
