@@ -76,6 +76,31 @@ def test_mel_cepstrum_shape_and_gain(speech):
     assert np.allclose(diff[:, 0], np.log(2.0), atol=1e-4) and np.abs(diff[:, 1:]).max() < 1e-4
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.42])
+def test_mel_cepstrum_of_a_known_filter_is_sptk_scaled(alpha):
+    """``H(z~) = 1 - b z~^-1`` on the warped axis has ``ln H = -sum_m b^m / m z~^-m``: SPTK's mel-cepstrum ``c_m =
+    -b^m / m`` (m >= 1), on the scale MCD's ``10 / ln 10 * sqrt(2 ...)`` assumes (the symmetric cepstrum is half);
+    and the MCD between two such filters is the RMS of their log-spectral difference in dB (c_0 apart)."""
+    from shared.metrics.spectral import MCD_CONST, _mcep_matrix
+
+    n_fft, order = 4096, 24
+    w = np.linspace(0.0, np.pi, n_fft // 2 + 1)
+    w_tilde = warp_frequency(w, alpha)
+
+    def log_amp(b: float) -> np.ndarray:  # ln|H| at each FFT bin's unwarped frequency
+        return np.log(np.abs(1.0 - b * np.exp(-1j * w_tilde)))
+
+    c = _mcep_matrix(n_fft, order, alpha) @ log_amp(0.6)
+    m = np.arange(1, order + 1)
+    assert abs(c[0]) < 1e-4 and np.allclose(c[1:], -(0.6**m) / m, atol=1e-4)
+    # MCD against the log spectra's own RMS difference (over the warped axis, where c is orthogonal)
+    d = _mcep_matrix(n_fft, order, alpha) @ (log_amp(0.6) - log_amp(0.3))
+    grid = np.linspace(0.0, np.pi, 20001)
+    diff = np.interp(grid, w_tilde, log_amp(0.6) - log_amp(0.3))
+    rms_db = 20 / np.log(10) * np.sqrt(np.mean((diff - diff.mean()) ** 2))
+    assert MCD_CONST * np.sqrt((d[1:] ** 2).sum()) == pytest.approx(rms_db, rel=1e-3)
+
+
 def test_mcd_identical_is_zero_and_degradations_are_worse(speech):
     ref = mel_cepstrum(speech["ref"])
     assert mcd_dtw(ref, ref)[0] == 0.0
@@ -114,6 +139,9 @@ def test_pesq_stoi_mel_distance(speech):
     dist = MultiResolutionMelDistance(16000)
     assert dist(ref, ref) == 0.0 and dist(ref, noisy) > 0.1
     assert np.isnan(pesq_wb(np.zeros(16000), np.zeros(16000), 16000))  # no speech: NaN, not an exception
+    # too short for either (0.2 s): NaN, not pesq's exception nor pystoi's 1e-5 as if it were unintelligible
+    short = ref[: 16000 // 5]
+    assert np.isnan(pesq_wb(short, short, 16000)) and np.isnan(stoi(short, short, 16000))
 
 
 def test_rtf():

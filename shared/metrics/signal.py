@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,8 +43,9 @@ def si_sdr(ref: np.ndarray, est: np.ndarray, eps: float = 1e-10) -> float:
 
 
 def pesq_wb(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
-    """Wide-band PESQ (MOS-LQO, 1.04..4.64) with the ``pesq`` package; NaN if PESQ finds no speech."""
-    from pesq import NoUtterancesError, pesq
+    """Wide-band PESQ (MOS-LQO, 1.04..4.64) with the ``pesq`` package; NaN if PESQ finds no speech or the audio is
+    too short for it (under about a quarter of a second): one such utterance must not abort an evaluation."""
+    from pesq import BufferTooShortError, NoUtterancesError, pesq
 
     ref, est = _pair(ref, est)
     if not np.abs(ref).max() > 0 or not np.abs(est).max() > 0:
@@ -55,16 +57,25 @@ def pesq_wb(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
         est = resample(torch.from_numpy(est), sample_rate, 16000).numpy()
     try:
         return float(pesq(16000, ref, est, "wb"))
-    except NoUtterancesError:
+    except (NoUtterancesError, BufferTooShortError):
         return float("nan")
 
 
 def stoi(ref: np.ndarray, est: np.ndarray, sample_rate: int, extended: bool = False) -> float:
-    """Short-time objective intelligibility (0..1, 1 = identical) with ``pystoi`` (resamples to 10 kHz itself)."""
+    """Short-time objective intelligibility (0..1, 1 = identical) with ``pystoi`` (resamples to 10 kHz itself); NaN
+    where too little speech is left after its silence removal (under 30 frames, ~0.4 s), where pystoi warns and
+    returns 1e-5, a value that would pull a mean down as if the audio were unintelligible."""
     from pystoi import stoi as _stoi
 
     ref, est = _pair(ref, est)
-    return float(_stoi(ref, est, sample_rate, extended=extended))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = float(_stoi(ref, est, sample_rate, extended=extended))
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        return float("nan")
+    for w in caught:  # anything else pystoi had to say still reaches the user
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return value
 
 
 class MultiResolutionMelDistance:

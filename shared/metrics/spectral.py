@@ -9,11 +9,14 @@ Recipe (all at ``sample_rate`` = 16 kHz unless told otherwise; inputs are resamp
    all-pass warping ``w~ = w + 2 atan(a sin w / (1 - a cos w))``, ``a = 0.42`` at 16 kHz
    (:func:`alpha_for_rate` gives the usual SPTK values for other rates). ``ln|X|`` is sampled on a
    uniform grid of the *warped* frequency (linear interpolation between FFT bins at the unwarped
-   frequencies ``w = warp(w~, -a)``) and projected on ``cos(m w~)``:
-   ``c_m = 1/pi * integral_0^pi ln|X(w~)| cos(m w~) dw~`` (trapezoid rule), m = 0..24. This is the
+   frequencies ``w = warp(w~, -a)``) and projected on ``cos(m w~)``, in SPTK's (one-sided) convention
+   ``ln|X(w~)| = c_0 + sum_{m>=1} c_m cos(m w~)``: ``c_0 = 1/pi * integral_0^pi ln|X(w~)| dw~`` and
+   ``c_m = 2/pi * integral_0^pi ln|X(w~)| cos(m w~) dw~`` (trapezoid rule), m = 1..24. This is the
    least-squares order-24 fit of the log spectrum on the warped axis; SPTK's ``mcep`` (UELS) fits the
    same model with a different envelope criterion, so values are on the same scale but not identical
-   to pysptk-based numbers.
+   to pysptk-based numbers. (Until 2026-12-07 the c_m, m >= 1, were the symmetric cepstrum's, half of
+   these, and every MCD-DTW this toolkit reported was half the standard value: exactly, as the DTW path
+   does not change with a common scale.)
 3. **DTW** (:mod:`shared.metrics.dtw`) on c1..c24 (c0, the energy, is excluded) with Euclidean
    frame distance, steps (1,0), (0,1), (1,1).
 4. **MCD-DTW** = mean over path pairs of ``10 / ln 10 * sqrt(2 * sum_{d=1..24} (c_d - c'_d)^2)`` dB.
@@ -72,6 +75,7 @@ def _mcep_matrix(n_fft: int, order: int, alpha: float) -> np.ndarray:
     trap = np.full(q, 1.0)
     trap[[0, -1]] = 0.5
     cos = np.cos(np.arange(order + 1)[:, None] * w_tilde[None, :]) * trap / (q - 1)
+    cos[1:] *= 2.0  # one-sided: ln|X| = c_0 + sum_m c_m cos(m w~), what MCD_CONST's sqrt(2) assumes
     return cos @ interp
 
 
