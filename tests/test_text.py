@@ -90,7 +90,7 @@ def test_normalize_english_fractions_dashes_abbreviations(text, expected):
     ("1,000-2,000 and 1,000–2,000 Hz", "one thousand to two thousand and one thousand to two thousand Hz"),
     ("$1,000-$2,000", "one thousand dollars to two thousand dollars"),
     ("0.5-1.0 s, 2.5–3.5 kHz", "zero point five to one point zero s, two point five to three point five kHz"),
-    ("50-100 ms, 500-1,000 Hz", "fifty to one hundred ms, five hundred to one thousand Hz"),
+    ("50-100 ms, 500-1,000 Hz", "fifty to one hundred milliseconds, five hundred to one thousand Hz"),
     ("$1.5-2 million", "one point five million dollars to two million dollars"),
     ("pp. 10–12, p.5 and No.5-7", "pages ten to twelve, page five and number five to seven"),
     # references before a number; units after one; the fruit is not a figure
@@ -120,6 +120,64 @@ def test_normalize_english_streets_mixed_numbers_ranges(text, expected):
     ("I am 5 a man, 3 PMs, 4 ample", "I am five a man, three PMs, four ample"),
 ])
 def test_normalize_english_am_pm(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("language, text, expected", [
+    # an en dash right before a number, at the start or after a space or "(", is a minus sign in every language
+    ("en-us", "It was –5 degrees.", "It was minus five degrees."),
+    ("en-us", "Tomorrow: –3 to 2 degrees", "Tomorrow: minus three to two degrees"),
+    ("en-us", "–4 or (–5) and –$5", "minus four or, minus five, and minus five dollars"),
+    ("fr-fr", "Il fait –5 degrés.", "Il fait -5 degrés."),
+    ("de", "(–3 Grad) und 10 –15", "-3 Grad, und 10, 15"),
+    # after a number it is still a range, spaced between words still a pause
+    ("en-us", "10 –15, 10 – 15, -5–10 and word – 5", "ten to fifteen, ten to fifteen, minus five to ten and word, five"),
+])
+def test_normalize_en_dash_minus_sign(language, text, expected):
+    assert normalize_text(text, language) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # amounts: strict thousands groups; a comma before one or two digits is a decimal comma (not 150 or 125)
+    ("€1,50 and $12,5", "one euro and fifty cents and twelve dollars and fifty cents"),
+    ("€1,5 million, $2,25bn, $1,000 and $1,200.50",
+     "one point five million euros, two point two five billion dollars, one thousand dollars and one thousand two "
+     "hundred dollars and fifty cents"),
+    # ISO dates before ranges and chains; not a date with month 13
+    ("On 2020-01-15 we met.", "On January fifteenth, twenty twenty we met."),
+    ("1999-12-31 or 2005-07-04, not 2020-13-15",
+     "December thirty-first, nineteen ninety-nine or July fourth, two thousand five, not twenty twenty-thirteen-fifteen"),
+    # rough counts and space-grouped thousands (only groups of three after the first)
+    ("The 1,000s of fans, 10,000s of them and 1,000,000s", "The thousands of fans, tens of thousands of them and millions"),
+    ("10 000 people, 1 000 000 stars, $10 000", "ten thousand people, one million stars, ten thousand dollars"),
+    ("call 555 123 4567, 12 34", "call five hundred fifty-five one hundred twenty-three four thousand five hundred "
+                                 "sixty-seven, twelve thirty-four"),
+])
+def test_normalize_english_amounts_dates_groups(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # superscripts before NFKC: a unit squared or cubed, a power after a digit, a footnote mark dropped
+    ("10⁶ and 10⁻³", "ten to the power of six and ten to the power of minus three"),
+    ("5 km² and 3 m³", "five km squared and three m cubed"),
+    ("See footnote¹ and E=mc².", "See footnote and E equals mc squared."),
+    # ms after a number is milliseconds, and never a title there
+    ("Latency fell to 20 ms.", "Latency fell to twenty milliseconds."),
+    ("The delay is 5 ms. Then it rose.", "The delay is five milliseconds. Then it rose."),
+    ("1 ms, Ms. Jones", "one millisecond, miz Jones"),
+    # "#": sharp after a note, number before a digit, hashtag before a word; comparisons; a spaced hyphen between numbers
+    ("C# and F#, #hashtag, #5", "C sharp and F sharp, hashtag hashtag, number five"),
+    ("3 < 5 and 7 > 2, 1 <= 2", "three less than five and seven greater than two, one less than or equal to two"),
+    ("3 - 2 = 1", "three minus two equals one"),
+    ("ages 10 - 15, 1990 - 2000", "ages ten to fifteen, nineteen ninety to two thousand"),
+    # acronyms lose their periods; one stays where the sentence ends
+    ("U.S.A. is big.", "USA is big."),
+    ("I live in the U.S.", "I live in the US."),
+    ("In the U.S. The end.", "In the US. The end."),
+    ("The U.S. Army, a Ph.D., e.g. J.K. Rowling at 9 a.m.", "The US Army, a PhD, for example JK Rowling at nine AM."),
+])
+def test_normalize_english_superscripts_units_symbols_acronyms(text, expected):
     assert normalize_text(text, "en-us") == expected
 
 
@@ -170,7 +228,8 @@ def test_punctuation_inside_espeak_words_is_split_off():
     those once became tokens of their own, such as ``oʊ,w``, which the vocabulary then had to hold or map to <unk>."""
     fe = Frontend.from_config({"frontend": "phoneme"})
     assert fe.tokens("Hello,world") == fe.tokens("Hello, world")
-    toks = fe.tokens("The U.S.A. is big; it's 4:5.")
+    assert fe.tokens("The U.S.A. is big.").count(".") == 1  # the normaliser reads it "USA"; espeak-ng gets it raw here
+    toks = Frontend.from_config({"frontend": "phoneme", "normalize": False}).tokens("The U.S.A. is big; it's 4:5.")
     assert all(len(t) == 1 or not (set(t) & set(",.;:!?ˈˌ")) for t in toks), toks
     assert toks.count(".") == 4 and ":" in toks
     bare = Frontend.from_config({"frontend": "phoneme", "punctuation": False, "stress": "attached"}).tokens("Hello,world")

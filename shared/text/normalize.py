@@ -10,6 +10,10 @@ Decisions (see ``shared/text/README.md``):
   dashes become commas (in English an en dash between two numbers is a range: "2010–2015", "10%–15%" -> "... to
   ..."), quotes are dropped.
 * Vulgar fractions become ASCII ones apart from a whole number before NFKC ("1½" -> "1 1/2", not "11⁄2").
+* An en dash at the start or after a space or "(" and right before a number is a minus sign ("–5" -> "-5").
+* English only: superscripts are read before NFKC makes them digits ("km²" -> "km squared", "10⁶" -> "10 to the power
+  of 6", a footnote mark "word¹" goes); acronyms lose their periods ("U.S.A." -> "USA"); "#", "<", ">" and a spaced
+  hyphen between numbers are read where they have one reading ("#5", "C#", "3 < 5", "3 - 2").
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ _ABBREVIATIONS_EN = {
 # these come before a name or a number ("Mr. Smith", "vs. Frazier"): a capital after them does not start a sentence
 _PREFIX_ABBREVIATIONS_EN = {"mr", "mrs", "ms", "dr", "prof", "capt", "col", "gen", "lt", "sgt", "rev", "hon", "gov",
                             "mt", "ft", "vs", "approx", "est"}
+# titles that never come after a number: "5 ms" is a unit (see _UNITS_EN), "5 Mr." no title
+_NOT_AFTER_NUMBER_EN = {"mr", "mrs", "ms"}
+_RE_DIGIT_AT_END = re.compile(r"\d\s*$")
 # a title before a name, a street after a street's name: "St. John", "Main St."; "Dr. Smith", "Elm Dr."; with
 # neither, the last word ("the St. corner", "the Dr. said")
 _TITLE_OR_STREET_EN = {"st": ("saint", "street", "street"), "dr": ("doctor", "drive", "doctor")}
@@ -45,16 +52,19 @@ _SENTENCE_OPENERS_EN = frozenset(
     "Tell Thank Thanks Dear Hi Hello Welcome Please Yes No Oh".split())
 _RE_ABBREV_EN = re.compile(r"\b(" + "|".join([*_ABBREVIATIONS_EN, *_TITLE_OR_STREET_EN]) + r")\.(?=[\s,;:!?" +
                            re.escape(_CLOSERS) + r"]|$)", re.IGNORECASE)
-# units after a number: "6 ft. 2 in." (feet, inches), "5 sec", "10 mins."; "in" only with its period ("5 in the box"
-# is not inches)
+# units after a number: "6 ft. 2 in." (feet, inches), "5 sec", "10 mins.", "20 ms" (not "miz"); "in" only with its
+# period ("5 in the box" is not inches), "ms" only in lower case (milliseconds are never "MS")
 _UNITS_EN = {"ft": ("foot", "feet"), "in": ("inch", "inches"), "sec": ("second", "seconds"),
              "secs": ("second", "seconds"), "min": ("minute", "minutes"), "mins": ("minute", "minutes"),
-             "hr": ("hour", "hours"), "hrs": ("hour", "hours")}
-_RE_UNIT_EN = re.compile(r"(?<=\d)\s*(?:(ft|secs?|mins?|hrs?)\b(\.)?|(in)(\.))(?=[\s,;:!?" + re.escape(_CLOSERS) +
-                         r"]|$)", re.IGNORECASE)
+             "hr": ("hour", "hours"), "hrs": ("hour", "hours"), "ms": ("millisecond", "milliseconds")}
+_RE_UNIT_EN = re.compile(r"(?<=\d)\s*(?:(ft|secs?|mins?|hrs?|(?-i:ms))\b(\.)?|(in)(\.))(?=[\s,;:!?" +
+                         re.escape(_CLOSERS) + r"]|$)", re.IGNORECASE)
 _RE_SINGULAR = re.compile(r"(?:^|[^\w.,/])1\s*$")
 _RE_EG = re.compile(r"\be\.g\.", re.IGNORECASE)
 _RE_IE = re.compile(r"\bi\.e\.", re.IGNORECASE)
+# an acronym's periods would be sentence ends ("U.S.A. is big" is three of them): "USA", "PhD"; single letters upper
+# case ("p.s." -> "PS", which espeak-ng spells); after e.g., i.e. and a.m. after an hour, which are read before this
+_RE_ACRONYM = re.compile(r"\b(?:[A-Za-z]\.){2,}(?!\w)|\b[A-Z][a-z]\.(?:[A-Z]\.)+(?!\w)")
 # a.m. / p.m. after an hour ("9 a.m.", "9am", "10:30 PM", "12:00pm"): "AM" / "PM", which espeak-ng spells out (its
 # "a.m." is two letters with a pause after each, its "am" the verb); ":00" before it goes ("nine AM", not "nine o'clock
 # AM"); a range of two such times reads "to" ("9 a.m.–5 p.m.", "9am-5pm")
@@ -74,6 +84,15 @@ _VULGAR_FRACTIONS = {
     "\u2159": "1/6", "\u215a": "5/6", "\u215b": "1/8", "\u215c": "3/8", "\u215d": "5/8", "\u215e": "7/8",
 }
 _RE_VULGAR = re.compile("[" + "".join(_VULGAR_FRACTIONS) + "]")
+# before NFKC, which makes "10⁶" "106" and "km²" "km2" (English): "²"/"³" after a word of one or two letters, a unit
+# or a variable ("km²", "ft³", "x²", "mc²"), read "squared"/"cubed"; a superscript number after a digit is a power
+# ("10⁶", "10⁻³"; a footnote mark after a number reads so too); one after any other word or after punctuation is a
+# footnote mark and goes ("footnote¹", "the end.²"); elsewhere NFKC makes it a digit as before
+_SUPERSCRIPTS = "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
+_SUPERSCRIPT_DIGITS = str.maketrans(_SUPERSCRIPTS + "\u207b\u207a", "0123456789-+")
+_RE_SQUARED_UNIT = re.compile(r"(?<![^\W\d_])([^\W\d_]{1,2})([\u00b2\u00b3])(?![" + _SUPERSCRIPTS + "])")
+_RE_POWER = re.compile(r"(?<=\d)[\u207a\u207b]?[" + _SUPERSCRIPTS + "]+")
+_RE_FOOTNOTE_MARK = re.compile(r"(?<=[^\W\d_]|[.,;:!?'\"\u2019\u201d])[" + _SUPERSCRIPTS + "]+")
 _CHAR_MAP = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "`": "'", "\u00b4": "'",
     "\u201c": "", "\u201d": "", "\u201e": "", "\u00ab": "", "\u00bb": "", '"': "",
@@ -82,7 +101,19 @@ _CHAR_MAP = {
     "\u2026": ".", "\u00a1": "", "\u00bf": "", "\t": " ", "\n": " ", "\r": " ", "\u00a0": " ",
     "_": " ", "*": " ", "~": " ", "|": " ",
 }
-_SYMBOLS_EN = {"&": " and ", "+": " plus ", "@": " at ", "=": " equals ", "#": " number ", "/": " slash "}
+_SYMBOLS_EN = {"&": " and ", "+": " plus ", "@": " at ", "=": " equals ", "/": " slash "}
+# "#" (English, before the numbers are words): a note's sharp after a single capital A-G ("C#", "F#m"), "number"
+# before a number ("#5"), "hashtag" before a word ("#tbt"); elsewhere it goes ("press #": "pound" in America, "hash"
+# in Britain)
+_RE_SHARP = re.compile(r"(?<!\w)([A-G])#")
+_RE_HASH_NUMBER = re.compile(r"#\s?(?=\d)")
+_RE_HASHTAG = re.compile(r"#(?=[^\W\d_])")
+# "<" and ">" (and "<=", ">=") between spaces or numbers ("3 < 5", "x >= 2", "1<2"), not in "<b>" or "->"
+_RE_LESS_GREATER = re.compile(r"(?<=[\s\d])([<>])(=?)(?=[\s\d])")
+# a spaced hyphen between two numbers is not a pause: a subtraction ("3 - 2 = 1", "10% - 5%"), or a range where the
+# smaller number comes first and no "=" follows ("ages 10 - 15", "1990 - 2000", as "10-15" and "10 – 15" are)
+_RE_SPACED_MINUS = re.compile(r"(?<![\w.,:/\-])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)([%°]?)\s+-\s+"
+                              r"(?=[$£€]?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?))")
 _RE_SPACES = re.compile(r"\s+")
 _RE_SPACE_BEFORE_PUNCT = re.compile(r"\s+([" + re.escape(PUNCTUATION) + r"])")
 _RE_PUNCT_RUN = re.compile(r"([" + re.escape(PUNCTUATION) + r"])[" + re.escape(PUNCTUATION) + r"\s]*(?=[" +
@@ -92,6 +123,10 @@ _RE_SPACED_HYPHEN = re.compile(r"\s-+\s|\s-+$|^-+\s|--+")
 _RE_EN_DASH = re.compile(r"\u2013")
 _RE_EN_DASH_RANGE = re.compile(r"(?:(?<=[\d%°])|(?<=\ds))\s*\u2013\s*(?=[$£€]?[-\u2212]?\d)")
 _RE_EN_DASH_NOT_RANGE = re.compile(r"(?<![\d%°])(?<!\ds)\u2013|\u2013(?![$£€]?[-\u2212]?\d)")
+# an en dash for a minus sign (every language): at the start, after a space or "(", right before a number ("It was –5
+# degrees", "(–3)"); not after a number ("10 –15" stays a range in English, a pause elsewhere)
+_RE_EN_DASH_MINUS = re.compile(r"(?<![^\s(])\u2013(?=[$£€]?\d)")
+_RE_NUMBER_AT_END = re.compile(r"(?:[\d%°]|\ds)\s*$")
 
 
 def _ends_sentence(rest: str) -> bool:
@@ -116,6 +151,41 @@ def _after_capitalised_word(before: str) -> bool:
     return (bool(earlier) and earlier[-1] not in ".!?:") or word not in _SENTENCE_OPENERS_EN
 
 
+def _en_dash_minus(m: re.Match) -> str:
+    """``–5`` -> ``-5`` unless a number comes just before the dash (see ``_RE_EN_DASH_MINUS``)."""
+    return m.group(0) if _RE_NUMBER_AT_END.search(m.string, 0, m.start()) else "-"
+
+
+def _superscripts(text: str) -> str:
+    """``km²`` -> ``km squared``, ``10⁶`` -> ``10 to the power of 6``, ``footnote¹`` -> ``footnote`` (English)."""
+    text = _RE_SQUARED_UNIT.sub(lambda m: m.group(1) + (" squared" if m.group(2) == "\u00b2" else " cubed"), text)
+    text = _RE_POWER.sub(lambda m: " to the power of " + m.group(0).translate(_SUPERSCRIPT_DIGITS) + " ", text)
+    return _RE_FOOTNOTE_MARK.sub("", text)
+
+
+def _acronym(m: re.Match) -> str:
+    """``U.S.A.`` -> ``USA``, keeping one period where it also ends the sentence: at the end of the text or before a
+    capitalised word that starts sentences ("in the U.S. The"), not before a name ("U.S. Army", "J.K. Rowling")."""
+    letters, rest = m.group(0).replace(".", ""), m.string[m.end():]
+    if len(letters) == m.group(0).count("."):  # single letters: "u.s." is "US", not the word "us"
+        letters = letters.upper()
+    next_word = re.match(r"[\s" + re.escape(_CLOSERS) + r"]*([A-Za-z]+)", rest)
+    final = _ends_sentence(rest) and (not next_word or next_word.group(1) in _SENTENCE_OPENERS_EN)
+    return letters + "." if final else letters
+
+
+def _spaced_minus(m: re.Match) -> str:
+    """``3 - 2 = 1`` -> ``3 minus 2 = 1``; ``10 - 15`` -> ``10–15`` (a range, see ``_RE_SPACED_MINUS``)."""
+    a, b = (float(x.replace(",", "")) for x in m.group(1, 3))
+    sep = "\u2013" if a < b and "=" not in m.string[m.end():] else " minus "
+    return m.group(1) + m.group(2) + sep
+
+
+def _less_greater(m: re.Match) -> str:
+    words = " less than " if m.group(1) == "<" else " greater than "
+    return words + "or equal to " if m.group(2) else words
+
+
 def _meridiem(m: re.Match) -> str:
     """``9 a.m.`` -> ``9 AM``, keeping the period where it also ends the sentence."""
     end = "." if m.group(3) and _ends_sentence(m.string[m.end():]) else ""
@@ -124,6 +194,8 @@ def _meridiem(m: re.Match) -> str:
 
 def _abbreviation(m: re.Match) -> str:
     key, rest = m.group(1).lower(), m.string[m.end():]
+    if key in _NOT_AFTER_NUMBER_EN and _RE_DIGIT_AT_END.search(m.string, 0, m.start()):  # "5 Ms.": no title
+        return m.group(1) + "." if _ends_sentence(rest) else m.group(1)
     final = _ends_sentence(rest)  # the text ends, or a capitalised word follows
     capital_next = final and bool(rest.strip(_CLOSERS + " "))
     if key in _TITLE_OR_STREET_EN:  # St. John, Dr. Smith; Main St., Elm Dr.; 5th St., the Dr. said
@@ -163,10 +235,14 @@ def normalize_text(text: str, language: str = "en-us") -> str:
     """Normalise one sentence; see the module docstring. Returns '' for text with nothing to say."""
     english = is_english(language)
     text = _RE_VULGAR.sub(lambda m: f" {_VULGAR_FRACTIONS[m.group(0)]} ", text)
+    if english:
+        text = _superscripts(text)
     text = unicodedata.normalize("NFKC", text)
+    text = _RE_EN_DASH_MINUS.sub(_en_dash_minus, text)  # before "(" becomes a pause
     text = "".join(_CHAR_MAP.get(c, c) for c in text)
     if english:
         text = _RE_MERIDIEM_RANGE.sub(r"\1 to ", _RE_MERIDIEM.sub(_meridiem, text))
+        text = _RE_SPACED_MINUS.sub(_spaced_minus, text)
         text = _RE_EN_DASH_NOT_RANGE.sub(" , ", _RE_EN_DASH_RANGE.sub("\u2013", text))
     else:
         text = _RE_EN_DASH.sub(" , ", text)
@@ -174,14 +250,18 @@ def normalize_text(text: str, language: str = "en-us") -> str:
     if english:
         text = _RE_EG.sub("for example", text)
         text = _RE_IE.sub("that is", text)
+        text = _RE_ACRONYM.sub(_acronym, text)
         # with a space: "No.5-7" is "number 5-7", a range
         text = _RE_BEFORE_NUMBER_EN.sub(lambda m: _BEFORE_NUMBER_EN[m.group(1).lower()] + " ", text)
         text = _RE_UNIT_EN.sub(_unit, text)
         text = _RE_ABBREV_EN.sub(_abbreviation, text)
+        text = _RE_HASHTAG.sub("hashtag ", _RE_HASH_NUMBER.sub("number ", _RE_SHARP.sub(r"\1 sharp ", text)))
+        text = _RE_LESS_GREATER.sub(_less_greater, text)
         text = expand_numbers_en(text)
         text = _RE_EN_DASH.sub(" , ", text)  # one numbers.py did not read as a range (a chain: 1–2–3)
         for sym, word in _SYMBOLS_EN.items():
             text = text.replace(sym, word)
+        text = text.replace("#", " ")
     text = _RE_SPACES.sub(" ", text).strip()
     text = _RE_SPACE_BEFORE_PUNCT.sub(r"\1", text)
     # keep the strongest-looking mark of a run: the last one ("?!" -> "!", ",." -> ".")

@@ -93,11 +93,15 @@ def fraction(numerator: int, denominator: int, mixed: bool = False) -> str:
 _CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
              "€": ("euro", "euros", "cent", "cents")}
 
-_RE_CURRENCY_SCALE = re.compile(r"([$£€])\s?(\d[\d,]*(?:\.\d+)?)\s?(thousand|million|billion|trillion)\b", re.IGNORECASE)
-_RE_CURRENCY = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d+))?\b")
+# an amount's thousands are groups of three ("$1,200"); a comma before one or two digits is a decimal comma, as a
+# European writer means it ("€1,50" is one euro fifty, "$12,5" twelve and a half dollars), not a misplaced group (150,
+# 125); any other comma ends the amount
+_AMOUNT = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+|,\d\d?(?!\d))?)"
+_RE_CURRENCY_SCALE = re.compile(r"([$£€])\s?(" + _AMOUNT + r")\s?(thousand|million|billion|trillion)\b", re.IGNORECASE)
+_RE_CURRENCY = re.compile(r"([$£€])\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+)|,(\d\d?))?\b")
 _RE_CURRENCY_CENTS = re.compile(r"([$£€])\s?\.(\d+)\b")  # $.50
 # a scale letter directly after an amount: $20M, £1.5m, €3bn, $5k (before digits and letters are pulled apart)
-_RE_CURRENCY_SUFFIX = re.compile(r"([$£€]\s?\d[\d,]*(?:\.\d+)?)(k|mn|m|bn|b)\b", re.IGNORECASE)
+_RE_CURRENCY_SUFFIX = re.compile(r"([$£€]\s?" + _AMOUNT + r")(k|mn|m|bn|b)\b", re.IGNORECASE)
 _SCALE_SUFFIXES = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion"}
 # ranges and signs are read on the text as written (before any number becomes words): a range of two numbers, times,
 # fractions or amounts ("1990-2000", "1,000-2,000", "0.5-1.0", "9:30-11:00", "1/2-3/4", "$10-20", "$10-$20",
@@ -111,7 +115,10 @@ _RE_RANGE = re.compile(r"(?<![\w.,:/\-\u2013])(?P<cur>[$£€]?)(?P<sign_a>[-\u2
 _RE_SCALE_WORD = re.compile(r"\s?(?:thousand|million|billion|trillion)\b", re.IGNORECASE)
 _RE_SIGNED = re.compile(r"(?<![\w.,:\-])([-+−])(?=[$£€]?\.?\d)")
 _RE_BARE_DECIMAL = re.compile(r"(?<![\w.,])\.(\d+)\b")
-_RE_PLURAL = re.compile(r"\b(\d+)s\b")
+_RE_PLURAL = re.compile(r"\b(\d{1,3}(?:,\d{3})+|\d+)s\b")
+# a round grouped number in the plural is a rough count ("the 1,000s of fans"): 1,000s, 10,000s, 100,000s, 1,000,000s
+_ROUGH_COUNTS = {value * factor: words + name + "s" for value, name in _SCALES
+                 for factor, words in ((1, ""), (10, "tens of "), (100, "hundreds of "))}
 _RE_LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])(?!(?:st|nd|rd|th|s)\b)", re.IGNORECASE)
 _RE_PERCENT = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s?%")
 _RE_ORDINAL = re.compile(r"\b(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
@@ -124,6 +131,15 @@ _RE_TIME = re.compile(r"\b([01]?\d|2[0-4]):([0-5]\d)\b")
 # is a year), not part of a date or a chain (12/25/2020, 1/2/3)
 _RE_FRACTION = re.compile(r"(?<![\w.,:/\-$£€])(?:(\d{1,3})(?:\s+|-))?([1-9])/([1-9]|10)(?![\w/:]|[.,]\d)")
 _RE_24_7 = re.compile(r"(?<![\w.,:/\-])24/7(?![\w/:]|[.,]\d)")
+# an ISO date (YYYY-MM-DD, a valid month and day) is read as a date before a range or a chain could take it:
+# "2020-01-15" -> "January fifteenth, twenty twenty" (other orders, such as 1/2/2020, are US or European: left alone)
+_MONTHS = ("January February March April May June July August September October November December").split()
+_RE_ISO_DATE = re.compile(r"(?<![\w.,:/\-\u2013])(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+                          r"(?![\w:/\-\u2013]|[.,]\d)")
+# thousands grouped by spaces ("10 000", "1 000 000"; NFKC has made a thin or no-break space a space) are one number
+# when every group after the first has three digits and nothing that could be another group follows: "10,000"
+# from here on ("3 4" or a phone number "555 123 4567" stay apart)
+_RE_SPACE_GROUPS = re.compile(r"(?<![\w.,])(?<!\d )\d{1,3}(?: \d{3})+(?!\w|,\d| \d)")
 
 
 def _time(m: re.Match) -> str:
@@ -139,7 +155,7 @@ def _int(s: str) -> int:
 
 def _currency(m: re.Match) -> str:
     one, many, sub_one, sub_many = _CURRENCY[m.group(1)]
-    whole, frac = _int(m.group(2)), m.group(3)
+    whole, frac = _int(m.group(2)), m.group(3) or m.group(4)  # a decimal point or a decimal comma
     if frac and len(frac) > 2:  # $5.125: not cents
         return f"{cardinal(whole)} point {digits(frac)} {many}"
     out = f"{cardinal(whole)} {one if whole == 1 else many}"
@@ -172,6 +188,8 @@ def _fraction(m: re.Match) -> str:
 def _currency_scale(m: re.Match) -> str:
     """``$1.5 million`` -> ``one point five million dollars``."""
     amount = m.group(2)
+    if re.fullmatch(r"\d+,\d\d?", amount):  # a decimal comma: €1,5 million
+        amount = amount.replace(",", ".")
     spoken = _RE_DECIMAL.sub(_decimal, amount) if "." in amount else cardinal(_int(amount))
     return f"{spoken} {m.group(3).lower()} {_CURRENCY[m.group(1)][1]}"
 
@@ -185,6 +203,20 @@ def _plural(words: str) -> str:
     head, sep, last = words.rpartition(" ")
     last = last[:-1] + "ies" if last.endswith("y") else last + "es" if last.endswith(("s", "x")) else last + "s"
     return head + sep + last
+
+
+def _iso_date(m: re.Match) -> str:
+    """``2020-01-15`` -> ``January fifteenth, twenty twenty``."""
+    return f"{_MONTHS[int(m.group(2)) - 1]} {ordinal(int(m.group(3)))}, {year(int(m.group(1)))}"
+
+
+def _number_plural(m: re.Match) -> str:
+    """``80s`` -> ``eighties``; a round grouped number is a rough count: ``1,000s`` -> ``thousands``, ``10,000s`` ->
+    ``tens of thousands``, ``1,000,000s`` -> ``millions``."""
+    n = _int(m.group(1))
+    if "," in m.group(1) and n in _ROUGH_COUNTS:
+        return _ROUGH_COUNTS[n]
+    return _plural(cardinal(n))
 
 
 def _year(m: re.Match) -> str:
@@ -236,6 +268,8 @@ def expand_numbers_en(text: str) -> str:
     """Replace every digit sequence in ``text`` by English words: times, amounts of money (``$1.5 million``, ``$20M``,
     ``$.50``), fractions (``3/4``, ``1 1/2``, ``1-1/2``), percentages, ordinals, decimals (``.5``), signs, ranges
     (``1990-2000``, ``2010–2015``, ``10%-15%``: "to"), years, thousands, integers."""
+    text = _RE_SPACE_GROUPS.sub(lambda m: m.group(0).replace(" ", ","), text)
+    text = _RE_ISO_DATE.sub(_spaced(_iso_date), text)
     text = _RE_RANGE.sub(_range, text)  # on the text as written (below, a number's words are padded with spaces)
     text = _RE_SIGNED.sub(lambda m: " plus " if m.group(1) == "+" else " minus ", text)
     text = _RE_CURRENCY_SUFFIX.sub(lambda m: f"{m.group(1)} {_SCALE_SUFFIXES[m.group(2).lower()]}", text)
@@ -251,7 +285,7 @@ def expand_numbers_en(text: str) -> str:
     text = _RE_DECIMAL.sub(_spaced(_decimal), text)
     text = _RE_BARE_DECIMAL.sub(_spaced(lambda m: f"point {digits(m.group(1))}"), text)
     text = _RE_YEAR.sub(_spaced(_year), text)
-    text = _RE_PLURAL.sub(_spaced(lambda m: _plural(cardinal(int(m.group(1))))), text)  # the 80s, 4s and 5s
+    text = _RE_PLURAL.sub(_spaced(_number_plural), text)  # the 80s, 4s and 5s, 1,000s
     text = _RE_THOUSANDS.sub(_spaced(lambda m: cardinal(_int(m.group(0)))), text)
     text = _RE_INT.sub(_spaced(lambda m: cardinal(int(m.group(0))) if len(m.group(0)) < 16 else digits(m.group(0))), text)
     text = re.sub(r" *- *", "-", text)  # a hyphen keeps its words (5-year-old, COVID-19): only the padding goes
