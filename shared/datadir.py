@@ -14,7 +14,7 @@ every problem with its file, line and utterance rather than stopping at the firs
 CLI::
 
     python -m shared.datadir validate data/train [--check-audio --sample-rate 16000]
-    python -m shared.datadir fix data/train
+    python -m shared.datadir fix data/train [--check-audio --sample-rate 16000]
     python -m shared.datadir utt2dur data/train
     python -m shared.datadir subset data/train data/train_100 --first 100
     python -m shared.datadir split data/train 4          # data/train/split4/{1..4}
@@ -28,6 +28,7 @@ import random
 import shutil
 import sys
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -84,10 +85,11 @@ class DataDir:
         """Read a data directory; with ``validate`` (default) raise DataDirError listing every problem."""
         path = Path(path)
         if validate:
-            problems = validate_data_dir(path)
+            problems, tables = _validate(path)
             if problems:
                 raise DataDirError(path, problems)
-        tables, _ = _read_tables(path)
+        else:
+            tables = _read_tables(path)[0]
         segments = {u: (v[0], float(v[1]), float(v[2])) for u, v in _split_values(tables.get("segments", {})).items()}
         return cls(
             wav_scp=tables["wav.scp"],
@@ -100,21 +102,28 @@ class DataDir:
         )
 
     def save(self, path: PathLike) -> None:
-        """Write all files sorted by key (``spk2utt`` derived), atomically (:func:`validate_data_dir` checks them),
-        ``wav.scp`` last: a directory with one is whole (a writer killed midway leaves none, or the old one)."""
+        """Write all files sorted by key (``spk2utt`` derived; :func:`validate_data_dir` checks them), each
+        atomically (written beside, then renamed over the old one), ``wav.scp`` last: a new directory with one is
+        whole (a writer killed midway leaves none).
+
+        Nothing is deleted before its replacement is in place: an old directory's wav.scp may be its only copy (a
+        data dir from another Kaldi recipe cannot be regenerated), so a save killed midway leaves it beside some new
+        files, a mix that validation reports where their utterances differ. A writer whose wav.scp marks a finished
+        output removes it itself before its work (``stage1_vae.decode``). The optional tables this one lacks are
+        removed, and before wav.scp is replaced: once the new wav.scp is in, nothing of the old directory is left
+        (a stale utt2dur or segments would describe other audio)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        (path / "wav.scp").unlink(missing_ok=True)  # an old directory being rewritten is not whole until the end either
         write_kv(path / "text", self.text)
         write_kv(path / "utt2spk", self.utt2spk)
         write_kv(path / "spk2utt", self.spk2utt)
-        for name, table in (("utt2dur", {u: f"{d:.4f}" for u, d in self.utt2dur.items()}),
+        for name, table in (("utt2dur", _utt2dur_lines(self.utt2dur)),
                             ("segments", {u: f"{r} {s:.3f} {e:.3f}" for u, (r, s, e) in self.segments.items()}),
                             ("utt2lang", self.utt2lang), ("token", self.token)):
             if table:
                 write_kv(path / name, table)
-            elif (path / name).exists():
-                (path / name).unlink()
+            else:
+                (path / name).unlink(missing_ok=True)
         write_kv(path / "wav.scp", self.wav_scp)
 
     # ---- views ---------------------------------------------------------------------------------
@@ -247,10 +256,13 @@ def _positive(value: str) -> bool:
         return False
 
 
-def _read_tables(path: Path) -> tuple[dict[str, dict[str, str]], list[Problem]]:
-    """Read every known file leniently, collecting problems instead of raising."""
+def _read_tables(path: Path) -> tuple[dict[str, dict[str, str]], list[Problem], dict[str, dict[str, int]]]:
+    """Read every known file leniently, collecting problems instead of raising; also returns each key's line
+    (``lines[file][key]``, its first line) for naming the lines of problems found later, without rereading the
+    file for each (which made validating a dir of n utterances take time in n squared)."""
     tables: dict[str, dict[str, str]] = {}
     problems: list[Problem] = []
+    lines: dict[str, dict[str, int]] = {}
     for name in KNOWN_FILES:
         f = path / name
         if not f.exists():
@@ -258,6 +270,7 @@ def _read_tables(path: Path) -> tuple[dict[str, dict[str, str]], list[Problem]]:
                 problems.append(Problem(name, None, None, "missing (required)"))
             continue
         table: dict[str, str] = {}
+        key_lines = lines[name] = {}
         prev = None
         with open(f, "rb") as fh:
             for lineno, raw in enumerate(fh, 1):
@@ -292,19 +305,9 @@ def _read_tables(path: Path) -> tuple[dict[str, dict[str, str]], list[Problem]]:
                 elif name == "wav.scp" and value.startswith("~"):
                     problems.append(Problem(name, lineno, key, "path starts with '~' (not expanded); use an absolute path"))
                 table[key] = value
+                key_lines[key] = lineno
         tables[name] = table
-    return tables, problems
-
-
-def _line_of(path: Path, name: str, key: str) -> int | None:
-    try:
-        with open(path / name, encoding="utf-8", errors="replace") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.split(maxsplit=1)[:1] == [key]:
-                    return lineno
-    except FileNotFoundError:
-        pass
-    return None
+    return tables, problems, lines
 
 
 def validate_data_dir(
@@ -313,17 +316,22 @@ def validate_data_dir(
     """Every problem with the data directory at ``path`` (empty list: valid).
 
     Checks what Kaldi's ``validate_data_dir.sh --no-feats`` checks (files present, sorted, no
-    duplicates, the same utterances in every file, spk2utt consistent with utt2spk, utterance ids sorting
-    speakers together, segments pointing at recordings) plus: empty transcripts, missing audio files,
+    duplicates, the same utterances in every file, spk2utt consistent with utt2spk, in its order, utterance ids
+    sorting speakers together, segments pointing at recordings) plus: empty transcripts, missing audio files,
     unsupported piped wav.scp entries, non-positive durations and, with ``check_audio_files``, unreadable,
     empty, silent, clipped or wrong-rate audio.
     """
-    path = Path(path)
+    return _validate(Path(path), check_audio_files, sample_rate)[0]
+
+
+def _validate(path: Path, check_audio_files: bool = False, sample_rate: int | None = None
+              ) -> tuple[list[Problem], dict[str, dict[str, str]]]:
+    """:func:`validate_data_dir`'s problems and the tables it read (for :meth:`DataDir.load`: each file read once)."""
     if not path.is_dir():
-        return [Problem(str(path), None, None, "not a directory")]
-    tables, problems = _read_tables(path)
+        return [Problem(str(path), None, None, "not a directory")], {}
+    tables, problems, lines = _read_tables(path)
     if any(p.message == "missing (required)" for p in problems):
-        return [Problem(str(path / p.file), p.line, p.utt, p.message) for p in problems]
+        return [Problem(str(path / p.file), p.line, p.utt, p.message) for p in problems], tables
     utt2spk, text, wav_scp = tables["utt2spk"], tables["text"], tables["wav.scp"]
     if not utt2spk:
         problems.append(Problem("utt2spk", None, None, "no utterances"))
@@ -341,34 +349,13 @@ def validate_data_dir(
         missing = [name for name, s in utt_sets.items() if utt not in s]
         if missing:
             present = next(n for n in utt_sets if utt in utt_sets[n])
-            problems.append(Problem(present, _line_of(path, present, utt), utt, f"not in {', '.join(missing)}"))
+            problems.append(Problem(present, lines[present][utt], utt, f"not in {', '.join(missing)}"))
 
-    # speakers
-    spk2utt: dict[str, list[str]] = {}
-    for utt in sorted(utt2spk):
-        spk2utt.setdefault(utt2spk[utt], []).append(utt)
-    if "spk2utt" in tables:
-        given = {s: sorted(v.split()) for s, v in tables["spk2utt"].items()}
-        if given != {s: sorted(u) for s, u in spk2utt.items()}:
-            problems.append(Problem("spk2utt", None, None, "does not match utt2spk (regenerate it from utt2spk)"))
-    prev_spk = None
-    seen: set[str] = set()
-    for lineno, utt in enumerate(sorted(utt2spk), 1):
-        spk = utt2spk[utt]
-        if spk != prev_spk and spk in seen:
-            problems.append(Problem("utt2spk", lineno, utt, f"speaker '{spk}' not contiguous when sorted by utterance "
-                                                             "(prefix utterance ids with the speaker id)"))
-            break
-        if prev_spk is not None and spk != prev_spk and spk.encode() < prev_spk.encode():
-            problems.append(Problem("utt2spk", lineno, utt, "sorting by utterance does not sort speakers "
-                                                             "(prefix utterance ids with the speaker id)"))
-            break
-        seen.add(spk)
-        prev_spk = spk
+    problems += _speaker_problems(utt2spk, tables.get("spk2utt"), lines)
 
     # segments and durations
     for utt, fields in segments.items():
-        line = _line_of(path, "segments", utt)
+        line = lines["segments"][utt]
         if len(fields) >= 3 and fields[0] not in wav_scp:
             problems.append(Problem("segments", line, utt, f"recording '{fields[0]}' not in wav.scp"))
         why = _segment_fields_problem(fields)
@@ -377,24 +364,90 @@ def validate_data_dir(
     if has_segments:
         unused = sorted(set(wav_scp) - {f[0] for f in segments.values() if f})
         for reco in unused:
-            problems.append(Problem("wav.scp", _line_of(path, "wav.scp", reco), reco, "recording used by no segment"))
+            problems.append(Problem("wav.scp", lines["wav.scp"][reco], reco, "recording used by no segment"))
     for utt, dur in tables.get("utt2dur", {}).items():
         if not _positive(dur):
-            problems.append(Problem("utt2dur", _line_of(path, "utt2dur", utt), utt, f"bad duration '{dur}'"))
+            problems.append(Problem("utt2dur", lines["utt2dur"][utt], utt, f"bad duration '{dur}'"))
 
     # audio
     for key, wav in wav_scp.items():
-        line = _line_of(path, "wav.scp", key)
         pipe = is_pipe(wav)  # a command: run only with check_audio_files
         if not pipe and not Path(wav).is_file():
-            problems.append(Problem("wav.scp", line, key, f"audio file not found: {wav}"))
-        elif check_audio_files:
-            try:
-                audio, sr = read_audio(wav)
-                check_audio(audio, sr, wav, sample_rate)
-            except AudioError as e:
-                problems.append(Problem("wav.scp", line, key, str(e)))
-    return [Problem(str(path / p.file), p.line, p.utt, p.message) for p in problems]
+            problems.append(Problem("wav.scp", lines["wav.scp"][key], key, f"audio file not found: {wav}"))
+        elif check_audio_files and (why := _audio_problem(wav, sample_rate)):
+            problems.append(Problem("wav.scp", lines["wav.scp"][key], key, why))
+    return [Problem(str(path / p.file), p.line, p.utt, p.message) for p in problems], tables
+
+
+def _audio_problem(wav: str, sample_rate: int | None) -> str | None:
+    """Why the audio of a wav.scp entry is unusable (unreadable, empty, silent, clipped, not ``sample_rate``), or
+    None. Decodes it whole."""
+    try:
+        audio, sr = read_audio(wav)
+        check_audio(audio, sr, wav, sample_rate)
+    except AudioError as e:
+        return str(e)
+    return None
+
+
+def _speaker_problems(utt2spk: dict[str, str], spk2utt: dict[str, str] | None,
+                      lines: dict[str, dict[str, int]]) -> list[Problem]:
+    """Speakers not sorting together with their utterance ids, and each spk2utt line (if given) that is not what
+    Kaldi's ``utt2spk_to_spk2utt.pl`` makes of utt2spk: ``validate_data_dir.sh`` compares the two in order (it
+    turns spk2utt back into utt2spk and ``cmp``s the files), so a speaker's utterances in another order are wrong
+    too."""
+    problems: list[Problem] = []
+    expected: dict[str, list[str]] = {}
+    for utt in sorted(utt2spk):
+        expected.setdefault(utt2spk[utt], []).append(utt)
+    if spk2utt is not None:
+        fix = "regenerate spk2utt from utt2spk"
+        for spk, value in spk2utt.items():
+            why = _spk2utt_line_problem(value.split(), expected.get(spk, []))
+            if why:
+                problems.append(Problem("spk2utt", lines["spk2utt"][spk], spk, f"{why} ({fix})"))
+        for spk in sorted(expected.keys() - spk2utt.keys()):
+            problems.append(Problem("spk2utt", None, spk, f"speaker missing ({len(expected[spk])} utterance(s) in "
+                                                          f"utt2spk; {fix})"))
+    prev_spk = None
+    seen: set[str] = set()
+    for utt in sorted(utt2spk):
+        spk = utt2spk[utt]
+        if spk != prev_spk and spk in seen:
+            problems.append(Problem("utt2spk", lines["utt2spk"][utt], utt, f"speaker '{spk}' not contiguous when "
+                                    "sorted by utterance (prefix utterance ids with the speaker id)"))
+            break
+        if prev_spk is not None and spk != prev_spk and spk.encode() < prev_spk.encode():
+            problems.append(Problem("utt2spk", lines["utt2spk"][utt], utt, "sorting by utterance does not sort "
+                                    "speakers (prefix utterance ids with the speaker id)"))
+            break
+        seen.add(spk)
+        prev_spk = spk
+    return problems
+
+
+def _spk2utt_line_problem(given: list[str], expected: list[str]) -> str | None:
+    """How a speaker's spk2utt utterances differ from ``expected`` (its utt2spk utterances, sorted), or None."""
+    if given == expected:
+        return None
+    if not expected:
+        return "speaker not in utt2spk"
+
+    def some(utts: list[str]) -> str:
+        return " ".join(utts[:5]) + (f" ... ({len(utts)} in all)" if len(utts) > 5 else "")
+
+    known = set(expected)
+    extra = [u for u in given if u not in known]
+    if extra:
+        return f"lists {some(extra)}, not this speaker's in utt2spk"
+    listed = set(given)
+    lacking = [u for u in expected if u not in listed]
+    if lacking:
+        return f"lacks {some(lacking)}, this speaker's in utt2spk"
+    if len(given) != len(listed):
+        return f"lists {some(sorted(u for u, n in Counter(given).items() if n > 1))} more than once"
+    i = next(i for i, (g, e) in enumerate(zip(given, expected)) if g != e)
+    return f"utterances not in utt2spk's (sorted) order: '{given[i]}' is where '{expected[i]}' belongs"
 
 
 def _segment_fields_problem(fields: list[str]) -> str | None:
@@ -441,19 +494,23 @@ def _bad_lines(tables: dict[str, dict[str, str]], problems: list[Problem], keyed
     return bad + [("utt2dur", "bad duration", u) for u, d in tables.get("utt2dur", {}).items() if not _positive(d)]
 
 
-def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
+def fix_data_dir(path: PathLike, check_audio_files: bool = False, sample_rate: int | None = None
+                 ) -> dict[str, list[str]]:
     """Keep only utterances that are complete and well-formed, back up the old files, rewrite the rest.
 
     An utterance goes if any file lacks it or has a line for it that :func:`validate_data_dir` flags (no value, a
     duplicate key, a speaker id of two tokens, a bad segment or duration, ...; an unsorted line is only sorted),
-    or if its audio file is missing. The rewritten directory is then validated: what dropping utterances cannot
+    if its audio file is missing or, with ``check_audio_files``, if its audio fails the check of
+    ``validate_data_dir(..., check_audio_files, sample_rate)`` (unreadable, empty, silent, clipped, another rate;
+    each recording decoded once). The rewritten directory is then validated: what dropping utterances cannot
     fix (speakers not contiguous when sorted by utterance, ...) raises DataDirError listing it.
     The old files are kept in ``.backup/`` (then ``.backup.1/``, ...: each fix its own); a fix that would drop every
     utterance changes nothing and raises DataDirError saying why.
-    Returns a report ``{reason: [utt, ...]}`` of what was dropped (also printed by the CLI).
+    Returns a report ``{reason: [utt, ...]}`` of what was dropped (also printed by the CLI); a failed audio check's
+    reason is ``wav.scp:<line>: <why>``, its line in the old wav.scp (now in the backup), ``why`` naming the file.
     """
     path = Path(path)
-    tables, problems = _read_tables(path)
+    tables, problems, lines = _read_tables(path)
     for name in REQUIRED:
         if name not in tables:
             raise DataDirError(path, [Problem(str(path / name), None, None, "missing (required)")])
@@ -480,6 +537,11 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
     if gone:
         report["audio file not found"] = gone
     keep -= set(gone)
+    if check_audio_files:
+        for reason, utts in _bad_audio(tables["wav.scp"], {u: recos[u] for u in keep}, lines["wav.scp"],
+                                       sample_rate).items():
+            report[reason] = utts
+            keep -= set(utts)
     if not keep:
         why = [Problem(str(path), None, None, f"fix would drop every utterance ({reason}: {len(utts)})")
                for reason, utts in report.items()]
@@ -501,6 +563,21 @@ def fix_data_dir(path: PathLike) -> dict[str, list[str]]:
     if left:
         raise DataDirError(path, left, f"dropping utterances cannot fix it; the old files are in {backup}")
     return {reason: sorted(utts) for reason, utts in report.items()}
+
+
+def _bad_audio(wav_scp: dict[str, str], recos: dict[str, str], reco_lines: dict[str, int], sample_rate: int | None
+               ) -> dict[str, list[str]]:
+    """``{"wav.scp:<line>: <why>": [utt, ...]}``: the utterances (``recos``: utterance -> its wav.scp key) whose
+    recording fails :func:`_audio_problem`, each recording decoded once however many segments it has."""
+    utts_of: dict[str, list[str]] = {}
+    for utt, reco in recos.items():
+        utts_of.setdefault(reco, []).append(utt)
+    bad: dict[str, list[str]] = {}
+    for reco in sorted(utts_of):
+        why = _audio_problem(wav_scp[reco], sample_rate)
+        if why:
+            bad[f"wav.scp:{reco_lines[reco]}: {why}"] = sorted(utts_of[reco])
+    return bad
 
 
 def _new_backup_dir(path: Path) -> Path:
@@ -536,9 +613,43 @@ def utt_duration(data: DataDir, utt: str) -> float:
     return frames / sr
 
 
-def compute_utt2dur(data: DataDir) -> dict[str, float]:
-    """Durations in seconds, from segments or from the audio files' headers (no decoding)."""
-    return {utt: utt_duration(data, utt) for utt in data.utts}
+def compute_utt2dur(data: DataDir, path: PathLike | None = None) -> dict[str, float]:
+    """Durations in seconds, from segments or from the audio files' headers (no decoding).
+
+    Raises DataDirError listing every utterance whose audio cannot be read, with its wav.scp line when ``path``,
+    the directory ``data`` was loaded from, is given."""
+    durations: dict[str, float] = {}
+    failed: list[tuple[str, str, str]] = []  # (wav.scp key, utterance, why)
+    for utt in data.utts:
+        try:
+            durations[utt] = utt_duration(data, utt)
+        except AudioError as e:
+            failed.append((data.segments[utt][0] if data.segments else utt, utt, str(e)))
+    if failed:
+        scp = Path(path) / "wav.scp" if path is not None else None
+        lines = _key_lines(scp) if scp is not None else {}
+        raise DataDirError(path if path is not None else "compute_utt2dur",
+                           [Problem(str(scp or "wav.scp"), lines.get(key), utt, why) for key, utt, why in failed],
+                           "fix the files, or drop their utterances: python -m shared.datadir fix --check-audio")
+    return durations
+
+
+def _utt2dur_lines(utt2dur: dict[str, float]) -> dict[str, str]:
+    """utt2dur's lines as :meth:`DataDir.save` and the ``utt2dur`` command write them."""
+    return {u: f"{d:.4f}" for u, d in utt2dur.items()}
+
+
+def _key_lines(path: Path) -> dict[str, int]:
+    """Each key's first line in a Kaldi file (none where the file is missing), in one pass."""
+    lines: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                for key in line.split(maxsplit=1)[:1]:
+                    lines.setdefault(key, lineno)
+    except FileNotFoundError:
+        pass
+    return lines
 
 
 # ---- CLI ---------------------------------------------------------------------------------------------
@@ -551,6 +662,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-rate", type=int, default=None)
     p = sub.add_parser("fix", help="drop incomplete utterances (report printed; old files in .backup/)")
     p.add_argument("data_dir")
+    p.add_argument("--check-audio", action="store_true", help="also drop those whose audio validate --check-audio "
+                                                               "rejects (decodes every file: slow on big sets)")
+    p.add_argument("--sample-rate", type=int, default=None, help="with --check-audio: drop audio at other rates")
     p = sub.add_parser("utt2dur", help="write utt2dur from the audio headers")
     p.add_argument("data_dir")
     p = sub.add_parser("subset", help="write a subset to a new data dir")
@@ -579,20 +693,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.data_dir}: OK ({len(DataDir.load(args.data_dir, validate=False))} utterances)")
         return 1 if problems else 0
     if args.cmd == "fix":
+        if args.sample_rate is not None and not args.check_audio:
+            parser.error("fix: --sample-rate is checked only with --check-audio")
         try:
-            report = fix_data_dir(args.data_dir)
+            report = fix_data_dir(args.data_dir, args.check_audio, args.sample_rate)
         except DataDirError as e:
             print(e, file=sys.stderr)
             return 1
         for reason, utts in report.items():
             print(f"dropped {len(utts)} utterance(s): {reason}: {' '.join(utts[:20])}{' ...' if len(utts) > 20 else ''}")
-        print(f"{args.data_dir}: {len(DataDir.load(args.data_dir, validate=False))} utterances kept")
+        print(f"{args.data_dir}: {len(DataDir.load(args.data_dir, validate=False))} utterances kept, "
+              f"{len(set().union(*report.values()))} dropped")  # one lacking from two files is under both
         return 0
     if args.cmd == "utt2dur":
-        data = DataDir.load(args.data_dir)
-        data.utt2dur = compute_utt2dur(data)
-        data.save(args.data_dir)
-        print(f"{args.data_dir}/utt2dur: {len(data)} utterances, {sum(data.utt2dur.values()) / 3600:.3f} h")
+        # only utt2dur is written: saving the whole dir back would rewrite the user's files (segments' times
+        # rounded) for nothing, and risk them if interrupted
+        try:
+            data = DataDir.load(args.data_dir)
+            utt2dur = compute_utt2dur(data, args.data_dir)
+        except DataDirError as e:
+            print(e, file=sys.stderr)
+            return 1
+        write_kv(Path(args.data_dir) / "utt2dur", _utt2dur_lines(utt2dur))
+        print(f"{args.data_dir}/utt2dur: {len(data)} utterances, {sum(utt2dur.values()) / 3600:.3f} h")
         return 0
     if args.cmd == "combine":
         out = DataDir.combine([DataDir.load(d) for d in args.srcs], names=args.srcs)

@@ -1,3 +1,6 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
@@ -236,3 +239,131 @@ def test_kaldi_format_rules(tiny_data_dir):
     msgs = _messages(tiny_data_dir)
     assert any("text:1: spk1-utt0: reserved Kaldi symbol" in m for m in msgs), msgs
     assert any("utt2spk:2: spk1-utt1: speaker id must be one token" in m for m in msgs), msgs
+
+
+def test_validation_and_load_read_each_file_once(tiny_data_dir, monkeypatch):
+    """Problems' line numbers come from the one pass that reads the tables: looking each one up by rereading the file
+    made validation quadratic (a 20,000-utterance dir took a minute, LibriTTS's 150,000 most of an hour)."""
+    import shared.datadir
+
+    with open(tiny_data_dir / "text", "a") as f:
+        f.write("spk3-extra only in text\n")
+    (tiny_data_dir / "wav" / "spk2-utt0.wav").unlink()
+    (tiny_data_dir / "utt2dur").write_text("".join(f"spk{s}-utt{i} {'-1' if (s, i) == (2, 1) else '0.5'}\n"
+                                                   for s in (1, 2) for i in range(3)))
+    opened: list[str] = []
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(Path(file).name)
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(shared.datadir, "open", counting_open, raising=False)
+    msgs = _messages(tiny_data_dir)
+    assert any("text:7: spk3-extra: not in utt2spk, wav.scp, utt2dur" in m for m in msgs), msgs
+    assert any("wav.scp:4: spk2-utt0: audio file not found" in m for m in msgs), msgs
+    assert any("utt2dur:5: spk2-utt1: bad duration '-1'" in m for m in msgs), msgs
+    assert sorted(opened) == ["spk2utt", "text", "utt2dur", "utt2spk", "wav.scp"]
+    fix_data_dir(tiny_data_dir)
+    opened.clear()
+    assert len(DataDir.load(tiny_data_dir)) == 4  # validated, then read: still once each
+    assert sorted(opened) == ["spk2utt", "text", "utt2dur", "utt2spk", "wav.scp"]
+
+
+def test_an_interrupted_save_keeps_the_old_wav_scp(tiny_data_dir, monkeypatch):
+    """A data dir from another recipe may have no other copy of its wav.scp: save() replaces it by a rename, last,
+    and never deletes it first."""
+    import shared.datadir
+
+    original = (tiny_data_dir / "wav.scp").read_text()
+    data = DataDir.load(tiny_data_dir).subset(["spk1-utt0", "spk2-utt0"])
+    write_kv = shared.datadir.write_kv
+
+    def dying_write_kv(path, table):
+        if Path(path).name == "spk2utt":
+            raise KeyboardInterrupt
+        write_kv(path, table)
+
+    monkeypatch.setattr(shared.datadir, "write_kv", dying_write_kv)
+    with pytest.raises(KeyboardInterrupt):
+        data.save(tiny_data_dir)
+    assert (tiny_data_dir / "wav.scp").read_text() == original
+    assert any("wav.scp:2: spk1-utt1: not in utt2spk, text" in m for m in _messages(tiny_data_dir))  # the mix: invalid
+    monkeypatch.setattr(shared.datadir, "write_kv", write_kv)
+    data.save(tiny_data_dir)
+    assert DataDir.load(tiny_data_dir) == data
+    assert sorted(p.name for p in tiny_data_dir.iterdir()) == ["spk2utt", "text", "utt2spk", "wav", "wav.scp"]
+
+
+def test_utt2dur_command_writes_utt2dur_alone(tiny_data_dir, tmp_path, monkeypatch):
+    """It used to load and save the whole dir: segments' times came back rounded, and an interruption could cost
+    the wav.scp."""
+    import shared.datadir
+
+    reco = DataDir.load(tiny_data_dir).wav_scp["spk1-utt2"]  # 1.0 s
+    d = tmp_path / "seg"
+    d.mkdir()
+    files = {"wav.scp": f"rec1 {reco}\n", "text": "spk1-a one\nspk1-b two\n", "utt2spk": "spk1-a spk1\nspk1-b spk1\n",
+             "spk2utt": "spk1 spk1-a spk1-b\n", "segments": "spk1-a rec1 0.0 0.4321\nspk1-b rec1 0.4321 -1\n"}
+    for name, content in files.items():
+        (d / name).write_text(content)
+    written, write_kv = [], shared.datadir.write_kv
+    monkeypatch.setattr(shared.datadir, "write_kv", lambda path, table: written.append(Path(path).name) or write_kv(path, table))
+    assert main(["utt2dur", str(d)]) == 0
+    assert written == ["utt2dur"] and {name: (d / name).read_text() for name in files} == files
+    assert (d / "utt2dur").read_text() == "spk1-a 0.4321\nspk1-b 0.5679\n"
+
+
+def test_utt2dur_names_every_unreadable_file(tiny_data_dir, capsys):
+    for utt in ("spk1-utt0", "spk2-utt1"):
+        (tiny_data_dir / "wav" / f"{utt}.wav").write_bytes(b"not a wav at all")
+    with pytest.raises(DataDirError, match="2 problem") as e:
+        compute_utt2dur(DataDir.load(tiny_data_dir), tiny_data_dir)
+    assert [(Path(p.file).name, p.line, p.utt) for p in e.value.problems] == [("wav.scp", 1, "spk1-utt0"),
+                                                                             ("wav.scp", 5, "spk2-utt1")]
+    assert main(["utt2dur", str(tiny_data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert f"{tiny_data_dir / 'wav.scp'}:5: spk2-utt1: {tiny_data_dir / 'wav' / 'spk2-utt1.wav'}: cannot read audio" in err
+    assert "fix --check-audio" in err and not (tiny_data_dir / "utt2dur").exists()
+
+
+def test_fix_check_audio_drops_what_validate_check_audio_rejects(tiny_data_dir, capsys):
+    import soundfile as sf
+
+    sf.write(tiny_data_dir / "wav" / "spk1-utt1.wav", np.zeros(8000, dtype="float32"), 16000)
+    (tiny_data_dir / "wav" / "spk2-utt0.wav").write_bytes(b"not a wav at all")
+    rejected = {p.utt: p for p in validate_data_dir(tiny_data_dir, check_audio_files=True)}
+    assert sorted(rejected) == ["spk1-utt1", "spk2-utt0"]
+    assert fix_data_dir(tiny_data_dir) == {}  # without --check-audio: only missing files go
+    with open(tiny_data_dir / "text", "a") as f:
+        f.write("spk3-orphan text only\n")
+    assert main(["fix", str(tiny_data_dir), "--check-audio", "--sample-rate", "16000"]) == 0
+    out = capsys.readouterr().out
+    for utt, p in rejected.items():  # the message validate gives, with its wav.scp line
+        assert f"dropped 1 utterance(s): wav.scp:{p.line}: {p.message}: {utt}" in out, out
+    assert f"{tiny_data_dir}: 4 utterances kept, 3 dropped" in out  # the orphan once, though not in two files
+    assert validate_data_dir(tiny_data_dir, check_audio_files=True, sample_rate=16000) == []
+    # at another rate every file is rejected: nothing changes
+    assert main(["fix", str(tiny_data_dir), "--check-audio", "--sample-rate", "22050"]) == 1
+    assert "fix would drop every utterance" in capsys.readouterr().err and len(DataDir.load(tiny_data_dir)) == 4
+
+
+def test_spk2utt_is_compared_in_order_and_names_each_speaker(tiny_data_dir):
+    """Kaldi's validate_data_dir.sh turns spk2utt back into utt2spk and cmp's the two: a speaker's utterances out
+    of order are wrong, as every writer here writes them in utt2spk's (sorted) order."""
+    (tiny_data_dir / "spk2utt").write_text("spk1 spk1-utt2 spk1-utt1 spk1-utt0\nspk2 spk2-utt0 spk2-utt2\n")
+    msgs = _messages(tiny_data_dir)
+    assert any("spk2utt:1: spk1: utterances not in utt2spk's (sorted) order: 'spk1-utt2' is where 'spk1-utt0' "
+               "belongs (regenerate spk2utt from utt2spk)" in m for m in msgs), msgs
+    assert any("spk2utt:2: spk2: lacks spk2-utt1, this speaker's in utt2spk" in m for m in msgs), msgs
+    (tiny_data_dir / "spk2utt").write_text("spk1 spk1-utt0 spk1-utt1 spk1-utt2 spk2-utt0\n")
+    msgs = _messages(tiny_data_dir)
+    assert any("spk2utt:1: spk1: lists spk2-utt0, not this speaker's in utt2spk" in m for m in msgs), msgs
+    assert any("spk2utt: spk2: speaker missing (3 utterance(s) in utt2spk" in m for m in msgs), msgs
+    # save() (and so fix, the corpora, subset, split, combine) writes the order Kaldi wants, whatever the order
+    # the tables were built in; "utt10" sorts before "utt9" in C order
+    utts = ["b-utt9", "a-utt9", "b-utt10", "a-utt10"]
+    data = DataDir(wav_scp={u: str(tiny_data_dir / "wav" / "spk1-utt0.wav") for u in utts}, text={u: "x" for u in utts},
+                   utt2spk={u: u[0] for u in utts})
+    data.save(tiny_data_dir / "new")
+    assert (tiny_data_dir / "new" / "spk2utt").read_text() == "a a-utt10 a-utt9\nb b-utt10 b-utt9\n"
+    assert validate_data_dir(tiny_data_dir / "new") == []
