@@ -4,9 +4,13 @@ resolved configuration written into the experiment directory.
     cfg = load_config("conf/stage1.yaml", ["model.latent_dim=32", "trainer.max_steps=2000"])
     save_config(cfg, exp_dir / "config.yaml")
 
-Values in overrides are parsed as YAML (``1e-3`` is a float, ``[8,8,2,2]`` a list, ``null`` is None). An
-override of a key that does not exist is an error unless it is prefixed with ``+`` (``+model.new=1``),
-so a typo never silently does nothing.
+Values in overrides are read by YAML 1.2's rules: ``true`` / ``false`` are booleans, ``null`` / ``~`` None, ``010`` is
+ten, ``1e-3`` a float, ``[8,8,2,2]`` a list, ``{kind: rvq}`` a mapping, ``'32'`` a quoted string, and anything else a
+string (``no`` is espeak-ng's Norwegian, ``00:00:16:00`` Lightning's ``max_time``, where YAML 1.1 read False and a
+base-60 integer). An override keeps the type the config holds: a number for a number (int or float), a string for
+a string, a mapping for a section; ``null`` replaces anything and anything replaces a None. An override of a key
+that does not exist is an error unless it is prefixed with ``+`` (``+model.new=1``), which also lets a value change
+its type (``+trainer.devices=auto``), so a typo never silently does nothing.
 
 A config may name another as its ``base`` (a path relative to itself) and hold only what differs:
 
@@ -16,13 +20,16 @@ A config may name another as its ``base`` (a path relative to itself) and hold o
       bottleneck: {kind: rvq, num_quantizers: 8, codebook_size: 1024}
 
 Mappings are merged key by key, everything else is replaced; a mapping whose ``kind`` differs from the
-base's is replaced whole (another kind takes other options). Bases may chain; a cycle is an error.
+base's is replaced whole (another kind takes other options). Bases may chain; a cycle is an error. A key of the
+child that the base lacks but nearly has (``ema_decy`` beside ``ema_decay``) is an error; write ``+ema_decy:`` to
+add it all the same (a base does not list every option the code takes, so other new keys are taken as they are).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -55,21 +62,67 @@ def _yaml_load(stream: Any) -> Any:
     return yaml.load(stream, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
+class _ValueLoader(yaml.SafeLoader):
+    """Command-line values by YAML 1.2's core schema: PyYAML's YAML 1.1 read ``010`` as the octal 8, ``no`` / ``on``
+    as booleans and ``00:00:16:00`` as a base-60 integer, none of which anyone typing an override means."""
+
+    yaml_implicit_resolvers: dict = {}  # not SafeLoader's: only the resolvers below
+
+
+_ValueLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"),
+                                   ["~", "n", "N", ""])
+_ValueLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                   list("tTfF"))
+# int before float: the first resolver that matches wins, and the float pattern also matches "10"
+_ValueLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_ValueLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+# decimal: SafeLoader's constructor reads a leading 0 as octal and 1:30 as base 60
+_ValueLoader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node)))
+
+
 def _parse_value(text: str) -> Any:
-    """A command-line value as YAML reads it, but ``00:00:08:00`` stays a string (Lightning's ``max_time``, where
-    YAML 1.1 would read a base-60 integer), and a list, mapping or quoted string that does not parse is an error
-    (not a string that silently replaces the section)."""
-    if _RE_CLOCK.fullmatch(text):
-        return text
+    """A command-line value by YAML 1.2's rules (see the module's docstring); a list, mapping or quoted string that
+    does not parse is an error (not a string that silently replaces the section), other text that YAML refuses or
+    reads as nothing (``@x``, ``#x``) is that text."""
     try:
-        return _yaml_load(text)
-    except yaml.YAMLError as e:
+        value = yaml.load(text, Loader=_ValueLoader)  # noqa: S506 (a SafeLoader subclass)
+    except (yaml.YAMLError, ValueError) as e:
         if text.lstrip()[:1] in ("[", "{", "'", '"'):
             raise ConfigError(f"value {text!r} is not valid YAML: {str(e).splitlines()[0]}") from None
         return text
+    return text if value is None and text.strip() not in ("~", "null", "Null", "NULL") else value
 
 
-_RE_CLOCK = re.compile(r"\d+(?::\d+)+")
+def _type_name(value: Any) -> str:
+    """What an override must give to replace ``value``: int and float are one kind (``train.lr=1``,
+    ``trainer.val_check_interval=0.5``)."""
+    if isinstance(value, bool):  # before int: bool is an int to Python
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "a section"}.get(type(value), type(value).__name__)
+
+
+def _check_type(item: str, key: str, old: Any, new: Any) -> None:
+    """Refuse an override whose value is of another type than the config's (``trainer.max_steps=2k``,
+    ``model.bottleneck=rvq``): the training would fail much later, or take the text for something else."""
+    if old is None or new is None or _type_name(old) == _type_name(new):
+        return
+    if isinstance(old, dict):
+        first = next(iter(old), "key")
+        raise ConfigError(f"override '{item}': '{key}' is a section ({', '.join(map(str, old))}); set its keys "
+                          f"({key}.{first}=...), give a whole mapping ({key}={{{first}: ...}}), or replace it with "
+                          f"+{key}=...")
+    hint = {"a string": f"quote it ({key}='{item.split('=', 1)[1]}')", "true or false": "write true or false",
+            "a number": "write a decimal number (2000, 0.5, 1e-3)"}.get(_type_name(old), f"give {_type_name(old)}")
+    raise ConfigError(f"override '{item}': '{key}' is {_type_name(old)} in the config ({old!r}), not "
+                      f"{_type_name(new)} ({new!r}); {hint}, or write +{key}=... to change its type")
 
 
 def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
@@ -79,6 +132,9 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"override '{item}' is not of the form key=value")
         key, value = item.split("=", 1)
+        if not value.strip():  # an unset shell variable ("x=$nope"): None would pass every type check
+            raise ConfigError(f"override '{item}' has no value (write {key}=null for None, {key}='' for an "
+                              f"empty string)")
         add = key.startswith("+")
         path = key.lstrip("+").split(".")
         node = cfg
@@ -95,7 +151,10 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
             known = ", ".join(sorted(node)) if isinstance(node, dict) else ""
             raise ConfigError(f"override '{item}': no key '{key}' in the config (known here: {known}; "
                               f"use +{key}=... to add one)")
-        node[path[-1]] = _parse_value(value)
+        new = _parse_value(value)
+        if not add and path[-1] in node:
+            _check_type(item, ".".join(path), node[path[-1]], new)
+        node[path[-1]] = new
     return cfg
 
 
@@ -107,6 +166,39 @@ def merge(base: dict, over: dict) -> dict:
         b = out.get(k)
         same_kind = isinstance(b, dict) and isinstance(v, dict) and v.get("kind", b.get("kind")) == b.get("kind")
         out[k] = merge(b, v) if same_kind else copy.deepcopy(v)
+    return out
+
+
+def _check_child_keys(base: dict, child: dict, path: Path, base_path: Path, where: str = "") -> None:
+    """Refuse a key of ``child`` that ``base`` lacks but nearly has (``train: {ema_decy: ...}`` over ``ema_decay``):
+    merged, it would be a stray key beside the one meant, which stays as it was. Only near misses: a base does not
+    list every option the code takes (stage1_fsq.yaml's ``model.pitch.quantize_bits``), so a key unlike any of the
+    base's is taken as new. ``+key`` adds a key unchecked; a section of another ``kind`` replaces the base's whole."""
+    for key, value in child.items():
+        if isinstance(key, str) and key.startswith("+") and len(key) > 1:
+            continue
+        dotted = f"{where}{key}"
+        if key not in base:
+            names = [k for k in base if isinstance(k, str)]
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.8) if isinstance(key, str) else []
+            if close:
+                raise ConfigError(f"{path}: '{dotted}' is not a key of its base {base_path}: did you mean "
+                                  f"'{close[0]}'? (write '+{key}:' to add a new key)")
+            continue
+        b = base[key]
+        if isinstance(b, dict) and isinstance(value, dict) and value.get("kind", b.get("kind")) == b.get("kind"):
+            _check_child_keys(b, value, path, base_path, f"{dotted}.")  # merged (see merge), so checked too
+
+
+def _strip_plus(cfg: dict, path: Path, where: str = "") -> dict:
+    """``cfg`` with each ``+key`` (a key added on purpose, see _check_child_keys) renamed ``key``, at every depth."""
+    out = {}
+    for key, value in cfg.items():
+        name = key[1:] if isinstance(key, str) and key.startswith("+") and len(key) > 1 else key
+        if name in out or (name != key and name in cfg):
+            section = where.rstrip(".") or "the top level"
+            raise ConfigError(f"{path}: '{section}' holds both '{name}' and '+{name}': keep one")
+        out[name] = _strip_plus(value, path, f"{where}{name}.") if isinstance(value, dict) else value
     return out
 
 
@@ -125,10 +217,12 @@ def _read_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = cfg.pop("base", None)
     if base is None:
-        return cfg
+        return _strip_plus(cfg, path)
     if not isinstance(base, str):
         raise ConfigError(f"{path}: 'base' must be a file name, got {base!r}")
-    return merge(_read_mapping(path.parent / base, (*chain, path.resolve())), cfg)
+    parent = _read_mapping(path.parent / base, (*chain, path.resolve()))
+    _check_child_keys(parent, cfg, path, path.parent / base)
+    return merge(parent, _strip_plus(cfg, path))
 
 
 def load_config(path: PathLike, overrides: list[str] | None = None) -> dict:
