@@ -162,12 +162,22 @@ def random_crop(
     return wav[..., start : start + length], start
 
 
+def pad_to_multiple(wav: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``wav (..., T)`` zero-padded at the end to the next multiple of ``multiple`` samples (a codec's hop)."""
+    return torch.nn.functional.pad(wav, (0, -wav.shape[-1] % multiple))
+
+
 def check_audio(wav: torch.Tensor, sample_rate: int, path: PathLike, expected_rate: int | None = None) -> None:
-    """Raise AudioError if the audio is empty, silent, clipped, or at the wrong rate."""
+    """Raise AudioError if the audio is empty, not finite (NaN or infinite samples), silent, clipped, or at the
+    wrong rate."""
     if expected_rate is not None and sample_rate != expected_rate:
         raise AudioError(f"{path}: sample rate {sample_rate} Hz, expected {expected_rate} Hz")
     if wav.numel() == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
+    bad = int((~torch.isfinite(wav)).sum())
+    if bad:  # a NaN peak fails every comparison below: the file would pass, and train a NaN model
+        raise AudioError(f"{path}: {bad} of {wav.numel()} samples are NaN or infinite (a float file written from a "
+                         "failed computation?)")
     peak = float(wav.abs().max())
     if peak < SILENCE_PEAK:
         raise AudioError(f"{path}: silent audio (peak {peak:.2e})")

@@ -49,17 +49,18 @@ class GaussianBottleneck(nn.Module):
 
 
 class IdentityBottleneck(nn.Module):
-    """No bottleneck (the mel "codec": the decoder is a vocoder)."""
+    """No bottleneck (the mel "codec": the decoder is a vocoder). ``z`` is ``h`` in float32, as the other bottlenecks
+    give it also under autocast: the decoder then trains on the latents ``encode`` gives, not on their bf16 rounding."""
 
     def __init__(self, latent_dim: int):
         super().__init__()
         self.latent_dim = self.in_dim = latent_dim
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return h, {}
+        return self.latent(h), {}
 
     def latent(self, h: torch.Tensor) -> torch.Tensor:
-        return h
+        return h.float()
 
     def prepare(self, z: torch.Tensor) -> torch.Tensor:
         return z
@@ -76,9 +77,27 @@ class RVQBottleneck(nn.Module):
         from vector_quantize_pytorch import ResidualVQ
 
         self.latent_dim = self.in_dim = latent_dim
+        self.sync_kmeans = bool(vq_kwargs.get("sync_kmeans", True))
         self.rvq = ResidualVQ(dim=latent_dim, num_quantizers=num_quantizers, codebook_size=codebook_size,
                               codebook_dim=codebook_dim, decay=decay, commitment_weight=commitment_weight,
                               kmeans_init=kmeans_init, quantize_dropout=quantize_dropout, **vq_kwargs)
+
+    def sync_codebooks(self) -> None:
+        """Share the EMA codebooks' learning over the processes of the running ``torch.distributed`` group: their
+        statistics summed over all ranks (so every rank keeps one codebook, learnt from every batch), and dead codes
+        (k-means too, unless ``sync_kmeans: false``) drawn from all ranks' vectors. ``vector_quantize_pytorch`` sets
+        this up only for a quantiser built once the group exists (its ``sync_codebook``); this does it afterwards,
+        as its ``Codebook.__init__`` would have (``use_ddp``)."""
+        from torch import distributed
+        from vector_quantize_pytorch.vector_quantize_pytorch import sample_vectors_distributed
+
+        for layer in self.rvq.layers:
+            codebook = layer._codebook
+            codebook.use_ddp = True
+            codebook.all_reduce_fn = distributed.all_reduce
+            if self.sync_kmeans:
+                codebook.kmeans_all_reduce_fn = distributed.all_reduce
+                codebook.sample_fn = codebook.replace_sample_fn = sample_vectors_distributed
 
     def _quantize(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with no_autocast(h):
@@ -142,9 +161,11 @@ class FSQBottleneck(nn.Module):
             return fsq.project_out(codes.flatten(-2)).transpose(1, 2)
 
 
+BOTTLENECKS = {"gaussian": GaussianBottleneck, "vae": GaussianBottleneck, "rvq": RVQBottleneck,
+               "fsq": FSQBottleneck, "identity": IdentityBottleneck}
+
+
 def build_bottleneck(kind: str, latent_dim: int, **kwargs: object) -> nn.Module:
-    table = {"gaussian": GaussianBottleneck, "vae": GaussianBottleneck, "rvq": RVQBottleneck,
-             "fsq": FSQBottleneck, "identity": IdentityBottleneck}
-    if kind not in table:
-        raise ValueError(f"unknown bottleneck '{kind}' (expected one of {sorted(table)})")
-    return table[kind](latent_dim, **kwargs)
+    if kind not in BOTTLENECKS:
+        raise ValueError(f"unknown bottleneck '{kind}' (expected one of {sorted(BOTTLENECKS)})")
+    return BOTTLENECKS[kind](latent_dim, **kwargs)

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from shared.audio import pad_to_multiple
 from shared.config import load_config, save_config
 from shared.io import MODEL_FILE, PathLike
 
@@ -38,11 +39,6 @@ class Codec(Protocol):
     def encode(self, wav: torch.Tensor) -> torch.Tensor: ...
 
     def decode(self, z: torch.Tensor, encoded: bool = False) -> torch.Tensor: ...
-
-
-def _pad_to_hop(wav: torch.Tensor, hop: int) -> torch.Tensor:
-    rem = wav.shape[-1] % hop
-    return torch.nn.functional.pad(wav, (0, hop - rem)) if rem else wav
 
 
 class EncodecAdapter(nn.Module):
@@ -74,7 +70,7 @@ class EncodecAdapter(nn.Module):
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
-        x = _pad_to_hop(wav, self.hop_length).unsqueeze(1)
+        x = pad_to_multiple(wav, self.hop_length).unsqueeze(1)
         return self.model.encoder(x)  # (B, 128, T / hop)
 
     @torch.no_grad()
@@ -108,7 +104,7 @@ class DACAdapter(nn.Module):
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
-        x = _pad_to_hop(wav, self.hop_length).unsqueeze(1)
+        x = pad_to_multiple(wav, self.hop_length).unsqueeze(1)
         return self.model.encode(x)[0]
 
     @torch.no_grad()

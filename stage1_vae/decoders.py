@@ -40,7 +40,7 @@ class VocosDecoder(nn.Module):
     def __init__(self, latent_dim: int, hop_length: int = 256, n_fft: int = 1024, dim: int = 384,
                  intermediate_dim: int = 1152, num_layers: int = 8, kernel_size: int = 7, head_upsample: int = 1,
                  head_layers: int = 1, head_n_fft: int | None = None, source: str = "none", sample_rate: int = 16000,
-                 harmonic_phase: str = "zero", **_: object):
+                 harmonic_phase: str = "zero"):
         super().__init__()
         r = int(head_upsample)
         if r < 1 or hop_length % r or n_fft % r:
@@ -97,7 +97,7 @@ class HiFiGANDecoder(nn.Module):
 
     def __init__(self, latent_dim: int, hop_length: int = 256, upsample_rates: tuple[int, ...] = (8, 8, 2, 2),
                  upsample_initial_channel: int = 512, resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11),
-                 resblock_dilations: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5)), **_: object):
+                 resblock_dilations: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))):
         super().__init__()
         if math.prod(upsample_rates) != hop_length:
             raise ValueError(f"HiFiGANDecoder: prod(upsample_rates)={math.prod(upsample_rates)} != hop_length={hop_length}")
@@ -121,9 +121,15 @@ class HiFiGANDecoder(nn.Module):
         return wav[..., : (z.shape[-1] - 1) * self.hop_length]
 
 
-def build_decoder(kind: str, latent_dim: int, hop_length: int, n_fft: int, **kwargs: object) -> nn.Module:
+DECODERS = {"vocos": VocosDecoder, "hifigan": HiFiGANDecoder}
+
+
+def build_decoder(kind: str, latent_dim: int, hop_length: int, n_fft: int, sample_rate: int = 16000,
+                  **kwargs: object) -> nn.Module:
+    """The ``kind`` decoder with the config's ``kwargs``, and of the model's ``n_fft`` and ``sample_rate`` what it takes
+    (the HiFi-GAN generator neither). An option a decoder does not take is a TypeError naming it."""
     if kind == "vocos":
-        return VocosDecoder(latent_dim, hop_length=hop_length, n_fft=n_fft, **kwargs)
+        return VocosDecoder(latent_dim, hop_length=hop_length, n_fft=n_fft, sample_rate=sample_rate, **kwargs)
     if kind == "hifigan":
         return HiFiGANDecoder(latent_dim, hop_length=hop_length, **kwargs)
     raise ValueError(f"unknown decoder '{kind}' (expected 'vocos' or 'hifigan')")

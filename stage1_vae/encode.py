@@ -8,9 +8,11 @@ relative to ``<out>``), ``<out>/utt2frames`` and ``<out>/codec.json`` (exp dir, 
 rate, ``encoded``: the codec's own quantised output, which ``decode`` does not snap again), and with
 ``--stats-out`` the per-channel mean/std over all frames (``{"mean": [D], "std": [D], "num_frames": N}``).
 The VAE stores the posterior mean; the quantised codecs the quantised vectors (``--continuous``: the
-pre-quantisation encoder output). A finished output is left alone unless ``--overwrite``; an interrupted one
-(no ``latents.scp`` yet) resumes: the latents it saved are kept, and read back for the statistics, as long as
-``<out>/encoding.json`` says the same codec (config and weights' SHA-256) wrote them; another codec's are redone.
+pre-quantisation encoder output). A finished output is left alone unless ``--overwrite``, or unless its
+``codec.json`` names another codec (the exp dir's retrained since: by the weights' SHA-256) or another kind of latent
+(``--continuous``): such a dump is encoded again. An interrupted one (no ``latents.scp`` yet) resumes: the latents
+it saved are kept, and read back for the statistics, as long as ``<out>/encoding.json`` says the same codec (config
+and weights' SHA-256) wrote them; another codec's are redone.
 A run removes the finished-markers (``latents.scp``, ``codec.json``, the statistics) before it writes anything,
 so that a killed ``--overwrite`` never leaves a dump that looks finished with old and new latents in it.
 """
@@ -26,7 +28,7 @@ import torch
 from shared.datadir import DataDir
 from shared.device import add_device_arg
 from shared.io import errors_named, file_sha256, read_json, remove_files, write_json
-from shared.latents import LatentDumpWriter, codec_info
+from shared.latents import LatentDumpWriter, codec_fingerprint, codec_info, same_codec
 from stage1_vae.codec import load_codec
 
 
@@ -48,6 +50,23 @@ class StatsAccumulator:
         return {"mean": mean.tolist(), "std": std.tolist(), "num_frames": self.n, "latent_dim": int(mean.numel())}
 
 
+def stale_dump(out: Path, exp_dir: str | Path, continuous: bool) -> str | None:
+    """Why the finished dump ``out`` is not what this run would write, by its ``codec.json``: another codec's latents
+    (the codec in ``exp_dir`` retrained since, by its weights' hash), or the other kind (``--continuous`` or not);
+    None if it is (or, without a ``codec.json``, cannot be told)."""
+    path = out / "codec.json"
+    if not path.is_file():
+        return None
+    info = read_json(path)
+    if not same_codec(info, exp_dir):
+        return (f"{path} names the codec of {info.get('exp_dir')} (weights sha256 {info.get('model_sha256')}), not "
+                f"{Path(exp_dir).resolve()}'s (sha256 {codec_fingerprint(exp_dir)})")
+    if bool(info.get("continuous")) != continuous:
+        given = "gives" if continuous else "omits"
+        return f"{path} says continuous={bool(info.get('continuous'))}, this run {given} --continuous"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dir", required=True, help="stage-one exp dir (or adapter exp dir)")
@@ -62,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.num_threads)
     out = Path(args.out_dir)
     done = (out / "latents.scp").is_file() and (args.stats_out is None or Path(args.stats_out).is_file())
-    if done and not args.overwrite:
+    stale = done and stale_dump(out, args.exp_dir, args.continuous)
+    if stale:
+        print(f"note: {stale}: encoding again", flush=True)
+    elif done and not args.overwrite:
         print(f"{out}/latents.scp exists: nothing to do (use --overwrite to redo)")
         return 0
     codec = load_codec(args.exp_dir, args.device)

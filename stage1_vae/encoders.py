@@ -86,10 +86,17 @@ class SpectralEncoder(nn.Module):
 
 
 class MelEncoder(nn.Module):
-    """A fixed (parameter-free) log-mel "encoder" for the mel-spectrogram codec: ``(B, T) -> (B, n_mels, F)``."""
+    """A fixed (parameter-free) log-mel "encoder" for the mel-spectrogram codec: ``(B, T) -> (B, n_mels, F)``.
 
-    def __init__(self, out_dim: int, sample_rate: int = 16000, hop_length: int = 256, n_fft: int = 1024, **_: object):
+    Its bands are the latent's channels (``out_dim``: ``model.latent_dim`` less the pitch channels); ``n_mels``, if
+    given, must say the same (it is not another setting)."""
+
+    def __init__(self, out_dim: int, sample_rate: int = 16000, hop_length: int = 256, n_fft: int = 1024,
+                 n_mels: int | None = None):
         super().__init__()
+        if n_mels is not None and int(n_mels) != out_dim:
+            raise ValueError(f"encoder.n_mels {n_mels}: the mel codec's latent channels are its mel bands, {out_dim} "
+                             f"here (model.latent_dim less the pitch channels): set model.latent_dim for {n_mels} bands")
         self.mel = MelSpectrogram(sample_rate, n_fft, hop_length, n_mels=out_dim)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:

@@ -6,12 +6,15 @@ validation metrics and the audio/spectrogram samples. The networks themselves st
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
+from shared.config import ConfigError
+from stage1_vae.bottlenecks import RVQBottleneck
 from stage1_vae.discriminators import MultiDiscriminator
 from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
                                weighted_sum)
@@ -20,11 +23,33 @@ from stage1_vae.model import build_codec
 
 RECON_KEYS = ("mel/l1", "stft/mr", "stft/complex")
 PHASE_KEYS = ("phase/ip", "phase/gd", "phase/iaf")
+LOSS_KEYS = (*RECON_KEYS, *PHASE_KEYS, "kl", "vq/commit", "adv/gen", "fm/l1", "adv/disc")
+# what this module and stage1_vae.train read from ``train:`` (decoder_only: set by --decoder-latents; budget_scale:
+# recorded by --budget-scale)
+TRAIN_KEYS = ("seed", "num_threads", "batch_size", "segment_seconds", "pitch_cache", "cache_audio", "num_workers",
+              "print_every", "lr", "disc_lr", "betas", "weight_decay", "warmup_steps", "total_steps", "min_lr_ratio",
+              "lr_horizon", "grad_clip", "ema_decay", "disc_start_step", "adv_loss", "decoder_only", "budget_scale")
+STAGE2_NAMES = {"lr_min_ratio": "min_lr_ratio", "lr_total_steps": "total_steps"}  # stage two's names for two of them
+
+
+def check_config(cfg: dict[str, Any]) -> None:
+    """The checks of a stage-one training config that need no model. Both sections are read key by key with
+    defaults, so a misspelt key would silently do nothing: a ``loss_weights`` key that weighs no loss (``mel/L1`` for
+    ``mel/l1`` turns the mel loss off) and an unknown ``train`` key are ConfigErrors naming them."""
+    unknown = sorted(set(cfg.get("loss_weights") or {}) - set(LOSS_KEYS))
+    if unknown:
+        raise ConfigError(f"loss_weights: unknown key(s) {', '.join(unknown)}; the losses are {', '.join(LOSS_KEYS)}")
+    unknown = sorted(set(cfg.get("train") or {}) - set(TRAIN_KEYS))
+    if unknown:
+        hints = [f"{k} is stage two's name for {STAGE2_NAMES[k]}" for k in unknown if k in STAGE2_NAMES]
+        raise ConfigError(f"train: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(TRAIN_KEYS)}"
+                          + (f" ({'; '.join(hints)})" if hints else ""))
 
 
 class Stage1Experiment(L.LightningModule):
     def __init__(self, cfg: dict[str, Any], exp_dir: str | Path | None = None):
         super().__init__()
+        check_config(cfg)
         self.automatic_optimization = False
         self.cfg, self.exp_dir = cfg, Path(exp_dir) if exp_dir is not None else None
         self.train_cfg: dict[str, Any] = cfg.get("train", {})
@@ -37,7 +62,12 @@ class Stage1Experiment(L.LightningModule):
         syn_fft = head.n_fft if head is not None else int(m.get("n_fft", 4 * int(m["hop_length"])))
         syn_hop = head.hop_length if head is not None else int(m["hop_length"])
         self.recon = ReconstructionLoss(int(m["sample_rate"]), complex_fft=syn_fft, complex_hop=syn_hop, **cfg.get("loss", {}))
-        self.use_phase = any(self.weights.get(k, 0.0) > 0 for k in PHASE_KEYS)
+        phase_terms = [k for k in PHASE_KEYS if self.weights.get(k, 0.0) > 0]
+        if phase_terms and head is None:  # one loss_weights block serves every decoder: a note, not an error
+            print(f"warning: loss_weights {', '.join(phase_terms)}: the {m.get('decoder', {}).get('kind')} decoder has "
+                  "no iSTFT phase to compare, so these losses are not computed (set them to 0 to silence this)",
+                  file=sys.stderr, flush=True)
+        self.use_phase = bool(phase_terms) and head is not None
         self.phase_loss = PhaseLoss(syn_fft, syn_hop) if self.use_phase else None
         self.use_adv = self.weights.get("adv/gen", 0.0) > 0 or self.weights.get("fm/l1", 0.0) > 0
         self.disc = MultiDiscriminator(**cfg.get("discriminator", {})) if self.use_adv else None
@@ -50,6 +80,15 @@ class Stage1Experiment(L.LightningModule):
         if self.decoder_only:
             self.codec.encoder.requires_grad_(False)
             self.codec.bottleneck.requires_grad_(False)
+
+    def setup(self, stage: str) -> None:
+        # vector_quantize_pytorch decides whether to sum its EMA codebooks' statistics over processes when the
+        # quantiser is built (is_distributed(), cached), before Lightning starts the process group: each rank's
+        # codebooks would then learn from its own batches alone (and DDP hands rank 0's buffers to all)
+        dist = torch.distributed
+        if stage == "fit" and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            if isinstance(self.codec.bottleneck, RVQBottleneck):
+                self.codec.bottleneck.sync_codebooks()
 
     # ---- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -96,6 +135,7 @@ class Stage1Experiment(L.LightningModule):
             real_logits, _ = self.disc(wav)
             fake_logits, _ = self.disc(wav_hat.detach())
             d_losses = discriminator_loss(real_logits, fake_logits, self.train_cfg.get("adv_loss", "hinge"))
+            self._require_finite("the discriminator loss", d_losses["adv/disc"], d_losses, batch)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(self.weights.get("adv/disc", 1.0) * d_losses["adv/disc"])
             clip_grad_norm(self, opt_d, clip)
@@ -112,6 +152,7 @@ class Stage1Experiment(L.LightningModule):
             losses["adv/gen"] = generator_adv_loss(fake_logits, self.train_cfg.get("adv_loss", "hinge"))
             losses["fm/l1"] = feature_matching_loss(real_feats, fake_feats)
         total = weighted_sum(losses, self.weights)
+        self._require_finite("the training loss", total, losses, batch)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(total)
         clip_grad_norm(self, opt_g, clip)
@@ -122,6 +163,40 @@ class Stage1Experiment(L.LightningModule):
         logs["loss"] = total
         self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, prog_bar=False, on_step=True, on_epoch=False)
         self.log("train/lr", scheds[0].get_last_lr()[0], on_step=True, on_epoch=False)
+
+    def _require_finite(self, what: str, loss: torch.Tensor, terms: dict[str, torch.Tensor],
+                        batch: dict[str, Any]) -> None:
+        """Stop the run (FloatingPointError) before a non-finite ``loss`` reaches an optimiser: from that step on the
+        weights, every later checkpoint and the exported model would be NaN. The last checkpoint is left as it was.
+        Decided by all DDP ranks together: a rank stopping alone would leave the others waiting in an all-reduce."""
+        finite = bool(torch.isfinite(loss))
+        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        if finite:
+            msg = f"step {self.global_step}: {what} is not finite on another DDP rank (its error says why)"
+        else:
+            terms_off = ", ".join(k for k, v in terms.items() if not torch.isfinite(v).all())
+            msg = f"step {self.global_step}: {what} is {float(loss.detach())} ({terms_off} not finite)"
+            msg += self._non_finite_inputs(batch) or ("; the training diverged: try a lower train.lr, a "
+                                                      "train.grad_clip, or trainer.precision=32-true")
+        ckpt = f"{self.exp_dir}/checkpoints" if self.exp_dir is not None else "the checkpoint dir"
+        raise FloatingPointError(f"{msg}. Stopped before the weights took it in: a rerun resumes from the last "
+                                 f"checkpoint in {ckpt} (if any) once the cause is dealt with")
+
+    def _non_finite_inputs(self, batch: dict[str, Any]) -> str:
+        """What of ``batch`` (its audio, its given latents) is not finite, and where to look; "" if nothing."""
+        data = self.cfg.get("data", {})
+        found = []
+        for key, what, where in (("wav", "audio", f"`python -m shared.datadir validate --check-audio "
+                                                  f"{data.get('train', 'DATA_DIR')}` names the file(s)"),
+                                 ("latents", "latents", f"the latent dump {data.get('decoder_latents')}")):
+            bad = [i for i, x in enumerate(batch.get(key, ())) if not torch.isfinite(x).all()]
+            if bad:
+                utts = batch.get("utts")  # where a dataset names its items
+                items = (", ".join(str(utts[i]) for i in bad) if utts is not None
+                         else f"item(s) {', '.join(map(str, bad))} of the batch")
+                found.append(f"the input {what} of {items} hold(s) NaN or infinite values ({where})")
+        return "; " + "; ".join(found) if found else ""
 
     def _update_ema(self) -> None:
         if self.ema is not None:

@@ -7,14 +7,16 @@ built from the ``model:`` section of a stage-one config by :func:`build_codec`.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from stage1_vae.bottlenecks import build_bottleneck
-from stage1_vae.decoders import VocosDecoder, build_decoder
+from shared.audio import pad_to_multiple
+from shared.config import ConfigError
+from stage1_vae.bottlenecks import BOTTLENECKS, build_bottleneck
+from stage1_vae.decoders import DECODERS, VocosDecoder, build_decoder
 from stage1_vae.encoders import MelEncoder, SpectralEncoder
 from stage1_vae.modules import PitchChannel
 
@@ -41,14 +43,14 @@ class Stage1Codec(nn.Module):
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
 
-    def _pad(self, wav: torch.Tensor) -> torch.Tensor:
-        rem = wav.shape[-1] % self.hop_length
-        return F.pad(wav, (0, self.hop_length - rem)) if rem else wav
-
     def _with_pitch(self, wav: torch.Tensor, z: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         if self.pitch is None:
             return z
-        return torch.cat([(self.pitch(wav) if pitch is None else pitch).to(z.dtype), z], dim=1)
+        # in float32 at least: under bf16 autocast a bf16 z (the identity bottleneck's) would round the log-F0 to
+        # ~8 bits (tens of cents) and the phase origin with it, in training only (encode runs in float32)
+        pitch = self.pitch(wav) if pitch is None else pitch
+        dtype = torch.promote_types(z.dtype, torch.float32)
+        return torch.cat([pitch.to(dtype), z.to(dtype)], dim=1)
 
     def _decode(self, z: torch.Tensor, return_phase: bool = False):
         if not isinstance(self.decoder, VocosDecoder):
@@ -73,13 +75,13 @@ class Stage1Codec(nn.Module):
     @torch.no_grad()
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """``(B, T) -> (B, D, T // hop + 1)`` (after padding ``T`` up to a multiple of hop); deterministic."""
-        wav = self._pad(wav)
+        wav = pad_to_multiple(wav, self.hop_length)
         return self._with_pitch(wav, self.bottleneck.latent(self.encoder(wav)))
 
     @torch.no_grad()
     def encode_continuous(self, wav: torch.Tensor) -> torch.Tensor:
         """Pre-quantisation / pre-sampling encoder output (for the quantised codecs: the continuous latent)."""
-        wav = self._pad(wav)
+        wav = pad_to_multiple(wav, self.hop_length)
         return self._with_pitch(wav, self.encoder(wav))
 
     def decode_given(self, z: torch.Tensor, wav: torch.Tensor, return_phase: bool = False, pitch: torch.Tensor | None = None):
@@ -96,7 +98,7 @@ class Stage1Codec(nn.Module):
             self.bottleneck.eval()
             snapped = self.bottleneck.prepare(z[:, c:])
             self.bottleneck.train(training)
-            snapped = self._with_pitch(self._pad(wav), snapped, pitch)
+            snapped = self._with_pitch(pad_to_multiple(wav, self.hop_length), snapped, pitch)
         return self._decode(snapped, return_phase=return_phase)
 
     @torch.no_grad()
@@ -135,14 +137,38 @@ def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
     bot_cfg = dict(model_cfg.get("bottleneck", {"kind": "gaussian"}))
     dec_cfg = dict(model_cfg.get("decoder", {"kind": "vocos"}))
     pitch_cfg = model_cfg.get("pitch")
+    if pitch_cfg is not None:
+        check_options("pitch", PitchChannel, pitch_cfg, ("sample_rate", "hop_length"))
     pitch = PitchChannel(sr, hop, **pitch_cfg) if pitch_cfg is not None else None
-    bottleneck = build_bottleneck(bot_cfg.pop("kind", "gaussian"), dim - (pitch.channels if pitch is not None else 0), **bot_cfg)
+    bot_kind = bot_cfg.pop("kind", "gaussian")
+    if bot_kind in BOTTLENECKS:
+        check_options("bottleneck", BOTTLENECKS[bot_kind], bot_cfg, ("latent_dim",))
+    bottleneck = build_bottleneck(bot_kind, dim - (pitch.channels if pitch is not None else 0), **bot_cfg)
+    encoders = {"convnext": SpectralEncoder, "mel": MelEncoder}
     enc_kind = enc_cfg.pop("kind", "convnext")
-    if enc_kind == "convnext":
-        encoder = SpectralEncoder(bottleneck.in_dim, sample_rate=sr, hop_length=hop, n_fft=n_fft, **enc_cfg)
-    elif enc_kind == "mel":
-        encoder = MelEncoder(bottleneck.in_dim, sample_rate=sr, hop_length=hop, n_fft=n_fft)
-    else:
+    if enc_kind not in encoders:
         raise ValueError(f"unknown encoder '{enc_kind}' (expected 'convnext' or 'mel')")
-    decoder = build_decoder(dec_cfg.pop("kind", "vocos"), dim, hop, n_fft, sample_rate=sr, **dec_cfg)
+    check_options("encoder", encoders[enc_kind], enc_cfg, ("out_dim", "sample_rate", "hop_length", "n_fft"))
+    encoder = encoders[enc_kind](bottleneck.in_dim, sample_rate=sr, hop_length=hop, n_fft=n_fft, **enc_cfg)
+    dec_kind = dec_cfg.pop("kind", "vocos")
+    if dec_kind in DECODERS:
+        check_options("decoder", DECODERS[dec_kind], dec_cfg, ("latent_dim", "hop_length", "n_fft", "sample_rate"))
+    decoder = build_decoder(dec_kind, dim, hop, n_fft, sample_rate=sr, **dec_cfg)
     return Stage1Codec(encoder, bottleneck, decoder, sr, hop, pitch)
+
+
+def check_options(section: str, cls: type, options: dict[str, Any], from_model: tuple[str, ...]) -> None:
+    """Refuse (ConfigError) an option of ``model.<section>`` that ``cls`` does not take, naming it and those it takes,
+    rather than build a model without what the config asked for (``num_layer: 12`` for ``num_layers``).
+    ``from_model``: the arguments :func:`build_codec` gives ``cls`` itself (the model's rate, hop, sizes). A class
+    that passes further options on (the RVQ, to ``vector_quantize_pytorch``, which checks them) is not checked here."""
+    params = inspect.signature(cls).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n in params if n not in from_model]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        shared = [k for k in unknown if k in params]  # taken, but given by build_codec
+        note = f" ({', '.join(shared)}: set at the top of the model section)" if shared else ""
+        raise ConfigError(f"model.{section}: unknown option(s) {', '.join(unknown)} for {cls.__name__}; its options are "
+                          f"{', '.join(known)}{note}")

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from shared.audio import pad_to_multiple
 from shared.features import (center_pad_mode, fundamental_phase, interpolate_unvoiced, phase_locked_f0, resample_track,
                              wrap_phase, yin_f0, yin_frame_times)
 
@@ -331,7 +332,7 @@ class PitchCache:
         if utt in self.measured:
             channels = torch.load(self.measured[utt], map_location="cpu", weights_only=True)[: self.pitch.channels].float()
             return channels, self.pitch.phase_before(channels[None])[0] if self.pitch.phase else None
-        padded = nn.functional.pad(wav, (0, -wav.shape[-1] % self.pitch.hop_length))  # as Stage1Codec.encode pads
+        padded = pad_to_multiple(wav, self.pitch.hop_length)  # as Stage1Codec.encode pads
         channels, before = self.pitch.measure(padded[None].float())
         return channels[0], before[0] if before is not None else None
 

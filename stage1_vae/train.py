@@ -14,9 +14,11 @@ WaveNet and HiFi-GAN were fine-tuned the same way on predicted mel spectrograms)
 The decoder being fine-tuned is the ``--init-from`` codec's, so the fine-tuning config holds only what differs from
 that codec's saved config (training settings; see :func:`finetune_config`): one such config serves every codec.
 
-Resumes from ``<exp>/checkpoints/last.ckpt`` automatically. On success writes ``<exp>/config.yaml``
-(resolved), ``<exp>/model.pt`` (codec weights, EMA when enabled), ``<exp>/params.json`` and
-``<exp>/train_summary.json``. Rerunning a finished experiment is a no-op unless ``--overwrite``.
+Resumes from ``<exp>/checkpoints/last.ckpt`` automatically, with the config it was trained with (one that differs
+in more than the budget, placement, logging or validation is refused: see :data:`RESUMABLE`). On success writes
+``<exp>/config.yaml`` (resolved), ``<exp>/params.json``, ``<exp>/train_summary.json`` and, last, ``<exp>/model.pt``
+(codec weights, EMA when enabled). Rerunning a finished experiment is a no-op unless ``--overwrite``. A non-finite
+loss stops the run (exit status 1) before the weights take it in, its last checkpoint intact.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,21 +38,76 @@ from shared.config import add_config_args, apply_overrides, load_config, merge, 
 from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
 from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, resume_path, scale_budget,
                              seed_everything, start_over)
-from stage1_vae.experiment import Stage1Experiment
+from stage1_vae.experiment import Stage1Experiment, check_config
 from stage1_vae.modules import PitchCache, count_params
 from stage1_vae.validation import Validator, dev_loader
 
 
 def export(module: Stage1Experiment, cfg: dict[str, Any], exp_dir: Path, summary: dict[str, Any]) -> None:
-    """Write the final, self-describing experiment directory (weights, config, parameter counts)."""
+    """Write the final, self-describing experiment directory (weights, config, parameter counts); ``model.pt``
+    last: its presence marks a finished run, so a run killed while exporting is rerun, not taken as finished."""
     codec = module.inference_codec()
-    atomic_save_torch({k: v.detach().cpu() for k, v in codec.state_dict().items()}, exp_dir / MODEL_FILE)
     params = {"encoder": count_params(codec.encoder), "bottleneck": count_params(codec.bottleneck),
               "decoder": count_params(codec.decoder), "total": count_params(codec),
               "discriminator": count_params(module.disc) if module.disc is not None else 0}
     write_json(exp_dir / "params.json", params)
     write_json(exp_dir / "train_summary.json", summary)
     save_config(cfg, exp_dir / "config.yaml")
+    atomic_save_torch({k: v.detach().cpu() for k, v in codec.state_dict().items()}, exp_dir / MODEL_FILE)
+
+
+# What a resumed run may change of the config its checkpoint was trained with (refuse_changed_config): its budget,
+# which --budget-scale scales together (a run continued with more steps or time: the recipes' total_steps equal
+# max_steps), where it runs (devices, precision: `precision: auto` differs by machine), logging, checkpointing and
+# validation. Any other difference (model, loss_weights, loss, discriminator, data, the rest of train) would go on
+# training the checkpoint as another run than its config.yaml describes.
+RESUMABLE = ("trainer.max_steps", "trainer.max_time", "train.total_steps", "train.budget_scale",
+             "trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.precision",
+             "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+             "trainer.checkpoint_every_n_steps", "trainer.keep_checkpoints", "trainer.val_check_interval",
+             "trainer.check_val_every_n_epoch", "trainer.num_sanity_val_steps", "trainer.limit_val_batches",
+             "train.num_workers", "train.num_threads", "train.print_every", "train.cache_audio", "validation",
+             "data.dev")
+
+
+def _flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b.c": value}`` of a nested config (an empty section is a value of its own)."""
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def refuse_changed_config(exp_dir: Path, cfg: dict[str, Any]) -> None:
+    """Before a run resumes ``exp_dir``'s checkpoint (and before its config.yaml is rewritten): refuse (SystemExit)
+    a config that differs from the saved one in a key not in :data:`RESUMABLE`, naming the keys, rather than go on
+    training the checkpoint on other data or losses (or fail on another architecture's weights) under a config.yaml
+    that no longer says what it was trained with."""
+    path = exp_dir / "config.yaml"
+    if not path.is_file():
+        return
+    with tempfile.TemporaryDirectory() as tmp:  # this config as config.yaml would hold it (YAML's types)
+        save_config(cfg, Path(tmp) / "config.yaml")
+        new = _flatten(load_config(Path(tmp) / "config.yaml"))
+    old = _flatten(load_config(path))
+    missing = object()
+    changed = sorted(k for k in set(old) | set(new) if old.get(k, missing) != new.get(k, missing)
+                     and not any(k == r or k.startswith(r + ".") for r in RESUMABLE))
+    if not changed:
+        return
+
+    def show(value: Any) -> str:
+        text = "(absent)" if value is missing else repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    diff = "; ".join(f"{k}: {show(old.get(k, missing))} -> {show(new.get(k, missing))}" for k in changed)
+    raise SystemExit(f"{exp_dir} holds a checkpoint to resume (checkpoints/last.ckpt) trained with another config than "
+                     f"this run's, in {len(changed)} key(s): {diff}. Give --overwrite to train from step 0 with this "
+                     f"config, or the data and config in {path} to resume it (only the budget, placement, logging and "
+                     "validation may change on resume)")
 
 
 def finetune_config(config: str | Path, codec_cfg: dict[str, Any], overrides: list[str] | None = None) -> dict:
@@ -124,11 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cfg = load_config(args.config, args.overrides)
     cfg = scale_budget(cfg, args.budget_scale)
+    check_config(cfg)
     exp_dir = Path(args.exp_dir)
     if (exp_dir / MODEL_FILE).is_file() and not args.overwrite:
         print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
         return 0
     if args.overwrite:
+        if args.init_from and Path(args.init_from).resolve() == exp_dir.resolve():
+            p.error(f"--overwrite would delete the codec --init-from {args.init_from} starts from: give another --exp-dir")
         start_over(exp_dir)
     t = cfg.setdefault("train", {})
     torch.set_num_threads(int(t.get("num_threads", 2)))
@@ -141,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         if info.is_file():  # which stage-two model.pt made the latents: stage2_flow.model.codec_dir checks it
             cfg["data"]["source_model_sha256"] = read_json(info).get("model_sha256")
         t["decoder_only"] = True
+    if resume_path(exp_dir):
+        refuse_changed_config(exp_dir, cfg)
     save_config(cfg, exp_dir / "config.yaml")
 
     m = cfg["model"]
@@ -181,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.init_from and not start:
         init_generator(module, Path(args.init_from), cfg["model"])
     step0 = int(torch.load(start, map_location="cpu", weights_only=False)["global_step"]) if start else 0
-    trainer.fit(module, train_loader, val_loader, ckpt_path=start)
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=start)
+    except FloatingPointError as e:  # a non-finite loss (Stage1Experiment._require_finite): nothing is exported
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
     check_ranks_agree(trainer, module)
     if trainer.is_global_zero:
         elapsed = time.time() - t0

@@ -49,6 +49,23 @@ def test_check_audio():
         check_audio(torch.zeros(0), 16000, "x.wav")
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_check_audio_refuses_non_finite_samples(bad):
+    """A NaN peak compares False with every threshold: such a file once passed as neither silent nor clipped."""
+    wav = torch.randn(1000) * 0.1
+    wav[10] = bad
+    with pytest.raises(AudioError, match=r"x.wav: 1 of 1000 samples are NaN or infinite"):
+        check_audio(wav, 16000, "x.wav")
+
+
+def test_pad_to_multiple():
+    from shared.audio import pad_to_multiple
+
+    assert pad_to_multiple(torch.ones(2, 512), 256).shape == (2, 512)
+    padded = pad_to_multiple(torch.ones(2, 513), 256)
+    assert padded.shape == (2, 768) and padded[:, 513:].abs().sum() == 0 and padded[:, :513].eq(1).all()
+
+
 def test_normalisation_and_crop():
     wav = torch.randn(16000) * 0.01
     assert peak_normalize(wav).abs().max() == pytest.approx(0.95)

@@ -1,4 +1,5 @@
-"""Stage one: modules, losses, training smoke run, exact resume, entry points, load_codec, adapters, DDP.
+"""Stage one: modules, losses, config checks, training smoke run, exact resume (and what it refuses), entry points,
+load_codec, adapters, DDP (the RVQ's codebooks synchronised too).
 
 Unit tests take seconds; the ``slow`` ones run the real entry points on a tiny generated corpus with
 ``conf/stage1_smoke.yaml`` (each a few seconds, the DDP one about 20 s).
@@ -388,6 +389,179 @@ def test_recipe_configs_build():
         assert set(cfg["loss_weights"]) >= {"mel/l1", "stft/mr", "kl", "vq/commit", "adv/gen", "fm/l1", "adv/disc"}
 
 
+def test_model_sections_refuse_options_their_modules_do_not_take():
+    """A misspelt option was once taken and dropped (``num_layer: 12`` built the default 8 layers; the mel encoder
+    took no option at all): now a ConfigError names the section, the option and those the module takes."""
+    from shared.config import ConfigError
+
+    vocos = {"kind": "vocos", "dim": 16, "intermediate_dim": 32}
+    hifi = {"kind": "hifigan", "upsample_rates": [8, 8, 4], "upsample_initial_channel": 16}
+    cases = [({"decoder": {**vocos, "num_layer": 12}},
+              r"model.decoder: unknown option\(s\) num_layer for VocosDecoder; its options are .*num_layers"),
+             ({"decoder": {**hifi, "upsample_rate": [8, 8, 4]}}, r"upsample_rate for HiFiGANDecoder"),
+             ({"decoder": {**hifi, "n_fft": 512}}, r"n_fft for HiFiGANDecoder"),
+             ({"decoder": {**vocos, "hop_length": 128}},
+              r"hop_length for VocosDecoder.*\(hop_length: set at the top of the model section\)"),
+             ({"encoder": {"kind": "mel", "dim": 16}}, r"model.encoder: unknown option\(s\) dim for MelEncoder; its options are n_mels"),
+             ({"encoder": {"kind": "convnext", "num_layer": 2}}, r"num_layer for SpectralEncoder"),
+             ({"bottleneck": {"kind": "gaussian", "logvar_mn": -5}}, r"model.bottleneck: unknown option\(s\) logvar_mn"),
+             ({"pitch": {"f0min": 60}}, r"model.pitch: unknown option\(s\) f0min for PitchChannel")]
+    for change, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            build_codec({**tiny_model_cfg({"kind": "gaussian"}), **change})
+    with pytest.raises(TypeError, match="num_layer"):
+        VocosDecoder(8, num_layer=12)
+    mel = {**tiny_model_cfg({"kind": "identity"}), "encoder": {"kind": "mel", "n_mels": 8}}
+    assert build_codec(mel).encode(torch.randn(1, 2048) * 0.1).shape[1] == 8  # n_mels: what latent_dim says...
+    with pytest.raises(ValueError, match="encoder.n_mels 80: the mel codec's latent channels are its mel bands, 8 here"):
+        build_codec({**mel, "encoder": {"kind": "mel", "n_mels": 80}})  # ...or an error, not 8 bands silently
+
+
+def test_pitch_channels_stay_float32_in_bf16_training():
+    """Under bf16 autocast the identity bottleneck's latent is bf16 (the mel encoder's matmul), and the pitch channels
+    concatenated to it were rounded to bf16 with it (tens of cents of F0, and the phase origin), in training only."""
+    cfg = {**tiny_model_cfg({"kind": "identity"}), "latent_dim": 11, "encoder": {"kind": "mel"},
+           "pitch": {"f0_min": 50, "f0_max": 500, "phase": True}}
+    codec = build_codec(cfg).train()
+    wav = (0.3 * torch.sin(2 * math.pi * 123.4 * torch.arange(40 * 256) / 16000))[None]
+    pitch = codec.pitch(wav)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert codec.encoder(wav).dtype == torch.bfloat16  # what made the latent bf16
+        _, z, _ = codec(wav, pitch=pitch)
+    assert z.dtype == torch.float32 and torch.equal(z[:, :3], pitch)
+
+
+def tiny_experiment_cfg(bottleneck: dict | None = None, decoder: dict | None = None, **train) -> dict:
+    """A stage-one training config of :func:`tiny_model_cfg`'s model, without the adversarial losses."""
+    return {"model": tiny_model_cfg(bottleneck or {"kind": "gaussian"}, decoder=decoder),
+            "loss_weights": {"mel/l1": 1.0, "stft/mr": 1.0, "kl": 0.001, "vq/commit": 1.0},
+            "train": {"seed": 0, "lr": 1e-3, "warmup_steps": 1, "total_steps": 4, "grad_clip": 1.0, **train}}
+
+
+def test_misspelt_loss_weights_and_train_keys_are_config_errors():
+    """Both sections are read key by key with defaults: ``mel/L1`` once turned the mel loss off, and a train key of
+    stage two's spelling did nothing."""
+    from shared.config import ConfigError
+    from stage1_vae.experiment import Stage1Experiment
+
+    cfg = tiny_experiment_cfg()
+    cfg["loss_weights"]["mel/L1"] = cfg["loss_weights"].pop("mel/l1")
+    with pytest.raises(ConfigError, match=r"loss_weights: unknown key\(s\) mel/L1; the losses are mel/l1, stft/mr"):
+        Stage1Experiment(cfg)
+    with pytest.raises(ConfigError, match=r"train: unknown key\(s\) lr_min_ratio, lr_sched; the keys are seed, .*"
+                                          r"\(lr_min_ratio is stage two's name for min_lr_ratio\)"):
+        Stage1Experiment(tiny_experiment_cfg(lr_min_ratio=0.1, lr_sched="cosine"))
+
+
+def test_every_shipped_stage1_config_passes_the_checks():
+    from stage1_vae.experiment import check_config
+    from stage1_vae.train import finetune_config
+
+    egs = ROOT / "egs"
+    for path in sorted(egs.glob("*/tts1/conf/stage1*.yaml")):
+        check_config(load_config(path))
+    for path in sorted(egs.glob("*/tts1/conf/decoder_gta*.yaml")):  # over the codec config its recipe trains
+        codec = load_config(path.parent / ("stage1_smoke.yaml" if "smoke" in path.name else "stage1.yaml"))
+        cfg = finetune_config(path, codec)
+        check_config({**cfg, "train": {**cfg["train"], "decoder_only": True}})
+
+
+def test_phase_losses_with_a_decoder_without_phase_are_announced(capsys):
+    """The HiFi-GAN generator has no iSTFT phase: weighted phase losses were skipped without a word."""
+    from stage1_vae.experiment import Stage1Experiment
+
+    hifi = {"kind": "hifigan", "upsample_rates": [8, 8, 4], "upsample_initial_channel": 16}
+    cfg = tiny_experiment_cfg(decoder=hifi)
+    cfg["loss_weights"].update({"phase/ip": 1.0, "phase/gd": 0.0, "phase/iaf": 0.5})
+    module = Stage1Experiment(cfg)
+    assert not module.use_phase and module.phase_loss is None
+    err = capsys.readouterr().err
+    assert "warning: loss_weights phase/ip, phase/iaf: the hifigan decoder has no iSTFT phase" in err
+    cfg["loss_weights"].update({"phase/ip": 0.0, "phase/iaf": 0.0})
+    Stage1Experiment(cfg)
+    assert "warning" not in capsys.readouterr().err
+
+
+def _codebook_sync_rank(rank: int, init_file: str, out: str) -> None:
+    """One of two gloo processes: an RVQ experiment built before the process group exists (as stage1_vae.train
+    builds it, Lightning starting the group in fit), its EMA codebooks trained on this rank's own batches."""
+    torch.set_num_threads(1)
+    from stage1_vae.experiment import Stage1Experiment
+
+    torch.manual_seed(0)  # every rank starts from the same codebooks, as stage1_vae.train's seed_everything gives them
+    module = Stage1Experiment(tiny_experiment_cfg({"kind": "rvq", "num_quantizers": 2, "codebook_size": 16, "decay": 0.8,
+                                                   "threshold_ema_dead_code": 2}))
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        module.setup("fit")
+        bottleneck = module.codec.bottleneck.train()
+        torch.manual_seed(rank)
+        for _ in range(3):  # dead codes too (threshold_ema_dead_code): replaced from every rank's vectors
+            bottleneck(torch.randn(2, 8, 50) + 3 * rank)
+        state = {k: v.contiguous() for k, v in bottleneck.state_dict().items()}
+        gathered = {}
+        for k, v in state.items():
+            parts = [torch.zeros_like(v) for _ in range(2)]
+            torch.distributed.all_gather(parts, v)
+            gathered[k] = parts
+        if rank == 0:
+            torch.save(gathered, out)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_rvq_codebooks_are_synchronised_across_ddp_processes(tmp_path):
+    """vector_quantize_pytorch syncs its EMA codebooks only if the process group exists when it is built; stage one
+    builds its codec before, so each rank's codebooks learnt from its own batches (and DDP then gave all rank 0's)."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_codebook_sync_rank, args=(str(tmp_path / "pg"), str(tmp_path / "state.pt")), nprocs=2)
+    gathered = torch.load(tmp_path / "state.pt")
+    assert any("embed" in k for k in gathered)
+    for k, (a, b) in gathered.items():
+        assert torch.equal(a, b), k
+
+
+def test_export_writes_the_model_last(tmp_path, monkeypatch):
+    """model.pt marks a finished run: written before params.json and train_summary.json, a run killed between them
+    was taken as finished without them."""
+    from stage1_vae import train as stage1_train
+    from stage1_vae.experiment import Stage1Experiment
+
+    written = []
+    for name, path_arg in (("write_json", 0), ("save_config", 1), ("atomic_save_torch", 1)):
+        real = getattr(stage1_train, name)
+        monkeypatch.setattr(stage1_train, name, lambda *a, real=real, i=path_arg: written.append(Path(a[i]).name) or real(*a))
+    cfg = tiny_experiment_cfg()
+    stage1_train.export(Stage1Experiment(cfg), cfg, tmp_path, {"steps": 0})
+    assert written[-1] == "model.pt" and set(written[:-1]) == {"params.json", "train_summary.json", "config.yaml"}
+    assert load_codec(tmp_path).latent_dim == 8
+
+
+def test_a_non_finite_loss_stops_training_before_the_weights_take_it(tmp_path):
+    """NaN audio (or a diverging run) once trained on and exported an all-NaN model with exit status 0: the step whose
+    loss is not finite now stops the run, its checkpoints and weights those of the step before."""
+    from shared.training import build_trainer
+    from stage1_vae.experiment import Stage1Experiment
+
+    torch.manual_seed(0)
+    good = torch.randn(2, 16 * 256) * 0.1
+    bad = good.clone()
+    bad[1, 100] = float("nan")
+    module = Stage1Experiment({**tiny_experiment_cfg(), "data": {"train": "data/train"}}, tmp_path)
+    trainer = build_trainer({"accelerator": "cpu", "devices": 1, "max_steps": 3, "checkpoint_every_n_steps": 1,
+                             "limit_val_batches": 0}, tmp_path)
+    loader = torch.utils.data.DataLoader([good, bad, good], batch_size=None)
+    stopped = (r"step 1: the training loss is nan \(.*mel/l1.* not finite\); the input audio of item\(s\) 1 of the batch "
+               r"hold\(s\) NaN or infinite values \(`python -m shared.datadir validate --check-audio data/train`")
+    with pytest.raises(FloatingPointError, match=stopped):
+        trainer.fit(module, loader)
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert all(torch.isfinite(p).all() for p in module.codec.parameters())
+
+
 # ---- entry points on a generated corpus ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
@@ -530,6 +704,58 @@ def test_resume_after_kill_is_exact(trained, corpus, tmp_path, kill_at):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.slow
+def test_resume_refuses_another_config_and_keeps_the_saved_one(corpus, tmp_path):
+    """A rerun over a checkpoint once resumed it whatever the config or data said, after writing them into config.yaml
+    (another architecture then failed on the checkpoint's weights). Only the budget, placement, logging and
+    validation may change; anything else is refused by name, before config.yaml is touched."""
+    exp = tmp_path / "cut"
+    proc = train(corpus, exp, env={"FLOWTTS_KILL_AT_STEP": "4"}, check=False)
+    assert proc.returncode == 3 and (exp / "checkpoints" / "last.ckpt").is_file() and not (exp / "model.pt").exists()
+    saved = (exp / "config.yaml").read_bytes()
+    proc = run_module("stage1_vae.train", "--config", str(SMOKE), "--data-dir", str(corpus / "dev"), "--dev-dir",
+                      str(corpus / "dev"), "--exp-dir", str(exp), "train.num_threads=1", "loss_weights.mel/l1=2.0",
+                      "model.decoder.num_layers=2", "train.lr=0.002", check=False)
+    assert proc.returncode == 1 and "resuming from" not in proc.stdout
+    for change in (f"data.train: '{corpus / 'train'}' -> '{corpus / 'dev'}'", "loss_weights.mel/l1: 1.0 -> 2.0",
+                   "model.decoder.num_layers: 1 -> 2", "train.lr: 0.001 -> 0.002", "in 4 key(s)", "--overwrite"):
+        assert change in proc.stderr, (change, proc.stderr[-2000:])
+    assert (exp / "config.yaml").read_bytes() == saved
+    proc = train(corpus, exp, "trainer.max_steps=7", "train.print_every=1", "validation.num_utts=0")  # a longer budget
+    assert "resuming from" in proc.stdout and read_json(exp / "train_summary.json")["steps"] == 7
+    assert load_config(exp / "config.yaml")["trainer"]["max_steps"] == 7
+
+
+@pytest.mark.slow
+def test_overwrite_does_not_delete_the_codec_it_starts_from(trained, corpus, tmp_path):
+    exp = tmp_path / "vae"
+    shutil.copytree(trained, exp)
+    proc = run_module("stage1_vae.train", "--config", str(SMOKE), "--data-dir", str(corpus / "train"), "--exp-dir", str(exp),
+                      "--init-from", str(exp), "--overwrite", check=False)
+    assert proc.returncode == 2 and "--overwrite would delete the codec --init-from" in proc.stderr
+    assert (exp / "model.pt").is_file() and (exp / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_non_finite_audio_fails_the_training_and_exports_nothing(corpus, tmp_path):
+    """A float wav with NaN samples once trained an all-NaN model, exported with exit status 0."""
+    data = tmp_path / "train"
+    shutil.copytree(corpus / "train", data)
+    for line in (data / "wav.scp").read_text().splitlines():  # every file: the first step is sure to read one
+        utt, path = line.split()
+        copy = data / "wav" / f"{utt}_nan.wav"
+        wav, sr = sf.read(path, dtype="float32")
+        wav[::500] = float("nan")  # in every training crop
+        sf.write(copy, wav, sr, subtype="FLOAT")
+        (data / "wav.scp").write_text((data / "wav.scp").read_text().replace(f"{path}\n", f"{copy}\n"))
+    exp = tmp_path / "nan"
+    proc = run_module("stage1_vae.train", "--config", str(SMOKE), "--data-dir", str(data), "--exp-dir", str(exp),
+                      "train.num_threads=1", "validation.num_utts=0", check=False)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "error: step 0: the training loss is nan" in proc.stderr and "hold(s) NaN or infinite values" in proc.stderr
+    assert not (exp / "model.pt").exists() and not (exp / "train_summary.json").exists()
 
 
 @pytest.mark.slow

@@ -216,6 +216,26 @@ def test_killed_decode_overwrite_never_looks_finished(setup, tmp_path, monkeypat
     assert len(read_kv(out / "wav.scp")) == 5 and len(read_kv(out / "text")) == 5
 
 
+def test_a_finished_dump_of_another_codec_is_encoded_again(setup, tmp_path, capsys):
+    """A finished dump was left alone whatever its codec.json said: a codec retrained in the same exp dir (other
+    weights) kept its old latents, as did a rerun with --continuous."""
+    exp, dump = tmp_path / "exp", tmp_path / "dump"
+    shutil.copytree(setup / "A", exp)
+    args = ["--exp-dir", str(exp), "--data-dir", str(setup / "data"), "--out-dir", str(dump), "--num-threads", "1"]
+    assert encode.main(args) == 0 and encode.main(args) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    shutil.copyfile(setup / "B" / MODEL_FILE, exp / MODEL_FILE)  # retrained
+    assert encode.main(args) == 0
+    assert f"{dump}/codec.json names the codec of {exp.resolve()} (weights sha256" in capsys.readouterr().out
+    assert run_encode(setup, "B", tmp_path / "b") == 0
+    expected = {u: torch.load(p) for u, p in read_latent_scp(tmp_path / "b").items()}
+    assert all(torch.equal(torch.load(p), expected[u]) for u, p in read_latent_scp(dump).items())
+    assert read_json(dump / "codec.json")["model_sha256"] == read_json(tmp_path / "b" / "codec.json")["model_sha256"]
+    assert encode.main(args + ["--continuous"]) == 0  # the other kind of latent
+    assert "says continuous=False, this run gives --continuous: encoding again" in capsys.readouterr().out
+    assert read_json(dump / "codec.json")["continuous"] is True
+
+
 def test_decode_checks_the_dumps_codec_and_decodes_its_own_latents_unsnapped(setup, tmp_path, capsys):
     dump = tmp_path / "dump"
     assert run_encode(setup, "A", dump) == 0
