@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -32,8 +33,15 @@ Key = tuple[int, int]  # (dataset index, per-item seed)
 FrameTrack = Callable[[str, torch.Tensor, int, int], torch.Tensor]
 
 
+def _mixed_seed(*keys: int) -> int:
+    """A seed that no other tuple of ``keys`` shares in practice (numpy's SeedSequence hash): ``seed + epoch`` would
+    give run seed 4's epoch 0 the batches of run seed 3's epoch 1, and ``epoch * K + index`` item ``i + K`` of one
+    epoch the crop of item ``i`` of the next."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0] >> 1)
+
+
 def _item_seed(seed: int, epoch: int, index: int) -> int:
-    return (seed * 1_000_003 + epoch * 10_007 + index) % (2**31 - 1)
+    return _mixed_seed(seed, epoch, index)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -60,6 +68,11 @@ class _EpochSampler(Sampler[list[Key]]):
 
     def _batches(self) -> list[list[int]]:
         raise NotImplementedError
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """The item indices of ``epoch``'s batches, all ranks' (for loops that batch without a DataLoader)."""
+        self.set_epoch(epoch)
+        return self._batches()
 
     def _rank_batches(self) -> list[list[int]]:
         batches = self._batches()
@@ -90,7 +103,7 @@ class RandomBatchSampler(_EpochSampler):
         self.num_items, self.batch_size, self.drop_last = num_items, batch_size, drop_last
 
     def _batches(self) -> list[list[int]]:
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        g = torch.Generator().manual_seed(_mixed_seed(self.seed, self.epoch))
         order = torch.randperm(self.num_items, generator=g).tolist() if self.shuffle else list(range(self.num_items))
         if self.drop_last and self.num_items >= self.batch_size:
             order = order[: len(order) // self.batch_size * self.batch_size]
@@ -125,7 +138,7 @@ class BucketBatchSampler(_EpochSampler):
         self.max_frames, self.max_batch, self.jitter = max_frames, max_batch, jitter
 
     def _batches(self) -> list[list[int]]:
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        g = torch.Generator().manual_seed(_mixed_seed(self.seed, self.epoch))
         keys = self.lengths
         if self.shuffle and self.jitter > 0:
             keys = keys * (1 + self.jitter * (2 * torch.rand(len(keys), generator=g, dtype=torch.float64) - 1))

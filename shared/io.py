@@ -54,6 +54,20 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)  # the rename itself survives a power loss only once its directory is on disk
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # a platform without directory handles (Windows): the rename is as durable as it gets there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_save_torch(obj: Any, path: PathLike) -> None:

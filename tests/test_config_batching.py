@@ -51,8 +51,21 @@ def test_bucket_sampler_budget_and_padding():
     assert s.padding_fraction() < 0.1
     s.set_epoch(1)
     assert [[i for i, _ in b] for b in s] != batches  # reshuffled per epoch
+    # ... and regrouped: which items share a batch changes too, not only the batches' order
+    assert {frozenset(b) for b in s.batches(1)} != {frozenset(b) for b in s.batches(0)}
+    assert s.batches(0) == batches  # the same epoch gives the same batches (exact resume)
+    # another run's seed is not this run shifted by an epoch (seed + epoch made seed 4's epoch 0 seed 3's epoch 1)
+    assert BucketBatchSampler(lengths, max_frames=4000, seed=4).batches(0) != s.batches(1)
     with pytest.raises(ValueError, match="longer than max_frames"):
         BucketBatchSampler([10, 5000], max_frames=4000)
+
+
+def test_item_seeds_do_not_repeat_across_epochs_or_runs():
+    from shared.batching import _item_seed
+
+    # epoch * 10007 + index gave item i + 10007 of one epoch the crop of item i of the next (large corpora)
+    seeds = {_item_seed(run, epoch, i) for run in (0, 1) for epoch in (0, 1) for i in (5, 10012, 20019)}
+    assert len(seeds) == 12
 
 
 def test_sampler_shards_by_rank(monkeypatch):

@@ -99,27 +99,6 @@ def subset_hours(data_dir: PathLike, utts: Sequence[str], hours: float, seed: in
     return [u for u in utts if u in keep]
 
 
-def frame_batches(lengths: Sequence[int], max_samples: int, rng: np.random.Generator | None = None) -> list[list[int]]:
-    """Group indices of similar length into batches of at most ``max_samples`` padded samples.
-
-    Sorted by length, cut greedily, then the batch order is shuffled with ``rng`` (kept if None).
-    """
-    order = np.argsort(np.asarray(lengths), kind="stable")
-    batches, cur, cur_max = [], [], 0
-    for i in order:
-        n = int(lengths[i])
-        if cur and max(cur_max, n) * (len(cur) + 1) > max_samples:
-            batches.append(cur)
-            cur, cur_max = [], 0
-        cur.append(int(i))
-        cur_max = max(cur_max, n)
-    if cur:
-        batches.append(cur)
-    if rng is not None:
-        rng.shuffle(batches)
-    return batches
-
-
 def collate(wavs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B, T_max)`` zero-padded batch and sample lengths ``(B,)``."""
     lengths = torch.tensor([w.numel() for w in wavs])

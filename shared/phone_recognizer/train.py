@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shared.batching import BucketBatchSampler
 from shared.config import apply_overrides, load_config, merge, save_config
 from shared.device import resolve_device
 from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, file_sha256, read_json, write_json
 from shared.phone_recognizer.data import (
-    ROBUSTNESS_CHECKS, degrade, frame_batches, iter_wavs, phone_filter, read_token_file, subset_hours, utterance_ids,
+    ROBUSTNESS_CHECKS, degrade, iter_wavs, phone_filter, read_token_file, subset_hours, utterance_ids,
     time_warp,
 )
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig
@@ -282,11 +283,12 @@ class _Loop:
     def run(self, feats: list[torch.Tensor], targets: list[torch.Tensor]) -> float:
         """Train until ``max_steps`` or ``max_time_s``; returns the fraction of epochs done."""
         tc, st = self.tc, self.state
-        lengths = [f.shape[-1] for f in feats]
+        # utterances of similar length under a padded-frames budget; which ones share a batch changes every epoch
+        sampler = BucketBatchSampler([f.shape[-1] for f in feats], tc["batch_frames"], seed=tc["seed"])
         self.model.train()
         t0, running = time.time() - st["elapsed"], []
         while True:
-            batches = frame_batches(lengths, tc["batch_frames"], np.random.default_rng(tc["seed"] + st["epoch"]))
+            batches = sampler.batches(st["epoch"])
             for bi in range(st["batch_in_epoch"], len(batches)):
                 # checked before each step: a run resumed at max_steps (or past max_time_s) trains no further
                 out_of_time = tc["max_time_s"] is not None and st["elapsed"] >= tc["max_time_s"]
