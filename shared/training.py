@@ -18,6 +18,7 @@ import csv
 import math
 import os
 import random
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +33,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from shared.config import load_config, save_config
 from shared.io import MODEL_FILE, PathLike, atomic_save_torch, atomic_write, remove_outputs
 
 OUR_KEYS = ("checkpoint_every_n_steps", "keep_checkpoints")
@@ -357,3 +359,45 @@ def lr_schedule(module: L.LightningModule, warmup: int, total: int, min_ratio: f
 
 def seed_everything(seed: int) -> None:
     L.seed_everything(seed, workers=True, verbose=False)
+
+
+def _flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b.c": value}`` of a nested config (an empty section is a value of its own)."""
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def refuse_changed_config(exp_dir: PathLike, cfg: dict[str, Any], resumable: tuple[str, ...]) -> None:
+    """Before a run resumes ``exp_dir``'s checkpoint (and before its config.yaml is rewritten): refuse (SystemExit)
+    a config that differs from the saved one in a key not in ``resumable`` (dotted keys or sections: each stage's
+    budget, placement, logging and validation), naming the keys, rather than go on training the checkpoint on other
+    data or losses (or fail on another architecture's weights) under a config.yaml that no longer says what it was
+    trained with."""
+    exp_dir = Path(exp_dir)
+    path = exp_dir / "config.yaml"
+    if not path.is_file():
+        return
+    with tempfile.TemporaryDirectory() as tmp:  # this config as config.yaml would hold it (YAML's types)
+        save_config(cfg, Path(tmp) / "config.yaml")
+        new = _flatten(load_config(Path(tmp) / "config.yaml"))
+    old = _flatten(load_config(path))
+    missing = object()
+    changed = sorted(k for k in set(old) | set(new) if old.get(k, missing) != new.get(k, missing)
+                     and not any(k == r or k.startswith(r + ".") for r in resumable))
+    if not changed:
+        return
+
+    def show(value: Any) -> str:
+        text = "(absent)" if value is missing else repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    diff = "; ".join(f"{k}: {show(old.get(k, missing))} -> {show(new.get(k, missing))}" for k in changed)
+    raise SystemExit(f"{exp_dir} holds a checkpoint to resume (checkpoints/last.ckpt) trained with another config than "
+                     f"this run's, in {len(changed)} key(s): {diff}. Give --overwrite to train from step 0 with this "
+                     f"config, or the data and config in {path} to resume it (only the budget, placement, logging and "
+                     "validation may change on resume)")

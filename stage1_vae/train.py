@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,8 @@ import torch
 from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, RandomBatchSampler, make_loader
 from shared.config import add_config_args, apply_overrides, load_config, merge, save_config
 from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
-from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, resume_path, scale_budget,
-                             seed_everything, start_over)
+from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, refuse_changed_config,
+                             resume_path, scale_budget, seed_everything, start_over)
 from stage1_vae.experiment import Stage1Experiment, check_config
 from stage1_vae.modules import PitchCache, count_params
 from stage1_vae.validation import Validator, dev_loader
@@ -70,44 +69,6 @@ RESUMABLE = ("trainer.max_steps", "trainer.max_time", "train.total_steps", "trai
              "data.dev")
 
 
-def _flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a.b.c": value}`` of a nested config (an empty section is a value of its own)."""
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def refuse_changed_config(exp_dir: Path, cfg: dict[str, Any]) -> None:
-    """Before a run resumes ``exp_dir``'s checkpoint (and before its config.yaml is rewritten): refuse (SystemExit)
-    a config that differs from the saved one in a key not in :data:`RESUMABLE`, naming the keys, rather than go on
-    training the checkpoint on other data or losses (or fail on another architecture's weights) under a config.yaml
-    that no longer says what it was trained with."""
-    path = exp_dir / "config.yaml"
-    if not path.is_file():
-        return
-    with tempfile.TemporaryDirectory() as tmp:  # this config as config.yaml would hold it (YAML's types)
-        save_config(cfg, Path(tmp) / "config.yaml")
-        new = _flatten(load_config(Path(tmp) / "config.yaml"))
-    old = _flatten(load_config(path))
-    missing = object()
-    changed = sorted(k for k in set(old) | set(new) if old.get(k, missing) != new.get(k, missing)
-                     and not any(k == r or k.startswith(r + ".") for r in RESUMABLE))
-    if not changed:
-        return
-
-    def show(value: Any) -> str:
-        text = "(absent)" if value is missing else repr(value)
-        return text if len(text) <= 60 else text[:57] + "..."
-
-    diff = "; ".join(f"{k}: {show(old.get(k, missing))} -> {show(new.get(k, missing))}" for k in changed)
-    raise SystemExit(f"{exp_dir} holds a checkpoint to resume (checkpoints/last.ckpt) trained with another config than "
-                     f"this run's, in {len(changed)} key(s): {diff}. Give --overwrite to train from step 0 with this "
-                     f"config, or the data and config in {path} to resume it (only the budget, placement, logging and "
-                     "validation may change on resume)")
 
 
 def finetune_config(config: str | Path, codec_cfg: dict[str, Any], overrides: list[str] | None = None) -> dict:
@@ -203,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg["data"]["source_model_sha256"] = read_json(info).get("model_sha256")
         t["decoder_only"] = True
     if resume_path(exp_dir):
-        refuse_changed_config(exp_dir, cfg)
+        refuse_changed_config(exp_dir, cfg, RESUMABLE)
     save_config(cfg, exp_dir / "config.yaml")
 
     m = cfg["model"]

@@ -37,8 +37,8 @@ from shared.datadir import spread_subset
 from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json
 from shared.latents import require_codec
 from shared.text import Vocab
-from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, resume_path, scale_budget,
-                             seed_everything, start_over)
+from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, refuse_changed_config,
+                             resume_path, scale_budget, seed_everything, start_over)
 from stage2_flow.alignment import read_durations
 from stage2_flow.data import LatentNormalizer, ReflowPairs, TTSDataset, collate_pairs, collate_tts, speaking_rate
 from stage2_flow.experiment import Stage2Experiment, check_training_config
@@ -101,6 +101,18 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
 
 # what a checkpoint's weights were trained against: the latents' normalisation and the token and speaker ids
 TRAINED_AGAINST = ("latent_stats.json", "tokens.txt", "speakers.txt")
+
+
+# What a resumed run may change of the config its checkpoint was trained with (shared.training.refuse_changed_config):
+# its budget (--budget-scale scales these together), where it runs, logging, checkpointing and validation; another
+# model, loss, prior, data or optimiser setting would go on training the checkpoint as another run than its
+# config.yaml says (the description files are refuse_changed_description's)
+RESUMABLE = ("trainer.max_steps", "trainer.max_time", "train.lr_total_steps", "train.budget_scale",
+             "trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.precision",
+             "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+             "trainer.checkpoint_every_n_steps", "trainer.keep_checkpoints", "trainer.val_check_interval",
+             "trainer.check_val_every_n_epoch", "trainer.num_sanity_val_steps", "trainer.limit_val_batches",
+             "train.num_workers", "train.num_threads", "train.print_every", "validation", "data.dev", "data.dev_latents")
 
 
 def refuse_changed_description(exp_dir: Path, before: dict[str, bytes]) -> None:
@@ -229,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg["data"] = {**cfg.get("data", {}), "train": args.data_dir, "latents": args.latents, "dev": args.dev_dir,
                    "dev_latents": args.dev_latents, "durations": args.durations, "reflow_pairs": args.reflow_pairs,
                    "init_from": args.init_from}
+    if resume_path(exp_dir):
+        refuse_changed_config(exp_dir, cfg, RESUMABLE)
     save_config(cfg, exp_dir / "config.yaml")
 
     d = cfg.get("data", {})

@@ -120,6 +120,19 @@ def test_resume_is_exact(corpus, capsys):
         assert torch.equal(v, b["state_dict"][k]), k
 
 
+def test_resume_refuses_another_config_and_keeps_the_saved_one(corpus):
+    """A checkpoint is resumed only under the config it was trained with, apart from the budget, placement, logging and
+    validation: another learning rate or model would go on training it as a run its config.yaml does not describe."""
+    args = train_args(corpus, "exp/stage2/changed", "trainer.checkpoint_every_n_steps=2", dev=False)
+    assert train.main(args + ["trainer.max_steps=2"]) == 0
+    (corpus / "exp/stage2/changed/model.pt").unlink()  # as if killed after its step-2 checkpoint
+    saved = (corpus / "exp/stage2/changed/config.yaml").read_text()
+    with pytest.raises(SystemExit, match=r"2 key\(s\): model.text_encoder.dropout: .*; train.lr: 0.003 -> 0.01"):
+        train.main(args + ["trainer.max_steps=4", "train.lr=0.01", "model.text_encoder.dropout=0.3"])
+    assert (corpus / "exp/stage2/changed/config.yaml").read_text() == saved
+    assert train.main(args + ["trainer.max_steps=3"]) == 0  # more steps: resumed
+
+
 def test_resume_after_a_hard_kill_is_exact(corpus, capsys):
     """A run killed as step 3 begins (``os._exit``: no clean shutdown, as ``kill -9``) and rerun ends with exactly the
     weights of the run that was never interrupted, and its log holds every step once, as that run's does."""
