@@ -1,13 +1,15 @@
 """Pack a trained system into one self-contained directory with a model card.
 
     python -m shared.pack --stage1-exp-dir exp/stage1/vae --stage2-exp-dir exp/stage2/flow_reflow \
-        --results exp/RESULTS.md --out-dir exp/packed/espeak_mini_flow_reflow
+        --results exp/RESULTS.md --synth-dir exp/stage2/flow_reflow/synth/test --out-dir exp/packed/espeak_mini_flow_reflow
 
 The output holds ``stage1/`` and ``stage2/`` (each experiment directory's top-level files: resolved config,
 weights, token list, latent statistics, ...; no checkpoints, logs or samples; and ``stage2/decoder/``, the
 decoder fine-tuned on stage two's output, where there is one), with ``stage2/stage1.json``
 pointing at ``../stage1``, so ``Synthesizer.from_exp_dir(out_dir / "stage2")`` works wherever the directory
-is copied; ``RESULTS.md``; and ``MODEL_CARD.md`` (what it is, how it was trained, configs, metrics, use). A top-level
+is copied; ``RESULTS.md`` with the figures it links to (at the same relative paths); and ``MODEL_CARD.md`` (what it
+is, how it was trained, configs, metrics, use: with the sampling settings of the synthesis the results scored,
+``--synth-dir``'s recorded ones, :func:`shared.results.sampling_settings`). A top-level
 file of ``MAX_FILE_MB`` or more is left out (and named); one that the packed model needs (weights, a config, the
 token list) is an error instead, before anything is written.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.io import MODEL_FILE, PathLike, atomic_write, read_json, write_json
+from shared.results import sampling_settings
 
 MAX_FILE_MB = 200  # top-level files this large or larger are not packed (named on stderr)
 NEEDED_SUFFIXES = (".yaml", ".json", ".txt")  # configs, statistics, links, token lists: with MODEL_FILE, what loads
@@ -59,6 +63,12 @@ def _yaml_or_none(path: Path) -> Any:
     return load_config(path) if path.is_file() else None
 
 
+def _figures(results: Path) -> list[Path]:
+    """The images ``results`` links to (``![caption](path)``) by a path relative to it, inside its directory."""
+    links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", results.read_text())
+    return [Path(f) for f in links if not Path(f).is_absolute() and ".." not in Path(f).parts and "://" not in f]
+
+
 def _section(title: str, body: str) -> str:
     return f"## {title}\n\n{body.strip()}\n\n"
 
@@ -71,7 +81,7 @@ def model_card(out_dir: Path, s1: Path, s2: Path, results: Path | None, corpus_r
     name = out_dir.name
     sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
     kwargs = "".join(f", {k}={v!r}" for k, v in sampling.items())
-    cli = "".join(f" --{k} {v}" for k, v in sampling.items())
+    cli = "".join(f" --{k.replace('_', '-')} {v}" for k, v in sampling.items())
     speaker = ((_yaml_or_none(s2 / "config.yaml") or {}).get("model") or {}).get("speaker") or {}
     zero_shot = bool(speaker.get("use_prompt")) and not speaker.get("use_id", True)  # a voice from a prompt alone
     load, given = "", ""
@@ -144,6 +154,10 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
         write_json(link, info)
     if results and Path(results).is_file():
         shutil.copy2(results, tmp / "RESULTS.md")
+        for fig in _figures(Path(results)):  # its links (the NFE sweep's plot) then hold in the package too
+            if (Path(results).parent / fig).is_file():
+                (tmp / fig).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(Path(results).parent / fig, tmp / fig)
     with atomic_write(tmp / "MODEL_CARD.md") as f:
         f.write(model_card(out, s1, s2, Path(results) if results else None,
                            Path(corpus_report) if corpus_report else None, sampling, fine_tuned))
@@ -160,13 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--results", help="RESULTS.md to include")
     p.add_argument("--corpus-report", help="corpus report JSON (e.g. data/local/corpus_report.json)")
-    p.add_argument("--nfe", type=int, help="sampling settings of the measured results, for the card's examples")
-    p.add_argument("--solver")
-    p.add_argument("--temperature", type=float)
+    p.add_argument("--synth-dir", help="the synthesis the results scored (e.g. exp/stage2/flow_reflow/synth/test): "
+                   "the card's examples use the sampling settings it recorded (its synth.json, or its jobs')")
     p.add_argument("--no-decoder", action="store_true",
                    help="leave STAGE2/decoder/ out: the system decoded by stage one's own decoder")
     args = p.parse_args(argv)
-    sampling = {"nfe": args.nfe, "solver": args.solver, "temperature": args.temperature}
+    sampling = sampling_settings(args.synth_dir) if args.synth_dir else None
+    if args.synth_dir and sampling is None:
+        print(f"shared.pack: {args.synth_dir} holds no synthesis with recorded settings (wav.scp and synth.json): "
+              "the card gives none", file=sys.stderr)
     try:
         out = pack(args.stage1_exp_dir, args.stage2_exp_dir, args.out_dir, args.results, args.corpus_report, sampling,
                    decoder=not args.no_decoder)

@@ -4,8 +4,9 @@
         --nfe-sweep-dir exp/nfe_sweep/flow_reflow --stage-tags vae flow flow_reflow --test-set test --out exp/RESULTS.md
 
 Reads (each optional; a missing one is listed as "not run", never an error):
-``<stage2>/eval/<test>/metrics.json`` (TTS metrics and PER), ``<stage1>/eval/<test>/metrics.json`` (codec
-resynthesis), ``<nfe-sweep-dir>/summary.json`` (quality and RTF against NFE; also drawn to
+``<stage2>/eval/<test>/metrics.json`` (TTS metrics and PER), the sampling settings of the synthesis it scored
+(``<stage2>/synth/<test>``'s ``synth.json``, or a job's: :func:`synthesis_record`), ``<stage1>/eval/<test>/metrics.json``
+(codec resynthesis), ``<nfe-sweep-dir>/summary.json`` (quality and RTF against NFE; also drawn to
 ``<nfe-sweep-dir>/quality_vs_nfe.png``; default ``<exp-root>/nfe_sweep``), ``<exp-root>/asr/train_summary.json``
 (phone recogniser), ``<exp-root>/stage_times.tsv`` (``<n> <name> <seconds>``; with ``--stage-tags``, only the
 untagged stages, this system's own and the reflow training of the final model it decodes: :func:`read_stage_times`), the exp dirs' ``config.yaml`` and, where stage 7 made one, ``<stage2>/decoder/`` (the decoder fine-tuned
@@ -23,10 +24,46 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import load_config
-from shared.io import read_json
+from shared.io import PathLike, read_json, read_kv
 from shared.metrics.report import DISPLAY, format_metric, summary_row, write_results_md
 
 SWEEP_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "path_gap", "rtf")
+# what decides a synthesis's audio besides its models and texts, as stage2_flow.synthesize records it: these always,
+# and the others where they are not its defaults
+SAMPLING = ("nfe", "solver", "temperature")
+SAMPLING_DEFAULTS = {"cfg_scale": 0.0, "rate": 1.0, "sway": None, "seed": 0}
+
+
+def synthesis_record(synth_dir: PathLike) -> Path:
+    """The ``synth.json`` of the synthesis that made the audio ``synth_dir/wav.scp`` names (it may be missing): the
+    dir's own, or with ``run.sh --synth-nj N`` a job's, ``synth_dir/splitN/<k>/synth.json`` (combining the jobs
+    writes none, so the dir's own is then an earlier run's, or none). ``wav.scp``'s paths are absolute, perhaps of
+    where the recipe dir was: the job is the part between the dir's name and ``/wav/``."""
+    synth_dir = Path(synth_dir)
+    first = next(iter(read_kv(synth_dir / "wav.scp").values()), "")
+    made_in = first.rsplit("/wav/", 1)[0] if "/wav/" in first else ""
+    job = ""
+    if f"/{synth_dir.name}/" in made_in:
+        job = made_in.rsplit(f"/{synth_dir.name}/", 1)[1]
+    return synth_dir / job / "synth.json"
+
+
+def sampling_settings(synth_dir: PathLike) -> dict[str, Any] | None:
+    """The sampling settings (``nfe``, ``solver``, ``temperature``, and ``cfg_scale``, ``rate``, ``sway``, ``seed``
+    where they are not the defaults) of the synthesis in ``synth_dir`` (:func:`synthesis_record`); None where it has
+    no ``wav.scp`` or no record."""
+    if not (Path(synth_dir) / "wav.scp").is_file() or not synthesis_record(synth_dir).is_file():
+        return None
+    record = read_json(synthesis_record(synth_dir))
+    shown = [k for k in SAMPLING if record.get(k) is not None]  # a temperature of None: the model's own
+    shown += [k for k, default in SAMPLING_DEFAULTS.items() if record.get(k, default) != default]
+    return {k: record[k] for k in shown}
+
+
+def describe_sampling(sampling: dict[str, Any]) -> str:
+    """``NFE 4, euler solver, temperature 0.2`` (and any other setting, as ``cfg_scale 1.5``)."""
+    named = {"nfe": "NFE {}", "solver": "{} solver", "temperature": "temperature {}"}
+    return ", ".join(named.get(k, f"{k} {{}}").format(v) for k, v in sampling.items())
 
 
 def read_stage_times(path: Path, tags: list[str] | None = None) -> dict[str, float]:
@@ -129,7 +166,9 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
     tables: dict[str, dict[str, dict[str, Any]]] = {}
     notes, figures = [], {}
     scored = {}
-    for label, exp in (("TTS (stage two) on " + test_set, s2), ("Codec resynthesis (stage one) on " + test_set, s1)):
+    sampling = sampling_settings(s2 / "synth" / test_set) if s2 else None
+    tts_label = f"TTS (stage two) on {test_set}" + (f" ({describe_sampling(sampling)})" if sampling else "")
+    for label, exp in ((tts_label, s2), ("Codec resynthesis (stage one) on " + test_set, s1)):
         m = exp / "eval" / test_set / "metrics.json" if exp else None
         if m and m.is_file():
             scored[exp] = read_json(m)
@@ -205,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the system's stage-one tag, stage-two tag and name (its final model, with _s1decoder when decoded "
                         "by stage one's decoder): other systems' stage times are left out (default: every stage)")
     p.add_argument("--test-set", default="test")
-    p.add_argument("--title", default=None)
+    p.add_argument("--title", default=None, help="default: Results: <recipe>, system <name> (from --stage-tags)")
     p.add_argument("--no-decoder", action="store_true",
                    help="the TTS was decoded by stage one's own decoder, not STAGE2/decoder/ (--decoder-finetune false)")
     p.add_argument("--out", required=True)
@@ -214,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     c = collect(Path(a.exp_root), Path(a.stage1_exp_dir) if a.stage1_exp_dir else None,
                 Path(a.stage2_exp_dir) if a.stage2_exp_dir else None, a.test_set, out,
                 Path(a.nfe_sweep_dir) if a.nfe_sweep_dir else None, a.stage_tags, decoder=not a.no_decoder)
-    title = a.title or f"Results: {Path.cwd().name}"
+    recipe = Path.cwd()  # run from egs/<corpus>/tts1: name the corpus, not only tts1
+    system = f", system {a.stage_tags[2]}" if a.stage_tags else ""
+    title = a.title or f"Results: {recipe.parent.name}/{recipe.name}{system}"
     write_results_md(out, c.pop("tables"), title=title, **c)
     print(f"[results] wrote {out}")
     line = headline(Path(a.stage1_exp_dir) if a.stage1_exp_dir else None,

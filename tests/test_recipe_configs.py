@@ -140,12 +140,37 @@ def test_default_stage_two_gives_the_test_speakers_a_voice(recipe):
     ({"stage1_tag": "fsq", "stage2_conf": "conf/stage2_alignfree.yaml", "reflow": "false"},
      "flow_fsq_alignfree flow_fsq_alignfree flow_fsq_alignfree exp/RESULTS_flow_fsq_alignfree.md"),
     ({"stage1_tag": "rvq"}, "flow_rvq flow_rvq_reflow flow_rvq_reflow exp/RESULTS_flow_rvq_reflow.md"),
+    ({"stage1_conf": "conf/stage1_rvq.yaml"}, "flow_rvq flow_rvq_reflow flow_rvq_reflow exp/RESULTS_flow_rvq_reflow.md"),
+    ({"stage1_conf": "conf/stage1_rvq.yaml", "stage1_tag": "vq"}, "flow_vq flow_vq_reflow flow_vq_reflow exp/RESULTS_flow_vq_reflow.md"),
     ({"stage2_tag": "mine"}, "mine mine_reflow mine_reflow exp/RESULTS_mine_reflow.md"),
     ({"decoder_finetune": "false"}, "flow flow_reflow flow_reflow_s1decoder exp/RESULTS_flow_reflow_s1decoder.md"),
 ])
 def test_each_codec_and_stage_two_config_is_a_system_of_its_own(settings, expected):
     """The stage-two tag's default names the stage-two config (flow_<name> for conf/stage2_<name>.yaml): until
     2026-12-07 it named the codec only, so `--stage2-conf conf/stage2_prompt.yaml` after a default run found stages
-    6-10 done (and with --overwrite replaced the id model)."""
+    6-10 done (and with --overwrite replaced the id model). The codec's tag names its config likewise (it was vae
+    whatever --stage1-conf said): rvq for conf/stage1_rvq.yaml."""
     out = _recipe_settings("espeak_mini", 'echo "$stage2_tag $final_tag $sys_tag $results_md"', **settings)
     assert out.split() == expected.split()
+
+
+@pytest.mark.parametrize("conf,tag", [("conf/stage1.yaml", "vae"), ("conf/stage1_rvq.yaml", "rvq"),
+                                      ("conf/stage1_mel.yaml", "mel"), ("conf/mycodec.yaml", "mycodec")])
+def test_the_codec_tag_names_its_config(conf, tag):
+    out = _recipe_settings("espeak_mini", 'echo "$stage1_tag $s1_exp"', stage1_conf=conf)
+    assert out.split() == [tag, f"exp/stage1/{tag}"]
+    if conf == "conf/stage1.yaml":  # a smoke run's codec (conf/stage1_smoke.yaml) is the default one's: not smoke
+        assert _recipe_settings("espeak_mini", 'echo "$stage1_tag $stage1_conf"', smoke="true").split() == [
+            "vae", "conf/stage1_smoke.yaml"]
+
+
+@pytest.mark.parametrize("recipe", ["ljspeech", "libritts", "vctk"])
+def test_gpu_reflow_configs_are_sized_like_their_stage_two(recipe):
+    """The GPU recipes' reflow configs carried the CPU recipe's batches (2400 frames, utterances of 1500 frames at
+    most) and a validation and checkpoint every 200 and 100 steps, for 50000 steps on a GPU."""
+    conf = EGS / recipe / "tts1" / "conf"
+    base, reflow = load_config(conf / "stage2.yaml"), load_config(conf / "stage2_reflow.yaml")
+    assert {k: reflow["data"][k] for k in ("batch_frames", "max_batch", "max_frames")} == \
+        {k: base["data"][k] for k in ("batch_frames", "max_batch", "max_frames")}
+    for key in ("val_check_interval", "checkpoint_every_n_steps"):
+        assert reflow["trainer"][key] == base["trainer"][key], key

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,6 +71,9 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert codec["metrics"]["pesq_wb"]["n"] == 5 and "per_gen" in codec["corpus"]
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "MCD" in results and "PESQ" in results
+    # titled by the corpus and system (was "Results: tts1"), the TTS scores by the sampling of the synthesis scored
+    assert results.startswith("# Results: espeak_mini, system flow_reflow\n")
+    assert "## TTS (stage two) on test (NFE 4, euler solver, temperature 0.2)" in results
     assert len(list((exp / ".done" / "smoke").iterdir())) == 12  # a smoke run's markers, not the full recipe's
     assert (exp / "nfe_sweep" / "flow_reflow" / "summary.json").is_file() and "| flow_reflow NFE 1 |" in results
     assert "Training budgets scaled (`--budget-scale`" in results and "vae x1.5" in results and "decoder x1.5" in results
@@ -99,8 +103,13 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     n_screen = len(DataDir.load(recipe / "data" / "screen"))
     assert n_screen > 0 and json.loads((s2 / "eval" / "screen" / "metrics.json").read_text())["num_utts"] == n_screen
     assert json.loads((s1 / "eval" / "screen" / "metrics.json").read_text())["metrics"]["pesq_wb"]["n"] == n_screen
-    again = run_recipe(recipe, "--smoke", "true", "--stage", "3", timeout=300)
+    # a rerun skips what was done with its settings; with others, it refuses, naming them (it skipped the stage)
+    again = run_recipe(recipe, "--smoke", "true", "--stage", "3", "--budget-scale", "1.5", "--stage1-args",
+                       "model.decoder.num_layers=2", timeout=300)
     assert again.returncode == 0 and again.stdout.count("done already") == 9, again.stdout[-3000:]
+    other = run_recipe(recipe, "--smoke", "true", "--stage", "3", "--budget-scale", "1.5", timeout=300)
+    assert other.returncode == 1 and "stage 3 (stage1_train.vae) was done with other settings" in other.stderr, other.stderr
+    assert "stage1_args: 'model.decoder.num_layers=2' then, now ''" in other.stderr and "--stage1-tag NAME" in other.stderr
     times = (recipe / "exp" / "stage_times.tsv").read_text().splitlines()
     assert [line.split("\t")[:2] for line in times][6:9] == [
         ["6", "stage2_train.flow"], ["7", "reflow.flow_reflow"], ["7", "decoder.flow_reflow"]]
@@ -117,10 +126,13 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
         assert a.shape == b.shape and 10 * torch.log10(a.pow(2).sum() / (a - b).pow(2).sum().clamp(min=1e-12)) > 50, u
     packed = next((recipe / "exp" / "packed").iterdir())
     assert (packed / "MODEL_CARD.md").is_file() and (packed / "stage2" / "config.yaml").is_file()
+    # RESULTS.md's figure, linked relative to it, is in the package (its link was broken there)
+    assert "](nfe_sweep/flow_reflow/quality_vs_nfe.png)" in (packed / "RESULTS.md").read_text()
+    assert (packed / "nfe_sweep" / "flow_reflow" / "quality_vs_nfe.png").is_file()
     assert (packed / "stage2" / "decoder" / "model.pt").is_file()
     card = (packed / "MODEL_CARD.md").read_text()
     assert "`stage1/config.yaml`" in card and "`stage2/decoder/config.yaml`" in card
-    assert "nfe=4, solver='euler', temperature=0.2)" in card  # the recipe's settings
+    assert "nfe=4, solver='euler', temperature=0.2)" in card  # the recipe's settings, as the synthesis recorded them
     moved = tmp_path / "elsewhere" / packed.name  # a packed model works wherever it is copied
     shutil.copytree(packed, moved)
     shutil.rmtree(recipe / "exp" / "stage1")
@@ -376,7 +388,7 @@ def test_score_screen_says_what_is_missing(tmp_path):
     # the stub runs the script's reading of synth.json for real, and only logs every other python command
     (tmp_path / "stub_bin" / "python").write_text(
         f'#!/usr/bin/env bash\necho "$*" >> "{tmp_path / "python.log"}"\n'
-        f'case "$1 $2" in "- "*synth.json) exec "{real_python}" "$@" ;; esac\n')
+        f'case "$1 $2" in "- "*/synth/test) exec "{real_python}" "$@" ;; esac\n')
 
     def screen(*args):
         (tmp_path / "python.log").unlink(missing_ok=True)
@@ -397,7 +409,7 @@ def test_score_screen_says_what_is_missing(tmp_path):
     (test / "wav.scp").write_text("u1 /old/place/exp/stage2/flow_reflow/synth/test/split2/2/wav/u1.wav\n")
     r, calls = screen()
     assert r.returncode == 0, r.stderr
-    assert "- exp/stage2/flow_reflow/synth/test/split2/2/synth.json exp/stage1/vae\n" in calls
+    assert "- exp/stage2/flow_reflow/synth/test exp/stage1/vae\n" in calls  # job 2's settings, read by shared.results
     synth = next(line for line in calls.splitlines() if "stage2_flow.synthesize" in line)
     assert "--out-dir exp/stage2/flow_reflow/synth/screen --nfe 4 --solver euler " in synth and "--stage1-exp-dir" not in synth
     # one job, decoded by stage one's decoder (run.sh --decoder-finetune false): the screening set is too
@@ -414,6 +426,13 @@ def test_score_screen_says_what_is_missing(tmp_path):
     (recipe / "exp" / "stage1" / "fsq" / "model.pt").touch()
     r, _ = screen("--stage1-tag", "fsq")
     assert r.returncode == 1 and "exp/stage2/flow_fsq_reflow/model.pt is missing" in r.stderr, r.stderr
+    r, _ = screen("--stage1-conf", "conf/stage1_fsq.yaml")  # the codec's tag as run.sh names it
+    assert r.returncode == 1 and "exp/stage2/flow_fsq_reflow/model.pt is missing" in r.stderr, r.stderr
+    # the job that made the test set's audio recorded nothing: said, not synthesised with the defaults
+    (test / "wav.scp").write_text("u1 /old/place/exp/stage2/flow_reflow/synth/test/split2/1/wav/u1.wav\n")
+    r, calls = screen()
+    assert r.returncode == 1 and "synth/test/split2/1/synth.json is missing" in r.stderr, r.stderr
+    assert "stage2_flow.synthesize" not in calls
 
 
 def test_pack_leaves_out_only_what_the_model_can_do_without(tmp_path, monkeypatch, capsys):
@@ -525,3 +544,108 @@ def test_a_zero_shot_models_card_synthesises_with_a_prompt(tmp_path):
         save_config({"model": {"speaker": speaker}}, tmp_path / name / "s2" / "config.yaml")
         card = model_card(tmp_path / name / "out", tmp_path / name / "s1", tmp_path / name / "s2", None, None, {"nfe": 4})
         assert ("prompt=prompt, nfe=4" in card and "--prompt-wav reference.wav --nfe 4" in card) == (name == "zero_shot"), card
+
+
+def test_stage_one_validates_a_data_dir_before_reading_its_audio(tmp_path):
+    """Stage 1 computed utt2dur first: a bad data dir gave utt2dur's traceback instead of the validator's errors, which
+    name each problem's file, line and utterance."""
+    recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
+    r, calls = _stubbed(tmp_path, recipe)("--stage", "1", "--stop-stage", "1")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    train = [c for c in _stage_calls(calls, "shared.datadir") if c.split()[3] == "data/train"]
+    assert train == ["-m shared.datadir validate data/train", "-m shared.datadir utt2dur data/train",
+                     "-m shared.datadir validate data/train --check-audio"]
+    # for real, on a data dir with a missing wav and a text line for no utterance
+    for x in ("train", "dev", "test"):
+        bad = DataDir(wav_scp={"u1": str(tmp_path / "nowhere.wav")}, text={"u1": "hi"}, utt2spk={"u1": "s"})
+        bad.save(recipe / "data" / x)
+    (recipe / "data" / "train" / "text").write_text("u1 hi\nu2 there\n")
+    r = run_recipe(recipe, "--stage", "1", "--stop-stage", "1", "--overwrite", "true", timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "audio file not found" in r.stdout and "u2" in r.stdout, r.stdout[-3000:]
+
+
+def test_results_and_package_state_the_sampling_of_the_scored_synthesis(tmp_path, monkeypatch):
+    """The model card's "settings the results were measured with" were stage 10's options, whatever the synthesis
+    that was scored had used; RESULTS.md's TTS table did not say them, and its figure's link was broken in the
+    package. A `--synth-nj 2` synthesis records its settings in its jobs' synth.json (the set's own is an earlier run's)."""
+    from shared import pack as packing
+    from shared.io import write_json
+    from shared.results import main as results_main
+
+    exp = tmp_path / "exp"
+    s1, s2 = exp / "stage1" / "vae", exp / "stage2" / "flow_reflow"
+    for d in (s1, s2):
+        d.mkdir(parents=True)
+        (d / "config.yaml").write_text("model: {}\n")
+        (d / "model.pt").write_bytes(bytes(100))
+    sampling = {"nfe": 4, "solver": "euler", "temperature": 0.2, "cfg_scale": 0.0, "rate": 1.0, "seed": 0, "sway": None}
+    test = s2 / "synth" / "test"
+    write_json(test / "synth.json", {**sampling, "nfe": 32})  # an earlier one-job run's
+    write_json(test / "split2" / "1" / "synth.json", {**sampling, "nfe": 8, "cfg_scale": 1.5})
+    (test / "wav.scp").write_text("u1 /moved/from/exp/stage2/flow_reflow/synth/test/split2/1/wav/u1.wav\n")
+    write_json(s2 / "eval" / "test" / "metrics.json", {"metrics": {}, "corpus": {}})
+    write_json(exp / "nfe_sweep" / "flow_reflow" / "summary.json", {"flow_reflow": {"1": {"mcd_dtw": 9.0}, "2": {"mcd_dtw": 7.0}}})
+    out = exp / "RESULTS.md"
+    assert results_main(["--exp-root", str(exp), "--stage1-exp-dir", str(s1), "--stage2-exp-dir", str(s2),
+                         "--nfe-sweep-dir", str(exp / "nfe_sweep" / "flow_reflow"), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "## TTS (stage two) on test (NFE 8, euler solver, temperature 0.2, cfg_scale 1.5)" in text
+    assert "](nfe_sweep/flow_reflow/quality_vs_nfe.png)" in text
+    assert packing.main(["--stage1-exp-dir", str(s1), "--stage2-exp-dir", str(s2), "--results", str(out),
+                         "--synth-dir", str(test), "--out-dir", str(tmp_path / "packed")]) == 0
+    card = (tmp_path / "packed" / "MODEL_CARD.md").read_text()
+    assert "nfe=8, solver='euler', temperature=0.2, cfg_scale=1.5)" in card and "--nfe 8 --solver euler" in card
+    assert "--cfg-scale 1.5 ..." in card
+    assert (tmp_path / "packed" / "nfe_sweep" / "flow_reflow" / "quality_vs_nfe.png").is_file()
+    # stage 10 names the synthesis its results scored, and RESULTS.md the corpus and system
+    recipe = copy_egs(tmp_path) / "espeak_mini" / "tts1"
+    r, calls = _stubbed(tmp_path, recipe)("--test-sets", "test")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    pack = _stage_calls(calls, "shared.pack")[0]
+    assert "--synth-dir exp/stage2/flow_reflow/synth/test " in pack and "--nfe" not in pack
+    assert all("--title Results: espeak_mini, system flow_reflow " in c for c in _stage_calls(calls, "shared.results"))
+    # a title of its own by default too (it was the working dir's name: "Results: tts1")
+    monkeypatch.chdir(recipe)
+    assert results_main(["--exp-root", str(exp), "--stage-tags", "vae", "flow", "flow_reflow", "--out", str(out)]) == 0
+    assert out.read_text().startswith("# Results: espeak_mini/tts1, system flow_reflow\n")
+
+
+def test_screen_set_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    """local/screen_set.py wrote data/screen in place: a build interrupted before its token file left a dir that
+    every later local/score_screen.sh stopped at ("data/screen exists; remove it first")."""
+    import importlib.util
+
+    script = copy_egs(tmp_path) / "espeak_mini" / "tts1" / "local" / "screen_set.py"
+    spec = importlib.util.spec_from_file_location("screen_set", script)
+    screen_set = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screen_set)
+    for x in ("train", "dev", "test"):
+        (tmp_path / "data" / x).mkdir(parents=True)
+        (tmp_path / "data" / x / "text").write_text("a0 seen sentence\n")
+    interrupt = {"tokenize": True}
+
+    def fake_run(cmd, check):  # the corpus builder and the tokeniser, standing in
+        opt = dict(zip(cmd[3::2], cmd[4::2]))
+        if "shared.text.tokenize" in cmd:
+            if interrupt["tokenize"]:
+                raise KeyboardInterrupt
+            Path(opt["--out"]).write_text("u1 a b\n")
+            return
+        wav = Path(opt["--wav-dir"]) / "u1.wav"
+        wav.parent.mkdir(parents=True)
+        wav.write_bytes(b"RIFF")
+        new = DataDir(wav_scp={"u1": str(wav.resolve())}, text={"u1": "new one"}, utt2spk={"u1": "s"})
+        new.save(Path(opt["--data-dir"]) / "test")
+    monkeypatch.setattr(screen_set.subprocess, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        screen_set.main(["--num-sentences", "1"])
+    assert not (tmp_path / "data" / "screen").exists()
+    interrupt["tokenize"] = False
+    assert screen_set.main(["--num-sentences", "1"]) == 0
+    screen = DataDir.load(tmp_path / "data" / "screen")  # validated: wav.scp names its wavs where they now are
+    assert screen.wav_scp == {"u1": str((tmp_path / "data" / "screen" / "wav" / "u1.wav").resolve())}
+    assert (tmp_path / "data" / "screen" / "token").is_file() and not list((tmp_path / "data").glob(".screen*"))
+    with pytest.raises(SystemExit, match="exists; remove it first"):
+        screen_set.main(["--num-sentences", "1"])

@@ -2,10 +2,15 @@
 # Logging and resumable stages for recipe scripts. Source it:  . ../../utils/log.sh
 #
 #   log "message"                       timestamped line on stdout
-#   run_stage N NAME CMD [ARGS...]      run CMD unless $done_dir/stageN.NAME exists (set overwrite=true to
-#                                       force); output goes to the terminal and exp/logs/stageN.NAME.<time>.log;
-#                                       the wall time is appended to exp/stage_times.tsv. A failure (of any
-#                                       command in a stage function, not only its last) exits 1.
+#   stage_with ...                      what the next run_stage's stage is done with (markers.sh)
+#   run_stage N NAME CMD [ARGS...]      run CMD unless its marker $done_dir/stageN.NAME says it is done with
+#                                       stage_with's settings (overwrite=true: run it whatever the marker says);
+#                                       a marker that says other settings is an error naming them (markers.sh);
+#                                       output goes to the terminal and exp/logs/stageN.NAME.<time>.log; the
+#                                       wall time is appended to exp/stage_times.tsv. The marker is removed
+#                                       before the stage runs (a failed --overwrite run has removed outputs) and
+#                                       written when it has finished; a failure (of any command in a stage
+#                                       function, not only its last) exits 1.
 #   want N                              true when stage <= N <= stop_stage
 #   wait_jobs PID...                    wait for these background jobs (the shell's only ones); the first to
 #                                       fail kills the others at once and returns its status
@@ -15,14 +20,20 @@
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) $*"; }
 
+# shellcheck source=markers.sh
+. "$(dirname "${BASH_SOURCE[0]}")/markers.sh"
+
 run_stage() {
     local n=$1 name=$2; shift 2
     local root=${exp_root:-exp}
     local marker="${done_dir:-$root/.done}/stage${n}.${name}"
-    if [ "${overwrite:-false}" != true ] && [ -f "$marker" ]; then
-        log "stage $n ($name): done already ($marker); --overwrite true to redo"
+    if ! _marker_check "$n" "$name" "$marker"; then
+        _stage_with_reset
         return 0
     fi
+    # done anew (not only for new sets): the old marker goes now, so a failure (--overwrite has removed the old
+    # outputs by then) leaves none that a rerun would trust
+    [ -n "$_marker_run" ] || rm -f "$marker"
     mkdir -p "$root/logs" "$(dirname "$marker")"
     local logfile
     logfile="$root/logs/stage${n}.${name}.$(date '+%Y%m%d-%H%M%S').log"
@@ -39,7 +50,8 @@ run_stage() {
         log "stage $n ($name): FAILED (exit $rc) after $((SECONDS - start)) s; see $logfile"
         exit 1
     fi
-    touch "$marker"
+    _marker_write "$n" "$name" "$marker"
+    _stage_with_reset
     printf '%s\t%s\t%s\n' "$n" "$name" "$((SECONDS - start))" >> "$root/stage_times.tsv"
     log "stage $n ($name): finished in $((SECONDS - start)) s"
 }

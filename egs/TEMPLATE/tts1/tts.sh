@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The stage logic every recipe shares. A recipe's run.sh sets its corpus settings and then sources this
 # file; any variable below can also be set from the command line (--stage 3 --stop-stage 5 --nfe 8 ...).
-# Each stage is one `python -m package.verb` with explicit inputs and outputs; finished stages leave a
-# .done marker under exp/ and are skipped on a rerun unless --overwrite true. A marker names what its stage was
-# done with (see "markers" below), so a run with other settings redoes the stages they change.
+# Each stage is one `python -m package.verb` with explicit inputs and outputs. A finished stage leaves a marker
+# under exp/.done/ that records what it was done with: its settings (the options and *_args it takes, its configs'
+# contents) and the markers of the stages whose outputs it uses (../../utils/markers.sh). A rerun skips a stage done
+# with the same; one done with other settings, or before a stage it uses was redone, is refused, naming what
+# differs: --overwrite true redoes it (and then the stages after it), a tag of its own (--stage1-tag,
+# --stage2-tag; each codec and stage-two config has one by default) keeps both. A test set new to a done stage
+# (--test-sets) is done, not refused. See "markers" below for each stage's name.
 # The *_args and *_opts values are split on spaces into words, one override or option each: no spaces inside one
 # (--stage2-args 'train.lr=1e-4 train.betas=[0.9,0.99]', not 'train.betas=[0.9, 0.99]').
 #
@@ -36,7 +40,9 @@ language=${language:-en-us}     # espeak-ng language of the text; also the one t
 utt2lang=${utt2lang:-true}      # phonemise each utterance in its data dir's utt2lang language where there is one
                                 # (espeak_mini: the British voice in en-gb-x-rp); false: everything in $language
 stage1_conf=${stage1_conf:-conf/stage1.yaml}
-stage1_tag=${stage1_tag:-vae}
+stage1_tag=${stage1_tag:-}       # default: vae for conf/stage1.yaml, <name> for a codec config
+                                # conf/stage1_<name>.yaml (rvq for conf/stage1_rvq.yaml): each codec config trains a
+                                # codec of its own (../../utils/system_tags.sh)
 stage1_args=${stage1_args:-}
 stage2_conf=${stage2_conf:-conf/stage2.yaml}
 stage2_tag=${stage2_tag:-}       # default: flow, + _<stage1_tag> for a codec other than vae, + _<name> for a stage-two
@@ -80,7 +86,13 @@ smoke=${smoke:-false}           # true: the *_smoke.yaml configs (tiny models, f
 smoke_data_opts=${smoke_data_opts:-}  # what local/data.sh takes to make a tiny corpus
 help_message=${help_message:-"Usage: $0 [--option value ...]   (stages: the head of egs/TEMPLATE/tts1/tts.sh)
 
-  e.g. $0 --stage 6 --stop-stage 9 --nfe 8 --stage2-args 'train.lr=1e-4 trainer.max_steps=2000'
+  e.g. $0 --stage 6 --stop-stage 9 --stage2-tag lr1e-4 --stage2-args 'train.lr=1e-4 trainer.max_steps=2000'
+         (a stage-two system of its own, exp/stage2/lr1e-4*, beside the default one)
+       $0 --stage 8 --stop-stage 10 --nfe 8 --overwrite true   (the system's synthesis, scores and package, redone at 8 NFE)
+
+A finished stage is skipped when rerun with the settings it was done with. Rerun with others (or after a stage whose
+outputs it uses was redone) it is refused, naming them: --overwrite true redoes it (and then the stages after it), a
+tag (--stage1-tag, --stage2-tag) makes a system of its own beside it. A test set new to a done stage is done.
 
 The values of the *_args and *_opts options (stage1_args, stage2_args, reflow_args, reflow_gen_args, decoder_args,
 gta_args, asr_args, synth_args, nfe_sweep_args, local_data_opts, smoke_data_opts) are split on spaces into words,
@@ -90,8 +102,8 @@ each one config override (key=value) or command-line option: there can be no spa
 # shellcheck source=../../utils/system_tags.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/system_tags.sh"
 # the recipe's default system (its RESULTS are exp/RESULTS.md; any other system's exp/RESULTS_<system>.md)
-_recipe_system=$(system_tag "$(final_stage2_tag "${stage2_tag:-$(default_stage2_tag "$stage1_tag" "$stage2_conf")}" \
-    "$reflow")" "$decoder_finetune")
+_recipe_s2=${stage2_tag:-$(default_stage2_tag "${stage1_tag:-$(default_stage1_tag "$stage1_conf")}" "$stage2_conf")}
+_recipe_system=$(system_tag "$(final_stage2_tag "$_recipe_s2" "$reflow")" "$decoder_finetune")
 
 # shellcheck source=../../utils/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/parse_options.sh"
@@ -104,6 +116,7 @@ for v in stage stop_stage ngpu num_nodes synth_nj; do  # a non-integer would mak
     fi
 done
 
+[ -n "$stage1_tag" ] || stage1_tag=$(default_stage1_tag "$stage1_conf")  # before --smoke renames the configs
 [ -n "$stage2_tag" ] || stage2_tag=$(default_stage2_tag "$stage1_tag" "$stage2_conf")
 
 if [ "$smoke" = true ]; then
@@ -131,8 +144,9 @@ export PYTHONUNBUFFERED=1
 # OpenMP's default wait policy (spin briefly, then sleep) is kept: stages run one at a time, and on 2 idle
 # cores it trains 1.7x faster than OMP_WAIT_POLICY=PASSIVE. On a CPU shared with other jobs, export
 # OMP_WAIT_POLICY=PASSIVE before running: spinning threads then slow everyone down (we saw ~10x).
-# log, run_stage N NAME CMD... (skips a stage whose exp/.done marker exists; timestamped log under
-# exp/logs; wall time into exp/stage_times.tsv; a failing stage leaves earlier outputs alone) and want N
+# log, stage_with (what the next stage is done with) and run_stage N NAME CMD... (skips a stage whose exp/.done
+# marker says it is done with those settings, refuses one done with others; timestamped log under exp/logs; wall
+# time into exp/stage_times.tsv; a failing stage leaves earlier outputs alone) and want N
 # shellcheck source=../../utils/log.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/log.sh"
 
@@ -169,6 +183,8 @@ no_decoder=()                       # results and package of the system decoded 
 results_md=exp/RESULTS.md           # the recipe's default system's; any other's is exp/RESULTS_<system>.md
 [ "$sys_tag" = "$_recipe_system" ] || results_md=exp/RESULTS_$sys_tag.md
 all_sets="$train_set $dev_set $test_sets"
+results_set=${test_sets%% *}        # the test set of the RESULTS, the NFE sweep and the package's card
+corpus_name=$(basename "$(dirname "$PWD")")  # the recipe's: egs/<corpus>/tts1
 
 # markers: stages 3-5 name the codec's tag, 6 the stage-two tag, 7's reflow training the final model (flow_reflow:
 # both of its systems decode it), 7's decoder fine-tuning and 8-10 the system's (flow_reflow, flow with --reflow
@@ -177,10 +193,19 @@ all_sets="$train_set $dev_set $test_sets"
 # removes the other's synthesis and its markers of stages 8-10, and stage 9 refuses to score the other's synthesis.
 # A smoke run and a full one write the same data/,
 # dump/ and exp/ paths, so a run refuses a tree the other left, unless --overwrite true (its stages replace the
-# other's outputs; the other's markers of those stages go when the run has finished)
+# other's outputs; the other's markers of those stages go when the run has finished). Each marker records what its
+# stage was done with (the stage_with before its run_stage): the settings that change its outputs (not where it runs:
+# --ngpu, --synth-nj) and the markers of the stages whose outputs it reads, so that a stage redone leaves those after
+# it refusing to be skipped
 done_dir=exp/.done
 other_done=exp/.done/smoke
 if [ "$smoke" = true ]; then done_dir=exp/.done/smoke; other_done=exp/.done; fi
+# the markers of the final model (stage 6's, or 7's reflow training) and of the codec that decodes the system's
+# latents (stage 7's fine-tuned decoder, or stage one's: stage 3), which stages 7-9 consume
+final_marker=stage6.stage2_train.$stage2_tag
+[ "$reflow" = false ] || final_marker=stage7.reflow.$final_tag
+codec_marker=stage7.decoder.$sys_tag
+[ "$decoder_finetune" = true ] || codec_marker=stage3.stage1_train.$stage1_tag
 if [ "$overwrite" != true ] && [ "$stage" -le "$stop_stage" ] && compgen -G "$other_done/stage*" > /dev/null; then
     echo "$0: data/, dump/ and exp/ hold the outputs of a run with --smoke $([ "$smoke" = true ] && echo false || echo true)" \
         "(markers in $other_done/), which this run's would mix with: remove them, or --overwrite true to replace them" >&2
@@ -202,39 +227,48 @@ forget_other_system() {  # forget_other_system N: the other system's markers of 
 write_results() {  # the system's own NFE sweep, and the times of its stages and of the shared 0-2
     python -m shared.results --exp-root exp --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" ${no_decoder[@]+"${no_decoder[@]}"} \
         --nfe-sweep-dir "exp/nfe_sweep/$sys_tag" --stage-tags "$stage1_tag" "$stage2_tag" "$sys_tag" \
-        --test-set "${test_sets%% *}" --out "$results_md"
+        --title "Results: $corpus_name, system $sys_tag" --test-set "$results_set" --out "$results_md"
 }
 
 # ------------------------------------------------------------------------------------------- stages
 if want 0; then
+    stage_with corpus_dir="$corpus_dir" local_data_opts="$(words $local_data_opts)"
     run_stage 0 corpus local/data.sh ${corpus_dir:+--corpus-dir "$corpus_dir"} $local_data_opts
 fi
 
 if want 1; then
     stage1_data() {
-        for x in $all_sets; do
+        for x in $stage_sets; do
+            # the files first (no audio), so that a bad dir gets the validator's errors, named by file, line and
+            # utterance, rather than utt2dur's traceback
+            python -m shared.datadir validate "data/$x"
             [ -f "data/$x/utt2dur" ] || python -m shared.datadir utt2dur "data/$x"
             python -m shared.datadir validate "data/$x" --check-audio
         done
     }
+    stage_with --sets "$all_sets" --after stage0.corpus
     run_stage 1 datadirs stage1_data
 fi
 
 if want 2; then
     stage2_tokens() {
-        local lang_opt=""
+        local lang_opt="" vocab
         [ "$utt2lang" = true ] || lang_opt=--ignore-utt2lang
-        python -m shared.text.tokenize --data-dir "data/$train_set" --frontend "$frontend" --language "$language" \
-            $lang_opt --out "data/$train_set/token" --build-vocab exp/tokens.txt
-        for x in $dev_set $test_sets; do
+        for x in $stage_sets; do  # the training set first (when it is to do): its tokens make the token list
+            vocab=--vocab
+            [ "$x" != "$train_set" ] || vocab=--build-vocab
             python -m shared.text.tokenize --data-dir "data/$x" --frontend "$frontend" --language "$language" \
-                $lang_opt --out "data/$x/token" --vocab exp/tokens.txt
+                $lang_opt --out "data/$x/token" "$vocab" exp/tokens.txt
         done
     }
+    stage_with --sets "$all_sets" --after stage1.datadirs train_set="$train_set" frontend="$frontend" \
+        language="$language" utt2lang="$utt2lang"
     run_stage 2 tokens stage2_tokens
 fi
 
 if want 3; then
+    stage_with --retag --stage1-tag --after stage1.datadirs stage1_conf="$(conf_digest "$stage1_conf")" \
+        stage1_args="$(words $stage1_args)" budget_scale="$budget_scale" train_set="$train_set" dev_set="$dev_set"
     run_stage 3 "stage1_train.$stage1_tag" python -m stage1_vae.train $ow --budget-scale "$budget_scale" --config "$stage1_conf" \
         --data-dir "data/$train_set" --dev-dir "data/$dev_set" --exp-dir "$s1_exp" \
         "${s1_trainer_args[@]}" $stage1_args
@@ -248,6 +282,8 @@ if want 4; then
             python -m stage1_vae.encode $ow --device $device --exp-dir "$s1_exp" --data-dir "data/$x" --out-dir "dump/$stage1_tag/$x"
         done
     }
+    stage_with --retag --stage1-tag --sets "$dev_set $test_sets" --after "stage1.datadirs stage3.stage1_train.$stage1_tag" \
+        train_set="$train_set"
     run_stage 4 "encode.$stage1_tag" stage4_encode
 fi
 
@@ -258,10 +294,16 @@ if want 5; then
             score_resynth "$x"
         done
     }
+    stage_with --retag --stage1-tag --sets "$test_sets" --after "stage1.datadirs stage3.stage1_train.$stage1_tag" \
+        language="$language"
     run_stage 5 "resynth.$stage1_tag" stage5_resynth
 fi
 
 if want 6; then
+    # not the temperature of its validation samples: it changes no weight
+    stage_with --retag --stage2-tag --after "stage2.tokens stage3.stage1_train.$stage1_tag stage4.encode.$stage1_tag" \
+        stage2_conf="$(conf_digest "$stage2_conf")" stage2_args="$(words $stage2_args)" budget_scale="$budget_scale" \
+        train_set="$train_set" dev_set="$dev_set"
     run_stage 6 "stage2_train.$stage2_tag" python -m stage2_flow.train $ow --budget-scale "$budget_scale" --config "$stage2_conf" \
         --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
         --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "$s2_exp" \
@@ -283,6 +325,10 @@ if want 7 && [ "$reflow" = true ]; then
             "${s2_trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
         if [ -n "$ow" ]; then forget_other_system 7; fi  # a retrained final model: the other's decoder is stale
     }
+    stage_with --retag --stage2-tag \
+        --after "stage3.stage1_train.$stage1_tag stage4.encode.$stage1_tag stage6.stage2_train.$stage2_tag" \
+        reflow_conf="$(conf_digest "$reflow_conf")" reflow_args="$(words $reflow_args)" \
+        reflow_gen_args="$(words $reflow_gen_args)" temperature="$temperature" budget_scale="$budget_scale"
     run_stage 7 "reflow.$final_tag" stage7_reflow
 fi
 if want 7 && [ "$decoder_finetune" = true ]; then
@@ -298,6 +344,9 @@ if want 7 && [ "$decoder_finetune" = true ]; then
             --pitch-latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" --exp-dir "$final_s2/decoder" \
             "${s1_trainer_args[@]}" $decoder_args
     }
+    stage_with --retag --stage2-tag --after "stage3.stage1_train.$stage1_tag stage4.encode.$stage1_tag $final_marker" \
+        decoder_conf="$(conf_digest "$decoder_conf")" decoder_args="$(words $decoder_args)" \
+        gta_args="$(words $gta_args)" nfe="$nfe" solver="$solver" temperature="$temperature" budget_scale="$budget_scale"
     run_stage 7 "decoder.$sys_tag" stage7_decoder
 fi
 
@@ -350,6 +399,8 @@ if want 8; then
             fi
         done
     }
+    stage_with --retag --stage2-tag --sets "$test_sets" --after "stage2.tokens $final_marker $codec_marker" \
+        nfe="$nfe" solver="$solver" temperature="$temperature" synth_args="$(words $synth_args)"
     run_stage 8 "synth.$sys_tag" stage8_synth
 fi
 
@@ -384,10 +435,15 @@ if want 9; then
         [ "$decoder_finetune" = false ] || codec=$(python -c "from stage2_flow.model import codec_dir; print(codec_dir('$final_s2'))")
         python -m stage2_flow.nfe_sweep $ow --device $device --exp-dirs "$s2_exp" $([ "$reflow" = true ] && echo "${s2_exp}_reflow") \
             --codec-exp-dir "$codec" \
-            --data-dir "data/${test_sets%% *}" --nfe $nfe_sweep --solver "$solver" --temperature "$temperature" \
+            --data-dir "data/$results_set" --nfe $nfe_sweep --solver "$solver" --temperature "$temperature" \
             --phone-recognizer exp/asr --out-dir "exp/nfe_sweep/$sys_tag" $nfe_sweep_args
         write_results
     }
+    stage_with --retag --stage2-tag --sets "$test_sets" --after "stage2.tokens stage5.resynth.$stage1_tag \
+        stage6.stage2_train.$stage2_tag $final_marker stage8.synth.$sys_tag" results_set="$results_set" \
+        language="$language" asr_conf="$(conf_digest "$asr_conf")" asr_args="$(words $asr_args)" \
+        nfe_sweep="$(words $nfe_sweep)" nfe_sweep_args="$(words $nfe_sweep_args)" solver="$solver" \
+        temperature="$temperature"
     run_stage 9 "eval.$sys_tag" stage9_eval
 fi
 
@@ -396,10 +452,14 @@ corpus_report=
 if want 10; then
     stage10_pack() {
         write_results  # again, now that stage 9's own time is in exp/stage_times.tsv
+        # the card's sampling settings: those the scored synthesis recorded (its synth.json), not this run's options
         python -m shared.pack --stage1-exp-dir "$s1_exp" --stage2-exp-dir "$final_s2" ${no_decoder[@]+"${no_decoder[@]}"} --results "$results_md" \
-            ${corpus_report:+--corpus-report "$corpus_report"} --nfe "$nfe" --solver "$solver" --temperature "$temperature" \
-            --out-dir "exp/packed/${package_name:-$(basename "$(dirname "$PWD")")_$sys_tag}"
+            ${corpus_report:+--corpus-report "$corpus_report"} --synth-dir "$final_s2/synth/$results_set" \
+            --out-dir "$package_dir"
     }
+    package_dir=exp/packed/${package_name:-${corpus_name}_$sys_tag}
+    stage_with --retag --stage2-tag --after "stage8.synth.$sys_tag stage9.eval.$sys_tag" results_set="$results_set" \
+        package_dir="$package_dir"
     run_stage 10 "pack.$sys_tag" stage10_pack
 fi
 

@@ -5,14 +5,17 @@
 # [2.65x, 8.50x]); 380 more sentences (local/screen_set.py: the corpus's generator with another seed, every voice,
 # ~12000 phones) give the real audio ~50. The final stage-two model synthesises them with the sampling settings
 # of stage 8 and its codec (read from the synth.json of the job that made the test set's audio: the test set's own,
-# or with --synth-nj N one of synth/test/splitN/), the codec resynthesises them, and shared.evaluate scores both
+# or with --synth-nj N one of synth/test/splitN/; shared.results.synthesis_record, which RESULTS.md and the packed
+# model's card read them with too), the codec resynthesises them, and shared.evaluate scores both
 # against the real audio with stage 9's recogniser (exp/asr). About 3 minutes on 2 cores.
 #
-#   local/score_screen.sh [--stage1-tag vae] [--stage2-conf conf/stage2.yaml] [--stage2-tag TAG] [--reflow true]
-#       [--num-sentences 380] [--extra-judges "/path/to/another/run/egs/espeak_mini/tts1/exp/asr ..."]
+#   local/score_screen.sh [--stage1-conf conf/stage1.yaml] [--stage1-tag TAG] [--stage2-conf conf/stage2.yaml]
+#       [--stage2-tag TAG] [--reflow true] [--num-sentences 380]
+#       [--extra-judges "/path/to/another/run/egs/espeak_mini/tts1/exp/asr ..."]
 #
-# The options name the system as run.sh's do: the stage-two tag defaults as there (flow, + _<stage1 tag> for a codec
-# other than vae, + _<name> for --stage2-conf conf/stage2_<name>.yaml; ../../../utils/system_tags.sh).
+# The options name the system as run.sh's do: the tags default as there (the codec's: vae for conf/stage1.yaml,
+# <name> for conf/stage1_<name>.yaml; stage two's: flow, + _<stage1 tag> for a codec other than vae, + _<name> for
+# --stage2-conf conf/stage2_<name>.yaml; ../../../utils/system_tags.sh).
 #
 # Writes data/screen (kept for the next call), EXP/synth/screen, EXP/eval/screen/metrics.json for the final
 # stage-two model (screen_s1decoder for the system stage 8 decoded with stage one's decoder, --decoder-finetune
@@ -22,7 +25,8 @@
 # one (shared.phone_recognizer.judges; EXP/eval/screen/judges.json).
 set -euo pipefail
 
-stage1_tag=vae
+stage1_conf=conf/stage1.yaml  # only for the stage-one tag's default
+stage1_tag=           # default: as run.sh's (vae for conf/stage1.yaml)
 stage2_conf=conf/stage2.yaml  # only for the stage-two tag's default
 stage2_tag=           # default: as run.sh's (flow for the vae codec and conf/stage2.yaml)
 reflow=true
@@ -38,23 +42,12 @@ help_message="Usage: $0 [options]   (run from the recipe dir after run.sh's stag
 repo_root=$(cd "$(dirname "$0")/../../../.." && pwd)
 export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 
+[ -n "$stage1_tag" ] || stage1_tag=$(default_stage1_tag "$stage1_conf")
 [ -n "$stage2_tag" ] || stage2_tag=$(default_stage2_tag "$stage1_tag" "$stage2_conf")
 s1_exp=exp/stage1/$stage1_tag
 final_s2=exp/stage2/$(final_stage2_tag "$stage2_tag" "$reflow")
-# stage 8's settings: those of the synthesis the test set's audio is from (its wav.scp names the wavs): the test set's
-# own synth.json, or with --synth-nj N a job's, synth/test/splitN/<k>/synth.json (the test set's own is then an
-# earlier run's, or none: combining the jobs writes none)
-synth_dir=$final_s2/synth/$test_set
-settings=$synth_dir/wav.scp
-if [ -f "$synth_dir/wav.scp" ]; then
-    first_wav=$(awk 'NR == 1 { print $2; exit }' "$synth_dir/wav.scp")
-    job=""
-    case "$first_wav" in  # absolute paths, perhaps of where the recipe dir was: the part under synth/<set>/
-        */synth/"$test_set"/*/wav/*) job=${first_wav##*/synth/"$test_set"/}; job=${job%/wav/*}/ ;;
-    esac
-    settings=$synth_dir/${job}synth.json
-fi
-for need in "$s1_exp/model.pt" "$final_s2/model.pt" exp/asr/model.pt exp/tokens.txt "$settings"; do
+synth_dir=$final_s2/synth/$test_set  # stage 8's synthesis of the test set: its settings are read below
+for need in "$s1_exp/model.pt" "$final_s2/model.pt" exp/asr/model.pt exp/tokens.txt "$synth_dir/wav.scp"; do
     if [ ! -f "$need" ]; then
         echo "$0: $need is missing: run run.sh through stage 9 first" >&2
         exit 1
@@ -63,13 +56,18 @@ done
 
 [ -f "$screen/token" ] || python local/screen_set.py --out-dir "$screen" --num-sentences "$num_sentences"
 
-# stage 8's sampling, as recorded: the same NFE, solver, temperature, guidance, rate and seed, and its codec where
+# stage 8's sampling, as recorded by the synthesis that made the test set's audio (the test set's own synth.json, or
+# with --synth-nj N a job's): the same NFE, solver, temperature, guidance, rate and seed, and its codec where
 # that was stage one's (run.sh --decoder-finetune false) rather than the final model's own (its decoder/, found
 # again as stage 8 found it) (an assignment, so a failure to read them stops the script instead of synthesising
 # with the defaults)
-recorded=$(python - "$settings" "$s1_exp" <<'EOF'
+recorded=$(python - "$synth_dir" "$s1_exp" <<'EOF'
 import json, os, sys
-s = json.load(open(sys.argv[1]))
+from shared.results import synthesis_record
+record = synthesis_record(sys.argv[1])
+if not record.is_file():
+    sys.exit(f"{record} is missing: run run.sh through stage 9 first")
+s = json.load(open(record))
 args = ["--nfe", s["nfe"], "--solver", s["solver"], "--temperature", s["temperature"], "--cfg-scale", s["cfg_scale"],
         "--rate", s["rate"], "--seed", s["seed"]] + (["--sway", s["sway"]] if s.get("sway") is not None else [])
 codec = (s.get("paths") or {}).get("codec")

@@ -6,7 +6,9 @@
 The 40 test sentences (1252 phones) cannot separate two stage-two systems that differ by less than ~30% in
 phone errors; 380 sentences (about 12000 phones, 76 per voice) can. The sentences come from the corpus's own
 generator with another seed, are spoken by the same voices, and every one that also occurs in
-``data/{train,dev,test}/text`` is dropped (with a count printed), so the set is unseen by every model.
+``data/{train,dev,test}/text`` is dropped (with a count printed), so the set is unseen by every model. It is built in
+``.<name>.tmp`` beside ``OUT_DIR`` and renamed into place when whole: an interrupted build leaves no ``OUT_DIR`` for
+local/score_screen.sh to stop at, and the next one starts afresh.
 ``OUT_DIR`` is a Kaldi data dir with ``token`` written with the recipe's ``exp/tokens.txt``, ready for::
 
     python -m stage2_flow.synthesize --exp-dir exp/stage2/flow --data-dir data/screen --out-dir OUT \\
@@ -17,6 +19,7 @@ generator with another seed, are spoken by the same voices, and every one that a
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,19 +43,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed == 0:
         raise SystemExit("--seed 0 is the corpus's own seed: its sentences would be the training sentences")
     seen = {t.strip().lower() for d in args.splits for t in read_kv(Path(d) / "text").values()}
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+    staging = out.parent / f".{out.name}.tmp"  # beside it: renamed into place on the same file system
+    shutil.rmtree(staging, ignore_errors=True)  # an interrupted build's
+    staging.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(dir=staging) as tmp:
         # the corpus builder needs a non-empty training split: NUM_SENTENCES of NUM_SENTENCES + 20 generated
         # sentences go to "test", the set kept; the other 20 are synthesised too, into OUT_DIR/wav, and unused
         subprocess.run([sys.executable, "-m", "shared.corpora.espeak_mini", "--data-dir", tmp, "--wav-dir",
-                        str(out / "wav"), "--num-sentences", str(args.num_sentences + 20), "--num-dev", "0",
+                        str(staging / "wav"), "--num-sentences", str(args.num_sentences + 20), "--num-dev", "0",
                         "--num-test", str(args.num_sentences), "--seed", str(args.seed)], check=True)
         text = read_kv(Path(tmp) / "test" / "text")
         keep = sorted(u for u, t in text.items() if t.strip().lower() not in seen)
         print(f"{len(text) - len(keep)} of {len(text)} sentences occur in {', '.join(args.splits)}: dropped")
-        DataDir.load(Path(tmp) / "test").subset(keep).save(out)
+        data = DataDir.load(Path(tmp) / "test").subset(keep)
+    # wav.scp's paths are absolute: where the wavs will be once the dir is in place
+    here, there = str(staging.resolve()), str(out.resolve())
+    data.wav_scp = {u: there + p[len(here):] if p.startswith(here + "/") else p for u, p in data.wav_scp.items()}
+    data.save(staging)
     # --vocab without --config: tokenised with the frontend.yaml beside the token list, like dev and test
-    subprocess.run([sys.executable, "-m", "shared.text.tokenize", "--data-dir", str(out), "--out", str(out / "token"),
-                    "--vocab", args.tokens], check=True)
+    subprocess.run([sys.executable, "-m", "shared.text.tokenize", "--data-dir", str(staging), "--out",
+                    str(staging / "token"), "--vocab", args.tokens], check=True)
+    staging.rename(out)
     print(f"{out}: {len(keep)} utterances")
     return 0
 

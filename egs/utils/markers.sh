@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# What a finished stage was done with: the markers of run_stage (log.sh sources this file). A marker,
+# $done_dir/stage<N>.<name>, lists what its stage was done with, one KEY=VALUE a line:
+#
+#   # stage 6 (stage2_train.flow) done 2026-12-07T10:00:00 with:
+#   run=20261207T100000-4242-17731           this doing of the stage (a redo gets another)
+#   stage2_conf=conf/stage2.yaml 3f2a1b0c9d8e7f6a   a config: its name and the SHA-256 of it and its base: chain
+#   stage2_args=train.lr=1e-4
+#   stage4.encode.vae=9b1c0d2e3f4a5b6c       a stage it consumes: the digest of that stage's marker then
+#   sets=dev test                            a per-set stage: the sets it has done
+#
+# A marker's digest is the SHA-256 of its lines but the comment and sets=, so a stage redone (a new run=) or done
+# with other settings changes the digest that the stages after it recorded. run_stage compares a done stage's marker
+# with what this run would do it with: the same, the stage is skipped; a set it has not done yet
+# (--test-sets "test screen") is new work, not a conflict: the stage runs again (each step skips the outputs it
+# finds) and keeps its run=, so the stages after it stay done; anything else is refused, naming what differs, as
+# redoing it over outputs the later stages were made from would leave them stale, and skipping it would leave its
+# outputs saying what they are not. A marker from before markers held anything (an empty file) is trusted, with a
+# note.
+#
+#   stage_with [--retag OPTION] [--sets "SET ..."] [--after "stageN.NAME ..."] [KEY=VALUE ...]
+#       what the next run_stage's stage is done with (that run_stage forgets it): settings KEY=VALUE, the sets of a
+#       per-set stage, the markers of the stages it consumes (their digests are recorded), and the option that
+#       gives its outputs a name of their own (a refusal suggests it; without one, a copy of the recipe dir)
+#   conf_digest FILE    "FILE <SHA-256 of FILE and its base: chain>": a config's value for stage_with
+#   marker_digest FILE  a marker's digest; "none" where there is no marker, "unrecorded" for an empty one
+#   words WORD ...      the words joined by one space: a *_args value as its stage takes it (split on spaces), so
+#                       that 'a  b' and 'a b' are the same setting
+#
+# After stage_with and in the stage run_stage runs, $stage_sets holds the sets it is to do: all of them, or those
+# new to a done stage.
+
+_sw_retag=""
+_sw_sets=""
+_sw_lines=()
+stage_sets=""
+
+stage_with() {
+    local dir=${done_dir:-${exp_root:-exp}/.done} m
+    _sw_retag=""; _sw_sets=""; _sw_lines=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --retag) _sw_retag=$2; shift 2 ;;
+            --sets)
+                for m in $2; do [[ " $_sw_sets " == *" $m "* ]] || _sw_sets+="${_sw_sets:+ }$m"; done
+                shift 2 ;;
+            --after)
+                for m in $2; do
+                    [[ " ${_sw_lines[*]} " == *" $m="* ]] || _sw_lines+=("$m=$(marker_digest "$dir/$m")")
+                done
+                shift 2 ;;
+            *=*) _sw_lines+=("$1"); shift ;;
+            *) echo "stage_with: '$1' is not KEY=VALUE, --retag, --sets or --after" >&2; return 1 ;;
+        esac
+    done
+}
+
+words() { printf '%s\n' "$*"; }
+
+conf_digest() {
+    local f=$1 files=() base
+    if [ ! -f "$f" ]; then echo "$1 (missing)"; return 0; fi
+    while [ -f "$f" ] && [ "${#files[@]}" -lt 20 ]; do  # 20: a base cycle (shared/config.py refuses it) ends too
+        files+=("$f")
+        base=$(sed -n 's/^base:[[:space:]]*\([^#]*\).*/\1/p' "$f" | head -n 1 | tr -d "\"' ")
+        [ -n "$base" ] || break
+        f=$(dirname "$f")/$base
+    done
+    echo "$1 $(cat "${files[@]}" | sha256sum | cut -c 1-16)"
+}
+
+marker_digest() {
+    if [ ! -f "$1" ]; then echo none
+    elif ! grep -q '^run=' "$1"; then echo unrecorded
+    else grep -v -e '^#' -e '^sets=' "$1" | sha256sum | cut -c 1-16
+    fi
+}
+
+# _marker_value FILE KEY: KEY's value in a marker (empty if it has none)
+_marker_value() { sed -n "s/^$2=//p" "$1" | head -n 1; }
+
+# _marker_differences FILE: a line for each setting or consumed stage in which FILE differs from stage_with's
+_marker_differences() {
+    local line key
+    declare -A old=() new=()
+    while IFS= read -r line; do
+        case "$line" in '#'* | run=* | sets=* | '') continue ;; esac
+        old[${line%%=*}]=${line#*=}
+    done < "$1"
+    for line in ${_sw_lines[@]+"${_sw_lines[@]}"}; do new[${line%%=*}]=${line#*=}; done
+    for line in ${_sw_lines[@]+"${_sw_lines[@]}"}; do
+        key=${line%%=*}
+        if [ "${old[$key]+set}" != set ]; then
+            echo "  $key: not recorded then, now '${new[$key]}'"
+        elif [ "${old[$key]}" = "${new[$key]}" ]; then
+            continue
+        elif ! [[ "$key" =~ ^stage[0-9]+\. ]]; then
+            echo "  $key: '${old[$key]}' then, now '${new[$key]}'"
+        elif [ "${old[$key]}" = none ]; then
+            echo "  $key: a stage this one consumes, done since"
+        elif [ "${new[$key]}" = none ]; then
+            echo "  $key: a stage this one consumes, not done now"
+        else
+            echo "  $key: a stage this one consumes, redone since"
+        fi
+    done
+    for key in "${!old[@]}"; do
+        [ "${new[$key]+set}" = set ] || echo "  $key: '${old[$key]}' then, not a setting of this run's"
+    done
+}
+
+# _marker_check N NAME MARKER: whether the stage is to run (0) or is done already (1), after stage_with; refuses
+# (exit 1) a done stage whose marker differs from stage_with's settings. Sets stage_sets and _marker_run (the run=
+# to write: a done stage's, for its new sets)
+_marker_check() {
+    local n=$1 name=$2 marker=$3 differ done_sets s
+    _marker_run=""
+    stage_sets=$_sw_sets
+    if [ "${overwrite:-false}" = true ] || [ ! -f "$marker" ]; then return 0; fi
+    if ! grep -q '^run=' "$marker"; then
+        log "stage $n ($name): done already ($marker; from before markers recorded settings: not compared with" \
+            "this run's); --overwrite true to redo"
+        return 1
+    fi
+    differ=$(_marker_differences "$marker")
+    if [ -n "$differ" ]; then
+        local keep="a copy of the recipe dir"
+        [ -z "$_sw_retag" ] || keep="$_sw_retag NAME (a name of their own for this run's outputs), or $keep"
+        {
+            echo "$0: stage $n ($name) was done with other settings than this run's ($marker):"
+            echo "$differ"
+            echo "Nothing was changed. To redo it with this run's settings: --overwrite true (and the stages after it" \
+                "too, made from its outputs: from --stage $n); to keep it: $keep"
+        } >&2
+        exit 1
+    fi
+    done_sets=" $(_marker_value "$marker" sets) "
+    stage_sets=""
+    for s in $_sw_sets; do [[ "$done_sets" == *" $s "* ]] || stage_sets+="${stage_sets:+ }$s"; done
+    if [ -z "$stage_sets" ]; then
+        log "stage $n ($name): done already ($marker); --overwrite true to redo"
+        return 1
+    fi
+    log "stage $n ($name): done for $(_marker_value "$marker" sets); now for $stage_sets too"
+    _marker_run=$(_marker_value "$marker" run)
+}
+
+# _marker_write N NAME MARKER: the marker of a stage just done, with stage_with's settings (its sets added to those
+# it had done before), written whole or not at all
+_marker_write() {
+    local n=$1 name=$2 marker=$3 sets="" s line
+    [ ! -f "$marker" ] || sets=$(_marker_value "$marker" sets)
+    for s in $_sw_sets; do [[ " $sets " == *" $s "* ]] || sets+="${sets:+ }$s"; done
+    {
+        echo "# stage $n ($name) done $(date '+%Y-%m-%dT%H:%M:%S') with:"
+        echo "run=${_marker_run:-$(date '+%Y%m%dT%H%M%S')-$$-$RANDOM}"
+        for line in ${_sw_lines[@]+"${_sw_lines[@]}"}; do echo "$line"; done
+        [ -z "$_sw_sets" ] || echo "sets=$sets"
+    } > "$marker.tmp"
+    mv "$marker.tmp" "$marker"
+}
+
+_stage_with_reset() { _sw_retag=""; _sw_sets=""; _sw_lines=(); }
