@@ -193,8 +193,3 @@ def read_durations(path: str | Path) -> dict[str, torch.Tensor]:
             out[utt] = torch.tensor(d, dtype=torch.long)
     return out
 
-
-def write_durations(path: str | Path, durations: dict[str, torch.Tensor]) -> None:
-    from shared.io import write_kv
-
-    write_kv(path, {u: " ".join(str(int(x)) for x in d.tolist()) for u, d in durations.items()})

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 STANDIN = "standin_codec.json"
+STANDIN_DEFAULTS = {"sample_rate": 16000, "hop_length": 256, "latent_dim": 32}  # of a new stand-in exp dir (the CLI)
 
 
 class MelStandinCodec(nn.Module):
@@ -77,15 +78,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--exp-dir", type=Path, required=True, help="stand-in codec exp dir (created if missing)")
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--out-dir", type=Path, required=True)
-    p.add_argument("--latent-dim", type=int, default=32)
-    p.add_argument("--sample-rate", type=int, default=16000)
-    p.add_argument("--hop-length", type=int, default=256)
+    # None: the exp dir's (an existing one's standin_codec.json), else the defaults in STANDIN_DEFAULTS
+    p.add_argument("--latent-dim", type=int, default=None, help=f"default {STANDIN_DEFAULTS['latent_dim']} (a new exp dir)")
+    p.add_argument("--sample-rate", type=int, default=None, help=f"default {STANDIN_DEFAULTS['sample_rate']} (a new exp dir)")
+    p.add_argument("--hop-length", type=int, default=None, help=f"default {STANDIN_DEFAULTS['hop_length']} (a new exp dir)")
     p.add_argument("--stats", action="store_true", help="compute latent_stats.json into --exp-dir from this set")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
+    given = {k: getattr(args, k) for k in STANDIN_DEFAULTS if getattr(args, k) is not None}
     if not (args.exp_dir / STANDIN).is_file():
         args.exp_dir.mkdir(parents=True, exist_ok=True)
-        write_json(args.exp_dir / STANDIN, {"type": "mel", "sample_rate": args.sample_rate, "hop_length": args.hop_length, "latent_dim": args.latent_dim})
+        write_json(args.exp_dir / STANDIN, {"type": "mel", **STANDIN_DEFAULTS, **given})
+    else:  # the exp dir's codec encodes: options that say otherwise would be silently ignored
+        have = json.loads((args.exp_dir / STANDIN).read_text())
+        differ = [f"--{k.replace('_', '-')} {v} (it has {have.get(k)})" for k, v in given.items() if have.get(k) != v]
+        if differ:
+            raise SystemExit(f"{args.exp_dir / STANDIN} exists with other settings: {', '.join(differ)}; leave the options "
+                             "out to encode with it, or give another --exp-dir (or remove it) for a new stand-in codec")
     codec = load_codec(args.exp_dir)
     wavs = read_kv(args.data_dir / "wav.scp")
     dump, total, total_sq, n = LatentDumpWriter(args.out_dir), 0.0, 0.0, 0

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from shared.batching import pad_1d, pad_2d
 from shared.io import read_json, read_kv
-from shared.latents import load_latent, read_latent_scp
+from shared.latents import load_latent, read_latent_scp, require_codec
 
 
 class LatentNormalizer:
@@ -49,6 +49,36 @@ class LatentNormalizer:
         return float(-torch.log(self.std).sum())
 
 
+def dump_is_continuous(latents: str | Path) -> bool:
+    """Whether a latent dump holds a quantised codec's pre-quantisation latents (``stage1_vae.encode --continuous``),
+    by its ``codec.json`` (a dump without one, another tool's: not)."""
+    path = Path(latents) / "codec.json"
+    return bool(read_json(path).get("continuous")) if path.is_file() else False
+
+
+def check_latent_codec(latents: str | Path, stage1_exp_dir: str | Path, option: str) -> None:
+    """Refuse a latent dump made by another codec than the stage-one exp dir the model is (to be) trained for
+    (:func:`shared.latents.require_codec`); a dump without a ``codec.json`` (another tool's) is only checked latent by
+    latent (:class:`TTSDataset`)."""
+    require_codec(latents, stage1_exp_dir, option, "the stage-one codec", required=False)
+
+
+def check_model_latents(exp_dir: str | Path, latents: str | Path, option: str) -> None:
+    """Refuse (SystemExit) a latent dump given as ``option`` that a trained (or training) stage-two model of ``exp_dir``
+    does not model: one made by another codec than its stage-one codec (:func:`check_latent_codec`; its normalisation
+    and its decoder are that codec's), or of the other kind (pre-quantisation ``--continuous`` latents or the
+    codec's own) than ``stage1.json`` records."""
+    from stage2_flow.model import stage1_dir, trained_continuous
+
+    check_latent_codec(latents, stage1_dir(exp_dir), option)
+    dump, model = dump_is_continuous(latents), trained_continuous(exp_dir)
+    if dump != model:
+        kind = {True: "pre-quantisation latents (stage1_vae.encode --continuous)", False: "the codec's own encode output"}
+        raise SystemExit(f"{option} {latents}: {kind[dump]} ({Path(latents) / 'codec.json'}), but the model of {exp_dir} is "
+                         f"trained on {kind[model]} ({Path(exp_dir) / 'stage1.json'}): encode the data "
+                         f"{'with' if model else 'without'} --continuous, or give a model trained on this kind")
+
+
 def read_tokens(data_dir: str | Path, vocab) -> dict[str, list[int]]:
     """``<data_dir>/token`` -> ids (the vocab raises naming every utterance with unknown symbols)."""
     path = Path(data_dir) / "token"
@@ -65,7 +95,9 @@ def warn(msg: str) -> None:
 class TTSDataset(Dataset):
     """All utterances in memory: tokens (L,), normalised latents (D, F), speaker index, optional
     durations, and (``prompt_seconds``) a random reference segment of another utterance of the same
-    speaker. Indexed by (index, seed) keys from shared.batching samplers, or plain ints.
+    speaker (by its ``utt2spk`` name, also for a speaker the model has no id for: an unseen voice, the zero-shot
+    case, must not be prompted with its own target). Indexed by (index, seed) keys from shared.batching samplers, or
+    plain ints.
 
     A latent file whose channels are not the normaliser's (the codec's) is an error naming it. An utterance whose
     speaker is not in ``speakers`` (or without an ``utt2spk`` entry) gets index -1, the zero speaker vector: a warning,
@@ -95,6 +127,7 @@ class TTSDataset(Dataset):
         spk_index = {s: i for i, s in enumerate(speakers)}
         self.normalizer = normalizer  # what the latents were normalised with (to de-normalise generated ones)
         self.utts, self.tokens, self.latents, self.spk, self.durations = [], [], [], [], []
+        names = []  # each utterance's utt2spk speaker (None: no entry), what its prompts are grouped by
         skipped = []
         n_channels = len(normalizer.mean)
         for utt in keys:
@@ -116,6 +149,7 @@ class TTSDataset(Dataset):
             self.tokens.append(tok)
             self.latents.append(z)
             self.spk.append(spk_index.get(utt2spk.get(utt, ""), -1))
+            names.append(utt2spk.get(utt))
             self.durations.append(dur)
         if skipped:
             warn(f"skipped {len(skipped)} utterance(s) with more tokens than frames or over max_frames (e.g. {skipped[:3]})")
@@ -130,11 +164,21 @@ class TTSDataset(Dataset):
             raise ValueError(f"no usable utterances in {data_dir} with latents {latent_dir}")
         self.frame_rate = frame_rate
         self.prompt_seconds = prompt_seconds
-        # speech prompts are drawn from the whole set, also for a subset of its items (validation)
+        # speech prompts are drawn from the whole set, also for a subset of its items (validation); grouped by speaker
+        # name, not by the model's speaker index: that is -1 for every speaker the model has no id for (the zero-shot
+        # case: a dev or test set of unseen voices), whose prompts must still come from its own other utterances
         self.prompt_utts, self.prompt_latents = self.utts, self.latents
-        self.prompts_of: dict[int, list[int]] = {}
-        for i, s in enumerate(self.spk):
-            self.prompts_of.setdefault(s, []).append(i)
+        self.spk_names: list[str | None] = names
+        self.prompts_of: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            if name is not None:
+                self.prompts_of.setdefault(name, []).append(i)
+        if prompt_seconds is not None:
+            alone = [u for u, name in zip(self.utts, names) if len(self.prompts_of.get(name, [])) < 2]
+            if alone:  # once per set, not per batch
+                warn(f"{len(alone)} utterance(s) of {data_dir} have no other utterance of their speaker (or no utt2spk "
+                     f"entry) to cut a speech prompt from: each one's prompt is cut from itself, the target it is a prompt "
+                     f"for (e.g. {alone[:3]})")
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -143,7 +187,7 @@ class TTSDataset(Dataset):
         """The items at the indices ``keep``, in that order (a validation subset); their prompts still come
         from every utterance of this set."""
         sub = copy.copy(self)
-        for name in ("utts", "tokens", "latents", "spk", "durations"):
+        for name in ("utts", "tokens", "latents", "spk", "spk_names", "durations"):
             setattr(sub, name, [getattr(self, name)[i] for i in keep])
         return sub
 
@@ -160,8 +204,9 @@ class TTSDataset(Dataset):
         return item
 
     def _prompt(self, idx: int, g: torch.Generator) -> torch.Tensor:
-        """A random 1-3 s (prompt_seconds) segment of another utterance of the same speaker."""
-        same = self.prompts_of.get(self.spk[idx], []) if self.spk[idx] >= 0 else []
+        """A random 1-3 s (prompt_seconds) segment of another utterance of the same speaker (by name); of the utterance
+        itself only where there is none (``__init__`` warned)."""
+        same = self.prompts_of.get(self.spk_names[idx], []) if self.spk_names[idx] is not None else []
         others = [self.prompt_latents[j] for j in same if self.prompt_utts[j] != self.utts[idx]] or [self.latents[idx]]
         z = others[int(torch.randint(len(others), (1,), generator=g))]
         lo, hi = self.prompt_seconds
@@ -270,8 +315,4 @@ def speaking_rate(tokens: list[torch.Tensor], frames: list[int], frame_rate: flo
         words = sum(int((t == space_id).sum()) + 1 for t in tokens)
         out["words_per_second"] = words / n_frm * frame_rate
     return out
-
-
-def frame_rate_of(codec_like: Any) -> float:
-    return float(codec_like.sample_rate) / float(codec_like.hop_length)
 

@@ -13,6 +13,7 @@ import torch
 from shared.config import ConfigError
 from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule
 from stage2_flow.alignment import durations_to_path
+from stage2_flow.flow import check_sigma_min
 from stage2_flow.model import FlowTTS
 
 LOSS_WEIGHTS = {"flow/": "flow", "flow_data/": "flow_data", "prior/": "prior", "dur/": "duration"}
@@ -21,10 +22,15 @@ VAL_TIMES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 def check_training_config(cfg: dict[str, Any]) -> int:
     """The checks of a training config that need no model: a ``loss`` key that weighs no loss (``dur`` for ``duration``
-    would leave its loss at weight 1) and a schedule without a length are ConfigErrors. Returns :func:`schedule_steps`."""
+    would leave its loss at weight 1), a schedule without a length and a sigma_min the text prior cannot take
+    (:func:`~stage2_flow.flow.check_sigma_min`) are ConfigErrors. Returns :func:`schedule_steps`."""
     unknown = sorted(set(cfg.get("loss") or {}) - set(LOSS_WEIGHTS.values()))
     if unknown:
         raise ConfigError(f"loss: unknown key(s) {', '.join(unknown)}; the losses are {', '.join(LOSS_WEIGHTS.values())}")
+    model = cfg.get("model") or {}
+    if model.get("mode", "aligned") == "aligned":  # alignfree mode always has the noise prior
+        flow = model.get("flow") or {}
+        check_sigma_min(flow.get("prior", "text"), flow.get("sigma_min", 0.0))
     return schedule_steps(cfg)
 
 

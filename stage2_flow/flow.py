@@ -1,9 +1,9 @@
 """Conditional flow matching / rectified flow: ``compute_loss`` and ``sample`` side by side.
 
 Path: x_t = (1 - (1 - sigma_min) t) x0 + t x1, target velocity u = x1 - (1 - sigma_min) x0
-(sigma_min = 0 is plain rectified flow). x0 is either the text-conditioned prior
-mu + sigma * noise (``prior: text``, the default) or N(0, I) (``prior: noise``, Matcha style); in
-both cases mu (and any extra frame condition) is also given to the estimator as a condition.
+(sigma_min = 0 is plain rectified flow; sigma_min > 0, OT-CFM, only with the noise prior: :func:`check_sigma_min`).
+x0 is either the text-conditioned prior mu + sigma * noise (``prior: text``, the default) or N(0, I) (``prior: noise``,
+Matcha style); in both cases mu (and any extra frame condition) is also given to the estimator as a condition.
 Classifier-free guidance: conditions (mu, extra, speaker) are dropped together with prob ``cfg_drop``.
 """
 
@@ -14,7 +14,18 @@ from typing import Sequence, Union
 import torch
 from torch import nn
 
+from shared.config import ConfigError
 from stage2_flow import solvers
+
+
+def check_sigma_min(prior: str, sigma_min: float) -> None:
+    """OT-CFM's sigma_min > 0 leaves sigma_min x0 of the start point in the end point; x0 is zero-mean noise with the
+    noise prior (a small blur), but mu + sigma eps with the text prior: every sample would be shifted by sigma_min mu.
+    A ConfigError there (no shipped config sets it; each has sigma_min 0)."""
+    if prior == "text" and float(sigma_min) > 0:
+        raise ConfigError(f"model.flow.sigma_min {sigma_min} with flow.prior text: the path's end point keeps sigma_min * x0, "
+                          "and x0 = mu + sigma eps, so every sample would be shifted by sigma_min * mu; use sigma_min 0 "
+                          "(rectified flow) with the text prior, or flow.prior noise for OT-CFM")
 
 
 # one generator for the whole batch, or one per batch row (see :func:`start_noise`)
@@ -61,6 +72,7 @@ class FlowMatcher(nn.Module):
             raise ValueError(f"flow.prior must be 'text' or 'noise', got {prior!r}")
         if time_sampling not in ("uniform", "logit_normal"):
             raise ValueError(f"flow.time_sampling must be 'uniform' or 'logit_normal', got {time_sampling!r}")
+        check_sigma_min(prior, sigma_min)
         self.estimator = estimator
         self.prior, self.sigma, self.sigma_min = prior, sigma, sigma_min
         self.time_sampling, self.logit_mean, self.logit_std = time_sampling, logit_mean, logit_std

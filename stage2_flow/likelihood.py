@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from shared.device import add_device_arg
     from shared.io import read_json, write_json, write_kv
     from shared.text import Vocab
-    from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
+    from stage2_flow.data import LatentNormalizer, TTSDataset, check_model_latents, collate_tts
     from stage2_flow.model import load_trained
     from stage2_flow.synthesize import utterance_seed
 
@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     exp = Path(args.exp_dir)
+    check_model_latents(exp, args.latents, "--latents")  # another codec's latents would be scored as this one's
     model, cfg = load_trained(exp)
     model.requires_grad_(False).to(args.device)
     s1 = read_json(exp / "stage1.json")

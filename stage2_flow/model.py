@@ -322,6 +322,14 @@ def stage1_dir(exp_dir: str | Path) -> Path:
     return exp / json.loads((exp / "stage1.json").read_text())["exp_dir"]
 
 
+def trained_continuous(exp_dir: str | Path) -> bool:
+    """Whether a stage-two exp dir was trained on a quantised codec's pre-quantisation latents (``stage1_vae.encode
+    --continuous``), as its ``stage1.json`` records (one from before it was recorded: not)."""
+    import json
+
+    return bool(json.loads((Path(exp_dir) / "stage1.json").read_text()).get("continuous", False))
+
+
 def stage1_link(exp_dir: str | Path, stage1_exp_dir: str | Path) -> str:
     """``stage1_exp_dir`` relative to ``exp_dir``, as ``stage1.json`` holds it: a recipe directory that holds
     both can be moved or copied whole."""

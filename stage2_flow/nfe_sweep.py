@@ -16,7 +16,8 @@ sampling settings are the same; its evaluation is rerun (``shared.evaluate`` rec
 settings, ``--phone-recognizer`` and ``--no-f0`` among them, are those of the cell's metrics.json). The exp dirs'
 names (``OUT/<name>/``) must differ. Speakers are those of ``--data-dir`` as in ``stage2_flow.synthesize``: one the
 model was not trained on is an error for a model whose voices are speaker ids (``--speaker NAME``: every utterance in
-one trained voice), the voice of a speech prompt for a zero-shot model.
+one trained voice), the voice of a speech prompt for a zero-shot model. A model with speaker ids and a prompt encoder
+is swept by its ids alone, without the prompts it was trained with (a warning says so).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 
 from shared.compare import format_table, paired_compare, read_utt_table
 from shared.datadir import spread_subset
-from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json, write_kv
+from shared.io import atomic_save_torch, atomic_write, read_json, read_kv, write_json, write_kv
 
 LATENTS = "latents.pt"  # {utt: normalised latent (D, F)} of a cell, for path_gap
 
@@ -39,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     from shared.device import add_device_arg
     from shared.evaluate import evaluate
     from stage2_flow.solvers import EVALS_PER_STEP
-    from stage2_flow.synthesize import (Synthesizer, encode_tokens, inputs_digest, reference_utterances, require_tokens,
-                                        speakers_of, voice)
+    from stage2_flow.synthesize import (Synthesizer, encode_tokens, inputs_digest, model_hashes, reference_utterances,
+                                        references_digest, require_tokens, speakers_of, voice)
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.nfe_sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dirs", nargs="+", required=True)
@@ -87,17 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, dict[str, dict]] = {}
     for exp, name in zip(args.exp_dirs, names):
         synth = Synthesizer.from_exp_dir(exp, args.device, stage1_exp_dir=args.codec_exp_dir)
-        weights = Path(exp) / MODEL_FILE
-        codec = synth.codec_source.resolve()
-        # which trained model (and codec) made a cell
-        model_id = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}:{codec}"
+        # which trained model and codec made a cell, by their weights' SHA-256 as synthesis records them (a re-fine-tuned
+        # EXP/decoder is another codec in the same dir); a codec without weights (a stand-in) by its dir
+        hashes = model_hashes(exp, synth.codec_source)
+        model_id = f"{hashes['model_sha256']}:{hashes['codec_sha256'] or synth.codec_source.resolve()}"
         ids = encode_tokens(synth.vocab, {u: utt2tok[u] for u in utts}) if utt2tok else dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts)))
         require_tokens(ids)
         # a zero-shot model speaks in its speaker's voice, by another of its utterances: as stage2_flow.synthesize
         prompted = synth.needs_prompt
         spk_of = speakers_of(synth, utts, utt2spk, args.speaker, prompted)
         spk = [voice(synth, spk_of[u], prompted) for u in utts]
-        prompts = None
+        prompts, refs = None, {}
         if prompted:
             from shared.datadir import DataDir
 
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         latents: dict[int, dict[str, torch.Tensor]] = {}
         # what else decides a cell's audio: a cell of other texts, voices or tokens (the inputs' digest) is redone
         sampling = {"temperature": synth.temperature if args.temperature is None else args.temperature, "solver": args.solver,
-                    "seed": args.seed, "speaker": args.speaker, "inputs_sha256": inputs_digest(utts, spk_of, ids)}
+                    "seed": args.seed, "speaker": args.speaker, "inputs_sha256": inputs_digest(utts, spk_of, ids),
+                    "references_sha256": references_digest(refs)}
         for nfe in args.nfe:
             cell = out / name / f"nfe{nfe}"
             metrics = cell / "metrics.json"

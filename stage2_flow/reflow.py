@@ -25,7 +25,7 @@ import torch
 from shared.device import add_device_arg, batch_to
 from shared.io import MODEL_FILE, atomic_save_torch, file_sha256, read_json, remove_outputs, write_json, write_kv
 from shared.text import Vocab
-from stage2_flow.data import LatentNormalizer, TTSDataset, collate_tts
+from stage2_flow.data import LatentNormalizer, TTSDataset, check_model_latents, collate_tts
 from stage2_flow.model import FlowTTS, load_trained, sequence_mask, validation_temperature
 
 
@@ -92,12 +92,13 @@ def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> No
 
 def finished_dump(out: Path, scp: str, info: str, settings: dict[str, Any], overwrite: bool) -> bool:
     """Whether ``out`` holds a finished dump (its ``scp``) this run can keep: one made with ``settings`` (as far as
-    its ``info`` file records them). One made with other settings is an error naming them, never kept silently (a
-    pair or GTA dump of another model would train the next stage on it); ``overwrite``: never kept."""
+    its ``info`` file records them; ``paths`` are not compared). One made with other settings is an error naming them,
+    never kept silently (a pair or GTA dump of another model would train the next stage on it); ``overwrite``: never
+    kept."""
     if overwrite or not (out / scp).is_file():
         return False
     old = read_json(out / info) if (out / info).is_file() else {}
-    changed = {k: (old[k], v) for k, v in settings.items() if k in old and old[k] != v}
+    changed = {k: (old[k], v) for k, v in settings.items() if k != "paths" and k in old and old[k] != v}
     if changed:
         raise SystemExit(f"{out}: made with other settings ({'; '.join(f'{k} {a} -> {b}' for k, (a, b) in changed.items())}): "
                          f"give --overwrite to make it again, or another --out-dir")
@@ -105,15 +106,30 @@ def finished_dump(out: Path, scp: str, info: str, settings: dict[str, Any], over
     return True
 
 
+def inputs_digest(data_dir: str | Path, latents: str | Path) -> str:
+    """SHA-256 of what a reflow-pair or GTA dump is made from: the data dir's ``token`` and ``utt2spk`` and the latent
+    dump's ``latents.scp``, ``utt2frames`` and ``codec.json`` (each by its own SHA-256; '-' for one it lacks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in (Path(data_dir) / "token", Path(data_dir) / "utt2spk", *(Path(latents) / n for n in ("latents.scp", "utt2frames", "codec.json"))):
+        h.update(f"{path.name} {file_sha256(path) if path.is_file() else '-'}\n".encode("utf-8"))
+    return h.hexdigest()
+
+
 def dump_settings(args: argparse.Namespace, exp: Path) -> dict[str, Any]:
-    """What decides a reflow-pair or GTA dump: the model's weights and the sampling options (a temperature not given
-    is the model's validation.temperature, set in ``args`` here)."""
+    """What decides a reflow-pair or GTA dump: the model's weights, its inputs (:func:`inputs_digest` of ``--data-dir``
+    and ``--latents``) and the sampling options (a temperature not given is the model's validation.temperature, set in
+    ``args`` here); under ``paths``, where the inputs were (recorded, not compared: a recipe tree copied elsewhere
+    makes the same dump)."""
     if args.temperature is None:
         from shared.config import load_config
 
         args.temperature = validation_temperature(load_config(exp / "config.yaml"))
-    return {"model_sha256": file_sha256(exp / MODEL_FILE), "nfe": args.nfe, "solver": args.solver, "cfg_scale": args.cfg_scale,
-            "temperature": args.temperature, "copies": args.copies, "seed": args.seed}
+    return {"model_sha256": file_sha256(exp / MODEL_FILE), "inputs_sha256": inputs_digest(args.data_dir, args.latents),
+            "nfe": args.nfe, "solver": args.solver, "cfg_scale": args.cfg_scale, "temperature": args.temperature,
+            "copies": args.copies, "seed": args.seed,
+            "paths": {"data_dir": str(Path(args.data_dir).resolve()), "latents": str(Path(args.latents).resolve())}}
 
 
 def check_pairs_source(pair_dir: str | Path, exp_dir: str | Path) -> None:
@@ -135,7 +151,9 @@ def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path,
                       device: torch.device | str = "cpu") -> tuple[FlowTTS, TTSDataset]:
     """A trained model (on ``device``) and the dataset of ``data_dir`` + its real ``latents`` as the model sees
     them (its tokens, latent statistics, speakers, and speech prompts where it uses them): the input of
-    :func:`generate_pairs`."""
+    :func:`generate_pairs`. ``latents`` made by another codec than the model's stage-one codec, or of the other kind
+    (``--continuous``), are refused (:func:`~stage2_flow.data.check_model_latents`), as training refuses them."""
+    check_model_latents(exp, latents, "--latents")
     model, cfg = load_trained(exp)
     model.to(device)
     s1 = read_json(exp / "stage1.json")

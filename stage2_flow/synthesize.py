@@ -48,7 +48,7 @@ from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
 from stage2_flow import solvers
 from stage2_flow.data import LatentNormalizer, pad_prompts
-from stage2_flow.model import FlowTTS, check_rate, codec_dir, load_trained, stage1_dir, validation_temperature
+from stage2_flow.model import FlowTTS, check_rate, codec_dir, load_trained, stage1_dir, trained_continuous, validation_temperature
 
 
 class Synthesizer:
@@ -60,7 +60,11 @@ class Synthesizer:
         self.codec_source = codec_source  # the exp dir the codec was loaded from (None: given as an object)
         self.prompt_seconds = 3.0  # a reference cut from a data dir is at most this long (training's longest prompt)
         self.temperature = 1.0  # the default; from_exp_dir's: the one the model was validated at (validation_temperature)
+        # whether the model was trained on pre-quantisation latents (encode --continuous; from_exp_dir: stage1.json's):
+        # its speech prompts are then encoded so too, and a --save-latents dump says so
+        self.continuous = False
         self._frontends: dict[str, Frontend] = {}  # one per language met, kept between calls
+        self._warned_no_prompt = False
 
     @classmethod
     def from_exp_dir(cls, exp_dir: str | Path, device: str | torch.device = "cpu", codec: Any = None,
@@ -78,10 +82,15 @@ class Synthesizer:
             codec = load_codec(source, device)
         speakers = (exp / "speakers.txt").read_text().split() if (exp / "speakers.txt").is_file() else []
         rate = read_json(exp / "speaking_rate.json") if (exp / "speaking_rate.json").is_file() else None
+        if rate is None and model.mode == "alignfree":
+            raise FileNotFoundError(f"{exp / 'speaking_rate.json'}: not found, and this alignment-free model takes each "
+                                    "utterance's length from the training set's speaking rate recorded there (training "
+                                    "writes it): copy it from the exp dir the model was trained in")
         synth = cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate,
                     device, source)
         synth.prompt_seconds = float(cfg.get("data", {}).get("prompt_seconds", [1.0, synth.prompt_seconds])[1])
         synth.temperature = validation_temperature(cfg)
+        synth.continuous = trained_continuous(exp)
         return synth
 
     # ---- inputs ------------------------------------------------------------------------------
@@ -152,9 +161,14 @@ class Synthesizer:
 
     @torch.no_grad()
     def prompt_latents(self, wav: torch.Tensor) -> torch.Tensor:
-        """Reference waveform (T,) at the codec rate -> normalised latents (D, P)."""
-        z = self.codec.encode(wav.float().to(self.device)[None])[0]
-        return self.norm.normalize(z)
+        """Reference waveform (T,) at the codec rate -> normalised latents (D, P), encoded as the training latents were:
+        pre-quantisation (``encode_continuous``) for a model trained on ``--continuous`` latents (:attr:`continuous`)."""
+        if self.continuous and not hasattr(self.codec, "encode_continuous"):
+            raise ValueError(f"the model was trained on pre-quantisation latents (stage1.json continuous: true), but the "
+                             f"codec of {self.codec_source or 'this synthesizer'} has no encode_continuous to encode a "
+                             "speech prompt so: decode with the stage-one codec it was trained on")
+        encode = self.codec.encode_continuous if self.continuous else self.codec.encode
+        return self.norm.normalize(encode(wav.float().to(self.device)[None])[0])
 
     # ---- generation --------------------------------------------------------------------------
     @torch.no_grad()
@@ -178,7 +192,8 @@ class Synthesizer:
 
         ``prompt``: a reference waveform (T,) for zero-shot models, or one per text (each its own voice), cut to
         training's longest prompt (:meth:`cut_prompts`); a model without a prompt encoder refuses one, a zero-shot
-        model without speaker ids needs one. Speaker -1: no speaker id (an unseen voice: the prompt's alone). Text
+        model without speaker ids needs one, and one with speaker ids, trained with prompts too, warns (once) without
+        one. ``speaker``: one for all texts, or one per text. Speaker -1: no speaker id (an unseen voice: the prompt's alone). Text
         is phonemised in ``language``, else in the speaker's training language (``frontend.yaml``'s
         ``speaker_languages``), else in the frontend's. Items are batched by length; the result keeps the input order.
 
@@ -192,6 +207,8 @@ class Synthesizer:
         temperature = self.temperature if temperature is None else temperature
         check_sampling(solver, nfe, rate, sway)
         spk = list(speaker) if isinstance(speaker, (list, tuple)) else [speaker] * len(texts)
+        if len(spk) != len(texts):  # a shorter list failed deep inside (IndexError), a longer one was cut silently
+            raise ValueError(f"{len(spk)} speakers for {len(texts)} texts: give one speaker, or one per text")
         spk_ids = [self.speaker_id(s) for s in spk]
         if texts and not isinstance(texts[0], str):
             ids = [list(t) for t in texts]
@@ -207,6 +224,13 @@ class Synthesizer:
         if prompt is None and self.needs_prompt:
             raise ValueError("a zero-shot model without speaker ids (model.speaker.use_prompt, use_id: false) speaks in the "
                              "voice of a speech prompt: give one (CLI: --prompt-wav, or --prompt-from-data)")
+        if prompt is None and self.model.speaker.prompt is not None and not self._warned_no_prompt:
+            # its speaker vector is the id's plus the prompt's, and training always gave a prompt
+            self._warned_no_prompt = True
+            print("warning: this model conditions on speaker ids and a speech prompt (model.speaker.use_id, use_prompt) and "
+                  "was trained with a prompt for every utterance; without one its voices are the ids' part alone, which it "
+                  "never saw: give a reference (python -m stage2_flow.synthesize: --prompt-from-data or --prompt-wav; "
+                  "Synthesizer.synthesize: prompt=)", file=sys.stderr, flush=True)
         if isinstance(prompt, torch.Tensor):
             p_lats = [self.prompt_latents(self.cut_prompts([prompt], ["the prompt"])[0])] * len(ids)
         elif prompt is not None:
@@ -235,7 +259,10 @@ class Synthesizer:
             prompt, mask = pad_prompts([z.to(dev) for z in p_lats])
             kw.update(prompt=prompt, prompt_mask=mask.to(dev))
         if self.model.mode == "alignfree":
-            kw["tokens_per_frame"] = float(self.rate_info.get("tokens_per_frame", 0.2))
+            if "tokens_per_frame" not in self.rate_info:
+                raise ValueError("an alignment-free model takes each utterance's length from the training set's speaking "
+                                 "rate: give rate_info with its tokens_per_frame (the exp dir's speaking_rate.json)")
+            kw["tokens_per_frame"] = float(self.rate_info["tokens_per_frame"])
         gen = [torch.Generator().manual_seed(s) for s in seeds]  # on the CPU: the same noise on any device
         out = self.model.generate(tokens, lens, spk=torch.tensor(spk_ids, device=dev), nfe=nfe, solver=solver, rate=rate,
                                   temperature=temperature, cfg_scale=cfg_scale, sway=sway, generator=gen, **kw)
@@ -389,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--out-dir is --data-dir: the synthetic data dir would replace its input")
     synth = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
     print(f"synthesising on {synth.device}, decoding with the codec of {synth.codec_source}", flush=True)
-    if synth.needs_prompt and not (args.prompt_wav or args.prompt_from_data):
+    implied = synth.needs_prompt and not (args.prompt_wav or args.prompt_from_data)
+    if implied:
         if not (args.data_dir and (Path(args.data_dir) / "wav.scp").is_file()):
             raise SystemExit(f"{args.exp_dir} is a zero-shot model without speaker ids: give the voice's reference audio "
                              "(--prompt-wav), or a data dir with audio to take each utterance's reference from")
@@ -397,11 +425,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"a zero-shot model: each utterance speaks in the voice of another utterance of its speaker in {args.data_dir}")
     if args.prompt_from_data and (args.speakers or not args.data_dir):
         raise SystemExit("--prompt-from-data takes each reference from --data-dir's own speakers (not with --speakers or --text-file)")
+    if args.prompt_from_data and args.speaker:  # each voice is its reference's: --speaker would be recorded, not used
+        raise SystemExit(f"--speaker {args.speaker} with --prompt-from-data"
+                         f"{' (the default of a zero-shot model without speaker ids)' if implied else ''}: each utterance "
+                         f"speaks in the voice of its reference, another utterance of its own speaker in --data-dir, so "
+                         f"--speaker would be ignored; give --prompt-wav (a reference of that voice for every utterance) "
+                         f"instead, or leave --speaker out")
     if args.temperature is None:
         args.temperature = synth.temperature
         print(f"temperature {args.temperature:g} (the model's validation.temperature)", flush=True)
     utts, utt2text, spk_of, utt2lang, ids = requests(args, synth)
-    check_resume(out, generation_settings(args, synth, inputs_digest(utts, spk_of, ids)), args.overwrite)
+    refs, pool = {}, None
+    if args.prompt_from_data:
+        from shared.datadir import DataDir
+
+        pool = DataDir.load(args.prompt_pool or args.data_dir, validate=False)  # its audio by utterance (also segments)
+        refs = reference_utterances(utts, spk_of, pool.utt2spk)
+    check_resume(out, generation_settings(args, synth, inputs_digest(utts, spk_of, ids), references_digest(refs)), args.overwrite)
     dump = LatentDumpWriter(out) if args.save_latents else None
 
     def done(u: str) -> bool:
@@ -412,12 +452,6 @@ def main(argv: list[str] | None = None) -> int:
 
     sr = int(synth.codec.sample_rate)
     prompt = synth.cut_prompts([load_audio(args.prompt_wav, sr)], [args.prompt_wav])[0] if args.prompt_wav else None
-    refs, pool = {}, None
-    if args.prompt_from_data:
-        from shared.datadir import DataDir
-
-        pool = DataDir.load(args.prompt_pool or args.data_dir, validate=False)  # its audio by utterance (also segments)
-        refs = reference_utterances(utts, spk_of, pool.utt2spk)
     t0, audio_s = time.time(), 0.0
     bs = args.batch_size
     for k in tqdm(range(0, len(todo), bs), desc="synthesize", unit="batch"):
@@ -533,11 +567,11 @@ def utterance_seed(seed: int, utt: str) -> int:
 
 def dump_codec_info(synth: Synthesizer, exp_dir: Path) -> dict[str, Any]:
     """``codec.json`` of synthesised latents: the codec whose latent space they are in, the stage-one codec the
-    stage-two model was trained on (so that stage two trains on the dump: :func:`stage2_flow.train.check_latent_codec`),
+    stage-two model was trained on (so that stage two trains on the dump: :func:`stage2_flow.data.check_latent_codec`),
     and, as ``decoded_by``, the codec that made the audio where that is another (the model's fine-tuned ``decoder/``,
     whose encoder is stage one's, frozen, and whose weights' hash is therefore not stage one's)."""
     space = stage1_dir(exp_dir)
-    info = codec_info(synth.codec, space)
+    info = codec_info(synth.codec, space, continuous=synth.continuous)  # the kind of latent the model was trained on
     source = synth.codec_source
     if source is not None and Path(source).resolve() != space.resolve():
         info["decoded_by"] = {"exp_dir": str(Path(source).resolve()), "model_sha256": codec_fingerprint(source)}
@@ -553,20 +587,41 @@ def inputs_digest(utts: list[str], spk_of: dict[str, str], ids: dict[str, list[i
     return h.hexdigest()
 
 
-def generation_settings(args: argparse.Namespace, synth: Synthesizer, inputs_sha256: str | None = None) -> dict[str, Any]:
-    """What decides the audio (recorded as ``OUT/synth.json``): the inputs' digest (:func:`inputs_digest`), the models'
-    and prompt's SHA-256 and the sampling options, and under ``paths`` where they were (recorded, not compared: a
-    model copied elsewhere makes the same audio). Batch size, device and threads are left out: they do not change
-    the output."""
+def references_digest(refs: dict[str, str]) -> str | None:
+    """SHA-256 of ``--prompt-from-data``'s choice of each utterance's reference (:func:`reference_utterances`; None
+    without): another ``--prompt-pool`` (or pool data dir) gives other voices to the utterances a rerun adds."""
+    if not refs:
+        return None
+    return hashlib.sha256("".join(f"{u}\t{refs[u]}\n" for u in sorted(refs)).encode("utf-8")).hexdigest()
+
+
+def model_hashes(exp_dir: str | Path, codec_source: Path | None) -> dict[str, str | None]:
+    """Which trained models make the audio: the SHA-256 of the stage-two weights and the codec's
+    (:func:`shared.latents.codec_fingerprint`; None for a codec given as an object or without weights, such as a
+    stand-in). By content: the same dir re-trained (a fine-tuned ``decoder/``) is another model."""
     from shared.io import file_sha256
 
-    def sha(path: Path | None) -> str | None:
-        return file_sha256(path) if path is not None and path.is_file() else None
+    weights = Path(exp_dir) / MODEL_FILE
+    return {"model_sha256": file_sha256(weights) if weights.is_file() else None,
+            "codec_sha256": codec_fingerprint(codec_source) if codec_source is not None else None}
+
+
+def generation_settings(args: argparse.Namespace, synth: Synthesizer, inputs_sha256: str | None = None,
+                        references_sha256: str | None = None) -> dict[str, Any]:
+    """What decides the audio (recorded as ``OUT/synth.json``): the inputs' digest (:func:`inputs_digest`), the
+    references' (:func:`references_digest`), the models' (:func:`model_hashes`) and prompt's SHA-256 and the sampling
+    options, and under ``paths`` where they were (recorded, not compared: a model copied elsewhere makes the same
+    audio). Batch size, device and threads are left out: they do not change the output."""
+    from shared.io import file_sha256
 
     codec = synth.codec_source
     prompt = Path(args.prompt_wav) if args.prompt_wav else None
-    return {"inputs_sha256": inputs_sha256, "model_sha256": sha(Path(args.exp_dir) / MODEL_FILE), "codec_sha256": sha(codec / MODEL_FILE if codec else None),
-            "prompt_sha256": sha(prompt), "prompt_from": "data" if args.prompt_from_data else None, "nfe": args.nfe, "solver": args.solver, "rate": args.rate,
+    # references_sha256 only where there are references: a synth.json from before it was recorded is then unchecked
+    # for it (a warning) only where it could have mattered
+    refs = {"references_sha256": references_sha256} if references_sha256 is not None else {}
+    return {"inputs_sha256": inputs_sha256, **model_hashes(args.exp_dir, codec),
+            "prompt_sha256": file_sha256(prompt) if prompt is not None and prompt.is_file() else None,
+            "prompt_from": "data" if args.prompt_from_data else None, **refs, "nfe": args.nfe, "solver": args.solver, "rate": args.rate,
             "temperature": args.temperature, "cfg_scale": args.cfg_scale, "sway": args.sway, "seed": args.seed,
             "speaker": args.speaker, "speakers": args.speakers, "assign": args.assign if args.speakers else None,
             "language": args.language, "retokenize": args.retokenize,

@@ -35,12 +35,12 @@ from shared.batching import BucketBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
 from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json
-from shared.latents import require_codec
 from shared.text import Vocab
 from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, refuse_changed_config,
                              resume_path, scale_budget, seed_everything, start_over)
 from stage2_flow.alignment import read_durations
-from stage2_flow.data import LatentNormalizer, ReflowPairs, TTSDataset, collate_pairs, collate_tts, speaking_rate
+from stage2_flow.data import (LatentNormalizer, ReflowPairs, TTSDataset, check_model_latents, collate_pairs, collate_tts,
+                               dump_is_continuous, speaking_rate)
 from stage2_flow.experiment import Stage2Experiment, check_training_config
 from stage2_flow.model import count_parameters, stage1_dir, stage1_link
 from stage2_flow.reflow import check_pairs_source
@@ -81,8 +81,10 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
     from stage2_flow.codec import load_codec
 
     codec = load_codec(s1)
+    # continuous: trained on pre-quantisation latents (encode --continuous), so that synthesis encodes prompts so too
     write_json(exp_dir / "stage1.json", {"exp_dir": stage1_link(exp_dir, s1), "sample_rate": int(codec.sample_rate),
-                                         "hop_length": int(codec.hop_length), "latent_dim": int(codec.latent_dim)})
+                                         "hop_length": int(codec.hop_length), "latent_dim": int(codec.latent_dim),
+                                         "continuous": dump_is_continuous(args.latents)})
     if (s1 / "config.yaml").is_file():
         shutil.copyfile(s1 / "config.yaml", exp_dir / "stage1_config.yaml")
     tokens = Path(args.tokens)
@@ -150,13 +152,6 @@ def resolve_channel_weights(model_cfg: dict, stage1_exp_dir: Path) -> None:
               "channel (no model.pitch in a config.yaml there), so its channel 0 is no log-F0", flush=True)
 
 
-def check_latent_codec(latents: str | Path, stage1_exp_dir: Path, option: str) -> None:
-    """Refuse a latent dump made by another codec than the stage-one exp dir the model is trained for
-    (:func:`shared.latents.require_codec`); a dump without a ``codec.json`` (another tool's) is only checked latent by
-    latent (:class:`TTSDataset`)."""
-    require_codec(latents, stage1_exp_dir, option, "the stage-one codec", required=False)
-
-
 def build_datasets(args, cfg, exp_dir: Path):
     vocab = Vocab.load(exp_dir / "tokens.txt")
     norm = LatentNormalizer.load(exp_dir / "latent_stats.json")
@@ -166,11 +161,10 @@ def build_datasets(args, cfg, exp_dir: Path):
     d = cfg.get("data", {})
     prompt = tuple(d["prompt_seconds"]) if cfg["model"].get("speaker", {}).get("use_prompt") else None
     max_frames = int(d.get("max_frames", 2000))
-    codec = stage1_dir(exp_dir)
     if args.reflow_pairs:
         train = ReflowPairs(args.reflow_pairs, with_data=float(cfg.get("loss", {}).get("flow_data", 0.0)) > 0)
     else:
-        check_latent_codec(args.latents, codec, "--latents")
+        check_model_latents(exp_dir, args.latents, "--latents")
         durs = read_durations(args.durations) if args.durations else None
         train = TTSDataset(args.data_dir, args.latents, vocab, norm, speakers, frame_rate, durs, prompt, max_frames,
                            unknown_speakers="error")
@@ -179,7 +173,7 @@ def build_datasets(args, cfg, exp_dir: Path):
             write_json(exp_dir / "speaking_rate.json", sr)
     dev = None
     if args.dev_dir and args.dev_latents:
-        check_latent_codec(args.dev_latents, codec, "--dev-latents")
+        check_model_latents(exp_dir, args.dev_latents, "--dev-latents")
         n = int(cfg.get("validation", {}).get("num_utts", 8))
         dev = TTSDataset(args.dev_dir, args.dev_latents, vocab, norm, speakers, frame_rate, None, prompt, max_frames)
         dev = dev.subset([dev.utts.index(u) for u in spread_subset(sorted(dev.utts), n)] if n > 0 else [])  # every speaker

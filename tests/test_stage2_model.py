@@ -443,3 +443,159 @@ def test_a_malformed_reflow_pair_is_an_error_naming_the_file(tmp_path):
     write_kv(tmp_path / "pairs.scp", {"u1": "u1.pt"})
     with pytest.raises(ValueError, match=f"{tmp_path / 'u1.pt'}: not a reflow pair \\(no x0\\)"):
         ReflowPairs(tmp_path)
+
+
+def test_prompts_of_speakers_without_an_id_come_from_their_other_utterances(tmp_path, capsys):
+    """A speaker not in speakers.txt (id -1: an unseen voice, the zero-shot case of a dev or likelihood set) had its
+    prompts cut from the target utterance itself; they come from its speaker's other utterances (by utt2spk name), and
+    from itself only for a speaker's only utterance, with one warning naming it."""
+    from shared.io import read_kv, write_kv
+    from shared.text import Vocab
+    from stage2_flow.data import TTSDataset
+    from stage2_flow.fake import make_fake_corpus
+
+    r = make_fake_corpus(tmp_path, n_train=8, n_dev=1, n_test=1)
+    root = r["root"]
+    utt2spk = read_kv(root / "data/train/utt2spk")
+    lone = sorted(utt2spk)[-1]
+    write_kv(root / "data/train/utt2spk", {**utt2spk, lone: "spk9"})  # a speaker of one utterance
+    ds = TTSDataset(root / "data/train", root / "dump/fake/train", Vocab.load(r["tokens"]),
+                    LatentNormalizer.load(r["stage1"] / "latent_stats.json"), ["spk0"], 62.5, prompt_seconds=(0.05, 0.1))
+    err = capsys.readouterr().err
+    assert err.count("cut from itself") == 1 and f"1 utterance(s) of {root / 'data/train'}" in err and lone in err
+    names = dict(zip(ds.utts, ds.spk_names))
+    for k, utt in enumerate(ds.utts):
+        assert ds.spk[k] == (0 if names[utt] == "spk0" else -1)
+        for seed in range(4):
+            prompt = ds[k, seed]["prompt"]
+            sources = [j for j in range(len(ds)) if any(torch.equal(ds.latents[j][:, s : s + prompt.shape[1]], prompt)
+                                                        for s in range(ds.latents[j].shape[1] - prompt.shape[1] + 1))]
+            expected = [k] if utt == lone else [j for j, u in enumerate(ds.utts) if names[u] == names[utt] and u != utt]
+            assert sources and set(sources) <= set(expected), (utt, seed)
+    ds[0, 0], ds[1, 1]
+    assert capsys.readouterr().err == ""  # not once per item or batch
+
+
+def test_sigma_min_with_the_text_prior_is_refused():
+    """x_t = (1 - (1 - sigma_min) t) x0 + t x1 ends at x1 + sigma_min x0: with x0 = mu + sigma eps every sample would be
+    shifted by sigma_min mu. A ConfigError, before training (check_training_config) and when building the model; the
+    noise prior (OT-CFM) and sigma_min 0 (every shipped config) are unchanged."""
+    from shared.config import ConfigError
+    from stage2_flow.experiment import check_training_config
+
+    est = VelocityEstimator(D, D, hidden=16, layers=1)
+    with pytest.raises(ConfigError, match="sigma_min 0.0001 with flow.prior text: .* shifted by sigma_min \\* mu"):
+        FlowMatcher(est, prior="text", sigma_min=1e-4)
+    with pytest.raises(ConfigError, match="sigma_min 0.0001 with flow.prior text"):
+        FlowTTS(tiny_cfg(flow=dict(sigma_min=1e-4)))  # the text prior is the default
+    FlowMatcher(est, prior="noise", sigma_min=1e-4)
+    FlowTTS(tiny_cfg(flow=dict(prior="text", sigma_min=0.0)))
+    train = {"trainer": {"max_steps": 10}}
+    with pytest.raises(ConfigError, match="model.flow.sigma_min 0.001"):
+        check_training_config({**train, "model": {"flow": {"prior": "text", "sigma_min": 1e-3}}})
+    check_training_config({**train, "model": {"flow": {"prior": "noise", "sigma_min": 1e-3}}})
+    check_training_config({**train, "model": {"mode": "alignfree", "flow": {"sigma_min": 1e-3}}})  # always the noise prior
+
+
+def fake_stage2_exp(r: dict, exp) -> None:
+    """A stage-two exp dir of the fake corpus's stand-in codec, enough to reach the latents' checks (no real weights)."""
+    import os
+
+    from shared.io import write_json
+
+    exp.mkdir(parents=True)
+    write_json(exp / "stage1.json", {"exp_dir": os.path.relpath(r["stage1"], exp), "sample_rate": 16000, "hop_length": 256,
+                                     "latent_dim": 8})  # as written before "continuous" was recorded
+    (exp / "model.pt").write_bytes(b"weights")
+
+
+@pytest.mark.parametrize("verb", ["reflow", "gta", "likelihood"])
+def test_reflow_gta_and_likelihood_refuse_latents_the_model_was_not_trained_on(tmp_path, verb):
+    """Only training checked a dump's codec.json: reflow pairs, GTA latents and likelihoods were made from another
+    codec's latents (or from pre-quantisation --continuous ones) as if they were the model's."""
+    import shutil
+
+    from shared.io import read_json, write_json
+    from stage2_flow import gta, likelihood, reflow
+    from stage2_flow.fake import make_fake_corpus
+
+    r = make_fake_corpus(tmp_path, n_train=4, n_dev=1, n_test=1)
+    root, exp = r["root"], tmp_path / "exp/stage2/flow"
+    fake_stage2_exp(r, exp)
+    other = tmp_path / "other"
+    shutil.copytree(root / "dump/fake/train", other)
+    main = {"reflow": reflow.main, "gta": gta.main, "likelihood": likelihood.main}[verb]
+    args = ["--exp-dir", str(exp), "--data-dir", str(root / "data/train"), "--latents", str(other)]
+    if verb != "likelihood":
+        args += ["--out-dir", str(tmp_path / "out"), "--temperature", "0.5"]
+    info = {"exp_dir": str(tmp_path / "vae_old"), "model_sha256": "0" * 64, "sample_rate": 16000, "hop_length": 256, "latent_dim": 8}
+    write_json(other / "codec.json", info)
+    with pytest.raises(SystemExit, match=f"--latents {other}: encoded by the codec of {tmp_path / 'vae_old'} .*not by the "
+                                         f"stage-one codec {r['stage1'].resolve()}"):
+        main(args)
+    write_json(other / "codec.json", {**info, "exp_dir": str(r["stage1"]), "model_sha256": None, "continuous": True})
+    with pytest.raises(SystemExit, match=f"--latents {other}: pre-quantisation latents .* but the model of {exp} is trained on "
+                                         "the codec's own encode output"):
+        main(args)
+    write_json(other / "codec.json", {**read_json(other / "codec.json"), "continuous": False})
+    with pytest.raises(ValueError, match="config.yaml: config file not found"):  # past the checks, to the (fake) model
+        main(args)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.pt"))
+
+
+def test_reflow_and_gta_dumps_are_redone_for_other_inputs(tmp_path, capsys):
+    """'Nothing to do' compared the model and sampling settings only: another --data-dir or --latents kept pairs (or
+    GTA latents) of other utterances. Their inputs' digest is compared now; their paths are recorded, not compared (a
+    recipe tree copied elsewhere makes the same dump)."""
+    import argparse
+    import shutil
+
+    from shared.io import read_json, write_json, write_kv
+    from stage2_flow import gta, reflow
+    from stage2_flow.fake import make_fake_corpus
+
+    r = make_fake_corpus(tmp_path / "a", n_train=4, n_dev=2, n_test=1)
+    root, exp = r["root"], tmp_path / "exp"
+    fake_stage2_exp(r, exp)
+    defaults = {reflow.main: (16, "rk4"), gta.main: (4, "euler")}  # their --nfe and --solver
+    for main, scp, info in ((reflow.main, "pairs.scp", "reflow_info.json"), (gta.main, "latents.scp", "gta_info.json")):
+        out = tmp_path / f"out_{info}"
+
+        def run(data: str, root=root) -> list[str]:
+            return ["--exp-dir", str(exp), "--data-dir", str(root / "data" / data), "--latents", str(root / "dump/fake" / data),
+                    "--out-dir", str(out), "--temperature", "0.5"]
+
+        nfe, solver = defaults[main]
+        made = argparse.Namespace(data_dir=root / "data/train", latents=root / "dump/fake/train", temperature=0.5, nfe=nfe,
+                                  solver=solver, cfg_scale=0.0, copies=1, seed=0)
+        write_json(out / info, reflow.dump_settings(made, exp))  # a finished dump of the training set
+        write_kv(out / scp, {"u": "x.pt"})
+        assert main(run("train")) == 0 and "nothing to do" in capsys.readouterr().out
+        with pytest.raises(SystemExit, match=f"{out}: made with other settings \\(inputs_sha256 "):
+            main(run("dev"))
+        shutil.copytree(root / "data", tmp_path / "copy/data")  # the same inputs elsewhere
+        shutil.copytree(root / "dump", tmp_path / "copy/dump")
+        assert main(run("train", tmp_path / "copy")) == 0 and "nothing to do" in capsys.readouterr().out
+        shutil.rmtree(tmp_path / "copy")
+        assert read_json(out / info)["paths"]["latents"] == str((root / "dump/fake/train").resolve())
+
+
+def test_standin_codec_cli_refuses_settings_its_exp_dir_does_not_have(tmp_path):
+    """An existing standin_codec.json silently overrode --latent-dim, --sample-rate and --hop-length."""
+    import soundfile as sf
+
+    from shared.io import read_json, write_kv
+    from shared.latents import load_latent, read_latent_scp
+    from stage2_flow import codec
+
+    sf.write(tmp_path / "u0.wav", 0.1 * torch.randn(8000).numpy(), 16000)
+    write_kv(tmp_path / "data/wav.scp", {"u0": str(tmp_path / "u0.wav")})
+    run = ["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "dump")]
+    codec.main([*run, "--latent-dim", "10"])
+    assert read_json(tmp_path / "exp/standin_codec.json") == {"type": "mel", "sample_rate": 16000, "hop_length": 256, "latent_dim": 10}
+    with pytest.raises(SystemExit, match=f"{tmp_path / 'exp/standin_codec.json'} exists with other settings: --hop-length 128 "
+                                         "\\(it has 256\\), --latent-dim 12 \\(it has 10\\); leave the options out"):
+        codec.main([*run, "--latent-dim", "12", "--hop-length", "128"])
+    codec.main([*run, "--latent-dim", "10", "--sample-rate", "16000"])  # the same: fine
+    codec.main(run)  # none given: the exp dir's
+    assert load_latent(read_latent_scp(tmp_path / "dump")["u0"]).shape[0] == 10

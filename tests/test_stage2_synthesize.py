@@ -1,6 +1,7 @@
 """Synthesis inputs checked before any audio is made, on a tiny untrained model (no training, a second or two):
 speaker ids, speakers a model does not know, sampling options, empty and unknown tokens, speech prompts longer than
-training's, the NFE sweep's exp names, and the flow-loss channel weights of a codec without pitch."""
+training's, the prompt pool of a resumed run, models trained on --continuous latents, the NFE sweep's exp names and
+cells, and the flow-loss channel weights of a codec without pitch."""
 
 from __future__ import annotations
 
@@ -28,14 +29,47 @@ class TinyCodec:
         return torch.stack([frames.mean(-1), frames.std(-1), frames.amax(-1), frames.amin(-1)], 1)
 
 
-def tiny_synth(use_id: bool = True, use_prompt: bool = False, speakers: tuple[str, ...] = ("spk0", "spk1")) -> Synthesizer:
+def tiny_synth(use_id: bool = True, use_prompt: bool = False, speakers: tuple[str, ...] = ("spk0", "spk1"), **over) -> Synthesizer:
     torch.manual_seed(0)
     vocab = Vocab.build([list("abcdefghijklmnopqrstuvwxyz") + ["\u2581"]])
     cfg = dict(latent_dim=D, n_vocab=len(vocab), n_speakers=len(speakers), speaker=dict(dim=8, use_id=use_id, use_prompt=use_prompt),
                text_encoder=dict(hidden=16, conv_layers=1, attn_layers=1, heads=2, dropout=0.0),
-               duration_predictor=dict(channels=16, layers=1), estimator=dict(hidden=16, layers=2, dilations=[1, 2], kernel=3))
+               duration_predictor=dict(channels=16, layers=1), estimator=dict(hidden=16, layers=2, dilations=[1, 2], kernel=3), **over)
     return Synthesizer(FlowTTS(cfg), LatentNormalizer([0.0] * D, [1.0] * D), vocab, Frontend.from_config({"frontend": "char"}),
                        TinyCodec(), list(speakers), None)
+
+
+def save_exp_dir(s: Synthesizer, exp, stage1: dict | None = None, rate: bool = True):
+    """``s``'s model as a trained stage-two exp dir (its codec is given to from_exp_dir as an object)."""
+    from shared.config import save_config
+    from shared.io import write_json
+
+    exp.mkdir(parents=True, exist_ok=True)
+    save_config({"model": s.model.cfg}, exp / "config.yaml")
+    torch.save(s.model.state_dict(), exp / "model.pt")
+    s.vocab.save(exp / "tokens.txt")
+    (exp / "speakers.txt").write_text("".join(f"{x}\n" for x in s.speakers))
+    write_json(exp / "latent_stats.json", {"mean": [0.0] * D, "std": [1.0] * D})
+    write_json(exp / "stage1.json", {"exp_dir": "../stage1", "sample_rate": 16000, "hop_length": 64, "latent_dim": D, **(stage1 or {})})
+    if rate:
+        write_json(exp / "speaking_rate.json", {"tokens_per_frame": 0.5})
+    return exp
+
+
+def write_audio_data_dir(root, utt2spk: dict[str, str], seconds: float = 0.3):
+    """A data dir with text, utt2spk and a wav of noise per utterance (16 kHz)."""
+    import soundfile as sf
+
+    from shared.io import write_kv
+
+    root.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(len(utt2spk))
+    for u in utt2spk:
+        sf.write(root / f"{u}.wav", (0.1 * torch.randn(int(seconds * 16000), generator=g)).numpy(), 16000)
+    write_kv(root / "wav.scp", {u: str(root / f"{u}.wav") for u in utt2spk})
+    write_kv(root / "text", dict.fromkeys(utt2spk, "abc"))
+    write_kv(root / "utt2spk", utt2spk)
+    return root
 
 
 def test_an_integer_speaker_is_a_known_voice_or_minus_one():
@@ -185,3 +219,150 @@ def test_nfe_sweep_names_a_linked_exp_dir_by_the_link(tmp_path, capsys):
         nfe_sweep.main(["--exp-dirs", str(tmp_path / "flow_a"), str(tmp_path / "b/flow"), "--data-dir", str(tmp_path / "no_data"),
                         "--out-dir", str(tmp_path / "out")])
     assert "share the name" not in capsys.readouterr().err
+
+
+def test_a_resumed_synthesis_with_another_prompt_pool_is_refused(tmp_path, monkeypatch):
+    """--prompt-pool was recorded under synth.json's paths, never compared: a rerun into the same OUT with another pool
+    kept the old wavs and made the ones it added in other voices (the references of another pool)."""
+    s = tiny_synth(use_id=False, use_prompt=True, speakers=())
+    monkeypatch.setattr(Synthesizer, "from_exp_dir", lambda *args, **kw: s)
+    part = write_audio_data_dir(tmp_path / "part", {"a1": "A", "b1": "B"})
+    pool1 = write_audio_data_dir(tmp_path / "pool1", {"a1": "A", "a2": "A", "b1": "B", "b2": "B"})
+    pool2 = write_audio_data_dir(tmp_path / "pool2", {"a1": "A", "a3": "A", "b1": "B", "b3": "B"})
+    run = ["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(part), "--out-dir", str(tmp_path / "out"), "--nfe", "1",
+           "--prompt-from-data"]
+    assert synthesize.main([*run, "--prompt-pool", str(pool1)]) == 0
+    assert (tmp_path / "out/utt2prompt").read_text() == "a1 a2\nb1 b2\n"
+    (tmp_path / "out/wav/b1.wav").unlink()  # an interrupted run: b1 to do
+    with pytest.raises(SystemExit, match="holds wavs made with other settings \\(references_sha256: "):
+        synthesize.main([*run, "--prompt-pool", str(pool2)])
+    assert synthesize.main([*run, "--prompt-pool", str(pool1)]) == 0  # the same pool: resumed
+    assert (tmp_path / "out/wav/b1.wav").is_file()
+
+
+def test_speaker_with_prompt_from_data_is_an_error(tmp_path, monkeypatch):
+    """Each utterance speaks in its reference's voice: --speaker was ignored, yet recorded in synth.json."""
+    data = write_audio_data_dir(tmp_path / "data", {"a1": "spk0", "a2": "spk0"})
+    run = ["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(data), "--out-dir", str(tmp_path / "out"), "--nfe", "1",
+           "--speaker", "spk1"]
+    for s, extra, implied in ((tiny_synth(use_prompt=True), ["--prompt-from-data"], False),
+                              (tiny_synth(use_id=False, use_prompt=True), [], True)):  # a zero-shot model's default
+        monkeypatch.setattr(Synthesizer, "from_exp_dir", lambda *args, _s=s, **kw: _s)
+        with pytest.raises(SystemExit, match="--speaker spk1 with --prompt-from-data.*--speaker would be ignored; give --prompt-wav") as e:
+            synthesize.main([*run, *extra])
+        assert ("(the default of a zero-shot model without speaker ids)" in str(e.value)) == implied
+    assert not (tmp_path / "out/wav").exists()
+
+
+def test_a_model_with_speaker_ids_and_a_prompt_encoder_warns_once_without_a_prompt(capsys):
+    """Training always gives such a model a prompt: without one its speaker vector is one it never saw."""
+    s = tiny_synth(use_prompt=True)
+    s.synthesize(["abc"], speaker="spk0", nfe=1)
+    s.synthesize(["abd"], speaker="spk1", nfe=1)
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "--prompt-from-data or --prompt-wav" in err and "model.speaker.use_id, use_prompt" in err
+    s.synthesize(["abc"], speaker="spk0", prompt=torch.randn(4000), nfe=1)
+    tiny_synth().synthesize(["abc"], nfe=1)  # no prompt encoder: nothing to give
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_speakers_and_speaking_rate_that_do_not_fit_are_errors(tmp_path):
+    """A speaker list of another length than the texts (a shorter one failed with an IndexError deep inside, a longer
+    one was cut silently); an alignment-free model without speaking_rate.json (lengths at 0.2 tokens per frame)."""
+    s = tiny_synth()
+    with pytest.raises(ValueError, match="3 speakers for 2 texts: give one speaker, or one per text"):
+        s.synthesize(["abc", "de"], speaker=["spk0", "spk1", "spk0"], nfe=1)
+    with pytest.raises(ValueError, match="1 speakers for 2 texts"):
+        s.synthesize([[1, 2], [3]], speaker=["spk1"], nfe=1)
+    free = tiny_synth(mode="alignfree", alignfree=dict(text_layers=1, text_channels=8))
+    with pytest.raises(ValueError, match="speaking rate: give rate_info with its tokens_per_frame"):
+        free.synthesize(["abc"], nfe=1)
+    exp = save_exp_dir(free, tmp_path / "free", rate=False)
+    with pytest.raises(FileNotFoundError, match=f"{exp / 'speaking_rate.json'}: not found, and this alignment-free model"):
+        Synthesizer.from_exp_dir(exp, codec=TinyCodec())
+    save_exp_dir(free, exp)
+    assert Synthesizer.from_exp_dir(exp, codec=TinyCodec()).synthesize(["abc"], nfe=1)[0].numel() > 0
+
+
+class ContinuousCodec(TinyCodec):
+    """A quantised codec's two encodings: ``encode_continuous`` before quantisation, ``encode`` after (rounded)."""
+
+    def encode_continuous(self, wav: torch.Tensor) -> torch.Tensor:
+        return super().encode(wav) * 10
+
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        return torch.round(self.encode_continuous(wav))
+
+
+def test_a_model_trained_on_continuous_latents_is_recorded_prompted_and_dumped_so(tmp_path):
+    """Training on `stage1_vae.encode --continuous` latents was not recorded: synthesis encoded prompts with the codec's
+    quantised encode, and labelled --save-latents dumps as the codec's own kind. stage1.json records it now (an old one
+    without the flag: not continuous)."""
+    from argparse import Namespace
+
+    from shared.io import read_json, write_json
+    from stage2_flow.fake import make_fake_corpus
+
+    r = make_fake_corpus(tmp_path / "corpus", n_train=4, n_dev=1, n_test=1)
+    root = r["root"]
+    dump = root / "dump/fake/train"
+    for continuous in (True, False):
+        write_json(dump / "codec.json", {"exp_dir": str(r["stage1"]), "model_sha256": None, "sample_rate": 16000,
+                                         "hop_length": 256, "latent_dim": 8, "continuous": continuous})
+        args = Namespace(init_from=None, stage1_exp_dir=str(r["stage1"]), latents=str(dump), data_dir=str(root / "data/train"),
+                         tokens=str(r["tokens"]), frontend_config=None)
+        exp = tmp_path / f"exp_{continuous}"
+        exp.mkdir()
+        train.describe_exp_dir(args, exp)
+        assert read_json(exp / "stage1.json")["continuous"] is continuous
+    s = tiny_synth(use_prompt=True)
+    s.codec = ContinuousCodec()
+    exp = save_exp_dir(s, tmp_path / "stage2/flow", {"continuous": True})
+    (tmp_path / "stage1").mkdir()
+    wav = 0.1 * torch.randn(1600, generator=torch.Generator().manual_seed(0))
+    for stage1, encode in (({"continuous": True}, ContinuousCodec().encode_continuous), ({}, ContinuousCodec().encode)):
+        save_exp_dir(s, exp, stage1)
+        synth = Synthesizer.from_exp_dir(exp, codec=ContinuousCodec())
+        assert torch.equal(synth.prompt_latents(wav), encode(wav[None])[0])
+        assert synthesize.dump_codec_info(synth, exp)["continuous"] is bool(stage1)
+    synth = Synthesizer.from_exp_dir(save_exp_dir(s, exp, {"continuous": True}), codec=TinyCodec())
+    with pytest.raises(ValueError, match="trained on pre-quantisation latents .* has no encode_continuous"):
+        synth.prompt_latents(wav)
+
+
+def test_nfe_sweep_redoes_cells_of_re_trained_weights_in_the_same_place(tmp_path, monkeypatch):
+    """A cell's model was named by the weights' size and mtime and the codec's path: EXP/decoder fine-tuned again (the
+    same path, new weights) reused the old cells. By the weights' SHA-256 now, as synthesis records them."""
+    import os
+
+    from shared.io import write_kv
+
+    s = tiny_synth()
+    exp = save_exp_dir(s, tmp_path / "flow")
+    codec_dir = tmp_path / "flow/decoder"
+    codec_dir.mkdir()
+    (codec_dir / "model.pt").write_bytes(b"decoder weights 1")
+    s.codec_source = codec_dir
+    monkeypatch.setattr(Synthesizer, "from_exp_dir", lambda *args, **kw: s)
+    monkeypatch.setattr("shared.evaluate.evaluate", lambda *args, **kw: {"metrics": {}})
+    made = []
+    real = nfe_sweep.synthesise_cell
+    monkeypatch.setattr(nfe_sweep, "synthesise_cell", lambda *args: made.append(args[1]) or real(*args))
+    data = tmp_path / "data"
+    write_kv(data / "text", {"u1": "abc", "u2": "de"})
+    write_kv(data / "utt2spk", {"u1": "spk0", "u2": "spk1"})
+    sweep = ["--exp-dirs", str(exp), "--data-dir", str(data), "--out-dir", str(tmp_path / "sweep"), "--nfe", "1"]
+    assert nfe_sweep.main(sweep) == 0 and len(made) == 1
+    assert nfe_sweep.main(sweep) == 0 and len(made) == 1  # reused
+
+    def rewrite(path, data: bytes) -> None:  # other weights of the same size and time
+        st = path.stat()
+        assert len(data) == st.st_size
+        path.write_bytes(data)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    rewrite(codec_dir / "model.pt", b"decoder weights 2")
+    assert nfe_sweep.main(sweep) == 0 and len(made) == 2
+    weights = (exp / "model.pt").read_bytes()
+    rewrite(exp / "model.pt", weights[:-1] + bytes([weights[-1] ^ 1]))
+    assert nfe_sweep.main(sweep) == 0 and len(made) == 3

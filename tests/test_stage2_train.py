@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from stage2_flow import likelihood, reflow, synthesize, train
+from stage2_flow.data import check_latent_codec
 from stage2_flow.fake import make_fake_corpus
 
 CONF = Path(__file__).resolve().parents[1] / "egs" / "espeak_mini" / "tts1" / "conf" / "stage2_smoke.yaml"
@@ -550,7 +551,7 @@ def test_bulk_synthesis_saves_its_latents(trained, tmp_path, monkeypatch):
     assert synthesize.main([*run[:5], str(tmp_path / "other"), *run[6:], "--stage1-exp-dir", str(tmp_path / "decoder")]) == 0
     info = read_json(tmp_path / "other/codec.json")
     assert info["exp_dir"] == str(stage1.resolve()) and info["decoded_by"]["exp_dir"] == str((tmp_path / "decoder").resolve())
-    train.check_latent_codec(tmp_path / "other", stage1, "--latents")
+    check_latent_codec(tmp_path / "other", stage1, "--latents")
 
 
 def test_latent_dumps_of_synthesis_jobs_combine_like_one_job(trained, tmp_path, monkeypatch):
@@ -938,7 +939,7 @@ def test_latents_of_another_codec_are_refused(corpus, tmp_path):
             train.main(args)
         write_json(other / "codec.json", {**read_json(other / "codec.json"), "exp_dir": str(corpus / "exp/stage1/fake"),
                                           "model_sha256": None})  # the stand-in codec (no weights): named by its dir
-        train.check_latent_codec(other, corpus / "exp/stage1/fake", option)
+        check_latent_codec(other, corpus / "exp/stage1/fake", option)
 
 
 def test_a_checkpoint_is_not_resumed_on_other_tokens(trained, tmp_path):
