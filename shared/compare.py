@@ -200,23 +200,26 @@ def ratio_ci_over_judges(num: np.ndarray, den: np.ndarray, resamples: int = 1000
     """The interval of the pooled ratio ``num.sum() / den.sum()`` of ``(judges, utterances)`` counts (each judge's
     phone errors in the generated and in the real audio of the same sentences) when the judges, too, are a sample:
     a two-way bootstrap that draws judges and utterances with replacement (each draw's ratio the sum over the drawn
-    judges and utterances), so it widens with the spread between judges as well as between sentences. With one
-    judge it is :func:`ratio_ci`'s bootstrap. Draws whose denominator sums to 0 count as infinite."""
+    judges and utterances), so it widens with the spread between judges as well as between sentences. (With one
+    judge it is a bootstrap over utterances like :func:`ratio_ci`'s, from other draws.) Draws whose denominator sums
+    to 0 count as infinite. Memory: a chunk of draws at a time, not ``resamples x utterances`` at once."""
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     if num.shape != den.shape or num.ndim != 2 or not num.size:
         raise ValueError(f"ratio_ci_over_judges needs two equal (judges, utterances) arrays, got {num.shape} and {den.shape}")
     rng = np.random.default_rng(seed)
     n_judges, n_utts = num.shape
-    judges = rng.integers(0, n_judges, size=(resamples, n_judges))
-    utts = rng.integers(0, n_utts, size=(resamples, n_utts))
-    # per draw: the drawn judges' counts summed (with multiplicity) per utterance, then over the drawn utterances
-    weight = np.zeros((resamples, n_judges))
-    np.add.at(weight, (np.arange(resamples)[:, None], judges), 1.0)
-    num_u, den_u = weight @ num, weight @ den  # (resamples, utterances)
-    rows = np.arange(resamples)[:, None]
-    num_sums, den_sums = num_u[rows, utts].sum(1), den_u[rows, utts].sum(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        boot = np.where(den_sums > 0, num_sums / den_sums, math.inf)
+    boot = np.empty(resamples)
+    for start in range(0, resamples, 500):
+        k = min(500, resamples - start)
+        judges = rng.integers(0, n_judges, size=(k, n_judges))
+        utts = rng.integers(0, n_utts, size=(k, n_utts))
+        # per draw: the drawn judges' counts summed (with multiplicity) per utterance, then over the drawn utterances
+        weight = np.zeros((k, n_judges))
+        np.add.at(weight, (np.arange(k)[:, None], judges), 1.0)
+        rows = np.arange(k)[:, None]
+        num_sums, den_sums = (weight @ num)[rows, utts].sum(1), (weight @ den)[rows, utts].sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            boot[start:start + k] = np.where(den_sums > 0, num_sums / den_sums, math.inf)
     interpolation = "linear" if np.isfinite(boot).all() else "inverted_cdf"
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], method=interpolation)
     return [float(lo), float(hi)]

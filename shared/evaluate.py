@@ -134,11 +134,11 @@ def cached_ref_analysis(utt: str, ref: np.ndarray, with_f0: bool, cache_dir: str
     import hashlib
     import pickle
 
-    from shared.metrics.spectral import DEFAULT_ANALYSIS, analyse
+    from shared.metrics.spectral import DEFAULT_ANALYSIS, MCEP_CONVENTION, analyse
 
     if cache_dir is None:
         return analyse(ref, DEFAULT_ANALYSIS, with_f0)
-    key = (hashlib.sha1(np.ascontiguousarray(ref).tobytes()).hexdigest(), repr(DEFAULT_ANALYSIS), with_f0)
+    key = (hashlib.sha1(np.ascontiguousarray(ref).tobytes()).hexdigest(), repr(DEFAULT_ANALYSIS), MCEP_CONVENTION, with_f0)
     path = Path(cache_dir) / f"{utt}.pkl"
     if path.is_file():
         with open(path, "rb") as f:
@@ -271,9 +271,11 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     inputs = fingerprint(scps + [ref_token_file, ref_dir / "utt2lang"]
                          + ([Path(phone_recognizer) / MODEL_FILE] if phone_recognizer else []))
     utt2spk_path = ref_dir / "utt2spk"
+    from shared.metrics.spectral import MCEP_CONVENTION  # here: librosa is slow to import for the CLIs that need none
+
     settings = {"mode": mode, "phone_recognizer": str(phone_recognizer) if phone_recognizer else None,
                 "with_f0": with_f0, "optional_models": optional_models or {}, "per_speaker": utt2spk_path.is_file(),
-                "language": language, "allow_subset": allow_subset}
+                "language": language, "allow_subset": allow_subset, "mcep": MCEP_CONVENTION}
     if out.exists() and not overwrite:
         old = read_json(out)
         if old.get("inputs") == inputs and old.get("settings") == settings:
@@ -282,7 +284,7 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     t0 = time.time()
     ref_scp, gen_scp = read_kv(ref_dir / "wav.scp"), read_kv(gen_dir / "wav.scp")
     utts = match_utts(ref_scp, gen_scp, allow_subset)
-    signal_key = {"mode": mode, "with_f0": with_f0, "inputs": {str(p): inputs[str(p)] for p in scps}}
+    signal_key = {"mode": mode, "with_f0": with_f0, "mcep": MCEP_CONVENTION, "inputs": {str(p): inputs[str(p)] for p in scps}}
     rows = None if overwrite else reusable_signal_rows(out, signal_key, utts)
     if rows is not None:
         print(f"[evaluate] signal metrics of {len(utts)} utts reused from {signal_rows_path(out)} (same audio)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,11 @@ def synthesis_record(synth_dir: PathLike) -> Path:
     """The ``synth.json`` of the synthesis that made the audio ``synth_dir/wav.scp`` names (it may be missing): the
     dir's own, or with ``run.sh --synth-nj N`` a job's, ``synth_dir/splitN/<k>/synth.json`` (combining the jobs
     writes none, so the dir's own is then an earlier run's, or none). ``wav.scp``'s paths are absolute, perhaps of
-    where the recipe dir was: the job is the part between the dir's name and ``/wav/``."""
+    where the recipe dir was: the job is the ``splitN/<k>`` right after the dir's own name, before ``/wav/``."""
     synth_dir = Path(synth_dir)
     first = next(iter(read_kv(synth_dir / "wav.scp").values()), "")
-    made_in = first.rsplit("/wav/", 1)[0] if "/wav/" in first else ""
-    job = ""
-    if f"/{synth_dir.name}/" in made_in:
-        job = made_in.rsplit(f"/{synth_dir.name}/", 1)[1]
-    return synth_dir / job / "synth.json"
+    job = re.search(rf"/{re.escape(synth_dir.name)}/(split\d+/\d+)/wav/[^/]+$", first)
+    return synth_dir / (job.group(1) if job else "") / "synth.json"
 
 
 def sampling_settings(synth_dir: PathLike) -> dict[str, Any] | None:
@@ -244,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the system's stage-one tag, stage-two tag and name (its final model, with _s1decoder when decoded "
                         "by stage one's decoder): other systems' stage times are left out (default: every stage)")
     p.add_argument("--test-set", default="test")
-    p.add_argument("--title", default=None, help="default: Results: <recipe>, system <name> (from --stage-tags)")
+    p.add_argument("--title", default=None, help="default: Results: <corpus>, system <name> (from --stage-tags)")
     p.add_argument("--no-decoder", action="store_true",
                    help="the TTS was decoded by stage one's own decoder, not STAGE2/decoder/ (--decoder-finetune false)")
     p.add_argument("--out", required=True)
@@ -255,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 Path(a.nfe_sweep_dir) if a.nfe_sweep_dir else None, a.stage_tags, decoder=not a.no_decoder)
     recipe = Path.cwd()  # run from egs/<corpus>/tts1: name the corpus, not only tts1
     system = f", system {a.stage_tags[2]}" if a.stage_tags else ""
-    title = a.title or f"Results: {recipe.parent.name}/{recipe.name}{system}"
+    title = a.title or f"Results: {recipe.parent.name}{system}"  # as tts.sh names it
     write_results_md(out, c.pop("tables"), title=title, **c)
     print(f"[results] wrote {out}")
     line = headline(Path(a.stage1_exp_dir) if a.stage1_exp_dir else None,

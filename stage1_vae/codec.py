@@ -134,7 +134,7 @@ def load_codec(exp_dir: PathLike, device: str | torch.device = "cpu", use_config
     weights = exp_dir / MODEL_FILE
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no exported weights (did stage1_vae.train finish?)")
-    codec = build_codec(cfg["model"])
+    codec = build_codec(cfg["model"], strict=False)  # its config as it was trained: options older code ignored may be in it
     codec.load_state_dict(torch.load(weights, map_location="cpu"))
     return codec.to(device).eval()
 

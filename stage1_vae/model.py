@@ -8,6 +8,7 @@ built from the ``model:`` section of a stage-one config by :func:`build_codec`.
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 import torch
@@ -116,7 +117,7 @@ class Stage1Codec(nn.Module):
         return self._decode(z)
 
 
-def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
+def build_codec(model_cfg: dict[str, Any], strict: bool = True) -> Stage1Codec:
     """Build from a config section such as::
 
         sample_rate: 16000
@@ -129,6 +130,9 @@ def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
         pitch: {f0_min: 50, f0_max: 500}      # optional: latent channel 0 is log-F0 (latent_dim counts it);
                                               # phase: true adds channels 1-2, the source's phase origin
         decoder: {kind: vocos, dim: 384, intermediate_dim: 1152, num_layers: 8}   # or hifigan
+
+    An option a module does not take is a ConfigError (:func:`check_options`); with ``strict=False`` (loading an
+    exported codec, whose config may hold an option older code ignored) it is dropped with a warning.
     """
     sr, hop = int(model_cfg["sample_rate"]), int(model_cfg["hop_length"])
     n_fft = int(model_cfg.get("n_fft", 4 * hop))
@@ -138,37 +142,44 @@ def build_codec(model_cfg: dict[str, Any]) -> Stage1Codec:
     dec_cfg = dict(model_cfg.get("decoder", {"kind": "vocos"}))
     pitch_cfg = model_cfg.get("pitch")
     if pitch_cfg is not None:
-        check_options("pitch", PitchChannel, pitch_cfg, ("sample_rate", "hop_length"))
+        pitch_cfg = check_options("pitch", PitchChannel, pitch_cfg, ("sample_rate", "hop_length"), strict)
     pitch = PitchChannel(sr, hop, **pitch_cfg) if pitch_cfg is not None else None
     bot_kind = bot_cfg.pop("kind", "gaussian")
     if bot_kind in BOTTLENECKS:
-        check_options("bottleneck", BOTTLENECKS[bot_kind], bot_cfg, ("latent_dim",))
+        bot_cfg = check_options("bottleneck", BOTTLENECKS[bot_kind], bot_cfg, ("latent_dim",), strict)
     bottleneck = build_bottleneck(bot_kind, dim - (pitch.channels if pitch is not None else 0), **bot_cfg)
     encoders = {"convnext": SpectralEncoder, "mel": MelEncoder}
     enc_kind = enc_cfg.pop("kind", "convnext")
     if enc_kind not in encoders:
         raise ValueError(f"unknown encoder '{enc_kind}' (expected 'convnext' or 'mel')")
-    check_options("encoder", encoders[enc_kind], enc_cfg, ("out_dim", "sample_rate", "hop_length", "n_fft"))
+    enc_cfg = check_options("encoder", encoders[enc_kind], enc_cfg, ("out_dim", "sample_rate", "hop_length", "n_fft"),
+                            strict)
     encoder = encoders[enc_kind](bottleneck.in_dim, sample_rate=sr, hop_length=hop, n_fft=n_fft, **enc_cfg)
     dec_kind = dec_cfg.pop("kind", "vocos")
     if dec_kind in DECODERS:
-        check_options("decoder", DECODERS[dec_kind], dec_cfg, ("latent_dim", "hop_length", "n_fft", "sample_rate"))
+        dec_cfg = check_options("decoder", DECODERS[dec_kind], dec_cfg, ("latent_dim", "hop_length", "n_fft", "sample_rate"),
+                                strict)
     decoder = build_decoder(dec_kind, dim, hop, n_fft, sample_rate=sr, **dec_cfg)
     return Stage1Codec(encoder, bottleneck, decoder, sr, hop, pitch)
 
 
-def check_options(section: str, cls: type, options: dict[str, Any], from_model: tuple[str, ...]) -> None:
+def check_options(section: str, cls: type, options: dict[str, Any], from_model: tuple[str, ...],
+                  strict: bool = True) -> dict[str, Any]:
     """Refuse (ConfigError) an option of ``model.<section>`` that ``cls`` does not take, naming it and those it takes,
-    rather than build a model without what the config asked for (``num_layer: 12`` for ``num_layers``).
-    ``from_model``: the arguments :func:`build_codec` gives ``cls`` itself (the model's rate, hop, sizes). A class
-    that passes further options on (the RVQ, to ``vector_quantize_pytorch``, which checks them) is not checked here."""
+    rather than build a model without what the config asked for (``num_layer: 12`` for ``num_layers``); returns the
+    options. ``from_model``: the arguments :func:`build_codec` gives ``cls`` itself (the model's rate, hop, sizes). A
+    class that passes further options on (the RVQ, to ``vector_quantize_pytorch``, which checks them) is not checked
+    here. ``strict=False``: the unknown options are dropped with a warning instead (an exported codec's config)."""
     params = inspect.signature(cls).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
+        return options
     known = [n for n in params if n not in from_model]
     unknown = sorted(set(options) - set(known))
     if unknown:
         shared = [k for k in unknown if k in params]  # taken, but given by build_codec
         note = f" ({', '.join(shared)}: set at the top of the model section)" if shared else ""
-        raise ConfigError(f"model.{section}: unknown option(s) {', '.join(unknown)} for {cls.__name__}; its options are "
-                          f"{', '.join(known)}{note}")
+        msg = f"model.{section}: unknown option(s) {', '.join(unknown)} for {cls.__name__}; its options are {', '.join(known)}{note}"
+        if strict:
+            raise ConfigError(msg)
+        print(f"warning: {msg}: ignored, as the code that trained this codec ignored them", file=sys.stderr, flush=True)
+    return {k: v for k, v in options.items() if k not in unknown}

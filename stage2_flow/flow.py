@@ -72,7 +72,8 @@ class FlowMatcher(nn.Module):
             raise ValueError(f"flow.prior must be 'text' or 'noise', got {prior!r}")
         if time_sampling not in ("uniform", "logit_normal"):
             raise ValueError(f"flow.time_sampling must be 'uniform' or 'logit_normal', got {time_sampling!r}")
-        check_sigma_min(prior, sigma_min)
+        # a model already trained so still loads (it samples as it was trained); training refuses it
+        # (stage2_flow.experiment.check_training_config)
         self.estimator = estimator
         self.prior, self.sigma, self.sigma_min = prior, sigma, sigma_min
         self.time_sampling, self.logit_mean, self.logit_std = time_sampling, logit_mean, logit_std

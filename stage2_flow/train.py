@@ -22,6 +22,7 @@ the stage-one exp dir) + ``stage1_config.yaml`` copy, ``speakers.txt``, ``speaki
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -119,17 +120,28 @@ RESUMABLE = ("trainer.max_steps", "trainer.max_time", "train.lr_total_steps", "t
 
 def refuse_changed_description(exp_dir: Path, before: dict[str, bytes]) -> None:
     """After :func:`describe_exp_dir` wrote this run's description over a dir with a checkpoint to resume (``before``:
-    the :data:`TRAINED_AGAINST` files as they were): if any changed (stage one re-encoded, the tokens or the speakers
-    changed), put them back and refuse, rather than go on training the checkpoint on other normalisation or ids."""
-    changed = [n for n, old in before.items() if (exp_dir / n).read_bytes() != old]
-    if not changed:
-        return
-    for n in changed:
-        with atomic_write(exp_dir / n, "wb", encoding=None) as f:
-            f.write(before[n])
-    raise SystemExit(f"{exp_dir} holds a checkpoint trained with another {', '.join(changed)} than these inputs give "
-                     "(stage one's latents encoded again, or other tokens or speakers): give --overwrite to train from "
-                     "step 0 on these, or the inputs it was trained on")
+    its description files as they were): refuse if the :data:`TRAINED_AGAINST` files changed (stage one re-encoded,
+    the tokens or the speakers changed) or the latents are now of the other kind (``encode --continuous`` or not),
+    rather than go on training the checkpoint on other normalisation, ids or latents. The caller puts the files back
+    (:func:`restore_description`)."""
+    changed = [n for n in TRAINED_AGAINST if n in before and (exp_dir / n).read_bytes() != before[n]]
+    if "stage1.json" in before:  # an older stage1.json has no flag: trained on the codec's own (quantised) latents
+        was = json.loads(before["stage1.json"]).get("continuous", False)
+        if read_json(exp_dir / "stage1.json").get("continuous", False) != was:
+            changed.append(f"kind of latents (continuous: {was} then)")
+    if changed:
+        raise SystemExit(f"{exp_dir} holds a checkpoint trained with another {', '.join(changed)} than these inputs give "
+                         "(stage one's latents encoded again, or other tokens or speakers): give --overwrite to train "
+                         "from step 0 on these, or the inputs it was trained on")
+
+
+def restore_description(exp_dir: Path, before: dict[str, bytes]) -> None:
+    """Put a refused resume's description files back as they were (``before``), so the dir still says what its
+    checkpoint was trained with."""
+    for name, data in before.items():
+        if not (exp_dir / name).is_file() or (exp_dir / name).read_bytes() != data:
+            with atomic_write(exp_dir / name, "wb", encoding=None) as f:
+                f.write(data)
 
 
 def codec_has_pitch(stage1_exp_dir: Path) -> bool:
@@ -224,19 +236,24 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(int(t.get("num_threads", 2)))
     seed_everything(int(t.get("seed", 0)))
     exp_dir.mkdir(parents=True, exist_ok=True)
-    before = {n: (exp_dir / n).read_bytes() for n in TRAINED_AGAINST if (exp_dir / n).is_file()} if resume_path(exp_dir) else {}
+    # resuming: the description as it was, put back if this run is refused (its inputs or config are not the checkpoint's)
+    before = {n: (exp_dir / n).read_bytes() for n in DESCRIPTION_FILES if (exp_dir / n).is_file()} if resume_path(exp_dir) else {}
     describe_exp_dir(args, exp_dir)
-    refuse_changed_description(exp_dir, before)
-    if args.init_from:  # the architecture is the base model's (also what the datasets give it: speech prompts)
-        cfg["model"] = load_config(Path(args.init_from) / "config.yaml")["model"]
-    resolve_channel_weights(cfg["model"], stage1_dir(exp_dir))
-    train_set, dev_set, vocab, speakers, s1 = build_datasets(args, cfg, exp_dir)
-    cfg["model"].update(latent_dim=s1["latent_dim"], n_vocab=len(vocab), n_speakers=len(speakers))
-    cfg["data"] = {**cfg.get("data", {}), "train": args.data_dir, "latents": args.latents, "dev": args.dev_dir,
-                   "dev_latents": args.dev_latents, "durations": args.durations, "reflow_pairs": args.reflow_pairs,
-                   "init_from": args.init_from}
-    if resume_path(exp_dir):
-        refuse_changed_config(exp_dir, cfg, RESUMABLE)
+    try:
+        refuse_changed_description(exp_dir, before)
+        if args.init_from:  # the architecture is the base model's (also what the datasets give it: speech prompts)
+            cfg["model"] = load_config(Path(args.init_from) / "config.yaml")["model"]
+        resolve_channel_weights(cfg["model"], stage1_dir(exp_dir))
+        train_set, dev_set, vocab, speakers, s1 = build_datasets(args, cfg, exp_dir)
+        cfg["model"].update(latent_dim=s1["latent_dim"], n_vocab=len(vocab), n_speakers=len(speakers))
+        cfg["data"] = {**cfg.get("data", {}), "train": args.data_dir, "latents": args.latents, "dev": args.dev_dir,
+                       "dev_latents": args.dev_latents, "durations": args.durations, "reflow_pairs": args.reflow_pairs,
+                       "init_from": args.init_from}
+        if before:
+            refuse_changed_config(exp_dir, cfg, RESUMABLE)
+    except SystemExit:
+        restore_description(exp_dir, before)
+        raise
     save_config(cfg, exp_dir / "config.yaml")
 
     d = cfg.get("data", {})

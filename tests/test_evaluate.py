@@ -122,6 +122,13 @@ def test_rescoring_the_same_audio_reuses_the_signal_metrics(dirs, tmp_path, monk
     for kw in ({"mode": "tts"}, {"mode": "codec", "overwrite": True}):
         with pytest.raises(AssertionError, match="recomputed"):
             evaluate(dirs / "ref", dirs / "gen", out, nj=1, **kw)
+    # rows scored under another mel-cepstrum convention (before 2026-12-07 the c_m were half SPTK's) are not reused
+    monkeypatch.undo()
+    evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
+    monkeypatch.setattr(ev, "run_utt_metrics", must_not_run)
+    monkeypatch.setattr("shared.metrics.spectral.MCEP_CONVENTION", "symmetric")
+    with pytest.raises(AssertionError, match="recomputed"):
+        evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
 
 
 def test_reference_analysis_cache_gives_the_same_metrics(dirs, tmp_path):
@@ -135,6 +142,14 @@ def test_reference_analysis_cache_gives_the_same_metrics(dirs, tmp_path):
     for m in (first, again):
         for k in ("mcd_dtw", "f0_rmse_cents", "vuv_error", "duration_ratio"):
             assert m[k]["mean"] == pytest.approx(plain[k]["mean"], rel=1e-9, nan_ok=True), k
+    # an analysis stored under another mel-cepstrum convention is made afresh
+    import shared.metrics.spectral as spectral
+    old_convention, spectral.MCEP_CONVENTION = spectral.MCEP_CONVENTION, "symmetric"
+    try:
+        evaluate(dirs / "ref", dirs / "gen", tmp_path / "d" / "metrics.json", nj=1, ref_cache=cache)
+    finally:
+        spectral.MCEP_CONVENTION = old_convention
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in cache.glob("*.pkl"))
     # another reference under the same utterance id is analysed afresh (the stored key is the old audio's hash)
     utt, path = sorted(read_kv(dirs / "ref" / "wav.scp").items())[0]
     wav, _ = sf.read(path)
@@ -419,3 +434,18 @@ def test_metrics_json_is_strict_json_and_says_how_the_ratio_interval_was_made(di
     assert len(res["phone_recognizer"]["model_sha256"]) == 64  # for shared.compare's same-judge check
     assert summary_row(res)["per_ratio"] == "∞ [0.41x, ∞] (exact)"  # the RESULTS.md row reads the nulls
     assert main(args) == 0 and "up to date" in capsys.readouterr().out
+
+
+def test_synthesis_record_is_the_job_that_made_the_audio(tmp_path):
+    """The synth.json of the job whose wavs wav.scp names, wherever the recipe dir was: a recipe under a dir named
+    like the test set ('/home/me/test/...') must not be read as a job's path."""
+    from shared.io import write_kv
+    from shared.results import synthesis_record
+
+    synth = tmp_path / "synth" / "test"
+    synth.mkdir(parents=True)
+    made = "/home/me/test/egs/espeak_mini/tts1/exp/stage2/flow/synth/test"
+    write_kv(synth / "wav.scp", {"u1": f"{made}/wav/u1.wav"})
+    assert synthesis_record(synth) == synth / "synth.json"
+    write_kv(synth / "wav.scp", {"u1": f"{made}/split2/1/wav/u1.wav"})  # run.sh --synth-nj 2
+    assert synthesis_record(synth) == synth / "split2" / "1" / "synth.json"

@@ -417,6 +417,19 @@ def test_model_sections_refuse_options_their_modules_do_not_take():
         build_codec({**mel, "encoder": {"kind": "mel", "n_mels": 80}})  # ...or an error, not 8 bands silently
 
 
+def test_an_exported_codec_loads_with_options_older_code_ignored(tmp_path, capsys):
+    """Loading is not training: an exported codec whose config.yaml holds an option the code used to ignore (its
+    decoder took **kwargs) loads as it was trained, with a warning, rather than becoming unloadable."""
+    from shared.config import save_config
+    from shared.io import MODEL_FILE
+
+    cfg = tiny_model_cfg({"kind": "gaussian"})
+    torch.save(build_codec(cfg).state_dict(), tmp_path / MODEL_FILE)
+    save_config({"model": {**cfg, "decoder": {**cfg["decoder"], "num_layer": 12}}}, tmp_path / "config.yaml")
+    assert load_codec(tmp_path).latent_dim == cfg["latent_dim"]
+    assert "num_layer for VocosDecoder" in capsys.readouterr().err
+
+
 def test_pitch_channels_stay_float32_in_bf16_training():
     """Under bf16 autocast the identity bottleneck's latent is bf16 (the mel encoder's matmul), and the pitch channels
     concatenated to it were rounded to bf16 with it (tens of cents of F0, and the phase origin), in training only."""

@@ -170,6 +170,9 @@ def test_normalize_english_amounts_dates_groups(text, expected):
     ("C# and F#, #hashtag, #5", "C sharp and F sharp, hashtag hashtag, number five"),
     ("3 < 5 and 7 > 2, 1 <= 2", "three less than five and seven greater than two, one less than or equal to two"),
     ("3 - 2 = 1", "three minus two equals one"),
+    ("they won 3 - 2 today", "they won three, two today"),  # a score: a pause, as before
+    ("Rest 30 sec. 2 sets. Sec. 2 says so.", "Rest thirty seconds two sets. section two says so."),
+    ("Is Dr. in today? Where Dr. Lee?", "Is doctor in today? Where doctor Lee?"),
     ("ages 10 - 15, 1990 - 2000", "ages ten to fifteen, nineteen ninety to two thousand"),
     # acronyms lose their periods; one stays where the sentence ends
     ("U.S.A. is big.", "USA is big."),

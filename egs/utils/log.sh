@@ -8,7 +8,8 @@
 #                                       a marker that says other settings is an error naming them (markers.sh);
 #                                       output goes to the terminal and exp/logs/stageN.NAME.<time>.log; the
 #                                       wall time is appended to exp/stage_times.tsv. The marker is removed
-#                                       before the stage runs (a failed --overwrite run has removed outputs) and
+#                                       before the stage runs (a failed --overwrite run has removed outputs;
+#                                       not when it only adds sets new to it: the old sets' outputs stand) and
 #                                       written when it has finished; a failure (of any command in a stage
 #                                       function, not only its last) exits 1.
 #   want N                              true when stage <= N <= stop_stage

@@ -16,7 +16,8 @@
 # finds) and keeps its run=, so the stages after it stay done; anything else is refused, naming what differs, as
 # redoing it over outputs the later stages were made from would leave them stale, and skipping it would leave its
 # outputs saying what they are not. A marker from before markers held anything (an empty file) is trusted, with a
-# note.
+# note; a per-set stage's is done again for all its sets (its steps keep the outputs they find), as it does not say
+# which sets it did.
 #
 #   stage_with [--retag OPTION] [--sets "SET ..."] [--after "stageN.NAME ..."] [KEY=VALUE ...]
 #       what the next run_stage's stage is done with (that run_stage forgets it): settings KEY=VALUE, the sets of a
@@ -58,15 +59,17 @@ stage_with() {
 words() { printf '%s\n' "$*"; }
 
 conf_digest() {
-    local f=$1 files=() base
-    if [ ! -f "$f" ]; then echo "$1 (missing)"; return 0; fi
+    # the config by its path from the recipe dir, however it was spelt (./conf/x.yaml, an absolute path)
+    local name f=$1 files=() base
+    name=$(realpath -m --relative-to=. "$1")
+    if [ ! -f "$f" ]; then echo "$name (missing)"; return 0; fi
     while [ -f "$f" ] && [ "${#files[@]}" -lt 20 ]; do  # 20: a base cycle (shared/config.py refuses it) ends too
         files+=("$f")
         base=$(sed -n 's/^base:[[:space:]]*\([^#]*\).*/\1/p' "$f" | head -n 1 | tr -d "\"' ")
         [ -n "$base" ] || break
         f=$(dirname "$f")/$base
     done
-    echo "$1 $(cat "${files[@]}" | sha256sum | cut -c 1-16)"
+    echo "$name $(cat "${files[@]}" | sha256sum | cut -c 1-16)"
 }
 
 marker_digest() {
@@ -118,6 +121,11 @@ _marker_check() {
     stage_sets=$_sw_sets
     if [ "${overwrite:-false}" = true ] || [ ! -f "$marker" ]; then return 0; fi
     if ! grep -q '^run=' "$marker"; then
+        if [ -n "$_sw_sets" ]; then  # its sets unrecorded: a set new to it would be skipped (--test-sets "test screen")
+            log "stage $n ($name): done before markers recorded settings and sets ($marker): doing it for" \
+                "$_sw_sets (each step keeps the outputs it finds)"
+            return 0
+        fi
         log "stage $n ($name): done already ($marker; from before markers recorded settings: not compared with" \
             "this run's); --overwrite true to redo"
         return 1

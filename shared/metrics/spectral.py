@@ -41,6 +41,9 @@ import numpy as np
 from shared.metrics.dtw import dtw
 
 MCD_CONST = 10.0 / math.log(10.0) * math.sqrt(2.0)  # dB per unit of Euclidean cepstral distance
+# which cepstra :func:`mel_cepstrum` gives, part of every cache key of scored metrics (shared.evaluate): values computed
+# before 2026-12-07, with the symmetric cepstrum's half-size c_m, must not be reused beside new ones
+MCEP_CONVENTION = "sptk-one-sided"
 F0_FMIN, F0_FMAX = 60.0, 500.0
 AMP_FLOOR = 1e-5
 

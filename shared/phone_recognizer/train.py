@@ -283,8 +283,10 @@ class _Loop:
     def run(self, feats: list[torch.Tensor], targets: list[torch.Tensor]) -> float:
         """Train until ``max_steps`` or ``max_time_s``; returns the fraction of epochs done."""
         tc, st = self.tc, self.state
-        # utterances of similar length under a padded-frames budget; which ones share a batch changes every epoch
-        sampler = BucketBatchSampler([f.shape[-1] for f in feats], tc["batch_frames"], seed=tc["seed"])
+        # utterances of similar length under a padded-frames budget (raised to the longest utterance where that is
+        # longer, as stage two does, rather than refused); which ones share a batch changes every epoch
+        lengths = [f.shape[-1] for f in feats]
+        sampler = BucketBatchSampler(lengths, max(tc["batch_frames"], max(lengths)), seed=tc["seed"])
         self.model.train()
         t0, running = time.time() - st["elapsed"], []
         while True:

@@ -49,7 +49,8 @@ _CLOSERS = ")]}\"'\u2019\u201d\u00bb"
 _SENTENCE_OPENERS_EN = frozenset(
     "A An The This That These Those There Then It Its I We You He She They My Our Your His Her Their In On At By For "
     "From To With After Before When While If As But And Or So Yet Turn Take Go Head Continue Ask Call See Visit Meet "
-    "Tell Thank Thanks Dear Hi Hello Welcome Please Yes No Oh".split())
+    "Tell Thank Thanks Dear Hi Hello Welcome Please Yes No Oh Is Are Was Were Do Does Did Can Could Will Would Should "
+    "Shall May Might Must Where Why How What Who Whom Whose Which Sorry Hey Let Now Today".split())
 _RE_ABBREV_EN = re.compile(r"\b(" + "|".join([*_ABBREVIATIONS_EN, *_TITLE_OR_STREET_EN]) + r")\.(?=[\s,;:!?" +
                            re.escape(_CLOSERS) + r"]|$)", re.IGNORECASE)
 # units after a number: "6 ft. 2 in." (feet, inches), "5 sec", "10 mins.", "20 ms" (not "miz"); "in" only with its
@@ -175,10 +176,12 @@ def _acronym(m: re.Match) -> str:
 
 
 def _spaced_minus(m: re.Match) -> str:
-    """``3 - 2 = 1`` -> ``3 minus 2 = 1``; ``10 - 15`` -> ``10–15`` (a range, see ``_RE_SPACED_MINUS``)."""
+    """``3 - 2 = 1`` -> ``3 minus 2 = 1``; ``10 - 15`` -> ``10–15`` (a range, see ``_RE_SPACED_MINUS``); otherwise
+    (a score, "won 3 - 2") the hyphen stays a pause."""
     a, b = (float(x.replace(",", "")) for x in m.group(1, 3))
-    sep = "\u2013" if a < b and "=" not in m.string[m.end():] else " minus "
-    return m.group(1) + m.group(2) + sep
+    if "=" in m.string[m.end():]:
+        return m.group(1) + m.group(2) + " minus "
+    return m.group(1) + m.group(2) + ("\u2013" if a < b else " - ")
 
 
 def _less_greater(m: re.Match) -> str:
@@ -252,8 +255,9 @@ def normalize_text(text: str, language: str = "en-us") -> str:
         text = _RE_IE.sub("that is", text)
         text = _RE_ACRONYM.sub(_acronym, text)
         # with a space: "No.5-7" is "number 5-7", a range
-        text = _RE_BEFORE_NUMBER_EN.sub(lambda m: _BEFORE_NUMBER_EN[m.group(1).lower()] + " ", text)
+        # units first: "30 sec. 2 sets" is seconds (after a number), "Sec. 2" a section (before one only)
         text = _RE_UNIT_EN.sub(_unit, text)
+        text = _RE_BEFORE_NUMBER_EN.sub(lambda m: _BEFORE_NUMBER_EN[m.group(1).lower()] + " ", text)
         text = _RE_ABBREV_EN.sub(_abbreviation, text)
         text = _RE_HASHTAG.sub("hashtag ", _RE_HASH_NUMBER.sub("number ", _RE_SHARP.sub(r"\1 sharp ", text)))
         text = _RE_LESS_GREATER.sub(_less_greater, text)

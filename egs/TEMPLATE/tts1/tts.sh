@@ -232,7 +232,8 @@ write_results() {  # the system's own NFE sweep, and the times of its stages and
 
 # ------------------------------------------------------------------------------------------- stages
 if want 0; then
-    stage_with corpus_dir="$corpus_dir" local_data_opts="$(words $local_data_opts)"
+    # the corpus by where it is, not by how it was spelt (/data/LibriTTS/ and /data/LibriTTS are one corpus)
+    stage_with corpus_dir="$(realpath -m "$corpus_dir")" local_data_opts="$(words $local_data_opts)"
     run_stage 0 corpus local/data.sh ${corpus_dir:+--corpus-dir "$corpus_dir"} $local_data_opts
 fi
 
