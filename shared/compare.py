@@ -185,14 +185,23 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int
         ratio = float(num.sum() / den.sum()) if den.sum() > 0 else math.inf
         return RatioCI(ratio, exact_ratio_ci(int(round(num.sum())), int(round(den.sum())), level), "exact")
     draws = np.random.default_rng(seed).integers(0, num.size, size=(resamples, num.size))
-    num_sums, den_sums = num[draws].sum(1), den[draws].sum(1)
+    boot = _draw_ratios(num[draws].sum(1), den[draws].sum(1))
+    return RatioCI(float(num.sum() / den.sum()), _interval(boot, level), "bootstrap")
+
+
+def _draw_ratios(num_sums: np.ndarray, den_sums: np.ndarray) -> np.ndarray:
+    """Each bootstrap draw's ratio; infinite where its denominator sums to 0 (the interval stays conservative)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        boot = np.where(den_sums > 0, num_sums / den_sums, math.inf)
+        return np.where(den_sums > 0, num_sums / den_sums, math.inf)
+
+
+def _interval(boot: np.ndarray, level: float) -> list[float]:
+    """The central ``level`` interval of the draws ``boot``."""
     # interpolating between two infinite draws would be inf - inf (nan, and numpy's RuntimeWarning): where there
     # are any, the interval's ends are order statistics themselves
     interpolation = "linear" if np.isfinite(boot).all() else "inverted_cdf"
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], method=interpolation)
-    return RatioCI(float(num.sum() / den.sum()), [float(lo), float(hi)], "bootstrap")
+    return [float(lo), float(hi)]
 
 
 def ratio_ci_over_judges(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int = 0,
@@ -217,12 +226,8 @@ def ratio_ci_over_judges(num: np.ndarray, den: np.ndarray, resamples: int = 1000
         weight = np.zeros((k, n_judges))
         np.add.at(weight, (np.arange(k)[:, None], judges), 1.0)
         rows = np.arange(k)[:, None]
-        num_sums, den_sums = (weight @ num)[rows, utts].sum(1), (weight @ den)[rows, utts].sum(1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            boot[start:start + k] = np.where(den_sums > 0, num_sums / den_sums, math.inf)
-    interpolation = "linear" if np.isfinite(boot).all() else "inverted_cdf"
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], method=interpolation)
-    return [float(lo), float(hi)]
+        boot[start:start + k] = _draw_ratios((weight @ num)[rows, utts].sum(1), (weight @ den)[rows, utts].sum(1))
+    return _interval(boot, level)
 
 
 def _times(v: float | None) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shared.io import MODEL_FILE, file_sha256
+from shared.io import MODEL_FILE, file_sha256, read_json
 from stage2_flow.alignment import gaussian_log_p, length_regulate, monotonic_alignment_search, round_durations
 from stage2_flow.estimator import VelocityEstimator
 from stage2_flow.flow import FlowMatcher, Generators
@@ -325,9 +325,7 @@ def stage1_dir(exp_dir: str | Path) -> Path:
 def trained_continuous(exp_dir: str | Path) -> bool:
     """Whether a stage-two exp dir was trained on a quantised codec's pre-quantisation latents (``stage1_vae.encode
     --continuous``), as its ``stage1.json`` records (one from before it was recorded: not)."""
-    import json
-
-    return bool(json.loads((Path(exp_dir) / "stage1.json").read_text()).get("continuous", False))
+    return bool(read_json(Path(exp_dir) / "stage1.json").get("continuous", False))
 
 
 def stage1_link(exp_dir: str | Path, stage1_exp_dir: str | Path) -> str:
