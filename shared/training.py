@@ -331,6 +331,17 @@ def check_ranks_agree(trainer: L.Trainer, module: torch.nn.Module) -> None:
                            "no rank holds the run's model (nothing exported)")
 
 
+def end_process_group() -> None:
+    """Destroy the DDP process group once a run's collectives are done (after :func:`check_ranks_agree`).
+
+    Lightning leaves it to the interpreter's exit, where gloo's worker threads can still hold tensors whose
+    release needs the dying interpreter: the process then aborts ("terminate called without an active
+    exception", exit -6) after it exported its model. Call it on every rank after a successful ``fit`` only: a
+    rank that failed may leave the others inside a collective, which destroying the group would hang."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, budget: float = 0.0) -> float:
     """LR multiplier: linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio``.
 

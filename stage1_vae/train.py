@@ -35,8 +35,8 @@ import torch
 from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, RandomBatchSampler, make_loader
 from shared.config import add_config_args, apply_overrides, load_config, merge, save_config
 from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
-from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, refuse_changed_config,
-                             resume_path, scale_budget, seed_everything, start_over)
+from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, end_process_group,
+                             refuse_changed_config, resume_path, scale_budget, seed_everything, start_over)
 from stage1_vae.experiment import Stage1Experiment, check_config
 from stage1_vae.modules import PitchCache, count_params
 from stage1_vae.validation import Validator, dev_loader
@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     check_ranks_agree(trainer, module)
+    end_process_group()
     if trainer.is_global_zero:
         elapsed = time.time() - t0
         steps = trainer.global_step

@@ -37,8 +37,8 @@ from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
 from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json
 from shared.text import Vocab
-from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, refuse_changed_config,
-                             resume_path, scale_budget, seed_everything, start_over)
+from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, end_process_group,
+                             refuse_changed_config, resume_path, scale_budget, seed_everything, start_over)
 from stage2_flow.alignment import read_durations
 from stage2_flow.data import (LatentNormalizer, ReflowPairs, TTSDataset, check_model_latents, collate_pairs, collate_tts,
                                dump_is_continuous, speaking_rate)
@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"parameters: {params}; {len(train_set)} training items", flush=True)
     trainer.fit(module, train_loader, val_loader, ckpt_path=start)
     check_ranks_agree(trainer, module)
+    end_process_group()
     if not trainer.is_global_zero:
         return 0
     elapsed = time.time() - t0
