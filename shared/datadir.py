@@ -81,15 +81,21 @@ class DataDir:
 
     # ---- reading and writing -------------------------------------------------------------------
     @classmethod
-    def load(cls, path: PathLike, validate: bool = True) -> "DataDir":
-        """Read a data directory; with ``validate`` (default) raise DataDirError listing every problem."""
+    def load(cls, path: PathLike, validate: bool = True, skip: tuple[str, ...] = ()) -> "DataDir":
+        """Read a data directory; with ``validate`` (default) raise DataDirError listing every problem.
+
+        ``skip``: optional tables read as if absent, neither validated nor loaded: the ones a command is about to
+        rebuild (the ``utt2dur`` command would otherwise refuse the very utt2dur it is asked to replace)."""
         path = Path(path)
+        if set(skip) - set(OPTIONAL_UTT_TABLES):
+            raise ValueError(f"only optional tables can be skipped ({', '.join(OPTIONAL_UTT_TABLES)}), "
+                             f"not {sorted(set(skip) - set(OPTIONAL_UTT_TABLES))}")
         if validate:
-            problems, tables = _validate(path)
+            problems, tables = _validate(path, skip=skip)
             if problems:
                 raise DataDirError(path, problems)
         else:
-            tables = _read_tables(path)[0]
+            tables = _read_tables(path, skip)[0]
         segments = {u: (v[0], float(v[1]), float(v[2])) for u, v in _split_values(tables.get("segments", {})).items()}
         return cls(
             wav_scp=tables["wav.scp"],
@@ -256,16 +262,17 @@ def _positive(value: str) -> bool:
         return False
 
 
-def _read_tables(path: Path) -> tuple[dict[str, dict[str, str]], list[Problem], dict[str, dict[str, int]]]:
-    """Read every known file leniently, collecting problems instead of raising; also returns each key's line
-    (``lines[file][key]``, its first line) for naming the lines of problems found later, without rereading the
-    file for each (which made validating a dir of n utterances take time in n squared)."""
+def _read_tables(path: Path, skip: tuple[str, ...] = ()
+                 ) -> tuple[dict[str, dict[str, str]], list[Problem], dict[str, dict[str, int]]]:
+    """Read every known file but those in ``skip`` leniently, collecting problems instead of raising; also returns
+    each key's line (``lines[file][key]``, its first line) for naming the lines of problems found later, without
+    rereading the file for each (which made validating a dir of n utterances take time in n squared)."""
     tables: dict[str, dict[str, str]] = {}
     problems: list[Problem] = []
     lines: dict[str, dict[str, int]] = {}
     for name in KNOWN_FILES:
         f = path / name
-        if not f.exists():
+        if name in skip or not f.exists():
             if name in REQUIRED:
                 problems.append(Problem(name, None, None, "missing (required)"))
             continue
@@ -324,12 +331,12 @@ def validate_data_dir(
     return _validate(Path(path), check_audio_files, sample_rate)[0]
 
 
-def _validate(path: Path, check_audio_files: bool = False, sample_rate: int | None = None
+def _validate(path: Path, check_audio_files: bool = False, sample_rate: int | None = None, skip: tuple[str, ...] = ()
               ) -> tuple[list[Problem], dict[str, dict[str, str]]]:
     """:func:`validate_data_dir`'s problems and the tables it read (for :meth:`DataDir.load`: each file read once)."""
     if not path.is_dir():
         return [Problem(str(path), None, None, "not a directory")], {}
-    tables, problems, lines = _read_tables(path)
+    tables, problems, lines = _read_tables(path, skip)
     if any(p.message == "missing (required)" for p in problems):
         return [Problem(str(path / p.file), p.line, p.utt, p.message) for p in problems], tables
     utt2spk, text, wav_scp = tables["utt2spk"], tables["text"], tables["wav.scp"]
@@ -709,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         # only utt2dur is written: saving the whole dir back would rewrite the user's files (segments' times
         # rounded) for nothing, and risk them if interrupted
         try:
-            data = DataDir.load(args.data_dir)
+            data = DataDir.load(args.data_dir, skip=("utt2dur",))  # the old one, stale or bad, is what is replaced
             utt2dur = compute_utt2dur(data, args.data_dir)
         except DataDirError as e:
             print(e, file=sys.stderr)

@@ -313,6 +313,26 @@ def test_utt2dur_command_writes_utt2dur_alone(tiny_data_dir, tmp_path, monkeypat
     assert (d / "utt2dur").read_text() == "spk1-a 0.4321\nspk1-b 0.5679\n"
 
 
+def test_utt2dur_command_rebuilds_a_bad_or_incomplete_utt2dur(tiny_data_dir, capsys):
+    """The command meant to repair utt2dur refused to run on a dir whose utt2dur was the problem: loading validated it
+    first. Every other file is still checked."""
+    assert main(["utt2dur", str(tiny_data_dir)]) == 0
+    good = (tiny_data_dir / "utt2dur").read_text()
+    lines = good.splitlines()
+    for bad in ("\n".join(lines[:-1]) + "\n",  # a line short
+                good.replace(lines[1], lines[1].split()[0] + " -1"), "spk1-utt0 x\n", "\ufeff\r\n"):
+        (tiny_data_dir / "utt2dur").write_text(bad)
+        with pytest.raises(DataDirError, match="utt2dur"):
+            DataDir.load(tiny_data_dir)
+        assert main(["utt2dur", str(tiny_data_dir)]) == 0
+        assert (tiny_data_dir / "utt2dur").read_text() == good and DataDir.load(tiny_data_dir).utt2dur
+    (tiny_data_dir / "text").write_text("")  # another file's problem still stops it, and utt2dur is left as it was
+    assert main(["utt2dur", str(tiny_data_dir)]) == 1
+    assert "text" in capsys.readouterr().err and (tiny_data_dir / "utt2dur").read_text() == good
+    with pytest.raises(ValueError, match="only optional tables"):
+        DataDir.load(tiny_data_dir, skip=("wav.scp",))
+
+
 def test_utt2dur_names_every_unreadable_file(tiny_data_dir, capsys):
     for utt in ("spk1-utt0", "spk2-utt1"):
         (tiny_data_dir / "wav" / f"{utt}.wav").write_bytes(b"not a wav at all")
