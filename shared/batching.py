@@ -115,7 +115,8 @@ class BucketBatchSampler(_EpochSampler):
 
     Lengths are sorted (with a small per-epoch random jitter when shuffling, so batch composition varies
     between epochs), packed greedily, and the batch order is shuffled. Padding waste is typically a few
-    percent; :meth:`padding_fraction` measures it.
+    percent; :meth:`padding_fraction` measures it. An item longer than ``max_frames`` is refused, or with
+    ``fit_longest`` the budget is raised to the longest item (which then fills a batch alone).
     """
 
     def __init__(
@@ -126,10 +127,13 @@ class BucketBatchSampler(_EpochSampler):
         shuffle: bool = True,
         seed: int = 0,
         jitter: float = 0.05,
+        fit_longest: bool = False,
     ):
         super().__init__(seed, shuffle)
         if len(lengths) == 0:
             raise ValueError("empty dataset")
+        if fit_longest:
+            max_frames = max(max_frames, max(lengths))
         too_long = [i for i, n in enumerate(lengths) if n > max_frames]
         if too_long:
             raise ValueError(f"{len(too_long)} item(s) longer than max_frames={max_frames} "

@@ -257,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     save_config(cfg, exp_dir / "config.yaml")
 
     d = cfg.get("data", {})
-    batch_frames = max(int(d.get("batch_frames", 8000)), max(train_set.lengths()))
-    sampler = BucketBatchSampler(train_set.lengths(), batch_frames, max_batch=d.get("max_batch"), seed=int(t.get("seed", 0)))
+    sampler = BucketBatchSampler(train_set.lengths(), int(d.get("batch_frames", 8000)), max_batch=d.get("max_batch"),
+                                 seed=int(t.get("seed", 0)), fit_longest=True)
     collate = collate_pairs if args.reflow_pairs else collate_tts
     train_loader = make_loader(train_set, sampler, num_workers=int(t.get("num_workers", 0)), collate_fn=collate)
     val_loader = None

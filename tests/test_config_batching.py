@@ -58,6 +58,8 @@ def test_bucket_sampler_budget_and_padding():
     assert BucketBatchSampler(lengths, max_frames=4000, seed=4).batches(0) != s.batches(1)
     with pytest.raises(ValueError, match="longer than max_frames"):
         BucketBatchSampler([10, 5000], max_frames=4000)
+    fitted = BucketBatchSampler([10, 5000, 20, 4990], max_frames=4000, fit_longest=True)  # stage two and the judge
+    assert fitted.max_frames == 5000 and sorted(map(sorted, fitted.batches(0))) == [[0, 2], [1], [3]]
 
 
 def test_item_seeds_do_not_repeat_across_epochs_or_runs():

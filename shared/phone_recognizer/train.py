@@ -286,7 +286,7 @@ class _Loop:
         # utterances of similar length under a padded-frames budget (raised to the longest utterance where that is
         # longer, as stage two does, rather than refused); which ones share a batch changes every epoch
         lengths = [f.shape[-1] for f in feats]
-        sampler = BucketBatchSampler(lengths, max(tc["batch_frames"], max(lengths)), seed=tc["seed"])
+        sampler = BucketBatchSampler(lengths, tc["batch_frames"], seed=tc["seed"], fit_longest=True)
         self.model.train()
         t0, running = time.time() - st["elapsed"], []
         while True:
