@@ -135,10 +135,10 @@ class Stage1Experiment(L.LightningModule):
             real_logits, _ = self.disc(wav)
             fake_logits, _ = self.disc(wav_hat.detach())
             d_losses = discriminator_loss(real_logits, fake_logits, self.train_cfg.get("adv_loss", "hinge"))
-            self._require_finite("the discriminator loss", d_losses["adv/disc"], d_losses, batch)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(self.weights.get("adv/disc", 1.0) * d_losses["adv/disc"])
-            clip_grad_norm(self, opt_d, clip)
+            norm = clip_grad_norm(self, opt_d, clip)
+            self._require_finite("the discriminator loss", d_losses["adv/disc"], d_losses, batch, norm)
             opt_d.optimizer.step()
             scheds[1].step()
             logs.update(d_losses)
@@ -152,10 +152,10 @@ class Stage1Experiment(L.LightningModule):
             losses["adv/gen"] = generator_adv_loss(fake_logits, self.train_cfg.get("adv_loss", "hinge"))
             losses["fm/l1"] = feature_matching_loss(real_feats, fake_feats)
         total = weighted_sum(losses, self.weights)
-        self._require_finite("the training loss", total, losses, batch)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(total)
-        clip_grad_norm(self, opt_g, clip)
+        norm = clip_grad_norm(self, opt_g, clip)
+        self._require_finite("the training loss", total, losses, batch, norm)
         opt_g.step()
         scheds[0].step()
         self._update_ema()
@@ -165,15 +165,20 @@ class Stage1Experiment(L.LightningModule):
         self.log("train/lr", scheds[0].get_last_lr()[0], on_step=True, on_epoch=False)
 
     def _require_finite(self, what: str, loss: torch.Tensor, terms: dict[str, torch.Tensor],
-                        batch: dict[str, Any]) -> None:
-        """Stop the run (FloatingPointError) before a non-finite ``loss`` reaches an optimiser: from that step on the
-        weights, every later checkpoint and the exported model would be NaN. The last checkpoint is left as it was.
-        Decided by all DDP ranks together: a rank stopping alone would leave the others waiting in an all-reduce."""
-        finite = bool(torch.isfinite(loss))
-        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+                        batch: dict[str, Any], grad_norm: torch.Tensor | None = None) -> None:
+        """Stop the run (FloatingPointError) before a non-finite ``loss`` or gradient (``grad_norm``, the clipped
+        norm: None without clipping) reaches an optimiser: from that step on the weights, every later checkpoint and
+        the exported model would be NaN. The last checkpoint is left as it was. Decided by all DDP ranks together, in
+        one reduction: a rank stopping alone would leave the others waiting in an all-reduce."""
+        loss_ok = bool(torch.isfinite(loss))
+        grads_ok = grad_norm is None or bool(torch.isfinite(grad_norm))
+        if self.trainer.strategy.reduce_boolean_decision(loss_ok and grads_ok, all=True):
             return
-        if finite:
+        if loss_ok and grads_ok:
             msg = f"step {self.global_step}: {what} is not finite on another DDP rank (its error says why)"
+        elif loss_ok:
+            msg = (f"step {self.global_step}: {what} is finite but its gradient norm is {float(grad_norm)}: an overflow "
+                   "in the backward pass; try trainer.precision=32-true or a lower train.lr")
         else:
             terms_off = ", ".join(k for k, v in terms.items() if not torch.isfinite(v).all())
             msg = f"step {self.global_step}: {what} is {float(loss.detach())} ({terms_off} not finite)"

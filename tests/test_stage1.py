@@ -575,6 +575,25 @@ def test_a_non_finite_loss_stops_training_before_the_weights_take_it(tmp_path):
     assert all(torch.isfinite(p).all() for p in module.codec.parameters())
 
 
+def test_a_non_finite_gradient_under_a_finite_loss_stops_training_too(tmp_path):
+    """An overflow in the backward pass (bf16/fp16) leaves the loss finite and the gradients not: the clipped norm is
+    checked with the loss, in the same one reduction per step."""
+    from shared.training import build_trainer
+    from stage1_vae.experiment import Stage1Experiment
+
+    torch.manual_seed(0)
+    module = Stage1Experiment({**tiny_experiment_cfg(), "data": {"train": "data/train"}}, tmp_path)
+    trainer = build_trainer({"accelerator": "cpu", "devices": 1, "max_steps": 3, "checkpoint_every_n_steps": 1,
+                             "limit_val_batches": 0}, tmp_path)
+    calls = []
+    weight = next(p for p in module.codec.parameters() if p.requires_grad)
+    weight.register_hook(lambda g: g * float("inf") if calls.append(1) or len(calls) == 2 else g)  # step 1's backward
+    with pytest.raises(FloatingPointError, match=r"step 1: the training loss is finite but its gradient norm is (nan|inf)"):
+        trainer.fit(module, torch.utils.data.DataLoader([torch.randn(2, 16 * 256) * 0.1] * 3, batch_size=None))
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 1
+    assert all(torch.isfinite(p).all() for p in module.codec.parameters())
+
+
 # ---- entry points on a generated corpus ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
