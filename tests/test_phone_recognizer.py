@@ -4,6 +4,7 @@ and scoring to per.json."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -411,3 +412,56 @@ def test_a_data_dir_with_segments_is_read_by_utterance(toy, tmp_path):
     assert summary["num_train_utts"] == len(utts)
     res = score_dir(tmp_path / "exp", seg, seg / "token")
     assert res["num_utts"] == len(utts) and sorted(res["utts"]) == utts
+
+
+def test_a_checkpoint_is_resumed_only_on_the_data_it_was_trained_on(toy, tmp_path, monkeypatch, capsys):
+    """last.pt kept only the config: killed and rerun with another --token-file or --data-dir, the run resumed the old
+    weights, optimiser and tokens.txt, went on training them on the new data (a new phone: UnknownTokenError) and
+    summarised the judge as trained on the new data alone. The checkpoint now keeps what it trains on."""
+    import shared.phone_recognizer.train as T
+    from shared.io import file_sha256
+
+    cfg = merge(DEFAULT_CONFIG, TINY)
+    exp = tmp_path / "exp"
+    other = tmp_path / "other"  # another data dir (the same utterances) and its transcripts, one with a new phone
+    shutil.copytree(toy / "train", other)
+    lines = (other / "token").read_text().splitlines()
+    (other / "token").write_text("\n".join(lines[:-1] + [lines[-1] + " ʒ"]) + "\n")
+    save = T._Loop.save
+
+    def save_then_stop(self):
+        save(self)
+        if self.state["step"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(T._Loop, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp))
+    monkeypatch.setattr(T._Loop, "save", save)
+    with pytest.raises(ValueError, match=r"holds a checkpoint trained on other data \(token_file_sha256: \w+ there, "
+                                         r"\w+ now\): resume it with the --data-dir and --token-file.*--overwrite"):
+        train(cfg, str(toy / "train"), str(other / "token"), str(exp))
+    with pytest.raises(ValueError, match=re.escape(f"other data (data_dir: {toy / 'train'} there, {other} now)")):
+        train(cfg, str(other), str(toy / "train" / "token"), str(exp))
+    # a checkpoint from before it kept its data is resumed, unchecked, with a warning
+    ckpt = torch.load(exp / "checkpoints" / "last.pt", weights_only=False)
+    del ckpt["inputs"]
+    torch.save(ckpt, exp / "checkpoints" / "last.pt")
+    capsys.readouterr()
+    assert train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp))["steps"] == 4
+    out, err = capsys.readouterr()
+    assert "resumed from" in out and "does not say which data dir and token file" in err
+    # started over on the other data: its own phones, and its own hash in the summary
+    summary = train(cfg, str(other), str(other / "token"), str(exp), overwrite=True)
+    assert summary["steps"] == 4 and summary["token_file_sha256"] == file_sha256(other / "token")
+    assert "ʒ" in (exp / "tokens.txt").read_text()
+
+    # killed before its first checkpoint: tokens.txt is written, no weights are: rerun on the other data, it starts
+    # from that data's phones (before, the old tokens.txt: UnknownTokenError on the new phone)
+    monkeypatch.setattr(T._Loop, "save", lambda self: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(tmp_path / "early"))
+    monkeypatch.setattr(T._Loop, "save", save)
+    assert not (tmp_path / "early" / "checkpoints" / "last.pt").exists()
+    assert train(cfg, str(other), str(other / "token"), str(tmp_path / "early"))["steps"] == 4
+    assert "ʒ" in (tmp_path / "early" / "tokens.txt").read_text()

@@ -12,7 +12,8 @@ the learning rate's cosine decay ends by the same limit (the time budget counted
 run that keeps a steady pace and is stopped by its step limit does not depend on the clock; one whose pace falls
 below the budget's does, by the LR). The checkpoint and ``train_summary.json`` keep the
 settings that shape the model (:func:`result_config`): resuming or rerunning the dir under other ones is an
-error naming them.
+error naming them. The checkpoint also keeps what it is trained on (:func:`training_inputs`): resuming it on
+another data dir or token file is an error too.
 """
 
 from __future__ import annotations
@@ -107,18 +108,46 @@ def result_config(cfg: dict, prefix: str = "") -> dict:
     return out
 
 
+# how a refused dir is started over
+START_OVER = ("give a new --exp-dir, or --overwrite to train it again from scratch (a recipe's judge exp/asr: "
+              "--retrain-asr true)")
+
+
+def _differences(stored: dict, new: dict) -> str:
+    """``"key: <stored> there, <new> now; ..."`` for every key whose value differs ('' where none does)."""
+    unset = "(unset)"
+    return "; ".join(f"{k}: {stored.get(k, unset)} there, {new.get(k, unset)} now"
+                     for k in sorted(set(stored) | set(new)) if stored.get(k, unset) != new.get(k, unset))
+
+
 def refuse_other_config(exp: Path, stored: dict | None, cfg: dict, what: str) -> None:
     """ValueError naming every setting in which ``cfg`` differs from the ``stored`` :func:`result_config` of the
     ``exp`` dir (None: a dir from before configs were stored, not checked)."""
     if stored is None:
         return
-    new = result_config(cfg)
-    unset = "(unset)"
-    differ = [f"{k}: {stored.get(k, unset)} there, {new.get(k, unset)} now"
-              for k in sorted(set(stored) | set(new)) if stored.get(k, unset) != new.get(k, unset)]
+    differ = _differences(stored, result_config(cfg))
     if differ:
-        raise ValueError(f"{exp} {what} another config ({'; '.join(differ)}): give a new --exp-dir, or --overwrite "
-                         "to train it again from scratch (a recipe's judge exp/asr: --retrain-asr true)")
+        raise ValueError(f"{exp} {what} another config ({differ}): {START_OVER}")
+
+
+def training_inputs(data_dir: str, token_file: str) -> dict:
+    """What a run trains on, kept in its checkpoint: the data dir (its audio) and the training transcripts' SHA-256
+    (and so their utterances and phones)."""
+    return {"data_dir": str(Path(data_dir).resolve()), "token_file_sha256": file_sha256(token_file)}
+
+
+def refuse_other_inputs(exp: Path, stored: dict | None, inputs: dict) -> None:
+    """ValueError naming what of :func:`training_inputs` differs from the ``stored`` ones of ``exp``'s checkpoint:
+    resumed, it would go on training the old weights (and vocabulary) on other data, and be summarised as trained on
+    it alone. None: a checkpoint from before they were kept, resumed with a warning."""
+    if stored is None:
+        print(f"warning: {exp}/checkpoints/last.pt does not say which data dir and token file it was trained on: "
+              "resumed unchecked (--overwrite to train it from scratch on this data)", file=sys.stderr)
+        return
+    differ = _differences(stored, inputs)
+    if differ:
+        raise ValueError(f"{exp} holds a checkpoint trained on other data ({differ}): resume it with the --data-dir "
+                         f"and --token-file it was started with, or {START_OVER}")
 
 
 def ctc_min_frames(targets: list[torch.Tensor]) -> torch.Tensor:
@@ -166,7 +195,10 @@ def _prepare(cfg: dict, exp: Path, data_dir: str, token_file: str, dev_dir: str 
             f"tokens.drop={cfg['tokens']['drop']})"
             + (f", none of which fits in train.max_hours={tc['max_hours']}" if with_phones else ""))
     vocab_path = exp / "tokens.txt"
-    vocab = Vocab.load(vocab_path) if vocab_path.exists() else Vocab.build(tokens[u] for u in utts)
+    # a checkpoint is resumed with its own output layer (trained on this data: refuse_other_inputs); a run killed
+    # before its first checkpoint starts again from this data's phones
+    resuming = vocab_path.exists() and (exp / "checkpoints" / "last.pt").exists()
+    vocab = Vocab.load(vocab_path) if resuming else Vocab.build(tokens[u] for u in utts)
     vocab.save(vocab_path)
     save_config(cfg, exp / "config.yaml")
     model = build_model(cfg, vocab)
@@ -198,10 +230,10 @@ def _prepare(cfg: dict, exp: Path, data_dir: str, token_file: str, dev_dir: str 
 class _Loop:
     """Optimiser, scheduler, CTC loss, checkpoint (``exp/checkpoints/last.pt``) and CSV log of one run."""
 
-    def __init__(self, cfg: dict, model: PhoneRecognizer, vocab: Vocab, exp: Path):
+    def __init__(self, cfg: dict, model: PhoneRecognizer, vocab: Vocab, exp: Path, inputs: dict):
         from shared.training import warmup_cosine  # (imports Lightning: only where a model is trained)
 
-        self.tc, self.model, self.exp, self.config = cfg["train"], model, exp, result_config(cfg)
+        self.tc, self.model, self.exp, self.config, self.inputs = cfg["train"], model, exp, result_config(cfg), inputs
         tc = self.tc
         # elapsed: seconds of training (restored on resume); warmup_elapsed: as warm-up ended; ctc_unalignable:
         # utterances too short for their phones, whose loss zero_infinity made 0
@@ -257,6 +289,7 @@ class _Loop:
     def save(self) -> None:
         atomic_save_torch({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                            "scheduler": self.sched.state_dict(), "state": dict(self.state), "config": self.config,
+                           "inputs": self.inputs,
                            "torch_rng": torch.get_rng_state(), "aug_rng": self.gen.get_state(),
                            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                           self.ckpt)
@@ -323,7 +356,8 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
           dev_token_file: str | None = None, overwrite: bool = False) -> dict:
     """Train (or resume) and return the summary written to ``exp_dir/train_summary.json``."""
     exp = Path(exp_dir)
-    data_sha = file_sha256(token_file)  # what it learns from: the training transcripts (and so their utterances)
+    inputs = training_inputs(data_dir, token_file)
+    data_sha = inputs["token_file_sha256"]  # what it learns from: the training transcripts (and so their utterances)
     if (exp / MODEL_FILE).exists() and (exp / "train_summary.json").exists() and not overwrite:
         done = read_json(exp / "train_summary.json")
         if done.get("token_file_sha256", data_sha) == data_sha:
@@ -336,14 +370,15 @@ def train(cfg: dict, data_dir: str, token_file: str, exp_dir: str, dev_dir: str 
     if overwrite and exp.exists():
         shutil.rmtree(exp)
     ckpt = exp / "checkpoints" / "last.pt"
-    if ckpt.exists():  # resumed below: only under the config it was started with
-        refuse_other_config(exp, torch.load(ckpt, map_location="cpu", weights_only=False).get("config"), cfg,
-                            "holds a checkpoint of")
+    if ckpt.exists():  # resumed below: only under the config and on the data it was started with
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        refuse_other_config(exp, saved.get("config"), cfg, "holds a checkpoint of")
+        refuse_other_inputs(exp, saved.get("inputs"), inputs)
     exp.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(cfg["train"]["num_threads"]))
     torch.manual_seed(cfg["train"]["seed"])
     model, vocab, feats, targets, dev, n_utts = _prepare(cfg, exp, data_dir, token_file, dev_dir, dev_token_file)
-    loop = _Loop(cfg, model.to(resolve_device(cfg["train"]["device"])), vocab, exp)
+    loop = _Loop(cfg, model.to(resolve_device(cfg["train"]["device"])), vocab, exp, inputs)
     epochs = loop.run(feats, targets)
     model.cpu().eval()  # decoded and saved on the CPU, as score.py loads it
     summary = {"steps": loop.state["step"], "epochs": round(epochs, 2), "train_seconds": round(loop.state["elapsed"], 1),
