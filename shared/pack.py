@@ -75,9 +75,10 @@ def _section(title: str, body: str) -> str:
 
 def model_card(out_dir: Path, s1: Path, s2: Path, results: Path | None, corpus_report: Path | None,
                sampling: dict[str, Any] | None = None, decoder: Path | None = None) -> str:
-    """The model card's Markdown. ``sampling``: the synthesis settings the results were measured with
-    (e.g. ``{"nfe": 4, "solver": "euler", "temperature": 0.2}``), shown in the usage examples; ``decoder``: the
-    fine-tuned decoder packed with stage two, if any."""
+    """The model card's Markdown. Its usage examples load the package by a path relative to where it lies (not
+    ``out_dir``, where it was built), as it works wherever it is copied. ``sampling``: the synthesis settings the
+    results were measured with (e.g. ``{"nfe": 4, "solver": "euler", "temperature": 0.2}``), shown in the usage
+    examples; ``decoder``: the fine-tuned decoder packed with stage two, if any."""
     name = out_dir.name
     sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
     kwargs = "".join(f", {k}={v!r}" for k, v in sampling.items())
@@ -90,14 +91,17 @@ def model_card(out_dir: Path, s1: Path, s2: Path, results: Path | None, corpus_r
         kwargs, cli, given = ", prompt=prompt" + kwargs, " --prompt-wav reference.wav" + cli, "\nfrom shared.audio import load_audio"
     parts = [f"# {name}\n\nA two-stage flowtts text-to-speech system, packed {time.strftime('%Y-%m-%d %H:%M')} "
              f"from `{s1}` (stage one) and `{s2}` (stage two).\n\n"]
+    # the package is meant to be copied: its paths are relative to its own directory, never where it was built
     usage = f"""```python
 from stage2_flow.synthesize import Synthesizer{given}
 
-tts = Synthesizer.from_exp_dir("{out_dir}/stage2"){load}
+tts = Synthesizer.from_exp_dir("stage2"){load}
 wavs = tts.synthesize(["The quick brown fox jumps over the lazy dog."]{kwargs})
 ```
 
-or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-dir {out_dir}/stage2{cli} ...`."""
+or, for a whole text file or data dir, `python -m stage2_flow.synthesize --exp-dir stage2{cli} ...`.
+`stage2` is this package's own, relative to its directory (the one holding this card), which works wherever it was
+copied: run from there, or give that directory's path before it."""
     if sampling:
         usage += "\n\nThese are the sampling settings the results below were measured with."
     parts.append(_section("Use", usage))

@@ -90,14 +90,16 @@ def sweep_table(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, di
 
 def paired_tables(paired: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, str]]]:
     """nfe_sweep's ``paired.json`` -> one table per (base, other): rows NFE, cells ``diff [95% CI]`` with a
-    mark where the interval excludes 0 (``+`` the other system better, ``-`` worse)."""
+    mark where shared.compare gives a verdict (``+`` the other system better, ``-`` worse). Its differences are of
+    means over utterances: a PER column says so, since the other tables' PERs are pooled (errors / phones)."""
     tables: dict[str, dict[str, dict[str, str]]] = {}
     for c in paired:
         base, other, nfe = c["base"], c["other"], c["nfe"]
         row = {}
         for m, r in c["metrics"].items():
             mark = {"B better": " (+)", "A better": " (-)"}.get(r["verdict"], "")
-            row[m] = f"{r['diff']:+.3g} [{r['ci'][0]:+.2g}, {r['ci'][1]:+.2g}]{mark}"
+            column = f"{DISPLAY.get(m, (m,))[0]} (mean over utterances)" if m.startswith("per_") else m
+            row[column] = f"{r['diff']:+.3g} [{r['ci'][0]:+.2g}, {r['ci'][1]:+.2g}]{mark}"
         tables.setdefault(f"Paired difference {other} - {base} (same sentences and noise; 95% bootstrap CI; "
                           f"(+) {other} measurably better, (-) worse)", {})[f"NFE {nfe}"] = row
     return tables

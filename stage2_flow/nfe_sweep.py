@@ -6,7 +6,8 @@
 
 For each exp dir and NFE: synthesises the data dir into ``OUT/<exp name>/nfe<N>/`` (a data dir), times it
 (RTF over the whole set, batched), scores it with ``shared.evaluate`` (MCD-DTW etc. against the data dir's
-reference audio) and writes ``OUT/summary.json`` and ``OUT/summary.md``. Every NFE starts from the same x0
+reference audio) and writes ``OUT/summary.json`` and ``OUT/summary.md`` (each metric's mean over utterances, but
+PERs pooled over the set, errors / phones, as RESULTS.md's TTS table shows them). Every NFE starts from the same x0
 (same seed), so ``path_gap``, the relative distance of each NFE's latents from the finest NFE's, measures
 how straight the sampling paths are: what reflow is for. With two or more exp dirs, each later one is
 compared with the first at every NFE on the same utterances (``shared.compare``: paired differences with
@@ -201,8 +202,13 @@ def path_gap(z: dict[str, torch.Tensor], z_ref: dict[str, torch.Tensor]) -> floa
 
 
 def _flat(res: dict) -> dict[str, float]:
-    """Mean of each metric from a shared.evaluate summary."""
-    return {k: float(v["mean"]) for k, v in res.get("metrics", {}).items() if isinstance(v, dict) and "mean" in v and not k.endswith("seconds")}
+    """A shared.evaluate summary's numbers: each metric's mean over utterances, but the phone error rates
+    (``per_*``) pooled over the test set (its ``corpus`` section: errors / reference phones), as RESULTS.md's TTS
+    table shows them under the same headers; the mean of per-utterance rates would weigh a short sentence as much
+    as a long one."""
+    pooled = res.get("corpus", {})
+    return {k: float(pooled[k] if k.startswith("per_") else v["mean"]) for k, v in res.get("metrics", {}).items()
+            if isinstance(v, dict) and "mean" in v and not k.endswith("seconds")}
 
 
 if __name__ == "__main__":

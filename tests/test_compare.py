@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from shared.compare import exact_ratio_ci, main, paired_compare, ratio_ci, read_utt_table
+from shared.compare import (MIN_UTTS, exact_ratio_ci, main, paired_compare, ratio_ci, ratio_ci_over_judges,
+                            read_utt_table)
 
 
 def _write(path, rows):
@@ -49,10 +50,41 @@ def test_tables_roundtrip_nan_and_only_shared_utterances(tmp_path):
     a["u03"]["mcd_dtw"] = math.nan
     del b["u09"]
     ta, tb = _write(tmp_path / "a.tsv", a), _write(tmp_path / "b.tsv", b)
-    res = paired_compare(read_utt_table(ta), read_utt_table(tb), ["mcd_dtw"], resamples=500)
+    res = paired_compare(read_utt_table(ta), read_utt_table(tb), ["mcd_dtw"], resamples=500, allow_subset=True)
     assert res["mcd_dtw"]["n"] == 8  # u09 missing from B, u03 nan in A
-    assert main([str(ta), str(tb), "--metrics", "mcd_dtw", "--resamples", "200", "--out", str(tmp_path / "c.json")]) == 0
-    assert (tmp_path / "c.json").is_file()
+    out = tmp_path / "c.json"
+    args = [str(ta), str(tb), "--metrics", "mcd_dtw", "--resamples", "200", "--allow-subset", "--out", str(out)]
+    assert main(args) == 0
+    assert json.loads(out.read_text())["utterances"] == {"a": 10, "b": 9, "common": 9}
+
+
+def test_tables_of_different_utterances_are_refused_unless_a_subset_is_allowed(tmp_path, capsys):
+    """Only the shared utterances were compared, silently: two tables sharing 2 of 40 gave a verdict."""
+    a, b = _tables(-0.5, 0.0, n=40)
+    b = {u: b[u] for u in ("u00", "u01")} | {"x1": b["u02"]}
+    with pytest.raises(ValueError, match=r"different utterances \(A 40, B 3, 2 in common; only in A: u02, u03, u04, "
+                                         r"u05, u06, \.\.\.; only in B: x1\).*--allow-subset"):
+        paired_compare(a, b, ["mcd_dtw"])
+    ta, tb = _write(tmp_path / "a.tsv", a), _write(tmp_path / "b.tsv", b)
+    assert main([str(ta), str(tb), "--metrics", "mcd_dtw", "--resamples", "200"]) == 1
+    assert "different utterances (A 40, B 3, 2 in common" in capsys.readouterr().err
+    assert main([str(ta), str(tb), "--metrics", "mcd_dtw", "--resamples", "200", "--allow-subset"]) == 0
+    out = capsys.readouterr().out
+    assert "utterances: A 40, B 3, in common 2" in out
+    assert "| mcd_dtw | 2 |" in out and f"no verdict (n < {MIN_UTTS})" in out  # 0.5 better, but from 2 utterances
+
+
+def test_no_verdict_from_few_utterances_or_a_zero_width_interval():
+    a = {f"u{i:02d}": {"mcd_dtw": 2.0 + 0.1 * i} for i in range(MIN_UTTS)}
+    b = {u: {"mcd_dtw": r["mcd_dtw"] - 0.5} for u, r in a.items()}  # every utterance 0.5 dB better, exactly
+    res = paired_compare(a, b, ["mcd_dtw"], resamples=500)["mcd_dtw"]
+    assert res["ci"] == [pytest.approx(-0.5), pytest.approx(-0.5)] and res["verdict"] == "no verdict (zero-width CI)"
+    b["u00"]["mcd_dtw"] -= 0.1  # some spread: the interval has a width and excludes 0
+    assert paired_compare(a, b, ["mcd_dtw"], resamples=500)["mcd_dtw"]["verdict"] == "B better"
+    few = {u: a[u] for u in sorted(a)[:MIN_UTTS - 1]}
+    res = paired_compare(few, {u: b[u] for u in few}, ["mcd_dtw"], resamples=500)["mcd_dtw"]
+    assert res["ci"][1] < 0 and res["verdict"] == f"no verdict (n < {MIN_UTTS})"
+    assert paired_compare(a, a, ["mcd_dtw"], resamples=100)["mcd_dtw"]["verdict"] == "no measurable difference"
 
 
 def test_bad_tables_name_the_file_and_line(tmp_path):
@@ -68,7 +100,7 @@ def test_bad_tables_name_the_file_and_line(tmp_path):
 
 def test_a_metric_with_no_better_direction_is_only_called_different():
     a = {f"u{i}": {"duration_ratio": 1.0 + 0.01 * (i % 3)} for i in range(30)}
-    b = {u: {"duration_ratio": r["duration_ratio"] + 0.2} for u, r in a.items()}
+    b = {u: {"duration_ratio": r["duration_ratio"] + 0.2 + 0.01 * (i % 2)} for i, (u, r) in enumerate(a.items())}
     assert paired_compare(a, b, ["duration_ratio"], resamples=500)["duration_ratio"]["verdict"] == "different"
 
 
@@ -87,8 +119,8 @@ def test_ratio_of_error_counts_has_an_interval_that_shrinks_with_more_utterances
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no numpy RuntimeWarning from inf - inf
         # 5 real errors, all in one of 3 utterances: still the bootstrap, some of whose draws have none
-        ratio, (lo, hi), method = ratio_ci(np.array([3, 1, 0]), np.array([5, 0, 0]))
-        assert (ratio, method) == (0.8, "bootstrap") and 0.0 <= lo <= hi == math.inf
+        ratio, (lo, hi), method = ratio_ci(np.array([3, 2, 0]), np.array([5, 0, 0]))
+        assert (ratio, method) == (1.0, "bootstrap") and 0.0 <= lo <= hi == math.inf
         ratio, (lo, hi), method = ratio_ci(np.array([0, 0]), np.array([0, 0]))  # 0 / 0: undefined, not infinite
         assert math.isnan(ratio) and math.isnan(lo) and math.isnan(hi) and method == "undefined"
     with pytest.raises(ValueError, match="equal-length"):
@@ -121,6 +153,22 @@ def test_with_few_real_errors_the_ratio_interval_is_exact():
     assert hits >= 0.94 * 200
 
 
+def test_with_few_synthesised_errors_the_ratio_interval_is_exact_too():
+    """Only the real audio's count chose the exact interval: with 10 real errors and no synthesised one the bootstrap
+    gave [0, 0] (against the exact [0, 0.45]); with 1, [0, 0.33] (against [0.002, 0.70])."""
+    real = np.r_[np.ones(10), np.zeros(140)]
+    assert ratio_ci(np.zeros(150), real) == (0.0, [0.0, pytest.approx(0.4461, abs=1e-4)], "exact")
+    ratio, (lo, hi), method = ratio_ci(np.r_[0.0, 1.0, np.zeros(148)], real)
+    assert (ratio, method) == (0.1, "exact")
+    assert lo == pytest.approx(0.002304, abs=1e-6) and hi == pytest.approx(0.7029, abs=1e-4)
+    # the interval over judges too: where ratio_ci is exact it is refused, not [0, 0]
+    with pytest.raises(ValueError, match="too few to bootstrap: take ratio_ci's exact interval"):
+        ratio_ci_over_judges(np.zeros((2, 150)), np.stack([real, real]))
+    many = np.r_[np.ones(5), np.zeros(145)]
+    lo, hi = ratio_ci_over_judges(np.stack([many, many]), np.stack([real, real]), resamples=500)
+    assert lo < 0.5 < hi
+
+
 def test_a_text_column_is_skipped_unless_it_is_compared(tmp_path):
     """shared.evaluate's table holds whisper_language (en, fr) beside the numbers: read_utt_table refused it."""
     table = tmp_path / "metrics_utt.tsv"
@@ -138,7 +186,7 @@ def test_a_metric_few_utterances_have_is_resampled_among_those_only():
     for i, u in enumerate(sorted(a)):  # "m": only in two utterances, 1 higher in B in both
         a[u]["m"], b[u]["m"] = (0.0, 1.0) if i < 2 else (math.nan, math.nan)
     res = paired_compare(a, b, ["m", "mcd_dtw"], resamples=4000)
-    assert res["m"]["n"] == 2 and res["m"]["ci"] == [1.0, 1.0] and res["m"]["verdict"] == "different"
+    assert res["m"]["n"] == 2 and res["m"]["ci"] == [1.0, 1.0] and res["m"]["verdict"] == f"no verdict (n < {MIN_UTTS})"
     # a metric every utterance has is drawn as it would be alone
     assert res["mcd_dtw"] == paired_compare(a, b, ["mcd_dtw"], resamples=4000)["mcd_dtw"]
 
@@ -171,8 +219,6 @@ def test_pers_scored_by_different_recognisers_are_not_compared(tmp_path, capsys)
 
 
 def test_ratio_ci_over_judges_widens_with_the_judges_spread():
-    from shared.compare import ratio_ci_over_judges
-
     rng = np.random.default_rng(0)
     real = rng.poisson(1.0, size=(1, 400)).repeat(2, axis=0)  # two judges that read the real audio alike
     agree = rng.poisson(2.0, size=(1, 400)).repeat(2, axis=0)

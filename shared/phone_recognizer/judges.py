@@ -10,11 +10,12 @@ run AG's screening TTS audio is 1.17x, 1.33x or 1.71x its real audio by three 18
 (egs/espeak_mini/tts1/RESULTS.md). That interval covers the sentences and not the judge. This scores every
 generated dir and the real audio with every judge and reports each judge's ratio and the pooled one: each
 utterance's errors summed over the judges, the ratio of the sums, and its interval over utterances
-(:func:`shared.compare.ratio_ci`: bootstrap, or exact where the real audio has under 5 errors; each row says
-which), then a wider one over judges and utterances together (:func:`shared.compare.ratio_ci_over_judges`), which
-counts the judges as a sample too: with few judges, a rough one. The ratio of the sums is the mean of the judges' own ratios weighted by each judge's real-audio error
-count: a judge that reads the real audio with few errors weighs less than one that reads it with many (and a
-judge with no real errors, whose own ratio is infinite, does not make the pooled one infinite). Train more
+(:func:`shared.compare.ratio_ci`: bootstrap, or exact where the generated or the real audio has under 5 errors;
+each row says which), then, where it is the bootstrap, a wider one over judges and utterances together
+(:func:`shared.compare.ratio_ci_over_judges`), which counts the judges as a sample too: with few judges, a rough one.
+The ratio of the sums is the mean of the judges' own ratios weighted by each judge's real-audio error count: a
+judge that reads the real audio with few errors weighs less than one that reads it with many (and a judge with no
+real errors, whose own ratio is infinite, does not make the pooled one infinite). Train more
 judges with ``python -m shared.phone_recognizer.train ... train.seed=N``.
 Judges whose weights are byte-identical are refused: a copy, or -- the recipe's judge being time-capped and
 seeded -- two runs' judges that happened to train the same number of steps (runs AE and AH, 1107 each).
