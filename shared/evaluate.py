@@ -11,18 +11,21 @@ generated subset). Per utterance (in ``--nj`` processes): MCD-DTW, log-F0 RMSE, 
 voicing error and duration ratio (:mod:`shared.metrics.spectral` documents the recipe); in ``codec``
 mode also PESQ-WB, STOI, SI-SDR and multi-resolution mel distance. With ``--phone-recognizer`` the
 PER of the generated and of the reference audio. Model-based metrics (:mod:`shared.metrics.optional`)
-run when their weights are given, else ``metrics.json`` says why they were skipped; Whisper transcribes each
+run when their weights are given (a path given that does not load is an error), else ``metrics.json`` and stderr say
+why they were skipped; Whisper's corpus WER is its errors over the reference words. Whisper transcribes each
 utterance in its language: the reference dir's ``utt2lang`` where there is one, else ``--language`` (an espeak-ng
 language as the recipe's; default English), and ``metrics.json`` says which (:func:`utt_languages`).
 
-Outputs (atomic): ``metrics.json`` (corpus mean/std/median per metric, corpus PER, skipped metrics,
+Outputs (atomic): ``metrics.json`` (corpus mean/std/median per metric, corpus PER and Whisper WER, skipped metrics,
 settings and, where the reference dir has ``utt2spk``, ``speakers``: each speaker's utterance count, metric
 means and phone errors of the generated and the real audio), ``<stem>_utt.tsv`` (one row per utterance) and
 ``<stem>_signal.json`` (the per-utterance signal metrics, exactly). ``metrics.json`` is strict JSON: a value
 that is not finite (a PER ratio with no real-audio errors, or none at all) is written as ``null``. A rerun with the
-same inputs and settings (``--allow-subset`` among them) is a no-op; a rerun on the same audio that only adds or
+same inputs (audio, weights, tokens, utt2lang, utt2spk, text) and settings (``--allow-subset`` and the models the
+environment enables among them) only makes the plots asked for; a rerun on the same audio that only adds or
 changes the phone recogniser (the recipe scores the codec in stage 5 and adds its PER in stage 9) reuses the
-signal metrics instead of recomputing them (``--overwrite`` recomputes everything).
+signal metrics instead of recomputing them (``--overwrite`` recomputes everything, as does a ``wav.scp`` with
+pipes: :func:`fingerprint`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -131,7 +134,6 @@ def _load(path: str) -> np.ndarray:
 def cached_ref_analysis(utt: str, ref: np.ndarray, with_f0: bool, cache_dir: str | None):
     """``analyse(ref)`` through ``cache_dir/<utt>.pkl``, reused while the reference audio (its samples' SHA-1: a file
     or a wav.scp pipe alike), the analysis settings and ``with_f0`` are the same; ``None`` cache: computed every time."""
-    import hashlib
     import pickle
 
     from shared.metrics.spectral import DEFAULT_ANALYSIS, MCEP_CONVENTION, analyse
@@ -182,23 +184,36 @@ def run_utt_metrics(jobs: list[tuple], nj: int) -> list[dict[str, Any]]:
 
 
 def fingerprint(paths: list[PathLike]) -> dict[str, Any]:
-    """Size and mtime of the input files, and for a ``wav.scp`` a digest of the size and mtime of every audio
-    file it names (so audio rewritten under an unchanged index counts as new): a rerun with the same inputs
-    is skipped, and the signal metrics of the same audio are reused."""
-    out = {}
-    for p in paths:
-        p = Path(p)
-        if not p.exists():
+    """``{path: {"size", "mtime_ns"}}`` of the input files (None: absent; a directory, as a speaker model's: a digest
+    of its files' sizes and mtimes), and for a ``wav.scp`` a digest of the size and mtime of every audio file it
+    names (so audio rewritten under an unchanged index counts as new) and how many of its entries are pipes: a
+    rerun with the same inputs is skipped, and the signal metrics of the same audio are reused. A pipe (``sox a.sph
+    -t wav - |``) has no file to date: its command is in the digest, but what it reads may have changed, so
+    :func:`evaluate` reuses nothing of a wav.scp with pipes (telling by its samples would mean decoding the corpus)."""
+    from shared.audio import is_pipe
+
+    out: dict[str, Any] = {}
+    for p in map(Path, paths):
+        if p.is_dir():
+            out[str(p)] = {"files": _stat_digest((str(f.relative_to(p)), f) for f in sorted(p.rglob("*")) if f.is_file())}
+        elif p.exists():
+            st = p.stat()
+            out[str(p)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            if p.name == "wav.scp":
+                scp = read_kv(p)
+                out[str(p)].update(audio=_stat_digest(scp.items()), pipes=sum(map(is_pipe, scp.values())))
+        else:
             out[str(p)] = None
-            continue
-        out[str(p)] = [p.stat().st_size, int(p.stat().st_mtime)]
-        if p.name == "wav.scp":
-            digest = hashlib.sha1()
-            for utt, wav in read_kv(p).items():
-                st = Path(wav).stat() if Path(wav).exists() else None
-                digest.update(f"{utt} {wav} {st.st_size if st else -1} {st.st_mtime_ns if st else -1}\n".encode())
-            out[str(p)].append(digest.hexdigest())
     return out
+
+
+def _stat_digest(named: Iterable[tuple[str, str | Path]]) -> str:
+    """SHA-1 of every ``(name, path)``: the name, the path and, where it is a file, its size and mtime."""
+    digest = hashlib.sha1()
+    for name, path in named:
+        st = Path(path).stat() if Path(path).is_file() else None
+        digest.update(f"{name} {path} {st.st_size if st else -1} {st.st_mtime_ns if st else -1}\n".encode())
+    return digest.hexdigest()
 
 
 def write_utt_table(path: PathLike, rows: list[dict[str, Any]]) -> None:
@@ -268,24 +283,43 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
             raise EvaluationError(f"{d}: has 'segments'; evaluation needs one file per utterance (extract them first)")
     ref_token_file = Path(ref_token_file) if ref_token_file else ref_dir / "token"
     scps = [ref_dir / "wav.scp", gen_dir / "wav.scp"]
-    inputs = fingerprint(scps + [ref_token_file, ref_dir / "utt2lang"]
-                         + ([Path(phone_recognizer) / MODEL_FILE] if phone_recognizer else []))
     utt2spk_path = ref_dir / "utt2spk"
+    from shared.metrics.optional import OptionalModelError, load_optional_metrics, requested_models
     from shared.metrics.spectral import MCEP_CONVENTION  # here: librosa is slow to import for the CLIs that need none
 
+    models = requested_models(optional_models or {})  # those the environment enables too: they change the results
+    # every input a result depends on: the audio, the recognisers' and models' weights, the tokens, languages,
+    # speakers and texts (Whisper's references)
+    inputs = fingerprint(scps + [ref_token_file, ref_dir / "utt2lang", utt2spk_path, ref_dir / "text"]
+                         + ([Path(phone_recognizer) / MODEL_FILE] if phone_recognizer else [])
+                         + [Path(m) for m in models.values() if m])
     settings = {"mode": mode, "phone_recognizer": str(phone_recognizer) if phone_recognizer else None,
-                "with_f0": with_f0, "optional_models": optional_models or {}, "per_speaker": utt2spk_path.is_file(),
+                "with_f0": with_f0, "optional_models": models, "per_speaker": utt2spk_path.is_file(),
                 "language": language, "allow_subset": allow_subset, "mcep": MCEP_CONVENTION}
-    if out.exists() and not overwrite:
-        old = read_json(out)
-        if old.get("inputs") == inputs and old.get("settings") == settings:
-            print(f"[evaluate] {out} is up to date; nothing to do (--overwrite to recompute)")
-            return old
-    t0 = time.time()
     ref_scp, gen_scp = read_kv(ref_dir / "wav.scp"), read_kv(gen_dir / "wav.scp")
     utts = match_utts(ref_scp, gen_scp, allow_subset)
+    piped = [str(p) for p in scps if inputs[str(p)]["pipes"]]
+    if piped:
+        print(f"[evaluate] {' and '.join(piped)} read audio through commands ('... |'), which have no date to "
+              "compare: scoring afresh")
+    fresh = overwrite or bool(piped)
+    if out.exists() and not fresh:
+        old = read_json(out)
+        if old.get("inputs") == inputs and old.get("settings") == settings:
+            print(f"[evaluate] {out} is up to date; nothing to do{' but the plots' if plots_dir else ''} "
+                  "(--overwrite to recompute)")
+            if plots_dir:  # asked for now, perhaps not when the metrics were made
+                make_plots(Path(plots_dir), utts[:num_plots], ref_scp, gen_scp)
+            return old
+    t0 = time.time()
+    try:  # before the signal metrics: a model asked for that does not load stops the run at once
+        available, skipped = load_optional_metrics(optional_models or {})
+    except OptionalModelError as e:
+        raise EvaluationError(str(e)) from e
+    for name, why in skipped.items():
+        print(f"[evaluate] {name} skipped: {why['skipped']}", file=sys.stderr)
     signal_key = {"mode": mode, "with_f0": with_f0, "mcep": MCEP_CONVENTION, "inputs": {str(p): inputs[str(p)] for p in scps}}
-    rows = None if overwrite else reusable_signal_rows(out, signal_key, utts)
+    rows = None if fresh else reusable_signal_rows(out, signal_key, utts)
     if rows is not None:
         print(f"[evaluate] signal metrics of {len(utts)} utts reused from {signal_rows_path(out)} (same audio)")
     else:
@@ -314,7 +348,7 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
             errors[tag] = [res["utts"][u]["errors"] for u in utts]
             phones[tag] = {u: (res["utts"][u]["errors"], res["utts"][u]["ref_len"]) for u in utts}
         # how many times the real audio's errors the generated audio makes, with a 95% interval over the
-        # utterances (bootstrap; exact where the real audio has under 5 errors): with a few dozen errors in
+        # utterances (bootstrap; exact where the generated or the real audio has under 5 errors): with a few dozen errors in
         # either, the ratio alone says little
         corpus["per_ratio"], summary["per_ratio_ci"], summary["per_ratio_ci_method"] = ratio_ci(
             np.array(errors["gen"]), np.array(errors["ref"]))
@@ -326,33 +360,8 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
         phones = None
         summary["phone_recognizer"] = {"skipped": "no --phone-recognizer given"}
 
-    # optional model-based metrics
-    from shared.metrics.optional import load_optional_metrics
-
-    available, skipped = load_optional_metrics(optional_models or {})
-    enabled: dict[str, dict[str, Any]] = {k: {"enabled": True} for k in available}
-    langs = dict.fromkeys(utts, "en")
-    if available:
-        text = read_kv(ref_dir / "text") if (ref_dir / "text").exists() else {}
-        if "whisper_wer" in available:  # an empty reference would make the WER infinite, then dropped as nan
-            if not (ref_dir / "text").is_file():
-                raise EvaluationError(f"whisper_wer needs the reference text: {ref_dir / 'text'} not found")
-            no_text = [u for u in utts if not text.get(u, "").strip()]
-            if no_text:
-                raise EvaluationError(f"{ref_dir / 'text'}: no text for {len(no_text)} utterance(s) (whisper_wer "
-                                      f"needs it): {', '.join(no_text[:20])}")
-            langs, source = utt_languages(ref_dir, utts, language)
-            counts = {c: sum(v == c for v in langs.values()) for c in sorted(set(langs.values()))}
-            enabled["whisper_wer"].update(languages=counts, language_source=source)
-            print(f"[evaluate] whisper_wer: utterances per language {counts}, from {source}")
-        for u in utts:
-            ref, gen = _load(ref_scp[u]), _load(gen_scp[u])
-            with errors_named(f"utterance {u} (generated {gen_scp[u]})", EvaluationError):
-                for fn in available.values():
-                    by_utt[u].update(fn(ref, gen, text.get(u, ""), langs[u]))
-            if "whisper_wer" in available:
-                by_utt[u]["whisper_language"] = langs[u]
-    summary["optional_metrics"] = {**enabled, **skipped}
+    summary["optional_metrics"] = {**optional_scores(available, ref_dir, utts, ref_scp, gen_scp, by_utt, language, corpus),
+                                   **skipped}
 
     summary["metrics"] = aggregate(by_utt[u] for u in utts)
     if settings["per_speaker"]:
@@ -368,6 +377,42 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     summary = json_safe(summary)  # what a rerun reads back from metrics.json
     write_json(out, summary)
     return summary
+
+
+def optional_scores(available: dict[str, Any], ref_dir: Path, utts: list[str], ref_scp: dict[str, str],
+                    gen_scp: dict[str, str], by_utt: dict[str, dict[str, Any]], language: str | None,
+                    corpus: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Score every utterance with the loaded model-based metrics (:mod:`shared.metrics.optional`) into ``by_utt``;
+    returns their ``metrics.json`` entries. Whisper's WER also goes into ``corpus``: its errors over its reference
+    words, as WER is defined (the mean of the utterances' rates weights a two-word one as much as a forty-word one)."""
+    enabled: dict[str, dict[str, Any]] = {k: {"enabled": True} for k in available}
+    if not available:
+        return enabled
+    langs = dict.fromkeys(utts, "en")
+    text = read_kv(ref_dir / "text") if (ref_dir / "text").exists() else {}
+    if "whisper_wer" in available:  # an empty reference would make the WER infinite, then dropped as nan
+        if not (ref_dir / "text").is_file():
+            raise EvaluationError(f"whisper_wer needs the reference text: {ref_dir / 'text'} not found")
+        no_text = [u for u in utts if not text.get(u, "").strip()]
+        if no_text:
+            raise EvaluationError(f"{ref_dir / 'text'}: no text for {len(no_text)} utterance(s) (whisper_wer "
+                                  f"needs it): {', '.join(no_text[:20])}")
+        langs, source = utt_languages(ref_dir, utts, language)
+        counts = {c: sum(v == c for v in langs.values()) for c in sorted(set(langs.values()))}
+        enabled["whisper_wer"].update(languages=counts, language_source=source)
+        print(f"[evaluate] whisper_wer: utterances per language {counts}, from {source}")
+    for u in utts:
+        with errors_named(f"utterance {u} (reference {ref_scp[u]}, generated {gen_scp[u]})", EvaluationError):
+            ref, gen = _load(ref_scp[u]), _load(gen_scp[u])
+            for fn in available.values():
+                by_utt[u].update(fn(ref, gen, text.get(u, ""), langs[u]))
+        if "whisper_wer" in available:
+            by_utt[u]["whisper_language"] = langs[u]
+    if "whisper_wer" in available:
+        errors, words = (sum(by_utt[u][k] for u in utts) for k in ("whisper_errors", "whisper_words"))
+        enabled["whisper_wer"].update(errors=errors, words=words)
+        corpus["whisper_wer"] = errors / words if words else float("nan")  # no words at all: null in metrics.json
+    return enabled
 
 
 def make_plots(plots_dir: Path, utts: list[str], ref_scp: dict[str, str], gen_scp: dict[str, str]) -> None:
@@ -432,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     except EvaluationError as e:
         print(f"[evaluate] error: {e}", file=sys.stderr)
         return 1
-    shown = {k: round(v["mean"], 4) for k, v in res["metrics"].items() if "mean" in v and not k.endswith("seconds")}
+    shown = {k: round(v["mean"], 4) for k, v in res["metrics"].items()  # a corpus-level value shown as such, below
+             if "mean" in v and not k.endswith("seconds") and k not in res.get("corpus", {})}
     print(f"[evaluate] {res['num_utts']} utts -> {a.out}: {shown} {res.get('corpus', {})}")
     if res.get("per_ratio_ci"):
         print(f"[evaluate] {per_ratio_line(res)}")

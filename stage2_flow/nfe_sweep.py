@@ -24,6 +24,7 @@ is swept by its ids alone, without the prompts it was trained with (a warning sa
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from pathlib import Path
@@ -202,12 +203,17 @@ def path_gap(z: dict[str, torch.Tensor], z_ref: dict[str, torch.Tensor]) -> floa
 
 
 def _flat(res: dict) -> dict[str, float]:
-    """A shared.evaluate summary's numbers: each metric's mean over utterances, but the phone error rates
-    (``per_*``) pooled over the test set (its ``corpus`` section: errors / reference phones), as RESULTS.md's TTS
-    table shows them under the same headers; the mean of per-utterance rates would weigh a short sentence as much
-    as a long one."""
+    """A shared.evaluate summary's numbers: each metric's mean over utterances, but the error rates it pools over
+    the test set (its ``corpus`` section: phone errors / reference phones, Whisper's word errors / words; a PER must
+    be there) as RESULTS.md's TTS table shows them under the same headers: the mean of per-utterance rates would
+    weigh a short sentence as much as a long one."""
     pooled = res.get("corpus", {})
-    return {k: float(pooled[k] if k.startswith("per_") else v["mean"]) for k, v in res.get("metrics", {}).items()
+
+    def value(k: str, v: dict) -> float:
+        if k.startswith("per_") or k in pooled:
+            return math.nan if pooled[k] is None else float(pooled[k])  # null: no reference words at all
+        return float(v["mean"])
+    return {k: value(k, v) for k, v in res.get("metrics", {}).items()
             if isinstance(v, dict) and "mean" in v and not k.endswith("seconds")}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -17,6 +18,22 @@ from shared.phone_recognizer.toy import make_toy_data_dir, toy_utterance
 from shared.plots import plot_alignment, plot_mel_comparison, plot_quality_vs_nfe, plot_training_curves
 
 PNG = b"\x89PNG"
+
+
+def save_utmos(path: Path, score: float) -> str:
+    """A TorchScript "MOS model" answering ``score`` for any wav (shared.metrics.optional's utmos interface)."""
+    import torch
+
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.score = torch.nn.Parameter(torch.tensor(score))
+
+        def forward(self, wav):
+            return self.score.expand(wav.shape[0])
+
+    torch.jit.script(Fixed()).save(str(path))
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -103,22 +120,23 @@ def test_rescoring_the_same_audio_reuses_the_signal_metrics(dirs, tmp_path, monk
 
     monkeypatch.setattr(ev, "run_utt_metrics", must_not_run)
     # other settings (here an optional model, in the recipe the phone recogniser): a new summary, same numbers
-    again = evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1, optional_models={"utmos": str(tmp_path / "no.pt")})
-    assert again["optional_metrics"]["utmos"]["skipped"] and again["metrics"] == first["metrics"]
+    again = evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1,
+                     optional_models={"utmos": save_utmos(tmp_path / "utmos.pt", 3.5)})
+    assert again["metrics"].pop("utmos")["mean"] == pytest.approx(3.5) and again["metrics"] == first["metrics"]
     # new audio (the generated wav.scp rewritten), another mode or --overwrite: computed afresh
     scp = dirs / "gen" / "wav.scp"
-    stamp = scp.stat().st_mtime
-    os.utime(scp, (stamp + 5, stamp + 5))
+    stamp = scp.stat().st_mtime_ns  # (to the nanosecond: a float of seconds would not restore it)
+    os.utime(scp, ns=(stamp + 5 * 10**9, stamp + 5 * 10**9))
     with pytest.raises(AssertionError, match="recomputed"):
         evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
-    os.utime(scp, (stamp, stamp))
+    os.utime(scp, ns=(stamp, stamp))
     evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)  # the same audio again: reused
     wav = Path(next(iter(read_kv(scp).values())))  # one generated file rewritten, its index untouched
-    wav_stamp = wav.stat().st_mtime
-    os.utime(wav, (wav_stamp + 5, wav_stamp + 5))
+    wav_stamp = wav.stat().st_mtime_ns
+    os.utime(wav, ns=(wav_stamp + 5 * 10**9, wav_stamp + 5 * 10**9))
     with pytest.raises(AssertionError, match="recomputed"):
         evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
-    os.utime(wav, (wav_stamp, wav_stamp))
+    os.utime(wav, ns=(wav_stamp, wav_stamp))
     for kw in ({"mode": "tts"}, {"mode": "codec", "overwrite": True}):
         with pytest.raises(AssertionError, match="recomputed"):
             evaluate(dirs / "ref", dirs / "gen", out, nj=1, **kw)
@@ -160,10 +178,176 @@ def test_reference_analysis_cache_gives_the_same_metrics(dirs, tmp_path):
 
 
 def test_optional_metrics_say_why_they_are_skipped(monkeypatch, tmp_path):
-    monkeypatch.setenv("FLOWTTS_UTMOS_MODEL", str(tmp_path / "nope.pt"))
+    for name in ("FLOWTTS_WHISPER_MODEL", "FLOWTTS_SPK_MODEL", "FLOWTTS_UTMOS_MODEL"):
+        monkeypatch.delenv(name, raising=False)
     available, skipped = load_optional_metrics({"whisper_wer": None})
-    assert not available
-    assert "not found" in skipped["utmos"]["skipped"] and "FLOWTTS_WHISPER_MODEL" in skipped["whisper_wer"]["skipped"]
+    assert not available and set(skipped) == {"whisper_wer", "spk_sim", "utmos"}
+    assert "--whisper-model or $FLOWTTS_WHISPER_MODEL" in skipped["whisper_wer"]["skipped"]
+    assert "--utmos-model or $FLOWTTS_UTMOS_MODEL" in skipped["utmos"]["skipped"]
+
+
+def test_a_model_asked_for_that_does_not_load_is_an_error(dirs, monkeypatch, tmp_path, capsys):
+    """A given path that did not load was only a "skipped" inside metrics.json, exit 0: now an error naming the
+    path, where it came from and why; a model given no path is still skipped, and stderr says so."""
+    from shared.metrics.optional import OptionalModelError
+
+    for name in ("FLOWTTS_WHISPER_MODEL", "FLOWTTS_SPK_MODEL", "FLOWTTS_UTMOS_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a TorchScript file")
+    monkeypatch.setenv("FLOWTTS_UTMOS_MODEL", str(broken))
+    with pytest.raises(OptionalModelError, match=f"utmos: {broken} \\(from \\$FLOWTTS_UTMOS_MODEL\\) failed to load: "):
+        load_optional_metrics({})
+    with pytest.raises(OptionalModelError, match=f"utmos: {tmp_path / 'no.pt'} \\(from --utmos-model\\) not found"):
+        load_optional_metrics({"utmos": str(tmp_path / "no.pt")})
+    if importlib.util.find_spec("whisper") is None:
+        with pytest.raises(OptionalModelError, match="python package 'whisper', which is not installed"):
+            load_optional_metrics({"whisper_wer": str(broken)})
+    args = ["--ref-dir", str(dirs / "ref"), "--gen-dir", str(dirs / "gen"), "--out", str(tmp_path / "m.json"), "--nj",
+            "1", "--no-f0"]
+    capsys.readouterr()
+    assert main(args) == 1 and not (tmp_path / "m.json").exists()
+    assert f"error: utmos: {broken} (from $FLOWTTS_UTMOS_MODEL) failed to load" in capsys.readouterr().err
+    monkeypatch.delenv("FLOWTTS_UTMOS_MODEL")
+    assert main(args) == 0
+    assert "[evaluate] utmos skipped: no weights given (--utmos-model or $FLOWTTS_UTMOS_MODEL)" in capsys.readouterr().err
+
+
+def test_a_rerun_sees_every_input_that_changes_the_results(dirs, tmp_path, monkeypatch, capsys):
+    """The up-to-date check missed a model the environment enables, new weights at the same path, another utt2spk
+    or text (Whisper's references), and made no plots asked for by the rerun."""
+    monkeypatch.delenv("FLOWTTS_UTMOS_MODEL", raising=False)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for name in ("wav.scp", "utt2spk", "text"):
+        write_kv(ref / name, read_kv(dirs / "ref" / name))
+    out, args = tmp_path / "eval" / "metrics.json", dict(nj=1, with_f0=False)
+
+    def rerun(**kw):
+        capsys.readouterr()
+        res = evaluate(ref, dirs / "gen", out, **args, **kw)
+        return res, "up to date" in capsys.readouterr().out
+
+    assert "skipped" in rerun()[0]["optional_metrics"]["utmos"]
+    monkeypatch.setenv("FLOWTTS_UTMOS_MODEL", save_utmos(tmp_path / "utmos.pt", 3.0))
+    res, same = rerun()
+    assert not same and res["metrics"]["utmos"]["mean"] == pytest.approx(3.0)
+    assert res["settings"]["optional_models"]["utmos"] == str(tmp_path / "utmos.pt")
+    save_utmos(tmp_path / "utmos.pt", 4.0)  # new weights, same path
+    res, same = rerun()
+    assert not same and res["metrics"]["utmos"]["mean"] == pytest.approx(4.0)
+    write_kv(ref / "utt2spk", dict.fromkeys(read_kv(ref / "utt2spk"), "one_voice"))
+    res, same = rerun()
+    assert not same and list(res["speakers"]) == ["one_voice"]
+    assert rerun()[1]
+    write_kv(ref / "text", {u: "another text" for u in read_kv(ref / "text")})
+    assert not rerun()[1]
+    res, same = rerun(plots_dir=tmp_path / "plots", num_plots=1)  # up to date, and the plots asked for are made
+    assert same and sorted(p.suffix for p in (tmp_path / "plots").iterdir()) == [".png", ".png"]
+
+
+def test_audio_through_a_pipe_is_scored_afresh_and_dates_are_to_the_nanosecond(dirs, tmp_path, monkeypatch, capsys):
+    """A wav.scp pipe has no file to date: it counted as unchanged forever; now a wav.scp with one is always
+    scored again. Token and utt2lang files were dated to the second."""
+    import os
+
+    import shared.evaluate as ev
+    from shared.evaluate import fingerprint
+
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    scp = read_kv(dirs / "ref" / "wav.scp")
+    first = sorted(scp)[0]
+    write_kv(ref / "wav.scp", {**scp, first: f"cat {scp[first]} |"})
+    out = tmp_path / "metrics.json"
+    plain = evaluate(dirs / "ref", dirs / "gen", tmp_path / "plain.json", nj=1, with_f0=False)
+    piped = evaluate(ref, dirs / "gen", out, nj=1, with_f0=False)
+    assert piped["metrics"]["mcd_dtw"] == plain["metrics"]["mcd_dtw"]
+
+    def must_not_run(jobs, nj):
+        raise AssertionError("signal metrics recomputed")
+
+    monkeypatch.setattr(ev, "run_utt_metrics", must_not_run)
+    capsys.readouterr()
+    with pytest.raises(AssertionError, match="recomputed"):
+        evaluate(ref, dirs / "gen", out, nj=1, with_f0=False)
+    assert "read audio through commands" in capsys.readouterr().out and "up to date" not in capsys.readouterr().out
+    stamped = tmp_path / "utt2lang"
+    stamped.write_text("u en-us\n")
+    second = 1_700_000_000 * 10**9
+    os.utime(stamped, ns=(second, second))
+    before = fingerprint([stamped])
+    os.utime(stamped, ns=(second, second + 1000))  # the same second
+    assert fingerprint([stamped]) != before
+
+
+def test_speaker_similarity_embeds_each_recording_whole(monkeypatch):
+    """Both recordings were cut to the shorter one's length before the embedding."""
+    import sys
+    import types
+
+    import torch
+
+    import shared.metrics.optional as opt
+
+    seen = []
+
+    class FakeEncoder:
+        @classmethod
+        def from_hparams(cls, source, savedir, run_opts):
+            return cls()
+
+        def encode_batch(self, wavs):  # (B, T) -> (B, 1, D)
+            seen.append(tuple(wavs.shape))
+            return torch.stack([wavs.mean(-1), wavs.std(-1)], -1)[:, None]
+
+    speaker = types.ModuleType("speechbrain.inference.speaker")
+    speaker.EncoderClassifier = FakeEncoder
+    for name in ("speechbrain", "speechbrain.inference"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "speechbrain.inference.speaker", speaker)
+    rng = np.random.default_rng(0)
+    ref, gen = rng.standard_normal(1600).astype(np.float32), rng.standard_normal(4800).astype(np.float32)
+    sim = opt._speaker("ecapa_dir")(ref, gen, "", "en")["spk_sim"]
+    assert sorted(seen) == [(1, 1600), (1, 4800)] and -1.0 <= sim <= 1.0
+
+
+def test_a_failing_file_in_the_model_metrics_is_named_with_its_utterance(dirs, tmp_path):
+    """The optional metrics loaded the audio outside the utterance's error context: the error named no utterance."""
+    from shared.evaluate import optional_scores
+
+    ref = read_kv(dirs / "ref" / "wav.scp")
+    bad = tmp_path / "not_audio.wav"
+    bad.write_text("this is not a wav file\n")
+    utts = sorted(ref)
+    gen = {**ref, utts[1]: str(bad)}
+    by_utt = {u: {} for u in utts}
+    fn = lambda r, g, text, language: {"utmos": 1.0}  # noqa: E731
+    with pytest.raises(EvaluationError, match=f"utterance {utts[1]} \\(reference {ref[utts[1]]}, generated {bad}\\)"):
+        optional_scores({"utmos": fn}, dirs / "ref", utts, ref, gen, by_utt, None, {})
+
+
+def test_whisper_wer_of_the_corpus_is_its_errors_over_its_words(dirs, tmp_path, monkeypatch, capsys):
+    """The corpus WER was the mean of the utterances' rates, a two-word utterance weighing as much as a ten-word one."""
+    import shared.metrics.optional as opt
+
+    texts = read_kv(dirs / "ref" / "text")
+    counts = dict(zip(sorted(texts.values()), [(1, 2), (0, 10), (0, 8)]))  # (errors, words) by reference text
+
+    def fake_whisper(ref, gen, text, language):
+        errors, words = counts[text]
+        return {"whisper_wer": errors / words, "whisper_errors": errors, "whisper_words": words}
+
+    monkeypatch.setattr(opt, "load_optional_metrics", lambda models: ({"whisper_wer": fake_whisper}, {}))
+    out = tmp_path / "metrics.json"
+    assert main(["--ref-dir", str(dirs / "ref"), "--gen-dir", str(dirs / "gen"), "--out", str(out), "--nj", "1",
+                 "--no-f0"]) == 0
+    res = json.loads(out.read_text())
+    assert res["metrics"]["whisper_wer"]["mean"] == pytest.approx(0.5 / 3)
+    assert res["corpus"]["whisper_wer"] == pytest.approx(1 / 20)
+    assert res["optional_metrics"]["whisper_wer"]["errors"] == 1 and res["optional_metrics"]["whisper_wer"]["words"] == 20
+    assert summary_row(res)["whisper_wer"] == "5.0%"  # the RESULTS.md cell is the corpus value
+    assert "'whisper_wer': 0.05" in capsys.readouterr().out
 
 
 def test_report(tmp_path):
@@ -357,7 +541,8 @@ def test_whisper_transcribes_each_utterance_in_its_language(dirs, tmp_path, monk
     res = evaluate(ref, dirs / "gen", tmp_path / "a.json", **args)
     assert model.languages == ["en", "fr", "en"]
     assert res["optional_metrics"]["whisper_wer"] == {"enabled": True, "languages": {"en": 2, "fr": 1},
-                                                      "language_source": f"utt2lang ({ref / 'utt2lang'})"}
+                                                      "language_source": f"utt2lang ({ref / 'utt2lang'})",
+                                                      "errors": 1, "words": 9}
     # English numbers in words on both sides; French only lowercased and without punctuation: "2" is not "deux"
     assert res["metrics"]["whisper_errors"]["mean"] == pytest.approx(1 / 3)
     table = (tmp_path / "a_utt.tsv").read_text().splitlines()

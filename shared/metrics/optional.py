@@ -1,8 +1,10 @@
 """Model-based metrics that need third-party packages *and* local weights; never downloaded.
 
-Each is enabled by a path (command-line option or environment variable). When the package or the weights
-are missing, :func:`load_optional_metrics` returns a ``{"skipped": reason}`` entry for it instead, and
-:mod:`shared.evaluate` copies that into ``metrics.json``: a metric is never dropped silently.
+Each is enabled by a path (command-line option, else environment variable: :func:`requested_models`). One given no
+path is skipped: :func:`load_optional_metrics` returns a ``{"skipped": reason}`` entry for it, which
+:mod:`shared.evaluate` prints and copies into ``metrics.json``, so a metric is never dropped silently. One given a
+path that does not load (no such file, its package not installed, a broken checkpoint) is an error naming the path
+and the cause: a metric asked for is never quietly missing from the results.
 
 ==============  =======================  ===============================================================
 metric          env / option             what is needed
@@ -39,6 +41,7 @@ import torch
 from shared.metrics.text import edit_distance
 
 ENV = {"whisper_wer": "FLOWTTS_WHISPER_MODEL", "spk_sim": "FLOWTTS_SPK_MODEL", "utmos": "FLOWTTS_UTMOS_MODEL"}
+OPTION = {"whisper_wer": "--whisper-model", "spk_sim": "--speaker-model", "utmos": "--utmos-model"}
 PACKAGE = {"whisper_wer": "whisper", "spk_sim": "speechbrain", "utmos": None}
 
 # fn(ref_wav (T,), gen_wav (T',), text, language) -> {metric: value}; both waveforms at 16 kHz, language the
@@ -110,9 +113,11 @@ def _speaker(path: str) -> MetricFn:
 
     enc = EncoderClassifier.from_hparams(source=path, savedir=path, run_opts={"device": "cpu"})
 
+    def embed(wav: np.ndarray) -> torch.Tensor:  # each recording whole (both cut to the shorter lost the longer one's end)
+        return enc.encode_batch(torch.from_numpy(wav).float()[None]).reshape(-1)
+
     def fn(ref: np.ndarray, gen: np.ndarray, text: str, language: str) -> dict[str, float]:
-        e = enc.encode_batch(torch.from_numpy(np.stack([ref[: gen.size], gen[: ref.size]])).float()).squeeze(1)
-        return {"spk_sim": float(torch.nn.functional.cosine_similarity(e[0], e[1], dim=-1))}
+        return {"spk_sim": float(torch.nn.functional.cosine_similarity(embed(ref), embed(gen), dim=0))}
 
     return fn
 
@@ -130,27 +135,38 @@ def _utmos(path: str) -> MetricFn:
 _BUILDERS = {"whisper_wer": _whisper, "spk_sim": _speaker, "utmos": _utmos}
 
 
+class OptionalModelError(ValueError):
+    """A model given a path (option or environment variable) that does not load."""
+
+
+def requested_models(paths: dict[str, str | None]) -> dict[str, str | None]:
+    """``{metric: weights path}``: ``paths[metric]`` (the command line's), else its environment variable, else None.
+    :mod:`shared.evaluate` stores these in ``metrics.json``'s settings, so a model enabled by the environment counts."""
+    return {name: paths.get(name) or os.environ.get(ENV[name]) or None for name in _BUILDERS}
+
+
 def load_optional_metrics(paths: dict[str, str | None]) -> tuple[dict[str, MetricFn], dict[str, dict[str, str]]]:
     """Build the metrics whose weights are given (``paths[name]`` or its environment variable).
 
-    Returns ``(available {name: fn}, skipped {name: {"skipped": reason}})``.
+    Returns ``(available {name: fn}, skipped {name: {"skipped": reason}})``, skipped those given no path. Raises
+    OptionalModelError for one given a path that does not load.
     """
     available: dict[str, MetricFn] = {}
     skipped: dict[str, dict[str, str]] = {}
-    for name, builder in _BUILDERS.items():
-        path = paths.get(name) or os.environ.get(ENV[name])
+    for name, path in requested_models(paths).items():
         pkg = PACKAGE[name]
         if not path:
-            reason = f"no weights given (set {ENV[name]} or the matching --*-model option)"
-        elif not Path(path).exists():
-            reason = f"weights not found at {path}"
-        elif pkg and importlib.util.find_spec(pkg) is None:
-            reason = f"python package '{pkg}' is not installed"
-        else:
-            try:
-                available[name] = builder(path)
-                continue
-            except Exception as e:  # a broken model must not kill the evaluation; say why instead
-                reason = f"failed to load {path}: {type(e).__name__}: {e}"
-        skipped[name] = {"skipped": reason}
+            also = f"; it would also need the python package '{pkg}'" if pkg and importlib.util.find_spec(pkg) is None else ""
+            skipped[name] = {"skipped": f"no weights given ({OPTION[name]} or ${ENV[name]}){also}"}
+            continue
+        given = f"{name}: {path} (from {OPTION[name] if paths.get(name) else '$' + ENV[name]})"
+        if not Path(path).exists():
+            raise OptionalModelError(f"{given} not found: give an existing path, or none to skip {name}")
+        if pkg and importlib.util.find_spec(pkg) is None:
+            raise OptionalModelError(f"{given} needs the python package '{pkg}', which is not installed: install "
+                                     f"it, or give no path to skip {name}")
+        try:
+            available[name] = _BUILDERS[name](path)
+        except Exception as e:
+            raise OptionalModelError(f"{given} failed to load: {type(e).__name__}: {e}") from e
     return available, skipped
