@@ -26,6 +26,23 @@ from pathlib import Path
 import numpy as np
 from machine_load import report_load, usable_cores
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the toolkit without an install, as the other benchmarks
+MARK = ".bench_bulk_synth"  # in a work dir this script made: the only kind it deletes
+
+
+def fresh_work_dir(path: Path) -> Path:
+    """``path`` emptied for a run: made if absent; deleted and remade where it is one of this script's (it holds
+    :data:`MARK`) or empty; anything else is refused, as it may be a user's data."""
+    if path.exists() and any(path.iterdir()):
+        if not (path / MARK).is_file():
+            raise SystemExit(f"--work-dir {path} exists and is not one this benchmark made (no {MARK} in it): "
+                             "give a new or empty directory")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / MARK).touch()
+    return path
+
 
 def synth_cmd(args: argparse.Namespace, data_dir: Path, out_dir: Path, threads: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "stage2_flow.synthesize", "--exp-dir", args.exp_dir, "--data-dir", str(data_dir),
@@ -75,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     per_job = min(max(1, args.threads // args.nj), max(1, cores // args.nj))  # never more threads than cores
     if threads < args.threads or per_job < max(1, args.threads // args.nj):
         print(f"note: --threads {args.threads} on {cores} usable cores: 1 job x {threads} threads, {args.nj} jobs x {per_job}")
-    work = Path(args.work_dir)
-    shutil.rmtree(work, ignore_errors=True)
+    work = fresh_work_dir(Path(args.work_dir))
     data = DataDir.load(args.data_dir)
     parts = data.split(args.nj)
     for k, part in enumerate(parts, 1):

@@ -24,6 +24,24 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm().clamp(min=1e-12))
 
 
+def on_gpu(result):
+    """``result`` (a verb's exit status or return value, computed as the argument) after asserting that the GPU held
+    memory while it ran: a ``--device cuda`` that fell back to the CPU would pass every "GPU equals CPU" check here.
+    Call as ``on_gpu(fresh_peak() or verb(...))``."""
+    assert torch.cuda.max_memory_allocated() > _held_before[0], "nothing new was allocated on the GPU: it ran on the CPU"
+    return result
+
+
+_held_before = [0]
+
+
+def fresh_peak() -> None:
+    """Start counting the GPU memory a verb allocates (above what earlier tests left held)."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    _held_before[0] = torch.cuda.memory_allocated()
+
+
 @pytest.fixture(scope="module")
 def s2(tmp_path_factory):
     """A fake stage-two corpus and a model trained on the GPU in bf16-mixed (validation included)."""
@@ -37,7 +55,7 @@ def s2(tmp_path_factory):
             "--dev-latents", str(root / "dump/fake/dev"), "--dev-dir", str(root / "data/dev"), "--exp-dir", str(root / "exp/flow"),
             "trainer.max_steps=6", "trainer.val_check_interval=6", "trainer.accelerator=gpu", "+trainer.precision=bf16-mixed",
             "trainer.gradient_clip_val=1.0"]
-    assert train.main(args) == 0
+    assert on_gpu(fresh_peak() or train.main(args)) == 0
     return root
 
 
@@ -52,8 +70,8 @@ def test_reflow_pairs_on_the_gpu_match_the_cpu(s2, tmp_path):
 
     common = ["--exp-dir", str(s2 / "exp/flow"), "--data-dir", str(s2 / "data/train"), "--latents", str(s2 / "dump/fake/train"),
               "--nfe", "4", "--max-utts", "6", "--temperature", "0.5"]
-    for dev in ("cpu", "cuda"):
-        assert reflow.main(["generate", *common, "--out-dir", str(tmp_path / dev), "--device", dev]) == 0
+    assert reflow.main(["generate", *common, "--out-dir", str(tmp_path / "cpu"), "--device", "cpu"]) == 0
+    assert on_gpu(fresh_peak() or reflow.main(["generate", *common, "--out-dir", str(tmp_path / "cuda"), "--device", "cuda"])) == 0
     keys = sorted(read_kv(tmp_path / "cpu" / "pairs.scp"))
     assert keys == sorted(read_kv(tmp_path / "cuda" / "pairs.scp")) and len(keys) == 6
     for k in keys:
@@ -69,14 +87,18 @@ def test_synthesis_gta_and_likelihood_on_the_gpu_match_the_cpu(s2, tmp_path):
     exp = s2 / "exp/flow"
     lat = {}
     for dev in ("cpu", "cuda"):
+        check = on_gpu if dev == "cuda" else (lambda result: result)
         out = tmp_path / f"synth_{dev}"
-        assert synthesize.main(["--exp-dir", str(exp), "--data-dir", str(s2 / "data/test"), "--out-dir", str(out), "--nfe", "4",
-                                "--temperature", "0.5", "--save-latents", "--device", dev]) == 0
+        assert check(fresh_peak() or synthesize.main(["--exp-dir", str(exp), "--data-dir", str(s2 / "data/test"), "--out-dir",
+                                                      str(out), "--nfe", "4", "--temperature", "0.5", "--save-latents",
+                                                      "--device", dev])) == 0
         lat[dev] = {u: torch.load(p) for u, p in read_latent_scp(out).items()}
-        assert gta.main(["--exp-dir", str(exp), "--data-dir", str(s2 / "data/dev"), "--latents", str(s2 / "dump/fake/dev"),
-                         "--out-dir", str(tmp_path / f"gta_{dev}"), "--device", dev]) == 0
-        assert likelihood.main(["--exp-dir", str(exp), "--latents", str(s2 / "dump/fake/dev"), "--data-dir", str(s2 / "data/dev"),
-                                "--nfe", "4", "--probes", "2", "--device", dev, "--out", str(tmp_path / f"ll_{dev}.json")]) == 0
+        assert check(fresh_peak() or gta.main(["--exp-dir", str(exp), "--data-dir", str(s2 / "data/dev"), "--latents",
+                                               str(s2 / "dump/fake/dev"), "--out-dir", str(tmp_path / f"gta_{dev}"),
+                                               "--device", dev])) == 0
+        assert check(fresh_peak() or likelihood.main(["--exp-dir", str(exp), "--latents", str(s2 / "dump/fake/dev"), "--data-dir",
+                                                      str(s2 / "data/dev"), "--nfe", "4", "--probes", "2", "--device", dev,
+                                                      "--out", str(tmp_path / f"ll_{dev}.json")])) == 0
     assert sorted(lat["cpu"]) == sorted(lat["cuda"]) and len(lat["cpu"]) == 3
     for u in lat["cpu"]:
         assert lat["cuda"][u].shape == lat["cpu"][u].shape and rel_err(lat["cuda"][u], lat["cpu"][u]) < 1e-2, u
@@ -94,16 +116,17 @@ def test_stage_one_trains_encodes_and_decodes_on_the_gpu(tmp_path):
     write_data_dir(tmp_path / "train", {f"spk{i % 2}_tr{i}": (f"spk{i % 2}", f"tone {i}", 1.0) for i in range(6)})
     write_data_dir(tmp_path / "dev", {f"spk{i}_dv{i}": (f"spk{i}", f"tone {i}", 1.0) for i in range(2)})
 
-    def run(module: str, *args: str) -> None:
+    def run(module: str, *args: str) -> str:
         p = subprocess.run([sys.executable, "-m", module, *args], cwd=root, capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, f"{module}:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+        return p.stdout + p.stderr
 
     exp = tmp_path / "vae"
     # bf16-mixed with the discriminator on from step 0 and clipping of G and D: the GPU's precision "auto" picks
-    run("stage1_vae.train", "--config", str(CONF / "stage1_smoke.yaml"), "--data-dir", str(tmp_path / "train"),
+    log = run("stage1_vae.train", "--config", str(CONF / "stage1_smoke.yaml"), "--data-dir", str(tmp_path / "train"),
         "--dev-dir", str(tmp_path / "dev"), "--exp-dir", str(exp), "trainer.accelerator=gpu", "trainer.precision=bf16-mixed",
         "trainer.max_steps=4", "train.disc_start_step=0", "train.grad_clip=0.5")
-    assert read_json(exp / "train_summary.json")["steps"] == 4
+    assert read_json(exp / "train_summary.json")["steps"] == 4 and "GPU available: True (cuda), used: True" in log
     for dev in ("cpu", "cuda"):
         run("stage1_vae.encode", "--exp-dir", str(exp), "--data-dir", str(tmp_path / "dev"), "--out-dir", str(tmp_path / f"z_{dev}"),
             "--device", dev)
@@ -127,7 +150,8 @@ def test_phone_recognizer_trains_on_the_gpu(tmp_path):
     cfg = merge(DEFAULT_CONFIG, {"model": {"conv_channels": 16, "hidden": 16, "num_layers": 1},
                                  "train": {"max_steps": 4, "batch_frames": 2000, "log_every": 2, "ckpt_every": 2,
                                            "warmup_steps": 2, "device": "cuda"}})
-    summary = train(cfg, str(tmp_path / "train"), str(tmp_path / "train" / "token"), str(tmp_path / "exp"), str(tmp_path / "dev"))
+    summary = on_gpu(fresh_peak() or train(cfg, str(tmp_path / "train"), str(tmp_path / "train" / "token"), str(tmp_path / "exp"),
+                                           str(tmp_path / "dev")))
     assert summary["steps"] == 4 and summary["dev_per"] >= 0
 
 

@@ -850,7 +850,7 @@ def test_ddp_two_cpu_processes_gloo(corpus, tmp_path):
     exp = tmp_path / "ddp"
     proc = train(corpus, exp, "trainer.devices=2", "trainer.strategy=ddp_find_unused_parameters_true", "trainer.max_steps=4",
                  "train.disc_start_step=1", "validation.num_utts=2", "validation.num_samples=1", "trainer.val_check_interval=4",
-                 "+trainer.max_time=00:00:01:00", "+train.lr_horizon=budget", "train.warmup_steps=1", "train.total_steps=10000")
+                 "+trainer.max_time=00:00:10:00", "+train.lr_horizon=budget", "train.warmup_steps=1", "train.total_steps=10000")
     assert read_json(exp / "train_summary.json")["steps"] == 4
     assert load_codec(exp).latent_dim == 8
     assert "validation step 4 (2 utts) mel_distance=" in proc.stdout, proc.stdout[-2000:]

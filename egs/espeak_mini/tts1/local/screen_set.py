@@ -3,10 +3,10 @@
 
     python local/screen_set.py --out-dir data/screen [--num-sentences 380] [--seed 11]
 
-The 40 test sentences (1252 phones) cannot separate two stage-two systems that differ by less than ~30% in
-phone errors; 380 sentences (about 12000 phones, 76 per voice) can. The sentences come from the corpus's own
-generator with another seed, are spoken by the same voices, and every one that also occurs in
-``data/{train,dev,test}/text`` is dropped (with a count printed), so the set is unseen by every model. It is built in
+The 150 test sentences (4620 phones, on which the real audio makes only 8-32 errors) are too few for the smaller
+differences between stage-two systems; 380 sentences (about 12000 phones, 76 per voice) score 2.6 times the phones.
+The sentences come from the corpus's own generator with another seed, are spoken by the same voices, and every one
+that also occurs in ``data/{train,dev,test}/text`` is dropped (with a count printed), so the set is unseen by every model. It is built in
 ``.<name>.tmp`` beside ``OUT_DIR`` and renamed into place when whole: an interrupted build leaves no ``OUT_DIR`` for
 local/score_screen.sh to stop at, and the next one starts afresh.
 ``OUT_DIR`` is a Kaldi data dir with ``token`` written with the recipe's ``exp/tokens.txt``, ready for::
