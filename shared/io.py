@@ -65,6 +65,13 @@ def atomic_save_torch(obj: Any, path: PathLike) -> None:
         torch.save(obj, f)
 
 
+def atomic_copy(src: PathLike, dst: PathLike) -> None:
+    """Copy ``src`` to ``dst`` through :func:`atomic_write`: a kill mid-copy leaves the old ``dst``, never a truncated
+    one (``shutil.copyfile`` truncates it first)."""
+    with atomic_write(dst, "wb", encoding=None) as f:
+        f.write(Path(src).read_bytes())
+
+
 @contextlib.contextmanager
 def errors_named(what: str, error: type[Exception] = RuntimeError) -> Iterator[None]:
     """Re-raise an error of the block as ``error`` whose message starts with ``what`` (the utterance, its files), the

@@ -22,7 +22,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
 import numpy as np
@@ -329,6 +329,35 @@ def check_ranks_agree(trainer: L.Trainer, module: torch.nn.Module) -> None:
         raise RuntimeError(f"after training, {int(differ.sum())} of {len(params)} weight tensors differ between the "
                            f"{trainer.world_size} DDP ranks: their gradients or learning rates were not the same, so "
                            "no rank holds the run's model (nothing exported)")
+
+
+def require_finite(module: L.LightningModule, what: str, loss: torch.Tensor, terms: dict[str, torch.Tensor],
+                   grad_norm: torch.Tensor | None, explain: Callable[[], str] = lambda: "") -> None:
+    """Stop the run (FloatingPointError) before a non-finite loss or gradient reaches an optimiser: from that step on
+    the weights, the EMA, every later checkpoint and the exported model would be NaN; the last checkpoint is left as it
+    was. Call it after the backward and the clipping, before the optimiser step. ``what`` names the loss (and its
+    batch), ``terms`` its parts (those not finite are named), ``grad_norm`` the clipped norm (None without clipping,
+    and not checked under fp16, whose loss scaler skips an overflowing step itself), ``explain()`` what made a loss
+    non-finite where the caller can tell (its inputs), called only then. Decided by all DDP ranks together in one
+    reduction: a rank stopping alone would leave the others waiting in an all-reduce."""
+    loss_ok = bool(torch.isfinite(loss))
+    scaler = getattr(module.trainer.precision_plugin, "scaler", None)
+    grads_ok = grad_norm is None or scaler is not None or bool(torch.isfinite(grad_norm))
+    if module.trainer.strategy.reduce_boolean_decision(loss_ok and grads_ok, all=True):
+        return
+    step = module.global_step
+    if loss_ok and grads_ok:
+        msg = f"step {step}: {what} or its gradient is not finite on another DDP rank (its error says why)"
+    elif loss_ok:
+        msg = (f"step {step}: {what} is finite but its gradient norm is {float(grad_norm)}: an overflow in the backward "
+               "pass; try trainer.precision=32-true or a lower train.lr")
+    else:
+        off = ", ".join(k for k, v in terms.items() if not torch.isfinite(v).all())
+        msg = f"step {step}: {what} is {float(loss.detach())} ({off} not finite){explain()}"
+    exp_dir = getattr(module, "exp_dir", None)
+    ckpt = f"{exp_dir}/checkpoints" if exp_dir is not None else "the checkpoint dir"
+    raise FloatingPointError(f"{msg}. Stopped before the weights took it in: a rerun resumes from the last checkpoint "
+                             f"in {ckpt} (if any) once the cause is dealt with")
 
 
 def end_process_group() -> None:

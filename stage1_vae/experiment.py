@@ -18,7 +18,7 @@ from stage1_vae.bottlenecks import RVQBottleneck
 from stage1_vae.discriminators import MultiDiscriminator
 from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
                                weighted_sum)
-from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule
+from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule, require_finite
 from stage1_vae.model import build_codec
 
 RECON_KEYS = ("mel/l1", "stft/mr", "stft/complex")
@@ -166,27 +166,9 @@ class Stage1Experiment(L.LightningModule):
 
     def _require_finite(self, what: str, loss: torch.Tensor, terms: dict[str, torch.Tensor],
                         batch: dict[str, Any], grad_norm: torch.Tensor | None = None) -> None:
-        """Stop the run (FloatingPointError) before a non-finite ``loss`` or gradient (``grad_norm``, the clipped
-        norm: None without clipping) reaches an optimiser: from that step on the weights, every later checkpoint and
-        the exported model would be NaN. The last checkpoint is left as it was. Decided by all DDP ranks together, in
-        one reduction: a rank stopping alone would leave the others waiting in an all-reduce."""
-        loss_ok = bool(torch.isfinite(loss))
-        grads_ok = grad_norm is None or bool(torch.isfinite(grad_norm))
-        if self.trainer.strategy.reduce_boolean_decision(loss_ok and grads_ok, all=True):
-            return
-        if loss_ok and grads_ok:
-            msg = f"step {self.global_step}: {what} is not finite on another DDP rank (its error says why)"
-        elif loss_ok:
-            msg = (f"step {self.global_step}: {what} is finite but its gradient norm is {float(grad_norm)}: an overflow "
-                   "in the backward pass; try trainer.precision=32-true or a lower train.lr")
-        else:
-            terms_off = ", ".join(k for k, v in terms.items() if not torch.isfinite(v).all())
-            msg = f"step {self.global_step}: {what} is {float(loss.detach())} ({terms_off} not finite)"
-            msg += self._non_finite_inputs(batch) or ("; the training diverged: try a lower train.lr, a "
-                                                      "train.grad_clip, or trainer.precision=32-true")
-        ckpt = f"{self.exp_dir}/checkpoints" if self.exp_dir is not None else "the checkpoint dir"
-        raise FloatingPointError(f"{msg}. Stopped before the weights took it in: a rerun resumes from the last "
-                                 f"checkpoint in {ckpt} (if any) once the cause is dealt with")
+        """:func:`shared.training.require_finite`, a non-finite loss explained by the batch's inputs where they are."""
+        require_finite(self, what, loss, terms, grad_norm, lambda: self._non_finite_inputs(batch) or (
+            "; the training diverged: try a lower train.lr, a train.grad_clip, or trainer.precision=32-true"))
 
     def _non_finite_inputs(self, batch: dict[str, Any]) -> str:
         """What of ``batch`` (its audio, its given latents) is not finite, and where to look; "" if nothing."""

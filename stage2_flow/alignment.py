@@ -71,8 +71,6 @@ def mas_torch(log_p: torch.Tensor, tok_lens: torch.Tensor, frm_lens: torch.Tenso
     tok = torch.arange(n_tok, device=dev)[None, :]
     tmask = tok < tok_lens[:, None]  # (B, L)
     lp = torch.where(tmask[:, :, None], lp, neg)
-    q = torch.full((b, n_tok), float(neg), dtype=torch.float64, device=dev)
-    q[:, 0] = 0.0
     q = torch.where(tok == 0, lp[:, :, 0], neg.expand(b, n_tok))
     move_better = torch.zeros(b, n_tok, n_frm, dtype=torch.bool, device=dev)
     for j in range(1, n_frm):

@@ -7,6 +7,7 @@ Latent dumps are :mod:`shared.latents`'s. Latent statistics are ``latent_stats.j
 from __future__ import annotations
 
 import copy
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from torch.utils.data import Dataset
 from shared.batching import pad_1d, pad_2d
 from shared.io import read_json, read_kv
 from shared.latents import load_latent, read_latent_scp, require_codec
+from stage2_flow.alignment import read_durations
+
+PROMPT_SECONDS = (1.0, 3.0)  # data.prompt_seconds where a config gives none: training's and reflow's speech-prompt lengths
 
 
 class LatentNormalizer:
@@ -99,9 +103,11 @@ class TTSDataset(Dataset):
     case, must not be prompted with its own target). Indexed by (index, seed) keys from shared.batching samplers, or
     plain ints.
 
-    A latent file whose channels are not the normaliser's (the codec's) is an error naming it. An utterance whose
-    speaker is not in ``speakers`` (or without an ``utt2spk`` entry) gets index -1, the zero speaker vector: a warning,
-    or with ``unknown_speakers="error"`` (a training set) an error."""
+    A latent file whose channels are not the normaliser's (the codec's), or that holds NaN or infinite values (which
+    would make every weight NaN from the first batch it is in), is an error naming it. An utterance whose speaker is not
+    in ``speakers`` (or without an ``utt2spk`` entry) gets index -1, the zero speaker vector: a warning, or with
+    ``unknown_speakers="error"`` (a training set) an error. ``durations``: an external durations file
+    (:func:`~stage2_flow.alignment.read_durations`), which must cover every utterance kept; its errors name it."""
 
     def __init__(
         self,
@@ -111,46 +117,55 @@ class TTSDataset(Dataset):
         normalizer: LatentNormalizer,
         speakers: list[str],
         frame_rate: float,
-        durations: dict[str, torch.Tensor] | None = None,
+        durations: str | Path | None = None,
         prompt_seconds: tuple[float, float] | None = None,
         max_frames: int | None = None,
-        utts: list[str] | None = None,
         unknown_speakers: str = "warn",
     ) -> None:
         tokens = read_tokens(data_dir, vocab)
         scp = read_latent_scp(latent_dir)
         utt2spk = read_kv(Path(data_dir) / "utt2spk") if (Path(data_dir) / "utt2spk").is_file() else {}
-        keys = sorted(set(tokens) & set(scp)) if utts is None else utts
+        keys = sorted(set(tokens) & set(scp))
         missing = sorted(set(tokens) - set(scp))
         if missing:
             warn(f"{len(missing)} utterance(s) of {data_dir}/token have no latents in {latent_dir} (e.g. {missing[:3]})")
+        utt2dur = read_durations(durations) if durations is not None else None
         spk_index = {s: i for i, s in enumerate(speakers)}
         self.normalizer = normalizer  # what the latents were normalised with (to de-normalise generated ones)
         self.utts, self.tokens, self.latents, self.spk, self.durations = [], [], [], [], []
         names = []  # each utterance's utt2spk speaker (None: no entry), what its prompts are grouped by
-        skipped = []
+        skipped, lacking = [], []  # lacking: utterances the durations file has none for
         n_channels = len(normalizer.mean)
         for utt in keys:
             z = load_latent(scp[utt])
             if z.shape[0] != n_channels:
                 raise ValueError(f"{scp[utt]}: latents of shape {tuple(z.shape)}, not ({n_channels}, frames): the codec's "
                                  f"latents have {n_channels} channels (latent_stats.json)")
+            if not torch.isfinite(z).all():
+                frames = (~torch.isfinite(z)).any(0).nonzero().flatten().tolist()
+                raise ValueError(f"{scp[utt]}: the latents of utterance '{utt}' hold NaN or infinite values in "
+                                 f"{len(frames)} frame(s) (e.g. {frames[:3]}): encode it again with stage one, or remove it "
+                                 f"from {data_dir}")
             z = normalizer.normalize(z)
             tok = torch.tensor(tokens[utt], dtype=torch.long)
             if len(tok) > z.shape[1] or (max_frames and z.shape[1] > max_frames):
                 skipped.append(utt)
                 continue
             dur = None
-            if durations is not None:
-                if utt not in durations:
-                    raise KeyError(f"external durations have no entry for utt '{utt}'")
-                dur = fit_durations(durations[utt], len(tok), z.shape[1], utt)
+            if utt2dur is not None:
+                if utt not in utt2dur:
+                    lacking.append(utt)
+                    continue
+                dur = fit_durations(utt2dur[utt], len(tok), z.shape[1], utt, source=durations)
             self.utts.append(utt)
             self.tokens.append(tok)
             self.latents.append(z)
             self.spk.append(spk_index.get(utt2spk.get(utt, ""), -1))
             names.append(utt2spk.get(utt))
             self.durations.append(dur)
+        if lacking:
+            raise ValueError(f"{durations}: no durations for {len(lacking)} utterance(s) of {data_dir} (e.g. {lacking[:3]}): "
+                             "give durations for every utterance with latents")
         if skipped:
             warn(f"skipped {len(skipped)} utterance(s) with more tokens than frames or over max_frames (e.g. {skipped[:3]})")
         unknown = [u for u, k in zip(self.utts, self.spk) if k < 0]
@@ -216,13 +231,18 @@ class TTSDataset(Dataset):
         return z[:, start : start + n]
 
 
-def fit_durations(d: torch.Tensor, n_tok: int, n_frm: int, utt: str, tolerance: int = 3) -> torch.Tensor:
-    """External durations must cover the latents; off-by-a-few (frame rounding) is absorbed by the last token."""
+def fit_durations(d: torch.Tensor, n_tok: int, n_frm: int, utt: str, tolerance: int = 3,
+                  source: str | Path | None = None) -> torch.Tensor:
+    """External durations must cover the latents; off-by-a-few (frame rounding) is absorbed by the last token.
+    ``source``: the durations file, which the errors name."""
+    where = f"{source}: " if source is not None else ""
     if len(d) != n_tok:
-        raise ValueError(f"utt '{utt}': {len(d)} durations for {n_tok} tokens")
+        raise ValueError(f"{where}utt '{utt}': {len(d)} durations for {n_tok} tokens: the durations must be of the data "
+                         "dir's token file")
     diff = n_frm - int(d.sum())
     if abs(diff) > tolerance:
-        raise ValueError(f"utt '{utt}': durations sum to {int(d.sum())} frames but the latents have {n_frm}")
+        raise ValueError(f"{where}utt '{utt}': durations sum to {int(d.sum())} frames but the latents have {n_frm}: the "
+                         "durations must be counted in these latents' frames")
     d = d.clone()
     i = n_tok - 1
     while diff != 0 and i >= 0:  # absorb the rounding difference from the end
@@ -258,19 +278,26 @@ def pad_prompts(prompts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
 
 
 class ReflowPairs(Dataset):
-    """Pairs written by ``stage2_flow.reflow generate``: ``pairs.scp`` -> .pt dicts with x0, x1,
+    """Pairs written by ``stage2_flow.reflow generate``: ``pairs.scp`` -> .pt dicts of tensors: x0, x1,
     mu_frames (D, F), g (S,) or None, text_frames (E, F) (``frame_text_channels``), and (MAS durations)
     x1_data, the real latent.
-    ``with_data``: every pair must hold x1_data (a fine-tune that mixes in real data)."""
+    ``with_data``: every pair must hold x1_data (a fine-tune that mixes in real data). Pairs longer than ``max_frames``
+    are skipped (``data.max_frames``, as :class:`TTSDataset` skips such utterances); a pair holding NaN or infinite
+    values (a diverging ODE solve) is an error naming its file."""
 
-    def __init__(self, pair_dir: str | Path, with_data: bool = False) -> None:
+    def __init__(self, pair_dir: str | Path, with_data: bool = False, max_frames: int | None = None) -> None:
         scp = Path(pair_dir) / "pairs.scp"
         if not scp.is_file():
             raise FileNotFoundError(f"{scp}: not a reflow pair dir (run `python -m stage2_flow.reflow generate`)")
         self.utts, self.items = [], []
+        skipped = []
         for utt, p in read_kv(scp).items():
             path = Path(p) if Path(p).is_absolute() else Path(pair_dir) / p
-            item = torch.load(path, map_location="cpu", weights_only=False)
+            try:
+                item = torch.load(path, map_location="cpu", weights_only=True)  # tensors and None only
+            except pickle.UnpicklingError:
+                raise ValueError(f"{path}: not a reflow pair (it holds objects other than tensors, which torch.load "
+                                 "weights_only refuses): regenerate the pairs (python -m stage2_flow.reflow generate)") from None
             missing = [k for k in ("x0", "x1", "mu_frames") if k not in item] if isinstance(item, dict) else ["a dict"]
             if missing:
                 raise ValueError(f"{path}: not a reflow pair (no {', '.join(missing)}): regenerate the pairs "
@@ -280,8 +307,20 @@ class ReflowPairs(Dataset):
                                  "regenerate the pairs with MAS durations (not --predicted-durations)")
             if not with_data:
                 item.pop("x1_data", None)
+            bad = [k for k, v in item.items() if isinstance(v, torch.Tensor) and not torch.isfinite(v).all()]
+            if bad:
+                raise ValueError(f"{path}: the reflow pair of '{utt}' holds NaN or infinite values in {', '.join(bad)}: "
+                                 "regenerate the pairs (python -m stage2_flow.reflow generate --overwrite), with another "
+                                 "--solver or more --nfe if they come back so")
+            if max_frames and item["x1"].shape[1] > max_frames:
+                skipped.append(utt)
+                continue
             self.utts.append(utt)
             self.items.append(item)
+        if skipped:
+            warn(f"skipped {len(skipped)} reflow pair(s) over max_frames {max_frames} (e.g. {skipped[:3]})")
+        if not self.items:
+            raise ValueError(f"no usable reflow pairs in {scp}" + (f": all over max_frames {max_frames}" if skipped else ""))
 
     def __len__(self) -> int:
         return len(self.items)

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 
 from shared.config import ConfigError
-from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule
+from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule, require_finite
 from stage2_flow.alignment import durations_to_path
 from stage2_flow.flow import check_sigma_min
 from stage2_flow.model import FlowTTS
@@ -20,13 +20,27 @@ LOSS_WEIGHTS = {"flow/": "flow", "flow_data/": "flow_data", "prior/": "prior", "
 VAL_TIMES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
+# what this module and stage2_flow.train read from ``train:`` (budget_scale: recorded by --budget-scale); stage one's
+# names for three of them, which a config written after stage one's might carry
+TRAIN_KEYS = ("seed", "num_threads", "num_workers", "print_every", "lr", "betas", "weight_decay", "warmup_steps",
+              "lr_total_steps", "lr_min_ratio", "lr_horizon", "ema_decay", "budget_scale")
+STAGE1_NAMES = {"total_steps": "train.lr_total_steps", "min_lr_ratio": "train.lr_min_ratio",
+                "grad_clip": "trainer.gradient_clip_val"}
+
+
 def check_training_config(cfg: dict[str, Any]) -> int:
     """The checks of a training config that need no model: a ``loss`` key that weighs no loss (``dur`` for ``duration``
-    would leave its loss at weight 1), a schedule without a length and a sigma_min the text prior cannot take
+    would leave its loss at weight 1), a ``train`` key nothing reads (``lr_min_ratoi`` would leave the floor at its
+    default), a schedule without a length and a sigma_min the text prior cannot take
     (:func:`~stage2_flow.flow.check_sigma_min`) are ConfigErrors. Returns :func:`schedule_steps`."""
     unknown = sorted(set(cfg.get("loss") or {}) - set(LOSS_WEIGHTS.values()))
     if unknown:
         raise ConfigError(f"loss: unknown key(s) {', '.join(unknown)}; the losses are {', '.join(LOSS_WEIGHTS.values())}")
+    unknown = sorted(set(cfg.get("train") or {}) - set(TRAIN_KEYS))
+    if unknown:
+        hints = [f"{k} is stage one's; here it is {STAGE1_NAMES[k]}" for k in unknown if k in STAGE1_NAMES]
+        raise ConfigError(f"train: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(TRAIN_KEYS)}"
+                          + (f" ({'; '.join(hints)})" if hints else ""))
     model = cfg.get("model") or {}
     if model.get("mode", "aligned") == "aligned":  # alignfree mode always has the noise prior
         flow = model.get("flow") or {}
@@ -60,24 +74,24 @@ def weighted_total(losses: dict[str, torch.Tensor], weights: dict[str, float]) -
 class Stage2Experiment(L.LightningModule):
     def __init__(self, cfg: dict[str, Any], exp_dir: str | Path, reflow: bool = False) -> None:
         super().__init__()
-        self.cfg, self.exp_dir, self.reflow = cfg, Path(exp_dir), reflow
+        self.cfg, self.exp_dir = cfg, Path(exp_dir)
         self.model = FlowTTS(cfg["model"])
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.train_cfg = cfg.get("train", {})
         self.weights = cfg.get("loss", {})
         self.lr_total_steps = check_training_config(cfg)
         self.seed = int(self.train_cfg.get("seed", 0))
+        self._step_loss: tuple[torch.Tensor, dict[str, torch.Tensor], list[str]] | None = None  # for _require_finite
         if reflow:  # only the velocity estimator learns from the pairs; conditions were stored
             for name, p in self.model.named_parameters():
                 p.requires_grad_(name.startswith("flow."))
 
     # ---- training ----------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        if self.reflow:
-            self.model.text_encoder.eval()
         gen = torch.Generator(device=self.device).manual_seed(self.step_seed())
         losses, _ = self.model.losses(batch, generator=gen)
         loss = weighted_total(losses, self.weights)
+        self._step_loss = (loss.detach(), {k: v.detach() for k, v in losses.items()}, list(batch["utts"]))
         bs = len(batch["utts"])
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         for k, v in losses.items():
@@ -98,9 +112,18 @@ class Stage2Experiment(L.LightningModule):
 
     def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
                                     gradient_clip_algorithm: str | None = None) -> None:
+        """Clip, then :meth:`_require_finite`: Lightning calls this after every step's backward and before its optimiser
+        step (also without trainer.gradient_clip_val), the one point that sees both the loss and the gradient norm."""
         if gradient_clip_algorithm not in (None, "norm"):
             raise ValueError(f"trainer.gradient_clip_algorithm: only 'norm' is supported, got '{gradient_clip_algorithm}'")
-        clip_grad_norm(self, optimizer, float(gradient_clip_val or 0.0))
+        self._require_finite(clip_grad_norm(self, optimizer, float(gradient_clip_val or 0.0)))
+
+    def _require_finite(self, grad_norm: torch.Tensor | None) -> None:
+        """:func:`shared.training.require_finite` of :meth:`training_step`'s loss, naming its batch's utterances."""
+        loss, terms, utts = self._step_loss
+        require_finite(self, f"the training loss of utterances {', '.join(utts)}", loss, terms, grad_norm, lambda: (
+            "; the dataset checked their inputs to be finite: the training diverged; try a lower train.lr, a "
+            "trainer.gradient_clip_val, or trainer.precision=32-true"))
 
     def _update_ema(self) -> None:
         ema_update(self.ema, self.model, float(self.train_cfg.get("ema_decay", 0.999)), self.global_step)

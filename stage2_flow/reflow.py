@@ -25,7 +25,7 @@ import torch
 from shared.device import add_device_arg, batch_to
 from shared.io import MODEL_FILE, atomic_save_torch, file_sha256, read_json, remove_outputs, write_json, write_kv
 from shared.text import Vocab
-from stage2_flow.data import LatentNormalizer, TTSDataset, check_model_latents, collate_tts
+from stage2_flow.data import PROMPT_SECONDS, LatentNormalizer, TTSDataset, check_model_latents, collate_tts
 from stage2_flow.model import FlowTTS, load_trained, sequence_mask, validation_temperature
 
 
@@ -157,7 +157,7 @@ def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path,
     model, cfg = load_trained(exp)
     model.to(device)
     s1 = read_json(exp / "stage1.json")
-    prompt = tuple(cfg.get("data", {}).get("prompt_seconds", [1, 3])) if cfg["model"].get("speaker", {}).get("use_prompt") else None
+    prompt = tuple(cfg.get("data", {}).get("prompt_seconds", PROMPT_SECONDS)) if cfg["model"].get("speaker", {}).get("use_prompt") else None
     ds = TTSDataset(data_dir, latents, Vocab.load(exp / "tokens.txt"), LatentNormalizer.load(exp / "latent_stats.json"),
                     (exp / "speakers.txt").read_text().split(), s1["sample_rate"] / s1["hop_length"], prompt_seconds=prompt)
     return model, ds

@@ -16,14 +16,16 @@ The exp dir describes itself: ``config.yaml`` (resolved: latent_dim, n_vocab, n_
 ``tokens.txt`` and ``frontend.yaml`` copies, ``latent_stats.json``, ``stage1.json`` (path and interface of
 the stage-one exp dir) + ``stage1_config.yaml`` copy, ``speakers.txt``, ``speaking_rate.json``; at the end
 ``model.pt`` (EMA weights), ``params.json``, ``train_summary.json``. Training resumes from
-``checkpoints/last.ckpt``; a finished exp dir is a no-op unless ``--overwrite``.
+``checkpoints/last.ckpt``; a finished exp dir is a no-op unless ``--overwrite`` (or a larger budget, see
+:func:`finished`). A run, finished or not, whose inputs or config differ from what its weights were trained with is
+refused (:func:`refuse_changed_description`, :data:`RESUMABLE`). A non-finite loss or gradient stops the run (exit
+status 1) before the weights take it in, its last checkpoint intact; a non-finite EMA is never exported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,18 +33,19 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 
 from shared.batching import BucketBatchSampler, make_loader
 from shared.config import add_config_args, load_config, save_config
 from shared.datadir import spread_subset
-from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, read_json, read_kv, write_json
+from shared.io import MODEL_FILE, atomic_copy, atomic_save_torch, atomic_write, read_json, read_kv, write_json
 from shared.text import Vocab
 from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, end_process_group,
-                             refuse_changed_config, resume_path, scale_budget, seed_everything, start_over)
-from stage2_flow.alignment import read_durations
-from stage2_flow.data import (LatentNormalizer, ReflowPairs, TTSDataset, check_model_latents, collate_pairs, collate_tts,
-                               dump_is_continuous, speaking_rate)
-from stage2_flow.experiment import Stage2Experiment, check_training_config
+                             max_time_seconds, refuse_changed_config, resume_path, scale_budget, seed_everything,
+                             start_over, warmup_cosine)
+from stage2_flow.data import (PROMPT_SECONDS, LatentNormalizer, ReflowPairs, TTSDataset, check_model_latents,
+                              collate_pairs, collate_tts, dump_is_continuous, speaking_rate)
+from stage2_flow.experiment import Stage2Experiment, check_training_config, schedule_steps
 from stage2_flow.model import count_parameters, stage1_dir, stage1_link
 from stage2_flow.reflow import check_pairs_source
 
@@ -50,16 +53,34 @@ DESCRIPTION_FILES = ("tokens.txt", "frontend.yaml", "latent_stats.json", "stage1
 
 
 def finished(exp_dir: Path, cfg: dict) -> bool:
-    """model.pt exported and trained for at least trainer.max_steps (raising max_steps continues training)."""
+    """Whether ``exp_dir`` holds a model.pt that this config's budget would not train further: trained for
+    trainer.max_steps, or stopped by a trainer.max_time no shorter than this one. A larger max_steps (for a run its
+    steps stopped) or a larger or no max_time (for a run its time stopped, also a time-only run, max_steps -1) continues
+    it; a run that neither stopped (max_epochs) is finished, and so is an exported dir without train_summary.json (an
+    older run's). A time-only run is taken as stopped by its time also where its summary says not (older summaries
+    did so for every such run)."""
     if not (exp_dir / MODEL_FILE).is_file():
         return False
     summary = exp_dir / "train_summary.json"
-    max_steps = cfg.get("trainer", {}).get("max_steps")
-    if not summary.is_file() or max_steps in (None, -1):
+    if not summary.is_file():
         return True
     s = read_json(summary)
-    same_budget = s.get("max_time") == cfg.get("trainer", {}).get("max_time")  # a larger max_time continues
-    return int(s.get("steps", 0)) >= int(max_steps) or (bool(s.get("stopped_by_time")) and same_budget)
+    trainer = cfg.get("trainer", {})
+    max_steps = int(trainer.get("max_steps") or -1)
+    if max_steps > 0 and int(s.get("steps", 0)) >= max_steps:
+        return True
+    if s.get("stopped_by_time") or (max_steps <= 0 and s.get("max_time") is not None):
+        now, then = trainer.get("max_time"), s.get("max_time")
+        return now is not None and then is not None and max_time_seconds(now) <= max_time_seconds(then)
+    return max_steps <= 0
+
+
+def stopped_by_time(trainer: L.Trainer) -> bool:
+    """Whether Lightning's Timer (trainer.max_time) ended the run: its budget is spent (rank 0's clock, which the Timer
+    broadcasts to every rank's stop)."""
+    timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
+    remaining = timer.time_remaining() if timer is not None else None
+    return remaining is not None and remaining <= 0
 
 
 def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
@@ -72,13 +93,13 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
             if name == "stage1.json":  # the link, relative to the base, re-made relative to this dir
                 write_json(exp_dir / name, {**read_json(base / name), "exp_dir": stage1_link(exp_dir, stage1_dir(base))})
             else:
-                shutil.copyfile(base / name, exp_dir / name)
+                atomic_copy(base / name, exp_dir / name)
         return
     s1 = Path(args.stage1_exp_dir)
     stats = s1 / "latent_stats.json"
     if not stats.is_file():
         raise FileNotFoundError(f"{stats}: the stage-one exp dir has no latent statistics (run its encode on train)")
-    shutil.copyfile(stats, exp_dir / "latent_stats.json")
+    atomic_copy(stats, exp_dir / "latent_stats.json")
     from stage2_flow.codec import load_codec
 
     codec = load_codec(s1)
@@ -87,14 +108,14 @@ def describe_exp_dir(args: argparse.Namespace, exp_dir: Path) -> None:
                                          "hop_length": int(codec.hop_length), "latent_dim": int(codec.latent_dim),
                                          "continuous": dump_is_continuous(args.latents)})
     if (s1 / "config.yaml").is_file():
-        shutil.copyfile(s1 / "config.yaml", exp_dir / "stage1_config.yaml")
+        atomic_copy(s1 / "config.yaml", exp_dir / "stage1_config.yaml")
     tokens = Path(args.tokens)
     if not tokens.is_file():
         raise FileNotFoundError(f"{tokens}: token list not found (give --tokens)")
-    shutil.copyfile(tokens, exp_dir / "tokens.txt")
+    atomic_copy(tokens, exp_dir / "tokens.txt")
     fe = Path(args.frontend_config) if args.frontend_config else tokens.parent / "frontend.yaml"
     if fe.is_file():
-        shutil.copyfile(fe, exp_dir / "frontend.yaml")
+        atomic_copy(fe, exp_dir / "frontend.yaml")
     else:
         print(f"warning: no frontend config {fe}; synthesis from raw text will use the default phoneme frontend", file=sys.stderr)
     utt2spk = read_kv(Path(args.data_dir) / "utt2spk")
@@ -109,7 +130,9 @@ TRAINED_AGAINST = ("latent_stats.json", "tokens.txt", "speakers.txt")
 # What a resumed run may change of the config its checkpoint was trained with (shared.training.refuse_changed_config):
 # its budget (--budget-scale scales these together), where it runs, logging, checkpointing and validation; another
 # model, loss, prior, data or optimiser setting would go on training the checkpoint as another run than its
-# config.yaml says (the description files are refuse_changed_description's)
+# config.yaml says (the description files are refuse_changed_description's). A longer budget also lengthens the cosine
+# (train.lr_total_steps, else trainer.max_steps; with lr_horizon budget also trainer.max_time), so a finished run
+# continued from its floor starts again higher up, with no warm-up: warn_lr_jump says so and what to set instead
 RESUMABLE = ("trainer.max_steps", "trainer.max_time", "train.lr_total_steps", "train.budget_scale",
              "trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.precision",
              "trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.enable_model_summary",
@@ -118,12 +141,36 @@ RESUMABLE = ("trainer.max_steps", "trainer.max_time", "train.lr_total_steps", "t
              "train.num_workers", "train.num_threads", "train.print_every", "validation", "data.dev", "data.dev_latents")
 
 
+def warn_lr_jump(ckpt: dict[str, Any], cfg: dict[str, Any]) -> None:
+    """Warn where a resumed run's LR multiplier at its first step is well above the one the checkpoint's run left off
+    with: a budget raised after the cosine reached its floor moves the run back up the curve (x0.05 to x0.5 when
+    trainer.max_steps doubles) without a warm-up, which can undo what the decay gained. The schedule is not changed:
+    ``train.lr_total_steps`` set to the checkpoint's step keeps it at the floor."""
+    group = (ckpt.get("optimizer_states") or [{}])[0].get("param_groups", [{}])[0]
+    if not group.get("initial_lr"):
+        return
+    was, t, step = group["lr"] / group["initial_lr"], cfg.get("train", {}), int(ckpt["global_step"])
+    max_time = cfg["trainer"].get("max_time")
+    budget = 0.0
+    if str(t.get("lr_horizon", "steps")) == "budget" and max_time is not None:
+        timer = next((v for k, v in (ckpt.get("callbacks") or {}).items() if k.startswith("Timer")), {})
+        budget = min(1.0, float(timer.get("time_elapsed", {}).get("train", 0.0)) / max_time_seconds(max_time))
+    min_ratio = float(t.get("lr_min_ratio", 0.05))
+    now = warmup_cosine(step, int(t.get("warmup_steps", 100)), schedule_steps(cfg), min_ratio, budget)
+    if now > 1.5 * was and now - was > 0.1:
+        print(f"warning: resuming at step {step} at {now:.2f} x train.lr where the checkpoint's run left off at {was:.2f} x, "
+              "with no warm-up: this budget lengthens the cosine (train.lr_total_steps, else trainer.max_steps; with "
+              f"lr_horizon budget also trainer.max_time). To go on at the floor (x{min_ratio:g}) set "
+              f"train.lr_total_steps={step}; to decay over the whole budget, --overwrite trains from step 0",
+              file=sys.stderr, flush=True)
+
+
 def refuse_changed_description(exp_dir: Path, before: dict[str, bytes]) -> None:
-    """After :func:`describe_exp_dir` wrote this run's description over a dir with a checkpoint to resume (``before``:
-    its description files as they were): refuse if the :data:`TRAINED_AGAINST` files changed (stage one re-encoded,
-    the tokens or the speakers changed) or the latents are now of the other kind (``encode --continuous`` or not),
-    rather than go on training the checkpoint on other normalisation, ids or latents. The caller puts the files back
-    (:func:`restore_description`)."""
+    """After :func:`describe_exp_dir` wrote this run's description over a dir with a checkpoint to resume or a model.pt
+    (``before``: its description files as they were): refuse if the :data:`TRAINED_AGAINST` files changed (stage one
+    re-encoded, the tokens or the speakers changed) or the latents are now of the other kind (``encode --continuous`` or
+    not), rather than go on training the checkpoint on other normalisation, ids or latents, or call a model trained on
+    others finished. The caller puts the files back (:func:`restore_description`)."""
     changed = [n for n in TRAINED_AGAINST if n in before and (exp_dir / n).read_bytes() != before[n]]
     if "stage1.json" in before:  # an older stage1.json has no flag: trained on the codec's own (quantised) latents
         was = json.loads(before["stage1.json"]).get("continuous", False)
@@ -164,6 +211,22 @@ def resolve_channel_weights(model_cfg: dict, stage1_exp_dir: Path) -> None:
               "channel (no model.pitch in a config.yaml there), so its channel 0 is no log-F0", flush=True)
 
 
+def resolve_config(args: argparse.Namespace, cfg: dict[str, Any], exp_dir: Path) -> None:
+    """Fill in, in place, what the exp dir's description and the command line decide: the model section (the base
+    model's for ``--init-from``: its architecture, also what the datasets give it, such as speech prompts; channel
+    weights the codec has no channel for dropped), its latent_dim, n_vocab and n_speakers, and the data paths. The config
+    config.yaml records and a resumed or finished run is compared with."""
+    if args.init_from:
+        cfg["model"] = load_config(Path(args.init_from) / "config.yaml")["model"]
+    resolve_channel_weights(cfg["model"], stage1_dir(exp_dir))
+    cfg["model"].update(latent_dim=read_json(exp_dir / "stage1.json")["latent_dim"],
+                        n_vocab=len(Vocab.load(exp_dir / "tokens.txt")),
+                        n_speakers=len((exp_dir / "speakers.txt").read_text().split()))
+    cfg["data"] = {**cfg.get("data", {}), "train": args.data_dir, "latents": args.latents, "dev": args.dev_dir,
+                   "dev_latents": args.dev_latents, "durations": args.durations, "reflow_pairs": args.reflow_pairs,
+                   "init_from": args.init_from}
+
+
 def build_datasets(args, cfg, exp_dir: Path):
     vocab = Vocab.load(exp_dir / "tokens.txt")
     norm = LatentNormalizer.load(exp_dir / "latent_stats.json")
@@ -171,15 +234,15 @@ def build_datasets(args, cfg, exp_dir: Path):
     frame_rate = s1["sample_rate"] / s1["hop_length"]
     speakers = (exp_dir / "speakers.txt").read_text().split()
     d = cfg.get("data", {})
-    prompt = tuple(d["prompt_seconds"]) if cfg["model"].get("speaker", {}).get("use_prompt") else None
+    prompt = tuple(d.get("prompt_seconds", PROMPT_SECONDS)) if cfg["model"].get("speaker", {}).get("use_prompt") else None
     max_frames = int(d.get("max_frames", 2000))
     if args.reflow_pairs:
-        train = ReflowPairs(args.reflow_pairs, with_data=float(cfg.get("loss", {}).get("flow_data", 0.0)) > 0)
+        train = ReflowPairs(args.reflow_pairs, with_data=float(cfg.get("loss", {}).get("flow_data", 0.0)) > 0,
+                            max_frames=max_frames)
     else:
         check_model_latents(exp_dir, args.latents, "--latents")
-        durs = read_durations(args.durations) if args.durations else None
-        train = TTSDataset(args.data_dir, args.latents, vocab, norm, speakers, frame_rate, durs, prompt, max_frames,
-                           unknown_speakers="error")
+        train = TTSDataset(args.data_dir, args.latents, vocab, norm, speakers, frame_rate, args.durations, prompt,
+                           max_frames, unknown_speakers="error")
         if not (exp_dir / "speaking_rate.json").is_file():
             sr = speaking_rate(train.tokens, train.lengths(), frame_rate, vocab.stoi.get("\u2581"))
             write_json(exp_dir / "speaking_rate.json", sr)
@@ -225,9 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.reflow_pairs:
         check_pairs_source(args.reflow_pairs, args.init_from)
     exp_dir = Path(args.exp_dir)
-    if finished(exp_dir, cfg) and not args.overwrite:
-        print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
-        return 0
     if args.overwrite:
         if args.init_from and Path(args.init_from).resolve() == exp_dir.resolve():
             p.error(f"--overwrite would delete the model --init-from {args.init_from} starts from: give another --exp-dir")
@@ -236,22 +296,22 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(int(t.get("num_threads", 2)))
     seed_everything(int(t.get("seed", 0)))
     exp_dir.mkdir(parents=True, exist_ok=True)
-    # resuming: the description as it was, put back if this run is refused (its inputs or config are not the checkpoint's)
-    before = {n: (exp_dir / n).read_bytes() for n in DESCRIPTION_FILES if (exp_dir / n).is_file()} if resume_path(exp_dir) else {}
+    # resuming or finished: the description as it was, put back if this run is refused (its inputs or config are not
+    # what the weights were trained with) or fails before it trains
+    trained = resume_path(exp_dir) or (exp_dir / MODEL_FILE).is_file()
+    before = {n: (exp_dir / n).read_bytes() for n in DESCRIPTION_FILES if (exp_dir / n).is_file()} if trained else {}
     describe_exp_dir(args, exp_dir)
     try:
         refuse_changed_description(exp_dir, before)
-        if args.init_from:  # the architecture is the base model's (also what the datasets give it: speech prompts)
-            cfg["model"] = load_config(Path(args.init_from) / "config.yaml")["model"]
-        resolve_channel_weights(cfg["model"], stage1_dir(exp_dir))
-        train_set, dev_set, vocab, speakers, s1 = build_datasets(args, cfg, exp_dir)
-        cfg["model"].update(latent_dim=s1["latent_dim"], n_vocab=len(vocab), n_speakers=len(speakers))
-        cfg["data"] = {**cfg.get("data", {}), "train": args.data_dir, "latents": args.latents, "dev": args.dev_dir,
-                       "dev_latents": args.dev_latents, "durations": args.durations, "reflow_pairs": args.reflow_pairs,
-                       "init_from": args.init_from}
+        resolve_config(args, cfg, exp_dir)
         if before:
             refuse_changed_config(exp_dir, cfg, RESUMABLE)
-    except SystemExit:
+        # only now: a finished run rerun with other inputs or another config is refused as an unfinished one is
+        if finished(exp_dir, cfg):
+            print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
+            return 0
+        train_set, dev_set = build_datasets(args, cfg, exp_dir)[:2]
+    except BaseException:
         restore_description(exp_dir, before)
         raise
     save_config(cfg, exp_dir / "config.yaml")
@@ -275,15 +335,23 @@ def main(argv: list[str] | None = None) -> int:
         trainer_cfg.update(limit_val_batches=0)
     trainer = build_trainer(trainer_cfg, exp_dir, callbacks=[ProgressPrinter(int(t.get("print_every", 50)))])
     start, t0 = resume_path(exp_dir), time.time()
+    step0 = 0
     if start:
         print(f"resuming from {start}", flush=True)
-    step0 = int(torch.load(start, map_location="cpu", weights_only=False)["global_step"]) if start else 0
+        ckpt = torch.load(start, map_location="cpu", weights_only=False)
+        step0 = int(ckpt["global_step"])
+        warn_lr_jump(ckpt, cfg)
+        del ckpt  # fit loads it again
     params = {"total": count_parameters(module.model), "text_encoder": count_parameters(module.model.text_encoder),
               "estimator": count_parameters(module.model.flow.estimator), "speaker": count_parameters(module.model.speaker)}
     if module.model.mode == "aligned":
         params["duration_predictor"] = count_parameters(module.model.duration_predictor)
     print(f"parameters: {params}; {len(train_set)} training items", flush=True)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=start)
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=start)
+    except FloatingPointError as e:  # a non-finite loss or gradient (Stage2Experiment._require_finite): nothing exported
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
     check_ranks_agree(trainer, module)
     end_process_group()
     if not trainer.is_global_zero:
@@ -291,11 +359,20 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.time() - t0
     summary = {"steps": trainer.global_step, "steps_this_run": trainer.global_step - step0, "seconds_this_run": round(elapsed, 1),
                "interrupted": bool(trainer.interrupted),
-               "max_time": cfg["trainer"].get("max_time"), "stopped_by_time": trainer.global_step < int(cfg["trainer"].get("max_steps", -1) or -1), "final_metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
+               "max_time": cfg["trainer"].get("max_time"), "stopped_by_time": stopped_by_time(trainer),
+               "final_metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
     if trainer.interrupted:
         print("training interrupted: not exporting (rerun to resume)", file=sys.stderr)
         return 1
-    atomic_save_torch({k: v.detach().cpu() for k, v in module.ema.state_dict().items()}, exp_dir / MODEL_FILE)
+    state = {k: v.detach().cpu() for k, v in module.ema.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # a NaN model.pt would pass for a trained model with every later stage
+        print(f"error: {len(bad)} of the {len(state)} EMA weight tensors are not finite (e.g. {', '.join(bad[:3])}): not "
+              f"exporting {exp_dir / MODEL_FILE}. An update the run could not check made them so (without "
+              "trainer.gradient_clip_val no gradient norm is computed): set trainer.gradient_clip_val and train again "
+              "with --overwrite", file=sys.stderr, flush=True)
+        return 1
+    atomic_save_torch(state, exp_dir / MODEL_FILE)
     write_json(exp_dir / "params.json", params)
     write_json(exp_dir / "train_summary.json", summary)
     print(f"exported {exp_dir / MODEL_FILE}: {summary}", flush=True)

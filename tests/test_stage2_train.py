@@ -99,6 +99,71 @@ def test_a_time_capped_run_is_finished_until_its_budget_grows(tmp_path):
     assert not train.finished(tmp_path, {"trainer": {"max_steps": 1000, "max_time": "00:00:11:00"}})
     write_json(tmp_path / "train_summary.json", {"steps": 6, "stopped_by_time": False, "max_time": None})
     assert train.finished(tmp_path, {"trainer": {"max_steps": 6}}) and not train.finished(tmp_path, {"trainer": {"max_steps": 8}})
+    # a time-only run (max_steps -1; its summary once said stopped_by_time false): a larger cap continues it too
+    for stopped in (True, False):
+        write_json(tmp_path / "train_summary.json", {"steps": 100, "stopped_by_time": stopped, "max_time": "00:00:05:00"})
+        assert train.finished(tmp_path, {"trainer": {"max_steps": -1, "max_time": "00:00:05:00"}})
+        assert not train.finished(tmp_path, {"trainer": {"max_steps": -1, "max_time": "00:00:10:00"}})
+    write_json(tmp_path / "train_summary.json", {"steps": 873, "stopped_by_time": True, "max_time": "00:00:05:30"})
+    assert train.finished(tmp_path, {"trainer": {"max_steps": 1000, "max_time": {"minutes": 4}}})  # a shorter cap: done
+
+
+def test_a_time_only_run_says_its_time_stopped_it_and_continues_with_more(corpus, capsys):
+    """``stopped_by_time`` was ``global_step < max_steps``, always false without a step cap (max_steps -1), so a
+    time-only run was finished for good: a larger trainer.max_time never continued it."""
+    import json
+
+    def run(max_time: str) -> dict:
+        args = train_args(corpus, "exp/stage2/time_only", "trainer.max_steps=-1", f"+trainer.max_time={max_time}",
+                          "train.lr_total_steps=50", dev=False)
+        assert train.main(args) == 0
+        return json.loads((corpus / "exp/stage2/time_only/train_summary.json").read_text())
+
+    first = run("00:00:00:01")
+    assert first["stopped_by_time"] and first["steps"] > 0
+    capsys.readouterr()
+    assert run("00:00:00:01") == first and "training already finished" in capsys.readouterr().out
+    more = run("00:00:00:02")
+    assert "resuming from" in capsys.readouterr().out
+    assert more["stopped_by_time"] and more["steps"] > first["steps"]
+
+
+def test_a_finished_run_is_refused_another_config_or_inputs(trained, tmp_path, capsys):
+    """A finished run rerun with another config or re-encoded stage-one latents said "training already finished" and
+    kept the model of the old ones: it is refused as an unfinished run is, naming what changed, its dir as it was."""
+    import json
+    import shutil
+
+    root = trained.parents[2]
+    exp = root / "exp/stage2/finished_changed"
+    shutil.copytree(trained, exp)
+    model, stats = (exp / "model.pt").read_bytes(), (exp / "latent_stats.json").read_bytes()
+    args = train_args(root, "exp/stage2/finished_changed")
+    with pytest.raises(SystemExit, match=r"1 key\(s\): train.lr: 0.003 -> 0.5"):
+        train.main(args + ["train.lr=0.5"])
+    stage1 = tmp_path / "stage1"  # stage one encoded again: other latent statistics
+    shutil.copytree(root / "exp/stage1/fake", stage1)
+    s = json.loads((stage1 / "latent_stats.json").read_text())
+    (stage1 / "latent_stats.json").write_text(json.dumps({**s, "mean": [m + 1.0 for m in s["mean"]]}))
+    args[args.index("--stage1-exp-dir") + 1] = str(stage1)
+    with pytest.raises(SystemExit, match="checkpoint trained with another latent_stats.json"):
+        train.main(args)
+    assert (exp / "model.pt").read_bytes() == model and (exp / "latent_stats.json").read_bytes() == stats
+    assert "training already finished" not in capsys.readouterr().out
+
+
+def test_continuing_a_finished_run_warns_of_the_jump_in_lr(corpus, capsys):
+    """Raising trainer.max_steps of a run whose cosine reached its floor (x0.05) lengthens the cosine: the LR jumps
+    back up with no warm-up. Not changed, but said, with the setting that keeps the floor (and then no warning)."""
+    args = train_args(corpus, "exp/stage2/lr_jump", "train.warmup_steps=1", dev=False)
+    assert train.main(args + ["trainer.max_steps=3"]) == 0
+    capsys.readouterr()
+    assert train.main(args + ["trainer.max_steps=5"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: resuming at step 3 at 0.53 x train.lr where the checkpoint's run left off at 0.05 x" in err
+    assert "set train.lr_total_steps=3" in err
+    assert train.main(args + ["trainer.max_steps=7", "train.lr_total_steps=5"]) == 0
+    assert "warning: resuming" not in capsys.readouterr().err
 
 
 def test_resume_is_exact(corpus, capsys):
@@ -323,6 +388,170 @@ def test_external_durations(corpus, tmp_path):
     _, aux = model.losses(collate_tts(items))
     for i, it in enumerate(items):
         assert torch.equal(aux["durations"][i, : len(it["tokens"])], given[it["utt"]].long())
+
+
+def test_errors_of_external_durations_name_the_file(trained, tmp_path):
+    """They named the utterance only (a KeyError for one the file lacks), not the --durations file."""
+    import argparse
+    import re
+
+    from shared.config import load_config
+    from shared.io import read_kv
+
+    root = trained.parents[2]
+    tokens, frames = read_kv(root / "data/train/token"), read_kv(root / "dump/fake/train/utt2frames")
+    first, *rest = sorted(tokens)
+    n = len(tokens[first].split())
+    durations = tmp_path / "durations"
+    args = argparse.Namespace(reflow_pairs=None, durations=str(durations), dev_dir=None, dev_latents=None,
+                              data_dir=str(root / "data/train"), latents=str(root / "dump/fake/train"))
+    durations.write_text("".join(f"{u} {' '.join(['1'] * (len(tokens[u].split()) - 1))} {int(frames[u]) - len(tokens[u].split()) + 1}\n"
+                                 for u in rest))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(durations))}: no durations for 1 utterance\(s\) of .*'{first}'"):
+        train.build_datasets(args, load_config(trained / "config.yaml"), trained)
+    with open(durations, "a") as f:
+        f.write(f"{first} {' '.join(['1'] * (n + 1))}\n")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(durations))}: utt '{first}': {n + 1} durations for {n} tokens"):
+        train.build_datasets(args, load_config(trained / "config.yaml"), trained)
+
+
+def test_speech_prompts_without_prompt_seconds_are_reflows_default(trained):
+    """Training read data.prompt_seconds with no default (a KeyError) where reflow took [1, 3]: both take PROMPT_SECONDS."""
+    import argparse
+
+    from shared.config import load_config
+    from stage2_flow.data import PROMPT_SECONDS
+
+    root = trained.parents[2]
+    cfg = load_config(trained / "config.yaml")
+    cfg["model"]["speaker"]["use_prompt"] = True
+    del cfg["data"]["prompt_seconds"]
+    args = argparse.Namespace(reflow_pairs=None, durations=None, dev_dir=None, dev_latents=None,
+                              data_dir=str(root / "data/train"), latents=str(root / "dump/fake/train"))
+    assert train.build_datasets(args, cfg, trained)[0].prompt_seconds == PROMPT_SECONDS == (1.0, 3.0)
+
+
+def test_latents_with_nan_are_refused_naming_the_utterance_and_file(corpus, tmp_path):
+    """One NaN frame in one training latent made the exported model.pt all NaN, with exit status 0."""
+    import re
+    import shutil
+
+    from shared.latents import read_latent_scp
+
+    shutil.copytree(corpus / "dump/fake/train", tmp_path / "train")
+    utt, path = sorted(read_latent_scp(tmp_path / "train").items())[1]
+    z = torch.load(path)
+    z[0, 3] = float("nan")
+    torch.save(z, path)
+    args = train_args(corpus, "exp/stage2/nan_latent", dev=False)
+    args[args.index("--latents") + 1] = str(tmp_path / "train")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: the latents of utterance '{utt}' hold NaN or infinite "
+                                         r"values in 1 frame\(s\) \(e\.g\. \[3\]\)"):
+        train.main(args)
+    assert not (corpus / "exp/stage2/nan_latent/model.pt").exists()
+
+
+class NanGradient(torch.autograd.Function):
+    """The identity, whose gradient is NaN: a finite loss whose backward pass overflows."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad * float("nan")
+
+
+@pytest.mark.parametrize("what", ["loss", "gradient"])
+def test_a_non_finite_step_stops_training_before_the_weights_take_it(corpus, monkeypatch, capsys, what):
+    """A NaN loss (or a finite one with a NaN gradient) went into the weights, the EMA, every later checkpoint and the
+    exported model.pt, with exit status 0: the run stops at that step with status 1, naming it and the batch's
+    utterances, its last checkpoint (the step before) finite; a rerun resumes from it."""
+    from stage2_flow.model import FlowTTS
+
+    real, batches = FlowTTS.losses, []
+
+    def poisoned(self, batch, generator=None, t=None):
+        out, aux = real(self, batch, generator=generator, t=t)
+        batches.append(batch["utts"])
+        if len(batches) == 3:  # step 2 (no validation: every call is a training step's)
+            out["flow/mse"] = out["flow/mse"] * float("nan") if what == "loss" else NanGradient.apply(out["flow/mse"])
+        return out, aux
+
+    monkeypatch.setattr(FlowTTS, "losses", poisoned)
+    exp = corpus / f"exp/stage2/nan_{what}"
+    args = train_args(corpus, f"exp/stage2/nan_{what}", "trainer.max_steps=4", "trainer.checkpoint_every_n_steps=1", dev=False)
+    assert train.main(args) == 1
+    err = capsys.readouterr().err
+    said = {"loss": "is nan (flow/mse not finite); the dataset checked their inputs", "gradient": "is finite but its gradient norm is nan"}
+    assert f"error: step 2: the training loss of utterances {', '.join(batches[2])} {said[what]}" in err, err
+    assert "Stopped before the weights took it in" in err
+    assert not (exp / "model.pt").exists()
+    ckpt = torch.load(exp / "checkpoints/last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 2 and all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    monkeypatch.undo()
+    assert train.main(args) == 0 and "resuming from" in capsys.readouterr().out
+
+
+def test_a_non_finite_ema_is_not_exported(corpus, monkeypatch, capsys):
+    def nan_ema(ema, model, decay, step):
+        for p in ema.parameters():
+            p.data.fill_(float("nan"))
+
+    monkeypatch.setattr("stage2_flow.experiment.ema_update", nan_ema)
+    assert train.main(train_args(corpus, "exp/stage2/nan_ema", "trainer.max_steps=2", dev=False)) == 1
+    assert "EMA weight tensors are not finite" in capsys.readouterr().err
+    assert not (corpus / "exp/stage2/nan_ema/model.pt").exists()
+
+
+def test_description_files_are_replaced_whole_not_rewritten_in_place(trained, tmp_path):
+    """They were copied with shutil.copyfile, which truncates a file and writes it again in place: a kill part way left
+    a cut-short tokens.txt or latent_stats.json. They are written beside and renamed (a new inode), as every file is."""
+    import argparse
+    import shutil
+
+    root = trained.parents[2]
+    for base in (None, trained):  # a run's own description, and a fine-tune's copy of its base's
+        exp = tmp_path / f"exp_{base is None}"
+        shutil.copytree(trained, exp)
+        names = ("tokens.txt", "latent_stats.json", "frontend.yaml") + (("speakers.txt", "speaking_rate.json") if base else ())
+        inodes = {n: (exp / n).stat().st_ino for n in names}
+        train.describe_exp_dir(argparse.Namespace(init_from=base, stage1_exp_dir=str(root / "exp/stage1/fake"),
+                                                  latents=str(root / "dump/fake/train"), data_dir=str(root / "data/train"),
+                                                  tokens=str(root / "exp/tokens.txt"), frontend_config=None), exp)
+        assert all((exp / n).stat().st_ino != inodes[n] for n in names)
+        assert all((exp / n).read_bytes() == (trained / n).read_bytes() for n in names)
+
+
+def test_reflow_pairs_keep_to_max_frames_and_hold_tensors_only(trained, tmp_path, capsys):
+    """Reflow fine-tuning ignored data.max_frames, and unpickled whatever a pair file held (weights_only=False)."""
+    import argparse
+    from pathlib import PurePosixPath
+
+    from shared.config import load_config
+    from shared.io import write_kv
+    from stage2_flow.data import ReflowPairs
+
+    pairs = tmp_path / "pairs"
+    (pairs / "pairs").mkdir(parents=True)
+
+    def pair(frames: int, **over) -> dict:
+        return {"x0": torch.zeros(8, frames), "x1": torch.zeros(8, frames), "mu_frames": torch.zeros(8, frames), "g": None, **over}
+
+    torch.save(pair(5), pairs / "pairs/short.pt")
+    torch.save(pair(50), pairs / "pairs/long.pt")
+    write_kv(pairs / "pairs.scp", {"short": "pairs/short.pt", "long": "pairs/long.pt"})
+    cfg = load_config(trained / "config.yaml")
+    cfg["data"]["max_frames"] = 10
+    data = train.build_datasets(argparse.Namespace(reflow_pairs=str(pairs), dev_dir=None, dev_latents=None), cfg, trained)[0]
+    assert data.utts == ["short"] and "skipped 1 reflow pair(s) over max_frames 10 (e.g. ['long'])" in capsys.readouterr().err
+    torch.save(pair(5, x1=torch.full((8, 5), float("nan"))), pairs / "pairs/short.pt")
+    with pytest.raises(ValueError, match="short.pt: the reflow pair of 'short' holds NaN or infinite values in x1"):
+        ReflowPairs(pairs)
+    torch.save(pair(5, note=PurePosixPath("not a tensor")), pairs / "pairs/short.pt")
+    with pytest.raises(ValueError, match=r"short.pt: not a reflow pair \(it holds objects other than tensors"):
+        ReflowPairs(pairs)
 
 
 def test_reflow_pairs_and_finetune(trained):
@@ -895,6 +1124,11 @@ def test_training_config_errors():
     assert check_training_config(cfg) == 20  # trainer.max_steps
     with pytest.raises(ConfigError, match="unknown key.* dur; the losses are flow, flow_data, prior, duration"):
         check_training_config({**cfg, "loss": {"flow": 1.0, "dur": 0.1}})
+    # a misspelt train key left its setting at the default without a word; stage one's names are pointed to ours
+    with pytest.raises(ConfigError, match=r"train: unknown key\(s\) lr_min_ratoi, warmup_stpes; the keys are seed"):
+        check_training_config({**cfg, "train": {**cfg["train"], "lr_min_ratoi": 0.1, "warmup_stpes": 3}})
+    with pytest.raises(ConfigError, match="grad_clip is stage one's; here it is trainer.gradient_clip_val"):
+        check_training_config({**cfg, "train": {**cfg["train"], "grad_clip": 1.0}})
     for trainer in ({**cfg["trainer"], "max_steps": -1}, {k: v for k, v in cfg["trainer"].items() if k != "max_steps"},
                     {**cfg["trainer"], "max_steps": -1, "max_time": "00:00:05:00"}):  # a time budget, but lr_horizon steps
         with pytest.raises(ConfigError, match="train.lr_total_steps"):
