@@ -413,11 +413,11 @@ def _flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def refuse_changed_config(exp_dir: PathLike, cfg: dict[str, Any], resumable: tuple[str, ...]) -> None:
-    """Before a run resumes ``exp_dir``'s checkpoint (and before its config.yaml is rewritten): refuse (SystemExit)
-    a config that differs from the saved one in a key not in ``resumable`` (dotted keys or sections: each stage's
-    budget, placement, logging and validation), naming the keys, rather than go on training the checkpoint on other
-    data or losses (or fail on another architecture's weights) under a config.yaml that no longer says what it was
-    trained with."""
+    """Before a run resumes ``exp_dir``'s checkpoint, or calls its model.pt finished (and before its config.yaml is
+    rewritten): refuse (SystemExit) a config that differs from the saved one in a key not in ``resumable`` (dotted keys
+    or sections: each stage's budget, placement, logging and validation), naming the keys, rather than go on training
+    the checkpoint on other data or losses (or fail on another architecture's weights), or keep a model as this
+    config's, under a config.yaml that no longer says what it was trained with."""
     exp_dir = Path(exp_dir)
     path = exp_dir / "config.yaml"
     if not path.is_file():
@@ -437,7 +437,7 @@ def refuse_changed_config(exp_dir: PathLike, cfg: dict[str, Any], resumable: tup
         return text if len(text) <= 60 else text[:57] + "..."
 
     diff = "; ".join(f"{k}: {show(old.get(k, missing))} -> {show(new.get(k, missing))}" for k in changed)
-    raise SystemExit(f"{exp_dir} holds a checkpoint to resume (checkpoints/last.ckpt) trained with another config than "
-                     f"this run's, in {len(changed)} key(s): {diff}. Give --overwrite to train from step 0 with this "
-                     f"config, or the data and config in {path} to resume it (only the budget, placement, logging and "
-                     "validation may change on resume)")
+    held = "a checkpoint to resume (checkpoints/last.ckpt)" if resume_path(exp_dir) else f"a trained {MODEL_FILE}"
+    raise SystemExit(f"{exp_dir} holds {held} trained with another config than this run's, in {len(changed)} key(s): "
+                     f"{diff}. Give --overwrite to train from step 0 with this config, or the data and config in {path} "
+                     "to resume or keep it (only the budget, placement, logging and validation may change)")

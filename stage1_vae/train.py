@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     check_ranks_agree(trainer, module)
-    end_process_group()
+    if not trainer.interrupted:  # an interrupted rank may have left the others inside a collective
+        end_process_group()
     if trainer.is_global_zero:
         elapsed = time.time() - t0
         steps = trainer.global_step

@@ -121,7 +121,8 @@ class Stage2Experiment(L.LightningModule):
     def _require_finite(self, grad_norm: torch.Tensor | None) -> None:
         """:func:`shared.training.require_finite` of :meth:`training_step`'s loss, naming its batch's utterances."""
         loss, terms, utts = self._step_loss
-        require_finite(self, f"the training loss of utterances {', '.join(utts)}", loss, terms, grad_norm, lambda: (
+        named = ", ".join(utts[:8]) + (f", ... ({len(utts)} in all)" if len(utts) > 8 else "")  # a batch may hold hundreds
+        require_finite(self, f"the training loss of utterances {named}", loss, terms, grad_norm, lambda: (
             "; the dataset checked their inputs to be finite: the training diverged; try a lower train.lr, a "
             "trainer.gradient_clip_val, or trainer.precision=32-true"))
 

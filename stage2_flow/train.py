@@ -177,14 +177,14 @@ def refuse_changed_description(exp_dir: Path, before: dict[str, bytes]) -> None:
         if read_json(exp_dir / "stage1.json").get("continuous", False) != was:
             changed.append(f"kind of latents (continuous: {was} then)")
     if changed:
-        raise SystemExit(f"{exp_dir} holds a checkpoint trained with another {', '.join(changed)} than these inputs give "
+        raise SystemExit(f"{exp_dir} holds weights trained with another {', '.join(changed)} than these inputs give "
                          "(stage one's latents encoded again, or other tokens or speakers): give --overwrite to train "
                          "from step 0 on these, or the inputs it was trained on")
 
 
 def restore_description(exp_dir: Path, before: dict[str, bytes]) -> None:
-    """Put a refused resume's description files back as they were (``before``), so the dir still says what its
-    checkpoint was trained with."""
+    """Put the description files back as they were (``before``) after a refused resume or a finished run's no-op, so
+    the dir still says what its weights were trained with."""
     for name, data in before.items():
         if not (exp_dir / name).is_file() or (exp_dir / name).read_bytes() != data:
             with atomic_write(exp_dir / name, "wb", encoding=None) as f:
@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             refuse_changed_config(exp_dir, cfg, RESUMABLE)
         # only now: a finished run rerun with other inputs or another config is refused as an unfinished one is
         if finished(exp_dir, cfg):
+            restore_description(exp_dir, before)  # a run that trains nothing leaves the dir as its model was trained
             print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
             return 0
         train_set, dev_set = build_datasets(args, cfg, exp_dir)[:2]
@@ -353,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     check_ranks_agree(trainer, module)
-    end_process_group()
+    if not trainer.interrupted:  # an interrupted rank may have left the others inside a collective
+        end_process_group()
     if not trainer.is_global_zero:
         return 0
     elapsed = time.time() - t0
