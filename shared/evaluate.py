@@ -316,8 +316,9 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
         available, skipped = load_optional_metrics(optional_models or {})
     except OptionalModelError as e:
         raise EvaluationError(str(e)) from e
-    for name, why in skipped.items():
-        print(f"[evaluate] {name} skipped: {why['skipped']}", file=sys.stderr)
+    if skipped:  # one line, as a recipe scores several systems
+        print("[evaluate] model-based metrics skipped: " + "; ".join(f"{name}: {why['skipped']}"
+                                                                    for name, why in skipped.items()), file=sys.stderr)
     signal_key = {"mode": mode, "with_f0": with_f0, "mcep": MCEP_CONVENTION, "inputs": {str(p): inputs[str(p)] for p in scps}}
     rows = None if fresh else reusable_signal_rows(out, signal_key, utts)
     if rows is not None:

@@ -47,7 +47,7 @@ from shared.latents import LatentDumpWriter, codec_fingerprint, codec_info
 from shared.text import Frontend, Vocab
 from shared.text.tokenize import tokenize_by_language
 from stage2_flow import solvers
-from stage2_flow.data import LatentNormalizer, pad_prompts
+from stage2_flow.data import PROMPT_SECONDS, LatentNormalizer, pad_prompts
 from stage2_flow.model import FlowTTS, check_rate, codec_dir, load_trained, stage1_dir, trained_continuous, validation_temperature
 
 
@@ -58,7 +58,7 @@ class Synthesizer:
         self.model, self.norm, self.vocab, self.frontend, self.codec = model.eval(), normalizer, vocab, frontend, codec
         self.speakers, self.rate_info, self.device = speakers, rate_info or {}, torch.device(device)
         self.codec_source = codec_source  # the exp dir the codec was loaded from (None: given as an object)
-        self.prompt_seconds = 3.0  # a reference cut from a data dir is at most this long (training's longest prompt)
+        self.prompt_seconds = PROMPT_SECONDS[1]  # a data-dir reference is cut to this (training's longest prompt)
         self.temperature = 1.0  # the default; from_exp_dir's: the one the model was validated at (validation_temperature)
         # whether the model was trained on pre-quantisation latents (encode --continuous; from_exp_dir: stage1.json's):
         # its speech prompts are then encoded so too, and a --save-latents dump says so
@@ -88,7 +88,7 @@ class Synthesizer:
                                     "writes it): copy it from the exp dir the model was trained in")
         synth = cls(model, LatentNormalizer.load(exp / "latent_stats.json"), Vocab.load(exp / "tokens.txt"), fe, codec, speakers, rate,
                     device, source)
-        synth.prompt_seconds = float(cfg.get("data", {}).get("prompt_seconds", [1.0, synth.prompt_seconds])[1])
+        synth.prompt_seconds = float(cfg.get("data", {}).get("prompt_seconds", PROMPT_SECONDS)[1])
         synth.temperature = validation_temperature(cfg)
         synth.continuous = trained_continuous(exp)
         return synth
