@@ -289,25 +289,29 @@ def _weights(exp):
     return torch.load(exp / "model.pt", weights_only=False)["state_dict"]
 
 
-def test_resume_with_augmentation_equals_an_uninterrupted_run(toy, tmp_path, monkeypatch):
+def _killed_after_checkpoint(monkeypatch, step: int, *train_args) -> None:
+    """``train(*train_args)`` killed (KeyboardInterrupt) right after it saved its checkpoint at ``step``."""
     import shared.phone_recognizer.train as T
 
+    save = T._Loop.save
+
+    def save_then_stop(self):
+        save(self)
+        if self.state["step"] == step:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(T._Loop, "save", save_then_stop)
+        train(*train_args)
+
+
+def test_resume_with_augmentation_equals_an_uninterrupted_run(toy, tmp_path, monkeypatch):
     cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_steps": 6}}))  # time warp and SpecAugment on
     assert cfg["train"]["time_warp"][1] > cfg["train"]["time_warp"][0] and cfg["train"]["spec_augment"]["time_masks"]
     args = (str(toy / "train"), str(toy / "train" / "token"))
     train(cfg, *args, str(tmp_path / "whole"))
     whole = _weights(tmp_path / "whole")
-    save = T._Loop.save
-
-    def save_then_stop(self):
-        save(self)
-        if self.state["step"] == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(T._Loop, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, *args, str(tmp_path / "resumed"))
-    monkeypatch.setattr(T._Loop, "save", save)
+    _killed_after_checkpoint(monkeypatch, 4, cfg, *args, str(tmp_path / "resumed"))
     assert train(cfg, *args, str(tmp_path / "resumed"))["steps"] == 6
     resumed = _weights(tmp_path / "resumed")
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
@@ -427,17 +431,7 @@ def test_a_checkpoint_is_resumed_only_on_the_data_it_was_trained_on(toy, tmp_pat
     shutil.copytree(toy / "train", other)
     lines = (other / "token").read_text().splitlines()
     (other / "token").write_text("\n".join(lines[:-1] + [lines[-1] + " ʒ"]) + "\n")
-    save = T._Loop.save
-
-    def save_then_stop(self):
-        save(self)
-        if self.state["step"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(T._Loop, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp))
-    monkeypatch.setattr(T._Loop, "save", save)
+    _killed_after_checkpoint(monkeypatch, 2, cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp))
     with pytest.raises(ValueError, match=r"holds a checkpoint trained on other data \(token_file_sha256: \w+ there, "
                                          r"\w+ now\): resume it with the --data-dir and --token-file.*--overwrite"):
         train(cfg, str(toy / "train"), str(other / "token"), str(exp))
@@ -458,10 +452,9 @@ def test_a_checkpoint_is_resumed_only_on_the_data_it_was_trained_on(toy, tmp_pat
 
     # killed before its first checkpoint: tokens.txt is written, no weights are: rerun on the other data, it starts
     # from that data's phones (before, the old tokens.txt: UnknownTokenError on the new phone)
-    monkeypatch.setattr(T._Loop, "save", lambda self: (_ for _ in ()).throw(KeyboardInterrupt()))
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(T._Loop, "save", lambda self: (_ for _ in ()).throw(KeyboardInterrupt()))
         train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(tmp_path / "early"))
-    monkeypatch.setattr(T._Loop, "save", save)
     assert not (tmp_path / "early" / "checkpoints" / "last.pt").exists()
     assert train(cfg, str(other), str(other / "token"), str(tmp_path / "early"))["steps"] == 4
     assert "ʒ" in (tmp_path / "early" / "tokens.txt").read_text()
