@@ -360,13 +360,16 @@ def require_finite(module: L.LightningModule, what: str, loss: torch.Tensor, ter
                              f"in {ckpt} (if any) once the cause is dealt with")
 
 
-def end_process_group() -> None:
+def end_process_group(trainer: L.Trainer) -> None:
     """Destroy the DDP process group once a run's collectives are done (after :func:`check_ranks_agree`).
 
     Lightning leaves it to the interpreter's exit, where gloo's worker threads can still hold tensors whose
     release needs the dying interpreter: the process then aborts ("terminate called without an active
-    exception", exit -6) after it exported its model. Call it on every rank after a successful ``fit`` only: a
-    rank that failed may leave the others inside a collective, which destroying the group would hang."""
+    exception", exit -6) after it exported its model. Called on every rank after ``fit``; left alone after an
+    interrupted one: a rank that stopped may leave the others inside a collective, which destroying the group would
+    hang."""
+    if trainer.interrupted:
+        return
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 

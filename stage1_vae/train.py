@@ -211,8 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     check_ranks_agree(trainer, module)
-    if not trainer.interrupted:  # an interrupted rank may have left the others inside a collective
-        end_process_group()
+    end_process_group(trainer)
     if trainer.is_global_zero:
         elapsed = time.time() - t0
         steps = trainer.global_step

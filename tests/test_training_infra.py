@@ -202,13 +202,19 @@ def test_check_ranks_agree_refuses_replicas_that_drifted_apart():
 
 def test_end_process_group_destroys_the_group_and_is_a_no_op_without_one(tmp_path):
     """Left to the interpreter's exit, a gloo group can abort a finished run (exit -6, "terminate called without
-    an active exception"; once in CI, and 3 of 50 two-rank runs here): both stages destroy it after training."""
+    an active exception"; once in CI, and 3 of 50 two-rank runs here): both stages destroy it after training, but not
+    after an interrupted one (a rank may still wait in a collective)."""
+    from types import SimpleNamespace
+
     from shared.training import end_process_group
 
-    end_process_group()  # a single process never made one
+    finished, interrupted = SimpleNamespace(interrupted=False), SimpleNamespace(interrupted=True)
+    end_process_group(finished)  # a single process never made one
     torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
     try:
-        end_process_group()
+        end_process_group(interrupted)
+        assert torch.distributed.is_initialized()
+        end_process_group(finished)
         assert not torch.distributed.is_initialized()
     finally:
         if torch.distributed.is_initialized():
