@@ -227,7 +227,8 @@ def resolve_config(args: argparse.Namespace, cfg: dict[str, Any], exp_dir: Path)
                    "init_from": args.init_from}
 
 
-def build_datasets(args, cfg, exp_dir: Path):
+def build_datasets(args, cfg, exp_dir: Path) -> tuple[TTSDataset | ReflowPairs, TTSDataset | None]:
+    """The training set (the utterances, or ``--reflow-pairs``) and the validation subset (None without a dev set)."""
     vocab = Vocab.load(exp_dir / "tokens.txt")
     norm = LatentNormalizer.load(exp_dir / "latent_stats.json")
     s1 = read_json(exp_dir / "stage1.json")
@@ -252,7 +253,7 @@ def build_datasets(args, cfg, exp_dir: Path):
         n = int(cfg.get("validation", {}).get("num_utts", 8))
         dev = TTSDataset(args.dev_dir, args.dev_latents, vocab, norm, speakers, frame_rate, None, prompt, max_frames)
         dev = dev.subset([dev.utts.index(u) for u in spread_subset(sorted(dev.utts), n)] if n > 0 else [])  # every speaker
-    return train, dev, vocab, speakers, s1
+    return train, dev
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             restore_description(exp_dir, before)  # a run that trains nothing leaves the dir as its model was trained
             print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
             return 0
-        train_set, dev_set = build_datasets(args, cfg, exp_dir)[:2]
+        train_set, dev_set = build_datasets(args, cfg, exp_dir)
     except BaseException:
         restore_description(exp_dir, before)
         raise

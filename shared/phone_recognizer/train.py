@@ -318,8 +318,7 @@ class _Loop:
         tc, st = self.tc, self.state
         # utterances of similar length under a padded-frames budget (raised to the longest utterance where that is
         # longer, as stage two does, rather than refused); which ones share a batch changes every epoch
-        lengths = [f.shape[-1] for f in feats]
-        sampler = BucketBatchSampler(lengths, tc["batch_frames"], seed=tc["seed"], fit_longest=True)
+        sampler = BucketBatchSampler([f.shape[-1] for f in feats], tc["batch_frames"], seed=tc["seed"], fit_longest=True)
         self.model.train()
         t0, running = time.time() - st["elapsed"], []
         while True:
