@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
     (".5 of it at -5 degrees", "point five of it at minus five degrees"),
     # ranges read as written (not a sign after an amount), not chains or scores; plurals; hyphenated words kept whole
     ("$10-20 each, 10-15%, 9:30-11:00", "ten dollars to twenty dollars each, ten to fifteen percent, nine thirty to eleven o'clock"),
-    ("call 555-1234 after a 3-2 win", "call five hundred fifty-five-twelve thirty-four after a three-two win"),
+    ("call 555-1234 after a 3-2 win", "call five five five, one two three four after a three-two win"),
     ("in his 20s, the 4s and 6s", "in his twenties, the fours and sixes"),
     ("a 5-year-old, Fig.3, -$5", "a five-year-old, figure three, minus five dollars"),
 ])
@@ -63,7 +63,7 @@ def test_normalize_english(text, expected):
     ("$20M and £1.5m", "twenty million dollars and one point five million pounds"),
     ("$.50", "fifty cents"),
     ("open 24/7", "open twenty-four seven"),
-    ("3/4 of 1/2, 2/3 on 12/25/2020", "three quarters of one half, two thirds on twelve slash twenty-five slash twenty twenty"),
+    ("3/4 of 1/2, 2/3 on 12/25/2020", "three quarters of one half, two thirds on December twenty-fifth, twenty twenty"),
     ("24:00", "twenty-four o'clock"),
 ])
 def test_normalize_english_fractions_dashes_abbreviations(text, expected):
@@ -86,7 +86,7 @@ def test_normalize_english_fractions_dashes_abbreviations(text, expected):
     # ranges of percentages, thousands, decimals, amounts with a scale, pages; a sign after both is said once
     ("10%–15% and 10%-15%", "ten to fifteen percent and ten to fifteen percent"),
     ("5.5%-6.5%, 10% – 15%", "five point five to six point five percent, ten to fifteen percent"),
-    ("10°–20°", "ten to twenty °"),
+    ("10°–20°", "ten to twenty degrees"),
     ("1,000-2,000 and 1,000–2,000 Hz", "one thousand to two thousand and one thousand to two thousand Hz"),
     ("$1,000-$2,000", "one thousand dollars to two thousand dollars"),
     ("0.5-1.0 s, 2.5–3.5 kHz", "zero point five to one point zero s, two point five to three point five kHz"),
@@ -147,11 +147,10 @@ def test_normalize_en_dash_minus_sign(language, text, expected):
     ("On 2020-01-15 we met.", "On January fifteenth, twenty twenty we met."),
     ("1999-12-31 or 2005-07-04, not 2020-13-15",
      "December thirty-first, nineteen ninety-nine or July fourth, two thousand five, not twenty twenty-thirteen-fifteen"),
-    # rough counts and space-grouped thousands (only groups of three after the first)
+    # rough counts and space-grouped thousands (plain spaces only where a group after the first starts with 0)
     ("The 1,000s of fans, 10,000s of them and 1,000,000s", "The thousands of fans, tens of thousands of them and millions"),
     ("10 000 people, 1 000 000 stars, $10 000", "ten thousand people, one million stars, ten thousand dollars"),
-    ("call 555 123 4567, 12 34", "call five hundred fifty-five one hundred twenty-three four thousand five hundred "
-                                 "sixty-seven, twelve thirty-four"),
+    ("call 555 123 4567, 12 34", "call five five five, one two three, four five six seven, twelve thirty-four"),
 ])
 def test_normalize_english_amounts_dates_groups(text, expected):
     assert normalize_text(text, "en-us") == expected
@@ -181,6 +180,82 @@ def test_normalize_english_amounts_dates_groups(text, expected):
     ("The U.S. Army, a Ph.D., e.g. J.K. Rowling at 9 a.m.", "The US Army, a PhD, for example JK Rowling at nine AM."),
 ])
 def test_normalize_english_superscripts_units_symbols_acronyms(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # plain spaces separate numbers; a thin, narrow no-break or no-break space groups digits (SI style)
+    ("Rooms 101 102 103 are free.", "Rooms one hundred one one hundred two one hundred three are free."),
+    ("10\u202f000 people, 1\u2009234\u00a0567 stars and 2\u202f500",
+     "ten thousand people, one million two hundred thirty-four thousand five hundred sixty-seven stars and two "
+     "thousand five hundred"),
+    ("rows 7 250 and 12 345", "rows seven two hundred fifty and twelve three hundred forty-five"),
+])
+def test_normalize_english_digit_groups_need_thin_spaces(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("language, text, expected", [
+    # M/D/YYYY in American English, D/M/YYYY in every other English; the other order only where it is the one valid
+    ("en-us", "Born 3/14/1990 in Ohio.", "Born March fourteenth, nineteen ninety in Ohio."),
+    ("en-us", "on 3/4/1990 and 03/04/2021", "on March fourth, nineteen ninety and March fourth, twenty twenty-one"),
+    ("en-gb", "on 3/4/1990 and 14/3/1990", "on April third, nineteen ninety and March fourteenth, nineteen ninety"),
+    ("en-GB-x-rp", "Born 14/3/1990.", "Born March fourteenth, nineteen ninety."),
+    ("en-us", "13/12/1990 and 2/29/2020",
+     "December thirteenth, nineteen ninety and February twenty-ninth, twenty twenty"),
+    # not dates: no valid order, a two-digit year, a chain
+    ("en-us", "13/14/1990, 2/29/2019, 3/14/90 and 1/2/3",
+     "thirteen slash fourteen slash nineteen ninety, two slash twenty-nine slash twenty nineteen, three slash "
+     "fourteen slash ninety and one slash two slash three"),
+])
+def test_normalize_english_numeric_dates(language, text, expected):
+    assert normalize_text(text, language) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # telephone numbers digit by digit, a pause between groups
+    ("Call 555-1234 now.", "Call five five five, one two three four now."),
+    ("Call (555) 123-4567 or 555-123-4567.",
+     "Call five five five, one two three, four five six seven or five five five, one two three, four five six seven."),
+    ("+1 555 123 4567, 1-800-555-1234 or 555.123.4567",
+     "plus one, five five five, one two three, four five six seven, one, eight zero zero, five five five, one two "
+     "three four or five five five, one two three, four five six seven"),
+    # ranges keep their reading; a round hundred after three digits is not a telephone number
+    ("1990-1995, 10-20 and 500-1000 people", "nineteen ninety to nineteen ninety-five, ten to twenty and five "
+                                             "hundred-one thousand people"),
+])
+def test_normalize_english_phone_numbers(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Temperature is -5°C.", "Temperature is minus five degrees Celsius."),
+    ("It was 1° colder, 90°F, 45 °C and 0.5°.",
+     "It was one degree colder, ninety degrees Fahrenheit, forty-five degrees Celsius and zero point five degrees."),
+    ("10–20°C, 10°C–20°C, in °F",
+     "ten to twenty degrees Celsius, ten to twenty degrees Celsius, in degrees Fahrenheit"),
+])
+def test_normalize_english_degrees(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a superscript after a year or a percentage is a footnote mark; powers and units keep their reading
+    ("in 1990¹ the war ended, rising 25%² a year",
+     "in nineteen ninety the war ended, rising twenty-five percent a year"),
+    ("x², 10³ m, m², 2¹⁰ and 10⁻³", "x squared, ten to the power of three m, m squared, two to the power of ten and "
+                                    "ten to the power of minus three"),
+    # academic degrees: no stray sentence ends, read as they are said
+    ("He has an M.Sc. in physics and a Ph.D. from MIT.", "He has an MSc in physics and a PhD from MIT."),
+    ("She holds a B.Sc. Then she left.", "She holds a BSc. Then she left."),
+    ("M.Phil., D.Phil., M.Eng., B.Ed., LL.B. and Ed.D. holders", "MPhil, DPhil, MEng, B Ed, LLB and EDD holders"),
+    # neighbours that must not move
+    ("1,234.5% of it", "one thousand two hundred thirty-four point five percent of it"),
+    ("3:30, $3.50, 2024-05-01, 2 1/2, 21st, 1990s",
+     "three thirty, three dollars and fifty cents, May first, twenty twenty-four, two and a half, twenty-first, "
+     "nineteen nineties"),
+])
+def test_normalize_english_footnotes_degrees_neighbours(text, expected):
     assert normalize_text(text, "en-us") == expected
 
 

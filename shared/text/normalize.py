@@ -12,8 +12,12 @@ Decisions (see ``shared/text/README.md``):
 * Vulgar fractions become ASCII ones apart from a whole number before NFKC ("1½" -> "1 1/2", not "11⁄2").
 * An en dash at the start or after a space or "(" and right before a number is a minus sign ("–5" -> "-5").
 * English only: superscripts are read before NFKC makes them digits ("km²" -> "km squared", "10⁶" -> "10 to the power
-  of 6", a footnote mark "word¹" goes); acronyms lose their periods ("U.S.A." -> "USA"); "#", "<", ">" and a spaced
-  hyphen between numbers are read where they have one reading ("#5", "C#", "3 < 5", "3 - 2").
+  of 6", a footnote mark "word¹", "1990¹" or "25%¹" goes); digits grouped by a thin or no-break space (U+2009,
+  U+202F, U+00A0) are one number, plain spaces separate numbers ("Rooms 101 102") unless a group after the first
+  starts with 0 ("10 000"); telephone numbers are read digit by digit ("(555) 123-4567"); numeric dates are
+  M/D/YYYY in ``en-us``, D/M/YYYY in other English; acronyms and academic degrees lose their periods ("U.S.A." ->
+  "USA", "M.Sc." -> "MSc"); "#", "<", ">" and a spaced hyphen between numbers are read where they have one reading
+  ("#5", "C#", "3 < 5", "3 - 2").
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from shared.text.numbers import expand_numbers_en
+from shared.text.numbers import expand_numbers_en, expand_phone_numbers_en, join_digit_groups
 
 PUNCTUATION = ",.!?;:"
 """Marks kept as tokens by every frontend (they carry pauses and intonation)."""
@@ -66,6 +70,12 @@ _RE_IE = re.compile(r"\bi\.e\.", re.IGNORECASE)
 # an acronym's periods would be sentence ends ("U.S.A. is big" is three of them): "USA", "PhD"; single letters upper
 # case ("p.s." -> "PS", which espeak-ng spells); after e.g., i.e. and a.m. after an hour, which are read before this
 _RE_ACRONYM = re.compile(r"\b(?:[A-Za-z]\.){2,}(?!\w)|\b[A-Z][a-z]\.(?:[A-Z]\.)+(?!\w)")
+# academic degrees the acronym rule does not take ("M.Sc.", whose periods espeak-ng reads as sentence ends): as they
+# are said, in the spelling espeak-ng reads so ("MSc" em-ess-see, "MPhil" em-phil, "B Ed" not "bed", "EDD" not "ed-d")
+_DEGREES_EN = {"M.Sc.": "MSc", "B.Sc.": "BSc", "D.Sc.": "DSc", "M.Phil.": "MPhil", "D.Phil.": "DPhil",
+               "B.Phil.": "BPhil", "M.Eng.": "MEng", "B.Eng.": "BEng", "M.Ed.": "M Ed", "B.Ed.": "B Ed",
+               "Ed.D.": "EDD", "LL.B.": "LLB", "LL.M.": "LLM", "LL.D.": "LLD", "M.Res.": "MRes"}
+_RE_DEGREE_EN = re.compile(r"\b(?:" + "|".join(map(re.escape, _DEGREES_EN)) + r")(?!\w)")
 # a.m. / p.m. after an hour ("9 a.m.", "9am", "10:30 PM", "12:00pm"): "AM" / "PM", which espeak-ng spells out (its
 # "a.m." is two letters with a pause after each, its "am" the verb); ":00" before it goes ("nine AM", not "nine o'clock
 # AM"); a range of two such times reads "to" ("9 a.m.–5 p.m.", "9am-5pm")
@@ -87,13 +97,15 @@ _VULGAR_FRACTIONS = {
 _RE_VULGAR = re.compile("[" + "".join(_VULGAR_FRACTIONS) + "]")
 # before NFKC, which makes "10⁶" "106" and "km²" "km2" (English): "²"/"³" after a word of one or two letters, a unit
 # or a variable ("km²", "ft³", "x²", "mc²"), read "squared"/"cubed"; a superscript number after a digit is a power
-# ("10⁶", "10⁻³"; a footnote mark after a number reads so too); one after any other word or after punctuation is a
-# footnote mark and goes ("footnote¹", "the end.²"); elsewhere NFKC makes it a digit as before
+# ("10⁶", "10⁻³", "2¹⁰"), except an unsigned one after a year (1100-2099, "in 1990¹ the"), which is a footnote mark
+# as one after any other word, after "%" or after punctuation is, and goes ("footnote¹", "25%²", "the end.²"); a
+# footnote mark after any other number still reads as a power; elsewhere NFKC makes it a digit as before
 _SUPERSCRIPTS = "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
 _SUPERSCRIPT_DIGITS = str.maketrans(_SUPERSCRIPTS + "\u207b\u207a", "0123456789-+")
 _RE_SQUARED_UNIT = re.compile(r"(?<![^\W\d_])([^\W\d_]{1,2})([\u00b2\u00b3])(?![" + _SUPERSCRIPTS + "])")
 _RE_POWER = re.compile(r"(?<=\d)[\u207a\u207b]?[" + _SUPERSCRIPTS + "]+")
-_RE_FOOTNOTE_MARK = re.compile(r"(?<=[^\W\d_]|[.,;:!?'\"\u2019\u201d])[" + _SUPERSCRIPTS + "]+")
+_RE_FOOTNOTE_MARK = re.compile(r"(?<=[^\W\d_]|[.,;:!?%'\"\u2019\u201d])[" + _SUPERSCRIPTS + "]+")
+_RE_YEAR_FOOTNOTE = re.compile(r"(?<![\w.,])(1[1-9]\d\d|20\d\d)[" + _SUPERSCRIPTS + "]+")
 _CHAR_MAP = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "`": "'", "\u00b4": "'",
     "\u201c": "", "\u201d": "", "\u201e": "", "\u00ab": "", "\u00bb": "", '"': "",
@@ -122,12 +134,12 @@ _RE_PUNCT_RUN = re.compile(r"([" + re.escape(PUNCTUATION) + r"])[" + re.escape(P
 _RE_SPACED_HYPHEN = re.compile(r"\s-+\s|\s-+$|^-+\s|--+")
 # an en dash is a pause, except (in English) between two numbers (10–15, 10%–15%), which numbers.py reads as a range
 _RE_EN_DASH = re.compile(r"\u2013")
-_RE_EN_DASH_RANGE = re.compile(r"(?:(?<=[\d%°])|(?<=\ds))\s*\u2013\s*(?=[$£€]?[-\u2212]?\d)")
-_RE_EN_DASH_NOT_RANGE = re.compile(r"(?<![\d%°])(?<!\ds)\u2013|\u2013(?![$£€]?[-\u2212]?\d)")
+_RE_EN_DASH_RANGE = re.compile(r"(?:(?<=[\d%°])|(?<=\ds)|(?<=°[CF]))\s*\u2013\s*(?=[$£€]?[-\u2212]?\d)")
+_RE_EN_DASH_NOT_RANGE = re.compile(r"(?<![\d%°])(?<!\ds)(?<!°[CF])\u2013|\u2013(?![$£€]?[-\u2212]?\d)")
 # an en dash for a minus sign (every language): at the start, after a space or "(", right before a number ("It was –5
 # degrees", "(–3)"); not after a number ("10 –15" stays a range in English, a pause elsewhere)
 _RE_EN_DASH_MINUS = re.compile(r"(?<![^\s(])\u2013(?=[$£€]?\d)")
-_RE_NUMBER_AT_END = re.compile(r"(?:[\d%°]|\ds)\s*$")
+_RE_NUMBER_AT_END = re.compile(r"(?:[\d%°]|\ds|°[CF])\s*$")
 
 
 def _ends_sentence(rest: str) -> bool:
@@ -160,19 +172,30 @@ def _en_dash_minus(m: re.Match) -> str:
 def _superscripts(text: str) -> str:
     """``km²`` -> ``km squared``, ``10⁶`` -> ``10 to the power of 6``, ``footnote¹`` -> ``footnote`` (English)."""
     text = _RE_SQUARED_UNIT.sub(lambda m: m.group(1) + (" squared" if m.group(2) == "\u00b2" else " cubed"), text)
+    text = _RE_YEAR_FOOTNOTE.sub(r"\1", text)  # "1990¹": a footnote mark, not a power
     text = _RE_POWER.sub(lambda m: " to the power of " + m.group(0).translate(_SUPERSCRIPT_DIGITS) + " ", text)
     return _RE_FOOTNOTE_MARK.sub("", text)
 
 
+def _acronym_ends_sentence(rest: str) -> bool:
+    """Whether an acronym's last period followed by ``rest`` also ends the sentence: at the end of the text or before
+    a capitalised word that starts sentences ("in the U.S. The"), not before a name ("U.S. Army", "J.K. Rowling")."""
+    next_word = re.match(r"[\s" + re.escape(_CLOSERS) + r"]*([A-Za-z]+)", rest)
+    return _ends_sentence(rest) and (not next_word or next_word.group(1) in _SENTENCE_OPENERS_EN)
+
+
 def _acronym(m: re.Match) -> str:
-    """``U.S.A.`` -> ``USA``, keeping one period where it also ends the sentence: at the end of the text or before a
-    capitalised word that starts sentences ("in the U.S. The"), not before a name ("U.S. Army", "J.K. Rowling")."""
-    letters, rest = m.group(0).replace(".", ""), m.string[m.end():]
+    """``U.S.A.`` -> ``USA``, keeping one period where it also ends the sentence (``_acronym_ends_sentence``)."""
+    letters = m.group(0).replace(".", "")
     if len(letters) == m.group(0).count("."):  # single letters: "u.s." is "US", not the word "us"
         letters = letters.upper()
-    next_word = re.match(r"[\s" + re.escape(_CLOSERS) + r"]*([A-Za-z]+)", rest)
-    final = _ends_sentence(rest) and (not next_word or next_word.group(1) in _SENTENCE_OPENERS_EN)
-    return letters + "." if final else letters
+    return letters + "." if _acronym_ends_sentence(m.string[m.end():]) else letters
+
+
+def _degree(m: re.Match) -> str:
+    """``M.Sc.`` -> ``MSc`` (see ``_DEGREES_EN``), keeping one period where it also ends the sentence."""
+    words = _DEGREES_EN[m.group(0)]
+    return words + "." if _acronym_ends_sentence(m.string[m.end():]) else words
 
 
 def _spaced_minus(m: re.Match) -> str:
@@ -234,13 +257,21 @@ def is_english(language: str) -> bool:
     return language.lower().startswith("en")
 
 
+def is_month_first(language: str) -> bool:
+    """Whether numeric dates put the month first (M/D/YYYY): American English (``en-us``, ``en-US-nyc``); every other
+    English (``en``, which espeak-ng speaks British, ``en-gb``, ``en-GB-x-rp``, ``en-029``) puts the day first."""
+    return re.match(r"en[-_]us(?![a-z0-9])", language.lower()) is not None
+
+
 def normalize_text(text: str, language: str = "en-us") -> str:
     """Normalise one sentence; see the module docstring. Returns '' for text with nothing to say."""
     english = is_english(language)
     text = _RE_VULGAR.sub(lambda m: f" {_VULGAR_FRACTIONS[m.group(0)]} ", text)
     if english:
-        text = _superscripts(text)
+        text = join_digit_groups(_superscripts(text))  # before NFKC makes a thin space a space
     text = unicodedata.normalize("NFKC", text)
+    if english:
+        text = expand_phone_numbers_en(text)  # before "(555) 123-4567" loses its brackets
     text = _RE_EN_DASH_MINUS.sub(_en_dash_minus, text)  # before "(" becomes a pause
     text = "".join(_CHAR_MAP.get(c, c) for c in text)
     if english:
@@ -253,7 +284,7 @@ def normalize_text(text: str, language: str = "en-us") -> str:
     if english:
         text = _RE_EG.sub("for example", text)
         text = _RE_IE.sub("that is", text)
-        text = _RE_ACRONYM.sub(_acronym, text)
+        text = _RE_ACRONYM.sub(_acronym, _RE_DEGREE_EN.sub(_degree, text))
         # with a space: "No.5-7" is "number 5-7", a range
         # units first: "30 sec. 2 sets" is seconds (after a number), "Sec. 2" a section (before one only)
         text = _RE_UNIT_EN.sub(_unit, text)
@@ -261,7 +292,7 @@ def normalize_text(text: str, language: str = "en-us") -> str:
         text = _RE_ABBREV_EN.sub(_abbreviation, text)
         text = _RE_HASHTAG.sub("hashtag ", _RE_HASH_NUMBER.sub("number ", _RE_SHARP.sub(r"\1 sharp ", text)))
         text = _RE_LESS_GREATER.sub(_less_greater, text)
-        text = expand_numbers_en(text)
+        text = expand_numbers_en(text, month_first=is_month_first(language))
         text = _RE_EN_DASH.sub(" , ", text)  # one numbers.py did not read as a range (a chain: 1–2–3)
         for sym, word in _SYMBOLS_EN.items():
             text = text.replace(sym, word)

@@ -5,6 +5,7 @@ Only used for English; for other languages digits are left to espeak-ng, which r
 
 from __future__ import annotations
 
+import calendar
 import re
 from typing import Callable
 
@@ -105,13 +106,13 @@ _RE_CURRENCY_SUFFIX = re.compile(r"([$£€]\s?" + _AMOUNT + r")(k|mn|m|bn|b)\b"
 _SCALE_SUFFIXES = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion"}
 # ranges and signs are read on the text as written (before any number becomes words): a range of two numbers, times,
 # fractions or amounts ("1990-2000", "1,000-2,000", "0.5-1.0", "9:30-11:00", "1/2-3/4", "$10-20", "$10-$20",
-# "$1-2 million", "10-15%", "10%-15%", decades "1980s-1990s"), not a chain (phone numbers, dates, 1-2-3) or a mixed
-# number (5-1/2); an en dash between two numbers ("2010–2015", "7 – 8", "-5–10") is always a range
+# "$1-2 million", "10-15%", "10%-15%", "10°C–20°C", decades "1980s-1990s"), not a chain (phone numbers, dates,
+# 1-2-3) or a mixed number (5-1/2); an en dash between two numbers ("2010–2015", "7 – 8", "-5–10") is always a range
 _RE_RANGE_NUMBER = r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+|:\d\d|/[1-9]\d*)?)"
 _RE_RANGE = re.compile(r"(?<![\w.,:/\-\u2013])(?P<cur>[$£€]?)(?P<sign_a>[-\u2212]?)" + _RE_RANGE_NUMBER.replace("(", "(?P<a>", 1) +
-                       r"(?P<unit>[%°])?(?P<decades>s)?(?P<sep>-|\s*\u2013\s*)(?:(?P=cur))?(?P<sign_b>[-\u2212]?)" +
+                       r"(?P<unit>%|°[CF]?)?(?P<decades>s)?(?P<sep>-|\s*\u2013\s*)(?:(?P=cur))?(?P<sign_b>[-\u2212]?)" +
                        _RE_RANGE_NUMBER.replace("(", "(?P<b>", 1) + r"(?(unit)(?=(?P=unit)))(?(decades)s)"
-                       r"(?![%°]?(?:[\w:/\-\u2013]|[.,]\d))")
+                       r"(?!(?:%|°[CF]\b|°(?![CF]\b))?(?:[\w:/\-\u2013]|[.,]\d))")
 _RE_SCALE_WORD = re.compile(r"\s?(?:thousand|million|billion|trillion)\b", re.IGNORECASE)
 _RE_SIGNED = re.compile(r"(?<![\w.,:\-])([-+−])(?=[$£€]?\.?\d)")
 _RE_BARE_DECIMAL = re.compile(r"(?<![\w.,])\.(\d+)\b")
@@ -121,6 +122,11 @@ _ROUGH_COUNTS = {value * factor: words + name + "s" for value, name in _SCALES
                  for factor, words in ((1, ""), (10, "tens of "), (100, "hundreds of "))}
 _RE_LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])(?!(?:st|nd|rd|th|s)\b)", re.IGNORECASE)
 _RE_PERCENT = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s?%")
+# a degree sign after a number ("-5°C", "45 °C", "1°"): "degree(s)", "Celsius" or "Fahrenheit" after; a range's
+# sign is said once, after the second number ("10°–20°" reads "10 to 20°" here); "°C" / "°F" alone are read too
+_RE_DEGREES = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s?°(?:\s?([CF])\b)?")
+_RE_DEGREE_SCALE = re.compile(r"°\s?([CF])\b")
+_DEGREE_SCALES = {"C": " Celsius", "F": " Fahrenheit", None: ""}
 _RE_ORDINAL = re.compile(r"\b(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _RE_DECIMAL = re.compile(r"\b(\d[\d,]*)\.(\d+)\b")
 _RE_YEAR = re.compile(r"\b(1[1-9]\d\d|20\d\d)(s?)\b")
@@ -132,14 +138,31 @@ _RE_TIME = re.compile(r"\b([01]?\d|2[0-4]):([0-5]\d)\b")
 _RE_FRACTION = re.compile(r"(?<![\w.,:/\-$£€])(?:(\d{1,3})(?:\s+|-))?([1-9])/([1-9]|10)(?![\w/:]|[.,]\d)")
 _RE_24_7 = re.compile(r"(?<![\w.,:/\-])24/7(?![\w/:]|[.,]\d)")
 # an ISO date (YYYY-MM-DD, a valid month and day) is read as a date before a range or a chain could take it:
-# "2020-01-15" -> "January fifteenth, twenty twenty" (other orders, such as 1/2/2020, are US or European: left alone)
+# "2020-01-15" -> "January fifteenth, twenty twenty"
 _MONTHS = ("January February March April May June July August September October November December").split()
 _RE_ISO_DATE = re.compile(r"(?<![\w.,:/\-\u2013])(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
                           r"(?![\w:/\-\u2013]|[.,]\d)")
-# thousands grouped by spaces ("10 000", "1 000 000"; NFKC has made a thin or no-break space a space) are one number
-# when every group after the first has three digits and nothing that could be another group follows: "10,000"
-# from here on ("3 4" or a phone number "555 123 4567" stay apart)
-_RE_SPACE_GROUPS = re.compile(r"(?<![\w.,])(?<!\d )\d{1,3}(?: \d{3})+(?!\w|,\d| \d)")
+# a numeric date with slashes and a four-digit year: M/D/YYYY in American English, D/M/YYYY in every other English
+# ("3/14/1990", "14/3/1990" -> "March fourteenth, nineteen ninety"); the other order where it is the only valid one
+# (13/12/1990 is the 13th of December anywhere); with no valid order (13/14/1990), or a two-digit year (3/14/90,
+# which may be a fraction or a chain), it is left to the slashes as before
+_RE_SLASH_DATE = re.compile(r"(?<![\w.,:/\-\u2013])(\d{1,2})/(\d{1,2})/([1-9]\d{3})(?![\w:/\-\u2013]|[.,]\d)")
+# thousands grouped by spaces are one number ("10,000" from here on) when every group after the first has three
+# digits and nothing that could be another group follows: SI style, with a thin, narrow no-break or no-break space
+# ("10\u202f000", "1\u2009000\u00a0000"; run before NFKC makes them spaces), or with plain spaces only where a group
+# after the first starts with 0 ("10 000", "1 000 000": no number is written "000" on its own); other plain spaces
+# separate numbers ("Rooms 101 102 103", "7 250", "555 123 4567")
+_GROUP_SPACES = "\u2009\u202f\u00a0"
+_RE_SPACE_GROUPS = re.compile(r"(?<![\w.,])(?<!\d[ " + _GROUP_SPACES + r"])\d{1,3}(?:[ " + _GROUP_SPACES +
+                              r"]\d{3})+(?!\w|,\d|[ " + _GROUP_SPACES + r"]\d)")
+# a North American telephone number is read digit by digit, a pause between groups ("555-1234" -> "five five five,
+# one two three four"): NNN-NNNN (not after 0 or 1, and not a round hundred after a smaller number: "500-1000 people"
+# stays as it was), NNN-NNN-NNNN, NNN.NNN.NNNN, NNN NNN NNNN (one separator throughout), (NNN) NNN-NNNN; the last four
+# may follow a country code ("+1 555 123 4567", "1-800-555-1234"). A range of years or small numbers has other
+# shapes ("1990-1995", "10-20"); after a currency sign it is an amount
+_RE_PHONE = re.compile(r"(?<![\w.,:/\-\u2013+$£€])(?:(?:(?:\+\d{1,3}|1)[ .\-])?(?:\(\d{3}\) ?\d{3}[ \-]\d{4}|"
+                       r"\d{3}(?P<sep>[ .\-])\d{3}(?P=sep)\d{4})|(?P<a>[2-9]\d\d)-(?P<b>\d{4}))"
+                       r"(?![\w:/\-\u2013]|[.,]\d)")
 
 
 def _time(m: re.Match) -> str:
@@ -205,9 +228,55 @@ def _plural(words: str) -> str:
     return head + sep + last
 
 
+def _date(y: int, month: int, day: int) -> str:
+    """``(2020, 1, 15)`` -> ``January fifteenth, twenty twenty``."""
+    return f"{_MONTHS[month - 1]} {ordinal(day)}, {year(y)}"
+
+
 def _iso_date(m: re.Match) -> str:
     """``2020-01-15`` -> ``January fifteenth, twenty twenty``."""
-    return f"{_MONTHS[int(m.group(2)) - 1]} {ordinal(int(m.group(3)))}, {year(int(m.group(1)))}"
+    return _date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+
+def _valid_date(y: int, month: int, day: int) -> bool:
+    return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(y, month)[1]
+
+
+def _slash_date(m: re.Match, month_first: bool) -> str:
+    """``3/14/1990`` -> ``March fourteenth, nineteen ninety`` (``14/3/1990`` where the day comes first); the other
+    order where only it is valid; with neither the text as written (see ``_RE_SLASH_DATE``)."""
+    first, second, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    orders = ((first, second), (second, first)) if month_first else ((second, first), (first, second))
+    for month, day in orders:
+        if _valid_date(y, month, day):
+            return f" {_date(y, month, day)} "
+    return m.group(0)
+
+
+def join_digit_groups(text: str) -> str:
+    """``10 000`` with a thin or no-break space, or with a plain one before a group starting with 0, -> ``10,000``;
+    ``101 102`` stays two numbers (see ``_RE_SPACE_GROUPS``)."""
+    def join(m: re.Match) -> str:
+        groups = re.split("[ " + _GROUP_SPACES + "]", m.group(0))
+        if " " in m.group(0) and not any(g.startswith("0") for g in groups[1:]):
+            return m.group(0)
+        return ",".join(groups)
+    return _RE_SPACE_GROUPS.sub(join, text)
+
+
+def _phone(m: re.Match) -> str:
+    """``(555) 123-4567`` -> ``five five five, one two three, four five six seven``; a round hundred after a
+    smaller number of three digits is left alone (``500-1000``: see ``_RE_PHONE``)."""
+    if m.group("a") and int(m.group("a")) < int(m.group("b")) and int(m.group("b")) % 100 == 0:
+        return m.group(0)
+    words = ", ".join(digits(group) for group in re.findall(r"\d+", m.group(0)))
+    return f" {'plus ' if m.group(0).startswith('+') else ''}{words} "
+
+
+def expand_phone_numbers_en(text: str) -> str:
+    """Telephone numbers digit by digit (see ``_RE_PHONE``); the normaliser runs this before brackets become
+    pauses, so that ``(555) 123-4567`` is still whole."""
+    return _RE_PHONE.sub(_phone, text)
 
 
 def _number_plural(m: re.Match) -> str:
@@ -253,10 +322,18 @@ def _range(m: re.Match) -> str:
     return f"{cur}{sign_a}{a}{s}{scale.group(0) if scale else ''} to {cur}{sign_b}{b}{s}"
 
 
+def _number_words(num: str) -> str:
+    """``1,234.5`` -> ``one thousand two hundred thirty-four point five``."""
+    return _RE_DECIMAL.sub(_decimal, num) if "." in num else cardinal(_int(num))
+
+
 def _percent(m: re.Match) -> str:
-    num = m.group(1)
-    spoken = _RE_DECIMAL.sub(_decimal, num) if "." in num else cardinal(_int(num))
-    return spoken + " percent"
+    return _number_words(m.group(1)) + " percent"
+
+
+def _degrees(m: re.Match) -> str:
+    """``5°C`` -> ``five degrees Celsius``, ``1°`` -> ``one degree`` (a sign before is read as "minus" already)."""
+    return f"{_number_words(m.group(1))} {'degree' if m.group(1) == '1' else 'degrees'}{_DEGREE_SCALES[m.group(2)]}"
 
 
 def _spaced(words: Callable[[re.Match], str]) -> Callable[[re.Match], str]:
@@ -264,12 +341,15 @@ def _spaced(words: Callable[[re.Match], str]) -> Callable[[re.Match], str]:
     return lambda m: f" {words(m)} "
 
 
-def expand_numbers_en(text: str) -> str:
-    """Replace every digit sequence in ``text`` by English words: times, amounts of money (``$1.5 million``, ``$20M``,
-    ``$.50``), fractions (``3/4``, ``1 1/2``, ``1-1/2``), percentages, ordinals, decimals (``.5``), signs, ranges
-    (``1990-2000``, ``2010–2015``, ``10%-15%``: "to"), years, thousands, integers."""
-    text = _RE_SPACE_GROUPS.sub(lambda m: m.group(0).replace(" ", ","), text)
+def expand_numbers_en(text: str, month_first: bool = True) -> str:
+    """Replace every digit sequence in ``text`` by English words: telephone numbers, dates (``2020-01-15``,
+    ``3/14/1990``; ``14/3/1990`` where not ``month_first``, as outside the US), times, amounts of money (``$1.5
+    million``, ``$20M``, ``$.50``), fractions (``3/4``, ``1 1/2``, ``1-1/2``), percentages, degrees, ordinals,
+    decimals (``.5``), signs, ranges (``1990-2000``, ``2010–2015``, ``10%-15%``: "to"), years, thousands, integers."""
+    text = join_digit_groups(text)
+    text = expand_phone_numbers_en(text)
     text = _RE_ISO_DATE.sub(_spaced(_iso_date), text)
+    text = _RE_SLASH_DATE.sub(lambda m: _slash_date(m, month_first), text)
     text = _RE_RANGE.sub(_range, text)  # on the text as written (below, a number's words are padded with spaces)
     text = _RE_SIGNED.sub(lambda m: " plus " if m.group(1) == "+" else " minus ", text)
     text = _RE_CURRENCY_SUFFIX.sub(lambda m: f"{m.group(1)} {_SCALE_SUFFIXES[m.group(2).lower()]}", text)
@@ -281,6 +361,8 @@ def expand_numbers_en(text: str) -> str:
     text = _RE_CURRENCY_CENTS.sub(_spaced(_currency_cents), text)
     text = _RE_CURRENCY.sub(_spaced(_currency), text)
     text = _RE_PERCENT.sub(_spaced(_percent), text)
+    text = _RE_DEGREES.sub(_spaced(_degrees), text)
+    text = _RE_DEGREE_SCALE.sub(lambda m: " degrees" + _DEGREE_SCALES[m.group(1)], text)
     text = _RE_ORDINAL.sub(_spaced(lambda m: ordinal(_int(m.group(1)))), text)
     text = _RE_DECIMAL.sub(_spaced(_decimal), text)
     text = _RE_BARE_DECIMAL.sub(_spaced(lambda m: f"point {digits(m.group(1))}"), text)
