@@ -12,10 +12,14 @@ measured only when its interval excludes 0, has a width and comes from at least 
 ``verdict`` then says which system is better (the direction of each metric is the arrow
 ``shared.metrics.report.DISPLAY`` shows in RESULTS.md: lower for distortions and error rates, higher for PESQ,
 STOI, F0 correlation), or only that they differ for a metric with no better direction.
-Per-utterance means weight every utterance equally (a corpus-level PER weights by phone count instead).
-Phone error rates are comparable only when both tables were scored by the same phone recogniser against the
-same reference tokens: when a PER column is compared, the ``metrics.json`` beside each table must say so
-(:func:`check_same_scoring`).
+A phone error rate is compared as the corpus-level one of ``metrics.json`` is made, pooled over the utterances
+(errors / phones: a 5-phone sentence weighs a twentieth of a 100-phone one), from the phone counts
+``shared.evaluate`` writes in each table (:data:`POOLED`), its interval from the same bootstrap (each drawn
+utterance brings its counts in both tables); a table written before the counts has its utterances' rates only, and
+the PER is then compared as the mean of those, which the result's ``statistic`` says (and a warning on stderr).
+Every other metric is compared as the mean over utterances, weighting every utterance equally. Phone error rates
+are comparable only when both tables were scored by the same phone recogniser against the same reference tokens:
+when a PER column is compared, the ``metrics.json`` beside each table must say so (:func:`check_same_scoring`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ from shared.io import MODEL_FILE, PathLike, read_json, write_json
 from shared.metrics.report import direction
 
 DEFAULT_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "mel_distance", "pesq_wb", "stoi")
+# a rate compared pooled over the utterances, {metric: (its per-utterance error count, reference length)}: the columns
+# shared.evaluate writes beside it (shared.evaluate.utt_phone_counts)
+POOLED = {"per_gen": ("phone_errors_gen", "ref_phones"), "per_ref": ("phone_errors_ref", "ref_phones")}
+# what a paired_compare result's "statistic" says its means and difference are
+MEAN, POOLED_RATE = "mean over utterances", "pooled: errors / phones"
 
 
 def read_utt_table(path: PathLike, metrics: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
@@ -142,27 +151,55 @@ def _first(utts: list[str], k: int = 5) -> str:
 def paired_compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], metrics: list[str] | None = None,
                    resamples: int = 10000, seed: int = 0, level: float = 0.95,
                    allow_subset: bool = False) -> dict[str, dict[str, Any]]:
-    """Per metric: n, mean_a, mean_b, diff (B - A), ci (bootstrap, ``level``), verdict (:func:`verdict`). The tables
-    must hold the same utterances, or with ``allow_subset`` the ones they share (:func:`common_utterances`).
-    Utterances where either value is nan are left out of that metric: its bootstrap resamples only the ``n``
-    utterances that have it (with the same seed for every metric, so metrics every utterance has share one draw)."""
+    """Per metric: n, mean_a, mean_b, diff (B - A), ci (bootstrap, ``level``), verdict (:func:`verdict`) and
+    statistic: :data:`MEAN` (``mean_*`` the means over utterances), or for a PER whose phone counts both tables hold
+    (:data:`POOLED`) :data:`POOLED_RATE` (``mean_*`` each table's errors over the phones, ``diff`` their difference);
+    a PER without them in either table is compared by its mean, its statistic saying why. The tables must hold the
+    same utterances, or with ``allow_subset`` the ones they share (:func:`common_utterances`). Utterances where
+    either value is nan are left out of that metric: its bootstrap resamples only the ``n`` utterances that have it
+    (with the same seed for every metric, so metrics every utterance has share one draw)."""
     utts = common_utterances(a, b, allow_subset)
     if metrics is None:
         metrics = [m for m in DEFAULT_METRICS if m in a[utts[0]] and m in b[utts[0]]]
     out: dict[str, dict[str, Any]] = {}
     for m in metrics:
-        va = np.array([a[u].get(m, math.nan) for u in utts])
-        vb = np.array([b[u].get(m, math.nan) for u in utts])
-        ok = np.isfinite(va) & np.isfinite(vb)
+        # per utterance A's and B's values and a weight: the metric's values and 1 (their means), or a PER's error
+        # counts and reference phones (errors / phones); each statistic, and each bootstrap draw's, a ratio of sums
+        (va, vb), weight, statistic = _paired_values(a, b, utts, m)
+        ok = np.isfinite(va) & np.isfinite(vb) & np.isfinite(weight)
         if not ok.any():
             raise ValueError(f"metric {m!r}: no utterance has it in both tables")
-        d = (vb - va)[ok]
-        draws = np.random.default_rng(seed).integers(0, d.size, size=(resamples, d.size))
-        lo, hi = np.quantile(d[draws].mean(1), [(1 - level) / 2, (1 + level) / 2])
-        diff = float(d.mean())
-        out[m] = {"n": int(d.size), "mean_a": float(va[ok].mean()), "mean_b": float(vb[ok].mean()), "diff": diff,
-                  "ci": [float(lo), float(hi)], "level": level, "verdict": verdict(m, diff, [lo, hi], d.size)}
+        va, vb, weight = va[ok], vb[ok], weight[ok]
+        draws = np.random.default_rng(seed).integers(0, va.size, size=(resamples, va.size))
+        lo, hi = _interval(_draw_ratios((vb - va)[draws].sum(1), weight[draws].sum(1)), level)
+        mean_a, mean_b = (float(v.sum() / weight.sum()) for v in (va, vb))
+        diff = float((vb - va).sum() / weight.sum())
+        out[m] = {"n": int(va.size), "mean_a": mean_a, "mean_b": mean_b, "diff": diff, "ci": [lo, hi], "level": level,
+                  "verdict": verdict(m, diff, [lo, hi], va.size), "statistic": statistic}
     return out
+
+
+def _paired_values(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], utts: list[str],
+                   metric: str) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, str]:
+    """``((A's, B's values), weights, statistic)`` of ``metric`` over ``utts`` for :func:`paired_compare`: the values
+    and weights 1 (:data:`MEAN`), or for a PER whose counts both tables hold its error counts and the reference
+    lengths (:data:`POOLED_RATE`; a ValueError where the tables count different reference lengths)."""
+    column = lambda t, k: np.array([t[u].get(k, math.nan) for u in utts])  # noqa: E731
+    if metric not in POOLED:
+        return (column(a, metric), column(b, metric)), np.ones(len(utts)), MEAN
+    errors, length = POOLED[metric]
+    lacking = [name for name, t in (("A's", a), ("B's", b)) if any(k not in t[u] for u in utts for k in POOLED[metric])]
+    if lacking:
+        why = f"no phone counts in {' and '.join(lacking)} {'tables' if len(lacking) > 1 else 'table'}"
+        print(f"[compare] WARNING: {metric}: {why} (scored before shared.evaluate wrote them): comparing the mean of "
+              "the utterances' rates, not the pooled rate (errors / phones); score again for that", file=sys.stderr)
+        return (column(a, metric), column(b, metric)), np.ones(len(utts)), f"{MEAN}: {why}"
+    length_a, length_b = column(a, length), column(b, length)
+    differ = [u for u, x, y in zip(utts, length_a, length_b) if x != y]
+    if differ:
+        raise ValueError(f"{metric}: the tables have different reference phone counts ({length}) for {len(differ)} "
+                         f"utterance(s): {_first(differ)}; they were scored against different reference tokens")
+    return (column(a, errors), column(b, errors)), length_a, POOLED_RATE
 
 
 def verdict(metric: str, diff: float, ci: list[float], n: int) -> str:
@@ -301,13 +338,15 @@ def format_ratio(ratio: float | None, ci: list[float | None], method: str = "boo
 
 
 def format_table(result: dict[str, dict[str, Any]], name_a: str = "A", name_b: str = "B") -> str:
-    """A :func:`paired_compare` result as Markdown. Its means are over utterances: a PER here is the mean of the
-    utterances' rates, not the pooled one (errors / phones) of ``metrics.json``'s ``corpus`` and RESULTS.md."""
+    """A :func:`paired_compare` result as Markdown. A metric compared otherwise than by its mean over utterances
+    says how beside its name: ``per_gen (pooled: errors / phones)``, as ``metrics.json``'s ``corpus`` and RESULTS.md
+    pool it, or ``per_gen (mean over utterances: no phone counts in A's table)``."""
     lines = [f"| metric | n | {name_a} mean | {name_b} mean | {name_b} - {name_a} [95% CI] | verdict |",
              "|---|---|---|---|---|---|"]
     for m, r in result.items():
         verdict = r["verdict"].replace("A better", f"{name_a} better").replace("B better", f"{name_b} better")
-        lines.append(f"| {m} | {r['n']} | {r['mean_a']:.4g} | {r['mean_b']:.4g} | {r['diff']:+.4g} "
+        label = m if r.get("statistic", MEAN) == MEAN else f"{m} ({r['statistic']})"
+        lines.append(f"| {label} | {r['n']} | {r['mean_a']:.4g} | {r['mean_b']:.4g} | {r['diff']:+.4g} "
                      f"[{r['ci'][0]:+.3g}, {r['ci'][1]:+.3g}] | {verdict} |")
     return "\n".join(lines) + "\n"
 

@@ -18,14 +18,24 @@ language as the recipe's; default English), and ``metrics.json`` says which (:fu
 
 Outputs (atomic): ``metrics.json`` (corpus mean/std/median per metric, corpus PER and Whisper WER, skipped metrics,
 settings and, where the reference dir has ``utt2spk``, ``speakers``: each speaker's utterance count, metric
-means and phone errors of the generated and the real audio), ``<stem>_utt.tsv`` (one row per utterance) and
-``<stem>_signal.json`` (the per-utterance signal metrics, exactly). ``metrics.json`` is strict JSON: a value
-that is not finite (a PER ratio with no real-audio errors, or none at all) is written as ``null``. A rerun with the
-same inputs (audio, weights, tokens, utt2lang, utt2spk, text) and settings (``--allow-subset`` and the models the
-environment enables among them) only makes the plots asked for; a rerun on the same audio that only adds or
-changes the phone recogniser (the recipe scores the codec in stage 5 and adds its PER in stage 9) reuses the
-signal metrics instead of recomputing them (``--overwrite`` recomputes everything, as does a ``wav.scp`` with
-pipes: :func:`fingerprint`).
+means and phone errors of the generated and the real audio), ``<stem>_utt.tsv`` (one row per utterance; with
+``--phone-recognizer`` also its phone errors in the generated and the real audio and its reference phones,
+``phone_errors_gen``, ``phone_errors_ref`` and ``ref_phones``, which :mod:`shared.compare` pools a PER difference
+with: :func:`utt_phone_counts`) and ``<stem>_signal.json`` (the per-utterance signal metrics, exactly).
+``metrics.json`` is strict JSON: a value that is not finite (a PER ratio with no real-audio errors, or none at all)
+is written as ``null``. A rerun with the same inputs (audio, weights, tokens, utt2lang, utt2spk, text) and settings
+(``--allow-subset`` and the models the environment enables among them) only makes the plots asked for; a rerun on
+the same audio that only adds or changes the phone recogniser (the recipe scores the codec in stage 5 and adds its
+PER in stage 9) reuses the signal metrics instead of recomputing them (``--overwrite`` recomputes everything, as
+does a ``wav.scp`` with pipes: :func:`fingerprint`); so does a rerun whose ``<stem>_utt.tsv`` has PERs but no
+phone counts (written before they were).
+
+Each waveform is read twice where the model-based metrics run on audio whose signal metrics are computed afresh:
+once in the ``--nj`` worker that computes them, once in this process for the models (:func:`optional_scores`).
+Reading it once would mean sending every waveform back from the workers, which ``ProcessPoolExecutor.map`` keeps
+until it is consumed: with models slower than the workers (Whisper on a CPU), much of a bulk corpus in memory at
+once. Both passes hold one utterance at a time instead; a read (a 16 kHz wav) is milliseconds against the models'
+seconds.
 """
 
 from __future__ import annotations
@@ -69,6 +79,16 @@ def match_utts(ref_scp: dict[str, str], gen_scp: dict[str, str], allow_subset: b
     if not utts:
         raise EvaluationError("no utterances to evaluate")
     return utts
+
+
+def utt_phone_counts(phones: dict[str, dict[str, tuple[int, int]]], utt: str) -> dict[str, int]:
+    """The per-utterance table's phone counts of ``utt`` from ``phones`` (``{tag: {utt: (errors, ref_len)}}``, tags
+    ``gen`` / ``ref``, as :func:`speaker_breakdown` takes them): ``phone_errors_<tag>`` and ``ref_phones``, what a
+    PER pooled over any set of utterances (errors / phones) needs. Counts, not metrics: they go into the table only,
+    not into ``metrics.json``'s means."""
+    row = {f"phone_errors_{tag}": counts[utt][0] for tag, counts in phones.items()}
+    row["ref_phones"] = next(iter(phones.values()))[utt][1]  # every tag counts against the same reference tokens
+    return row
 
 
 def speaker_breakdown(utts: list[str], by_utt: dict[str, dict[str, Any]], utt2spk: dict[str, str],
@@ -229,6 +249,19 @@ def signal_rows_path(out: Path) -> Path:
     return out.with_name(out.stem + "_signal.json")
 
 
+def utt_table_path(out: Path) -> Path:
+    return out.with_name(out.stem + "_utt.tsv")
+
+
+def has_phone_counts(table: Path) -> bool:
+    """Whether the per-utterance table ``table`` is there with the phone counts of :func:`utt_phone_counts` (one
+    written before they were has the PERs only)."""
+    if not table.is_file():
+        return False
+    with table.open() as f:
+        return "ref_phones" in f.readline().rstrip("\n").split("\t")
+
+
 def reusable_signal_rows(out: Path, key: dict[str, Any], utts: list[str]) -> list[dict[str, Any]] | None:
     """The per-utterance signal metrics an earlier call wrote beside ``out``, if they were computed with the
     same ``key`` (mode, F0 on or off, the two wav.scp files' size and mtime) for exactly ``utts``."""
@@ -305,7 +338,10 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     fresh = overwrite or bool(piped)
     if out.exists() and not fresh:
         old = read_json(out)
-        if old.get("inputs") == inputs and old.get("settings") == settings:
+        same = old.get("inputs") == inputs and old.get("settings") == settings
+        if same and phone_recognizer and not has_phone_counts(utt_table_path(out)):
+            print(f"[evaluate] {utt_table_path(out)} has no phone counts (written before they were): scoring again")
+        elif same:
             print(f"[evaluate] {out} is up to date; nothing to do{' but the plots' if plots_dir else ''} "
                   "(--overwrite to recompute)")
             if plots_dir:  # asked for now, perhaps not when the metrics were made
@@ -339,20 +375,19 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
         from shared.phone_recognizer.score import LoadedRecognizer, score_dir
 
         rec = LoadedRecognizer(phone_recognizer)
-        errors, phones = {}, {}
+        phones = {}
         for tag, d in (("gen", gen_dir), ("ref", ref_dir)):
             res = score_dir(phone_recognizer, d, ref_token_file, recognizer=rec, utts=utts)
             corpus[f"per_{tag}"] = res["per"]
             summary[f"phone_errors_{tag}"] = res["errors"]
             for u, r in res["utts"].items():
                 by_utt[u][f"per_{tag}"] = r["per"]
-            errors[tag] = [res["utts"][u]["errors"] for u in utts]
             phones[tag] = {u: (res["utts"][u]["errors"], res["utts"][u]["ref_len"]) for u in utts}
         # how many times the real audio's errors the generated audio makes, with a 95% interval over the
         # utterances (bootstrap; exact where the generated or the real audio has under 5 errors): with a few dozen errors in
         # either, the ratio alone says little
         corpus["per_ratio"], summary["per_ratio_ci"], summary["per_ratio_ci_method"] = ratio_ci(
-            np.array(errors["gen"]), np.array(errors["ref"]))
+            *(np.array([phones[tag][u][0] for u in utts]) for tag in ("gen", "ref")))
         # the digests let shared.compare refuse PERs of two systems scored by different recognisers or tokens
         summary["phone_recognizer"] = {"exp_dir": str(phone_recognizer), "ref_token_file": str(ref_token_file),
                                        "model_sha256": file_sha256(Path(phone_recognizer) / MODEL_FILE),
@@ -372,7 +407,9 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     summary["settings"], summary["inputs"] = settings, inputs
     summary["recipe"] = ("MCD-DTW: warped cepstra c1..c24 (alpha 0.42), 32 ms Hann / 10 ms hop, Euclidean DTW; "
                          "F0: librosa.pyin 60-500 Hz on the same frames and DTW path; see shared/metrics/spectral.py")
-    write_utt_table(out.with_name(out.stem + "_utt.tsv"), [by_utt[u] for u in utts])
+    # the phone counts in the table only: by_utt's numbers are averaged into the metrics and the speakers' means
+    write_utt_table(utt_table_path(out), [{**by_utt[u], **(utt_phone_counts(phones, u) if phones else {})}
+                                          for u in utts])
     if plots_dir:
         make_plots(Path(plots_dir), utts[:num_plots], ref_scp, gen_scp)
     summary = json_safe(summary)  # what a rerun reads back from metrics.json

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared.compare import MEAN
 from shared.config import load_config
 from shared.io import PathLike, read_json, read_kv
 from shared.metrics.report import DISPLAY, format_metric, summary_row, write_results_md
@@ -90,15 +91,16 @@ def sweep_table(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, di
 
 def paired_tables(paired: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, str]]]:
     """nfe_sweep's ``paired.json`` -> one table per (base, other): rows NFE, cells ``diff [95% CI]`` with a
-    mark where shared.compare gives a verdict (``+`` the other system better, ``-`` worse). Its differences are of
-    means over utterances: a PER column says so, since the other tables' PERs are pooled (errors / phones)."""
+    mark where shared.compare gives a verdict (``+`` the other system better, ``-`` worse). A PER column says what its
+    difference is of, from the comparison's ``statistic``: pooled (errors / phones) as the other tables' PERs, or the
+    means over utterances (cells scored before their tables held phone counts, and a ``paired.json`` from before)."""
     tables: dict[str, dict[str, dict[str, str]]] = {}
     for c in paired:
         base, other, nfe = c["base"], c["other"], c["nfe"]
         row = {}
         for m, r in c["metrics"].items():
             mark = {"B better": " (+)", "A better": " (-)"}.get(r["verdict"], "")
-            column = f"{DISPLAY.get(m, (m,))[0]} (mean over utterances)" if m.startswith("per_") else m
+            column = f"{DISPLAY.get(m, (m,))[0]} ({r.get('statistic', MEAN)})" if m.startswith("per_") else m
             row[column] = f"{r['diff']:+.3g} [{r['ci'][0]:+.2g}, {r['ci'][1]:+.2g}]{mark}"
         tables.setdefault(f"Paired difference {other} - {base} (same sentences and noise; 95% bootstrap CI; "
                           f"(+) {other} measurably better, (-) worse)", {})[f"NFE {nfe}"] = row

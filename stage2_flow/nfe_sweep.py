@@ -11,8 +11,8 @@ PERs pooled over the set, errors / phones, as RESULTS.md's TTS table shows them)
 (same seed), so ``path_gap``, the relative distance of each NFE's latents from the finest NFE's, measures
 how straight the sampling paths are: what reflow is for. With two or more exp dirs, each later one is
 compared with the first at every NFE on the same utterances (``shared.compare``: paired differences with
-95% bootstrap intervals, ``OUT/paired.json`` and a section of ``summary.md``), so "reflow is better at
-2 NFE" is a measured statement, not a reading of two means. A cell's synthesis is reused while its model and
+95% bootstrap intervals over the utterances, a PER's pooled as the summary's, errors / phones; ``OUT/paired.json``
+and a section of ``summary.md``), so "reflow is better at 2 NFE" is a measured statement, not a reading of two means. A cell's synthesis is reused while its model and
 sampling settings are the same; its evaluation is rerun (``shared.evaluate`` recomputes nothing while its inputs and
 settings, ``--phone-recognizer`` and ``--no-f0`` among them, are those of the cell's metrics.json). The exp dirs'
 names (``OUT/<name>/``) must differ. Speakers are those of ``--data-dir`` as in ``stage2_flow.synthesize``: one the
@@ -182,7 +182,9 @@ def synthesise_cell(synth, cell: Path, utts: list[str], ids: dict[str, list[int]
 
 
 def compare_cells(out: Path, names: list[str], nfes: list[str]) -> list[dict]:
-    """``[{base, other, nfe, metrics: shared.compare result}]`` for every later exp against the first, per NFE."""
+    """``[{base, other, nfe, metrics: shared.compare result}]`` for every later exp against the first, per NFE: a PER
+    difference pooled over the utterances (errors / phones, from the phone counts of the cells' tables, which
+    :func:`shared.evaluate.evaluate` adds to a cell scored before it wrote them)."""
     res = []
     for other in names[1:]:
         for nfe in nfes:

@@ -235,3 +235,63 @@ def test_ratio_ci_over_judges_widens_with_the_judges_spread():
     assert two_way[0] < 1.3 and two_way[1] > 2.7
     with pytest.raises(ValueError, match="judges, utterances"):
         ratio_ci_over_judges(agree.sum(0), real.sum(0))
+
+
+def _counted_tables(drop_counts_in=()):
+    """Ten long sentences (100 phones) where B makes 3 errors fewer than A, ten short ones (5 phones) where it makes 1
+    more: pooled over the phones B is better, but the mean of the utterances' rates says it is worse."""
+    a, b = {}, {}
+    for i in range(20):
+        phones, errors = (100, 10 + i % 3) if i < 10 else (5, i % 2)
+        other = errors - 3 if i < 10 else errors + 1
+        for table, e in ((a, errors), (b, other)):
+            table[f"u{i:02d}"] = {"mcd_dtw": 2.0, "per_gen": e / phones, "phone_errors_gen": e, "ref_phones": phones}
+    for name in drop_counts_in:  # a table shared.evaluate wrote before it wrote the counts
+        for row in {"A": a, "B": b}[name].values():
+            del row["phone_errors_gen"], row["ref_phones"]
+    return a, b
+
+
+def test_a_per_difference_is_pooled_over_the_phones_where_the_tables_count_them(tmp_path, capsys):
+    """A PER difference was of the utterances' mean rates, a 5-phone sentence weighing as much as a 100-phone one:
+    now errors over phones, from the tables' counts, with its interval from the same paired bootstrap."""
+    from shared.compare import format_table
+
+    a, b = _counted_tables()
+    ta, tb = _write(tmp_path / "a.tsv", a), _write(tmp_path / "b.tsv", b)
+    res = paired_compare(read_utt_table(ta), read_utt_table(tb), ["per_gen", "mcd_dtw"], resamples=2000)["per_gen"]
+    errors_a, errors_b, phones = (sum(r[k] for r in t.values()) for t, k in ((a, "phone_errors_gen"),
+                                                                         (b, "phone_errors_gen"), (a, "ref_phones")))
+    assert res["statistic"] == "pooled: errors / phones" and res["n"] == 20
+    assert res["mean_a"] == pytest.approx(errors_a / phones) and res["mean_b"] == pytest.approx(errors_b / phones)
+    assert res["diff"] == pytest.approx((errors_b - errors_a) / phones) and res["diff"] < 0
+    assert res["ci"][0] < res["diff"] < res["ci"][1] < 0 and res["verdict"] == "B better"
+    assert "| per_gen (pooled: errors / phones) | 20 |" in format_table({"per_gen": res})
+    assert "WARNING" not in capsys.readouterr().err
+    # as the CLI prints and writes it
+    out = tmp_path / "c.json"
+    assert main([str(ta), str(tb), "--metrics", "per_gen", "--resamples", "500", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["metrics"]["per_gen"]["statistic"] == "pooled: errors / phones"
+
+
+def test_a_table_without_phone_counts_falls_back_to_the_mean_of_rates_and_says_so(tmp_path, capsys):
+    from shared.compare import format_table
+
+    a, b = _counted_tables(drop_counts_in=("A",))
+    ta, tb = _write(tmp_path / "a.tsv", a), _write(tmp_path / "b.tsv", b)
+    res = paired_compare(read_utt_table(ta), read_utt_table(tb), ["per_gen"], resamples=2000)["per_gen"]
+    assert res["statistic"] == "mean over utterances: no phone counts in A's table"
+    assert res["diff"] == pytest.approx(np.mean([r["per_gen"] for r in b.values()]) - np.mean([r["per_gen"] for r in a.values()]))
+    assert res["diff"] > 0 and res["verdict"] == "A better"  # what the mean of rates says here
+    assert "per_gen: no phone counts in A's table" in capsys.readouterr().err
+    assert "| per_gen (mean over utterances: no phone counts in A's table) |" in format_table({"per_gen": res})
+    both = paired_compare(*_counted_tables(drop_counts_in=("A", "B")), ["per_gen", "mcd_dtw"], resamples=100)
+    assert both["per_gen"]["statistic"] == "mean over utterances: no phone counts in A's and B's tables"
+    assert both["mcd_dtw"]["statistic"] == "mean over utterances"  # not a count-based metric: no fallback to tell
+
+
+def test_a_pooled_per_difference_needs_the_same_reference_phones():
+    a, b = _counted_tables()
+    b["u03"]["ref_phones"] = 99
+    with pytest.raises(ValueError, match=r"per_gen: .*different reference phone counts.*1 utterance.*u03"):
+        paired_compare(a, b, ["per_gen"], resamples=100)

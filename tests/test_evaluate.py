@@ -587,23 +587,33 @@ def test_a_subset_result_is_not_reused_without_allow_subset(dirs, tmp_path):
         evaluate(dirs / "ref", gen, out, nj=1, with_f0=False)
 
 
-def test_metrics_json_is_strict_json_and_says_how_the_ratio_interval_was_made(dirs, tmp_path, monkeypatch, capsys):
-    """3 phone errors in the generated audio, none in the real: the ratio and the interval's upper end are
-    infinite, which json wrote as Infinity (not JSON); now null, and the interval is the exact one."""
+def fake_phone_scoring(monkeypatch, dirs: Path, tmp_path: Path, gen_errors: dict[int, int], ref_len=30) -> Path:
+    """A stand-in phone recogniser's exp dir, with ``shared.phone_recognizer.score`` answering ``gen_errors[i]``
+    phone errors in the generated audio of the i-th utterance (default none), none in the real audio, ``ref_len(i)``
+    reference phones (or that many in every one)."""
     import shared.phone_recognizer.score as S
+
+    phones = ref_len if callable(ref_len) else lambda i: ref_len
 
     def fake_score_dir(exp_dir, data_dir, ref_token_file, recognizer=None, utts=None):
         gen = Path(data_dir) == dirs / "gen"
-        rows = {u: {"per": 0.1 if gen and i == 0 else 0.0, "errors": 3 if gen and i == 0 else 0, "ref_len": 30}
-                for i, u in enumerate(utts)}
+        rows = {u: {"per": e / phones(i), "errors": e, "ref_len": phones(i)}
+                for i, u in enumerate(utts) for e in [gen_errors.get(i, 0) if gen else 0]}
         errors = sum(r["errors"] for r in rows.values())
-        return {"per": errors / (30 * len(rows)), "errors": errors, "utts": rows}
+        return {"per": errors / sum(r["ref_len"] for r in rows.values()), "errors": errors, "utts": rows}
 
     monkeypatch.setattr(S, "LoadedRecognizer", lambda exp_dir: None)
     monkeypatch.setattr(S, "score_dir", fake_score_dir)
     asr = tmp_path / "asr"
     asr.mkdir()
     (asr / "model.pt").write_bytes(b"weights")
+    return asr
+
+
+def test_metrics_json_is_strict_json_and_says_how_the_ratio_interval_was_made(dirs, tmp_path, monkeypatch, capsys):
+    """3 phone errors in the generated audio, none in the real: the ratio and the interval's upper end are
+    infinite, which json wrote as Infinity (not JSON); now null, and the interval is the exact one."""
+    asr = fake_phone_scoring(monkeypatch, dirs, tmp_path, {0: 3})
     out = tmp_path / "metrics.json"
     args = ["--ref-dir", str(dirs / "ref"), "--gen-dir", str(dirs / "gen"), "--out", str(out), "--nj", "1", "--no-f0",
             "--phone-recognizer", str(asr)]
@@ -620,6 +630,40 @@ def test_metrics_json_is_strict_json_and_says_how_the_ratio_interval_was_made(di
     assert len(res["phone_recognizer"]["model_sha256"]) == 64  # for shared.compare's same-judge check
     assert summary_row(res)["per_ratio"] == "∞ [0.41x, ∞] (exact)"  # the RESULTS.md row reads the nulls
     assert main(args) == 0 and "up to date" in capsys.readouterr().out
+
+
+def test_the_utterance_table_holds_each_utterances_phone_counts(dirs, tmp_path, monkeypatch, capsys):
+    """metrics_utt.tsv had each utterance's PER only: a PER pooled over utterances (errors over phones, as
+    shared.compare and the NFE sweep now compare them) could not be made from it. The counts are in the table, not
+    among metrics.json's means; a table from before them is rescored (its signal metrics reused)."""
+    import shared.evaluate as ev
+    from shared.compare import read_utt_table
+
+    asr = fake_phone_scoring(monkeypatch, dirs, tmp_path, {0: 3, 2: 1}, ref_len=lambda i: 20 + 10 * i)
+    out = tmp_path / "metrics.json"
+    res = evaluate(dirs / "ref", dirs / "gen", out, nj=1, with_f0=False, phone_recognizer=asr)
+    table = tmp_path / "metrics_utt.tsv"
+    rows = read_utt_table(table)
+    assert [(r["phone_errors_gen"], r["phone_errors_ref"], r["ref_phones"]) for _, r in sorted(rows.items())] == [
+        (3, 0, 20), (0, 0, 30), (1, 0, 40)]
+    assert [r["per_gen"] for _, r in sorted(rows.items())] == [pytest.approx(3 / 20), 0.0, pytest.approx(1 / 40)]
+    assert not {"phone_errors_gen", "phone_errors_ref", "ref_phones"} & set(res["metrics"])
+    assert all("ref_phones" not in s["metrics"] for s in res["speakers"].values())
+    # a table written before the counts were: the evaluation is not up to date, and only the PER is scored again
+    header, *body = table.read_text().splitlines()
+    keep = [i for i, c in enumerate(header.split("\t")) if c not in ("phone_errors_gen", "phone_errors_ref", "ref_phones")]
+    table.write_text("".join("\t".join(line.split("\t")[i] for i in keep) + "\n" for line in [header, *body]))
+
+    def must_not_run(jobs, nj):
+        raise AssertionError("signal metrics recomputed")
+
+    monkeypatch.setattr(ev, "run_utt_metrics", must_not_run)
+    capsys.readouterr()
+    evaluate(dirs / "ref", dirs / "gen", out, nj=1, with_f0=False, phone_recognizer=asr)
+    assert "has no phone counts" in capsys.readouterr().out
+    assert read_utt_table(table) == rows
+    evaluate(dirs / "ref", dirs / "gen", out, nj=1, with_f0=False, phone_recognizer=asr)
+    assert "up to date" in capsys.readouterr().out
 
 
 def test_synthesis_record_is_the_job_that_made_the_audio(tmp_path):

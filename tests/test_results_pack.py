@@ -1,5 +1,6 @@
-"""What RESULTS.md and the model card show: the NFE sweep's PER is the pooled one of the TTS table, a paired PER
-difference says it is of means over utterances, and the card's usage holds wherever the package is copied."""
+"""What RESULTS.md and the model card show: the NFE sweep's PER is the pooled one of the TTS table, so is its paired
+PER difference (one of means over utterances, from tables without phone counts, says so), and the card's usage holds
+wherever the package is copied."""
 
 import pytest
 
@@ -33,6 +34,30 @@ def test_a_paired_per_difference_is_labelled_as_of_means_over_utterances():
     (row,) = next(iter(paired_tables([{"base": "a", "other": "b", "nfe": "1", "metrics": {"mcd_dtw": no_verdict}}])
                        .values())).values()
     assert row == {"mcd_dtw": "-0.02 [-0.03, -0.01]"}
+
+
+def test_the_nfe_sweeps_paired_per_difference_is_pooled_and_its_column_says_which_it_is(tmp_path):
+    """The sweep's paired PER difference was of per-utterance means; now errors over phones (shared.compare) where the
+    cells' tables count them, and RESULTS.md's column says which of the two each row is."""
+    from stage2_flow.nfe_sweep import compare_cells
+
+    def table(path, errors):
+        path.parent.mkdir(parents=True)
+        path.write_text("utt\tmcd_dtw\tper_gen\tphone_errors_gen\tref_phones\n" + "".join(
+            f"u{i:02d}\t2.0\t{e / n:.6g}\t{e}\t{n}\n" for i, (e, n) in enumerate(errors)))
+
+    phones = [100] * 10 + [5] * 10
+    table(tmp_path / "flow" / "nfe2" / "metrics_utt.tsv", [(12, 100)] * 10 + [(0, 5)] * 10)
+    table(tmp_path / "flow_reflow" / "nfe2" / "metrics_utt.tsv", [(9 + i % 2, 100) for i in range(10)] + [(1, 5)] * 10)
+    (cell,) = compare_cells(tmp_path, ["flow", "flow_reflow"], ["2"])
+    per = cell["metrics"]["per_gen"]
+    assert per["statistic"] == "pooled: errors / phones"
+    assert per["diff"] == pytest.approx((95 + 10 - 120) / sum(phones))  # the mean of rates: +0.0875
+    (row,) = next(iter(paired_tables([cell]).values())).values()
+    assert list(row) == ["mcd_dtw", "PER synth ↓ (pooled: errors / phones)"]
+    fallback = {**per, "statistic": "mean over utterances: no phone counts in A's table"}
+    (row,) = next(iter(paired_tables([{**cell, "metrics": {"per_gen": fallback}}]).values())).values()
+    assert list(row) == ["PER synth ↓ (mean over utterances: no phone counts in A's table)"]
 
 
 def test_the_model_cards_usage_does_not_name_where_the_package_was_built(tmp_path):
