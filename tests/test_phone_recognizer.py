@@ -458,3 +458,23 @@ def test_a_checkpoint_is_resumed_only_on_the_data_it_was_trained_on(toy, tmp_pat
     assert not (tmp_path / "early" / "checkpoints" / "last.pt").exists()
     assert train(cfg, str(other), str(other / "token"), str(tmp_path / "early"))["steps"] == 4
     assert "ʒ" in (tmp_path / "early" / "tokens.txt").read_text()
+
+
+def test_score_dir_holds_one_waveform_at_a_time(toy, tmp_path, monkeypatch):
+    """A bulk corpus is decoded streamed: each waveform is read only after the one before it was decoded."""
+    import shared.phone_recognizer.score as score
+
+    cfg = merge(DEFAULT_CONFIG, merge(TINY, {"train": {"max_steps": 1}}))
+    train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(tmp_path / "exp"))
+    decoded, read_ahead = [], []
+    real_iter, real_decode = score.iter_wavs, score._decode
+
+    def counting_iter(*args, **kwargs):
+        for i, w in enumerate(real_iter(*args, **kwargs)):
+            read_ahead.append(i - len(decoded))  # waveforms read but not yet decoded, this one included
+            yield w
+
+    monkeypatch.setattr(score, "iter_wavs", counting_iter)
+    monkeypatch.setattr(score, "_decode", lambda *a: decoded.append(1) or real_decode(*a))
+    res = score_dir(tmp_path / "exp", toy / "dev", toy / "dev" / "token")
+    assert res["num_utts"] == len(read_ahead) > 1 and set(read_ahead) == {0}

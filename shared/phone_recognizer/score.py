@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 
 from shared.io import MODEL_FILE, PathLike, atomic_write, write_json
 from shared.metrics.text import edit_distance, error_rate
-from shared.phone_recognizer.data import load_wavs, phone_filter, read_token_file, utterance_ids
+from shared.phone_recognizer.data import iter_wavs, phone_filter, read_token_file, utterance_ids
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig, greedy_ctc_decode
 from shared.text.vocab import Vocab
 
@@ -41,10 +41,11 @@ class LoadedRecognizer:
         self.sample_rate = self.model.cfg.sample_rate
 
     @torch.no_grad()
-    def transcribe(self, wavs: Sequence[torch.Tensor]) -> list[list[str]]:
+    def transcribe(self, wavs: Iterable[torch.Tensor]) -> list[list[str]]:
         """Phone sequences of waveforms ``(T,)`` at ``self.sample_rate``.
 
-        One utterance at a time, so a hypothesis never depends on what it was batched with.
+        One utterance at a time, so a hypothesis never depends on what it was batched with; ``wavs`` may be a
+        generator (:func:`~shared.phone_recognizer.data.iter_wavs`), so a corpus is never held in memory whole.
         """
         out = []
         for w in wavs:
@@ -93,7 +94,7 @@ def score_dir(exp_dir: PathLike, data_dir: PathLike, ref_token_file: PathLike, o
     if missing:
         raise ValueError(f"{ref_token_file}: no reference tokens for {len(missing)} utterance(s) of {data_dir}: "
                          f"{', '.join(missing[:20])}")
-    hyps = rec.transcribe(load_wavs(data_dir, utts, rec.sample_rate))
+    hyps = rec.transcribe(iter_wavs(data_dir, utts, rec.sample_rate))  # streamed: one waveform in memory at a time
     total = error_rate([refs[u] for u in utts], hyps)
     per_utt = {}
     for u, h in zip(utts, hyps):
