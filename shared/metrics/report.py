@@ -46,12 +46,18 @@ def direction(metric: str) -> int:
     return 1 if header.endswith("↑") else -1 if header.endswith("↓") else 0
 
 
+# per-utterance counts that a corpus rate pools (errors / words), kept in the per-utterance table for that: not
+# metrics, so never averaged (the mean of an utterance's error count is no statistic anyone reads)
+COUNTS = frozenset({"whisper_errors", "whisper_words", "phone_errors_gen", "phone_errors_ref", "ref_phones"})
+
+
 def aggregate(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """``{metric: {mean, std, median, min, max, n, n_nan}}`` over numeric per-utterance values."""
+    """``{metric: {mean, std, median, min, max, n, n_nan}}`` over numeric per-utterance values, :data:`COUNTS`
+    left out."""
     columns: dict[str, list[float]] = {}
     for row in rows:
         for k, v in row.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in COUNTS:
                 columns.setdefault(k, []).append(float(v))
     out = {}
     for k, vals in columns.items():
