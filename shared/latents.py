@@ -80,8 +80,11 @@ def same_codec_json(a: dict[str, Any], b: dict[str, Any]) -> bool:
             and _same_weights(a.get("model_sha256"), a["exp_dir"], b.get("model_sha256"), b["exp_dir"]))
 
 
-def load_latent(path: PathLike) -> torch.Tensor:
-    """One utterance's latents (D, F) float32."""
+def load_latent(path: PathLike, what: str | None = None) -> torch.Tensor:
+    """One utterance's latents (D, F) float32. NaN or infinite values are an error naming the file, the frames that
+    hold them and ``what`` the caller calls these latents (``"utterance 'u1'"``): read on, one such frame makes every
+    weight of a training NaN from the first batch it is in (stage two's, the decoder fine-tuning's), or a decoded
+    file silent noise, with exit status 0."""
     path = Path(path)
     if path.suffix == ".npy":
         z = torch.from_numpy(np.load(path))
@@ -99,7 +102,40 @@ def load_latent(path: PathLike) -> torch.Tensor:
         z = z[0]
     if z.dim() != 2:
         raise ValueError(f"{path}: expected latents (D, F), got shape {tuple(z.shape)}")
-    return z.float()
+    z = z.float()
+    if not torch.isfinite(z).all():
+        frames = (~torch.isfinite(z)).any(0).nonzero().flatten().tolist()
+        of = f" of {what}" if what else ""
+        raise ValueError(f"{path}: the latents{of} hold NaN or infinite values in {len(frames)} frame(s) (e.g. "
+                         f"{frames[:3]}): make the dump again (stage one's encode, or the verb that wrote it), or leave "
+                         "this one out of its latents.scp and the data")
+    return z
+
+
+class LatentStats:
+    """Per-channel mean and standard deviation of latents over all their frames (streaming float64 sums), as
+    ``latent_stats.json`` holds them (:meth:`result`), with where they come from: the dump and its codec.json, so that
+    stage two refuses them for latents of another codec or kind (:func:`stage2_flow.data.check_stats_codec`)."""
+
+    def __init__(self) -> None:
+        self.n, self.s, self.ss = 0, None, None
+
+    def add(self, z: torch.Tensor) -> None:
+        """Count the frames of ``z (D, F)``."""
+        z = z.double()
+        self.s = z.sum(1) if self.s is None else self.s + z.sum(1)
+        self.ss = z.pow(2).sum(1) if self.ss is None else self.ss + z.pow(2).sum(1)
+        self.n += z.shape[1]
+
+    def result(self, dump: PathLike, codec: dict[str, Any]) -> dict[str, Any]:
+        """``{"mean": [D], "std": [D], "num_frames": N, "latent_dim": D, "dump": <dir>, "codec": <codec.json>}`` of the
+        latents of ``dump`` (its path, resolved), made by ``codec`` (:func:`codec_info`, as the dump's codec.json)."""
+        if not self.n:
+            raise ValueError(f"{dump}: no latent frames to compute statistics on")
+        mean = self.s / self.n
+        std = (self.ss / self.n - mean.pow(2)).clamp(min=1e-10).sqrt()
+        return {"mean": mean.tolist(), "std": std.tolist(), "num_frames": self.n, "latent_dim": int(mean.numel()),
+                "dump": str(Path(dump).resolve()), "codec": codec}
 
 
 def read_latent_scp(dump_dir: PathLike) -> dict[str, Path]:
@@ -149,7 +185,7 @@ class LatentDumpWriter:
         path = self.path(key)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no latents for {key} to keep")
-        z = load_latent(path)
+        z = load_latent(path, f"'{key}'")
         self._register(key, z.shape[1], utt)
         return z
 

@@ -1,5 +1,6 @@
 """Lightning plumbing both stages share: a trainer built from the ``trainer:`` config section, atomic
-checkpoints that carry RNG state, automatic resume from ``<exp>/checkpoints/last.ckpt``, and a CSV log.
+checkpoints that carry RNG state (``last.ckpt`` also at a run's normal end, so a continued run starts where it
+stopped), automatic resume from ``<exp>/checkpoints/last.ckpt``, and a CSV log.
 
 Every ``lightning.Trainer`` argument can be set from YAML (``devices``, ``strategy``, ``num_nodes``,
 ``precision``, ``max_steps``, ``max_time``, ...), so multi-GPU or multi-node DDP needs no code change::
@@ -54,6 +55,40 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # Our own checkpoints carry RNG states (NumPy arrays, tuples), which torch's weights-only
         # unpickler rejects; they are written by this toolkit, so load them in full.
         return torch.load(path, map_location=map_location or "cpu", weights_only=False)
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` (``last.ckpt`` and the newest step files, every ``checkpoint_every_n_steps``
+    steps) that also makes a run's last step a checkpoint step: ``last.ckpt`` is saved as the step ends after which the
+    run stops by itself (``trainer.max_steps`` reached, the ``trainer.max_time`` Timer's stop, the last batch of
+    ``trainer.max_epochs``), unless a periodic save has just saved it. Without it ``last.ckpt`` was up to
+    ``checkpoint_every_n_steps - 1`` steps behind the weights the run exports as ``model.pt``, and a run continued with a
+    larger budget trained those steps again.
+
+    Saved at that step's end, as a periodic save there would be, not in ``on_train_end``: by then Lightning counts a
+    stopped epoch as completed, and a run resumed from that state would skip the rest of the epoch's batches. Every rank
+    decides alike (the step count; the Timer's stop, which it broadcasts from rank 0) and saves, as the collective
+    ``save_checkpoint`` (and :class:`RNGState`'s gather) needs. An interrupted run (an exception, a signal, a kill) never
+    gets there and keeps its last periodic checkpoint."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        if getattr(self, "_defer_save_until_validation", False):  # a periodic save of this step, after its validation
+            return
+        if _stops_after_this_step(trainer) and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def _stops_after_this_step(trainer: L.Trainer) -> bool:
+    """Whether the fit loop ends after the training step that has just ended (Lightning's ``FitLoop.done``, looked at
+    from ``on_train_batch_end``: the Timer, which runs before checkpoint callbacks, has set ``should_stop`` by then)."""
+    loop = trainer.fit_loop
+    if 0 <= loop.max_steps <= trainer.global_step:
+        return True
+    if trainer.should_stop and loop._can_stop_early:
+        return True
+    last_epoch = loop.max_epochs is not None and 0 <= loop.max_epochs <= trainer.current_epoch + 1
+    return last_epoch and bool(loop.epoch_loop.batch_progress.is_last_batch)
 
 
 class RNGState(Callback):
@@ -194,8 +229,8 @@ def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback
     every = int(cfg.pop("checkpoint_every_n_steps", 500))
     keep = int(cfg.pop("keep_checkpoints", 1))
     exp_dir = Path(exp_dir)
-    ckpt = ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename="step{step:08d}", auto_insert_metric_name=False,
-                           every_n_train_steps=every, save_top_k=keep, monitor="step", mode="max", save_last=True)
+    ckpt = StepCheckpoint(dirpath=exp_dir / "checkpoints", filename="step{step:08d}", auto_insert_metric_name=False,
+                          every_n_train_steps=every, save_top_k=keep, monitor="step", mode="max", save_last=True)
     cfg.setdefault("accelerator", "auto")
     cfg.setdefault("devices", "auto")
     cfg.setdefault("log_every_n_steps", 25)

@@ -6,7 +6,8 @@
 Writes ``<out>/latents/<utt>.pt`` (float32 ``(D, F)``), ``<out>/latents.scp`` (``<utt> latents/<utt>.pt``,
 relative to ``<out>``), ``<out>/utt2frames`` and ``<out>/codec.json`` (exp dir, sample rate, hop, latent dim, frame
 rate, ``encoded``: the codec's own quantised output, which ``decode`` does not snap again), and with
-``--stats-out`` the per-channel mean/std over all frames (``{"mean": [D], "std": [D], "num_frames": N}``).
+``--stats-out`` the per-channel mean/std over all frames, with the dump and its codec.json they were computed on
+(:class:`shared.latents.LatentStats`; stage two refuses them for another codec's latents).
 The VAE stores the posterior mean; the quantised codecs the quantised vectors (``--continuous``: the
 pre-quantisation encoder output). A finished output is left alone unless ``--overwrite``, or unless its
 ``codec.json`` names another codec (the exp dir's retrained since: by the weights' SHA-256) or another kind of latent
@@ -28,26 +29,8 @@ import torch
 from shared.datadir import DataDir
 from shared.device import add_device_arg
 from shared.io import errors_named, file_sha256, read_json, remove_files, write_json
-from shared.latents import LatentDumpWriter, codec_fingerprint, codec_info, same_codec
+from shared.latents import LatentDumpWriter, LatentStats, codec_fingerprint, codec_info, same_codec
 from stage1_vae.codec import load_codec
-
-
-class StatsAccumulator:
-    """Streaming per-channel mean/std over frames (float64 sums)."""
-
-    def __init__(self) -> None:
-        self.n, self.s, self.ss = 0, None, None
-
-    def add(self, z: torch.Tensor) -> None:  # (D, F)
-        z = z.double()
-        self.s = z.sum(1) if self.s is None else self.s + z.sum(1)
-        self.ss = z.pow(2).sum(1) if self.ss is None else self.ss + z.pow(2).sum(1)
-        self.n += z.shape[1]
-
-    def result(self) -> dict:
-        mean = self.s / self.n
-        std = (self.ss / self.n - mean.pow(2)).clamp(min=1e-10).sqrt()
-        return {"mean": mean.tolist(), "std": std.tolist(), "num_frames": self.n, "latent_dim": int(mean.numel())}
 
 
 def stale_dump(out: Path, exp_dir: str | Path, continuous: bool) -> str | None:
@@ -107,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if not resume:  # latents of another (or an unknown) codec: none may be kept by a rerun of this one
         progress.unlink(missing_ok=True)
         shutil.rmtree(out / "latents", ignore_errors=True)
-    dump, stats = LatentDumpWriter(out), StatsAccumulator()
+    dump, stats = LatentDumpWriter(out), LatentStats()
     write_json(progress, state)
     kept = 0
     for i, utt in enumerate(data.utts):
@@ -126,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     dump.finish()
     progress.unlink()
     if args.stats_out:
-        write_json(args.stats_out, stats.result())
+        write_json(args.stats_out, stats.result(out, info))
     print(f"wrote {len(dump.scp)} latents ({stats.n} frames) to {out}")
     return 0
 

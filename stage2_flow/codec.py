@@ -5,7 +5,8 @@ Stage two only uses the codec interface (``sample_rate``, ``hop_length``, ``late
 ``stage1_vae.load_codec``. For development and tests without a trained stage one, an exp dir holding
 ``standin_codec.json`` gives :class:`MelStandinCodec`: log-mel "latents", Griffin-Lim decoding.
 
-Make a stand-in exp dir and dump latents (same layout as stage one's encode)::
+Make a stand-in exp dir and dump latents (same layout as stage one's encode, ``codec.json`` included; ``--stats``:
+``latent_stats.json`` as :class:`shared.latents.LatentStats` writes it)::
 
     python -m stage2_flow.codec --exp-dir exp/stage1/mel --data-dir data/train --out-dir dump/mel/train --stats
 """
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from shared.audio import load_audio
     from shared.io import read_kv, write_json
-    from shared.latents import LatentDumpWriter
+    from shared.latents import LatentDumpWriter, LatentStats, codec_info
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.codec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dir", type=Path, required=True, help="stand-in codec exp dir (created if missing)")
@@ -97,15 +98,14 @@ def main(argv: list[str] | None = None) -> None:
                              "out to encode with it, or give another --exp-dir (or remove it) for a new stand-in codec")
     codec = load_codec(args.exp_dir)
     wavs = read_kv(args.data_dir / "wav.scp")
-    dump, total, total_sq, n = LatentDumpWriter(args.out_dir), 0.0, 0.0, 0
+    dump, stats = LatentDumpWriter(args.out_dir), LatentStats()
     for utt, path in tqdm(sorted(wavs.items()), desc="encode"):
-        z = dump.add(utt, codec.encode(load_audio(path, codec.sample_rate)[None])[0])
-        total, total_sq, n = total + z.sum(1), total_sq + (z**2).sum(1), n + z.shape[1]
+        stats.add(dump.add(utt, codec.encode(load_audio(path, codec.sample_rate)[None])[0]))
+    info = codec_info(codec, args.exp_dir, encoded=True)
+    write_json(args.out_dir / "codec.json", info)
     dump.finish()
     if args.stats:
-        mean = total / n
-        std = (total_sq / n - mean**2).clamp(min=1e-8).sqrt()
-        write_json(args.exp_dir / "latent_stats.json", {"mean": mean.tolist(), "std": std.tolist()})
+        write_json(args.exp_dir / "latent_stats.json", stats.result(args.out_dir, info))
     print(f"wrote {len(dump.scp)} latents to {args.out_dir}")
 
 

@@ -1,7 +1,9 @@
 """Stage-two data: latent dumps (``latents.scp`` + ``utt2frames``), token files, speakers, latent
 normalisation, training prompts, external durations, and reflow pair directories.
 
-Latent dumps are :mod:`shared.latents`'s. Latent statistics are ``latent_stats.json`` {"mean": [D], "std": [D]} from stage one.
+Latent dumps are :mod:`shared.latents`'s. Latent statistics are ``latent_stats.json`` {"mean": [D], "std": [D], ...} from
+stage one, which also record the dump and codec they were computed on (:class:`shared.latents.LatentStats`,
+:func:`check_stats_codec`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch.utils.data import Dataset
 
 from shared.batching import pad_1d, pad_2d
 from shared.io import read_json, read_kv
-from shared.latents import load_latent, read_latent_scp, require_codec
+from shared.latents import codec_fingerprint, load_latent, read_latent_scp, require_codec, same_codec, same_codec_json
 from stage2_flow.alignment import read_durations
 
 PROMPT_SECONDS = (1.0, 3.0)  # data.prompt_seconds where a config gives none: training's and reflow's speech-prompt lengths
@@ -81,6 +83,50 @@ def check_model_latents(exp_dir: str | Path, latents: str | Path, option: str) -
         raise SystemExit(f"{option} {latents}: {kind[dump]} ({Path(latents) / 'codec.json'}), but the model of {exp_dir} is "
                          f"trained on {kind[model]} ({Path(exp_dir) / 'stage1.json'}): encode the data "
                          f"{'with' if model else 'without'} --continuous, or give a model trained on this kind")
+    check_stats_codec(Path(exp_dir) / "latent_stats.json", latents, stage1_dir(exp_dir), option)
+
+
+_UNCHECKED_STATS: set[Path] = set()  # latent_stats.json files without a codec, warned of once
+
+
+def _describe_codec(info: dict[str, Any]) -> str:
+    return (f"the codec of {info.get('exp_dir')} (weights sha256 {info.get('model_sha256')}, continuous "
+            f"{bool(info.get('continuous'))})")
+
+
+def check_stats_codec(stats_path: str | Path, latents: str | Path, stage1_exp_dir: str | Path, option: str) -> None:
+    """Refuse (SystemExit) the latent statistics ``stats_path`` for the dump given as ``option``, ``latents``, if the
+    codec they record (``codec``: the codec.json of the dump they were computed on, :class:`shared.latents.LatentStats`)
+    is not the dump's: another codec (stage one retrained, and the training set encoded again without ``--stats-out``)
+    or another kind of latents (``--continuous`` or not), whose statistics would normalise these latents to something
+    else than the model expects. A dump without a codec.json (another tool's) is checked against the stage-one codec
+    ``stage1_exp_dir`` instead. Statistics written before they recorded a codec still load: a warning, once per file.
+    No file at all is left to its reader (:meth:`LatentNormalizer.load`) to report."""
+    if not Path(stats_path).is_file():
+        return
+    stats = read_json(stats_path)
+    made = stats.get("codec")
+    if made is None:
+        key = Path(stats_path).resolve()
+        if key not in _UNCHECKED_STATS:
+            _UNCHECKED_STATS.add(key)
+            warn(f"{stats_path} records no codec (written before latent statistics recorded theirs), so it is not checked "
+                 f"to be of the codec of {option} {latents}: stage1_vae.encode --stats-out writes statistics that record it")
+        return
+    dump_json = Path(latents) / "codec.json"
+    if dump_json.is_file():
+        info = read_json(dump_json)
+        if same_codec_json(made, info):
+            return
+        theirs = f"{option} {latents} holds latents of {_describe_codec(info)} ({dump_json})"
+    else:
+        if same_codec(made, stage1_exp_dir):
+            return
+        theirs = (f"{option} {latents} (no codec.json) is to be of the stage-one codec {Path(stage1_exp_dir).resolve()} "
+                  f"(weights sha256 {codec_fingerprint(stage1_exp_dir)})")
+    raise SystemExit(f"{stats_path}: latent statistics of {_describe_codec(made)}, computed on {stats.get('dump')}, but "
+                     f"{theirs}: compute the statistics on this codec's latents of the training set (stage1_vae.encode "
+                     f"--stats-out {Path(stage1_exp_dir) / 'latent_stats.json'}), or give the latents they were computed on")
 
 
 def read_tokens(data_dir: str | Path, vocab) -> dict[str, list[int]]:
@@ -103,10 +149,10 @@ class TTSDataset(Dataset):
     case, must not be prompted with its own target). Indexed by (index, seed) keys from shared.batching samplers, or
     plain ints.
 
-    A latent file whose channels are not the normaliser's (the codec's), or that holds NaN or infinite values (which
-    would make every weight NaN from the first batch it is in), is an error naming it. An utterance whose speaker is not
-    in ``speakers`` (or without an ``utt2spk`` entry) gets index -1, the zero speaker vector: a warning, or with
-    ``unknown_speakers="error"`` (a training set) an error. ``durations``: an external durations file
+    A latent file whose channels are not the normaliser's (the codec's), or that holds NaN or infinite values
+    (:func:`shared.latents.load_latent` refuses them), is an error naming it and its utterance. An utterance whose
+    speaker is not in ``speakers`` (or without an ``utt2spk`` entry) gets index -1, the zero speaker vector: a warning,
+    or with ``unknown_speakers="error"`` (a training set) an error. ``durations``: an external durations file
     (:func:`~stage2_flow.alignment.read_durations`), which must cover every utterance kept; its errors name it."""
 
     def __init__(
@@ -137,15 +183,10 @@ class TTSDataset(Dataset):
         skipped, lacking = [], []  # lacking: utterances the durations file has none for
         n_channels = len(normalizer.mean)
         for utt in keys:
-            z = load_latent(scp[utt])
+            z = load_latent(scp[utt], f"utterance '{utt}'")  # refuses NaN or infinite values
             if z.shape[0] != n_channels:
                 raise ValueError(f"{scp[utt]}: latents of shape {tuple(z.shape)}, not ({n_channels}, frames): the codec's "
                                  f"latents have {n_channels} channels (latent_stats.json)")
-            if not torch.isfinite(z).all():
-                frames = (~torch.isfinite(z)).any(0).nonzero().flatten().tolist()
-                raise ValueError(f"{scp[utt]}: the latents of utterance '{utt}' hold NaN or infinite values in "
-                                 f"{len(frames)} frame(s) (e.g. {frames[:3]}): encode it again with stage one, or remove it "
-                                 f"from {data_dir}")
             z = normalizer.normalize(z)
             tok = torch.tensor(tokens[utt], dtype=torch.long)
             if len(tok) > z.shape[1] or (max_frames and z.shape[1] > max_frames):

@@ -739,6 +739,22 @@ def test_resume_after_kill_is_exact(trained, corpus, tmp_path, kill_at):
 
 
 @pytest.mark.slow
+def test_a_run_killed_while_exporting_resumes_at_its_last_step(corpus, tmp_path):
+    """last.ckpt of a 5-step run checkpointing every 3 steps was step 3's: a run killed after training, before its
+    model.pt, trained steps 3 and 4 again when rerun. Its last step is saved too now (shared.training.StepCheckpoint)."""
+    exp = tmp_path / "vae"
+    over = ("trainer.max_steps=5", "validation.num_utts=0")
+    train(corpus, exp, *over)
+    assert torch.load(exp / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 5
+    model = torch.load(exp / "model.pt")
+    (exp / "model.pt").unlink()  # as if killed as it exported
+    assert "resuming from" in train(corpus, exp, *over).stdout
+    assert read_json(exp / "train_summary.json")["steps_this_run"] == 0
+    again = torch.load(exp / "model.pt")
+    assert all(torch.equal(model[k], again[k]) for k in model)
+
+
+@pytest.mark.slow
 def test_resume_refuses_another_config_and_keeps_the_saved_one(corpus, tmp_path):
     """A rerun over a checkpoint once resumed it whatever the config or data said, after writing them into config.yaml
     (another architecture then failed on the checkpoint's weights). Only the budget, placement, logging and

@@ -146,6 +146,34 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
     assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["table"]
 
 
+@pytest.mark.parametrize("form", ["pt", "npy", "dict"])
+def test_latents_with_nan_or_inf_are_refused_as_they_are_read(tmp_path, form):
+    """Every reader of a latent dump (stage two's training, the decoder fine-tuning, decode, a resumed dump's kept
+    files) gets the file's NaN or infinite values refused by shared.latents.load_latent, naming the file, the frames
+    and (where the caller says) whose latents they are; stage two's dataset had checked for itself."""
+    import numpy as np
+
+    from shared.latents import load_latent
+
+    z = torch.randn(4, 9)
+    z[1, 2], z[3, 7] = float("nan"), float("inf")
+    path = tmp_path / f"u1.{'npy' if form == 'npy' else 'pt'}"
+    if form == "npy":
+        np.save(path, z.numpy())
+    else:
+        torch.save({"z": z} if form == "dict" else z, path)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: the latents hold NaN or infinite values in 2 "
+                                         r"frame\(s\) \(e\.g\. \[2, 7\]\)"):
+        load_latent(path)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: the latents of utterance 'u1' hold NaN"):
+        load_latent(path, "utterance 'u1'")
+    if form == "pt":  # a resumed dump keeps only finite files
+        dump = LatentDumpWriter(tmp_path / "dump")
+        shutil.copy(path, dump.path("u1"))
+        with pytest.raises(ValueError, match=r"latents/u1\.pt: the latents of 'u1' hold NaN"):
+            dump.keep("u1")
+
+
 # ---- the commands -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> Path:
@@ -194,6 +222,16 @@ def test_killed_encode_overwrite_never_looks_finished(setup, tmp_path, monkeypat
     assert all(torch.equal(torch.load(p), fresh[u]) for u, p in read_latent_scp(dump).items())
     assert read_json(dump / "codec.json") == read_json(tmp_path / "fresh" / "codec.json")
     assert read_json(dump / "codec.json")["encoded"] and read_json(stats)["num_frames"] == sum(z.shape[1] for z in fresh.values())
+
+
+def test_latent_stats_record_the_dump_and_codec_they_were_computed_on(setup, tmp_path):
+    """Stage two refuses statistics of another codec's latents than it trains on (stage2_flow.data.check_stats_codec):
+    they say so by the dump's own codec.json, and where the dump was."""
+    stats = tmp_path / "stats.json"
+    assert run_encode(setup, "A", tmp_path / "dump", "--stats-out", str(stats)) == 0
+    st = read_json(stats)
+    assert st["codec"] == read_json(tmp_path / "dump" / "codec.json") and st["dump"] == str((tmp_path / "dump").resolve())
+    assert len(st["mean"]) == len(st["std"]) == st["latent_dim"] == 8
 
 
 def test_killed_decode_overwrite_never_looks_finished(setup, tmp_path, monkeypatch):

@@ -121,11 +121,27 @@ def test_a_time_only_run_says_its_time_stopped_it_and_continues_with_more(corpus
 
     first = run("00:00:00:01")
     assert first["stopped_by_time"] and first["steps"] > 0
+    # the state model.pt was exported from, not the last periodic save before it (checkpoint_every_n_steps 3)
+    last = torch.load(corpus / "exp/stage2/time_only/checkpoints/last.ckpt", weights_only=False)
+    assert last["global_step"] == first["steps"]
     capsys.readouterr()
     assert run("00:00:00:01") == first and "training already finished" in capsys.readouterr().out
     more = run("00:00:00:02")
     assert "resuming from" in capsys.readouterr().out
     assert more["stopped_by_time"] and more["steps"] > first["steps"]
+    assert more["steps_this_run"] == more["steps"] - first["steps"]  # no step of the first run trained again
+
+
+def test_a_finished_run_is_continued_from_its_last_step(corpus, capsys):
+    """last.ckpt of a run of 5 steps checkpointing every 3 was step 3's: continued to 6 steps, it trained steps 3 and 4
+    again. The run's last step is now saved too (shared.training.StepCheckpoint)."""
+    import json
+
+    args = train_args(corpus, "exp/stage2/last_step", "trainer.checkpoint_every_n_steps=3", dev=False)
+    assert train.main(args + ["trainer.max_steps=5"]) == 0
+    assert torch.load(corpus / "exp/stage2/last_step/checkpoints/last.ckpt", weights_only=False)["global_step"] == 5
+    assert train.main(args + ["trainer.max_steps=6"]) == 0
+    assert json.loads((corpus / "exp/stage2/last_step/train_summary.json").read_text())["steps_this_run"] == 1
 
 
 def test_a_finished_run_is_refused_another_config_or_inputs(trained, tmp_path, capsys):
@@ -1175,6 +1191,46 @@ def test_latents_of_another_codec_are_refused(corpus, tmp_path):
         write_json(other / "codec.json", {**read_json(other / "codec.json"), "exp_dir": str(corpus / "exp/stage1/fake"),
                                           "model_sha256": None})  # the stand-in codec (no weights): named by its dir
         check_latent_codec(other, corpus / "exp/stage1/fake", option)
+
+
+def test_latent_stats_of_another_codec_are_refused(corpus, tmp_path, capsys):
+    """latent_stats.json said neither which dump nor which codec it was computed on, so statistics of another codec's
+    latents (stage one retrained and only the dump encoded again, or of the other kind: --continuous) normalised these
+    unremarked. They record both now (shared.latents.LatentStats); statistics whose codec is not the dump's are refused,
+    and older ones without a codec warn, once."""
+    import json
+    import re
+    import shutil
+
+    from shared.io import write_json
+    from shared.latents import LatentStats, codec_info, read_latent_scp
+    from stage2_flow.codec import load_codec
+
+    stage1, dump = tmp_path / "stage1", tmp_path / "train"
+    shutil.copytree(corpus / "exp/stage1/fake", stage1)
+    shutil.copytree(corpus / "dump/fake/train", dump)
+    info = codec_info(load_codec(stage1), stage1)
+    write_json(dump / "codec.json", info)
+    stats = LatentStats()
+    for path in read_latent_scp(dump).values():
+        stats.add(torch.load(path))
+    args = train_args(corpus, "exp/stage2/stats_codec", "trainer.max_steps=1", "trainer.val_check_interval=1")
+    args[args.index("--stage1-exp-dir") + 1], args[args.index("--latents") + 1] = str(stage1), str(dump)
+    write_json(stage1 / "latent_stats.json", stats.result(dump, {**info, "continuous": True}))
+    with pytest.raises(SystemExit, match=r"latent_stats.json: latent statistics of the codec of .*continuous True.*, "
+                                         rf"computed on {re.escape(str(dump.resolve()))}, but --latents {re.escape(str(dump))} "
+                                         r"holds .*continuous False"):
+        train.main(args)
+    assert not (corpus / "exp/stage2/stats_codec/model.pt").exists()
+    write_json(stage1 / "latent_stats.json", stats.result(dump, info))
+    capsys.readouterr()
+    assert train.main(args) == 0
+    assert "latent_stats.json" not in capsys.readouterr().err
+    old = json.loads((corpus / "exp/stage1/fake/latent_stats.json").read_text())  # make_fake_corpus's: no codec
+    assert "codec" not in old
+    write_json(stage1 / "latent_stats.json", old)
+    assert train.main(["--overwrite", *args]) == 0  # checked against --latents and --dev-latents: one warning
+    assert capsys.readouterr().err.count("records no codec") == 1
 
 
 def test_a_checkpoint_is_not_resumed_on_other_tokens(trained, tmp_path):

@@ -42,12 +42,13 @@ class _Model(L.LightningModule):
         return [opt], [torch.optim.lr_scheduler.StepLR(opt, 3, 0.5)]
 
 
-def _fit(exp_dir, max_steps):
+def _fit(exp_dir, max_steps, every=None, **trainer_cfg):
     L.seed_everything(0)
     model = _Model()
     loader = make_loader(_Noise(), RandomBatchSampler(37, 4, seed=1))  # 9 batches an epoch
-    trainer = build_trainer({"max_steps": max_steps, "checkpoint_every_n_steps": 3 if max_steps == 18 else 5, "accelerator": "cpu",
-                             "devices": 1}, exp_dir)
+    every = every or (3 if max_steps == 18 else 5)
+    trainer = build_trainer({"max_steps": max_steps, "checkpoint_every_n_steps": every, "accelerator": "cpu",
+                             "devices": 1, **trainer_cfg}, exp_dir)
     trainer.fit(model, loader, ckpt_path=resume_path(exp_dir))
     return model
 
@@ -67,6 +68,39 @@ def test_resume_at_an_epoch_boundary_is_exact(tmp_path):
     resumed = _fit(tmp_path / "b", 23)
     for p, q in zip(straight.parameters(), resumed.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def _last_step(exp_dir) -> int:
+    return int(torch.load(exp_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"])
+
+
+@pytest.mark.parametrize("stop", [17, 18])  # mid-epoch, and at the end of epoch 1 (9 batches an epoch)
+def test_a_run_that_ends_saves_its_final_state_as_last_ckpt(tmp_path, stop):
+    """last.ckpt once held only the last periodic save (step 15 of a 17-step run checkpointing every 5), behind the
+    weights the run ended with (its model.pt): a run continued with a larger budget trained those steps again. The
+    continuation now starts where the run ended, and goes on exactly as a run that was never stopped."""
+    straight = _fit(tmp_path / "a", 23, every=5)
+    _fit(tmp_path / "b", stop, every=5)
+    assert _last_step(tmp_path / "b") == stop
+    resumed = _fit(tmp_path / "b", 23, every=5)
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_a_run_stopped_by_its_time_budget_saves_its_final_state(tmp_path):
+    """trainer.max_time, as every recipe training ends: the checkpoint is of the step the Timer stopped at."""
+    import time
+
+    class Slow(_Noise):
+        def __getitem__(self, key):
+            time.sleep(0.02)
+            return super().__getitem__(key)
+
+    model = _Model()
+    trainer = build_trainer({"max_steps": -1, "max_time": "00:00:00:01", "checkpoint_every_n_steps": 7,
+                             "accelerator": "cpu", "devices": 1}, tmp_path)
+    trainer.fit(model, make_loader(Slow(), RandomBatchSampler(37, 4, seed=1)))
+    assert trainer.global_step > 0 and _last_step(tmp_path) == trainer.global_step
 
 
 def test_scale_budget_scales_time_caps_and_schedule_together(tmp_path):
