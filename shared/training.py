@@ -69,12 +69,20 @@ class StepCheckpoint(ModelCheckpoint):
     stopped epoch as completed, and a run resumed from that state would skip the rest of the epoch's batches. Every rank
     decides alike (the step count; the Timer's stop, which it broadcasts from rank 0) and saves, as the collective
     ``save_checkpoint`` (and :class:`RNGState`'s gather) needs. An interrupted run (an exception, a signal, a kill) never
-    gets there and keeps its last periodic checkpoint."""
+    gets there and keeps its last periodic checkpoint.
+
+    :func:`build_trainer` makes it save at the steps themselves (``save_on_train_epoch_end=True``): otherwise Lightning
+    puts a periodic save that falls on an epoch's last batch off until the next validation, which with
+    ``val_check_interval`` in steps may be hundreds of steps later (and this final save would wait with it). Its state
+    is filed under ``ModelCheckpoint``'s key (:attr:`state_key`), so checkpoints written before this class resume with
+    their callback state (which files it has saved, and so which it prunes)."""
+
+    @property
+    def state_key(self) -> str:
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
-        if getattr(self, "_defer_save_until_validation", False):  # a periodic save of this step, after its validation
-            return
         if _stops_after_this_step(trainer) and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
@@ -230,7 +238,8 @@ def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback
     keep = int(cfg.pop("keep_checkpoints", 1))
     exp_dir = Path(exp_dir)
     ckpt = StepCheckpoint(dirpath=exp_dir / "checkpoints", filename="step{step:08d}", auto_insert_metric_name=False,
-                          every_n_train_steps=every, save_top_k=keep, monitor="step", mode="max", save_last=True)
+                          every_n_train_steps=every, save_top_k=keep, monitor="step", mode="max", save_last=True,
+                          save_on_train_epoch_end=True, enable_version_counter=False)
     cfg.setdefault("accelerator", "auto")
     cfg.setdefault("devices", "auto")
     cfg.setdefault("log_every_n_steps", 25)

@@ -103,6 +103,61 @@ def test_a_run_stopped_by_its_time_budget_saves_its_final_state(tmp_path):
     assert trainer.global_step > 0 and _last_step(tmp_path) == trainer.global_step
 
 
+class _Validated(_Model):
+    """Automatic optimisation (as stage two's; Lightning's manual-optimisation path saves otherwise), validation every
+    few steps (``val_check_interval`` in steps, as the recipes); raises in step ``crash_at``."""
+
+    def __init__(self, crash_at=None):
+        super().__init__()
+        self.automatic_optimization, self.crash_at = True, crash_at
+
+    def training_step(self, batch, _):
+        if self.global_step == self.crash_at:
+            raise RuntimeError("killed")
+        return self.net(batch + torch.randn_like(batch)).pow(2).mean()
+
+    def validation_step(self, batch, _):
+        self.log("val/loss", self.net(batch).pow(2).mean())
+
+
+def _fit_validated(exp_dir, max_steps, crash_at=None):
+    L.seed_everything(0)
+    loader = make_loader(_Noise(), RandomBatchSampler(37, 4, seed=1))  # 9 batches an epoch
+    trainer = build_trainer({"max_steps": max_steps, "checkpoint_every_n_steps": 9, "val_check_interval": 7,
+                             "check_val_every_n_epoch": None, "num_sanity_val_steps": 0, "accelerator": "cpu",
+                             "devices": 1}, exp_dir)
+    trainer.fit(_Validated(crash_at), loader, loader, ckpt_path=resume_path(exp_dir))
+
+
+def test_a_periodic_save_on_an_epochs_last_batch_is_made_at_its_step(tmp_path):
+    """Lightning puts a periodic save that falls on an epoch's last batch off until the next validation: with
+    validation every 7 steps, step 9's waited for step 14, and a run killed at step 12 had no checkpoint at all (and a
+    run ending at step 11 no final one)."""
+    with pytest.raises(RuntimeError, match="killed"):
+        _fit_validated(tmp_path / "a", 30, crash_at=12)
+    assert _last_step(tmp_path / "a") == 9
+    _fit_validated(tmp_path / "b", 11)
+    assert _last_step(tmp_path / "b") == 11
+
+
+def test_a_checkpoint_from_before_step_checkpoint_resumes_with_its_callback_state(tmp_path, recwarn):
+    """Checkpoints written by Lightning's own ModelCheckpoint (before StepCheckpoint) keep their callback state under
+    its key: resumed, last.ckpt is still the file saved to and the older step files are pruned, not left beside a
+    ``last-v1.ckpt``."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def old_callback(**kwargs):  # what build_trainer made before
+        return ModelCheckpoint(**{k: v for k, v in kwargs.items()
+                                  if k not in ("save_on_train_epoch_end", "enable_version_counter")})
+
+    with mock.patch("shared.training.StepCheckpoint", old_callback):
+        _fit(tmp_path, 4, every=3)
+    _fit(tmp_path, 8, every=3)
+    assert _last_step(tmp_path) == 8
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt", "step00000006.ckpt"]
+    assert not [w for w in recwarn if "callbacks" in str(w.message)]
+
+
 def test_scale_budget_scales_time_caps_and_schedule_together(tmp_path):
     cfg = {"trainer": {"max_time": "00:00:05:30", "max_steps": 1950, "precision": "auto"},
            "train": {"total_steps": 7000, "lr_total_steps": None, "lr": 2e-3}}
