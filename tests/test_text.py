@@ -189,7 +189,10 @@ def test_normalize_english_superscripts_units_symbols_acronyms(text, expected):
     ("10\u202f000 people, 1\u2009234\u00a0567 stars and 2\u202f500",
      "ten thousand people, one million two hundred thirty-four thousand five hundred sixty-seven stars and two "
      "thousand five hundred"),
-    ("rows 7 250 and 12 345", "rows seven two hundred fifty and twelve three hundred forty-five"),
+    # a plain space groups after one or two digits (text through NFKC has lost its thin spaces), not after three
+    ("In 1 500 cases, 12 345 678 stars and 123 456",
+     "In one thousand five hundred cases, twelve million three hundred forty-five thousand six hundred seventy-eight "
+     "stars and one hundred twenty-three four hundred fifty-six"),
 ])
 def test_normalize_english_digit_groups_need_thin_spaces(text, expected):
     assert normalize_text(text, "en-us") == expected
@@ -220,9 +223,12 @@ def test_normalize_english_numeric_dates(language, text, expected):
     ("+1 555 123 4567, 1-800-555-1234 or 555.123.4567",
      "plus one, five five five, one two three, four five six seven, one, eight zero zero, five five five, one two "
      "three four or five five five, one two three, four five six seven"),
-    # ranges keep their reading; a round hundred after three digits is not a telephone number
-    ("1990-1995, 10-20 and 500-1000 people", "nineteen ninety to nineteen ninety-five, ten to twenty and five "
-                                             "hundred-one thousand people"),
+    ("Tel: 555-1234, dial 555-1234 or phone us on 555-1234",
+     "Tel: five five five, one two three four, dial five five five, one two three four or phone us on five five five, "
+     "one two three four"),
+    # ranges keep their reading; a bare NNN-NNNN with no word calling for a number is not a telephone number
+    ("1990-1995, 10-20, 500-1000 people and 330-1453", "nineteen ninety to nineteen ninety-five, ten to twenty, five "
+     "hundred-one thousand people and three hundred thirty-fourteen fifty-three"),
 ])
 def test_normalize_english_phone_numbers(text, expected):
     assert normalize_text(text, "en-us") == expected
