@@ -170,6 +170,8 @@ def paired_compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]
         if not ok.any():
             raise ValueError(f"metric {m!r}: no utterance has it in both tables")
         va, vb, weight = va[ok], vb[ok], weight[ok]
+        if not weight.sum() > 0:  # only a pooled rate's weights (reference phones) can be all 0
+            raise ValueError(f"metric {m!r}: the references of the {va.size} utterance(s) compared have no phones")
         draws = np.random.default_rng(seed).integers(0, va.size, size=(resamples, va.size))
         lo, hi = _interval(_draw_ratios((vb - va)[draws].sum(1), weight[draws].sum(1)), level)
         mean_a, mean_b = (float(v.sum() / weight.sum()) for v in (va, vb))

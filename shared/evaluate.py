@@ -340,7 +340,8 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
         old = read_json(out)
         same = old.get("inputs") == inputs and old.get("settings") == settings
         if same and phone_recognizer and not has_phone_counts(utt_table_path(out)):
-            print(f"[evaluate] {utt_table_path(out)} has no phone counts (written before they were): scoring again")
+            print(f"[evaluate] {utt_table_path(out)} has no phone counts (written before they were): scoring again "
+                  "(the signal metrics are reused; the phone recogniser and any model-based metrics run again)")
         elif same:
             print(f"[evaluate] {out} is up to date; nothing to do{' but the plots' if plots_dir else ''} "
                   "(--overwrite to recompute)")

@@ -171,7 +171,7 @@ def refuse_changed_description(exp_dir: Path, before: dict[str, bytes]) -> None:
     re-encoded, the tokens or the speakers changed) or the latents are now of the other kind (``encode --continuous`` or
     not), rather than go on training the checkpoint on other normalisation, ids or latents, or call a model trained on
     others finished. The caller puts the files back (:func:`restore_description`)."""
-    changed = [n for n in TRAINED_AGAINST if n in before and (exp_dir / n).read_bytes() != before[n]]
+    changed = [n for n in TRAINED_AGAINST if n in before and not _same_description(n, before[n], (exp_dir / n).read_bytes())]
     if "stage1.json" in before:  # an older stage1.json has no flag: trained on the codec's own (quantised) latents
         was = json.loads(before["stage1.json"]).get("continuous", False)
         if read_json(exp_dir / "stage1.json").get("continuous", False) != was:
@@ -180,6 +180,16 @@ def refuse_changed_description(exp_dir: Path, before: dict[str, bytes]) -> None:
         raise SystemExit(f"{exp_dir} holds weights trained with another {', '.join(changed)} than these inputs give "
                          "(stage one's latents encoded again, or other tokens or speakers): give --overwrite to train "
                          "from step 0 on these, or the inputs it was trained on")
+
+
+def _same_description(name: str, old: bytes, new: bytes) -> bool:
+    """Whether a :data:`TRAINED_AGAINST` file says the same: byte for byte, but ``latent_stats.json`` by its mean and
+    std, what normalises the latents (its provenance fields came later, and a dump re-encoded to the same latents at
+    another path is the same data)."""
+    if name != "latent_stats.json":
+        return old == new
+    a, b = json.loads(old), json.loads(new)
+    return (a.get("mean"), a.get("std")) == (b.get("mean"), b.get("std"))
 
 
 def restore_description(exp_dir: Path, before: dict[str, bytes]) -> None:

@@ -295,3 +295,13 @@ def test_a_pooled_per_difference_needs_the_same_reference_phones():
     b["u03"]["ref_phones"] = 99
     with pytest.raises(ValueError, match=r"per_gen: .*different reference phone counts.*1 utterance.*u03"):
         paired_compare(a, b, ["per_gen"], resamples=100)
+
+
+def test_a_pooled_per_over_references_without_phones_is_an_error():
+    """Errors over no phones: a ValueError, not a NaN difference with an [inf, inf] interval."""
+    a, b = _counted_tables()
+    for t in (a, b):
+        for row in t.values():
+            row["ref_phones"] = 0
+    with pytest.raises(ValueError, match=r"per_gen.*have no phones"):
+        paired_compare(a, b, ["per_gen"], resamples=100)

@@ -166,6 +166,11 @@ def test_a_finished_run_is_refused_another_config_or_inputs(trained, tmp_path, c
         train.main(args)
     assert (exp / "model.pt").read_bytes() == model and (exp / "latent_stats.json").read_bytes() == stats
     assert "training already finished" not in capsys.readouterr().out
+    # the same mean and std in another file (re-encoded at another path, or with the provenance later versions add)
+    # are the same normalisation: still finished
+    (stage1 / "latent_stats.json").write_text(json.dumps({**s, "dump": str(tmp_path / "elsewhere")}, indent=1))
+    assert train.main(args) == 0 and (exp / "model.pt").read_bytes() == model
+    assert "training already finished" in capsys.readouterr().out
 
 
 def test_continuing_a_finished_run_warns_of_the_jump_in_lr(corpus, capsys):
