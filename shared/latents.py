@@ -103,13 +103,18 @@ def load_latent(path: PathLike, what: str | None = None) -> torch.Tensor:
     if z.dim() != 2:
         raise ValueError(f"{path}: expected latents (D, F), got shape {tuple(z.shape)}")
     z = z.float()
+    require_finite_latent(z, f"{path}: the latents{f' of {what}' if what else ''}",
+                          "make the dump again (stage one's encode, or the verb that wrote it), or leave this one out of "
+                          "its latents.scp and the data")
+    return z
+
+
+def require_finite_latent(z: torch.Tensor, what: str, remedy: str) -> None:
+    """ValueError ``"<what> hold NaN or infinite values in N frame(s) (e.g. [...]): <remedy>"`` unless every value of
+    ``z (D, F)`` is finite."""
     if not torch.isfinite(z).all():
         frames = (~torch.isfinite(z)).any(0).nonzero().flatten().tolist()
-        of = f" of {what}" if what else ""
-        raise ValueError(f"{path}: the latents{of} hold NaN or infinite values in {len(frames)} frame(s) (e.g. "
-                         f"{frames[:3]}): make the dump again (stage one's encode, or the verb that wrote it), or leave "
-                         "this one out of its latents.scp and the data")
-    return z
+        raise ValueError(f"{what} hold NaN or infinite values in {len(frames)} frame(s) (e.g. {frames[:3]}): {remedy}")
 
 
 class LatentStats:
@@ -176,6 +181,9 @@ class LatentDumpWriter:
         z = z.detach().float().cpu().contiguous()
         if z.dim() != 2:
             raise ValueError(f"{key}: expected latents (D, F), got shape {tuple(z.shape)}")
+        # refused where they are made (NaN audio, or a model gone NaN), not found by the training that reads them
+        require_finite_latent(z, f"{self.out}: the latents of '{key}'",
+                              "check its audio (and the model that encoded it); nothing was written for it")
         atomic_save_torch(z, self.path(key))
         self._register(key, z.shape[1], utt)
         return z

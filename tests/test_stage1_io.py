@@ -172,6 +172,11 @@ def test_latents_with_nan_or_inf_are_refused_as_they_are_read(tmp_path, form):
         shutil.copy(path, dump.path("u1"))
         with pytest.raises(ValueError, match=r"latents/u1\.pt: the latents of 'u1' hold NaN"):
             dump.keep("u1")
+        # and they are refused where they are made, before any file is written (encode of NaN audio, a NaN model)
+        dump.path("u1").unlink()
+        with pytest.raises(ValueError, match=r"dump: the latents of 'u1' hold NaN or infinite values in 2 frame"):
+            dump.add("u1", z)
+        assert not dump.path("u1").exists() and "u1" not in dump.scp
 
 
 # ---- the commands -------------------------------------------------------------------------------------
