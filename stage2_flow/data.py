@@ -125,8 +125,9 @@ def check_stats_codec(stats_path: str | Path, latents: str | Path, stage1_exp_di
         theirs = (f"{option} {latents} (no codec.json) is to be of the stage-one codec {Path(stage1_exp_dir).resolve()} "
                   f"(weights sha256 {codec_fingerprint(stage1_exp_dir)})")
     raise SystemExit(f"{stats_path}: latent statistics of {_describe_codec(made)}, computed on {stats.get('dump')}, but "
-                     f"{theirs}: compute the statistics on this codec's latents of the training set (stage1_vae.encode "
-                     f"--stats-out {Path(stage1_exp_dir) / 'latent_stats.json'}), or give the latents they were computed on")
+                     f"{theirs}: give latents of the codec they were computed on; or, to train on these, compute the "
+                     f"statistics on this codec's latents of the training set (stage1_vae.encode --stats-out "
+                     f"{Path(stage1_exp_dir) / 'latent_stats.json'}) and train the model again")
 
 
 def read_tokens(data_dir: str | Path, vocab) -> dict[str, list[int]]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from shared.text.numbers import expand_numbers_en, expand_phone_numbers_en, join_digit_groups
+from shared.text.numbers import YEAR, expand_numbers_en, expand_phone_numbers_en, join_digit_groups
 
 PUNCTUATION = ",.!?;:"
 """Marks kept as tokens by every frontend (they carry pauses and intonation)."""
@@ -105,7 +105,7 @@ _SUPERSCRIPT_DIGITS = str.maketrans(_SUPERSCRIPTS + "\u207b\u207a", "0123456789-
 _RE_SQUARED_UNIT = re.compile(r"(?<![^\W\d_])([^\W\d_]{1,2})([\u00b2\u00b3])(?![" + _SUPERSCRIPTS + "])")
 _RE_POWER = re.compile(r"(?<=\d)[\u207a\u207b]?[" + _SUPERSCRIPTS + "]+")
 _RE_FOOTNOTE_MARK = re.compile(r"(?<=[^\W\d_]|[.,;:!?%'\"\u2019\u201d])[" + _SUPERSCRIPTS + "]+")
-_RE_YEAR_FOOTNOTE = re.compile(r"(?<![\w.,])(1[1-9]\d\d|20\d\d)[" + _SUPERSCRIPTS + "]+")
+_RE_YEAR_FOOTNOTE = re.compile(r"(?<![\w.,])(" + YEAR + ")[" + _SUPERSCRIPTS + "]+")
 _CHAR_MAP = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "`": "'", "\u00b4": "'",
     "\u201c": "", "\u201d": "", "\u201e": "", "\u00ab": "", "\u00bb": "", '"': "",
