@@ -183,7 +183,8 @@ class LatentDumpWriter:
             raise ValueError(f"{key}: expected latents (D, F), got shape {tuple(z.shape)}")
         # refused where they are made (NaN audio, or a model gone NaN), not found by the training that reads them
         require_finite_latent(z, f"{self.out}: the latents of '{key}'",
-                              "check its audio (and the model that encoded it); nothing was written for it")
+                              "check what it was made from (the audio an encoder read, or the model that generated "
+                              "it); nothing was written for it")
         atomic_save_torch(z, self.path(key))
         self._register(key, z.shape[1], utt)
         return z

@@ -189,10 +189,11 @@ def test_normalize_english_superscripts_units_symbols_acronyms(text, expected):
     ("10\u202f000 people, 1\u2009234\u00a0567 stars and 2\u202f500",
      "ten thousand people, one million two hundred thirty-four thousand five hundred sixty-seven stars and two "
      "thousand five hundred"),
-    # a plain space groups after one or two digits (text through NFKC has lost its thin spaces), not after three
-    ("In 1 500 cases, 12 345 678 stars and 123 456",
-     "In one thousand five hundred cases, twelve million three hundred forty-five thousand six hundred seventy-eight "
-     "stars and one hundred twenty-three four hundred fifty-six"),
+    # plain spaces (text through NFKC has lost its thin ones) group 0-led groups, or two groups or more after one or
+    # two digits; a count before a quantity stays two numbers
+    ("12 345 678 stars, 100 000 people, 3 500 ml bottles and 123 456",
+     "twelve million three hundred forty-five thousand six hundred seventy-eight stars, one hundred thousand people, "
+     "three five hundred ml bottles and one hundred twenty-three four hundred fifty-six"),
 ])
 def test_normalize_english_digit_groups_need_thin_spaces(text, expected):
     assert normalize_text(text, "en-us") == expected
@@ -226,6 +227,7 @@ def test_normalize_english_numeric_dates(language, text, expected):
     ("Tel: 555-1234, dial 555-1234 or phone us on 555-1234",
      "Tel: five five five, one two three four, dial five five five, one two three four or phone us on five five five, "
      "one two three four"),
+    ("My number is 555-1234.", "My number is five five five, one two three four."),
     # ranges keep their reading; a bare NNN-NNNN with no word calling for a number is not a telephone number
     ("1990-1995, 10-20, 500-1000 people and 330-1453", "nineteen ninety to nineteen ninety-five, ten to twenty, five "
      "hundred-one thousand people and three hundred thirty-fourteen fifty-three"),

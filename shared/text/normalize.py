@@ -13,8 +13,8 @@ Decisions (see ``shared/text/README.md``):
 * An en dash at the start or after a space or "(" and right before a number is a minus sign ("–5" -> "-5").
 * English only: superscripts are read before NFKC makes them digits ("km²" -> "km squared", "10⁶" -> "10 to the power
   of 6", a footnote mark "word¹", "1990¹" or "25%¹" goes); digits grouped by a thin or no-break space (U+2009,
-  U+202F, U+00A0) are one number, plain spaces separate numbers ("Rooms 101 102") unless a group after the first
-  starts with 0 ("10 000"); telephone numbers are read digit by digit ("(555) 123-4567"); numeric dates are
+  U+202F, U+00A0) are one number, plain spaces separate numbers ("Rooms 101 102", "3 500 ml") unless a group after
+  the first starts with 0 ("10 000") or one or two digits lead two groups or more ("12 345 678"); telephone numbers are read digit by digit ("(555) 123-4567"); numeric dates are
   M/D/YYYY in ``en-us``, D/M/YYYY in other English; acronyms and academic degrees lose their periods ("U.S.A." ->
   "USA", "M.Sc." -> "MSc"); "#", "<", ">" and a spaced hyphen between numbers are read where they have one reading
   ("#5", "C#", "3 < 5", "3 - 2").

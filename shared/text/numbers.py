@@ -144,7 +144,7 @@ _MONTHS = ("January February March April May June July August September October 
 _RE_ISO_DATE = re.compile(r"(?<![\w.,:/\-\u2013])(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
                           r"(?![\w:/\-\u2013]|[.,]\d)")
 _RE_PHONE_CUE = re.compile(r"\b(?:call(?:s|ed|ing)?|(?:tele)?phone[ds]?|tel|dial(?:s|l?ed|l?ing)?|fax(?:ed)?|ring|text|"
-                           r"ext)\b[.:]?\s*(?:(?:me|us|him|her|them|on|at|is)\s+){0,2}$", re.IGNORECASE)
+                           r"ext|number)\b[.:]?\s*(?:(?:me|us|him|her|them|on|at|is)\s+){0,2}$", re.IGNORECASE)
 # a numeric date with slashes and a four-digit year: M/D/YYYY in American English, D/M/YYYY in every other English
 # ("3/14/1990", "14/3/1990" -> "March fourteenth, nineteen ninety"); the other order where it is the only valid one
 # (13/12/1990 is the 13th of December anywhere); with no valid order (13/14/1990), or a two-digit year (3/14/90,
@@ -153,17 +153,17 @@ _RE_SLASH_DATE = re.compile(r"(?<![\w.,:/\-\u2013])(\d{1,2})/(\d{1,2})/([1-9]\d{
 # thousands grouped by spaces are one number ("10,000" from here on) when every group after the first has three
 # digits and nothing that could be another group follows: SI style, with a thin, narrow no-break or no-break space
 # ("10\u202f000", "1\u2009000\u00a0000"; run before NFKC makes them spaces), or with plain spaces (text that has been
-# through NFKC has no thin ones left) where the first group has one or two digits ("1 500", "12 345 678") or a later
-# group starts with 0 ("100 000": no number is written "000" on its own); three digits then three with a plain space
-# are two numbers ("Rooms 101 102 103", "555 123 4567")
+# through NFKC has no thin ones left) where a later group starts with 0 ("100 000", "1 000 000": no number is written
+# "000" on its own), or where one or two digits lead two groups or more ("12 345 678"); other plain spaces separate
+# numbers: a count before a quantity ("2 100 dollar bills", "3 500 ml bottles"), "Rooms 101 102 103", "555 123 4567"
 _GROUP_SPACES = "\u2009\u202f\u00a0"
 _RE_SPACE_GROUPS = re.compile(r"(?<![\w.,])(?<!\d[ " + _GROUP_SPACES + r"])\d{1,3}(?:[ " + _GROUP_SPACES +
                               r"]\d{3})+(?!\w|,\d|[ " + _GROUP_SPACES + r"]\d)")
 # a North American telephone number is read digit by digit, a pause between groups ("555-1234" -> "five five five,
 # one two three four"): NNN-NNN-NNNN, NNN.NNN.NNNN, NNN NNN NNNN (one separator throughout), (NNN) NNN-NNNN, the last
 # four after a country code too ("+1 555 123 4567", "1-800-555-1234"); a bare NNN-NNNN (not after 0 or 1) only after
-# a word that calls for a number (``_RE_PHONE_CUE``: "Call 555-1234"), since it is also a range ("330-1453",
-# "250-1750"). A range of years or small numbers has other shapes ("1990-1995", "10-20"); after a currency sign it
+# a word that calls for a number (``_RE_PHONE_CUE``: "Call 555-1234", "My number is 555-1234"),
+# since it is also a range ("pages 330-1453", which keeps the reading it had). A range of years or small numbers has other shapes ("1990-1995", "10-20"); after a currency sign it
 # is an amount
 _RE_PHONE = re.compile(r"(?<![\w.,:/\-\u2013+$£€])(?:(?:(?:\+\d{1,3}|1)[ .\-])?(?:\(\d{3}\) ?\d{3}[ \-]\d{4}|"
                        r"\d{3}(?P<sep>[ .\-])\d{3}(?P=sep)\d{4})|(?P<a>[2-9]\d\d)-(?P<b>\d{4}))"
@@ -259,11 +259,12 @@ def _slash_date(m: re.Match, month_first: bool) -> str:
 
 
 def join_digit_groups(text: str) -> str:
-    """``10 000`` with a thin or no-break space, or with a plain one after a first group of one or two digits or
-    before a group starting with 0, -> ``10,000``; ``101 102`` stays two numbers (see ``_RE_SPACE_GROUPS``)."""
+    """``10 500`` with a thin or no-break space, or ``10 000`` and ``12 345 678`` with plain ones, -> ``10,500``,
+    ...; ``3 500`` and ``101 102`` with a plain space stay two numbers (see ``_RE_SPACE_GROUPS``)."""
     def join(m: re.Match) -> str:
         groups = re.split("[ " + _GROUP_SPACES + "]", m.group(0))
-        if " " in m.group(0) and len(groups[0]) == 3 and not any(g.startswith("0") for g in groups[1:]):
+        plain_ok = any(g.startswith("0") for g in groups[1:]) or (len(groups[0]) < 3 and len(groups) > 2)
+        if " " in m.group(0) and not plain_ok:
             return m.group(0)
         return ",".join(groups)
     return _RE_SPACE_GROUPS.sub(join, text)
