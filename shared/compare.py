@@ -38,7 +38,7 @@ from shared.metrics.report import direction
 
 DEFAULT_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "mel_distance", "pesq_wb", "stoi")
 # a rate compared pooled over the utterances, {metric: (its per-utterance error count, reference length)}: the columns
-# shared.evaluate writes beside it (shared.evaluate.utt_phone_counts)
+# shared.evaluate writes beside it
 POOLED = {"per_gen": ("phone_errors_gen", "ref_phones"), "per_ref": ("phone_errors_ref", "ref_phones")}
 # what a paired_compare result's "statistic" says its means and difference are
 MEAN, POOLED_RATE = "mean over utterances", "pooled: errors / phones"

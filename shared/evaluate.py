@@ -21,7 +21,7 @@ settings and, where the reference dir has ``utt2spk``, ``speakers``: each speake
 means and phone errors of the generated and the real audio), ``<stem>_utt.tsv`` (one row per utterance; with
 ``--phone-recognizer`` also its phone errors in the generated and the real audio and its reference phones,
 ``phone_errors_gen``, ``phone_errors_ref`` and ``ref_phones``, which :mod:`shared.compare` pools a PER difference
-with: :func:`utt_phone_counts`) and ``<stem>_signal.json`` (the per-utterance signal metrics, exactly).
+with; counts, which ``metrics.json`` does not average: :data:`shared.metrics.report.COUNTS`) and ``<stem>_signal.json`` (the per-utterance signal metrics, exactly).
 ``metrics.json`` is strict JSON: a value that is not finite (a PER ratio with no real-audio errors, or none at all)
 is written as ``null``. A rerun with the same inputs (audio, weights, tokens, utt2lang, utt2spk, text) and settings
 (``--allow-subset`` and the models the environment enables among them) only makes the plots asked for; a rerun on
@@ -79,16 +79,6 @@ def match_utts(ref_scp: dict[str, str], gen_scp: dict[str, str], allow_subset: b
     if not utts:
         raise EvaluationError("no utterances to evaluate")
     return utts
-
-
-def utt_phone_counts(phones: dict[str, dict[str, tuple[int, int]]], utt: str) -> dict[str, int]:
-    """The per-utterance table's phone counts of ``utt`` from ``phones`` (``{tag: {utt: (errors, ref_len)}}``, tags
-    ``gen`` / ``ref``, as :func:`speaker_breakdown` takes them): ``phone_errors_<tag>`` and ``ref_phones``, what a
-    PER pooled over any set of utterances (errors / phones) needs. Counts, not metrics: they go into the table only,
-    not into ``metrics.json``'s means."""
-    row = {f"phone_errors_{tag}": counts[utt][0] for tag, counts in phones.items()}
-    row["ref_phones"] = next(iter(phones.values()))[utt][1]  # every tag counts against the same reference tokens
-    return row
 
 
 def speaker_breakdown(utts: list[str], by_utt: dict[str, dict[str, Any]], utt2spk: dict[str, str],
@@ -254,7 +244,7 @@ def utt_table_path(out: Path) -> Path:
 
 
 def has_phone_counts(table: Path) -> bool:
-    """Whether the per-utterance table ``table`` is there with the phone counts of :func:`utt_phone_counts` (one
+    """Whether the per-utterance table ``table`` is there with the phone counts (``ref_phones`` and the errors; one
     written before they were has the PERs only)."""
     if not table.is_file():
         return False
@@ -382,7 +372,8 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
             corpus[f"per_{tag}"] = res["per"]
             summary[f"phone_errors_{tag}"] = res["errors"]
             for u, r in res["utts"].items():
-                by_utt[u][f"per_{tag}"] = r["per"]
+                # the counts a PER pooled over any set of utterances needs; never averaged (report.COUNTS)
+                by_utt[u].update({f"per_{tag}": r["per"], f"phone_errors_{tag}": r["errors"], "ref_phones": r["ref_len"]})
             phones[tag] = {u: (res["utts"][u]["errors"], res["utts"][u]["ref_len"]) for u in utts}
         # how many times the real audio's errors the generated audio makes, with a 95% interval over the
         # utterances (bootstrap; exact where the generated or the real audio has under 5 errors): with a few dozen errors in
@@ -408,9 +399,7 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     summary["settings"], summary["inputs"] = settings, inputs
     summary["recipe"] = ("MCD-DTW: warped cepstra c1..c24 (alpha 0.42), 32 ms Hann / 10 ms hop, Euclidean DTW; "
                          "F0: librosa.pyin 60-500 Hz on the same frames and DTW path; see shared/metrics/spectral.py")
-    # the phone counts in the table only: by_utt's numbers are averaged into the metrics and the speakers' means
-    write_utt_table(utt_table_path(out), [{**by_utt[u], **(utt_phone_counts(phones, u) if phones else {})}
-                                          for u in utts])
+    write_utt_table(utt_table_path(out), [by_utt[u] for u in utts])
     if plots_dir:
         make_plots(Path(plots_dir), utts[:num_plots], ref_scp, gen_scp)
     summary = json_safe(summary)  # what a rerun reads back from metrics.json
