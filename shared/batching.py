@@ -301,8 +301,8 @@ class LatentAudioSegmentDataset(Dataset):
         of more than one frame is an error naming the latent file."""
         key = self.keys[index]
         if key not in self._latents:
-            z = load_latent(self.paths[key])
             utt = self.key2utt[key]
+            z = load_latent(self.paths[key], f"utterance '{utt}'" if utt == key else f"'{key}' (utterance '{utt}')")
             if utt not in self._wavs:
                 self._wavs[utt] = self.data.load_audio(utt, self.sample_rate)
             frames = self._wavs[utt].shape[-1] / self.hop

@@ -1,12 +1,12 @@
 """Paired comparison of two systems scored on the same utterances: is B measurably better than A?
 
     python -m shared.compare A/metrics_utt.tsv B/metrics_utt.tsv [--metrics mcd_dtw per_gen ...] \\
-        [--resamples 10000] [--allow-subset] [--out cmp.json]
+        [--resamples 10000] [--allow-subset] [--names base new] [--out cmp.json]
 
 Reads the per-utterance tables that ``shared.evaluate`` writes next to each ``metrics.json`` and for each metric
 reports the means, the mean paired difference ``B - A`` and its 95% bootstrap confidence interval (the utterances
 where both tables have the metric resampled with replacement, fixed seed: the same draw for every metric both
-tables have everywhere). Both tables must hold the same utterances: a comparison on the ones they share is
+tables have everywhere); the printed table names each system by ``--names``, or by its table's folder. Both tables must hold the same utterances: a comparison on the ones they share is
 another test set, made only with ``--allow-subset`` (the counts are printed either way). A difference counts as
 measured only when its interval excludes 0, has a width and comes from at least :data:`MIN_UTTS` utterances;
 ``verdict`` then says which system is better (the direction of each metric is the arrow
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
@@ -339,15 +340,21 @@ def format_ratio(ratio: float | None, ci: list[float | None], method: str = "boo
     return f"{_times(ratio)} {format_interval(ci)}" + (" (exact)" if method == "exact" else "")
 
 
+def name_sides(text: str, name_a: str, name_b: str) -> str:
+    """A result's verdict or statistic with its systems' names for "A" and "B" ("A better", "A's table")."""
+    return re.sub(r"\b([AB])(?='s\b| better\b)", lambda m: name_a if m.group(1) == "A" else name_b, text)
+
+
 def format_table(result: dict[str, dict[str, Any]], name_a: str = "A", name_b: str = "B") -> str:
     """A :func:`paired_compare` result as Markdown. A metric compared otherwise than by its mean over utterances
     says how beside its name: ``per_gen (pooled: errors / phones)``, as ``metrics.json``'s ``corpus`` and RESULTS.md
-    pool it, or ``per_gen (mean over utterances: no phone counts in A's table)``."""
+    pool it, or ``per_gen (mean over utterances: no phone counts in <name_a>'s table)``."""
     lines = [f"| metric | n | {name_a} mean | {name_b} mean | {name_b} - {name_a} [95% CI] | verdict |",
              "|---|---|---|---|---|---|"]
     for m, r in result.items():
-        verdict = r["verdict"].replace("A better", f"{name_a} better").replace("B better", f"{name_b} better")
-        label = m if r.get("statistic", MEAN) == MEAN else f"{m} ({r['statistic']})"
+        verdict = name_sides(r["verdict"], name_a, name_b)
+        statistic = name_sides(r.get("statistic", MEAN), name_a, name_b)  # a result from before statistics: means
+        label = m if statistic == MEAN else f"{m} ({statistic})"
         lines.append(f"| {label} | {r['n']} | {r['mean_a']:.4g} | {r['mean_b']:.4g} | {r['diff']:+.4g} "
                      f"[{r['ci'][0]:+.3g}, {r['ci'][1]:+.3g}] | {verdict} |")
     return "\n".join(lines) + "\n"
@@ -362,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--allow-subset", action="store_true",
                    help="compare the utterances both tables hold where they hold different ones (default: an error)")
+    p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), default=None,
+                   help="the systems' names in the table (default: each table's folder)")
     p.add_argument("--out", default=None, help="write the result as JSON here")
     args = p.parse_args(argv)
     try:
@@ -373,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     counts = utterance_counts(a, b)
     print(f"utterances: A {counts['a']}, B {counts['b']}, in common {counts['common']}\n")
-    print(format_table(res, str(Path(args.table_a).parent), str(Path(args.table_b).parent)), end="")
+    names = args.names or [str(Path(t).parent) for t in (args.table_a, args.table_b)]
+    print(format_table(res, *names), end="")
     if args.out:
         write_json(args.out, {"a": str(args.table_a), "b": str(args.table_b), "utterances": counts, "metrics": res})
     return 0

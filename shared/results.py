@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.compare import MEAN
+from shared.compare import MEAN, name_sides
 from shared.config import load_config
 from shared.io import PathLike, read_json, read_kv
 from shared.metrics.report import DISPLAY, format_metric, summary_row, write_results_md
@@ -100,7 +100,8 @@ def paired_tables(paired: list[dict[str, Any]]) -> dict[str, dict[str, dict[str,
         row = {}
         for m, r in c["metrics"].items():
             mark = {"B better": " (+)", "A better": " (-)"}.get(r["verdict"], "")
-            column = f"{DISPLAY.get(m, (m,))[0]} ({r.get('statistic', MEAN)})" if m.startswith("per_") else m
+            statistic = name_sides(r.get("statistic", MEAN), base, other)
+            column = f"{DISPLAY.get(m, (m,))[0]} ({statistic})" if m.startswith("per_") else m
             row[column] = f"{r['diff']:+.3g} [{r['ci'][0]:+.2g}, {r['ci'][1]:+.2g}]{mark}"
         tables.setdefault(f"Paired difference {other} - {base} (same sentences and noise; 95% bootstrap CI; "
                           f"(+) {other} measurably better, (-) worse)", {})[f"NFE {nfe}"] = row

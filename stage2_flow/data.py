@@ -100,8 +100,8 @@ def check_stats_codec(stats_path: str | Path, latents: str | Path, stage1_exp_di
     is not the dump's: another codec (stage one retrained, and the training set encoded again without ``--stats-out``)
     or another kind of latents (``--continuous`` or not), whose statistics would normalise these latents to something
     else than the model expects. A dump without a codec.json (another tool's) is checked against the stage-one codec
-    ``stage1_exp_dir`` instead. Statistics written before they recorded a codec still load: a warning, once per file.
-    No file at all is left to its reader (:meth:`LatentNormalizer.load`) to report."""
+    ``stage1_exp_dir`` instead, as its own latents (not ``--continuous``, as :func:`dump_is_continuous` reads it).
+    Statistics written before they recorded a codec still load: a warning, once per file. No file at all is left to its reader (:meth:`LatentNormalizer.load`) to report."""
     if not Path(stats_path).is_file():
         return
     stats = read_json(stats_path)
@@ -119,11 +119,11 @@ def check_stats_codec(stats_path: str | Path, latents: str | Path, stage1_exp_di
         if same_codec_json(made, info):
             return
         theirs = f"{option} {latents} holds latents of {_describe_codec(info)} ({dump_json})"
-    else:
-        if same_codec(made, stage1_exp_dir):
+    else:  # another tool's dump: taken as the stage-one codec's own latents (dump_is_continuous)
+        if same_codec(made, stage1_exp_dir) and not made.get("continuous"):
             return
         theirs = (f"{option} {latents} (no codec.json) is to be of the stage-one codec {Path(stage1_exp_dir).resolve()} "
-                  f"(weights sha256 {codec_fingerprint(stage1_exp_dir)})")
+                  f"(weights sha256 {codec_fingerprint(stage1_exp_dir)}, continuous False)")
     raise SystemExit(f"{stats_path}: latent statistics of {_describe_codec(made)}, computed on {stats.get('dump')}, but "
                      f"{theirs}: give latents of the codec they were computed on; or, to train on these, compute the "
                      f"statistics on this codec's latents of the training set (stage1_vae.encode --stats-out "

@@ -285,6 +285,10 @@ def test_a_table_without_phone_counts_falls_back_to_the_mean_of_rates_and_says_s
     assert res["diff"] > 0 and res["verdict"] == "A better"  # what the mean of rates says here
     assert "per_gen: no phone counts in A's table" in capsys.readouterr().err
     assert "| per_gen (mean over utterances: no phone counts in A's table) |" in format_table({"per_gen": res})
+    table = format_table({"per_gen": res}, "base", "B-side")  # the systems' names, also in the statistic
+    assert "| per_gen (mean over utterances: no phone counts in base's table) |" in table and "| base better |" in table
+    assert main([str(ta), str(tb), "--metrics", "per_gen", "--resamples", "100", "--names", "old", "new"]) == 0
+    assert "no phone counts in old's table) |" in capsys.readouterr().out
     both = paired_compare(*_counted_tables(drop_counts_in=("A", "B")), ["per_gen", "mcd_dtw"], resamples=100)
     assert both["per_gen"]["statistic"] == "mean over utterances: no phone counts in A's and B's tables"
     assert both["mcd_dtw"]["statistic"] == "mean over utterances"  # not a count-based metric: no fallback to tell

@@ -166,6 +166,9 @@ def test_latent_audio_segments_line_up_and_map_keys(tmp_path):
     torch.save(torch.zeros(3, frames + 5), dump / "latents" / "a-c1.pt")  # 5 frames too many for the audio
     with pytest.raises(ValueError, match="a-c1.pt"):
         LatentAudioSegmentDataset(dump, data, 16000, hop, segment_frames=5)[(1, 0)]
+    torch.save(torch.full((3, frames), float("nan")), dump / "latents" / "a-c1.pt")  # named by key and utterance
+    with pytest.raises(ValueError, match=r"a-c1.pt: the latents of 'a-c1' \(utterance 'a'\) hold NaN"):
+        LatentAudioSegmentDataset(dump, data, 16000, hop, segment_frames=5)[(1, 0)]
 
 
 def test_latent_dumps_move_whole(tmp_path, monkeypatch):

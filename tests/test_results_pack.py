@@ -57,7 +57,7 @@ def test_the_nfe_sweeps_paired_per_difference_is_pooled_and_its_column_says_whic
     assert list(row) == ["mcd_dtw", "PER synth ↓ (pooled: errors / phones)"]
     fallback = {**per, "statistic": "mean over utterances: no phone counts in A's table"}
     (row,) = next(iter(paired_tables([{**cell, "metrics": {"per_gen": fallback}}]).values())).values()
-    assert list(row) == ["PER synth ↓ (mean over utterances: no phone counts in A's table)"]
+    assert list(row) == ["PER synth ↓ (mean over utterances: no phone counts in flow's table)"]  # named as the tables' title
 
 
 def test_the_model_cards_usage_does_not_name_where_the_package_was_built(tmp_path):

@@ -1230,6 +1230,14 @@ def test_latent_stats_of_another_codec_are_refused(corpus, tmp_path, capsys):
     write_json(stage1 / "latent_stats.json", stats.result(dump, info))
     capsys.readouterr()
     assert train.main(args) == 0
+    (dump / "codec.json").unlink()  # another tool's dump: checked against the stage-one codec, as its own latents
+    write_json(stage1 / "latent_stats.json", stats.result(dump, {**info, "continuous": True}))
+    with pytest.raises(SystemExit, match=r"continuous True.*, but --latents .* \(no codec.json\) is to be of the stage-one "
+                                         r"codec .*continuous False"):
+        train.main(["--overwrite", *args])
+    write_json(stage1 / "latent_stats.json", stats.result(dump, info))
+    assert train.main(["--overwrite", *args]) == 0
+    write_json(dump / "codec.json", info)
     assert "latent_stats.json" not in capsys.readouterr().err
     old = json.loads((corpus / "exp/stage1/fake/latent_stats.json").read_text())  # make_fake_corpus's: no codec
     assert "codec" not in old
