@@ -99,10 +99,16 @@ def audio_info(path: PathLike) -> tuple[int, int]:
 
 
 def save_audio(path: PathLike, wav: torch.Tensor | np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
-    """Write a mono ``(T,)`` waveform atomically. Values are clipped to [-1, 1] for integer subtypes."""
+    """Write a mono ``(T,)`` waveform atomically. Values are clipped to [-1, 1] for integer subtypes. NaN or infinite
+    samples (a model gone NaN) are an AudioError naming the file, which is not written: a 16-bit file would hold them
+    as full-scale values, and a float file would fail every later reader."""
     if isinstance(wav, torch.Tensor):
         wav = wav.detach().float().cpu().numpy()
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
+    bad = int((~np.isfinite(wav)).sum())
+    if bad:
+        raise AudioError(f"{path}: {bad} of {wav.size} samples to write are NaN or infinite (from the model or input "
+                         "that made them); nothing was written")
     if subtype.startswith("PCM"):
         wav = np.clip(wav, -1.0, 1.0)
     path = Path(path)

@@ -58,6 +58,17 @@ def test_check_audio_refuses_non_finite_samples(bad):
         check_audio(wav, 16000, "x.wav")
 
 
+def test_save_audio_refuses_non_finite_samples(tmp_path):
+    """A NaN waveform (a model gone NaN) was written as a 16-bit file of full-scale samples, with no error."""
+    from shared.audio import save_audio
+
+    wav = np.zeros(100, dtype=np.float32)
+    wav[[3, 50]] = np.nan
+    with pytest.raises(AudioError, match=r"u1.wav: 2 of 100 samples to write are NaN or infinite .*nothing was written"):
+        save_audio(tmp_path / "u1.wav", wav, 16000)
+    assert not (tmp_path / "u1.wav").exists()
+
+
 def test_pad_to_multiple():
     from shared.audio import pad_to_multiple
 
