@@ -216,6 +216,21 @@ def test_normalize_english_numeric_dates(language, text, expected):
     assert normalize_text(text, language) == expected
 
 
+@pytest.mark.parametrize("language, text, expected", [
+    # hyphens and dots separate a numeric date's parts as slashes do, in the same order
+    ("en-us", "Born 3-14-1990 in Ohio.", "Born March fourteenth, nineteen ninety in Ohio."),
+    ("en-gb", "Born 14.3.1990 and 3.4.1990.",
+     "Born March fourteenth, nineteen ninety and April third, nineteen ninety."),
+    ("en-us", "14.3.1990 and 3-4-1990", "March fourteenth, nineteen ninety and March fourth, nineteen ninety"),
+    # not dates: chains, version numbers, no valid order, a year outside 1100-2099
+    ("en-us", "1-2-3, 3.14.1, 13-14-1990 and 2.4.3000",
+     "one-two-three, three point one four point one, thirteen-fourteen-nineteen ninety and two point four point three "
+     "zero zero zero"),
+])
+def test_normalize_english_numeric_dates_with_hyphens_and_dots(language, text, expected):
+    assert normalize_text(text, language) == expected
+
+
 @pytest.mark.parametrize("text, expected", [
     # telephone numbers digit by digit, a pause between groups
     ("Call 555-1234 now.", "Call five five five, one two three four now."),
@@ -225,15 +240,75 @@ def test_normalize_english_numeric_dates(language, text, expected):
      "plus one, five five five, one two three, four five six seven, one, eight zero zero, five five five, one two "
      "three four or five five five, one two three, four five six seven"),
     ("Tel: 555-1234, dial 555-1234 or phone us on 555-1234",
-     "Tel: five five five, one two three four, dial five five five, one two three four or phone us on five five five, "
-     "one two three four"),
+     "telephone: five five five, one two three four, dial five five five, one two three four or phone us on five "
+     "five five, one two three four"),
     ("My number is 555-1234.", "My number is five five five, one two three four."),
-    # ranges keep their reading; a bare NNN-NNNN with no word calling for a number is not a telephone number
+    # ranges keep their reading; a bare NNN-NNNN with no word calling for a number is not a telephone number but a
+    # range, whatever the numbers' lengths
     ("1990-1995, 10-20, 500-1000 people and 330-1453", "nineteen ninety to nineteen ninety-five, ten to twenty, five "
-     "hundred-one thousand people and three hundred thirty-fourteen fifty-three"),
+     "hundred to one thousand people and three hundred thirty to fourteen fifty-three"),
 ])
 def test_normalize_english_phone_numbers(text, expected):
     assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a hyphen between two plain numbers, the smaller first, is "to" whatever their lengths
+    ("pages 330-1453, 500-1000 people, 1-1000 and $500-1000",
+     "pages three hundred thirty to fourteen fifty-three, five hundred to one thousand people, one to one thousand "
+     "and five hundred dollars to one thousand dollars"),
+    # no word calls for a telephone number: the range it also is
+    ("555-1234", "five hundred fifty-five to twelve thirty-four"),
+    # year ranges keep their readings (a shortened end is no range: 1990-91 reads as before)
+    ("1990-91, 1990-1995, 2010-11", "nineteen ninety-ninety-one, nineteen ninety to nineteen ninety-five, twenty "
+                                    "ten-eleven"),
+])
+def test_normalize_english_ranges_of_any_length(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # after a word calling for one, NNN-NNNN is a telephone number whatever its first digit
+    ("Call 123-4567.", "Call one two three, four five six seven."),
+    ("My number is 012-3456", "My number is zero one two, three four five six"),
+    # Tel. and Ph. are cues read as words, their period no sentence end; pH is no phone
+    ("Tel. 555-1234, tel. (555) 123-4567 or Ph. 555-1234",
+     "telephone five five five, one two three four, telephone five five five, one two three, four five six seven or "
+     "phone five five five, one two three four"),
+    ("Ph: 555-1234, pH 7 and Tel Aviv", "phone: five five five, one two three four, pH seven and Tel Aviv"),
+    # No. and # call for a number too, before the telephone number is read
+    ("Phone No. 555-1234, fax No.: 555-1234, #555-1234, No.5-7",
+     "Phone number five five five, one two three four, fax number: five five five, one two three four, number five "
+     "five five, one two three four, number five to seven"),
+])
+def test_normalize_english_phone_cues(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+def test_expand_numbers_en_alone_reads_cues_groups_and_phones():
+    assert expand_numbers_en("Ph. 123-4567") == "Ph. one two three, four five six seven"
+    assert expand_numbers_en("call 555-1234 about 10 000 people") == (
+        "call five five five, one two three four about ten thousand people")
+
+
+def test_normalize_text_reads_digit_groups_and_phones_once(monkeypatch):
+    """``join_digit_groups`` and ``expand_phone_numbers_en`` run where the normaliser needs them (before NFKC, before
+    brackets become pauses), not again inside ``expand_numbers_en``."""
+    import shared.text.normalize as normalize_module
+    import shared.text.numbers as numbers_module
+
+    calls = []
+    for name in ("join_digit_groups", "expand_phone_numbers_en"):
+        original = getattr(numbers_module, name)
+
+        def counted(text, _name=name, _original=original):
+            calls.append(_name)
+            return _original(text)
+        for module in (normalize_module, numbers_module):
+            monkeypatch.setattr(module, name, counted)
+    assert normalize_text("Call (555) 123-4567 about 10 000 people") == (
+        "Call five five five, one two three, four five six seven about ten thousand people")
+    assert sorted(calls) == ["expand_phone_numbers_en", "join_digit_groups"]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -244,6 +319,23 @@ def test_normalize_english_phone_numbers(text, expected):
      "ten to twenty degrees Celsius, ten to twenty degrees Celsius, in degrees Fahrenheit"),
 ])
 def test_normalize_english_degrees(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # after an article and before a noun, a degree sign is an adjective, singular
+    ("a 45° angle and A 90° turn", "a forty-five degree angle and A ninety degree turn"),
+    ("the 180° view", "the one hundred eighty degree view"),
+    # elsewhere plural as before
+    ("it was 45° outside, turn 90° to the left, the 45° of arc",
+     "it was forty-five degrees outside, turn ninety degrees to the left, the forty-five degrees of arc"),
+    ("a 30°C day", "a thirty degrees Celsius day"),
+    # spaced degree signs make a range as unspaced ones do
+    ("10 °C–20 °C, 10 °C - 20 °C, 10° C–20° C and 10°C - 20°C",
+     "ten to twenty degrees Celsius, ten to twenty degrees Celsius, ten to twenty degrees Celsius and ten to twenty "
+     "degrees Celsius"),
+])
+def test_normalize_english_degree_adjectives_and_spaced_ranges(text, expected):
     assert normalize_text(text, "en-us") == expected
 
 
@@ -265,6 +357,14 @@ def test_normalize_english_degrees(text, expected):
 ])
 def test_normalize_english_footnotes_degrees_neighbours(text, expected):
     assert normalize_text(text, "en-us") == expected
+
+
+def test_degree_initialisms_reach_espeak_as_capitals_it_spells():
+    """"BA" (from "BA" or "B.A.") stays capitals, which espeak-ng spells in a sentence ("bˌiːˈeɪ", not "bɑː"); "B A"
+    would be worse: espeak-ng reads a lone "A" before a word as the article ("bˈiː ɐ ɪn")."""
+    assert normalize_text("She has a B.A. in history") == "She has a BA in history"
+    toks = Frontend.from_config({"frontend": "phoneme", "language": "en-us"}).tokens("She has a BA in history")
+    assert " ".join(toks).count("b ˌ iː ˈ eɪ") == 1
 
 
 def test_normalize_other_language_vulgar_fraction():

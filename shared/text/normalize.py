@@ -14,10 +14,13 @@ Decisions (see ``shared/text/README.md``):
 * English only: superscripts are read before NFKC makes them digits ("km²" -> "km squared", "10⁶" -> "10 to the power
   of 6", a footnote mark "word¹", "1990¹" or "25%¹" goes); digits grouped by a thin or no-break space (U+2009,
   U+202F, U+00A0) are one number, plain spaces separate numbers ("Rooms 101 102", "3 500 ml") unless a group after
-  the first starts with 0 ("10 000") or one or two digits lead two groups or more ("12 345 678"); telephone numbers are read digit by digit ("(555) 123-4567"); numeric dates are
-  M/D/YYYY in ``en-us``, D/M/YYYY in other English; acronyms and academic degrees lose their periods ("U.S.A." ->
-  "USA", "M.Sc." -> "MSc"); "#", "<", ">" and a spaced hyphen between numbers are read where they have one reading
-  ("#5", "C#", "3 < 5", "3 - 2").
+  the first starts with 0 ("10 000") or one or two digits lead two groups or more ("12 345 678"); telephone numbers
+  are read digit by digit ("(555) 123-4567", "Tel. 555-1234": "telephone ..."); a hyphen between two numbers, the
+  smaller first, is a range of any lengths ("500-1000"); numeric dates (slashes, hyphens or dots: "3/14/1990",
+  "3-14-1990", "14.3.1990") are M/D/YYYY in ``en-us``, D/M/YYYY in other English; a degree sign between an article
+  and a noun is singular ("a 45° angle" -> "a forty-five degree angle"); acronyms and academic degrees lose their
+  periods ("U.S.A." -> "USA", "M.Sc." -> "MSc"); "#", "<", ">" and a spaced hyphen between numbers are read where
+  they have one reading ("#5", "C#", "3 < 5", "3 - 2").
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from shared.text.numbers import YEAR, expand_numbers_en, expand_phone_numbers_en, join_digit_groups
+from shared.text.numbers import YEAR, expand_numbers_en_after_phones, expand_phone_numbers_en, join_digit_groups
 
 PUNCTUATION = ",.!?;:"
 """Marks kept as tokens by every frontend (they carry pauses and intonation)."""
@@ -83,10 +86,18 @@ _RE_MERIDIEM = re.compile(r"(\d)(?::00)?\s?([AaPp])\.?\s?[Mm]\b(\.?)")
 _RE_MERIDIEM_RANGE = re.compile(r"(\d [AP]M)\s*[-\u2013]\s*(?=\d)")
 # abbreviations that mean a reference only before a number ("No. 5", "pp. 10-12", "Fig. 3"; otherwise "I said no."
 # ends a sentence and "a ripe fig." is the fruit)
-_BEFORE_NUMBER_EN = {"no": "number", "p": "page", "pp": "pages", "fig": "figure", "figs": "figures", "eq": "equation",
+_BEFORE_NUMBER_EN = {"p": "page", "pp": "pages", "fig": "figure", "figs": "figures", "eq": "equation",
                      "eqs": "equations", "sec": "section", "secs": "sections", "ch": "chapter", "chap": "chapter",
                      "vol": "volume", "vols": "volumes"}
 _RE_BEFORE_NUMBER_EN = re.compile(r"\b(" + "|".join(_BEFORE_NUMBER_EN) + r")\.(?=\s*\d)", re.IGNORECASE)
+# abbreviations that call for a number, before one ("Tel. 555-1234", "tel.: (555) 123-4567", "Ph. +1 555 123 4567",
+# "No. 5"): "telephone", "phone", "number", their period no sentence end; read before the telephone numbers, for which
+# the words are cues (numbers.py's ``_RE_PHONE_CUE``: "Phone No. 555-1234"). "Tel" without a period too ("Tel:
+# 555-1234", which espeak-ng would say as the syllable "tel"); "Ph" only with a period or a colon and in these cases
+# ("pH 7" is no phone); "No" only with its period ("I said no 5 times"). A space after: "No.5-7" is "number 5-7", a
+# range
+_RE_NUMBER_CUE_EN = re.compile(r"\b(?:(?i:(tel))\.?|(Ph|ph)(?:\.|(?=:))|(?i:(no))\.)(?=:?\s*[(+]?\d)")
+_NUMBER_CUES_EN = ("telephone", "phone", "number")  # by the group that matched
 
 # before NFKC, which makes "1½" "11⁄2": a vulgar fraction is an ASCII one, apart from the digits around it
 _VULGAR_FRACTIONS = {
@@ -99,13 +110,19 @@ _RE_VULGAR = re.compile("[" + "".join(_VULGAR_FRACTIONS) + "]")
 # or a variable ("km²", "ft³", "x²", "mc²"), read "squared"/"cubed"; a superscript number after a digit is a power
 # ("10⁶", "10⁻³", "2¹⁰"), except an unsigned one after a year (1100-2099, "in 1990¹ the"), which is a footnote mark
 # as one after any other word, after "%" or after punctuation is, and goes ("footnote¹", "25%²", "the end.²"); a
-# footnote mark after any other number still reads as a power; elsewhere NFKC makes it a digit as before
+# footnote mark after any other number still reads as a power; elsewhere NFKC makes it a digit as before. So "2048²"
+# (2048 is in the year range) is "twenty forty-eight", read as a year either way: nothing around it tells a square of
+# a year-sized number from a footnote on a year ("2048² pixels", "in 1990² the war"; both a number, a mark, a word),
+# and a lost "squared" costs less than a "squared" read into a sentence about history
 _SUPERSCRIPTS = "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
 _SUPERSCRIPT_DIGITS = str.maketrans(_SUPERSCRIPTS + "\u207b\u207a", "0123456789-+")
 _RE_SQUARED_UNIT = re.compile(r"(?<![^\W\d_])([^\W\d_]{1,2})([\u00b2\u00b3])(?![" + _SUPERSCRIPTS + "])")
 _RE_POWER = re.compile(r"(?<=\d)[\u207a\u207b]?[" + _SUPERSCRIPTS + "]+")
 _RE_FOOTNOTE_MARK = re.compile(r"(?<=[^\W\d_]|[.,;:!?%'\"\u2019\u201d])[" + _SUPERSCRIPTS + "]+")
 _RE_YEAR_FOOTNOTE = re.compile(r"(?<![\w.,])(" + YEAR + ")[" + _SUPERSCRIPTS + "]+")
+# characters the character map makes spaces, made spaces before the digit groups and telephone numbers are read
+# (English), as they are by then: "10_000", "555_123_4567" as "10 000", "555 123 4567"
+_RE_SPACE_LIKE = re.compile(r"[\t\n\r_*~|]")
 _CHAR_MAP = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "`": "'", "\u00b4": "'",
     "\u201c": "", "\u201d": "", "\u201e": "", "\u00ab": "", "\u00bb": "", '"': "",
@@ -124,9 +141,10 @@ _RE_HASHTAG = re.compile(r"#(?=[^\W\d_])")
 # "<" and ">" (and "<=", ">=") between spaces or numbers ("3 < 5", "x >= 2", "1<2"), not in "<b>" or "->"
 _RE_LESS_GREATER = re.compile(r"(?<=[\s\d])([<>])(=?)(?=[\s\d])")
 # a spaced hyphen between two numbers is not a pause: a subtraction ("3 - 2 = 1", "10% - 5%"), or a range where the
-# smaller number comes first and no "=" follows ("ages 10 - 15", "1990 - 2000", as "10-15" and "10 – 15" are)
-_RE_SPACED_MINUS = re.compile(r"(?<![\w.,:/\-])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)([%°]?)\s+-\s+"
-                              r"(?=[$£€]?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?))")
+# smaller number comes first and no "=" follows ("ages 10 - 15", "1990 - 2000", "10 °C - 20 °C", as "10-15" and
+# "10 – 15" are)
+_RE_SPACED_MINUS = re.compile(r"(?<![\w.,:/\-])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(%|\s?°(?:\s?[CF]\b)?|)"
+                              r"\s+-\s+(?=[$£€]?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?))")
 _RE_SPACES = re.compile(r"\s+")
 _RE_SPACE_BEFORE_PUNCT = re.compile(r"\s+([" + re.escape(PUNCTUATION) + r"])")
 _RE_PUNCT_RUN = re.compile(r"([" + re.escape(PUNCTUATION) + r"])[" + re.escape(PUNCTUATION) + r"\s]*(?=[" +
@@ -134,12 +152,12 @@ _RE_PUNCT_RUN = re.compile(r"([" + re.escape(PUNCTUATION) + r"])[" + re.escape(P
 _RE_SPACED_HYPHEN = re.compile(r"\s-+\s|\s-+$|^-+\s|--+")
 # an en dash is a pause, except (in English) between two numbers (10–15, 10%–15%), which numbers.py reads as a range
 _RE_EN_DASH = re.compile(r"\u2013")
-_RE_EN_DASH_RANGE = re.compile(r"(?:(?<=[\d%°])|(?<=\ds)|(?<=°[CF]))\s*\u2013\s*(?=[$£€]?[-\u2212]?\d)")
-_RE_EN_DASH_NOT_RANGE = re.compile(r"(?<![\d%°])(?<!\ds)(?<!°[CF])\u2013|\u2013(?![$£€]?[-\u2212]?\d)")
+_RE_EN_DASH_RANGE = re.compile(r"(?:(?<=[\d%°])|(?<=\ds)|(?<=°[CF])|(?<=° [CF]))\s*\u2013\s*(?=[$£€]?[-\u2212]?\d)")
+_RE_EN_DASH_NOT_RANGE = re.compile(r"(?<![\d%°])(?<!\ds)(?<!°[CF])(?<!° [CF])\u2013|\u2013(?![$£€]?[-\u2212]?\d)")
 # an en dash for a minus sign (every language): at the start, after a space or "(", right before a number ("It was –5
 # degrees", "(–3)"); not after a number ("10 –15" stays a range in English, a pause elsewhere)
 _RE_EN_DASH_MINUS = re.compile(r"(?<![^\s(])\u2013(?=[$£€]?\d)")
-_RE_NUMBER_AT_END = re.compile(r"(?:[\d%°]|\ds|°[CF])\s*$")
+_RE_NUMBER_AT_END = re.compile(r"(?:[\d%°]|\ds|° ?[CF])\s*$")
 
 
 def _ends_sentence(rest: str) -> bool:
@@ -199,12 +217,18 @@ def _degree(m: re.Match) -> str:
 
 
 def _spaced_minus(m: re.Match) -> str:
-    """``3 - 2 = 1`` -> ``3 minus 2 = 1``; ``10 - 15`` -> ``10–15`` (a range, see ``_RE_SPACED_MINUS``); otherwise
-    (a score, "won 3 - 2") the hyphen stays a pause."""
+    """``3 - 2 = 1`` -> ``3 minus 2 = 1``; ``10 - 15``, ``10 °C - 20 °C`` -> ``10–15``, ``10 °C–20 °C`` (a range, see
+    ``_RE_SPACED_MINUS``); otherwise (a score, "won 3 - 2") the hyphen stays a pause."""
     a, b = (float(x.replace(",", "")) for x in m.group(1, 3))
     if "=" in m.string[m.end():]:
         return m.group(1) + m.group(2) + " minus "
     return m.group(1) + m.group(2) + ("\u2013" if a < b else " - ")
+
+
+def _number_cue(m: re.Match) -> str:
+    """``Tel.`` -> ``telephone``, ``Ph.`` -> ``phone``, ``No.`` -> ``number`` before a number (see
+    ``_RE_NUMBER_CUE_EN``)."""
+    return _NUMBER_CUES_EN[m.lastindex - 1] + ("" if m.string.startswith(":", m.end()) else " ")
 
 
 def _less_greater(m: re.Match) -> str:
@@ -268,9 +292,13 @@ def normalize_text(text: str, language: str = "en-us") -> str:
     english = is_english(language)
     text = _RE_VULGAR.sub(lambda m: f" {_VULGAR_FRACTIONS[m.group(0)]} ", text)
     if english:
-        text = join_digit_groups(_superscripts(text))  # before NFKC makes a thin space a space
+        # before NFKC makes a thin space a space
+        text = join_digit_groups(_RE_SPACE_LIKE.sub(" ", _superscripts(text)))
     text = unicodedata.normalize("NFKC", text)
     if english:
+        # "Tel.", "No." and "#" before a number: words that call for a telephone number, read before it
+        text = _RE_NUMBER_CUE_EN.sub(_number_cue, text)
+        text = _RE_HASHTAG.sub("hashtag ", _RE_HASH_NUMBER.sub("number ", _RE_SHARP.sub(r"\1 sharp ", text)))
         text = expand_phone_numbers_en(text)  # before "(555) 123-4567" loses its brackets
     text = _RE_EN_DASH_MINUS.sub(_en_dash_minus, text)  # before "(" becomes a pause
     text = "".join(_CHAR_MAP.get(c, c) for c in text)
@@ -285,14 +313,13 @@ def normalize_text(text: str, language: str = "en-us") -> str:
         text = _RE_EG.sub("for example", text)
         text = _RE_IE.sub("that is", text)
         text = _RE_ACRONYM.sub(_acronym, _RE_DEGREE_EN.sub(_degree, text))
-        # with a space: "No.5-7" is "number 5-7", a range
         # units first: "30 sec. 2 sets" is seconds (after a number), "Sec. 2" a section (before one only)
         text = _RE_UNIT_EN.sub(_unit, text)
         text = _RE_BEFORE_NUMBER_EN.sub(lambda m: _BEFORE_NUMBER_EN[m.group(1).lower()] + " ", text)
         text = _RE_ABBREV_EN.sub(_abbreviation, text)
-        text = _RE_HASHTAG.sub("hashtag ", _RE_HASH_NUMBER.sub("number ", _RE_SHARP.sub(r"\1 sharp ", text)))
         text = _RE_LESS_GREATER.sub(_less_greater, text)
-        text = expand_numbers_en(text, month_first=is_month_first(language))
+        # the digit groups and telephone numbers were read above, where they had to be
+        text = expand_numbers_en_after_phones(text, month_first=is_month_first(language))
         text = _RE_EN_DASH.sub(" , ", text)  # one numbers.py did not read as a range (a chain: 1–2–3)
         for sym, word in _SYMBOLS_EN.items():
             text = text.replace(sym, word)

@@ -125,11 +125,21 @@ _RE_PERCENT = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s?%")
 # a degree sign after a number ("-5°C", "45 °C", "1°"): "degree(s)", "Celsius" or "Fahrenheit" after; a range's
 # sign is said once, after the second number ("10°–20°" reads "10 to 20°" here); "°C" / "°F" alone are read too
 _RE_DEGREES = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s?°(?:\s?([CF])\b)?")
+# a space between a number and its degree sign or between the sign and its scale goes first ("10 °C", "10° C" ->
+# "10°C"), so that a range of them is one ("10 °C–20 °C" as "10°C–20°C")
+_RE_DEGREE_SIGN_SPACES = re.compile(r"(?<=\d)\s?°(?:\s?(?=[CF]\b))?")
+# a degree sign with no scale between an article and a word that is not a preposition, a conjunction or a form of
+# "be" is an adjective, said in the singular ("a 45° angle", "the 90° turn" -> "a forty-five degree angle");
+# elsewhere the plural ("it was 45° outside", "turn 90° to the left", "a 45° or 60° cut", "the 45° of arc")
+_RE_ARTICLE_BEFORE = re.compile(r"(?<![\w'])(?:a|an|the)\s+$", re.IGNORECASE)
+_RE_NOUN_AFTER = re.compile(r"\s+(?!(?:of|and|or|to|in|on|at|by|for|from|with|than|as|per|is|was|are|were)\b)[a-z]")
 _RE_DEGREE_SCALE = re.compile(r"°\s?([CF])\b")
 _DEGREE_SCALES = {"C": " Celsius", "F": " Fahrenheit", None: ""}
 _RE_ORDINAL = re.compile(r"\b(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _RE_DECIMAL = re.compile(r"\b(\d[\d,]*)\.(\d+)\b")
-YEAR = r"1[1-9]\d\d|20\d\d"  # what is read as a year ("1990" nineteen ninety); the normaliser's footnote rule uses it too
+# what is read as a year ("1990" nineteen ninety); the normaliser's footnote rule and numeric dates with hyphens or
+# dots use it too
+YEAR = r"1[1-9]\d\d|20\d\d"
 _RE_YEAR = re.compile(r"\b(" + YEAR + r")(s?)\b")
 _RE_THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
 _RE_INT = re.compile(r"\d+")
@@ -143,13 +153,19 @@ _RE_24_7 = re.compile(r"(?<![\w.,:/\-])24/7(?![\w/:]|[.,]\d)")
 _MONTHS = ("January February March April May June July August September October November December").split()
 _RE_ISO_DATE = re.compile(r"(?<![\w.,:/\-\u2013])(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
                           r"(?![\w:/\-\u2013]|[.,]\d)")
-_RE_PHONE_CUE = re.compile(r"\b(?:call(?:s|ed|ing)?|(?:tele)?phone[ds]?|tel|dial(?:s|l?ed|l?ing)?|fax(?:ed)?|ring|text|"
-                           r"ext|number)\b[.:]?\s*(?:(?:me|us|him|her|them|on|at|is)\s+){0,2}$", re.IGNORECASE)
-# a numeric date with slashes and a four-digit year: M/D/YYYY in American English, D/M/YYYY in every other English
-# ("3/14/1990", "14/3/1990" -> "March fourteenth, nineteen ninety"); the other order where it is the only valid one
-# (13/12/1990 is the 13th of December anywhere); with no valid order (13/14/1990), or a two-digit year (3/14/90,
-# which may be a fraction or a chain), it is left to the slashes as before
-_RE_SLASH_DATE = re.compile(r"(?<![\w.,:/\-\u2013])(\d{1,2})/(\d{1,2})/([1-9]\d{3})(?![\w:/\-\u2013]|[.,]\d)")
+# a word that calls for a telephone number just before one, perhaps in quotes ("Call 555-1234", "My number is",
+# 'call "555-1234"', "Tel.", "Ph.": "Ph" only with its period or colon, so that "pH 7" is no cue)
+_RE_PHONE_CUE = re.compile(r"\b(?:call(?:s|ed|ing)?|(?:tele)?phone[ds]?|tel|ph(?=[.:])|dial(?:s|l?ed|l?ing)?|"
+                           r"fax(?:ed)?|ring|text|ext|number)\b[.:]?\s*(?:(?:me|us|him|her|them|on|at|is)\s+){0,2}"
+                           r"[\"\u201c\u201e\u00ab]?$", re.IGNORECASE)
+# a numeric date with a four-digit year, its parts split by slashes, hyphens or dots (one separator throughout):
+# M/D/YYYY in American English, D/M/YYYY in every other English ("3/14/1990", "3-14-1990", "14/3/1990", "14.3.1990"
+# -> "March fourteenth, nineteen ninety"); the other order where it is the only valid one (13/12/1990 is the 13th of
+# December anywhere); with no valid order (13/14/1990), or a two-digit year (3/14/90, which may be a fraction or a
+# chain), it is left to the separators as before. With hyphens or dots, which also write chains and version numbers
+# (1-2-3, 3.14.1, 2.4.3000), the year must be one the ``YEAR`` pattern reads as a year (1100-2099)
+_RE_NUMERIC_DATE = re.compile(r"(?<![\w.,:/\-\u2013])(\d{1,2})(?P<sep>[/.\-])(\d{1,2})(?P=sep)([1-9]\d{3})"
+                              r"(?![\w:/\-\u2013]|[.,]\d)")
 # thousands grouped by spaces are one number ("10,000" from here on) when every group after the first has three
 # digits and nothing that could be another group follows: SI style, with a thin, narrow no-break or no-break space
 # ("10\u202f000", "1\u2009000\u00a0000"; run before NFKC makes them spaces), or with plain spaces (text that has been
@@ -161,12 +177,15 @@ _RE_SPACE_GROUPS = re.compile(r"(?<![\w.,])(?<!\d[ " + _GROUP_SPACES + r"])\d{1,
                               r"]\d{3})+(?!\w|,\d|[ " + _GROUP_SPACES + r"]\d)")
 # a North American telephone number is read digit by digit, a pause between groups ("555-1234" -> "five five five,
 # one two three four"): NNN-NNN-NNNN, NNN.NNN.NNNN, NNN NNN NNNN (one separator throughout), (NNN) NNN-NNNN, the last
-# four after a country code too ("+1 555 123 4567", "1-800-555-1234"); a bare NNN-NNNN (not after 0 or 1) only after
-# a word that calls for a number (``_RE_PHONE_CUE``: "Call 555-1234", "My number is 555-1234"),
-# since it is also a range ("pages 330-1453", which keeps the reading it had). A range of years or small numbers has other shapes ("1990-1995", "10-20"); after a currency sign it
-# is an amount
+# four after a country code too ("+1 555 123 4567", "1-800-555-1234"); a bare NNN-NNNN (any first digit: "Call
+# 123-4567") only after a word that calls for a number (``_RE_PHONE_CUE``: "Call 555-1234", "My number is
+# 555-1234", "Tel. 555-1234"). Without one it is read as a range ("pages 330-1453", "500-1000 people", and so
+# "555-1234" too: "five hundred fifty-five to twelve thirty-four"): in prose a hyphen between a three- and a
+# four-digit number is more often a range than an uncued local number, and "to" is at least a reading, where the
+# hyphen gave neither ("five hundred fifty-five-twelve thirty-four"). A range of years or small numbers has other
+# shapes ("1990-1995", "10-20"); after a currency sign it is an amount
 _RE_PHONE = re.compile(r"(?<![\w.,:/\-\u2013+$£€])(?:(?:(?:\+\d{1,3}|1)[ .\-])?(?:\(\d{3}\) ?\d{3}[ \-]\d{4}|"
-                       r"\d{3}(?P<sep>[ .\-])\d{3}(?P=sep)\d{4})|(?P<a>[2-9]\d\d)-(?P<b>\d{4}))"
+                       r"\d{3}(?P<sep>[ .\-])\d{3}(?P=sep)\d{4})|(?P<a>\d{3})-(?P<b>\d{4}))"
                        r"(?![\w:/\-\u2013]|[.,]\d)")
 
 
@@ -247,10 +266,13 @@ def _valid_date(y: int, month: int, day: int) -> bool:
     return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(y, month)[1]
 
 
-def _slash_date(m: re.Match, month_first: bool) -> str:
-    """``3/14/1990`` -> ``March fourteenth, nineteen ninety`` (``14/3/1990`` where the day comes first); the other
-    order where only it is valid; with neither the text as written (see ``_RE_SLASH_DATE``)."""
-    first, second, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+def _numeric_date(m: re.Match, month_first: bool) -> str:
+    """``3/14/1990``, ``3-14-1990`` -> ``March fourteenth, nineteen ninety`` (``14/3/1990``, ``14.3.1990`` where the
+    day comes first); the other order where only it is valid; with neither, or a hyphen or dot before a year outside
+    ``YEAR``, the text as written (see ``_RE_NUMERIC_DATE``)."""
+    first, second, y = int(m.group(1)), int(m.group(3)), int(m.group(4))
+    if m.group("sep") != "/" and not re.fullmatch(YEAR, m.group(4)):
+        return m.group(0)
     orders = ((first, second), (second, first)) if month_first else ((second, first), (first, second))
     for month, day in orders:
         if _valid_date(y, month, day):
@@ -272,7 +294,8 @@ def join_digit_groups(text: str) -> str:
 
 def _phone(m: re.Match) -> str:
     """``(555) 123-4567`` -> ``five five five, one two three, four five six seven``; a bare ``NNN-NNNN`` only after a
-    word that calls for a number (``Call 555-1234``; ``330-1453`` is left alone: see ``_RE_PHONE``)."""
+    word that calls for a number (``Call 555-1234``, ``Call 123-4567``; ``330-1453`` is left to the range rule: see
+    ``_RE_PHONE``)."""
     if m.group("a") and not _RE_PHONE_CUE.search(m.string, 0, m.start()):
         return m.group(0)
     words = ", ".join(digits(group) for group in re.findall(r"\d+", m.group(0)))
@@ -312,16 +335,16 @@ def _range_value(x: str) -> float:
 
 
 def _range(m: re.Match) -> str:
-    """``a-b`` -> ``a to b`` where it reads as a range: ``a < b``, both times or both numbers, which are decimals,
-    fractions, have thousands separators, are of the same length or of at most three digits (not 555-1234, not a
-    score like 3-2, not 1-1/2); with an en dash always. A sign after both is said once (``10%-15%`` -> ``10 to 15%``),
-    an amount's currency and scale twice (``$1-2 million`` -> ``$1 million to $2 million``), a decade's plural twice
-    (``1980s-1990s``). A signed number (``-5–10``) is a range only with an en dash."""
+    """``a-b`` -> ``a to b`` where it reads as a range: ``a < b`` and both times or both numbers, of any lengths
+    (``500-1000``, ``330-1453``; not a score like 3-2, not 1-1/2, not a year range written short like 1990-91, which
+    keeps its hyphen); with an en dash always. A telephone number has been read before this (``Call 555-1234``); a
+    bare ``555-1234`` with no word calling for a number is read as the range it also is (see ``_RE_PHONE``). A sign
+    after both is said once (``10%-15%`` -> ``10 to 15%``), an amount's currency and scale twice (``$1-2 million`` ->
+    ``$1 million to $2 million``), a decade's plural twice (``1980s-1990s``). A signed number (``-5–10``) is a range
+    only with an en dash."""
     cur, sign_a, a, sep, sign_b, b = m.group("cur", "sign_a", "a", "sep", "sign_b", "b")
     if "\u2013" not in sep:  # a hyphen: only where it reads as a range
         if sign_a or sign_b or (":" in a) != (":" in b) or not _range_value(a) < _range_value(b):
-            return m.group(0)
-        if not re.search("[:.,/]", a + b) and not (len(a) == len(b) or max(len(a), len(b)) <= 3):
             return m.group(0)
     scale = _RE_SCALE_WORD.match(m.string, m.end()) if cur else None
     s = m.group("decades") or ""
@@ -337,9 +360,18 @@ def _percent(m: re.Match) -> str:
     return _number_words(m.group(1)) + " percent"
 
 
+def _is_degree_adjective(m: re.Match) -> bool:
+    """Whether a degree sign with no scale qualifies the noun after it: ``a 45° angle``, not ``it was 45° outside``
+    (see ``_RE_ARTICLE_BEFORE``)."""
+    return (not m.group(2) and _RE_ARTICLE_BEFORE.search(m.string, 0, m.start()) is not None
+            and _RE_NOUN_AFTER.match(m.string, m.end()) is not None)
+
+
 def _degrees(m: re.Match) -> str:
-    """``5°C`` -> ``five degrees Celsius``, ``1°`` -> ``one degree`` (a sign before is read as "minus" already)."""
-    return f"{_number_words(m.group(1))} {'degree' if m.group(1) == '1' else 'degrees'}{_DEGREE_SCALES[m.group(2)]}"
+    """``5°C`` -> ``five degrees Celsius``, ``1°`` -> ``one degree``, ``a 45° angle`` -> ``a forty-five degree angle``
+    (``_is_degree_adjective``); a sign before is read as "minus" already."""
+    singular = m.group(1) == "1" or _is_degree_adjective(m)
+    return f"{_number_words(m.group(1))} {'degree' if singular else 'degrees'}{_DEGREE_SCALES[m.group(2)]}"
 
 
 def _spaced(words: Callable[[re.Match], str]) -> Callable[[re.Match], str]:
@@ -349,13 +381,20 @@ def _spaced(words: Callable[[re.Match], str]) -> Callable[[re.Match], str]:
 
 def expand_numbers_en(text: str, month_first: bool = True) -> str:
     """Replace every digit sequence in ``text`` by English words: telephone numbers, dates (``2020-01-15``,
-    ``3/14/1990``; ``14/3/1990`` where not ``month_first``, as outside the US), times, amounts of money (``$1.5
-    million``, ``$20M``, ``$.50``), fractions (``3/4``, ``1 1/2``, ``1-1/2``), percentages, degrees, ordinals,
-    decimals (``.5``), signs, ranges (``1990-2000``, ``2010–2015``, ``10%-15%``: "to"), years, thousands, integers."""
-    text = join_digit_groups(text)
-    text = expand_phone_numbers_en(text)
+    ``3/14/1990``, ``3-14-1990``; ``14/3/1990``, ``14.3.1990`` where not ``month_first``, as outside the US), times,
+    amounts of money (``$1.5 million``, ``$20M``, ``$.50``), fractions (``3/4``, ``1 1/2``, ``1-1/2``), percentages,
+    degrees, ordinals, decimals (``.5``), signs, ranges (``1990-2000``, ``2010–2015``, ``10%-15%``, ``500-1000``:
+    "to"), years, thousands, integers."""
+    return expand_numbers_en_after_phones(expand_phone_numbers_en(join_digit_groups(text)), month_first)
+
+
+def expand_numbers_en_after_phones(text: str, month_first: bool = True) -> str:
+    """``expand_numbers_en`` for text whose digit groups and telephone numbers have been read already
+    (``join_digit_groups``, ``expand_phone_numbers_en``): the normaliser runs those two itself, at the points where
+    they need the text (thin spaces before NFKC, brackets before they become pauses), and each only once."""
     text = _RE_ISO_DATE.sub(_spaced(_iso_date), text)
-    text = _RE_SLASH_DATE.sub(lambda m: _slash_date(m, month_first), text)
+    text = _RE_NUMERIC_DATE.sub(lambda m: _numeric_date(m, month_first), text)
+    text = _RE_DEGREE_SIGN_SPACES.sub("°", text)
     text = _RE_RANGE.sub(_range, text)  # on the text as written (below, a number's words are padded with spaces)
     text = _RE_SIGNED.sub(lambda m: " plus " if m.group(1) == "+" else " minus ", text)
     text = _RE_CURRENCY_SUFFIX.sub(lambda m: f"{m.group(1)} {_SCALE_SUFFIXES[m.group(2).lower()]}", text)
