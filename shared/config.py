@@ -158,6 +158,25 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
     return cfg
 
 
+def check_known_keys(cfg: dict, known: dict[str, tuple[str, ...] | None], what: str) -> None:
+    """Refuse (ConfigError) a top-level section of ``cfg`` that is not in ``known``, and a key of a section whose
+    ``known`` entry lists its keys (None: the section is not listed here, e.g. one read by a constructor, whose
+    unknown keyword is an error there anyway). A config is read section by section with defaults, so a misspelt
+    section or key (``validaton:``, ``validation.num_utt``) would otherwise silently leave its defaults in force.
+    ``what`` names the config in the message ("stage one")."""
+    unknown = sorted(set(cfg) - set(known))
+    if unknown:
+        raise ConfigError(f"{what} config: unknown section(s) {', '.join(map(str, unknown))}; the sections are "
+                          f"{', '.join(known)}")
+    for section, keys in known.items():
+        if keys is None or not isinstance(cfg.get(section), dict):
+            continue
+        unknown = sorted(set(cfg[section]) - set(keys))
+        if unknown:
+            raise ConfigError(f"{what} config: {section}: unknown key(s) {', '.join(map(str, unknown))}; the keys are "
+                              f"{', '.join(keys)}")
+
+
 def merge(base: dict, over: dict) -> dict:
     """``base`` updated by ``over``: mappings merged recursively (unless their ``kind`` differs), other
     values replaced. Neither argument is modified."""

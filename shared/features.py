@@ -91,11 +91,15 @@ class MelSpectrogram(nn.Module):
 
     def from_magnitude(self, mag: torch.Tensor) -> torch.Tensor:
         """The same (log-)mel from an STFT magnitude ``(B, n_fft // 2 + 1, F)`` already computed with this
-        transform's ``n_fft``/``hop``/window (the losses share one STFT between several terms)."""
-        if self.power != 1.0:
-            mag = mag.pow(self.power)
-        mel = torch.matmul(self.fbank, mag)
-        return torch.log(torch.clamp(mel, min=LOG_FLOOR)) if self.log else mel
+        transform's ``n_fft``/``hop``/window (the losses share one STFT between several terms). In float32 also under
+        autocast, which would run the filterbank's matmul in bfloat16: a mel codec's latents (stage1_vae.encoders.MelEncoder)
+        would then be rounded in training but not in ``encode``."""
+        with torch.autocast(mag.device.type, enabled=False):
+            mag = mag.to(self.fbank.dtype)
+            if self.power != 1.0:
+                mag = mag.pow(self.power)
+            mel = torch.matmul(self.fbank, mag)
+            return torch.log(torch.clamp(mel, min=LOG_FLOOR)) if self.log else mel
 
 
 def yin_f0(wav: torch.Tensor, sample_rate: int, hop_length: int, win_length: int = 1024, f0_min: float = 50.0,

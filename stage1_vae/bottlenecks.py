@@ -78,6 +78,8 @@ class RVQBottleneck(nn.Module):
 
         self.latent_dim = self.in_dim = latent_dim
         self.sync_kmeans = bool(vq_kwargs.get("sync_kmeans", True))
+        # sync_codebook: None (the library's default: sync where distributed) or a user's explicit choice
+        self.sync_codebook = vq_kwargs.get("sync_codebook")
         self.rvq = ResidualVQ(dim=latent_dim, num_quantizers=num_quantizers, codebook_size=codebook_size,
                               codebook_dim=codebook_dim, decay=decay, commitment_weight=commitment_weight,
                               kmeans_init=kmeans_init, quantize_dropout=quantize_dropout, **vq_kwargs)
@@ -87,7 +89,10 @@ class RVQBottleneck(nn.Module):
         statistics summed over all ranks (so every rank keeps one codebook, learnt from every batch), and dead codes
         (k-means too, unless ``sync_kmeans: false``) drawn from all ranks' vectors. ``vector_quantize_pytorch`` sets
         this up only for a quantiser built once the group exists (its ``sync_codebook``); this does it afterwards,
-        as its ``Codebook.__init__`` would have (``use_ddp``)."""
+        as its ``Codebook.__init__`` would have (``use_ddp``). Nothing with ``sync_codebook: false`` (each rank's
+        codebooks learn from its own batches, as the user asked)."""
+        if self.sync_codebook is False:
+            return
         from torch import distributed
         from vector_quantize_pytorch.vector_quantize_pytorch import sample_vectors_distributed
 

@@ -13,11 +13,11 @@ from typing import Any
 import lightning as L
 import torch
 
-from shared.config import ConfigError
+from shared.config import ConfigError, check_known_keys
 from stage1_vae.bottlenecks import RVQBottleneck
 from stage1_vae.discriminators import MultiDiscriminator
-from stage1_vae.losses import (PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss, generator_adv_loss,
-                               weighted_sum)
+from stage1_vae.losses import (ADV_LOSSES, PhaseLoss, ReconstructionLoss, discriminator_loss, feature_matching_loss,
+                               generator_adv_loss, weighted_sum)
 from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule, require_finite
 from stage1_vae.model import build_codec
 
@@ -30,20 +30,28 @@ TRAIN_KEYS = ("seed", "num_threads", "batch_size", "segment_seconds", "pitch_cac
               "print_every", "lr", "disc_lr", "betas", "weight_decay", "warmup_steps", "total_steps", "min_lr_ratio",
               "lr_horizon", "grad_clip", "ema_decay", "disc_start_step", "adv_loss", "decoder_only", "budget_scale")
 STAGE2_NAMES = {"lr_min_ratio": "min_lr_ratio", "lr_total_steps": "total_steps"}  # stage two's names for two of them
+VALIDATION_KEYS = ("num_utts", "num_samples", "metrics")
+# the config's sections, with the keys of those read key by key with defaults (None: built from as keyword
+# arguments, whose unknown ones are errors there; ``data``: written by stage1_vae.train from its options)
+SECTIONS = {"model": None, "loss_weights": LOSS_KEYS, "loss": None, "discriminator": None, "train": None,
+            "validation": VALIDATION_KEYS, "trainer": None, "data": None}
 
 
 def check_config(cfg: dict[str, Any]) -> None:
-    """The checks of a stage-one training config that need no model. Both sections are read key by key with
-    defaults, so a misspelt key would silently do nothing: a ``loss_weights`` key that weighs no loss (``mel/L1`` for
-    ``mel/l1`` turns the mel loss off) and an unknown ``train`` key are ConfigErrors naming them."""
-    unknown = sorted(set(cfg.get("loss_weights") or {}) - set(LOSS_KEYS))
-    if unknown:
-        raise ConfigError(f"loss_weights: unknown key(s) {', '.join(unknown)}; the losses are {', '.join(LOSS_KEYS)}")
+    """The checks of a stage-one training config that need no model. Its sections are read key by key with
+    defaults, so a misspelt name would silently do nothing: an unknown section (``validaton:``), a ``loss_weights`` key
+    that weighs no loss (``mel/L1`` for ``mel/l1`` turns the mel loss off), an unknown ``train`` or ``validation`` key,
+    and a ``train.adv_loss`` that is no adversarial loss (found only when the discriminator starts, hours into a GPU
+    run) are ConfigErrors naming them."""
+    check_known_keys(cfg, SECTIONS, "stage one")
     unknown = sorted(set(cfg.get("train") or {}) - set(TRAIN_KEYS))
     if unknown:
         hints = [f"{k} is stage two's name for {STAGE2_NAMES[k]}" for k in unknown if k in STAGE2_NAMES]
         raise ConfigError(f"train: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(TRAIN_KEYS)}"
                           + (f" ({'; '.join(hints)})" if hints else ""))
+    adv_loss = (cfg.get("train") or {}).get("adv_loss", "hinge")
+    if adv_loss not in ADV_LOSSES:
+        raise ConfigError(f"train.adv_loss: {adv_loss!r} is not one of {', '.join(ADV_LOSSES)}")
 
 
 class Stage1Experiment(L.LightningModule):
@@ -140,7 +148,6 @@ class Stage1Experiment(L.LightningModule):
             norm = clip_grad_norm(self, opt_d, clip)
             self._require_finite("the discriminator loss", d_losses["adv/disc"], d_losses, batch, norm)
             opt_d.optimizer.step()
-            scheds[1].step()
             logs.update(d_losses)
         terms = tuple(k for k in RECON_KEYS if self.weights.get(k, 0.0) != 0.0)
         losses.update(self.recon(wav_hat, wav, terms))
@@ -157,12 +164,14 @@ class Stage1Experiment(L.LightningModule):
         norm = clip_grad_norm(self, opt_g, clip)
         self._require_finite("the training loss", total, losses, batch, norm)
         opt_g.step()
-        scheds[0].step()
+        lr = scheds[0].get_last_lr()[0]  # the one this step used
+        for sched in scheds:  # the discriminator's too, idle or not: both schedules follow the generator's steps
+            sched.step()
         self._update_ema()
         logs.update(losses)
         logs["loss"] = total
         self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, prog_bar=False, on_step=True, on_epoch=False)
-        self.log("train/lr", scheds[0].get_last_lr()[0], on_step=True, on_epoch=False)
+        self.log("train/lr", lr, on_step=True, on_epoch=False)
 
     def _require_finite(self, what: str, loss: torch.Tensor, terms: dict[str, torch.Tensor],
                         batch: dict[str, Any], grad_norm: torch.Tensor | None = None) -> None:

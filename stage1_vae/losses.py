@@ -101,6 +101,9 @@ class PhaseLoss(nn.Module):
         return {"phase/ip": ip, "phase/gd": gd, "phase/iaf": iaf}
 
 
+ADV_LOSSES = ("hinge", "lsgan")  # train.adv_loss
+
+
 def generator_adv_loss(fake_logits: list[torch.Tensor], kind: str = "hinge") -> torch.Tensor:
     if kind == "hinge":
         return sum(F.relu(1 - lg).mean() for lg in fake_logits) / len(fake_logits)

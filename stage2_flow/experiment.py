@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from shared.config import ConfigError
+from shared.config import ConfigError, check_known_keys
 from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule, require_finite
 from stage2_flow.alignment import durations_to_path
 from stage2_flow.flow import check_sigma_min
@@ -26,13 +26,21 @@ TRAIN_KEYS = ("seed", "num_threads", "num_workers", "print_every", "lr", "betas"
               "lr_total_steps", "lr_min_ratio", "lr_horizon", "ema_decay", "budget_scale")
 STAGE1_NAMES = {"total_steps": "train.lr_total_steps", "min_lr_ratio": "train.lr_min_ratio",
                 "grad_clip": "trainer.gradient_clip_val"}
+VALIDATION_KEYS = ("num_utts", "nfe", "solver", "temperature", "num_images")
+# the batching keys, then those stage2_flow.train writes from its options
+DATA_KEYS = ("batch_frames", "max_batch", "max_frames", "prompt_seconds",
+             "train", "latents", "dev", "dev_latents", "durations", "reflow_pairs", "init_from")
+# the config's sections, with the keys of those read key by key with defaults (None: checked by what builds from it)
+SECTIONS = {"model": None, "loss": None, "data": DATA_KEYS, "train": None, "validation": VALIDATION_KEYS, "trainer": None}
 
 
 def check_training_config(cfg: dict[str, Any]) -> int:
-    """The checks of a training config that need no model: a ``loss`` key that weighs no loss (``dur`` for ``duration``
-    would leave its loss at weight 1), a ``train`` key nothing reads (``lr_min_ratoi`` would leave the floor at its
-    default), a schedule without a length and a sigma_min the text prior cannot take
-    (:func:`~stage2_flow.flow.check_sigma_min`) are ConfigErrors. Returns :func:`schedule_steps`."""
+    """The checks of a training config that need no model: an unknown section (``validaton:``), a ``loss`` key that
+    weighs no loss (``dur`` for ``duration`` would leave its loss at weight 1), a ``train``, ``data`` or ``validation``
+    key nothing reads (``lr_min_ratoi`` would leave the floor at its default), a schedule without a length and a
+    sigma_min the text prior cannot take (:func:`~stage2_flow.flow.check_sigma_min`) are ConfigErrors. Returns
+    :func:`schedule_steps`."""
+    check_known_keys(cfg, SECTIONS, "stage two")
     unknown = sorted(set(cfg.get("loss") or {}) - set(LOSS_WEIGHTS.values()))
     if unknown:
         raise ConfigError(f"loss: unknown key(s) {', '.join(unknown)}; the losses are {', '.join(LOSS_WEIGHTS.values())}")

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from shared.device import add_device_arg
     from shared.io import read_json, write_json, write_kv
     from shared.text import Vocab
-    from stage2_flow.data import LatentNormalizer, TTSDataset, check_model_latents, collate_tts
+    from stage2_flow.data import PROMPT_SECONDS, LatentNormalizer, TTSDataset, check_model_latents, collate_tts
     from stage2_flow.model import load_trained
     from stage2_flow.synthesize import utterance_seed
 
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     model.requires_grad_(False).to(args.device)
     s1 = read_json(exp / "stage1.json")
     norm = LatentNormalizer.load(exp / "latent_stats.json")
-    prompt = tuple(cfg.get("data", {}).get("prompt_seconds", [1, 3])) if cfg["model"].get("speaker", {}).get("use_prompt") else None
+    prompt = tuple(cfg.get("data", {}).get("prompt_seconds", PROMPT_SECONDS)) if cfg["model"].get("speaker", {}).get("use_prompt") else None
     ds = TTSDataset(args.data_dir, args.latents, Vocab.load(exp / "tokens.txt"), norm, (exp / "speakers.txt").read_text().split(),
                     s1["sample_rate"] / s1["hop_length"], prompt_seconds=prompt)
     idx = list(range(len(ds)))[: args.max_utts]

@@ -108,6 +108,15 @@ def test_mel_shapes_and_device_agnostic():
     assert mel.to(torch.float64).fbank.dtype == torch.float64  # buffers follow .to()
 
 
+def test_mel_is_float32_under_autocast():
+    """Autocast ran the filterbank's matmul in bfloat16: a mel codec's latents were rounded in training (by up to
+    0.03 in log-mel) but not in encode."""
+    mel, x = MelSpectrogram(16000, 1024, 256, n_mels=80), torch.randn(2, 8000) * 0.1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = mel(x)
+    assert y.dtype == torch.float32 and torch.equal(y, mel(x))
+
+
 def _pulse_train(f0_hz: float, seconds: float, sr: int = 16000) -> torch.Tensor:
     """A glottal-like periodic signal: decaying resonance (formant near 700 Hz) excited at f0."""
     t = torch.arange(int(seconds * sr)) / sr

@@ -439,7 +439,8 @@ def test_pitch_channels_stay_float32_in_bf16_training():
     wav = (0.3 * torch.sin(2 * math.pi * 123.4 * torch.arange(40 * 256) / 16000))[None]
     pitch = codec.pitch(wav)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert codec.encoder(wav).dtype == torch.bfloat16  # what made the latent bf16
+        # what made the latent bf16, until the mel itself stayed float32 (shared.features.MelSpectrogram)
+        assert codec.encoder(wav).dtype == torch.float32
         _, z, _ = codec(wav, pitch=pitch)
     assert z.dtype == torch.float32 and torch.equal(z[:, :3], pitch)
 
@@ -459,11 +460,18 @@ def test_misspelt_loss_weights_and_train_keys_are_config_errors():
 
     cfg = tiny_experiment_cfg()
     cfg["loss_weights"]["mel/L1"] = cfg["loss_weights"].pop("mel/l1")
-    with pytest.raises(ConfigError, match=r"loss_weights: unknown key\(s\) mel/L1; the losses are mel/l1, stft/mr"):
+    with pytest.raises(ConfigError, match=r"loss_weights: unknown key\(s\) mel/L1; the keys are mel/l1, stft/mr"):
         Stage1Experiment(cfg)
     with pytest.raises(ConfigError, match=r"train: unknown key\(s\) lr_min_ratio, lr_sched; the keys are seed, .*"
                                           r"\(lr_min_ratio is stage two's name for min_lr_ratio\)"):
         Stage1Experiment(tiny_experiment_cfg(lr_min_ratio=0.1, lr_sched="cosine"))
+    # so are a misspelt section, validation key and adversarial loss (the last one found only when D started)
+    with pytest.raises(ConfigError, match=r"stage one config: unknown section\(s\) discriminators; the sections are model, "):
+        Stage1Experiment({**tiny_experiment_cfg(), "discriminators": {"periods": [2]}})
+    with pytest.raises(ConfigError, match=r"validation: unknown key\(s\) num_utt; the keys are num_utts, num_samples"):
+        Stage1Experiment({**tiny_experiment_cfg(), "validation": {"num_utt": 3}})
+    with pytest.raises(ConfigError, match=r"train.adv_loss: 'lsgan_typo' is not one of hinge, lsgan"):
+        Stage1Experiment(tiny_experiment_cfg(adv_loss="lsgan_typo"))
 
 
 def test_every_shipped_stage1_config_passes_the_checks():
@@ -533,6 +541,19 @@ def test_rvq_codebooks_are_synchronised_across_ddp_processes(tmp_path):
     assert any("embed" in k for k in gathered)
     for k, (a, b) in gathered.items():
         assert torch.equal(a, b), k
+
+
+def test_rvq_codebooks_are_not_synchronised_when_the_config_says_not_to():
+    """``sync_codebook: false`` was overridden: the sync was set up under DDP whatever the config said."""
+    from stage1_vae.bottlenecks import RVQBottleneck
+
+    for setting, synced in ((None, True), (True, True), (False, False)):
+        kwargs = {} if setting is None else {"sync_codebook": setting}
+        rvq = RVQBottleneck(8, 2, 16, **kwargs)
+        if not setting:  # built before any process group: not synced yet
+            assert not any(layer._codebook.use_ddp for layer in rvq.rvq.layers)
+        rvq.sync_codebooks()
+        assert all(layer._codebook.use_ddp == synced for layer in rvq.rvq.layers), setting
 
 
 def test_export_writes_the_model_last(tmp_path, monkeypatch):
@@ -855,6 +876,25 @@ def test_train_in_bf16_mixed_precision_with_clipping(corpus, tmp_path):
     train(corpus, exp, "trainer.precision=bf16-mixed", "trainer.max_steps=2", "train.disc_start_step=0",
           "train.grad_clip=0.5", "validation.num_utts=0")
     assert read_json(exp / "train_summary.json")["steps"] == 2
+
+
+@pytest.mark.slow
+def test_the_discriminators_schedule_follows_the_generators_steps(corpus, tmp_path):
+    """The discriminator's LR schedule stepped only while it trained, so a discriminator started at step N warmed up
+    and decayed on its own count, and ended far above the generator's floor; and ``train/lr`` logged the next
+    step's LR."""
+    import csv
+
+    exp = tmp_path / "disc"
+    train(corpus, exp, "train.disc_start_step=3", "trainer.max_steps=5", "train.total_steps=5", "train.warmup_steps=2",
+          "+train.disc_lr=0.0005", "validation.num_utts=0")
+    ckpt = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert [s["last_epoch"] for s in ckpt["lr_schedulers"]] == [5, 5]
+    lr_g, lr_d = (o["param_groups"][0]["lr"] for o in ckpt["optimizer_states"])
+    assert lr_d / lr_g == pytest.approx(0.5)  # disc_lr / lr: one schedule
+    with open(exp / "logs" / "metrics.csv") as f:
+        logged = {int(r["step"]): float(r["train/lr"]) for r in csv.DictReader(f) if r.get("train/lr")}
+    assert logged[0] == pytest.approx(0.001 / 2)  # the first warm-up step's: (0 + 1) / warmup_steps of train.lr
 
 
 @pytest.mark.slow

@@ -1151,6 +1151,13 @@ def test_training_config_errors():
         check_training_config({**cfg, "train": {**cfg["train"], "lr_min_ratoi": 0.1, "warmup_stpes": 3}})
     with pytest.raises(ConfigError, match="grad_clip is stage one's; here it is trainer.gradient_clip_val"):
         check_training_config({**cfg, "train": {**cfg["train"], "grad_clip": 1.0}})
+    # and a misspelt section, data or validation key
+    with pytest.raises(ConfigError, match=r"stage two config: unknown section\(s\) validaton; the sections are model, "):
+        check_training_config({**cfg, "validaton": {"nfe": 4}})
+    with pytest.raises(ConfigError, match=r"validation: unknown key\(s\) temprature; the keys are num_utts, nfe"):
+        check_training_config({**cfg, "validation": {**cfg["validation"], "temprature": 0.5}})
+    with pytest.raises(ConfigError, match=r"data: unknown key\(s\) batch_frame; the keys are batch_frames"):
+        check_training_config({**cfg, "data": {**cfg["data"], "batch_frame": 100}})
     for trainer in ({**cfg["trainer"], "max_steps": -1}, {k: v for k, v in cfg["trainer"].items() if k != "max_steps"},
                     {**cfg["trainer"], "max_steps": -1, "max_time": "00:00:05:00"}):  # a time budget, but lr_horizon steps
         with pytest.raises(ConfigError, match="train.lr_total_steps"):
