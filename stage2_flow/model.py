@@ -180,7 +180,9 @@ class FlowTTS(nn.Module):
         text = self.frame_text_features(h, batch["tok_lens"], n_frm, frm_lens)
         lo, hi = self.mask_frac
         frac = lo + (hi - lo) * torch.rand(b, generator=generator, device=x1.device)
-        span = (frac * frm_lens).long().clamp(min=1)
+        # rounded up, so that mask_frac's upper end is reached: 1.0 infills the whole utterance with no latents as
+        # context, as synthesis does (rounded down, at least one frame of the target was always given)
+        span = torch.minimum(torch.ceil(frac * frm_lens).long().clamp(min=1), frm_lens)
         start = (torch.rand(b, generator=generator, device=x1.device) * (frm_lens - span + 1)).long()
         pos = torch.arange(n_frm, device=x1.device)[None, :]
         infill = ((pos >= start[:, None]) & (pos < (start + span)[:, None])).float()[:, None, :]

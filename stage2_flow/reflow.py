@@ -78,7 +78,9 @@ def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> No
     p.add_argument("--out-dir", required=True)
     p.add_argument("--nfe", type=int, default=nfe, help="function evaluations (rk4: 4 per step)")
     p.add_argument("--solver", default=solver)
-    p.add_argument("--cfg-scale", type=float, default=0.0)
+    p.add_argument("--cfg-scale", type=float, default=0.0,
+                   help="guidance of the pairs' endpoints; the fine-tune's condition dropout (flow.cfg_drop) then teaches the "
+                        "unconditional branch guided endpoints too, so guiding the reflowed model again applies it twice")
     p.add_argument("--temperature", type=float, default=None,
                    help="prior sigma scale, x0 = mu + T sigma eps (default: the model's validation.temperature, as "
                         "stage2_flow.synthesize samples)")

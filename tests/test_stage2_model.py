@@ -139,6 +139,19 @@ def test_alignfree_mode():
             model_log_likelihood(m, batch(), LatentNormalizer(torch.zeros(D), torch.ones(D)), nfe=2)
 
 
+def test_alignfree_infill_reaches_the_whole_utterance():
+    """The infilled span was rounded down, so mask_frac's upper end 1.0 was never reached: at least one frame of the
+    target was always given as context, while synthesis gives none."""
+    m = FlowTTS(tiny_cfg(mode="alignfree", alignfree=dict(layout="pad", text_layers=1, text_channels=8, mask_frac=[0.99, 1.0]),
+                         estimator=dict(hidden=16, layers=1, attn_layers=1, heads=2)))
+    seen = []
+    m.flow.compute_loss = lambda x1, mask, mu, g, extra, loss_mask, **kw: seen.append((extra, loss_mask)) or {}
+    m.losses(batch())
+    (extra, infill), lengths = seen[0], batch()["frm_lens"]
+    assert infill[:, 0].sum(-1).tolist() == lengths.tolist()  # every frame of each utterance infilled
+    assert extra[:, 8:].abs().sum() == 0  # no latents as context
+
+
 def test_estimator_stride_two_handles_odd_lengths():
     est = VelocityEstimator(D, 2, hidden=16, layers=2, stride=2)
     torch.nn.init.normal_(est.out.weight)
