@@ -117,7 +117,10 @@ class HiFiGANDecoder(nn.Module):
         for up, mrf in zip(self.ups, self.mrfs):
             x = up(F.leaky_relu(x, 0.1))
             x = sum(block(x) for block in mrf) / len(mrf)
-        wav = torch.tanh(self.conv_post(F.leaky_relu(x))).squeeze(1)
+        # the waveform in float32 also under autocast, as the Vocos head's projections: in bfloat16 its samples would
+        # carry 8-bit mantissas (rounding noise ~48 dB below each sample) into the losses
+        with torch.autocast(x.device.type, enabled=False):
+            wav = torch.tanh(self.conv_post(F.leaky_relu(x.float()))).squeeze(1)
         return wav[..., : (z.shape[-1] - 1) * self.hop_length]
 
 

@@ -445,6 +445,15 @@ def test_pitch_channels_stay_float32_in_bf16_training():
     assert z.dtype == torch.float32 and torch.equal(z[:, :3], pitch)
 
 
+def test_hifigan_waveform_is_float32_under_autocast():
+    """Its last convolution ran in bfloat16 under autocast, so the training waveform had 8-bit mantissas."""
+    from stage1_vae.decoders import HiFiGANDecoder
+
+    dec = HiFiGANDecoder(8, 256, upsample_rates=(8, 8, 4), upsample_initial_channel=16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert dec(torch.randn(1, 8, 5)).dtype == torch.float32
+
+
 def tiny_experiment_cfg(bottleneck: dict | None = None, decoder: dict | None = None, **train) -> dict:
     """A stage-one training config of :func:`tiny_model_cfg`'s model, without the adversarial losses."""
     return {"model": tiny_model_cfg(bottleneck or {"kind": "gaussian"}, decoder=decoder),
