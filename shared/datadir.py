@@ -164,7 +164,8 @@ class DataDir:
         path, start, end = self.audio_source(utt)
         wav = load_audio(path, sample_rate)
         if start is not None:
-            wav = wav[int(start * sample_rate) : (int(end * sample_rate) if end >= 0 else None)]
+            # rounded to the nearest sample, as Kaldi's extract-segments does (2.01 s * 16000 is 32159.999...)
+            wav = wav[round(start * sample_rate) : (round(end * sample_rate) if end >= 0 else None)]
             if wav.numel() == 0:
                 raise AudioError(f"{path}: segment of '{utt}' ({start}-{end} s) is empty")
         return wav

@@ -171,6 +171,10 @@ def utt_metrics(job: tuple[str, str, str, str, bool, str | None]) -> dict[str, A
     utt, ref_path, gen_path, mode, with_f0, ref_cache = job
     with errors_named(f"utterance {utt} (reference {ref_path}, generated {gen_path})", EvaluationError):  # in a pool
         ref, gen = _load(ref_path), _load(gen_path)
+        if not np.abs(gen).max(initial=0.0) > 0:  # a system's failure, scored as one (shared.metrics.signal), and said
+            print(f"[evaluate] WARNING: utterance {utt}: the generated audio {gen_path} is digitally silent"
+                  + (" (PESQ-WB at the scale's floor, STOI 0, SI-SDR undefined)" if mode == "codec" else ""),
+                  file=sys.stderr, flush=True)
         row: dict[str, Any] = {"utt": utt, "ref_seconds": ref.size / EVAL_RATE, "gen_seconds": gen.size / EVAL_RATE}
         row.update(tts_metrics(ref, gen, with_f0=with_f0,
                                ref_analysis=cached_ref_analysis(utt, ref, with_f0, ref_cache)))

@@ -190,6 +190,10 @@ def test_segments(tmp_path, tiny_data_dir):
     assert validate_data_dir(tmp_path / "seg") == []
     assert DataDir.load(tmp_path / "seg").load_audio("spk1-b", 16000).shape == (9600,)
     assert compute_utt2dur(DataDir.load(tmp_path / "seg"))["spk1-b"] == pytest.approx(0.6)
+    # times to the nearest sample, as Kaldi's extract-segments: 0.29 * 24000 is 6959.999..., cut at 6959 before
+    loaded.segments["spk1-b"] = ("rec1", 0.29, 0.5)
+    whole = DataDir.load(tiny_data_dir).load_audio("spk1-utt2", 24000)
+    assert torch.equal(loaded.load_audio("spk1-b", 24000), whole[6960:12000])
     # a fifth field (a channel) is refused with a reason, not read as something else
     with open(tmp_path / "seg" / "segments", "a") as f:
         f.write("spk1-c rec1 0.0 0.5 1\n")

@@ -75,6 +75,25 @@ def test_evaluate_identical_codec_mode(dirs, tmp_path):
     assert all(s["metrics"]["mcd_dtw"] == 0.0 and "phone_errors_gen" not in s for s in spk.values())
 
 
+def test_a_silent_output_is_scored_as_a_failure_and_named(dirs, tmp_path, capsys):
+    """A digitally silent output left PESQ-WB's mean (NaN) and scored SI-SDR 0 dB, above every real output."""
+    import shutil
+
+    from shared.metrics.signal import PESQ_WB_MIN
+
+    gen = tmp_path / "gen"
+    shutil.copytree(dirs / "ref", gen)
+    scp = read_kv(gen / "wav.scp")
+    silent = sorted(scp)[0]
+    sf.write(str(tmp_path / "silent.wav"), np.zeros(16000, dtype=np.float32), 16000)
+    write_kv(gen / "wav.scp", {**scp, silent: str(tmp_path / "silent.wav")})
+    res = evaluate(dirs / "ref", gen, tmp_path / "metrics.json", mode="codec", nj=1)
+    assert f"utterance {silent}: the generated audio {tmp_path / 'silent.wav'} is digitally silent" in capsys.readouterr().err
+    pesq = res["metrics"]["pesq_wb"]
+    assert pesq["n"] == 3 and pesq["min"] == pytest.approx(PESQ_WB_MIN)
+    assert res["metrics"]["si_sdr"]["n_nan"] == 1
+
+
 def test_speaker_breakdown_sums_each_voices_errors():
     utts = ["a-1", "a-2", "b-1"]
     by_utt = {"a-1": {"mcd_dtw": 1.0}, "a-2": {"mcd_dtw": 3.0}, "b-1": {"mcd_dtw": 5.0}}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shared.metrics.dtw import dtw, dtw_backtrack, dtw_cost_matrix, pairwise_euclidean
-from shared.metrics.signal import PESQ_WB_MAX, MultiResolutionMelDistance, RTFMeter, pesq_wb, real_time_factor, si_sdr, stoi
+from shared.metrics.signal import PESQ_WB_MAX, PESQ_WB_MIN, MultiResolutionMelDistance, RTFMeter, pesq_wb, real_time_factor, si_sdr, stoi
 from shared.metrics.spectral import alpha_for_rate, mcd_dtw, mel_cepstrum, tts_metrics, warp_frequency
 from shared.metrics.text import EditCounts, edit_distance, error_rate
 from shared.phone_recognizer.toy import toy_utterance
@@ -139,6 +139,12 @@ def test_pesq_stoi_mel_distance(speech):
     dist = MultiResolutionMelDistance(16000)
     assert dist(ref, ref) == 0.0 and dist(ref, noisy) > 0.1
     assert np.isnan(pesq_wb(np.zeros(16000), np.zeros(16000), 16000))  # no speech: NaN, not an exception
+    # a silent output is the system's failure: the worst score, not NaN (left out of the mean) nor SI-SDR's 0 dB
+    # (above any real output's) that eps alone decided; a silent reference leaves SI-SDR undefined, not -120 dB
+    silence = np.zeros_like(ref)
+    assert pesq_wb(ref, silence, 16000) == pytest.approx(PESQ_WB_MIN) and 1.04 < PESQ_WB_MIN < 1.05
+    assert stoi(ref, silence, 16000) == 0.0
+    assert np.isnan(si_sdr(ref, silence)) and np.isnan(si_sdr(silence, ref))
     # too short for either (0.2 s): NaN, not pesq's exception nor pystoi's 1e-5 as if it were unintelligible
     short = ref[: 16000 // 5]
     assert np.isnan(pesq_wb(short, short, 16000)) and np.isnan(stoi(short, short, 16000))

@@ -16,6 +16,7 @@ from shared.phone_recognizer.data import (
 )
 from shared.phone_recognizer.model import PhoneRecognizer, RecognizerConfig, greedy_ctc_decode
 from shared.phone_recognizer.score import LoadedRecognizer, score_dir
+from shared.io import read_kv, write_kv
 from shared.phone_recognizer.toy import make_toy_data_dir
 from shared.config import merge
 from shared.phone_recognizer.train import DEFAULT_CONFIG, train
@@ -29,6 +30,9 @@ def test_phone_filter():
     toks = ["h", "ə", "l", "ˈ", "oʊ", ",", "▁", "w", "ˌ", "ɜː", "!", "…", "<unk>"]
     assert keep(toks) == ["h", "ə", "l", "oʊ", "w", "ɜː"]
     assert phone_filter(drop_stress=False)(["ˈ", "a"]) == ["ˈ", "a"]
+    # stress attached to its vowel (the frontend's stress: attached) is taken out too: it was a phone class of its own
+    assert keep(["h", "ə", "l", "ˈoʊ", "ˌɜː"]) == ["h", "ə", "l", "oʊ", "ɜː"]
+    assert phone_filter(drop_stress=False)(["ˈoʊ"]) == ["ˈoʊ"]
     assert is_punctuation("?!") and not is_punctuation("ʔ") and not is_punctuation("ː")
 
 
@@ -118,6 +122,15 @@ def test_train_resume_and_score(toy, capsys):
     assert saved["num_utts"] == 4 and saved["per"] == pytest.approx(res["per"]) and res["per"] >= 0
     assert saved["errors"] == saved["sub"] + saved["ins"] + saved["del"]
     assert len((toy / "per_utt.tsv").read_text().splitlines()) == 5
+    assert saved["unknown_ref_phones"] == {}
+    # reference phones the recogniser cannot output (another frontend's tokens) were errors without a word
+    refs = read_kv(toy / "dev" / "token")
+    first = sorted(refs)[0]
+    other = toy / "other_token"
+    write_kv(other, {**refs, first: refs[first] + " ʘ ʘ"})
+    capsys.readouterr()
+    assert score_dir(exp, toy / "dev", other)["unknown_ref_phones"] == {"ʘ": 2}
+    assert f"{other}: 2 reference phone(s) of {toy / 'dev'} are not among the recogniser's" in capsys.readouterr().err
     rec = LoadedRecognizer(exp)
     assert len(rec.transcribe([torch.zeros(8000)])) == 1
     with pytest.raises(ValueError, match="no reference tokens"):
@@ -397,7 +410,6 @@ def test_dev_per_after_training_is_what_score_dir_reads(toy, tmp_path):
 def test_a_data_dir_with_segments_is_read_by_utterance(toy, tmp_path):
     import soundfile as sf
 
-    from shared.io import read_kv, write_kv
     from shared.phone_recognizer.data import load_wavs, utterance_ids
 
     utts = sorted(read_kv(toy / "dev" / "wav.scp"))

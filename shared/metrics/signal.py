@@ -17,6 +17,8 @@ import torch
 from shared.features import MelSpectrogram
 
 PESQ_WB_MAX = 4.644  # P.862.2 mapped MOS-LQO of identical signals
+# ...and its floor: the mapping 0.999 + 4 / (1 + exp(-1.3669 x + 3.8224)) at the raw score's minimum, x = -0.5
+PESQ_WB_MIN = 0.999 + 4.0 / (1.0 + float(np.exp(1.3669 * 0.5 + 3.8224)))
 MEL_RESOLUTIONS = ((512, 128, 64), (1024, 256, 80), (2048, 512, 128))  # (n_fft, hop, n_mels)
 
 
@@ -32,10 +34,14 @@ def _pair(ref: np.ndarray | torch.Tensor, est: np.ndarray | torch.Tensor) -> tup
 def si_sdr(ref: np.ndarray, est: np.ndarray, eps: float = 1e-10) -> float:
     """Scale-invariant SDR in dB (zero-mean signals; the projection removes any gain).
 
-    Identical signals give a large finite value (bounded by ``eps``, about 100 dB or more).
+    Identical signals give a large finite value (bounded by ``eps``, about 100 dB or more). Undefined, NaN, where
+    either signal is constant (digital silence): ``eps`` alone would decide it, 0 dB for a silent output (above any
+    real one's score) and about -120 dB for a silent reference.
     """
     ref, est = _pair(ref, est)
     ref, est = ref - ref.mean(), est - est.mean()
+    if not (ref @ ref > 0 and est @ est > 0):
+        return float("nan")
     scale = (est @ ref) / (ref @ ref + eps)
     target = scale * ref
     noise = est - target
@@ -43,13 +49,17 @@ def si_sdr(ref: np.ndarray, est: np.ndarray, eps: float = 1e-10) -> float:
 
 
 def pesq_wb(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
-    """Wide-band PESQ (MOS-LQO, 1.04..4.64) with the ``pesq`` package; NaN if PESQ finds no speech or the audio is
-    too short for it (under about a quarter of a second): one such utterance must not abort an evaluation."""
+    """Wide-band PESQ (MOS-LQO, 1.04..4.64) with the ``pesq`` package; NaN if PESQ finds no speech in the reference
+    or the audio is too short for it (under about a quarter of a second): one such utterance must not abort an
+    evaluation. A digitally silent output against a reference with speech scores the scale's floor,
+    :data:`PESQ_WB_MIN` (NaN would leave it out of the mean, as if the system had not failed there)."""
     from pesq import BufferTooShortError, NoUtterancesError, pesq
 
     ref, est = _pair(ref, est)
-    if not np.abs(ref).max() > 0 or not np.abs(est).max() > 0:
+    if not np.abs(ref).max() > 0:
         return float("nan")  # digital silence: PESQ has nothing to compare
+    if not np.abs(est).max() > 0:
+        return PESQ_WB_MIN
     if sample_rate != 16000:
         from shared.audio import resample
 

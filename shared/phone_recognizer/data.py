@@ -29,17 +29,22 @@ def is_punctuation(token: str) -> bool:
 
 
 def phone_filter(drop_stress: bool = True, extra_drop: Iterable[str] = ()) -> "PhoneFilter":
-    return PhoneFilter(set(DEFAULT_DROP) | set(extra_drop) | (set(STRESS) if drop_stress else set()))
+    return PhoneFilter(set(DEFAULT_DROP) | set(extra_drop), strip=STRESS if drop_stress else ())
 
 
 class PhoneFilter:
-    """Maps a token sequence to the phones that are recognised and scored."""
+    """Maps a token sequence to the phones that are recognised and scored: the characters ``strip`` (the stress
+    marks) taken out of every token, whether they stand alone (the frontend's ``stress: separate``) or are attached
+    to a vowel (``ˈoʊ`` of ``stress: attached``, which would otherwise be a class of its own and make a stress
+    confusion a phone error); then the tokens in ``drop``, punctuation and what is left empty dropped."""
 
-    def __init__(self, drop: set[str]):
+    def __init__(self, drop: set[str], strip: Iterable[str] = ()):
         self.drop = drop
+        self.strip = str.maketrans(dict.fromkeys("".join(strip)))
 
     def __call__(self, tokens: Sequence[str]) -> list[str]:
-        return [t for t in tokens if t not in self.drop and not is_punctuation(t)]
+        phones = (t.translate(self.strip) for t in tokens)
+        return [t for t in phones if t and t not in self.drop and not is_punctuation(t)]
 
 
 def read_token_file(path: PathLike, keep: PhoneFilter | None = None) -> dict[str, list[str]]:

@@ -71,6 +71,18 @@ def decode_features(model: PhoneRecognizer, feats: list[torch.Tensor], vocab: Vo
     return out
 
 
+def unknown_phones(refs: dict[str, list[str]], utts: Sequence[str], known: Iterable[str]) -> dict[str, int]:
+    """``{phone: count}`` of the reference phones of ``utts`` outside ``known`` (the recogniser's vocabulary), most
+    frequent first."""
+    known = set(known)
+    counts: dict[str, int] = {}
+    for u in utts:
+        for p in refs[u]:
+            if p not in known:
+                counts[p] = counts.get(p, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def score_dir(exp_dir: PathLike, data_dir: PathLike, ref_token_file: PathLike, out: PathLike | None = None,
               recognizer: LoadedRecognizer | None = None, utts: Sequence[str] | None = None) -> dict:
     """Recognise every utterance of ``data_dir`` and score it against ``ref_token_file``.
@@ -94,6 +106,11 @@ def score_dir(exp_dir: PathLike, data_dir: PathLike, ref_token_file: PathLike, o
     if missing:
         raise ValueError(f"{ref_token_file}: no reference tokens for {len(missing)} utterance(s) of {data_dir}: "
                          f"{', '.join(missing[:20])}")
+    unknown = unknown_phones(refs, utts, rec.vocab.stoi)
+    if unknown:  # each an error no recognition can avoid: tokens of another frontend, or a phone training never had
+        print(f"[phone_recognizer.score] WARNING: {ref_token_file}: {sum(unknown.values())} reference phone(s) of "
+              f"{data_dir} are not among the recogniser's ({Path(exp_dir) / 'tokens.txt'}), each an error it cannot "
+              f"avoid: {', '.join(f'{p} x{n}' for p, n in unknown.items())}", file=sys.stderr, flush=True)
     hyps = rec.transcribe(iter_wavs(data_dir, utts, rec.sample_rate))  # streamed: one waveform in memory at a time
     total = error_rate([refs[u] for u in utts], hyps)
     per_utt = {}
@@ -101,7 +118,8 @@ def score_dir(exp_dir: PathLike, data_dir: PathLike, ref_token_file: PathLike, o
         c = edit_distance(refs[u], h)
         per_utt[u] = {"per": c.rate, "errors": c.errors, "ref_len": c.ref_len, "hyp": " ".join(h)}
     result = {"per": total.rate, **{k: v for k, v in total.as_dict().items() if k != "rate"}, "num_utts": len(utts),
-              "exp_dir": str(exp_dir), "data_dir": str(data_dir), "ref_token_file": str(ref_token_file)}
+              "unknown_ref_phones": unknown, "exp_dir": str(exp_dir), "data_dir": str(data_dir),
+              "ref_token_file": str(ref_token_file)}
     if out is not None:
         out = Path(out)
         write_json(out, result)
