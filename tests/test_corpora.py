@@ -142,6 +142,11 @@ def test_ljspeech_fake(tmp_path):
         prepare_ljspeech(corpus, tmp_path / "data2", num_dev=2, num_test=3)
     with pytest.raises(CorpusError, match="metadata.csv"):
         prepare_ljspeech(tmp_path / "nowhere", tmp_path / "data3")
+    _tone(corpus / "wavs" / "LJ001-0004.wav")  # a '|' inside a text: its transcript was the part after it
+    lines[2] = "LJ001-0003|Raw a | b 3.|Normalized a | b 3."
+    (corpus / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"metadata.csv:3: 5 '\|'-separated field\(s\), expected 'id\|raw\|normalized'"):
+        prepare_ljspeech(corpus, tmp_path / "data4", num_dev=2, num_test=3)
 
 
 def _libritts(root: Path) -> None:
@@ -199,6 +204,16 @@ def test_vctk_fake(tmp_path, layout):
         assert test.wav_scp["p225-005"].endswith("p225_005_mic1.flac")
     with pytest.raises(CorpusError, match="p999"):
         prepare_vctk(corpus, tmp_path / "d2", heldout_speakers=["p999"], num_dev=1, num_test=1)
+    # prepared again without held-out speakers: the earlier test_unseen (p226, now a training speaker) goes
+    dirs = prepare_vctk(corpus, tmp_path / "data", num_dev=1, num_test=2)
+    assert "test_unseen" not in dirs and not (tmp_path / "data" / "test_unseen").exists()
+    if layout == "0.92":  # a speaker with the other microphone's recordings only is listed, not lost unsaid
+        for path in (corpus / "wav48_silence_trimmed" / "p226").glob("*_mic2.flac"):
+            path.unlink()
+        dirs = prepare_vctk(corpus, tmp_path / "d4", mic="mic2", num_dev=1, num_test=2)
+        assert {u.split("-")[0] for u in DataDir.load(tmp_path / "d4" / "train").utts} == {"p225"}
+        skipped = (tmp_path / "d4" / "local" / "vctk_skipped.txt").read_text()
+        assert "p226: no mic2 recordings (only the other microphone's)" in skipped
     with pytest.raises(CorpusError, match="VCTK directory not found"):
         prepare_vctk(tmp_path / "missing", tmp_path / "d3")
     (tmp_path / "empty" / "txt").mkdir(parents=True)
@@ -234,6 +249,10 @@ def test_parse_options():
     res = _bash(PO, "--stage", "7", "--help")
     assert res.returncode == 0 and "Usage: test.sh" in res.stdout
     assert "--stop-stage" in res.stdout and "--foo-bar" in res.stdout and "7" in res.stdout
+    # the environment's lower-case variables are no options of the script's
+    env = subprocess.run(["bash", "-c", PO, "test.sh", "--help"], capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "http_proxy": "x"})
+    assert "--foo-bar" in env.stdout and "--http-proxy" not in env.stdout
 
 
 def test_run_stage_skips_done(tmp_path):

@@ -180,3 +180,18 @@ def test_each_codec_config_is_a_codec_of_its_own(tmp_path):
     # another config under the same tag is refused
     r, calls = run("--stage", "3", "--stage1-conf", "conf/stage1_fsq.yaml", "--stage1-tag", "vae")
     assert r.returncode == 1 and "stage1_conf: 'conf/stage1.yaml " in r.stderr and calls == "", r.stderr
+
+
+def test_words_left_after_the_options_and_relative_corpus_dirs(tmp_path):
+    """A value with spaces passed unquoted stopped the option parsing there, and the rest was dropped unread (exit 0);
+    a relative --corpus-dir was taken relative to the recipe dir run.sh changes into, not to where the user was."""
+    recipe_dir, run = _stubbed(tmp_path, "ljspeech")
+    r, calls = run("--stage", "3", "--stop-stage", "3", "--stage1-args", "train.lr=1e-4", "trainer.max_steps=5")
+    assert r.returncode == 1 and "unexpected argument 'trainer.max_steps=5'" in r.stderr and not calls
+    (tmp_path / "corpora" / "LJ Speech").mkdir(parents=True)
+    r = subprocess.run(["bash", str(recipe_dir / "run.sh"), "--corpus-dir", "corpora/LJ Speech", "--stop-stage", "0"],
+                       cwd=tmp_path, env=stub_python_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"--corpus-dir {tmp_path / 'corpora' / 'LJ Speech'} --data-dir" in (tmp_path / "python.log").read_text()
+    r, _ = _stubbed(tmp_path / "mini")[1]("--stop-stage", "0")  # no corpus dir: no realpath complaint
+    assert r.returncode == 0 and "realpath" not in r.stderr

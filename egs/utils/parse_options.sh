@@ -28,7 +28,8 @@ _po_help() {
         esac
         [[ "$_v" =~ ^[a-z][a-z0-9_]*$ ]] || continue
         [ "$_v" = help_message ] && continue
-        declare -p "$_v" 2>/dev/null | grep -q '^declare -[-x]* ' || continue   # plain scalars only
+        # plain scalars only, and not exported: the environment's lower-case variables (http_proxy) are no options
+        declare -p "$_v" 2>/dev/null | grep -q '^declare -- ' || continue
         printf '  --%-24s %s\n' "${_v//_/-}" "${!_v}"
     done
 }

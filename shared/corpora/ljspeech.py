@@ -31,8 +31,8 @@ def read_ljspeech(corpus_dir: Path, text: str = "normalized") -> list[Utterance]
     with open(meta, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             fields = line.rstrip("\n").split("|")
-            if len(fields) < 2 or not fields[0]:
-                problems.append(f"{meta}:{lineno}: expected 'id|raw|normalized'")
+            if not 2 <= len(fields) <= 3 or not fields[0]:  # a '|' inside a text would shift the fields silently
+                problems.append(f"{meta}:{lineno}: {len(fields)} '|'-separated field(s), expected 'id|raw|normalized'")
                 continue
             raw = fields[1]
             norm = fields[2] if len(fields) > 2 else ""

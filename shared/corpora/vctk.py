@@ -15,6 +15,7 @@ speakers go whole to ``test_unseen``. Utterance ids are ``<spk>-<nnn>``.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -45,6 +46,11 @@ def read_vctk(corpus_dir: Path, mic: str = "mic1") -> tuple[list[Utterance], lis
     if not files:
         raise CorpusError(f"no audio files found in {corpus_dir} ({layout} layout, mic {mic})")
     utts, skipped = [], []
+    if layout == "0.92":  # a speaker recorded on the other microphone only would vanish from every split unsaid
+        have = {spk for spk, _, _ in files}
+        for spk_dir in sorted(p for p in (corpus_dir / "wav48_silence_trimmed").iterdir() if p.is_dir()):
+            if spk_dir.name not in have and any(spk_dir.glob("*.flac")):
+                skipped.append(f"{spk_dir}: no {mic} recordings (only the other microphone's)")
     for spk, nnn, path in files:
         txt = txt_dir / spk / f"{spk}_{nnn}.txt"
         if not txt.is_file():
@@ -67,7 +73,8 @@ def prepare_vctk(corpus_dir: Path, data_dir: Path, mic: str = "mic1", num_dev: i
     heldout = set(heldout_speakers or [])
     unknown = sorted(heldout - set(by_spk))
     if unknown:
-        raise CorpusError(f"held-out speaker(s) not in {corpus_dir}: {', '.join(unknown)}")
+        raise CorpusError(f"held-out speaker(s) without transcribed {mic} utterances in {corpus_dir}: {', '.join(unknown)} "
+                          f"(see {Path(data_dir) / 'local' / 'vctk_skipped.txt'} once prepared without them)")
     splits: dict[str, list[Utterance]] = {"train": [], "dev": [], "test": [], "test_unseen": []}
     for spk, spk_utts in sorted(by_spk.items()):
         spk_utts.sort(key=lambda u: u.utt)
@@ -83,8 +90,11 @@ def prepare_vctk(corpus_dir: Path, data_dir: Path, mic: str = "mic1", num_dev: i
     with atomic_write(Path(data_dir) / "local" / "vctk_skipped.txt") as f:
         f.writelines(line + "\n" for line in skipped)
     if skipped:
-        print(f"vctk: skipped {len(skipped)} audio file(s) without transcript "
+        print(f"vctk: skipped {len(skipped)} audio file(s) or speaker(s) without transcript or {mic} recordings "
               f"(listed in {Path(data_dir) / 'local' / 'vctk_skipped.txt'})", file=sys.stderr)
+    for name, part in splits.items():  # a split this preparation has none of (test_unseen without held-out
+        if not part and (Path(data_dir) / name).is_dir():  # speakers) must not keep an earlier one's utterances
+            shutil.rmtree(Path(data_dir) / name)
     return {name: write_data_dir(Path(data_dir) / name, part) for name, part in splits.items() if part}
 
 

@@ -108,6 +108,15 @@ _recipe_system=$(system_tag "$(final_stage2_tag "$_recipe_s2" "$reflow")" "$deco
 # shellcheck source=../../utils/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/parse_options.sh"
 set -euo pipefail
+if [ $# -gt 0 ]; then  # parsing stops at the first word that is no --option: the rest would be dropped unread
+    echo "$0: unexpected argument '$1' (a value with spaces needs quotes: --stage1-args 'a=1 b=2'; options start with --)" >&2
+    exit 1
+fi
+# a relative --corpus-dir is where the user was (run.sh changes into the recipe dir: RECIPE_CALLER_DIR); the configs
+# (--stage1-conf conf/...) are the recipe dir's
+if [ -n "$corpus_dir" ] && [[ $corpus_dir != /* ]]; then
+    corpus_dir=$(realpath -m "${RECIPE_CALLER_DIR:-$PWD}/$corpus_dir")
+fi
 
 for v in stage stop_stage ngpu num_nodes synth_nj; do  # a non-integer would make every test of it fail quietly
     if ! [[ ${!v} =~ ^-?[0-9]+$ ]]; then
@@ -233,7 +242,7 @@ write_results() {  # the system's own NFE sweep, and the times of its stages and
 # ------------------------------------------------------------------------------------------- stages
 if want 0; then
     # the corpus by where it is, not by how it was spelt (/data/LibriTTS/ and /data/LibriTTS are one corpus)
-    stage_with corpus_dir="$(realpath -m "$corpus_dir")" local_data_opts="$(words $local_data_opts)"
+    stage_with corpus_dir="${corpus_dir:+$(realpath -m "$corpus_dir")}" local_data_opts="$(words $local_data_opts)"
     run_stage 0 corpus local/data.sh ${corpus_dir:+--corpus-dir "$corpus_dir"} $local_data_opts
 fi
 

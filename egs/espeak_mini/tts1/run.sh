@@ -7,6 +7,7 @@
 #   ./run.sh --stage 6 --stop-stage 9     # from stage-two training to evaluation
 #   ./run.sh --smoke true                 # tiny corpus and models: every stage in a few minutes
 #   ./run.sh --help                       # every option
+RECIPE_CALLER_DIR=$PWD  # where relative --corpus-dir paths are (tts.sh)
 cd "$(dirname "$0")"
 
 frontend=phoneme

@@ -6,6 +6,7 @@
 # give each test utterance the voice of another utterance of its speaker (synth/test/utt2prompt).
 # --stage2-conf conf/stage2.yaml trains with speaker ids instead (system flow_reflow, beside the other): it can only
 # speak the training voices, so give it test sets of training speakers (--test-sets); on test-clean it has no voice.
+RECIPE_CALLER_DIR=$PWD  # where relative --corpus-dir paths are (tts.sh)
 cd "$(dirname "$0")"
 
 corpus_dir=${corpus_dir:-/data/LibriTTS}

@@ -2,6 +2,7 @@
 # LJSpeech (single speaker, 22.05 kHz, ~24 h). Reads a copy you already have:
 #   ./run.sh --corpus-dir /data/LJSpeech-1.1 --ngpu 1
 # GPU-sized configs in conf/; all stages are those of ../../TEMPLATE/tts1/tts.sh.
+RECIPE_CALLER_DIR=$PWD  # where relative --corpus-dir paths are (tts.sh)
 cd "$(dirname "$0")"
 
 corpus_dir=${corpus_dir:-/data/LJSpeech-1.1}

@@ -9,6 +9,7 @@
 # (their every utterance goes to data/test_unseen, scored first, each in the voice of another utterance of its
 # speaker; system flow_prompt_reflow). The training set, and so the codec, then differ from a default run's: start
 # in a fresh copy of the recipe dir (or --overwrite true from stage 0). The id model has no voice for them.
+RECIPE_CALLER_DIR=$PWD  # where relative --corpus-dir paths are (tts.sh)
 cd "$(dirname "$0")"
 
 corpus_dir=${corpus_dir:-/data/VCTK-Corpus-0.92}
