@@ -111,7 +111,9 @@ class Stage1Experiment(L.LightningModule):
         if self.disc is not None:
             opt_d = adamw(self.disc.parameters(), float(t.get("disc_lr", t.get("lr", 1e-3))), betas)
             opts.append(opt_d)
-            scheds.append(torch.optim.lr_scheduler.LambdaLR(opt_d, sched))
+            # on the generator's steps, though stepped only while the discriminator trains (from disc_start_step):
+            # its own count would warm up and decay from there, far above the generator's LR at the end
+            scheds.append(torch.optim.lr_scheduler.LambdaLR(opt_d, lambda _: sched(self.global_step + 1)))
         return opts, scheds
 
     def _adv_active(self) -> bool:
@@ -148,6 +150,7 @@ class Stage1Experiment(L.LightningModule):
             norm = clip_grad_norm(self, opt_d, clip)
             self._require_finite("the discriminator loss", d_losses["adv/disc"], d_losses, batch, norm)
             opt_d.optimizer.step()
+            scheds[1].step()
             logs.update(d_losses)
         terms = tuple(k for k in RECON_KEYS if self.weights.get(k, 0.0) != 0.0)
         losses.update(self.recon(wav_hat, wav, terms))
@@ -165,8 +168,7 @@ class Stage1Experiment(L.LightningModule):
         self._require_finite("the training loss", total, losses, batch, norm)
         opt_g.step()
         lr = scheds[0].get_last_lr()[0]  # the one this step used
-        for sched in scheds:  # the discriminator's too, idle or not: both schedules follow the generator's steps
-            sched.step()
+        scheds[0].step()
         self._update_ema()
         logs.update(losses)
         logs["loss"] = total

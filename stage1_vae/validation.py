@@ -4,6 +4,7 @@ spectrogram samples written to ``<exp>/samples/step_XXXXXXXX/``."""
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,10 @@ class Validator:
             self.rows.append(codec_metrics(ref_np, est_np, self.sample_rate, self.mel_distance))
         else:
             self.rows.append({"mel_distance": self.mel_distance(ref_np, est_np)})
-        if self.exp_dir is not None and batch_idx < self.num_samples:
+        if self.exp_dir is not None and batch_idx < self.num_samples and not np.isfinite(est_np).all():
+            print(f"warning: validation step {module.global_step}: the resynthesis of {batch['utt'][0]} holds NaN or "
+                  "infinite samples (the EMA weights?): no audio sample written", file=sys.stderr, flush=True)
+        elif self.exp_dir is not None and batch_idx < self.num_samples:
             out = self.exp_dir / "samples" / f"step_{module.global_step:08d}"
             utt = batch["utt"][0]
             save_audio(out / f"{utt}_ref.wav", ref_np, self.sample_rate)

@@ -142,7 +142,7 @@ def test_pesq_stoi_mel_distance(speech):
     # a silent output is the system's failure: the worst score, not NaN (left out of the mean) nor SI-SDR's 0 dB
     # (above any real output's) that eps alone decided; a silent reference leaves SI-SDR undefined, not -120 dB
     silence = np.zeros_like(ref)
-    assert pesq_wb(ref, silence, 16000) == pytest.approx(PESQ_WB_MIN) and 1.04 < PESQ_WB_MIN < 1.05
+    assert pesq_wb(ref, silence, 16000) == PESQ_WB_MIN < pesq_wb(ref, np.random.default_rng(0).normal(size=ref.shape), 16000)
     assert stoi(ref, silence, 16000) == 0.0
     assert np.isnan(si_sdr(ref, silence)) and np.isnan(si_sdr(silence, ref))
     # too short for either (0.2 s): NaN, not pesq's exception nor pystoi's 1e-5 as if it were unintelligible

@@ -445,6 +445,27 @@ def test_pitch_channels_stay_float32_in_bf16_training():
     assert z.dtype == torch.float32 and torch.equal(z[:, :3], pitch)
 
 
+def test_a_nan_validation_resynthesis_writes_no_sample_and_does_not_stop_training(tmp_path, capsys):
+    """save_audio refuses NaN audio: the validation's samples would have ended (or, under DDP, hung) the training."""
+    from types import SimpleNamespace
+
+    from stage1_vae.validation import Validator
+
+    class NaNCodec:
+        def encode(self, wav):
+            return wav[:, None]
+
+        def decode(self, z, encoded=True):
+            return torch.full_like(z[:, 0], float("nan"))
+
+    module = SimpleNamespace(trainer=SimpleNamespace(world_size=1), global_rank=0, global_step=7,
+                             inference_codec=lambda: NaNCodec())
+    batch = {"wav": torch.randn(1, 8000) * 0.1, "wav_lengths": torch.tensor([8000]), "utt": ["u1"]}
+    Validator(16000, tmp_path, num_samples=1, metrics=False).step(module, batch, 0)
+    assert "validation step 7: the resynthesis of u1 holds NaN" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.wav"))
+
+
 def test_hifigan_waveform_is_float32_under_autocast():
     """Its last convolution ran in bfloat16 under autocast, so the training waveform had 8-bit mantissas."""
     from stage1_vae.decoders import HiFiGANDecoder
@@ -898,9 +919,9 @@ def test_the_discriminators_schedule_follows_the_generators_steps(corpus, tmp_pa
     train(corpus, exp, "train.disc_start_step=3", "trainer.max_steps=5", "train.total_steps=5", "train.warmup_steps=2",
           "+train.disc_lr=0.0005", "validation.num_utts=0")
     ckpt = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert [s["last_epoch"] for s in ckpt["lr_schedulers"]] == [5, 5]
+    assert [s["last_epoch"] for s in ckpt["lr_schedulers"]] == [5, 2]  # D trained at steps 3 and 4
     lr_g, lr_d = (o["param_groups"][0]["lr"] for o in ckpt["optimizer_states"])
-    assert lr_d / lr_g == pytest.approx(0.5)  # disc_lr / lr: one schedule
+    assert lr_d / lr_g == pytest.approx(0.5)  # disc_lr / lr: one schedule, on the generator's steps
     with open(exp / "logs" / "metrics.csv") as f:
         logged = {int(r["step"]): float(r["train/lr"]) for r in csv.DictReader(f) if r.get("train/lr")}
     assert logged[0] == pytest.approx(0.001 / 2)  # the first warm-up step's: (0 + 1) / warmup_steps of train.lr

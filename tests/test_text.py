@@ -226,6 +226,10 @@ def test_normalize_english_numeric_dates(language, text, expected):
     ("en-us", "1-2-3, 3.14.1, 13-14-1990 and 2.4.3000",
      "one-two-three, three point one four point one, thirteen-fourteen-nineteen ninety and two point four point three "
      "zero zero zero"),
+    # dots put the day first in American text too; a version, release or address is no date
+    ("en-us", "Born 12.5.1985 in Berlin.", "Born May twelfth, nineteen eighty-five in Berlin."),
+    ("en-us", "Release 2.1.2019 and IP 10.1.2000",
+     "Release two point one point two zero one nine and IP ten point one point two zero zero zero"),
 ])
 def test_normalize_english_numeric_dates_with_hyphens_and_dots(language, text, expected):
     assert normalize_text(text, language) == expected
@@ -264,6 +268,18 @@ def test_normalize_english_phone_numbers(text, expected):
                                     "ten-eleven"),
 ])
 def test_normalize_english_ranges_of_any_length(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a leading zero is a month or a code; after a word naming an identifier, numbers of different lengths are one
+    ("Expires 06-2025.", "Expires six-twenty twenty-five."),
+    ("Room 101-2500, Invoice 42-10001 and Bus 7-1234",
+     "Room one hundred one-two thousand five hundred, Invoice forty-two-ten thousand one and Bus seven-twelve "
+     "thirty-four"),
+    ("rooms 101-105", "rooms one hundred one to one hundred five"),  # of one length: a range still
+])
+def test_normalize_english_codes_are_no_ranges(text, expected):
     assert normalize_text(text, "en-us") == expected
 
 

@@ -17,8 +17,9 @@ import torch
 from shared.features import MelSpectrogram
 
 PESQ_WB_MAX = 4.644  # P.862.2 mapped MOS-LQO of identical signals
-# ...and its floor: the mapping 0.999 + 4 / (1 + exp(-1.3669 x + 3.8224)) at the raw score's minimum, x = -0.5
-PESQ_WB_MIN = 0.999 + 4.0 / (1.0 + float(np.exp(1.3669 * 0.5 + 3.8224)))
+# ...and its floor: the lower limit of the mapping 0.999 + 4 / (1 + exp(-1.3669 x + 3.8224)) of the raw score x
+# (which the pesq package does not clamp: noise against speech maps to ~1.03, under the 1.04 of x = -0.5)
+PESQ_WB_MIN = 0.999
 MEL_RESOLUTIONS = ((512, 128, 64), (1024, 256, 80), (2048, 512, 128))  # (n_fft, hop, n_mels)
 
 
@@ -49,7 +50,7 @@ def si_sdr(ref: np.ndarray, est: np.ndarray, eps: float = 1e-10) -> float:
 
 
 def pesq_wb(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
-    """Wide-band PESQ (MOS-LQO, 1.04..4.64) with the ``pesq`` package; NaN if PESQ finds no speech in the reference
+    """Wide-band PESQ (MOS-LQO, ~1.0..4.64) with the ``pesq`` package; NaN if PESQ finds no speech in the reference
     or the audio is too short for it (under about a quarter of a second): one such utterance must not abort an
     evaluation. A digitally silent output against a reference with speech scores the scale's floor,
     :data:`PESQ_WB_MIN` (NaN would leave it out of the mean, as if the system had not failed there)."""

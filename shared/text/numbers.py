@@ -113,6 +113,14 @@ _RE_RANGE = re.compile(r"(?<![\w.,:/\-\u2013])(?P<cur>[$£€]?)(?P<sign_a>[-\u2
                        r"(?P<unit>%|°[CF]?)?(?P<decades>s)?(?P<sep>-|\s*\u2013\s*)(?:(?P=cur))?(?P<sign_b>[-\u2212]?)" +
                        _RE_RANGE_NUMBER.replace("(", "(?P<b>", 1) + r"(?(unit)(?=(?P=unit)))(?(decades)s)"
                        r"(?!(?:%|°[CF]\b|°(?![CF]\b))?(?:[\w:/\-\u2013]|[.,]\d))")
+# a hyphen between numbers of different lengths after a word naming an identifier is part of it ("Room 101-2500",
+# "Invoice 42-10001", "Flight UA 12-1500"), not a range
+_RE_IDENTIFIER_BEFORE = re.compile(r"\b(?:rooms?|invoices?|bus|flights?(?:\s+[A-Z]{2})?|codes?|models?|serial|gates?|"
+                                   r"parts?|numbers?|no\.?|ref\.?|orders?|accounts?|ids?|items?|units?|suites?|"
+                                   r"routes?|din|iso)\s*#?\s*$", re.IGNORECASE)
+# a version, release, build or address is no date, whatever its digits ("Release 2.1.2019", "IP 10.1.2000")
+_RE_VERSION_BEFORE = re.compile(r"\b(?:versions?|v|ver\.?|releases?|builds?|firmware|rev\.?|revisions?|ip|"
+                                r"[a-z]+\s+build)\s*$", re.IGNORECASE)
 _RE_SCALE_WORD = re.compile(r"\s?(?:thousand|million|billion|trillion)\b", re.IGNORECASE)
 _RE_SIGNED = re.compile(r"(?<![\w.,:\-])([-+−])(?=[$£€]?\.?\d)")
 _RE_BARE_DECIMAL = re.compile(r"(?<![\w.,])\.(\d+)\b")
@@ -271,8 +279,11 @@ def _numeric_date(m: re.Match, month_first: bool) -> str:
     day comes first); the other order where only it is valid; with neither, or a hyphen or dot before a year outside
     ``YEAR``, the text as written (see ``_RE_NUMERIC_DATE``)."""
     first, second, y = int(m.group(1)), int(m.group(3)), int(m.group(4))
-    if m.group("sep") != "/" and not re.fullmatch(YEAR, m.group(4)):
+    sep = m.group("sep")
+    if sep != "/" and (not re.fullmatch(YEAR, m.group(4)) or _RE_VERSION_BEFORE.search(m.string, 0, m.start())):
         return m.group(0)
+    # dots write the day first in American text too (12.5.1985 is the 12th of May); slashes and hyphens go by language
+    month_first = month_first and sep != "."
     orders = ((first, second), (second, first)) if month_first else ((second, first), (first, second))
     for month, day in orders:
         if _valid_date(y, month, day):
@@ -345,6 +356,10 @@ def _range(m: re.Match) -> str:
     cur, sign_a, a, sep, sign_b, b = m.group("cur", "sign_a", "a", "sep", "sign_b", "b")
     if "\u2013" not in sep:  # a hyphen: only where it reads as a range
         if sign_a or sign_b or (":" in a) != (":" in b) or not _range_value(a) < _range_value(b):
+            return m.group(0)
+        if re.match(r"0\d", a):  # a leading zero is a code or a month ("06-2025"), not a range's start
+            return m.group(0)
+        if len(a) != len(b) and _RE_IDENTIFIER_BEFORE.search(m.string, 0, m.start()):
             return m.group(0)
     scale = _RE_SCALE_WORD.match(m.string, m.end()) if cur else None
     s = m.group("decades") or ""
