@@ -229,6 +229,7 @@ def _bash(script: str, *args: str, cwd: Path | None = None) -> subprocess.Comple
 
 PO = f"""stage=0; stop_stage=100; foo_bar=x; smoke=false
 help_message="Usage: test.sh [options] <dir>"
+PARSE_OPTIONS_POSITIONAL=1
 . {UTILS}/parse_options.sh
 echo "stage=$stage stop_stage=$stop_stage foo_bar=$foo_bar smoke=$smoke rest=$*"
 """
@@ -240,6 +241,9 @@ def test_parse_options():
     res = _bash(PO, "--smoke", "--foo-bar=q")
     assert res.stdout.strip() == "stage=0 stop_stage=100 foo_bar=q smoke=true rest="
     assert _bash(PO, "--smoke", "false", "a").stdout.strip().endswith("smoke=false rest=a")
+    # a script that takes no positional arguments refuses words left after the options (they were dropped unread)
+    res = _bash(PO.replace("PARSE_OPTIONS_POSITIONAL=1", ""), "--foo-bar", "a", "b")
+    assert res.returncode == 1 and "unexpected argument 'b'" in res.stderr
     res = _bash(PO, "--no-such-option", "1")
     assert res.returncode == 1 and "unknown option --no-such-option" in res.stderr
     res = _bash(PO, "--smoke=maybe")

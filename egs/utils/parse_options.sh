@@ -12,8 +12,10 @@
 #   --help | -h                            prints help_message and every option with its current value
 #
 # An option whose variable is not defined is an error (exit 1), as is a missing value or a non-boolean value
-# for a boolean variable. Parsing stops at the first argument that does not start with "--" (or after "--");
-# the remaining positional arguments stay in "$@".
+# for a boolean variable. Parsing stops at the first argument that does not start with "--" (or after "--").
+# The remaining positional arguments stay in "$@" for a script that takes them (PARSE_OPTIONS_POSITIONAL=1 before
+# sourcing this); for any other they are an error: an unquoted value with spaces (--stage1-args a=1 b=2) or a
+# one-dash option would otherwise be dropped unread.
 
 _po_is_bool() { [ "$1" = true ] || [ "$1" = false ]; }
 
@@ -79,4 +81,8 @@ while [ $# -gt 0 ]; do
     shift "$_po_used"
 done
 unset _po_name _po_value _po_used _po_var _po_old
+if [ $# -gt 0 ] && [ -z "${PARSE_OPTIONS_POSITIONAL:-}" ]; then
+    echo "$0: unexpected argument '$1' (a value with spaces needs quotes: --stage1-args 'a=1 b=2'; options start with --)" >&2
+    exit 1
+fi
 true

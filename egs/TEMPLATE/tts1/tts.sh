@@ -108,10 +108,6 @@ _recipe_system=$(system_tag "$(final_stage2_tag "$_recipe_s2" "$reflow")" "$deco
 # shellcheck source=../../utils/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../utils/parse_options.sh"
 set -euo pipefail
-if [ $# -gt 0 ]; then  # parsing stops at the first word that is no --option: the rest would be dropped unread
-    echo "$0: unexpected argument '$1' (a value with spaces needs quotes: --stage1-args 'a=1 b=2'; options start with --)" >&2
-    exit 1
-fi
 # a relative --corpus-dir is where the user was (run.sh changes into the recipe dir: RECIPE_CALLER_DIR); the configs
 # (--stage1-conf conf/...) are the recipe dir's
 if [ -n "$corpus_dir" ] && [[ $corpus_dir != /* ]]; then
