@@ -6,8 +6,8 @@
 Reads the per-utterance tables that ``shared.evaluate`` writes next to each ``metrics.json`` and for each metric
 reports the means, the mean paired difference ``B - A`` and its 95% bootstrap confidence interval (the utterances
 where both tables have the metric resampled with replacement, fixed seed: the same draw for every metric both
-tables have everywhere); the printed table names each system by ``--names``, or by its table's folder. Both tables must hold the same utterances: a comparison on the ones they share is
-another test set, made only with ``--allow-subset`` (the counts are printed either way). A difference counts as
+tables have everywhere); the printed table names each system by ``--names``, or by its table's folder. Both
+tables must hold the same utterances: a comparison on the ones they share is another test set, made only with ``--allow-subset`` (the counts are printed either way). A difference counts as
 measured only when its interval excludes 0, has a width and comes from at least :data:`MIN_UTTS` utterances;
 ``verdict`` then says which system is better (the direction of each metric is the arrow
 ``shared.metrics.report.DISPLAY`` shows in RESULTS.md: lower for distortions and error rates, higher for PESQ,

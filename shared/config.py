@@ -158,12 +158,14 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
     return cfg
 
 
-def check_known_keys(cfg: dict, known: dict[str, tuple[str, ...] | None], what: str) -> None:
+def check_known_keys(cfg: dict, known: dict[str, tuple[str, ...] | None], what: str,
+                     hints: dict[str, str] | None = None) -> None:
     """Refuse (ConfigError) a top-level section of ``cfg`` that is not in ``known``, and a key of a section whose
     ``known`` entry lists its keys (None: the section is not listed here, e.g. one read by a constructor, whose
     unknown keyword is an error there anyway). A config is read section by section with defaults, so a misspelt
     section or key (``validaton:``, ``validation.num_utt``) would otherwise silently leave its defaults in force.
-    ``what`` names the config in the message ("stage one")."""
+    ``what`` names the config in the message ("stage one"); ``hints`` (``{"section.key": text}``) are said beside an
+    unknown key they name (the other stage's name for a setting)."""
     unknown = sorted(set(cfg) - set(known))
     if unknown:
         raise ConfigError(f"{what} config: unknown section(s) {', '.join(map(str, unknown))}; the sections are "
@@ -173,8 +175,9 @@ def check_known_keys(cfg: dict, known: dict[str, tuple[str, ...] | None], what: 
             continue
         unknown = sorted(set(cfg[section]) - set(keys))
         if unknown:
+            said = [hints[f"{section}.{k}"] for k in unknown if f"{section}.{k}" in (hints or {})]
             raise ConfigError(f"{what} config: {section}: unknown key(s) {', '.join(map(str, unknown))}; the keys are "
-                              f"{', '.join(keys)}")
+                              f"{', '.join(keys)}" + (f" ({'; '.join(said)})" if said else ""))
 
 
 def merge(base: dict, over: dict) -> dict:

@@ -77,12 +77,13 @@ class Validator:
             self.rows.append(codec_metrics(ref_np, est_np, self.sample_rate, self.mel_distance))
         else:
             self.rows.append({"mel_distance": self.mel_distance(ref_np, est_np)})
-        if self.exp_dir is not None and batch_idx < self.num_samples and not np.isfinite(est_np).all():
-            print(f"warning: validation step {module.global_step}: the resynthesis of {batch['utt'][0]} holds NaN or "
-                  "infinite samples (the EMA weights?): no audio sample written", file=sys.stderr, flush=True)
-        elif self.exp_dir is not None and batch_idx < self.num_samples:
-            out = self.exp_dir / "samples" / f"step_{module.global_step:08d}"
+        if self.exp_dir is not None and batch_idx < self.num_samples:
             utt = batch["utt"][0]
+            if not np.isfinite(est_np).all():  # save_audio would refuse it, and end the training
+                print(f"warning: validation step {module.global_step}: the resynthesis of {utt} holds NaN or infinite "
+                      "samples (the EMA weights?): no audio sample written", file=sys.stderr, flush=True)
+                return
+            out = self.exp_dir / "samples" / f"step_{module.global_step:08d}"
             save_audio(out / f"{utt}_ref.wav", ref_np, self.sample_rate)
             save_audio(out / f"{utt}_rec.wav", est_np, self.sample_rate)
             save_spectrogram_png(out / f"{utt}.png", wav[0].cpu(), est[0].float().cpu(), self.sample_rate)

@@ -101,7 +101,8 @@ def check_stats_codec(stats_path: str | Path, latents: str | Path, stage1_exp_di
     or another kind of latents (``--continuous`` or not), whose statistics would normalise these latents to something
     else than the model expects. A dump without a codec.json (another tool's) is checked against the stage-one codec
     ``stage1_exp_dir`` instead, as its own latents (not ``--continuous``, as :func:`dump_is_continuous` reads it).
-    Statistics written before they recorded a codec still load: a warning, once per file. No file at all is left to its reader (:meth:`LatentNormalizer.load`) to report."""
+    Statistics written before they recorded a codec still load: a warning, once per file. No file at all is left to
+    its reader (:meth:`LatentNormalizer.load`) to report."""
     if not Path(stats_path).is_file():
         return
     stats = read_json(stats_path)

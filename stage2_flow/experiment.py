@@ -31,7 +31,8 @@ VALIDATION_KEYS = ("num_utts", "nfe", "solver", "temperature", "num_images")
 DATA_KEYS = ("batch_frames", "max_batch", "max_frames", "prompt_seconds",
              "train", "latents", "dev", "dev_latents", "durations", "reflow_pairs", "init_from")
 # the config's sections, with the keys of those read key by key with defaults (None: checked by what builds from it)
-SECTIONS = {"model": None, "loss": None, "data": DATA_KEYS, "train": None, "validation": VALIDATION_KEYS, "trainer": None}
+SECTIONS = {"model": None, "loss": None, "data": DATA_KEYS, "train": TRAIN_KEYS, "validation": VALIDATION_KEYS,
+            "trainer": None}
 
 
 def check_training_config(cfg: dict[str, Any]) -> int:
@@ -40,15 +41,11 @@ def check_training_config(cfg: dict[str, Any]) -> int:
     key nothing reads (``lr_min_ratoi`` would leave the floor at its default), a schedule without a length and a
     sigma_min the text prior cannot take (:func:`~stage2_flow.flow.check_sigma_min`) are ConfigErrors. Returns
     :func:`schedule_steps`."""
-    check_known_keys(cfg, SECTIONS, "stage two")
+    check_known_keys(cfg, SECTIONS, "stage two",
+                     {f"train.{k}": f"{k} is stage one's; here it is {ours}" for k, ours in STAGE1_NAMES.items()})
     unknown = sorted(set(cfg.get("loss") or {}) - set(LOSS_WEIGHTS.values()))
     if unknown:
         raise ConfigError(f"loss: unknown key(s) {', '.join(unknown)}; the losses are {', '.join(LOSS_WEIGHTS.values())}")
-    unknown = sorted(set(cfg.get("train") or {}) - set(TRAIN_KEYS))
-    if unknown:
-        hints = [f"{k} is stage one's; here it is {STAGE1_NAMES[k]}" for k in unknown if k in STAGE1_NAMES]
-        raise ConfigError(f"train: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(TRAIN_KEYS)}"
-                          + (f" ({'; '.join(hints)})" if hints else ""))
     model = cfg.get("model") or {}
     if model.get("mode", "aligned") == "aligned":  # alignfree mode always has the noise prior
         flow = model.get("flow") or {}

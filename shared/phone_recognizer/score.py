@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -77,11 +78,7 @@ def unknown_phones(refs: dict[str, list[str]], utts: Sequence[str], known: Itera
     """``{phone: count}`` of the reference phones of ``utts`` outside ``known`` (the recogniser's vocabulary), most
     frequent first."""
     known = set(known)
-    counts: dict[str, int] = {}
-    for u in utts:
-        for p in refs[u]:
-            if p not in known:
-                counts[p] = counts.get(p, 0) + 1
+    counts = Counter(p for u in utts for p in refs[u] if p not in known)
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
