@@ -117,6 +117,10 @@ class Stage1Codec(nn.Module):
         return self._decode(z)
 
 
+# the keys of ``model:`` (its sections' options are checked by check_options)
+MODEL_KEYS = ("sample_rate", "hop_length", "n_fft", "latent_dim", "encoder", "bottleneck", "pitch", "decoder")
+
+
 def build_codec(model_cfg: dict[str, Any], strict: bool = True) -> Stage1Codec:
     """Build from a config section such as::
 
@@ -131,9 +135,15 @@ def build_codec(model_cfg: dict[str, Any], strict: bool = True) -> Stage1Codec:
                                               # phase: true adds channels 1-2, the source's phase origin
         decoder: {kind: vocos, dim: 384, intermediate_dim: 1152, num_layers: 8}   # or hifigan
 
-    An option a module does not take is a ConfigError (:func:`check_options`); with ``strict=False`` (loading an
-    exported codec, whose config may hold an option older code ignored) it is dropped with a warning.
+    A key the model does not read, or an option a module does not take (:func:`check_options`), is a ConfigError;
+    with ``strict=False`` (loading an exported codec, whose config may hold an option older code ignored) it is
+    dropped with a warning.
     """
+    unknown = sorted(set(model_cfg) - set(MODEL_KEYS))
+    if unknown:  # read with defaults: ``n_ftt: 2048`` would build the model with n_fft 1024
+        _unknown_options(f"model: unknown key(s) {', '.join(map(str, unknown))}; the keys are {', '.join(MODEL_KEYS)}",
+                         strict)
+        model_cfg = {k: v for k, v in model_cfg.items() if k in MODEL_KEYS}
     sr, hop = int(model_cfg["sample_rate"]), int(model_cfg["hop_length"])
     n_fft = int(model_cfg.get("n_fft", 4 * hop))
     dim = int(model_cfg["latent_dim"])
@@ -178,8 +188,13 @@ def check_options(section: str, cls: type, options: dict[str, Any], from_model: 
     if unknown:
         shared = [k for k in unknown if k in params]  # taken, but given by build_codec
         note = f" ({', '.join(shared)}: set at the top of the model section)" if shared else ""
-        msg = f"model.{section}: unknown option(s) {', '.join(unknown)} for {cls.__name__}; its options are {', '.join(known)}{note}"
-        if strict:
-            raise ConfigError(msg)
-        print(f"warning: {msg}: ignored, as the code that trained this codec ignored them", file=sys.stderr, flush=True)
+        _unknown_options(f"model.{section}: unknown option(s) {', '.join(unknown)} for {cls.__name__}; its options are "
+                         f"{', '.join(known)}{note}", strict)
     return {k: v for k, v in options.items() if k not in unknown}
+
+
+def _unknown_options(msg: str, strict: bool) -> None:
+    """A ConfigError (``strict``), else a warning that the options are dropped (an exported codec's config)."""
+    if strict:
+        raise ConfigError(msg)
+    print(f"warning: {msg}: ignored, as the code that trained this codec ignored them", file=sys.stderr, flush=True)

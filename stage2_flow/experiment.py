@@ -14,7 +14,7 @@ from shared.config import ConfigError, check_known_keys
 from shared.training import adamw, clip_grad_norm, ema_update, lr_schedule, require_finite
 from stage2_flow.alignment import durations_to_path
 from stage2_flow.flow import check_sigma_min
-from stage2_flow.model import FlowTTS
+from stage2_flow.model import FlowTTS, check_model_config
 
 LOSS_WEIGHTS = {"flow/": "flow", "flow_data/": "flow_data", "prior/": "prior", "dur/": "duration"}
 VAL_TIMES = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -37,8 +37,8 @@ SECTIONS = {"model": None, "loss": None, "data": DATA_KEYS, "train": TRAIN_KEYS,
 
 def check_training_config(cfg: dict[str, Any]) -> int:
     """The checks of a training config that need no model: an unknown section (``validaton:``), a ``loss`` key that
-    weighs no loss (``dur`` for ``duration`` would leave its loss at weight 1), a ``train``, ``data`` or ``validation``
-    key nothing reads (``lr_min_ratoi`` would leave the floor at its default), a schedule without a length and a
+    weighs no loss (``dur`` for ``duration`` would leave its loss at weight 1), a ``train``, ``data``, ``validation``
+    or ``model`` key nothing reads (``lr_min_ratoi`` would leave the floor at its default), a schedule without a length and a
     sigma_min the text prior cannot take (:func:`~stage2_flow.flow.check_sigma_min`) are ConfigErrors. Returns
     :func:`schedule_steps`."""
     check_known_keys(cfg, SECTIONS, "stage two",
@@ -47,6 +47,7 @@ def check_training_config(cfg: dict[str, Any]) -> int:
     if unknown:
         raise ConfigError(f"loss: unknown key(s) {', '.join(unknown)}; the losses are {', '.join(LOSS_WEIGHTS.values())}")
     model = cfg.get("model") or {}
+    check_model_config(model)
     if model.get("mode", "aligned") == "aligned":  # alignfree mode always has the noise prior
         flow = model.get("flow") or {}
         check_sigma_min(flow.get("prior", "text"), flow.get("sigma_min", 0.0))

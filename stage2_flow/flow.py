@@ -9,6 +9,7 @@ Classifier-free guidance: conditions (mu, extra, speaker) are dropped together w
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence, Union
 
 import torch
@@ -78,6 +79,7 @@ class FlowMatcher(nn.Module):
         self.prior, self.sigma, self.sigma_min = prior, sigma, sigma_min
         self.time_sampling, self.logit_mean, self.logit_std = time_sampling, logit_mean, logit_std
         self.cfg_drop, self.mu_cond = cfg_drop, mu_cond
+        self._warned_no_dropout = False  # guidance of a model trained without dropout: warned once
         # loss weight per latent channel (default 1), e.g. {0: 10} for a codec whose channel 0 is log-F0:
         # an error there is a pitch error, far more audible than the same error in one of 31 learned dims
         self.channel_weights = {int(k): float(v) for k, v in (channel_weights or {}).items()}
@@ -147,10 +149,20 @@ class FlowMatcher(nn.Module):
 
     # ---- sampling -----------------------------------------------------------------------------
     def velocity_fn(self, mask: torch.Tensor, mu: torch.Tensor, g: torch.Tensor | None, extra: torch.Tensor | None, cfg_scale: float = 0.0):
-        """Closure f(t, x) -> v with CFG v = v_c + w (v_c - v_u) (one batched call when w != 0)."""
+        """Closure f(t, x) -> v with CFG v = v_c + w (v_c - v_u) (one batched call when w != 0). Guidance of a
+        model without any condition is a ValueError (v_c would be v_u: no guidance at all); of one trained without
+        condition dropout, a warning (once): its unconditional velocity v_u was never trained."""
         cond = self._cond(mu, extra)
         b = mask.shape[0]
         if cfg_scale != 0.0:
+            if cond is None and g is None:
+                raise ValueError(f"cfg_scale {cfg_scale:g}: this model's velocity has no condition to guide (flow.mu_cond "
+                                 "false, no frame text channels, no speaker): guided and unguided are the same; use 0")
+            if self.cfg_drop == 0 and not self._warned_no_dropout:
+                self._warned_no_dropout = True
+                print(f"warning: cfg_scale {cfg_scale:g}: this model was trained without condition dropout (flow.cfg_drop "
+                      "0), so the unconditional velocity guidance extrapolates from was never trained", file=sys.stderr,
+                      flush=True)
             cond2 = torch.cat([cond, torch.zeros_like(cond)]) if cond is not None else None
             g2 = torch.cat([g, torch.zeros_like(g)]) if g is not None else None
             mask2 = torch.cat([mask, mask])

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from shared.config import check_known_keys
 from shared.io import MODEL_FILE, file_sha256, read_json
 from stage2_flow.alignment import gaussian_log_p, length_regulate, monotonic_alignment_search, round_durations
 from stage2_flow.estimator import VelocityEstimator
@@ -32,6 +33,24 @@ def sequence_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Te
     """(B,) -> (B, 1, T) float mask, 1 on valid positions."""
     max_len = int(lengths.max()) if max_len is None else max_len
     return (torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]).float()[:, None, :]
+
+
+# what FlowTTS reads from ``model:`` and its two sections read key by key (text_encoder, duration_predictor, estimator
+# and flow are keyword arguments of their modules, which refuse an unknown one themselves); latent_dim, n_vocab and
+# n_speakers are written by stage2_flow.train
+MODEL_KEYS = {
+    "model": ("mode", "latent_dim", "n_vocab", "n_speakers", "speaker", "text_encoder", "duration_predictor", "estimator",
+              "flow", "frame_text_channels", "flow_segment_frames", "phone_balance", "alignfree"),
+    "model.speaker": ("dim", "use_id", "use_prompt"),
+    "model.alignfree": ("layout", "text_layers", "text_channels", "mask_frac"),
+}
+
+
+def check_model_config(cfg: dict[str, Any]) -> None:
+    """Refuse (ConfigError) a key of the ``model`` section, or of its ``speaker`` or ``alignfree`` section, that
+    FlowTTS does not read: each is read with a default, so ``phone_balnce: 1`` would train without the option."""
+    sections = {name: cfg.get(name.split(".")[1]) if "." in name else cfg for name in MODEL_KEYS}
+    check_known_keys(sections, MODEL_KEYS, "stage two")
 
 
 class FlowTTS(nn.Module):

@@ -405,7 +405,8 @@ def test_model_sections_refuse_options_their_modules_do_not_take():
              ({"encoder": {"kind": "mel", "dim": 16}}, r"model.encoder: unknown option\(s\) dim for MelEncoder; its options are n_mels"),
              ({"encoder": {"kind": "convnext", "num_layer": 2}}, r"num_layer for SpectralEncoder"),
              ({"bottleneck": {"kind": "gaussian", "logvar_mn": -5}}, r"model.bottleneck: unknown option\(s\) logvar_mn"),
-             ({"pitch": {"f0min": 60}}, r"model.pitch: unknown option\(s\) f0min for PitchChannel")]
+             ({"pitch": {"f0min": 60}}, r"model.pitch: unknown option\(s\) f0min for PitchChannel"),
+             ({"n_ftt": 2048}, r"model: unknown key\(s\) n_ftt; the keys are sample_rate, hop_length, n_fft")]
     for change, message in cases:
         with pytest.raises(ConfigError, match=message):
             build_codec({**tiny_model_cfg({"kind": "gaussian"}), **change})
@@ -428,6 +429,9 @@ def test_an_exported_codec_loads_with_options_older_code_ignored(tmp_path, capsy
     save_config({"model": {**cfg, "decoder": {**cfg["decoder"], "num_layer": 12}}}, tmp_path / "config.yaml")
     assert load_codec(tmp_path).latent_dim == cfg["latent_dim"]
     assert "num_layer for VocosDecoder" in capsys.readouterr().err
+    save_config({"model": {**cfg, "n_ftt": 2048}}, tmp_path / "config.yaml")  # a top-level key, likewise
+    assert load_codec(tmp_path).latent_dim == cfg["latent_dim"]
+    assert "model: unknown key(s) n_ftt" in capsys.readouterr().err
 
 
 def test_pitch_channels_stay_float32_in_bf16_training():

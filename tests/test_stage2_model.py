@@ -94,6 +94,25 @@ def test_cfg_combines_conditional_and_unconditional():
     assert torch.allclose(v, vc + 2.0 * (vc - vu), atol=1e-5)
 
 
+
+def test_guidance_without_a_condition_or_without_dropout(capsys):
+    """Guidance of a model with no condition (no mu_cond, no text or speaker condition) returned v_c + w (v_c - v_u)
+    with v_c = v_u: unguided audio, without a word. Now a ValueError; of a model trained without condition dropout (its
+    v_u never trained), a warning, once."""
+    mask, mu, x = torch.ones(1, 1, 10), torch.randn(1, D, 10), torch.randn(1, D, 10)
+    bare = FlowMatcher(VelocityEstimator(D, 0, hidden=16, layers=1), mu_cond=False).eval()
+    assert bare.velocity_fn(mask, mu, None, None, 0.0)(0.3, x).shape == x.shape
+    with pytest.raises(ValueError, match="cfg_scale 2: this model's velocity has no condition to guide"):
+        bare.velocity_fn(mask, mu, None, None, 2.0)
+    g = torch.randn(1, 4)  # a speaker alone is a condition to guide
+    FlowMatcher(VelocityEstimator(D, 0, hidden=16, layers=1, spk_dim=4), mu_cond=False).velocity_fn(mask, mu, g, None, 2.0)
+    assert capsys.readouterr().err == ""
+    undropped = FlowMatcher(VelocityEstimator(D, D, hidden=16, layers=1), cfg_drop=0.0).eval()
+    for _ in range(2):
+        undropped.velocity_fn(mask, mu, None, None, 1.5)(0.3, x)
+    err = capsys.readouterr().err
+    assert err.count("warning: cfg_scale 1.5: this model was trained without condition dropout") == 1
+
 def test_sway_and_temperature_change_samples():
     torch.manual_seed(0)
     m = FlowTTS(tiny_cfg())

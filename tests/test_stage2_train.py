@@ -1158,6 +1158,13 @@ def test_training_config_errors():
         check_training_config({**cfg, "validation": {**cfg["validation"], "temprature": 0.5}})
     with pytest.raises(ConfigError, match=r"data: unknown key\(s\) batch_frame; the keys are batch_frames"):
         check_training_config({**cfg, "data": {**cfg["data"], "batch_frame": 100}})
+    # and a model key FlowTTS reads with a default (its sections' constructors refuse theirs)
+    with pytest.raises(ConfigError, match=r"model: unknown key\(s\) phone_balnce; the keys are mode, latent_dim"):
+        check_training_config({**cfg, "model": {**cfg["model"], "phone_balnce": 1.0}})
+    with pytest.raises(ConfigError, match=r"model.speaker: unknown key\(s\) use_promt; the keys are dim, use_id"):
+        check_training_config({**cfg, "model": {**cfg["model"], "speaker": {"use_promt": True}}})
+    with pytest.raises(ConfigError, match=r"model.alignfree: unknown key\(s\) mask_fraction"):
+        check_training_config({**cfg, "model": {"mode": "alignfree", "alignfree": {"mask_fraction": [0.5, 1.0]}}})
     for trainer in ({**cfg["trainer"], "max_steps": -1}, {k: v for k, v in cfg["trainer"].items() if k != "max_steps"},
                     {**cfg["trainer"], "max_steps": -1, "max_time": "00:00:05:00"}):  # a time budget, but lr_horizon steps
         with pytest.raises(ConfigError, match="train.lr_total_steps"):
