@@ -6,7 +6,8 @@
 #   run_stage N NAME CMD [ARGS...]      run CMD unless its marker $done_dir/stageN.NAME says it is done with
 #                                       stage_with's settings (overwrite=true: run it whatever the marker says);
 #                                       a marker that says other settings is an error naming them (markers.sh);
-#                                       output goes to the terminal and exp/logs/stageN.NAME.<time>.log; the
+#                                       output goes to the terminal and exp/logs/stageN.NAME.<time>.log (whose
+#                                       first line is CMD, quoted, where it is a command, not a function); the
 #                                       wall time is appended to exp/stage_times.tsv. The marker is removed
 #                                       before the stage runs (a failed --overwrite run has removed outputs;
 #                                       not when it only adds sets new to it: the old sets' outputs stand) and
@@ -44,7 +45,10 @@ run_stage() {
     # run on past a failed step and be marked done), so errexit is switched off around the stage instead
     [[ $- == *e* ]] && errexit=true
     set +e
-    ( set -eo pipefail; ( "$@" ) 2>&1 | tee "$logfile" )
+    if [ "$(type -t "$1")" != function ]; then  # a command (stage 3's, 6's training): its first line, to rerun by
+        { printf '# in %s:' "$PWD"; printf ' %q' "$@"; printf '\n'; } > "$logfile"  # hand (multi-node, README)
+    fi
+    ( set -eo pipefail; ( "$@" ) 2>&1 | tee -a "$logfile" )
     rc=$?
     if [ "$errexit" = true ]; then set -e; fi
     if [ "$rc" -ne 0 ]; then

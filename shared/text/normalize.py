@@ -16,8 +16,9 @@ Decisions (see ``shared/text/README.md``):
   U+202F, U+00A0) are one number, plain spaces separate numbers ("Rooms 101 102", "3 500 ml") unless a group after
   the first starts with 0 ("10 000") or one or two digits lead two groups or more ("12 345 678"); telephone numbers
   are read digit by digit ("(555) 123-4567", "Tel. 555-1234": "telephone ..."); a hyphen between two numbers, the
-  smaller first, is a range of any lengths ("500-1000"); numeric dates (slashes, hyphens or dots: "3/14/1990",
-  "3-14-1990", "14.3.1990") are M/D/YYYY in ``en-us``, D/M/YYYY in other English; a degree sign between an article
+  smaller first, is a range of any lengths ("500-1000"); numeric dates with slashes or hyphens ("3/14/1990",
+  "3-14-1990") are M/D/YYYY in ``en-us``, D/M/YYYY in other English, with dots ("14.3.1990") D.M.YYYY in every
+  English (none after a version, release, build or IP word); a degree sign between an article
   and a noun is singular ("a 45° angle" -> "a forty-five degree angle"); acronyms and academic degrees lose their
   periods ("U.S.A." -> "USA", "M.Sc." -> "MSc"); "#", "<", ">" and a spaced hyphen between numbers are read where
   they have one reading ("#5", "C#", "3 < 5", "3 - 2").

@@ -7,7 +7,7 @@
 # of stage 8 and its codec (read from the synth.json of the job that made the test set's audio: the test set's own,
 # or with --synth-nj N one of synth/test/splitN/; shared.results.synthesis_record, which RESULTS.md and the packed
 # model's card read them with too), the codec resynthesises them, and shared.evaluate scores both
-# against the real audio with stage 9's recogniser (exp/asr). About 3 minutes on 2 cores.
+# against the real audio with stage 9's recogniser (exp/asr). About 4 minutes on 2 cores (5-7 with --extra-judges).
 #
 #   local/score_screen.sh [--stage1-conf conf/stage1.yaml] [--stage1-tag TAG] [--stage2-conf conf/stage2.yaml]
 #       [--stage2-tag TAG] [--reflow true] [--num-sentences 380]
