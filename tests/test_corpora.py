@@ -65,7 +65,7 @@ def test_split_sentences_disjoint():
     splits = split_sentences(100, 10, 10, seed=0)
     assert [len(splits[k]) for k in ("train", "dev", "test")] == [80, 10, 10]
     assert not set(splits["train"]) & set(splits["test"]) and not set(splits["dev"]) & set(splits["test"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="--num-dev 5 \\+ --num-test 5 must be < --num-sentences 10"):
         split_sentences(10, 5, 5, seed=0)
 
 

@@ -135,7 +135,7 @@ def test_pesq_stoi_mel_distance(speech):
     assert pesq_wb(ref, ref, 16000) == pytest.approx(PESQ_WB_MAX, abs=0.01)
     assert pesq_wb(ref, noisy, 16000) < 3.5
     assert stoi(ref, ref, 16000) == pytest.approx(1.0, abs=1e-6)
-    assert stoi(ref, noisy, 16000) < stoi(ref, ref, 16000)
+    assert 0.9 < stoi(ref, noisy, 16000) < 0.99  # 0.966: noise at about 20 dB SNR costs a little intelligibility
     dist = MultiResolutionMelDistance(16000)
     assert dist(ref, ref) == 0.0 and dist(ref, noisy) > 0.1
     assert np.isnan(pesq_wb(np.zeros(16000), np.zeros(16000), 16000))  # no speech: NaN, not an exception
@@ -157,7 +157,7 @@ def test_rtf():
         sum(range(1000))
     meter.add_audio(2.0)
     assert meter.calls == 1 and 0 < meter.rtf < 1 and set(meter.as_dict()) >= {"rtf", "audio_seconds"}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="audio duration must be positive"):
         real_time_factor(1.0, 0.0)
 
 
@@ -182,5 +182,5 @@ def test_error_rate_is_corpus_level():
     total = error_rate(refs, hyps)
     assert total.errors == 2 and total.ref_len == 5 and total.rate == pytest.approx(0.4)
     assert edit_distance([], ["x"]).rate == float("inf") and EditCounts().rate == 0.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
         error_rate(refs, hyps[:1])

@@ -117,7 +117,9 @@ def test_train_resume_and_score(toy, capsys):
     exp = toy / "exp"
     cfg = merge(DEFAULT_CONFIG, TINY)
     summary = train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp), str(toy / "dev"))
-    assert summary["steps"] == 4 and 0.0 <= summary["dev_per"]
+    dev = json.loads((exp / "dev_per.json").read_text())
+    assert summary["steps"] == 4 and summary["dev_per"] == pytest.approx(dev["errors"] / dev["ref_len"])
+    assert dev["errors"] == dev["sub"] + dev["ins"] + dev["del"] and dev["ref_len"] > 0
     assert set(summary["dev_per_perturbed"]) == set(ROBUSTNESS_CHECKS)  # the judge's robustness on its dev set
     assert set(json.loads((exp / "dev_per.json").read_text())["perturbed"]) == set(ROBUSTNESS_CHECKS)
     for name in ("config.yaml", "tokens.txt", "model.pt", "train_log.csv", "dev_per.json", "checkpoints/last.pt"):
@@ -125,7 +127,10 @@ def test_train_resume_and_score(toy, capsys):
     assert (exp / "tokens.txt").read_text().splitlines()[2] == "<blank> 2"
     # a finished experiment is a no-op; an unfinished one resumes from the checkpoint, also on another machine
     # (device, threads, time budget and logging are not the model's settings)
+    mtime = (exp / "model.pt").stat().st_mtime_ns
+    capsys.readouterr()
     assert train(cfg, str(toy / "train"), str(toy / "train" / "token"), str(exp))["steps"] == 4
+    assert "nothing to do" in capsys.readouterr().out and (exp / "model.pt").stat().st_mtime_ns == mtime
     (exp / "train_summary.json").unlink()
     elsewhere = merge(cfg, {"train": {"num_threads": 1, "max_time_s": 60.0, "log_every": 1, "device": "auto"}})
     assert train(elsewhere, str(toy / "train"), str(toy / "train" / "token"), str(exp))["steps"] == 4
@@ -133,7 +138,9 @@ def test_train_resume_and_score(toy, capsys):
 
     res = score_dir(exp, toy / "dev", toy / "dev" / "token", out=toy / "per.json")
     saved = json.loads((toy / "per.json").read_text())
-    assert saved["num_utts"] == 4 and saved["per"] == pytest.approx(res["per"]) and res["per"] >= 0
+    assert saved["num_utts"] == 4 and saved["per"] == pytest.approx(res["per"])
+    assert res["per"] == pytest.approx(res["errors"] / res["ref_len"]) and res["ref_len"] == sum(
+        len(line.split()) - 1 for line in (toy / "dev" / "token").read_text().splitlines())
     assert saved["errors"] == saved["sub"] + saved["ins"] + saved["del"]
     assert len((toy / "per_utt.tsv").read_text().splitlines()) == 5
     assert saved["unknown_ref_phones"] == {}
@@ -283,6 +290,7 @@ def test_judges_pool_several_recognisers_per_utterance(toy, tmp_path, capsys):
     with pytest.raises(SystemExit):
         J.main(["--judges", str(exps[0]), str(exps[0]), "--ref-dir", str(toy / "dev"), "--gen-dir", str(gen),
                 "--ref-token-file", str(toy / "dev" / "token")])
+    assert f"--judges {exps[0]} and {exps[0]} hold the same weights" in capsys.readouterr().err
     copy = tmp_path / "copy_of_judge0"  # another dir, the same model: refused too, naming both
     shutil.copytree(exps[0], copy)
     with pytest.raises(SystemExit):
@@ -306,7 +314,11 @@ def test_ratio_row_sums_judges_before_dividing():
     row = ratio_row(gen, real, ["a", "b"])
     assert (row["errors"], row["real_errors"], row["ratio"]) == (8, 2, 4.0)  # not the mean of 1x and inf
     lo, hi = row["ci"]
-    assert lo <= 4.0 <= hi and row["ci_method"] == "exact"  # 2 real errors: too few to bootstrap
+    assert row["ci_method"] == "exact"  # 2 real errors: too few to bootstrap
+    # Clopper-Pearson for 8 of the 10 errors being the generated audio's, p / (1 - p) at its ends
+    from scipy.stats import beta
+    p_lo, p_hi = beta.ppf(0.025, 8, 3), beta.ppf(0.975, 9, 2)
+    assert (lo, hi) == pytest.approx((p_lo / (1 - p_lo), p_hi / (1 - p_hi)), rel=1e-6)
     from shared.phone_recognizer.judges import _fmt
 
     assert _fmt(row).endswith("(exact)")

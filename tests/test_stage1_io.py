@@ -345,7 +345,7 @@ def test_combined_dumps_are_encode_output_only_if_every_part_is(setup, tmp_path)
     assert read_json(tmp_path / "both" / "codec.json")["encoded"] and not read_json(tmp_path / "mixed" / "codec.json")["encoded"]
 
 
-def test_continuous_latents_are_the_rvq_codecs_only_and_decoded_latents_have_no_metrics(setup, tmp_path):
+def test_continuous_latents_are_the_rvq_codecs_only_and_decoded_latents_have_no_metrics(setup, tmp_path, capsys):
     """``--continuous``: an RVQ's pre-quantisation latent is one its decoder reads (the quantiser snaps it); a VAE's is
     the posterior's mean and log-variance, twice the channels its codec.json would name, so it is refused. Decoded
     latents have no time-aligned reference, so ``--metrics-out`` there is an error, not a file never written."""
@@ -358,3 +358,4 @@ def test_continuous_latents_are_the_rvq_codecs_only_and_decoded_latents_have_no_
     with pytest.raises(SystemExit):
         decode.main(["--exp-dir", str(setup / "A"), "--latents-dir", str(tmp_path / "cont"), "--out-dir", str(tmp_path / "o"),
                      "--metrics-out", str(tmp_path / "m.json")])
+    assert "--metrics-out scores resynthesis (--data-dir alone)" in capsys.readouterr().err

@@ -79,9 +79,12 @@ def test_overwrite_retrains_from_step_zero(trained, capsys):
     assert "removed checkpoints, model.pt, train_summary.json, logs/metrics.csv, speaking_rate.json" in capsys.readouterr().out
     assert json.loads((root / "exp/stage2/again/train_summary.json").read_text())["steps_this_run"] == 2
     assert (root / "exp/stage2/again/speaking_rate.json").is_file()
+    capsys.readouterr()
     with pytest.raises(SystemExit):  # it would delete the model it is to start from
         train.main(["--overwrite", "--config", str(CONF), "--init-from", str(root / "exp/stage2/again"),
+                    "--latents", str(root / "dump/fake/train"), "--data-dir", str(root / "data/train"),
                     "--exp-dir", str(root / "exp/stage2/again")])
+    assert "--overwrite would delete the model --init-from" in capsys.readouterr().err
     assert (root / "exp/stage2/again/model.pt").is_file()
 
 
@@ -256,12 +259,34 @@ def test_resume_after_a_hard_kill_is_exact(corpus, capsys):
     assert losses("killed") == losses("unbroken")
 
 
-def test_train_in_bf16_mixed_precision_with_clipping(corpus):
-    # `precision: auto` on a CPU with native bf16: autocast + fused AdamW + trainer.gradient_clip_val together
+def test_train_in_bf16_mixed_precision_with_clipping(corpus, monkeypatch):
+    """`precision: auto` on a CPU with native bf16: autocast + fused AdamW + trainer.gradient_clip_val together. The
+    losses are computed under bf16 autocast, and the gradients the optimiser steps with are clipped to 0.5."""
+    from stage2_flow import experiment
+    from stage2_flow.model import FlowTTS
+
+    autocast, clipped = [], []
+    model_losses, clip_grad_norm = FlowTTS.losses, experiment.clip_grad_norm
+
+    def losses(self, *args, **kwargs):
+        autocast.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return model_losses(self, *args, **kwargs)
+
+    def clip(module, optimizer, max_norm):
+        norm = clip_grad_norm(module, optimizer, max_norm)
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        clipped.append((max_norm, float(norm), float(torch.linalg.vector_norm(torch.stack([x.norm() for x in grads])))))
+        return norm
+
+    monkeypatch.setattr(FlowTTS, "losses", losses)
+    monkeypatch.setattr(experiment, "clip_grad_norm", clip)
     exp = corpus / "exp/stage2/bf16"
     assert train.main(train_args(corpus, "exp/stage2/bf16", "+trainer.precision=bf16-mixed", "trainer.max_steps=2",
                                  "trainer.gradient_clip_val=0.5", dev=False)) == 0
     assert torch.load(exp / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 2
+    assert autocast == [True, True] and len(clipped) == 2
+    for max_norm, before, after in clipped:  # the loss's gradient norm is above 0.5 at the start
+        assert max_norm == 0.5 and before > 0.5 and after == pytest.approx(0.5, rel=1e-3)
 
 
 # alignfree mode (conf/stage2_alignfree.yaml) in the stretch layout: it once built the prior mean's projection and the
@@ -355,7 +380,7 @@ def test_zero_shot_prompt_model_trains_and_speaks_in_the_prompts_voice(corpus, t
         synthesize.main(["--exp-dir", str(exp), "--text-file", str(tmp_path / "nothing.txt"), "--out-dir", str(tmp_path / "x")])
 
 
-def test_nfe_sweep_reuses_only_cells_of_the_same_settings(trained, tone_test, tmp_path):
+def test_nfe_sweep_reuses_only_cells_of_the_same_settings(trained, tone_test, tmp_path, capsys):
     """A cell is reused for the same model and sampling settings only (not across solvers or seeds), an NFE that is no
     whole number of the solver's steps is refused, and an earlier sweep's paired comparison does not outlive it."""
     from shared.io import read_json, write_json
@@ -365,6 +390,7 @@ def test_nfe_sweep_reuses_only_cells_of_the_same_settings(trained, tone_test, tm
     args = ["--exp-dirs", str(trained), "--data-dir", str(tone_test), "--out-dir", str(out), "--no-f0"]
     with pytest.raises(SystemExit):  # rk4 takes 4 evaluations a step: "NFE 1" would be 4
         nfe_sweep.main([*args, "--nfe", "1", "4", "--solver", "rk4"])
+    assert "--solver rk4 takes 4 evaluations per step: every --nfe must be a multiple of 4" in capsys.readouterr().err
     assert nfe_sweep.main([*args, "--nfe", "2"]) == 0
     cell = out / trained.name / "nfe2"
     first = read_json(cell / "timing.json")
@@ -870,14 +896,25 @@ def test_synthesize_a_multi_speaker_corpus_from_text(trained, tmp_path):
                          f"{speakers[0]},nobody"])
 
 
-def test_likelihood_cli(trained):
-    root = trained.parents[2]
-    from shared.io import read_json
+def test_likelihood_cli(trained, tmp_path):
+    """The summary pools the utterances' nats over their dims; each utterance's bpd is its own, whatever its batch
+    (its probes come from its own seed), and the exact divergence lands near the Hutchinson estimate."""
+    import math
 
-    assert likelihood.main(["--exp-dir", str(trained), "--latents", str(root / "dump/fake/dev"), "--data-dir", str(root / "data/dev"),
-                            "--nfe", "4", "--probes", "2"]) == 0
+    from shared.io import read_json, read_kv
+
+    root = trained.parents[2]
+    args = ["--exp-dir", str(trained), "--latents", str(root / "dump/fake/dev"), "--data-dir", str(root / "data/dev"),
+            "--nfe", "4"]
+    assert likelihood.main([*args, "--probes", "2"]) == 0
     res = read_json(trained / "likelihood/dev.json")
-    assert res["utts"] == 4 and abs(res["bpd"]) < 100
+    assert res["utts"] == 4 and math.isfinite(res["bpd"]) and res["bpd"] == pytest.approx(res["nats_per_dim"] / math.log(2))
+    batched = {u: float(b) for u, b in read_kv(trained / "likelihood/dev.utt2bpd").items()}
+    assert likelihood.main([*args, "--probes", "2", "--batch-size", "1", "--out", str(tmp_path / "alone.json")]) == 0
+    alone = {u: float(b) for u, b in read_kv(tmp_path / "alone.utt2bpd").items()}
+    assert alone.keys() == batched.keys() and all(alone[u] == pytest.approx(batched[u], abs=2e-5) for u in alone)
+    assert likelihood.main([*args, "--divergence", "exact", "--out", str(tmp_path / "exact.json")]) == 0
+    assert read_json(tmp_path / "exact.json")["bpd"] == pytest.approx(res["bpd"], abs=0.01)  # 4e-4 apart here
 
 
 def test_stage_one_link_is_relative_so_a_recipe_tree_moves_whole(trained, tmp_path):
