@@ -373,7 +373,14 @@ def test_adversarial_losses_and_weights():
     assert len(logits) == len(feats) == 3
     for kind in ("hinge", "lsgan"):
         assert set(discriminator_loss(logits, logits, kind)) == {"adv/disc"}
-        assert float(generator_adv_loss(logits, kind)) >= 0
+    # hand-made logits of two sub-discriminators: real ones at 2 and 0.5, fake ones at -2 and 0.5
+    real, fake = [torch.full((1, 4), 2.0), torch.full((1, 3), 0.5)], [torch.full((1, 4), -2.0), torch.full((1, 3), 0.5)]
+    # hinge: D pays relu(1 - r) + relu(1 + f): (0 + 0) and (0.5 + 1.5); G pays relu(1 - f): 3 and 0.5
+    assert float(discriminator_loss(real, fake, "hinge")["adv/disc"]) == pytest.approx((0 + 2.0) / 2)
+    assert float(generator_adv_loss(fake, "hinge")) == pytest.approx((3 + 0.5) / 2)
+    # lsgan: D pays (1 - r)^2 + f^2: (1 + 4) and (0.25 + 0.25); G pays (1 - f)^2: 9 and 0.25
+    assert float(discriminator_loss(real, fake, "lsgan")["adv/disc"]) == pytest.approx((5 + 0.5) / 2)
+    assert float(generator_adv_loss(fake, "lsgan")) == pytest.approx((9 + 0.25) / 2)
     assert float(feature_matching_loss(feats, feats)) == 0.0
     total = weighted_sum({"mel/l1": torch.tensor(2.0), "kl": torch.tensor(3.0)}, {"mel/l1": 1.0, "kl": 0.5})
     assert float(total) == pytest.approx(3.5)

@@ -197,8 +197,16 @@ def test_flow_segment_windows():
     assert xc.shape == (2, 1, 4) and torch.all(torch.diff(xc[0, 0]) == 1)
     assert mc[1, 0].tolist() == [1, 1, 1, 0] and xc[1, 0, :3].tolist() == [0, 1, 2]
     m = FlowTTS(tiny_cfg(flow_segment_frames=8))
+    seen, compute_loss = [], m.flow.compute_loss
+
+    def windowed(x1, *args, **kwargs):
+        seen.append(tuple(x1.shape))
+        return compute_loss(x1, *args, **kwargs)
+
+    m.flow.compute_loss = windowed
     losses, aux = m.losses(batch())
     assert aux["mu_frames"].shape[-1] == 30 and torch.isfinite(losses["flow/mse"])
+    assert seen == [(3, D, 8)]  # the flow saw 8-frame windows, the rest of the model whole utterances
 
 
 def test_flow_channel_weights_weight_the_loss_per_channel():

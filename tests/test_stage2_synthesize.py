@@ -281,7 +281,10 @@ def test_speakers_and_speaking_rate_that_do_not_fit_are_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"{exp / 'speaking_rate.json'}: not found, and this alignment-free model"):
         Synthesizer.from_exp_dir(exp, codec=TinyCodec())
     save_exp_dir(free, exp)
-    assert Synthesizer.from_exp_dir(exp, codec=TinyCodec()).synthesize(["abc"], nfe=1)[0].numel() > 0
+    loaded = Synthesizer.from_exp_dir(exp, codec=TinyCodec())
+    n_tokens = len(loaded.tokenize(["abc"])[0])  # 0.5 tokens a frame: twice as many frames, of 64 samples each
+    assert loaded.synthesize(["abc"], nfe=1)[0].numel() == 2 * n_tokens * 64
+    assert loaded.synthesize(["abc"], nfe=1, rate=2.0)[0].numel() == n_tokens * 64
 
 
 class ContinuousCodec(TinyCodec):

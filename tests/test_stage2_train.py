@@ -339,7 +339,7 @@ def test_a_two_process_run_resumes_exactly(corpus):
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
-def test_zero_shot_prompt_model_trains_and_speaks_in_the_prompts_voice(corpus, tone_test, tmp_path):
+def test_zero_shot_prompt_model_trains_and_its_prompt_changes_its_output(corpus, tone_test, tmp_path):
     """`model.speaker.use_prompt` (LibriTTS's conf/stage2_prompt.yaml): trained on 0.5-1 s prompts cut from other
     utterances of the speaker, it synthesises from a reference wav (--prompt-wav) and the reference matters; given a
     data dir with audio, each utterance speaks in the voice of another utterance of its speaker (zero-shot evaluation)."""
