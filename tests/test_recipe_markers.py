@@ -49,7 +49,6 @@ def test_a_stage_that_fails_under_overwrite_is_not_done(tmp_path):
     assert (tmp_path / "count.txt").read_text() == "ran\n" * 3  # done again, not skipped
 
 
-
 def test_a_stage_command_heads_its_log(tmp_path):
     """The README sends multi-node users to a training's command "as its log shows it": the log held only the output.
     A command's log now starts with it, quoted to be pasted back; a stage function's does not (its commands echo)."""
@@ -58,9 +57,11 @@ def test_a_stage_command_heads_its_log(tmp_path):
     assert r.returncode == 0, r.stderr
     (log3,), (log4,) = (list((tmp_path / "exp" / "logs").glob(f"stage{n}.*.log")) for n in (3, 4))
     first, *output = log3.read_text().splitlines()
-    assert first.startswith(f"# in {tmp_path}: printf") and output == ["a b", "c'd"]
-    assert subprocess.run(["bash", "-c", first.split(": ", 1)[1]], capture_output=True, text=True).stdout == "a b\nc'd\n"
+    where, command = first.removeprefix("# in ").split(": ", 1)
+    assert Path(where).resolve() == tmp_path.resolve() and command.startswith("printf") and output == ["a b", "c'd"]
+    assert subprocess.run(["bash", "-c", command], capture_output=True, text=True).stdout == "a b\nc'd\n"
     assert log4.read_text() == "from f\n"
+
 
 def test_a_marker_records_settings_configs_and_the_stages_it_consumes(tmp_path):
     (tmp_path / "conf").mkdir()
