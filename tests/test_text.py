@@ -230,6 +230,8 @@ def test_normalize_english_numeric_dates(language, text, expected):
     ("en-us", "Born 12.5.1985 in Berlin.", "Born May twelfth, nineteen eighty-five in Berlin."),
     ("en-us", "Release 2.1.2019 and IP 10.1.2000",
      "Release two point one point two zero one nine and IP ten point one point two zero zero zero"),
+    ("en-us", "release: 2.1.2019, IPs 10.1.2000", "release: two point one point two zero one nine, IPs ten point one "
+     "point two zero zero zero"),
 ])
 def test_normalize_english_numeric_dates_with_hyphens_and_dots(language, text, expected):
     assert normalize_text(text, language) == expected

@@ -118,9 +118,10 @@ _RE_RANGE = re.compile(r"(?<![\w.,:/\-\u2013])(?P<cur>[$£€]?)(?P<sign_a>[-\u2
 _RE_IDENTIFIER_BEFORE = re.compile(r"\b(?:rooms?|invoices?|bus|flights?(?:\s+[A-Z]{2})?|codes?|models?|serial|gates?|"
                                    r"parts?|numbers?|no\.?|ref\.?|orders?|accounts?|ids?|items?|units?|suites?|"
                                    r"routes?|din|iso)\s*#?\s*$", re.IGNORECASE)
-# a version, release, build or address is no date, whatever its digits ("Release 2.1.2019", "IP 10.1.2000")
-_RE_VERSION_BEFORE = re.compile(r"\b(?:versions?|v|ver\.?|releases?|builds?|firmware|rev\.?|revisions?|ip|"
-                                r"[a-z]+\s+build)\s*$", re.IGNORECASE)
+# a version, release, build or address is no date, whatever its digits ("Release 2.1.2019", "IP 10.1.2000", also with a
+# colon after the word or in the plural: "release: 2.1.2019", "IPs 10.1.2000")
+_RE_VERSION_BEFORE = re.compile(r"\b(?:versions?|v|ver\.?|releases?|builds?|firmware|rev\.?|revisions?|ips?|"
+                                r"[a-z]+\s+build)\s*:?\s*$", re.IGNORECASE)
 _RE_SCALE_WORD = re.compile(r"\s?(?:thousand|million|billion|trillion)\b", re.IGNORECASE)
 _RE_SIGNED = re.compile(r"(?<![\w.,:\-])([-+−])(?=[$£€]?\.?\d)")
 _RE_BARE_DECIMAL = re.compile(r"(?<![\w.,])\.(\d+)\b")
