@@ -165,13 +165,13 @@ def cached_ref_analysis(utt: str, ref: np.ndarray, with_f0: bool, cache_dir: str
 
 def utt_metrics(job: tuple[str, str, str, str, bool, str | None]) -> dict[str, Any]:
     """Metrics of one utterance: ``job = (utt, ref_path, gen_path, mode, with_f0, ref_cache_dir)``."""
-    from shared.metrics.signal import codec_metrics
+    from shared.metrics.signal import codec_metrics, is_silent
     from shared.metrics.spectral import tts_metrics
 
     utt, ref_path, gen_path, mode, with_f0, ref_cache = job
     with errors_named(f"utterance {utt} (reference {ref_path}, generated {gen_path})", EvaluationError):  # in a pool
         ref, gen = _load(ref_path), _load(gen_path)
-        if not np.abs(gen).max(initial=0.0) > 0:  # a system's failure, scored as one (shared.metrics.signal), and said
+        if is_silent(gen):  # a system's failure, scored as one (shared.metrics.signal), and said
             print(f"[evaluate] WARNING: utterance {utt}: the generated audio {gen_path} is digitally silent"
                   + (" (PESQ-WB at the scale's floor, STOI 0, SI-SDR undefined)" if mode == "codec" else ""),
                   file=sys.stderr, flush=True)

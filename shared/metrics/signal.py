@@ -32,6 +32,11 @@ def _pair(ref: np.ndarray | torch.Tensor, est: np.ndarray | torch.Tensor) -> tup
     return ref[:n], est[:n]
 
 
+def is_silent(x: np.ndarray | torch.Tensor) -> bool:
+    """Digital silence: no sample other than 0 (or nothing at all). NaN samples count as no sound."""
+    return not np.abs(np.asarray(x)).max(initial=0.0) > 0
+
+
 def si_sdr(ref: np.ndarray, est: np.ndarray, eps: float = 1e-10) -> float:
     """Scale-invariant SDR in dB (zero-mean signals; the projection removes any gain).
 
@@ -57,9 +62,9 @@ def pesq_wb(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
     from pesq import BufferTooShortError, NoUtterancesError, pesq
 
     ref, est = _pair(ref, est)
-    if not np.abs(ref).max() > 0:
-        return float("nan")  # digital silence: PESQ has nothing to compare
-    if not np.abs(est).max() > 0:
+    if is_silent(ref):
+        return float("nan")  # PESQ has nothing to compare
+    if is_silent(est):
         return PESQ_WB_MIN
     if sample_rate != 16000:
         from shared.audio import resample
