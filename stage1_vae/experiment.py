@@ -75,6 +75,7 @@ class Stage1Experiment(L.LightningModule):
         self.phase_loss = PhaseLoss(syn_fft, syn_hop) if self.use_phase else None
         self.use_adv = self.weights.get("adv/gen", 0.0) > 0 or self.weights.get("fm/l1", 0.0) > 0
         self.disc = MultiDiscriminator(**cfg.get("discriminator", {})) if self.use_adv else None
+        self.disc_lr = float(self.train_cfg.get("disc_lr", self.train_cfg.get("lr", 1e-3)))
         self.ema_decay = float(self.train_cfg.get("ema_decay", 0.0))
         self.ema = copy.deepcopy(self.codec).requires_grad_(False) if self.ema_decay > 0 else None
         self.validator = None  # set by train.py (needs the dev data); see stage1_vae.validation
@@ -103,14 +104,12 @@ class Stage1Experiment(L.LightningModule):
         trained = self.codec.decoder if self.decoder_only else self.codec
         opt_g = adamw(trained.parameters(), float(t.get("lr", 1e-3)), betas, float(t.get("weight_decay", 0.0)))
         sched = lr_schedule(self, warm, total, min_ratio, str(t.get("lr_horizon", "steps")))
-        opts, scheds = [opt_g], [torch.optim.lr_scheduler.LambdaLR(opt_g, sched)]
+        opts = [opt_g]
         if self.disc is not None:
-            opt_d = adamw(self.disc.parameters(), float(t.get("disc_lr", t.get("lr", 1e-3))), betas)
-            opts.append(opt_d)
-            # on the generator's steps, though stepped only while the discriminator trains (from disc_start_step):
-            # its own count would warm up and decay from there, far above the generator's LR at the end
-            scheds.append(torch.optim.lr_scheduler.LambdaLR(opt_d, lambda _: sched(self.global_step + 1)))
-        return opts, scheds
+            # no schedule of its own: each discriminator step takes the generator's LR factor of that step
+            # (training_step), so one that starts at disc_start_step neither warms up again nor decays on its own count
+            opts.append(adamw(self.disc.parameters(), self.disc_lr, betas))
+        return opts, [torch.optim.lr_scheduler.LambdaLR(opt_g, sched)]
 
     def _adv_active(self) -> bool:
         return self.disc is not None and self.global_step >= int(self.train_cfg.get("disc_start_step", 0))
@@ -132,12 +131,15 @@ class Stage1Experiment(L.LightningModule):
             wav_hat, _, losses, phase = self.codec(wav, return_phase=True, pitch=pitch)
         opts = self.optimizers()
         opt_g, opt_d = (opts[0], opts[1]) if isinstance(opts, list) else (opts, None)
-        scheds = self.lr_schedulers()
-        scheds = scheds if isinstance(scheds, list) else [scheds]
+        sched = self.lr_schedulers()
+        lr = sched.get_last_lr()[0]  # the generator's LR this step
         clip = float(self.train_cfg.get("grad_clip", 1.0))
         adv = self._adv_active()
         logs: dict[str, torch.Tensor] = {}
         if adv:  # discriminator update (its optimizer is stepped directly so global_step counts G steps only)
+            lr_d = self.disc_lr * lr / sched.base_lrs[0] if sched.base_lrs[0] > 0 else 0.0  # the same schedule
+            for group in opt_d.optimizer.param_groups:
+                group["lr"] = lr_d
             real_logits, _ = self.disc(wav)
             fake_logits, _ = self.disc(wav_hat.detach())
             d_losses = discriminator_loss(real_logits, fake_logits, self.train_cfg.get("adv_loss", "hinge"))
@@ -146,7 +148,6 @@ class Stage1Experiment(L.LightningModule):
             norm = clip_grad_norm(self, opt_d, clip)
             self._require_finite("the discriminator loss", d_losses["adv/disc"], d_losses, batch, norm)
             opt_d.optimizer.step()
-            scheds[1].step()
             logs.update(d_losses)
         terms = tuple(k for k in RECON_KEYS if self.weights.get(k, 0.0) != 0.0)
         losses.update(self.recon(wav_hat, wav, terms))
@@ -163,13 +164,14 @@ class Stage1Experiment(L.LightningModule):
         norm = clip_grad_norm(self, opt_g, clip)
         self._require_finite("the training loss", total, losses, batch, norm)
         opt_g.step()
-        lr = scheds[0].get_last_lr()[0]  # the one this step used
-        scheds[0].step()
+        sched.step()
         self._update_ema()
         logs.update(losses)
         logs["loss"] = total
         self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, prog_bar=False, on_step=True, on_epoch=False)
         self.log("train/lr", lr, on_step=True, on_epoch=False)
+        if adv:
+            self.log("train/lr_disc", lr_d, on_step=True, on_epoch=False)
 
     def _require_finite(self, what: str, loss: torch.Tensor, terms: dict[str, torch.Tensor],
                         batch: dict[str, Any], grad_norm: torch.Tensor | None = None) -> None:

@@ -54,6 +54,12 @@ def start_noise(like: torch.Tensor, mask: torch.Tensor, generator: Generators = 
     return eps
 
 
+def nothing_to_guide(cfg_scale: float) -> str:
+    """Why guidance of a model whose velocity has no condition at all is refused."""
+    return (f"cfg_scale {cfg_scale:g}: this model's velocity has no condition to guide (flow.mu_cond false, no frame "
+            "text channels, no speaker): guided and unguided are the same; use 0")
+
+
 class FlowMatcher(nn.Module):
     def __init__(
         self,
@@ -156,8 +162,7 @@ class FlowMatcher(nn.Module):
         b = mask.shape[0]
         if cfg_scale != 0.0:
             if cond is None and g is None:
-                raise ValueError(f"cfg_scale {cfg_scale:g}: this model's velocity has no condition to guide (flow.mu_cond "
-                                 "false, no frame text channels, no speaker): guided and unguided are the same; use 0")
+                raise ValueError(nothing_to_guide(cfg_scale))
             if self.cfg_drop == 0 and not self._warned_no_dropout:
                 self._warned_no_dropout = True
                 print(f"warning: cfg_scale {cfg_scale:g}: this model was trained without condition dropout (flow.cfg_drop "

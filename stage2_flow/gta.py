@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = dump_settings(args, exp)
     if finished_dump(out, "latents.scp", "gta_info.json", settings, args.overwrite):
         return 0
-    if args.overwrite:
+    model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device, args.cfg_scale)
+    if args.overwrite:  # only once the inputs are known good: a refused run keeps the old latents
         remove_outputs(out, ("latents.scp", "gta_info.json", "utt2frames", "key2utt", "latents"))
-    model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device)
     order = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])  # similar lengths batch with less padding
     gen = torch.Generator().manual_seed(args.seed)
     dump, t0 = LatentDumpWriter(out), time.time()

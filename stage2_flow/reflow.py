@@ -150,13 +150,18 @@ def check_pairs_source(pair_dir: str | Path, exp_dir: str | Path) -> None:
 
 
 def model_and_dataset(exp: Path, data_dir: str | Path, latents: str | Path,
-                      device: torch.device | str = "cpu") -> tuple[FlowTTS, TTSDataset]:
+                      device: torch.device | str = "cpu", cfg_scale: float = 0.0) -> tuple[FlowTTS, TTSDataset]:
     """A trained model (on ``device``) and the dataset of ``data_dir`` + its real ``latents`` as the model sees
     them (its tokens, latent statistics, speakers, and speech prompts where it uses them): the input of
     :func:`generate_pairs`. ``latents`` made by another codec than the model's stage-one codec, or of the other kind
-    (``--continuous``), are refused (:func:`~stage2_flow.data.check_model_latents`), as training refuses them."""
+    (``--continuous``), are refused (:func:`~stage2_flow.data.check_model_latents`), as training refuses them, and so
+    is guidance by ``cfg_scale`` of a model with nothing to guide (:meth:`FlowTTS.check_guidance`)."""
     check_model_latents(exp, latents, "--latents")
     model, cfg = load_trained(exp)
+    try:
+        model.check_guidance(cfg_scale)
+    except ValueError as e:
+        raise SystemExit(f"--cfg-scale: {e}") from None
     model.to(device)
     s1 = read_json(exp / "stage1.json")
     prompt = tuple(cfg.get("data", {}).get("prompt_seconds", PROMPT_SECONDS)) if cfg["model"].get("speaker", {}).get("use_prompt") else None
@@ -198,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                 "max_utts": args.max_utts, "pick": args.pick}
     if finished_dump(out, "pairs.scp", "reflow_info.json", settings, args.overwrite):
         return 0
-    if args.overwrite:
+    model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device, args.cfg_scale)
+    if args.overwrite:  # only once the inputs are known good: a refused run keeps the old pairs
         remove_outputs(out, ("pairs.scp", "reflow_info.json", "pairs"))
-    model, ds = model_and_dataset(exp, args.data_dir, args.latents, args.device)
     idx = pick_utterances(sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1]), args.max_utts, args.pick)
     gen = torch.Generator().manual_seed(args.seed)
     scp, t0 = {}, time.time()

@@ -415,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir and Path(args.data_dir).resolve() == out.resolve():
         p.error("--out-dir is --data-dir: the synthetic data dir would replace its input")
     synth = Synthesizer.from_exp_dir(args.exp_dir, args.device, stage1_exp_dir=args.stage1_exp_dir)
+    try:
+        synth.model.check_guidance(args.cfg_scale)
+    except ValueError as e:
+        p.error(f"--cfg-scale: {e}")
     print(f"synthesising on {synth.device}, decoding with the codec of {synth.codec_source}", flush=True)
     implied = synth.needs_prompt and not (args.prompt_wav or args.prompt_from_data)
     if implied:

@@ -921,21 +921,26 @@ def test_train_in_bf16_mixed_precision_with_clipping(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_the_discriminators_schedule_follows_the_generators_steps(corpus, tmp_path):
-    """The discriminator's LR schedule stepped only while it trained, so a discriminator started at step N warmed up
-    and decayed on its own count, and ended far above the generator's floor; and ``train/lr`` logged the next
-    step's LR."""
+    """The discriminator's LR is the generator's schedule at the same step, times disc_lr / lr, from its first step
+    on: it once had a schedule of its own, stepped only while it trained, so a discriminator started at step N took its
+    first step at the LR of warm-up step 1, and warmed up and decayed on its own count, far above the generator's floor
+    at the end; and ``train/lr`` is the LR the step used."""
     import csv
 
     exp = tmp_path / "disc"
     train(corpus, exp, "train.disc_start_step=3", "trainer.max_steps=5", "train.total_steps=5", "train.warmup_steps=2",
           "+train.disc_lr=0.0005", "validation.num_utts=0")
-    ckpt = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert [s["last_epoch"] for s in ckpt["lr_schedulers"]] == [5, 2]  # D trained at steps 3 and 4
-    lr_g, lr_d = (o["param_groups"][0]["lr"] for o in ckpt["optimizer_states"])
-    assert lr_d / lr_g == pytest.approx(0.5)  # disc_lr / lr: one schedule, on the generator's steps
     with open(exp / "logs" / "metrics.csv") as f:
-        logged = {int(r["step"]): float(r["train/lr"]) for r in csv.DictReader(f) if r.get("train/lr")}
-    assert logged[0] == pytest.approx(0.001 / 2)  # the first warm-up step's: (0 + 1) / warmup_steps of train.lr
+        rows = [r for r in csv.DictReader(f) if r.get("train/lr")]
+    lr_g = {int(r["step"]): float(r["train/lr"]) for r in rows}
+    lr_d = {int(r["step"]): float(r["train/lr_disc"]) for r in rows if r.get("train/lr_disc")}
+    assert lr_g[0] == pytest.approx(0.001 / 2)  # the first warm-up step's: (0 + 1) / warmup_steps of train.lr
+    assert sorted(lr_d) == [3, 4]  # D trained at steps 3 and 4
+    assert lr_g[3] > lr_g[4] > 0  # past warm-up, decaying
+    for step in (3, 4):
+        assert lr_d[step] == pytest.approx(0.5 * lr_g[step])  # disc_lr / lr: one schedule, on the generator's steps
+    ckpt = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["optimizer_states"][1]["param_groups"][0]["lr"] == pytest.approx(lr_d[4])  # what its last step used
 
 
 @pytest.mark.slow

@@ -120,6 +120,30 @@ def test_guidance_without_a_condition_or_without_dropout(capsys):
     err = capsys.readouterr().err
     assert err.count("warning: cfg_scale 1.5: this model was trained without condition dropout") == 1
 
+@pytest.mark.parametrize("conditions", [{}, {"speaker": True}, {"frame_text_channels": 4}, {"mu_cond": True},
+                                        {"mode": "alignfree"}])
+def test_a_model_says_before_sampling_whether_it_can_be_guided(conditions):
+    """FlowTTS.check_guidance refuses what the sampler would refuse at its first batch, so that the command lines can
+    refuse it up front; the two agree for each kind of condition."""
+    torch.manual_seed(0)
+    speaker = dict(dim=8, use_id=True, use_prompt=False) if conditions.get("speaker") else dict(use_id=False, use_prompt=False)
+    cfg = tiny_cfg(n_speakers=3 if conditions.get("speaker") else 0, speaker=speaker,
+                   flow=dict(mu_cond=bool(conditions.get("mu_cond"))),
+                   frame_text_channels=conditions.get("frame_text_channels", 0), mode=conditions.get("mode", "aligned"))
+    m = FlowTTS(cfg).eval()
+    b = batch()
+    kw = dict(spk=b["spk"].clamp(min=0) if conditions.get("speaker") else None, nfe=1, cfg_scale=1.0,
+              **({"n_frames": b["frm_lens"]} if conditions.get("mode") == "alignfree" else {}))
+    m.check_guidance(0.0)  # no guidance: nothing to check
+    if conditions:
+        m.check_guidance(1.0)
+        assert m.generate(b["tokens"], b["tok_lens"], **kw)["latents"].isfinite().all()
+    else:
+        for refuse in (lambda: m.check_guidance(1.0), lambda: m.generate(b["tokens"], b["tok_lens"], **kw)):
+            with pytest.raises(ValueError, match="cfg_scale 1: this model's velocity has no condition to guide"):
+                refuse()
+
+
 def test_sway_and_temperature_change_samples():
     torch.manual_seed(0)
     m = FlowTTS(tiny_cfg())

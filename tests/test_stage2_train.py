@@ -1021,6 +1021,41 @@ def test_an_interrupted_overwrite_of_pairs_or_gta_latents_is_redone(trained, tmp
         main([*run, "--nfe", "2"])
 
 
+def test_guidance_a_model_cannot_take_is_refused_before_anything_is_written_or_removed(trained, tmp_path, monkeypatch,
+                                                                                       capsys):
+    """Guidance of a model with nothing to guide stopped synthesis with a traceback at its first batch, after it had
+    made its out dir; reflow pairs and GTA latents with --overwrite removed the old dump first. Each refuses it now
+    with FlowTTS.check_guidance's reason before it writes or removes anything (the check itself:
+    test_stage2_model.py; this fixture's model can be guided, so the check is made to refuse)."""
+    from shared.io import read_kv
+    from stage2_flow import gta
+    from stage2_flow.model import FlowTTS
+
+    root = trained.parents[2]
+    dumps = {}
+    for verb, main, scp in (("reflow", reflow.main, "pairs.scp"), ("gta", gta.main, "latents.scp")):
+        out = tmp_path / verb
+        run = ["--exp-dir", str(trained), "--data-dir", str(root / "data/train"), "--latents", str(root / "dump/fake/train"),
+               "--out-dir", str(out), "--batch-size", "4", "--nfe", "1"] + (["--max-utts", "4"] if verb == "reflow" else [])
+        assert main(run) == 0
+        dumps[verb] = (main, run, out / scp, read_kv(out / scp))
+
+    def refuse(self, cfg_scale):
+        if cfg_scale:
+            raise ValueError(f"cfg_scale {cfg_scale:g}: nothing to guide here")
+    monkeypatch.setattr(FlowTTS, "check_guidance", refuse)
+    for main, run, scp, before in dumps.values():
+        with pytest.raises(SystemExit, match="--cfg-scale: cfg_scale 2: nothing to guide here"):
+            main([*run, "--cfg-scale", "2", "--overwrite"])
+        assert read_kv(scp) == before and all((scp.parent / f).is_file() for f in before.values())
+    out = tmp_path / "synth"
+    with pytest.raises(SystemExit) as e:
+        synthesize.main(["--exp-dir", str(trained), "--data-dir", str(root / "data/test"), "--out-dir", str(out),
+                         "--cfg-scale", "2"])
+    assert e.value.code == 2 and "--cfg-scale: cfg_scale 2: nothing to guide here" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_nfe_sweep_evaluates_again_what_an_interrupted_run_or_other_settings_left(trained, tone_test, tmp_path, monkeypatch):
     """timing.json was written before the evaluation, and a cell with it and any metrics.json was reused: a sweep
     stopped while scoring a redone cell kept the old cell's scores, and --no-f0 or another --phone-recognizer reused
