@@ -71,8 +71,8 @@ def load_codec(exp_dir: str | Path, device: str | torch.device = "cpu") -> Any:
 def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
 
-    from shared.audio import load_audio
-    from shared.io import read_kv, write_json
+    from shared.datadir import DataDir
+    from shared.io import write_json
     from shared.latents import LatentDumpWriter, LatentStats, codec_info
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.codec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,10 +97,10 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{args.exp_dir / STANDIN} exists with other settings: {', '.join(differ)}; leave the options "
                              "out to encode with it, or give another --exp-dir (or remove it) for a new stand-in codec")
     codec = load_codec(args.exp_dir)
-    wavs = read_kv(args.data_dir / "wav.scp")
+    data = DataDir.load(args.data_dir)  # its utterances: with a segments file, the cuts, not the recordings
     dump, stats = LatentDumpWriter(args.out_dir), LatentStats()
-    for utt, path in tqdm(sorted(wavs.items()), desc="encode"):
-        stats.add(dump.add(utt, codec.encode(load_audio(path, codec.sample_rate)[None])[0]))
+    for utt in tqdm(data.utts, desc="encode"):
+        stats.add(dump.add(utt, codec.encode(data.load_audio(utt, codec.sample_rate)[None])[0]))
     info = codec_info(codec, args.exp_dir, encoded=True)
     write_json(args.out_dir / "codec.json", info)
     dump.finish()

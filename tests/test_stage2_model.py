@@ -353,23 +353,34 @@ def test_a_validation_subset_draws_prompts_from_the_whole_set(tmp_path):
 
 
 def test_standin_codec_cli_dumps_latents_and_stats(tmp_path):
-    """`python -m stage2_flow.codec` (stage two without a trained stage one): a latent dump and latent_stats.json."""
-    import soundfile as sf
-
-    from shared.io import read_json, write_kv
+    """`python -m stage2_flow.codec` (stage two without a trained stage one): a latent dump and latent_stats.json, of
+    the data dir's utterances: with a segments file, the cuts (it encoded whole recordings under their ids, so stage
+    two found no latents for any utterance, and the statistics included the audio between the cuts)."""
+    from conftest import write_data_dir
+    from shared.io import read_json
     from shared.latents import load_latent, read_latent_scp
     from stage2_flow import codec
 
-    wavs = {}
-    for i in range(2):
-        wavs[f"u{i}"] = tmp_path / f"u{i}.wav"
-        sf.write(wavs[f"u{i}"], 0.1 * torch.randn(8000 + 1000 * i).numpy(), 16000)
-    write_kv(tmp_path / "data/wav.scp", {u: str(p) for u, p in wavs.items()})
-    codec.main(["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "dump"),
+    data = write_data_dir(tmp_path / "data", {"u0": ("s", "a", 0.5), "u1": ("s", "b", 0.5625)})
+    codec.main(["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(data), "--out-dir", str(tmp_path / "dump"),
                 "--latent-dim", "10", "--stats"])
     scp = read_latent_scp(tmp_path / "dump")
     assert sorted(scp) == ["u0", "u1"] and load_latent(scp["u1"]).shape[0] == 10
     assert len(read_json(tmp_path / "exp/latent_stats.json")["std"]) == 10
+    # one recording of 1.5 s, two utterances cut from it
+    rec = write_data_dir(tmp_path / "rec", {"r": ("s", "x", 1.5)})
+    seg = tmp_path / "seg"
+    seg.mkdir()
+    (seg / "wav.scp").write_text((rec / "wav.scp").read_text())
+    (seg / "segments").write_text("s-u1 r 0.00 0.48\ns-u2 r 0.48 1.28\n")
+    (seg / "text").write_text("s-u1 one\ns-u2 two\n")
+    (seg / "utt2spk").write_text("s-u1 s\ns-u2 s\n")
+    (seg / "spk2utt").write_text("s s-u1 s-u2\n")
+    codec.main(["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(seg), "--out-dir", str(tmp_path / "segdump")])
+    scp = read_latent_scp(tmp_path / "segdump")
+    assert sorted(scp) == ["s-u1", "s-u2"]
+    # 0.48 s and 0.80 s at 16 kHz, hop 256: 30 and 50 hops (+ 1 frame of the centred STFT)
+    assert [load_latent(scp[u]).shape[1] for u in ("s-u1", "s-u2")] == [31, 51]
 
 
 def test_references_from_data_do_not_depend_on_the_split():
@@ -649,15 +660,13 @@ def test_reflow_and_gta_dumps_are_redone_for_other_inputs(tmp_path, capsys):
 
 def test_standin_codec_cli_refuses_settings_its_exp_dir_does_not_have(tmp_path):
     """An existing standin_codec.json silently overrode --latent-dim, --sample-rate and --hop-length."""
-    import soundfile as sf
-
-    from shared.io import read_json, write_kv
+    from conftest import write_data_dir
+    from shared.io import read_json
     from shared.latents import load_latent, read_latent_scp
     from stage2_flow import codec
 
-    sf.write(tmp_path / "u0.wav", 0.1 * torch.randn(8000).numpy(), 16000)
-    write_kv(tmp_path / "data/wav.scp", {"u0": str(tmp_path / "u0.wav")})
-    run = ["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "dump")]
+    data = write_data_dir(tmp_path / "data", {"u0": ("s", "a", 0.5)})
+    run = ["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(data), "--out-dir", str(tmp_path / "dump")]
     codec.main([*run, "--latent-dim", "10"])
     assert read_json(tmp_path / "exp/standin_codec.json") == {"type": "mel", "sample_rate": 16000, "hop_length": 256, "latent_dim": 10}
     with pytest.raises(SystemExit, match=f"{tmp_path / 'exp/standin_codec.json'} exists with other settings: --hop-length 128 "
