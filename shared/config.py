@@ -261,3 +261,14 @@ def add_config_args(parser: argparse.ArgumentParser, default: str | None = None)
     """``--config FILE`` plus trailing ``key=value`` overrides."""
     parser.add_argument("--config", default=default, required=default is None, help="YAML config file")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. trainer.max_steps=100")
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer of at least 1 (a ``--batch-size 0`` failed deep inside, as ``range()``'s error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value

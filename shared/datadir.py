@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from shared.audio import AudioError, audio_info, check_audio, is_pipe, load_audio, read_audio
-from shared.io import PathLike, write_kv
+from shared.io import PathLike, remove_outputs, write_kv
 
 REQUIRED = ("wav.scp", "text", "utt2spk")
 # every file this module reads and writes
@@ -735,6 +735,11 @@ def main(argv: list[str] | None = None) -> int:
             from shared.latents import combine_latent_dumps
 
             print(f"{args.dst}: latent dump of {combine_latent_dumps(args.dst, with_latents)} utterances")
+        elif Path(args.dst).resolve() not in {Path(d).resolve() for d in args.srcs}:
+            # an earlier dump in DST (a run with --save-latents, redone without) is not of this audio: it goes, its
+            # mark of a finished dump first (a one-job run's latents/ too)
+            remove_outputs(args.dst, ("latents.scp", "utt2frames", "key2utt", "codec.json", "latents"),
+                           reason="combine: a latent dump that is not of the combined audio")
         out.save(args.dst)
         print(f"{args.dst}: {len(out)} utterances from {len(args.srcs)} data dirs")
         return 0

@@ -89,16 +89,16 @@ def remove_files(*paths: PathLike | None) -> None:
             Path(path).unlink(missing_ok=True)
 
 
-def remove_outputs(out: PathLike, names: Iterable[str]) -> list[str]:
-    """``--overwrite``: remove the files and dirs ``names`` of ``out`` that exist (in order: the mark of a finished
-    output first), before anything new is written, so that a run stopped part way leaves no finished-looking mix of
-    old and new and the next run redoes it; says what went. Returns the names removed."""
+def remove_outputs(out: PathLike, names: Iterable[str], reason: str = "--overwrite") -> list[str]:
+    """``--overwrite`` (or another ``reason``): remove the files and dirs ``names`` of ``out`` that exist (in order: the
+    mark of a finished output first), before anything new is written, so that a run stopped part way leaves no
+    finished-looking mix of old and new and the next run redoes it; says what went. Returns the names removed."""
     out = Path(out)
     gone = [name for name in names if (out / name).exists()]
     for name in gone:
         (shutil.rmtree if (out / name).is_dir() else Path.unlink)(out / name)
     if gone:
-        print(f"--overwrite: removed {', '.join(gone)} from {out}", flush=True)
+        print(f"{reason}: removed {', '.join(gone)} from {out}", flush=True)
     return gone
 
 

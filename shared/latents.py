@@ -178,7 +178,8 @@ class LatentDumpWriter:
 
     def add(self, key: str, z: torch.Tensor, utt: str | None = None) -> torch.Tensor:
         """Save ``z (D, F)`` as float32 under ``key`` (of utterance ``utt``, default the key); returns what was saved."""
-        z = z.detach().float().cpu().contiguous()
+        # a copy of its own: a view of a batch (a slice, contiguous or not) would save the whole batch's storage
+        z = z.detach().float().cpu().clone(memory_format=torch.contiguous_format)
         if z.dim() != 2:
             raise ValueError(f"{key}: expected latents (D, F), got shape {tuple(z.shape)}")
         # refused where they are made (NaN audio, or a model gone NaN), not found by the training that reads them

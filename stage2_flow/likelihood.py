@@ -183,6 +183,7 @@ def model_log_likelihood(model, batch: dict, normalizer, nfe: int = 32, solver: 
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
+    from shared.config import positive_int
     from shared.device import add_device_arg
     from shared.io import read_json, write_json, write_kv
     from shared.text import Vocab
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--solver", default="rk4", choices=["euler", "midpoint", "heun", "rk4", "dopri5"])
     p.add_argument("--nfe", type=int, default=32)
     p.add_argument("--max-utts", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="summary JSON (default EXP/likelihood/<set>.json)")
     p.add_argument("--num-threads", type=int, default=2)

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from shared.compare import format_table, paired_compare, read_utt_table
+from shared.config import positive_int
 from shared.datadir import spread_subset
 from shared.io import atomic_save_torch, atomic_write, read_json, read_kv, write_json, write_kv
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--max-utts", type=int, default=None,
                    help="score this many utterances, evenly spaced over the sorted ids (so every speaker is in)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=None, help="prior sigma scale of every cell (x0 = mu + T sigma eps; "
                    "default: each model's validation.temperature, as stage2_flow.synthesize)")

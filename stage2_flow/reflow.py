@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from shared.config import positive_int
 from shared.device import add_device_arg, batch_to
 from shared.io import MODEL_FILE, atomic_save_torch, file_sha256, read_json, remove_outputs, write_json, write_kv
 from shared.text import Vocab
@@ -85,7 +86,7 @@ def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> No
                    help="prior sigma scale, x0 = mu + T sigma eps (default: the model's validation.temperature, as "
                         "stage2_flow.synthesize samples)")
     p.add_argument("--copies", type=int, default=1, help="noise draws per utterance")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-threads", type=int, default=2)
     add_device_arg(p)

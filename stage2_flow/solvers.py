@@ -41,6 +41,8 @@ def steps_for_nfe(method: str, nfe: int) -> int:
     """Number of steps a fixed-step method takes for a budget of ``nfe`` function evaluations."""
     if method not in EVALS_PER_STEP:
         raise ValueError(f"unknown fixed-step solver {method!r}; choose from {sorted(EVALS_PER_STEP)} or 'dopri5'")
+    if nfe < 1:  # it was taken as one step, and recorded as asked
+        raise ValueError(f"nfe {nfe}: a fixed-step solver needs at least one function evaluation")
     return max(1, nfe // EVALS_PER_STEP[method])
 
 

@@ -12,7 +12,8 @@ CLI (also the bulk generator of synthetic corpora; batched by length, tqdm progr
     python -m stage2_flow.synthesize --exp-dir EXP --text-file lines.txt --out-dir OUT   # '<utt> text' or plain lines
 
 writes ``OUT/wav/<utt>.wav`` and a Kaldi data dir (``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``,
-``utt2dur``, ``token``, and ``utt2lang`` when the input has one), and ``OUT/synth.json``: the models (paths,
+``utt2dur``, ``token``, and ``utt2lang``: the language each utterance was phonemised in, or of tokens taken as they
+are the input's), and ``OUT/synth.json``: the models (paths,
 SHA-256) and sampling options; with ``--save-latents`` also the generated latents as a latent dump
 (:mod:`shared.latents`; with ``codec.json`` naming the codec that decoded them), to work on a synthetic corpus's
 latents without encoding its audio again (stage two trains on OUT as on a real corpus's dump). Utterances whose wav exists already are skipped unless ``--overwrite``
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import numbers
+import re
 import sys
 import time
 import zlib
@@ -41,6 +43,7 @@ from typing import Any, Sequence
 
 import torch
 
+from shared.config import positive_int
 from shared.device import add_device_arg
 from shared.io import MODEL_FILE, read_json, read_kv, remove_outputs, write_json, write_kv
 from shared.latents import LatentDumpWriter, codec_fingerprint, codec_info
@@ -269,16 +272,19 @@ class Synthesizer:
         z = self.norm.denormalize(out["latents"])
         # each utterance decoded at its own length: in a padded batch the frames past its end (decoded from
         # zeros) would leak into its last frames, and it would end one frame later than when decoded alone
-        lats = [z[i, :, : int(n)] for i, n in enumerate(out["frm_lens"])]
+        lats = [z[i, :, : int(n)].clone() for i, n in enumerate(out["frm_lens"])]  # each its own, not the batch's view
         return [(self.codec.decode(zi[None])[0].float().cpu(), zi.cpu()) for zi in lats]
 
 
 def check_sampling(solver: str, nfe: int, rate: float, sway: float | None) -> None:
-    """A ValueError for sampling options that cannot work: a speaking rate <= 0, or a sway whose time grid is not
-    increasing within [0, 1] (:func:`~stage2_flow.solvers.time_grid`; ``dopri5`` has no grid to warp)."""
+    """A ValueError for sampling options that cannot work: a speaking rate <= 0, an NFE < 1 of a fixed-step solver,
+    or a sway whose time grid is not increasing within [0, 1] (:func:`~stage2_flow.solvers.time_grid`; ``dopri5``
+    has no grid to warp, and chooses its own NFE)."""
     check_rate(rate)
-    if sway is not None and solver != "dopri5":
-        solvers.time_grid(solvers.steps_for_nfe(solver, nfe), sway)
+    if solver != "dopri5":
+        steps = solvers.steps_for_nfe(solver, nfe)
+        if sway is not None:
+            solvers.time_grid(steps, sway)
 
 
 def encode_tokens(vocab: Vocab, utt2tokens: dict[str, Sequence[str]]) -> dict[str, list[int]]:
@@ -346,14 +352,57 @@ def read_inputs(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, lis
         d = Path(args.data_dir)
         text = read_kv(d / "text")
         tokens = {u: v.split() for u, v in read_kv(d / "token").items()} if (d / "token").is_file() and not args.retokenize else None
+        if tokens is not None:
+            missing = sorted(set(text) - set(tokens))
+            if missing:
+                raise SystemExit(f"{d / 'token'} has no tokens for {len(missing)} utterance(s) of {d / 'text'}, e.g. "
+                                 f"{', '.join(missing[:3])}: tokenise the data dir again (python -m shared.text.tokenize), "
+                                 "or give --retokenize to phonemise its text")
+            if args.language:
+                raise SystemExit(f"--language {args.language}: {d / 'token'}'s tokens are synthesised as they are; give "
+                                 "--retokenize to phonemise the data dir's text in that language")
         utt2spk = read_kv(d / "utt2spk") if (d / "utt2spk").is_file() else {}
         utt2lang = read_kv(d / "utt2lang") if (d / "utt2lang").is_file() else {}
         return text, tokens, utt2spk, utt2lang
-    lines = [ln.strip() for ln in Path(args.text_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
-    keyed = all(len(ln.split(maxsplit=1)) == 2 and ln.split()[0].replace("_", "").replace("-", "").isalnum() and
-                any(c.isdigit() for c in ln.split()[0]) for ln in lines)
-    text = {ln.split(maxsplit=1)[0]: ln.split(maxsplit=1)[1] for ln in lines} if keyed else {f"utt{i:06d}": ln for i, ln in enumerate(lines)}
-    return text, None, {}, {}
+    return read_text_file(args.text_file, args.text_format), None, {}, {}
+
+
+UTT_ID = re.compile(r"[\w.-]*\d[\w.-]*")  # what --text-format auto takes for an utterance id: a digit in it, no '/'
+
+
+def read_text_file(path: str | Path, text_format: str = "auto") -> dict[str, str]:
+    """``{utt: text}`` of a text file: ``keyed``, ``<utt> <text>`` lines; ``plain``, one sentence a line (ids
+    ``utt000000``, ...); ``auto``, keyed when every line starts with an id (:data:`UTT_ID`) and text, plain when none
+    does. A file with some of each, a keyed line without text or an id given twice is a SystemExit naming the lines:
+    a keyed file with one bad line was read as plain sentences, its ids spoken, and a repeated id kept its last line."""
+    lines = [(n, ln.strip()) for n, ln in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), 1) if ln.strip()]
+
+    def looks_keyed(line: str) -> bool:
+        parts = line.split(maxsplit=1)
+        return len(parts) == 2 and UTT_ID.fullmatch(parts[0]) is not None
+
+    if text_format == "auto":
+        keyed = [n for n, ln in lines if looks_keyed(ln)]
+        if keyed and len(keyed) < len(lines):
+            other = [n for n, ln in lines if not looks_keyed(ln)]
+            raise SystemExit(f"{path}: {len(keyed)} of {len(lines)} lines start with an utterance id and text (e.g. line "
+                             f"{keyed[0]}), line(s) {', '.join(map(str, other[:5]))}{' ...' if len(other) > 5 else ''} not: "
+                             "give --text-format keyed (every line '<utt> <text>') or plain (every line a sentence)")
+        text_format = "keyed" if keyed else "plain"
+    if text_format == "plain":
+        return {f"utt{i:06d}": ln for i, (_, ln) in enumerate(lines)}
+    text, line_of = {}, {}
+    for n, ln in lines:
+        parts = ln.split(maxsplit=1)
+        if len(parts) < 2:
+            raise SystemExit(f"{path}:{n}: '{ln}': an utterance id without text")
+        utt, sentence = parts
+        if "/" in utt:
+            raise SystemExit(f"{path}:{n}: utterance id '{utt}' holds a '/' (it names the utterance's wav file)")
+        if utt in line_of:
+            raise SystemExit(f"{path}:{n}: utterance id '{utt}' again (line {line_of[utt]})")
+        text[utt], line_of[utt] = sentence, n
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,9 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exp-dir", required=True)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data-dir", help="data dir: its token file (or text) and utt2spk are used")
-    src.add_argument("--text-file", help="'<utt> text' lines (ids with a digit) or plain sentence lines")
-    p.add_argument("--language", help="phonemise the text in this espeak-ng language instead of the training frontend's "
-                   "(text input; a data dir's utt2lang is used when it has one)")
+    src.add_argument("--text-file", help="'<utt> text' lines or plain sentence lines (see --text-format)")
+    p.add_argument("--text-format", choices=["auto", "keyed", "plain"], default="auto",
+                   help="--text-file's lines: '<utt> <text>' (keyed), one sentence each (plain; ids utt000000, ...), or "
+                        "auto: keyed when every line starts with an id (a field with a digit) and text, plain when none does")
+    p.add_argument("--language", help="phonemise the text in this espeak-ng language (default: a data dir's utt2lang, "
+                   "else each speaker's training language, else the training frontend's); not with a data dir's tokens "
+                   "(--retokenize). The output's utt2lang says what each utterance was phonemised in")
     p.add_argument("--out-dir", required=True)
     who = p.add_mutually_exclusive_group()
     who.add_argument("--speaker", help="speaker for every utterance (default: utt2spk, else the first; a speaker the "
@@ -396,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cfg-scale", type=float, default=0.0)
     p.add_argument("--sway", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
     add_device_arg(p)
     p.add_argument("--stage1-exp-dir", help="decode with this codec exp dir instead of the exp dir's own (its decoder/, "
                    "the decoder fine-tuned on its output, where there is one, else the stage-one exp dir it was trained on)")
@@ -409,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_sampling(args.solver, args.nfe, args.rate, args.sway)
     except ValueError as e:
-        p.error(f"--rate / --sway: {e}")
+        p.error(f"--nfe / --rate / --sway: {e}")
     torch.set_num_threads(args.num_threads)
     out = Path(args.out_dir)
     if args.data_dir and Path(args.data_dir).resolve() == out.resolve():
@@ -491,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def requests(args: argparse.Namespace, synth: Synthesizer) -> tuple[list[str], dict[str, str], dict[str, str], dict[str, str],
                                                                     dict[str, list[int]]]:
-    """What to synthesise: (sorted utterance ids, their text, speaker, input utt2lang, token ids)."""
+    """What to synthesise: (sorted utterance ids, their text, speaker, utt2lang, token ids); utt2lang is the language
+    each was phonemised in where it is not the frontend's own, or, of tokens taken as they are, the input's."""
     utt2text, utt2tok, utt2spk, utt2lang = read_inputs(args)
     if args.speakers:
         utt2text, utt2tok, utt2spk = assign_speakers(utt2text, utt2tok, speaker_list(args.speakers, synth.speakers), args.assign)
@@ -515,6 +569,7 @@ def requests(args: argparse.Namespace, synth: Synthesizer) -> tuple[list[str], d
     else:
         langs = [synth.language_for(spk_of[u], args.language or utt2lang.get(u)) for u in utts]
         ids = dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts, langs if any(langs) else None))) if utts else {}
+        utt2lang = {u: lang for u, lang in zip(utts, langs) if lang}  # what each was phonemised in, where not the default
     require_tokens(ids)
     return utts, utt2text, spk_of, utt2lang, ids
 
@@ -664,7 +719,7 @@ OUTPUT_FILES = ("wav", "wav.scp", "latents", "latents.scp", "utt2frames", "key2u
 def write_output_dir(out: Path, utts: list[str], utt2text: dict[str, str], spk_of: dict[str, str], utt2lang: dict[str, str],
                      utt2token: dict[str, list[str]]) -> None:
     """The synthetic corpus as a Kaldi data dir (``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``, ``utt2dur``,
-    ``utt2lang`` when the input had one) with the tokens it was synthesised from (``token``)."""
+    ``utt2lang`` where known: :func:`requests`) with the tokens it was synthesised from (``token``)."""
     from shared.datadir import DataDir, compute_utt2dur
 
     data = DataDir(wav_scp={u: str((out / "wav" / f"{u}.wav").resolve()) for u in utts}, text={u: utt2text[u] for u in utts},

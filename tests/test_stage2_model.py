@@ -383,6 +383,31 @@ def test_standin_codec_cli_dumps_latents_and_stats(tmp_path):
     assert [load_latent(scp[u]).shape[1] for u in ("s-u1", "s-u2")] == [31, 51]
 
 
+def test_a_text_file_is_read_as_keyed_lines_or_sentences_and_a_mix_is_an_error(tmp_path):
+    """--text-file: keyed when every line starts with an id (a field with a digit) and text. A keyed file with one bad
+    line (an id without text, a dotted id, a BOM before the first id) was read as plain sentences, its ids spoken;
+    a repeated id kept its last line."""
+    from stage2_flow.synthesize import read_text_file
+
+    def read(text: str, fmt: str = "auto") -> dict:
+        (tmp_path / "t.txt").write_bytes(text.encode("utf-8"))
+        return read_text_file(tmp_path / "t.txt", fmt)
+
+    assert read("x001 red blue\r\n\nx002  near fast\n") == {"x001": "red blue", "x002": "near fast"}
+    assert read("\ufeffa.001 red blue\na.002 near fast\n") == {"a.001": "red blue", "a.002": "near fast"}
+    assert read("The cat sat.\nA dog ran.\n") == {"utt000000": "The cat sat.", "utt000001": "A dog ran."}
+    assert read("x001 red blue\n", "plain") == {"utt000000": "x001 red blue"}
+    with pytest.raises(SystemExit, match=r"t.txt: 2 of 3 lines start with an utterance id and text \(e.g. line 1\), line\(s\) 2 "
+                                         r"not: give --text-format keyed"):
+        read("x001 red blue\nx002\nx003 sun\n")
+    with pytest.raises(SystemExit, match=r"t.txt:3: utterance id 'x001' again \(line 1\)"):
+        read("x001 red blue\nx002 near\nx001 sun sat\n")
+    with pytest.raises(SystemExit, match=r"t.txt:2: 'The': an utterance id without text"):
+        read("x001 red blue\nThe\n", "keyed")
+    with pytest.raises(SystemExit, match=r"t.txt:1: utterance id 'a/1' holds a '/'"):
+        read("a/1 red\n", "keyed")
+
+
 def test_references_from_data_do_not_depend_on_the_split():
     """--prompt-from-data picks each utterance's reference in the whole set (--prompt-pool), so stage 8's parallel
     jobs (a split by utterance) give every utterance the reference one job gives it, never itself."""

@@ -810,6 +810,8 @@ def test_bulk_synthesis_saves_its_latents(trained, tmp_path, monkeypatch):
     assert read_json(out / "codec.json")["latent_dim"] == SmoothCodec.latent_dim
     saved = {u: torch.load(p, weights_only=True) for u, p in scp.items()}
     for u, z in saved.items():
+        # its own latents alone: the batch's longest was saved as a view of the whole padded batch (3x its size)
+        assert z.untyped_storage().nbytes() == z.numel() * 4, u
         wav = load_audio(out / "wav" / f"{u}.wav", 16000)
         assert z.shape == (8, int(frames[u])) and wav.numel() == z.shape[1] * SmoothCodec.hop_length
         assert (SmoothCodec().decode(z[None])[0] - wav).abs().max() < 1e-4  # 16-bit PCM rounding
@@ -870,6 +872,14 @@ def test_latent_dumps_of_synthesis_jobs_combine_like_one_job(trained, tmp_path, 
     with pytest.raises(ValueError, match="codec.json differs"):
         datadir.main(["combine", str(tmp_path / "two_codecs"), *jobs])
     assert not (tmp_path / "two_codecs").exists()
+    # the jobs redone without --save-latents: a combined dir's dump (of the jobs', or of a one-job run's latents/) was
+    # kept beside the new wavs, finished-looking, its latents missing or the old run's
+    for k, job in zip(("1", "2"), jobs):
+        assert synthesize.main([*common[:-1], "--data-dir", str(tmp_path / "split2" / k), "--out-dir", job, "--overwrite"]) == 0
+    for dst in ("all", "one"):
+        assert datadir.main(["combine", str(tmp_path / dst), *jobs]) == 0
+        assert not [f for f in ("latents.scp", "utt2frames", "codec.json", "latents") if (tmp_path / dst / f).exists()], dst
+        assert len(read_kv(tmp_path / dst / "wav.scp")) == 3
 
 
 def test_synthesize_a_multi_speaker_corpus_from_text(trained, tmp_path):
@@ -1054,6 +1064,48 @@ def test_guidance_a_model_cannot_take_is_refused_before_anything_is_written_or_r
                          "--cfg-scale", "2"])
     assert e.value.code == 2 and "--cfg-scale: cfg_scale 2: nothing to guide here" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_synthesis_inputs_and_options_that_cannot_work_are_refused_by_name(trained, tmp_path, capsys):
+    """A data dir whose token file lacks an utterance (a bare KeyError), --language with a data dir's tokens (ignored, yet
+    recorded), an NFE below 1 (synthesised at one step, recorded as asked) and a batch size of 0 (range()'s error)."""
+    import shutil
+
+    from shared.io import read_kv, write_kv
+
+    data = tmp_path / "data"
+    shutil.copytree(trained.parents[2] / "data/test", data)
+    run = ["--exp-dir", str(trained), "--data-dir", str(data), "--out-dir", str(tmp_path / "out")]
+    tokens = read_kv(data / "token")
+    lost = sorted(tokens)[1]
+    write_kv(data / "token", {u: t for u, t in tokens.items() if u != lost})
+    with pytest.raises(SystemExit, match=f"{data / 'token'} has no tokens for 1 utterance\\(s\\) of {data / 'text'}, e.g. {lost}"):
+        synthesize.main(run)
+    write_kv(data / "token", tokens)
+    with pytest.raises(SystemExit, match="--language en-gb: .*token's tokens are synthesised as they are; give --retokenize"):
+        synthesize.main([*run, "--language", "en-gb"])
+    for bad, says in ((["--nfe", "0"], "--nfe / --rate / --sway: nfe 0: a fixed-step solver needs at least one"),
+                      (["--batch-size", "0"], "argument --batch-size: 0: must be at least 1")):
+        with pytest.raises(SystemExit) as e:
+            synthesize.main([*run, *bad])
+        assert e.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_synthetic_corpus_says_what_language_each_utterance_was_phonemised_in(trained, tmp_path):
+    """Its utt2lang was the input's, also where --language phonemised the text in another."""
+    import shutil
+
+    from shared.io import read_kv, write_kv
+
+    data = tmp_path / "data"
+    shutil.copytree(trained.parents[2] / "data/test", data)
+    write_kv(data / "utt2lang", {u: "en-gb" for u in read_kv(data / "text")})
+    run = ["--exp-dir", str(trained), "--data-dir", str(data), "--nfe", "1", "--retokenize"]
+    assert synthesize.main([*run, "--out-dir", str(tmp_path / "own")]) == 0
+    assert set(read_kv(tmp_path / "own/utt2lang").values()) == {"en-gb"}  # the data dir's
+    assert synthesize.main([*run, "--out-dir", str(tmp_path / "us"), "--language", "en-us"]) == 0
+    assert set(read_kv(tmp_path / "us/utt2lang").values()) == {"en-us"}  # what it was phonemised in
 
 
 def test_nfe_sweep_evaluates_again_what_an_interrupted_run_or_other_settings_left(trained, tone_test, tmp_path, monkeypatch):
