@@ -484,7 +484,7 @@ def refuse_changed_config(exp_dir: PathLike, cfg: dict[str, Any], resumable: tup
         return text if len(text) <= 60 else text[:57] + "..."
 
     diff = "; ".join(f"{k}: {show(old.get(k, missing))} -> {show(new.get(k, missing))}" for k in changed)
-    held = "a checkpoint to resume (checkpoints/last.ckpt)" if resume_path(exp_dir) else f"a trained {MODEL_FILE}"
+    held = f"a trained {MODEL_FILE}" if (exp_dir / MODEL_FILE).is_file() else "a checkpoint to resume (checkpoints/last.ckpt)"
     raise SystemExit(f"{exp_dir} holds {held} trained with another config than this run's, in {len(changed)} key(s): "
                      f"{diff}. Give --overwrite to train from step 0 with this config, or the data and config in {path} "
                      "to resume or keep it (only the budget, placement, logging and validation may change)")

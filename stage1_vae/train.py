@@ -145,9 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     cfg = scale_budget(cfg, args.budget_scale)
     check_config(cfg)
     exp_dir = Path(args.exp_dir)
-    if (exp_dir / MODEL_FILE).is_file() and not args.overwrite:
-        print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
-        return 0
     if args.overwrite:
         if args.init_from and Path(args.init_from).resolve() == exp_dir.resolve():
             p.error(f"--overwrite would delete the codec --init-from {args.init_from} starts from: give another --exp-dir")
@@ -163,8 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         if info.is_file():  # which stage-two model.pt made the latents: stage2_flow.model.codec_dir checks it
             cfg["data"]["source_model_sha256"] = read_json(info).get("model_sha256")
         t["decoder_only"] = True
-    if resume_path(exp_dir):
+    finished = (exp_dir / MODEL_FILE).is_file()
+    if finished or resume_path(exp_dir):  # a finished codec of another config was "already finished", and taken as this one
         refuse_changed_config(exp_dir, cfg, RESUMABLE)
+    if finished:
+        print(f"{exp_dir / MODEL_FILE} exists: training already finished (use --overwrite to retrain)")
+        return 0
     save_config(cfg, exp_dir / "config.yaml")
 
     m = cfg["model"]

@@ -83,11 +83,18 @@ run_stage 2 two bash -c 'echo two >> ran.txt'
     r = _bash(script, "1e-4", "a b", cwd=tmp_path)
     assert r.returncode == 1 and "stage 2 (two) was done with other settings" in r.stderr, r.stderr
     assert "lr: '1e-3' then, now '1e-4'" in r.stderr and "--overwrite true" in r.stderr and "--my-tag NAME" in r.stderr
-    # ...a config's base is part of it
+    # ...a config's base is part of it, also one whose name holds a space (the digest left it out)
     (tmp_path / "conf" / "base.yaml").write_text("a: 3\n")
     r = _bash(script, "1e-3", "a b", cwd=tmp_path)
     assert r.returncode == 1 and "conf: 'conf/child.yaml " in r.stderr
     (tmp_path / "conf" / "base.yaml").write_text("a: 1\n")
+    (tmp_path / "conf" / "base one.yaml").write_text("a: 1\n")
+    (tmp_path / "conf" / "spaced.yaml").write_text("base: 'base one.yaml'  \nb: 2\n")
+    digests = []
+    for a in (1, 2):
+        (tmp_path / "conf" / "base one.yaml").write_text(f"a: {a}\n")
+        digests.append(_bash("conf_digest conf/spaced.yaml", cwd=tmp_path).stdout)
+    assert digests[0] != digests[1], digests
     # a new set is new work for a per-set stage, done alone; the stages after it stay done
     r = _bash(script, "1e-3", "a b c", cwd=tmp_path)
     assert r.returncode == 0 and "stage 1 (one): done for a b; now for c too" in r.stdout, r.stdout + r.stderr
@@ -137,7 +144,7 @@ def test_a_rerun_with_other_settings_is_refused(tmp_path):
     assert "frontend: 'phoneme' then, now 'char'" in r.stderr and "a copy of the recipe dir" in r.stderr
     # settings that only say where a stage runs are not among them (stage 7's decoder was fine-tuned on 4-NFE output:
     # from there on, --nfe 8 is another setting)
-    r, calls = run("--stage", "8", "--nfe", "8", "--synth-nj", "2", "--num-nodes", "2")
+    r, calls = run("--stage", "8", "--nfe", "8", "--synth-nj", "2", "--ngpu", "1", "--num-nodes", "2")
     assert r.returncode == 0 and r.stdout.count("done already") == 3 and calls == ""
     r, calls = run("--stage", "7", "--nfe", "8")
     assert r.returncode == 1 and "stage 7 (decoder.flow_reflow)" in r.stderr and "nfe: '4' then, now '8'" in r.stderr
@@ -156,6 +163,77 @@ def test_a_stage_redone_leaves_the_stages_after_it_to_be_redone(tmp_path):
     r, calls = run("--stage", "4", "--overwrite", "true")
     assert r.returncode == 0 and _calls(calls, "shared.pack")
     assert run()[0].stdout.count("done already") == 12
+
+
+def test_a_stage_reading_outputs_made_before_an_earlier_stage_was_redone_is_refused(tmp_path):
+    """A stage was compared only with the stages it reads itself: after `--stage 2 --stop-stage 2 --overwrite true`
+    (new tokens), a stage 7 without a marker trained on the stage-6 model of the old tokens, and 7-10 were marked
+    done."""
+    recipe, run = _stubbed(tmp_path)
+    assert run()[0].returncode == 0
+    assert run("--stage", "2", "--stop-stage", "2", "--overwrite", "true")[0].returncode == 0
+    done = recipe / "exp" / ".done"
+    for marker in [*done.glob("stage[789].*"), *done.glob("stage10.*")]:
+        marker.unlink()
+    for args in (("--stage", "7"), ("--stage", "9", "--overwrite", "true")):
+        r, calls = run(*args)
+        assert r.returncode == 1 and calls == "", r.stdout + r.stderr
+        assert ("would read the outputs of stage6.stage2_train.flow, which were made from those of stage2.tokens, since "
+                "redone") in r.stderr and "Redo the stages from 6 on: --stage 6 --overwrite true" in r.stderr, r.stderr
+    r, calls = run("--stage", "6", "--overwrite", "true")
+    assert r.returncode == 0 and _calls(calls, "stage2_flow.train") and _calls(calls, "shared.pack"), r.stderr
+    assert run()[0].stdout.count("done already") == 12
+
+
+def test_a_run_adding_a_test_set_keeps_the_stage_times_of_the_first(tmp_path):
+    """RESULTS.md reports each stage's latest time: a run that only added a set wrote its (shorter) time over it."""
+    recipe, run = _stubbed(tmp_path)
+    assert run()[0].returncode == 0
+    before = (recipe / "exp" / "stage_times.tsv").read_text()
+    assert run("--test-sets", "test screen")[0].returncode == 0
+    assert (recipe / "exp" / "stage_times.tsv").read_text() == before
+
+
+def test_an_overwrite_run_forgets_only_the_other_kinds_markers_it_replaced(tmp_path):
+    """It removed the other kind of run's markers by stage number, those of other tags too, whose outputs stay: the
+    next run of that tag trained again over a finished codec of the other kind (stage one called it finished)."""
+    recipe, run = _stubbed(tmp_path)
+    assert run("--smoke", "true", "--stop-stage", "3")[0].returncode == 0
+    assert run("--smoke", "true", "--stage", "3", "--stop-stage", "3", "--stage1-tag", "tiny")[0].returncode == 0
+    assert run("--overwrite", "true", "--stop-stage", "3")[0].returncode == 0
+    smoke = sorted(m.name for m in (recipe / "exp" / ".done" / "smoke").glob("stage*"))
+    assert smoke == ["stage3.stage1_train.tiny"]  # the vae codec's and the data stages' went: this run replaced them
+
+
+def test_the_other_systems_outputs_go_with_its_markers(tmp_path):
+    """A reflow model retrained by the system decoded by stage one's decoder left the other system's GTA latents and
+    fine-tuned decoder (its marker gone): its stage 7 then stopped at the GTA latents' other settings. Stage 8 of one
+    system removed the other's synthesis of this run's test sets only, and forgot the markers of all of them."""
+    recipe, run = _stubbed(tmp_path)
+    assert run("--test-sets", "test screen")[0].returncode == 0
+    gta, decoder = recipe / "dump/vae/train_gta_flow_reflow", recipe / "exp/stage2/flow_reflow/decoder"
+    screen = recipe / "exp/stage2/flow_reflow/synth/screen"
+    for d in (gta, screen):
+        d.mkdir(parents=True, exist_ok=True)
+    assert decoder.is_dir()  # the stub's model.pt
+    r, _ = run("--decoder-finetune", "false", "--test-sets", "test", "--stage", "8", "--stop-stage", "8")
+    assert r.returncode == 0 and not screen.exists(), r.stdout + r.stderr
+    r, _ = run("--decoder-finetune", "false", "--stage", "7", "--stop-stage", "7", "--overwrite", "true")
+    assert r.returncode == 0 and not gta.exists() and not decoder.exists(), r.stdout + r.stderr
+    r, calls = run("--stage", "7", "--stop-stage", "7")
+    assert r.returncode == 0 and _calls(calls, "stage2_flow.gta") and "reflow.flow_reflow): done already" in r.stdout
+
+
+def test_option_values_bash_reads_otherwise(tmp_path):
+    """`--stage 08` passed the integer check and then failed bash's arithmetic (octal), skipping the cleanup;
+    `--num-nodes 2` without --ngpu was dropped: the trainings ran on one CPU node."""
+    recipe, run = _stubbed(tmp_path)
+    assert run()[0].returncode == 0
+    r, calls = run("--stage", "08", "--stop-stage", "09", "--overwrite", "true")
+    assert r.returncode == 0 and "value too great" not in r.stderr, r.stderr
+    assert _calls(calls, "stage2_flow.synthesize") and _calls(calls, "shared.evaluate") and not _calls(calls, "shared.pack")
+    r, calls = run("--stage", "3", "--num-nodes", "2")
+    assert r.returncode == 1 and "--num-nodes 2 trains on the GPUs of every node: give --ngpu too" in r.stderr and not calls
 
 
 def test_a_new_test_set_is_done_not_refused(tmp_path):

@@ -103,6 +103,10 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     n_screen = len(DataDir.load(recipe / "data" / "screen"))
     assert n_screen > 0 and json.loads((s2 / "eval" / "screen" / "metrics.json").read_text())["num_utts"] == n_screen
     assert json.loads((s1 / "eval" / "screen" / "metrics.json").read_text())["metrics"]["pesq_wb"]["n"] == n_screen
+    # the set is kept for the next call: another size asked of it was ignored, the old set scored
+    bigger = subprocess.run(["bash", "local/score_screen.sh", "--num-sentences", "6"], cwd=recipe, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert bigger.returncode == 1 and "--num-sentences 6: data/screen exists already" in bigger.stderr, bigger.stderr
     # a rerun skips what was done with its settings; with others, it refuses, naming them (it skipped the stage)
     again = run_recipe(recipe, "--smoke", "true", "--stage", "3", "--budget-scale", "1.5", "--stage1-args",
                        "model.decoder.num_layers=2", timeout=300)

@@ -697,6 +697,10 @@ def test_train_smoke_writes_self_describing_exp_dir(trained, corpus):
     assert samples
     assert "step" in (trained / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert "already finished" in train(corpus, trained).stdout  # a finished experiment is a no-op
+    # ...of its own config: another one's was "already finished" too, and a recipe took the codec for that config's
+    other = train(corpus, trained, "train.warmup_steps=3", check=False)
+    assert other.returncode != 0 and "holds a trained model.pt trained with another config than this run's" in other.stderr
+    assert "train.warmup_steps: 2 -> 3" in other.stderr and "already finished" not in other.stdout
 
 
 @pytest.mark.slow

@@ -8,11 +8,13 @@
 #                                       a marker that says other settings is an error naming them (markers.sh);
 #                                       output goes to the terminal and exp/logs/stageN.NAME.<time>.log (whose
 #                                       first line is CMD, quoted, where it is a command, not a function); the
-#                                       wall time is appended to exp/stage_times.tsv. The marker is removed
+#                                       wall time is appended to exp/stage_times.tsv (not where the run only
+#                                       did sets new to a done stage). The marker is removed
 #                                       before the stage runs (a failed --overwrite run has removed outputs;
 #                                       not when it only adds sets new to it: the old sets' outputs stand) and
-#                                       written when it has finished; a failure (of any command in a stage
-#                                       function, not only its last) exits 1.
+#                                       written when it has finished (and named in stages_run); a failure (of
+#                                       any command in a stage function, not only its last) exits 1. A stage
+#                                       whose inputs were made from outputs redone since is refused (markers.sh).
 #   want N                              true when stage <= N <= stop_stage
 #   wait_jobs PID...                    wait for these background jobs (the shell's only ones); the first to
 #                                       fail kills the others at once and returns its status
@@ -21,6 +23,8 @@
 # (default false), stage, stop_stage.
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) $*"; }
+
+stages_run=()  # the markers (stageN.NAME) of the stages this run did
 
 # shellcheck source=markers.sh
 . "$(dirname "${BASH_SOURCE[0]}")/markers.sh"
@@ -56,8 +60,10 @@ run_stage() {
         exit 1
     fi
     _marker_write "$n" "$name" "$marker"
+    stages_run+=("stage${n}.${name}")
+    # the stage's time; not of a run that only added sets new to it (RESULTS report the time of the first)
+    [ -n "$_marker_run" ] || printf '%s\t%s\t%s\n' "$n" "$name" "$((SECONDS - start))" >> "$root/stage_times.tsv"
     _stage_with_reset
-    printf '%s\t%s\t%s\n' "$n" "$name" "$((SECONDS - start))" >> "$root/stage_times.tsv"
     log "stage $n ($name): finished in $((SECONDS - start)) s"
 }
 

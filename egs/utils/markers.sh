@@ -65,7 +65,9 @@ conf_digest() {
     if [ ! -f "$f" ]; then echo "$name (missing)"; return 0; fi
     while [ -f "$f" ] && [ "${#files[@]}" -lt 20 ]; do  # 20: a base cycle (shared/config.py refuses it) ends too
         files+=("$f")
-        base=$(sed -n 's/^base:[[:space:]]*\([^#]*\).*/\1/p' "$f" | head -n 1 | tr -d "\"' ")
+        # the value, its surrounding blanks and quotes removed (not its inner spaces: base: "base one.yaml")
+        base=$(sed -n 's/^base:[[:space:]]*\([^#]*\).*/\1/p' "$f" | head -n 1 | sed -e 's/[[:space:]]*$//' \
+            -e "s/^\"\(.*\)\"\$/\1/" -e "s/^'\(.*\)'\$/\1/")
         [ -n "$base" ] || break
         f=$(dirname "$f")/$base
     done
@@ -112,13 +114,59 @@ _marker_differences() {
     done
 }
 
+# _stale_link MARKER: "A B" where the marker A (MARKER, or a marker it consumes at any depth) recorded the stage B it
+# consumes as other than B's marker is now (B redone, or gone, since A was done); nothing where every link holds
+_stale_link() {
+    local dir=${1%/*} todo=("${1##*/}") seen=" " m line key
+    while [ "${#todo[@]}" -gt 0 ]; do  # breadth first, each marker once
+        m=${todo[0]}
+        todo=("${todo[@]:1}")
+        [[ "$seen" != *" $m "* ]] || continue
+        seen+="$m "
+        [ -f "$dir/$m" ] || continue
+        while IFS= read -r line; do
+            [[ "$line" =~ ^stage[0-9]+\.[^=]*= ]] || continue
+            key=${line%%=*}
+            if [ "$(marker_digest "$dir/$key")" != "${line#*=}" ]; then
+                echo "$m $key"
+                return 0
+            fi
+            todo+=("$key")
+        done < "$dir/$m"
+    done
+}
+
+# _refuse_stale_inputs N NAME DIR: exit 1 where a stage this one consumes (stage_with --after) was made from the outputs
+# of a stage redone since: this stage would read stale outputs (a stage is compared only with the stages it reads
+# itself, so a redone stage 2 did not stop a stage 7 reading the stage-6 model trained on the old tokens)
+_refuse_stale_inputs() {
+    local n=$1 name=$2 dir=$3 line link made from again
+    for line in ${_sw_lines[@]+"${_sw_lines[@]}"}; do
+        [[ "$line" =~ ^stage[0-9]+\. ]] || continue
+        link=$(_stale_link "$dir/${line%%=*}")
+        [ -n "$link" ] || continue
+        made=${link%% *} from=${link#* }
+        again=${made#stage}
+        again=${again%%.*}
+        {
+            echo "$0: stage $n ($name) would read the outputs of $made, which were made from those of $from, since" \
+                "$([ "$(marker_digest "$dir/$from")" = none ] && echo "undone" || echo "redone") ($dir/$made records" \
+                "another $from)."
+            echo "Nothing was changed. Redo the stages from $again on: --stage $again --overwrite true"
+        } >&2
+        exit 1
+    done
+}
+
 # _marker_check N NAME MARKER: whether the stage is to run (0) or is done already (1), after stage_with; refuses
-# (exit 1) a done stage whose marker differs from stage_with's settings. Sets stage_sets and _marker_run (the run=
-# to write: a done stage's, for its new sets)
+# (exit 1) a done stage whose marker differs from stage_with's settings, and any stage that would read outputs made
+# from those of a stage redone since (_refuse_stale_inputs). Sets stage_sets and _marker_run (the run= to write: a
+# done stage's, for its new sets)
 _marker_check() {
     local n=$1 name=$2 marker=$3 differ done_sets s
     _marker_run=""
     stage_sets=$_sw_sets
+    _refuse_stale_inputs "$n" "$name" "${marker%/*}"
     if [ "${overwrite:-false}" = true ] || [ ! -f "$marker" ]; then return 0; fi
     if ! grep -q '^run=' "$marker"; then
         if [ -n "$_sw_sets" ]; then  # its sets unrecorded: a set new to it would be skipped (--test-sets "test screen")

@@ -119,7 +119,13 @@ for v in stage stop_stage ngpu num_nodes synth_nj; do  # a non-integer would mak
         echo "$0: --${v//_/-} takes an integer, got '${!v}'" >&2
         exit 1
     fi
+    value=${!v}
+    printf -v "$v" '%s%d' "${value%%[0-9]*}" "$((10#${value#-}))"  # 08 is 8: bash's arithmetic reads it as octal, and fails
 done
+if [ "$num_nodes" -gt 1 ] && [ "$ngpu" -le 0 ]; then  # it was dropped: the trainings ran on one CPU node
+    echo "$0: --num-nodes $num_nodes trains on the GPUs of every node: give --ngpu too" >&2
+    exit 1
+fi
 
 [ -n "$stage1_tag" ] || stage1_tag=$(default_stage1_tag "$stage1_conf")  # before --smoke renames the configs
 [ -n "$stage2_tag" ] || stage2_tag=$(default_stage2_tag "$stage1_tag" "$stage2_conf")
@@ -329,7 +335,13 @@ if want 7 && [ "$reflow" = true ]; then
             --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
             --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
             "${s2_trainer_args[@]}" "validation.temperature=$temperature" $reflow_args
-        if [ -n "$ow" ]; then forget_other_system 7; fi  # a retrained final model: the other's decoder is stale
+        if [ -n "$ow" ]; then  # a retrained final model: the other system's decoder (and the GTA latents it read) are stale
+            forget_other_system 7
+            if [ "$decoder_finetune" = false ]; then  # this run does not redo them: they go, so that a run of the other
+                # system redoes its stage 7 from its own marker, not stopping at the old GTA latents' settings
+                rm -rf "dump/$stage1_tag/${train_set}_gta_$final_tag" "${final_s2:?}/decoder"
+            fi
+        fi
     }
     stage_with --retag --stage2-tag \
         --after "stage3.stage1_train.$stage1_tag stage4.encode.$stage1_tag stage6.stage2_train.$stage2_tag" \
@@ -373,10 +385,13 @@ if want 8; then
                 "fine-tunes on the final model's output (run --stage 7), or give --decoder-finetune false" >&2
             return 1
         fi
-        if [ -f "$done_dir/stage8.synth.$other_sys" ]; then  # synth/ holds the other system's audio: it goes
-            log "stage 8: removing $other_sys's synthesis of $test_sets from $final_s2/synth/ (the other decoder's)" \
+        if [ -f "$done_dir/stage8.synth.$other_sys" ]; then  # synth/ holds the other system's audio: it goes, of every
+            # set that system made (a set only it made would otherwise stay, unmarked, and stop a later stage 8 of it)
+            local other_sets
+            other_sets=$(words $test_sets $(_marker_value "$done_dir/stage8.synth.$other_sys" sets))
+            log "stage 8: removing $other_sys's synthesis of $other_sets from $final_s2/synth/ (the other decoder's)" \
                 "and its markers of stages 8-10 (a run of $other_sys redoes them)"
-            for x in $test_sets; do rm -rf "${final_s2:?}/synth/$x"; done
+            for x in $other_sets; do rm -rf "${final_s2:?}/synth/$x"; done
         fi
         forget_other_system 8
         for x in $test_sets; do
@@ -469,7 +484,8 @@ if want 10; then
     run_stage 10 "pack.$sys_tag" stage10_pack
 fi
 
-if [ "$overwrite" = true ]; then  # the stages run here replaced the other kind of run's outputs
-    for ((n = stage; n <= stop_stage && n <= 10; n++)); do rm -f "$other_done/stage$n".*; done
+if [ "$overwrite" = true ]; then  # the stages run here replaced the other kind of run's outputs of the same names;
+    # its markers of other tags and systems stay, with what they made
+    for m in ${stages_run[@]+"${stages_run[@]}"}; do rm -f "$other_done/$m"; done
 fi
 [ "$stop_stage" -lt 8 ] || log "done. wavs: $final_s2/synth/  results: $results_md  plots: $final_s2/eval/*/plots  logs: exp/logs/"

@@ -32,7 +32,7 @@ stage2_tag=           # default: as run.sh's (flow for the vae codec and conf/st
 reflow=true
 test_set=test         # whose synth.json holds stage 8's sampling settings
 screen=data/screen
-num_sentences=380
+num_sentences=        # default 380: how many the screening set is made with (kept for the next call)
 extra_judges=         # more recognisers (exp/asr dirs) to read the same audio, pooled with exp/asr
 help_message="Usage: $0 [options]   (run from the recipe dir after run.sh's stage 9)"
 
@@ -54,7 +54,13 @@ for need in "$s1_exp/model.pt" "$final_s2/model.pt" exp/asr/model.pt exp/tokens.
     fi
 done
 
-[ -f "$screen/token" ] || python local/screen_set.py --out-dir "$screen" --num-sentences "$num_sentences"
+if [ ! -f "$screen/token" ]; then
+    python local/screen_set.py --out-dir "$screen" --num-sentences "${num_sentences:-380}"
+elif [ -n "$num_sentences" ]; then  # it was ignored: the set an earlier call made was scored
+    echo "$0: --num-sentences $num_sentences: $screen exists already ($(wc -l < "$screen/text") sentences, made by an" \
+        "earlier call); remove it to make another, or leave the option out to score it" >&2
+    exit 1
+fi
 
 # stage 8's sampling, as recorded by the synthesis that made the test set's audio (the test set's own synth.json, or
 # with --synth-nj N a job's): the same NFE, solver, temperature, guidance, rate and seed, and its codec where
