@@ -173,8 +173,7 @@ def paired_compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]
         va, vb, weight = va[ok], vb[ok], weight[ok]
         if not weight.sum() > 0:  # only a pooled rate's weights (reference phones) can be all 0
             raise ValueError(f"metric {m!r}: the references of the {va.size} utterance(s) compared have no phones")
-        draws = np.random.default_rng(seed).integers(0, va.size, size=(resamples, va.size))
-        lo, hi = _interval(_draw_ratios((vb - va)[draws].sum(1), weight[draws].sum(1)), level)
+        lo, hi = _interval(_draw_ratios(*_resampled_sums([vb - va, weight], resamples, seed)), level)
         mean_a, mean_b = (float(v.sum() / weight.sum()) for v in (va, vb))
         diff = float((vb - va).sum() / weight.sum())
         out[m] = {"n": int(va.size), "mean_a": mean_a, "mean_b": mean_b, "diff": diff, "ci": [lo, hi], "level": level,
@@ -271,9 +270,23 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, resamples: int = 10000, seed: int
     if too_few_to_bootstrap(num.sum(), den.sum()):
         ratio = float(num.sum() / den.sum()) if den.sum() > 0 else math.inf
         return RatioCI(ratio, exact_ratio_ci(int(round(num.sum())), int(round(den.sum())), level), "exact")
-    draws = np.random.default_rng(seed).integers(0, num.size, size=(resamples, num.size))
-    boot = _draw_ratios(num[draws].sum(1), den[draws].sum(1))
+    boot = _draw_ratios(*_resampled_sums([num, den], resamples, seed))
     return RatioCI(float(num.sum() / den.sum()), _interval(boot, level), "bootstrap")
+
+
+def _resampled_sums(columns: list[np.ndarray], resamples: int, seed: int, chunk: int = 500) -> list[np.ndarray]:
+    """Each of ``columns``' (per-utterance values) sums over ``resamples`` bootstrap draws of the utterances, with
+    replacement, the same draws for every column; drawn a chunk at a time, so memory is ``chunk x utterances``, not
+    ``resamples x utterances`` (15 GB for a 100k-utterance corpus), with the draws of one ``(resamples, n)`` array."""
+    rng = np.random.default_rng(seed)
+    n = columns[0].size
+    sums = [np.empty(resamples) for _ in columns]
+    for start in range(0, resamples, chunk):
+        k = min(chunk, resamples - start)
+        draws = rng.integers(0, n, size=(k, n))
+        for total, column in zip(sums, columns):
+            total[start:start + k] = column[draws].sum(1)
+    return sums
 
 
 def _draw_ratios(num_sums: np.ndarray, den_sums: np.ndarray) -> np.ndarray:

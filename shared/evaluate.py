@@ -56,6 +56,10 @@ from shared.compare import ratio_ci
 from shared.io import MODEL_FILE, PathLike, atomic_write, errors_named, file_sha256, read_json, read_kv, write_json
 
 EVAL_RATE = 16000
+# What scores a result, beside its inputs and settings: raise it whenever a metric's code, its analysis settings'
+# defaults or the phone recogniser's filter change what they compute, so that results made before are scored again,
+# not reused (2: pYIN at 0.1 semitones, 2026-12-07)
+SCORING_VERSION = 2
 
 
 class EvaluationError(ValueError):
@@ -312,7 +316,8 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     scps = [ref_dir / "wav.scp", gen_dir / "wav.scp"]
     utt2spk_path = ref_dir / "utt2spk"
     from shared.metrics.optional import OptionalModelError, load_optional_metrics, requested_models
-    from shared.metrics.spectral import MCEP_CONVENTION  # here: librosa is slow to import for the CLIs that need none
+    # here: librosa is slow to import for the CLIs that need none
+    from shared.metrics.spectral import DEFAULT_ANALYSIS, MCEP_CONVENTION
 
     models = requested_models(optional_models or {})  # those the environment enables too: they change the results
     # every input a result depends on: the audio, the recognisers' and models' weights, the tokens, languages,
@@ -323,6 +328,8 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     settings = {"mode": mode, "phone_recognizer": str(phone_recognizer) if phone_recognizer else None,
                 "with_f0": with_f0, "optional_models": models, "per_speaker": utt2spk_path.is_file(),
                 "language": language, "allow_subset": allow_subset, "mcep": MCEP_CONVENTION}
+    scoring = {"scoring": SCORING_VERSION, "analysis": repr(DEFAULT_ANALYSIS)}  # what computed them
+    settings.update(scoring)
     ref_scp, gen_scp = read_kv(ref_dir / "wav.scp"), read_kv(gen_dir / "wav.scp")
     utts = match_utts(ref_scp, gen_scp, allow_subset)
     piped = [str(p) for p in scps if inputs[str(p)]["pipes"]]
@@ -350,7 +357,8 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     if skipped:  # one line, as a recipe scores several systems
         print("[evaluate] model-based metrics skipped: " + "; ".join(f"{name}: {why['skipped']}"
                                                                     for name, why in skipped.items()), file=sys.stderr)
-    signal_key = {"mode": mode, "with_f0": with_f0, "mcep": MCEP_CONVENTION, "inputs": {str(p): inputs[str(p)] for p in scps}}
+    signal_key = {"mode": mode, "with_f0": with_f0, "mcep": MCEP_CONVENTION, **scoring,
+                  "inputs": {str(p): inputs[str(p)] for p in scps}}
     rows = None if fresh else reusable_signal_rows(out, signal_key, utts)
     if rows is not None:
         print(f"[evaluate] signal metrics of {len(utts)} utts reused from {signal_rows_path(out)} (same audio)")

@@ -123,15 +123,17 @@ class FlowMatcher(nn.Module):
         t: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """x1, mu: (B, D, F) normalised latents / expanded prior mean; mask: (B, 1, F); g: (B, S);
-        extra: (B, E, F); x0: given start points (reflow pairs); loss_mask: (B, 1, F) weights of the frames
+        extra: (B, E, F); x0: given start points (reflow pairs: the path is the straight line from each to its own x1,
+        whatever OT-CFM's sigma_min, which would end it at x1 + sigma_min x0); loss_mask: (B, 1, F) weights of the frames
         (0 / 1: which count, infilling; or model.phone_balanced_weights); t: (B,) fixed times (validation). Returns {"flow/mse": ...}."""
         b = x1.shape[0]
+        sigma_min = self.sigma_min if x0 is None else 0.0
         if x0 is None:
             x0 = self.sample_x0(mu, mask, generator=generator)
         t = self.sample_t(b, x1.device, generator) if t is None else t
         tt = t[:, None, None]
-        xt = (1 - (1 - self.sigma_min) * tt) * x0 + tt * x1
-        target = x1 - (1 - self.sigma_min) * x0
+        xt = (1 - (1 - sigma_min) * tt) * x0 + tt * x1
+        target = x1 - (1 - sigma_min) * x0
         cond = self._cond(mu, extra)
         if self.training and self.cfg_drop > 0:
             keep = (torch.rand(b, generator=generator, device=x1.device) >= self.cfg_drop).float()

@@ -166,6 +166,20 @@ def test_rescoring_the_same_audio_reuses_the_signal_metrics(dirs, tmp_path, monk
     monkeypatch.setattr("shared.metrics.spectral.MCEP_CONVENTION", "symmetric")
     with pytest.raises(AssertionError, match="recomputed"):
         evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
+    # ...nor those of other analysis settings or older scoring code (pYIN's voicing at 0.2 semitones until
+    # 2026-12-07), by the rows and by the summary alike: "up to date" kept the old numbers
+    from dataclasses import replace
+
+    from shared.metrics.spectral import DEFAULT_ANALYSIS
+
+    for patch in (("shared.evaluate.SCORING_VERSION", ev.SCORING_VERSION + 1),
+                  ("shared.metrics.spectral.DEFAULT_ANALYSIS", replace(DEFAULT_ANALYSIS, f0_resolution=0.2))):
+        monkeypatch.undo()
+        evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
+        monkeypatch.setattr(ev, "run_utt_metrics", must_not_run)
+        monkeypatch.setattr(*patch)
+        with pytest.raises(AssertionError, match="recomputed"):
+            evaluate(dirs / "ref", dirs / "gen", out, mode="codec", nj=1)
 
 
 def test_reference_analysis_cache_gives_the_same_metrics(dirs, tmp_path):

@@ -583,6 +583,30 @@ def test_prompts_of_speakers_without_an_id_come_from_their_other_utterances(tmp_
     assert capsys.readouterr().err == ""  # not once per item or batch
 
 
+def test_a_reflow_pairs_path_ends_at_its_own_x1_also_with_ot_cfm():
+    """OT-CFM's path (1 - (1 - sigma_min) t) x0 + t x1 ends at x1 + sigma_min x0: applied to a reflow pair (x0, x1) it
+    trained the fine-tune towards a noisier x1 than the one the base model made from that x0. A given x0 now takes the
+    straight line; the sampled x0 of ordinary training keeps OT-CFM's path."""
+    seen = []
+
+    class Probe(torch.nn.Module):  # the estimator: records what it is given, answers zero
+        def forward(self, x, t, mask, cond, g):
+            seen.append(x.clone())
+            return torch.zeros_like(x)
+
+    fm = FlowMatcher(VelocityEstimator(D, D, hidden=16, layers=1), prior="noise", sigma_min=0.1).train()
+    fm.estimator = Probe()
+    x0, x1, mu, mask = torch.randn(2, D, 9), torch.randn(2, D, 9), torch.zeros(2, D, 9), torch.ones(2, 1, 9)
+    one = torch.ones(2)
+    given = fm.compute_loss(x1, mask, mu, x0=x0, t=one)["flow/mse"]
+    assert torch.allclose(seen[-1], x1) and given == pytest.approx(float(((x1 - x0) ** 2).mean()), rel=1e-5)
+    torch.manual_seed(0)
+    fm.compute_loss(x1, mask, mu, t=one)
+    torch.manual_seed(0)
+    drawn = fm.sample_x0(mu, mask)
+    assert torch.allclose(seen[-1], x1 + 0.1 * drawn, atol=1e-6)  # OT-CFM as before
+
+
 def test_sigma_min_with_the_text_prior_is_refused():
     """x_t = (1 - (1 - sigma_min) t) x0 + t x1 ends at x1 + sigma_min x0: with x0 = mu + sigma eps every sample would be
     shifted by sigma_min mu. A ConfigError before training (check_training_config); a model trained so before this
