@@ -504,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--language", default=None,
                    help="espeak-ng language (en-us, fr-fr, ...) Whisper transcribes the utterances in where REF_DIR "
                         "has no utt2lang (default: English)")
+    p.add_argument("--ref-cache", default=None, metavar="DIR",
+                   help="keep the references' spectral and F0 analyses here for the next evaluation against them "
+                        "(another system, or codec then TTS), keyed by the audio's samples and the analysis settings")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     import torch
@@ -513,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         res = evaluate(a.ref_dir, a.gen_dir, a.out, a.mode, a.phone_recognizer, a.ref_token_file, a.plots_dir, a.nj,
                        not a.no_f0, a.allow_subset, {"whisper_wer": a.whisper_model, "spk_sim": a.speaker_model,
                                                      "utmos": a.utmos_model}, a.overwrite, a.num_plots,
-                       language=a.language)
+                       ref_cache=a.ref_cache, language=a.language)
     except EvaluationError as e:
         print(f"[evaluate] error: {e}", file=sys.stderr)
         return 1

@@ -172,11 +172,33 @@ def test_libritts_fake(tmp_path):
     assert train.utts[0] == "103-1241_000000_000000" and train.text[train.utts[0]] == "Text of 103 1241 0."
     orig = prepare_libritts(corpus, tmp_path / "d2", [], [], ["test-clean"], text="original")
     assert orig["test"].text["121-1241_000000_000001"] == "TEXT of 121 1241 1"
-    Path(f"{corpus}/dev-clean/84/5000/84_5000_000000_000001.normalized.txt").unlink()
-    with pytest.raises(CorpusError, match="84_5000_000000_000001"):
-        prepare_libritts(corpus, tmp_path / "d3", [], ["dev-clean"], [])
     with pytest.raises(CorpusError, match="train-clean-360"):
         prepare_libritts(corpus, tmp_path / "d4", ["train-clean-360"], [], [])
+
+
+def test_libritts_skips_untranscribed_and_hidden_files_and_lists_them(tmp_path, capsys):
+    """One wav without a transcript, an empty one, or LibriTTS-R's macOS '._*.wav' files (in dev-clean/84, the
+    recipe's default dev set) stopped the whole preparation: they are skipped and listed, as VCTK's are."""
+    corpus = tmp_path / "LibriTTS_R"
+    _libritts(corpus)
+    chapter = corpus / "dev-clean" / "84" / "5000"
+    Path(f"{chapter}/84_5000_000000_000001.normalized.txt").unlink()
+    Path(f"{chapter}/84_5000_000000_000000.normalized.txt").write_text("  \n", encoding="utf-8")
+    (chapter / "._84_5000_000000_000000.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (chapter / "._84_5000_000000_000000.normalized.txt").write_bytes(b"\x00\x05")
+    dirs = prepare_libritts(corpus, tmp_path / "data", [], ["dev-clean"], [])
+    assert sorted(dirs["dev"].utts) == ["84-1241_000000_000000", "84-1241_000000_000001"]
+    listed = (tmp_path / "data" / "local" / "libritts_skipped.txt").read_text().splitlines()
+    assert len(listed) == 3 and "skipped 3 file(s)" in capsys.readouterr().err
+    assert sorted(line.split(": ", 1)[1] for line in listed) == [
+        "a hidden file (macOS metadata, not audio)", "empty transcript 84_5000_000000_000000.normalized.txt",
+        "no transcript 84_5000_000000_000001.normalized.txt"]
+    assert validate_data_dir(tmp_path / "data" / "dev") == []
+    # a subset with no transcribed wav at all is still an error
+    for txt in corpus.glob("test-clean/*/*/*.normalized.txt"):
+        txt.unlink()
+    with pytest.raises(CorpusError, match="no transcribed wavs under .*test-clean"):
+        prepare_libritts(corpus, tmp_path / "d3", [], [], ["test-clean"])
 
 
 @pytest.mark.parametrize("layout", ["0.92", "old"])

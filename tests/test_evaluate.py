@@ -208,6 +208,12 @@ def test_reference_analysis_cache_gives_the_same_metrics(dirs, tmp_path):
     from shared.metrics.spectral import analyse
     a = cached_ref_analysis(utt, wav[::-1].astype(np.float32), True, str(cache))
     assert np.array_equal(a.mcep, analyse(wav[::-1].astype(np.float32)).mcep)
+    # the command line's --ref-cache (the recipe's stages 5 and 9 share exp/ref_analysis: the codec's and the TTS's
+    # references are the same audio)
+    cli_cache = tmp_path / "cli_cache"
+    assert main(["--ref-dir", str(dirs / "ref"), "--gen-dir", str(dirs / "gen"), "--out", str(tmp_path / "e" / "m.json"),
+                 "--nj", "1", "--ref-cache", str(cli_cache)]) == 0
+    assert sorted(p.stem for p in cli_cache.glob("*.pkl")) == sorted(read_kv(dirs / "ref" / "wav.scp"))
 
 
 def test_optional_metrics_say_why_they_are_skipped(monkeypatch, tmp_path):

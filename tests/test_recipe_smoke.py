@@ -103,6 +103,8 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     n_screen = len(DataDir.load(recipe / "data" / "screen"))
     assert n_screen > 0 and json.loads((s2 / "eval" / "screen" / "metrics.json").read_text())["num_utts"] == n_screen
     assert json.loads((s1 / "eval" / "screen" / "metrics.json").read_text())["metrics"]["pesq_wb"]["n"] == n_screen
+    # the references' analyses, shared by stage 5's, stage 9's and the screening's evaluations
+    assert {p.stem for p in (recipe / "exp" / "ref_analysis").glob("*.pkl")} >= set(DataDir.load(recipe / "data" / "screen").utts)
     # the set is kept for the next call: another size asked of it was ignored, the old set scored
     bigger = subprocess.run(["bash", "local/score_screen.sh", "--num-sentences", "6"], cwd=recipe, env=env,
                             capture_output=True, text=True, timeout=60)

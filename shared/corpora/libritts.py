@@ -9,7 +9,10 @@
 Layout: ``<corpus>/<subset>/<speaker>/<chapter>/<spk>_<chapter>_<par>_<sent>.wav`` with
 ``.normalized.txt`` (and ``.original.txt``) beside each wav. Subsets are merged into ``data/train``,
 ``data/dev`` and ``data/test``. Utterance ids are ``<spk>-<chapter>_<par>_<sent>`` (the ``-`` after the
-speaker id keeps speakers contiguous when sorted: ``103-...`` < ``1034-...``).
+speaker id keeps speakers contiguous when sorted: ``103-...`` < ``1034-...``). A wav without a transcript (or with an
+empty one) and a hidden file (LibriTTS-R ships macOS ``._*.wav`` metadata files beside the audio) are skipped and
+listed in ``<data-dir>/local/libritts_skipped.txt``, as VCTK's untranscribed files are; audio that cannot be read
+stops the preparation, naming it.
 """
 
 from __future__ import annotations
@@ -19,23 +22,28 @@ import sys
 from pathlib import Path
 
 from shared.corpora.common import CorpusError, Utterance, clean_transcript, require, summary, write_data_dir
+from shared.io import atomic_write
 
 
-def read_subset(corpus_dir: Path, subset: str, text: str = "normalized") -> list[Utterance]:
-    """Utterances of one subset (e.g. ``dev-clean``); errors list wavs without a transcript."""
+def read_subset(corpus_dir: Path, subset: str, text: str = "normalized") -> tuple[list[Utterance], list[str]]:
+    """``(utterances, skipped)`` of one subset (e.g. ``dev-clean``): the wavs with a transcript, and 'path: reason'
+    for the rest; a file named otherwise than its speaker directory is an error."""
     root = require(Path(corpus_dir) / subset, f"LibriTTS subset '{subset}'",
                    f"expected {Path(corpus_dir) / subset}/<speaker>/<chapter>/*.wav")
-    utts, problems = [], []
+    utts, skipped, problems = [], [], []
     for wav in sorted(root.glob("*/*/*.wav")):
+        if wav.name.startswith("."):  # pathlib's glob matches hidden files too
+            skipped.append(f"{wav}: a hidden file (macOS metadata, not audio)")
+            continue
         spk, chapter = wav.parent.parent.name, wav.parent.name
         base = wav.name[: -len(".wav")]
         txt = wav.with_name(f"{base}.{text}.txt")
         if not txt.is_file():
-            problems.append(f"{wav}: transcript not found: {txt}")
+            skipped.append(f"{wav}: no transcript {txt.name}")
             continue
         transcript = clean_transcript(txt.read_text(encoding="utf-8"))
         if not transcript:
-            problems.append(f"{txt}: empty transcript")
+            skipped.append(f"{wav}: empty transcript {txt.name}")
             continue
         prefix = f"{spk}_"
         if not base.startswith(prefix):
@@ -45,18 +53,31 @@ def read_subset(corpus_dir: Path, subset: str, text: str = "normalized") -> list
     if problems:
         raise CorpusError(f"{len(problems)} problem(s) in {root}:\n  " + "\n  ".join(problems))
     if not utts:
-        raise CorpusError(f"no wavs under {root} (expected <speaker>/<chapter>/*.wav)")
-    return utts
+        raise CorpusError(f"no transcribed wavs under {root} (expected <speaker>/<chapter>/*.wav with "
+                          f".{text}.txt beside each)")
+    return utts, skipped
 
 
 def prepare_libritts(corpus_dir: Path, data_dir: Path, train_sets: list[str], dev_sets: list[str],
                      test_sets: list[str], text: str = "normalized") -> dict:
     require(Path(corpus_dir), "LibriTTS directory")
-    out = {}
+    out, skipped = {}, []
+    parts = {}
     for name, subsets in (("train", train_sets), ("dev", dev_sets), ("test", test_sets)):
         if subsets:
-            utts = [u for s in subsets for u in read_subset(corpus_dir, s, text)]
-            out[name] = write_data_dir(Path(data_dir) / name, utts)
+            parts[name] = []
+            for subset in subsets:  # every subset read before anything is written
+                utts, gone = read_subset(corpus_dir, subset, text)
+                parts[name] += utts
+                skipped += gone
+    listing = Path(data_dir) / "local" / "libritts_skipped.txt"
+    with atomic_write(listing) as f:
+        f.writelines(line + "\n" for line in skipped)
+    if skipped:
+        print(f"libritts: skipped {len(skipped)} file(s) without a transcript, or hidden (listed in {listing})",
+              file=sys.stderr)
+    for name, utts in parts.items():
+        out[name] = write_data_dir(Path(data_dir) / name, utts)
     return out
 
 

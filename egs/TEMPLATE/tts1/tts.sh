@@ -225,7 +225,7 @@ fi
 score_resynth() {  # score_resynth SET [shared.evaluate options]: stage one's resynthesis of SET against data/SET
     local x=$1; shift
     python -m shared.evaluate $ow --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
-        --out "$s1_exp/eval/$x/metrics.json" --language "$language" "$@"
+        --out "$s1_exp/eval/$x/metrics.json" --language "$language" --ref-cache exp/ref_analysis "$@"
 }
 forget_other_system() {  # forget_other_system N: the other system's markers of stages N-10 (what it made there is stale)
     local m n
@@ -447,7 +447,7 @@ if want 9; then
         for x in $test_sets; do
             python -m shared.evaluate $ow --mode tts --ref-dir "data/$x" --gen-dir "$final_s2/synth/$x" \
                 --phone-recognizer exp/asr --ref-token-file "data/$x/token" --language "$language" \
-                --out "$final_s2/eval/$x/metrics.json" --plots-dir "$final_s2/eval/$x/plots"
+                --out "$final_s2/eval/$x/metrics.json" --plots-dir "$final_s2/eval/$x/plots" --ref-cache exp/ref_analysis
             # the codec's own PER: how much of the TTS PER the codec already explains
             [ ! -f "$s1_exp/resynth/$x/wav.scp" ] || score_resynth "$x" --phone-recognizer exp/asr --ref-token-file "data/$x/token"
         done

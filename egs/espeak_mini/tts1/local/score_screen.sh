@@ -87,7 +87,7 @@ tts_name=screen  # the two systems of one final model (its decoder or stage one'
 for a in "${sampling[@]}"; do if [ "$a" = --stage1-exp-dir ]; then tts_name=screen_s1decoder; fi; done
 python -m stage2_flow.synthesize --exp-dir "$final_s2" --data-dir "$screen" --out-dir "$final_s2/synth/$tts_name" "${sampling[@]}"
 python -m stage1_vae.decode --exp-dir "$s1_exp" --data-dir "$screen" --out-dir "$s1_exp/resynth/screen"
-scoring=(--phone-recognizer exp/asr --ref-token-file "$screen/token")
+scoring=(--phone-recognizer exp/asr --ref-token-file "$screen/token" --ref-cache exp/ref_analysis)
 python -m shared.evaluate --mode codec --ref-dir "$screen" --gen-dir "$s1_exp/resynth/screen" "${scoring[@]}" \
     --out "$s1_exp/eval/screen/metrics.json"
 python -m shared.evaluate --mode tts --ref-dir "$screen" --gen-dir "$final_s2/synth/$tts_name" "${scoring[@]}" \
