@@ -122,6 +122,49 @@ def test_tts_metrics_f0_and_duration(speech):
     assert "f0_rmse_cents" not in st
 
 
+def test_pyins_viterbi_by_its_nonzero_transitions_is_librosas_path(speech):
+    """shared.metrics.viterbi decodes pYIN's HMM over each state's nonzero transitions (librosa's is dense, most of
+    pYIN's time at 0.1-semitone bins): the same F0 and voicing, on voiced, noisy, pitch-shifted and silent audio."""
+    import librosa
+
+    from shared.metrics import viterbi
+
+    calls = []
+    real = viterbi.sparse_viterbi
+    kw = dict(fmin=60.0, fmax=500.0, sr=16000, frame_length=1024, hop_length=160, center=True, resolution=0.1)
+    silence_then_voice = np.concatenate([np.zeros(4000, np.float32), speech["pitch_up"]])
+    for wav in (speech["ref"], speech["noisy"], speech["other"], silence_then_voice):
+        dense = librosa.pyin(wav, **kw)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(viterbi, "sparse_viterbi", lambda *a, **k: calls.append(1) or real(*a, **k))
+            with viterbi.faster_pyin_viterbi():
+                fast = librosa.pyin(wav, **kw)
+        assert np.array_equal(dense[1], fast[1]) and np.array_equal(dense[0], fast[0], equal_nan=True)
+        assert dense[1].any() and not dense[1].all()
+    assert len(calls) == 4  # it decoded, not librosa's
+    assert librosa.sequence.viterbi is not None and librosa.sequence.viterbi.__module__.startswith("librosa")
+
+
+def test_sparse_viterbi_takes_a_zero_transition_where_librosa_would():
+    """librosa's log transition of 0 is log(tiny), not -inf: where every nonzero path is far less likely, a zero
+    transition wins, and the sparse decoding must find it as librosa does (its fallback to every predecessor)."""
+    import librosa
+
+    from shared.metrics.viterbi import sparse_viterbi
+
+    stay = np.eye(2)  # no state can leave its own, yet the best paths do: through a zero transition
+    for prob, path in ((np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0]]), [0, 1, 1, 1]),  # a tie, to the lower index
+                       (np.array([[1.0, 1e-200, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]), [0, 0, 1, 1])):
+        assert librosa.sequence.viterbi(prob, stay).tolist() == path
+        assert sparse_viterbi(prob, stay).tolist() == path
+    rng = np.random.default_rng(0)
+    band = librosa.sequence.transition_local(12, 3, window="triangle", wrap=False)
+    hmm = np.kron(librosa.sequence.transition_loop(2, 0.99), band)
+    for _ in range(5):
+        p = rng.random((24, 40)) ** 8
+        assert np.array_equal(sparse_viterbi(p, hmm), librosa.sequence.viterbi(p, hmm))
+
+
 # ---- codec metrics ---------------------------------------------------------------------------------------
 def test_si_sdr(speech):
     ref = speech["ref"]
