@@ -11,6 +11,7 @@ and voicing. The settings take turns (``--repeats``), figures are medians.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -52,10 +53,7 @@ def main() -> None:
 
     def run(resolution: float, sparse: bool) -> tuple[float, list]:
         t = time.perf_counter()
-        if sparse:
-            with faster_pyin_viterbi():
-                out = [librosa.pyin(w, resolution=resolution, **kw) for w in wavs]
-        else:
+        with faster_pyin_viterbi() if sparse else contextlib.nullcontext():
             out = [librosa.pyin(w, resolution=resolution, **kw) for w in wavs]
         return (time.perf_counter() - t) / len(wavs), out
 

@@ -31,7 +31,7 @@ class VelocityEstimator(nn.Module):
     ) -> None:
         super().__init__()
         dilations = dilations or [1, 2, 4, 1]
-        self.stride = stride
+        self.stride, self.cond_channels = stride, cond_channels
         self.time = TimeEmbedding(hidden)
         self.spk = nn.Linear(spk_dim, hidden) if spk_dim else None
         self.inp = nn.Conv1d(latent_dim + cond_channels, hidden, 1)
@@ -48,6 +48,11 @@ class VelocityEstimator(nn.Module):
         self.out = nn.Conv1d(hidden, latent_dim, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+
+    @property
+    def takes_conditions(self) -> bool:
+        """Whether it reads any condition, frame channels or a speaker vector: what guidance drops."""
+        return self.cond_channels > 0 or self.spk is not None
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, mask: torch.Tensor, cond: torch.Tensor | None = None, g: torch.Tensor | None = None

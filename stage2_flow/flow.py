@@ -156,6 +156,12 @@ class FlowMatcher(nn.Module):
         return w[None, :, None]
 
     # ---- sampling -----------------------------------------------------------------------------
+    def check_guidance(self, cfg_scale: float) -> None:
+        """A ValueError for guidance (``cfg_scale`` != 0) of an estimator that reads no condition at all, before
+        anything is sampled (:meth:`velocity_fn` refuses guidance given no condition too, when it samples)."""
+        if cfg_scale != 0.0 and not self.estimator.takes_conditions:
+            raise ValueError(nothing_to_guide(cfg_scale))
+
     def velocity_fn(self, mask: torch.Tensor, mu: torch.Tensor, g: torch.Tensor | None, extra: torch.Tensor | None, cfg_scale: float = 0.0):
         """Closure f(t, x) -> v with CFG v = v_c + w (v_c - v_u) (one batched call when w != 0). Guidance of a
         model without any condition is a ValueError (v_c would be v_u: no guidance at all); of one trained without

@@ -23,7 +23,7 @@ from shared.config import check_known_keys
 from shared.io import MODEL_FILE, file_sha256, read_json
 from stage2_flow.alignment import gaussian_log_p, length_regulate, monotonic_alignment_search, round_durations
 from stage2_flow.estimator import VelocityEstimator
-from stage2_flow.flow import FlowMatcher, Generators, nothing_to_guide
+from stage2_flow.flow import FlowMatcher, Generators
 from stage2_flow.layers import ConvNeXtBlock
 from stage2_flow.speaker import SpeakerConditioner
 from stage2_flow.text_encoder import DurationPredictor, TextEncoder, duration_loss, log_durations_to_frames
@@ -103,12 +103,9 @@ class FlowTTS(nn.Module):
         self.register_load_state_dict_pre_hook(drop_unused_weights)
 
     def check_guidance(self, cfg_scale: float) -> None:
-        """A ValueError for guidance (``cfg_scale`` != 0) of a model whose velocity has no condition at all, before
-        anything is sampled (the sampler refuses it too, :meth:`FlowMatcher.velocity_fn`, from its first batch)."""
-        conditioned = (self.mode == "alignfree" or self.flow.mu_cond or getattr(self, "text_proj", None) is not None
-                       or self.speaker.enabled)
-        if cfg_scale != 0.0 and not conditioned:
-            raise ValueError(nothing_to_guide(cfg_scale))
+        """A ValueError for guidance (``cfg_scale`` != 0) of a model whose velocity has no condition at all (no prior
+        mean, frame text or speaker): :meth:`FlowMatcher.check_guidance`."""
+        self.flow.check_guidance(cfg_scale)
 
     # ---- shared pieces -----------------------------------------------------------------------
     def speaker_vector(self, batch: dict[str, torch.Tensor], b: int, device: torch.device) -> torch.Tensor | None:

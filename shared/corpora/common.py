@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from shared.audio import AudioError, audio_info
 from shared.datadir import DataDir
+from shared.io import PathLike, atomic_write
 
 
 class CorpusError(ValueError):
@@ -70,6 +72,21 @@ def write_data_dir(data_dir: Path, utts: Iterable[Utterance], with_utt2dur: bool
     )
     data.save(data_dir)
     return data
+
+
+def skipped_listing(data_dir: PathLike, corpus: str) -> Path:
+    """Where a corpus's preparation lists the files it skipped: ``<data-dir>/local/<corpus>_skipped.txt``."""
+    return Path(data_dir) / "local" / f"{corpus}_skipped.txt"
+
+
+def write_skipped(data_dir: PathLike, corpus: str, skipped: list[str], what: str) -> None:
+    """List the skipped files ('path: reason' lines) in :func:`skipped_listing` (written, empty too, so that none
+    of an earlier preparation's stays), and say on stderr how many and ``what`` they were."""
+    listing = skipped_listing(data_dir, corpus)
+    with atomic_write(listing) as f:
+        f.writelines(line + "\n" for line in skipped)
+    if skipped:
+        print(f"{corpus}: skipped {len(skipped)} {what} (listed in {listing})", file=sys.stderr)
 
 
 def summary(name: str, dirs: dict[str, DataDir]) -> str:

@@ -21,8 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.corpora.common import CorpusError, Utterance, clean_transcript, require, summary, write_data_dir
-from shared.io import atomic_write
+from shared.corpora.common import (CorpusError, Utterance, clean_transcript, require, summary, write_data_dir,
+                                   write_skipped)
 
 
 def read_subset(corpus_dir: Path, subset: str, text: str = "normalized") -> tuple[list[Utterance], list[str]]:
@@ -61,24 +61,14 @@ def read_subset(corpus_dir: Path, subset: str, text: str = "normalized") -> tupl
 def prepare_libritts(corpus_dir: Path, data_dir: Path, train_sets: list[str], dev_sets: list[str],
                      test_sets: list[str], text: str = "normalized") -> dict:
     require(Path(corpus_dir), "LibriTTS directory")
-    out, skipped = {}, []
-    parts = {}
+    parts, skipped = {}, []
     for name, subsets in (("train", train_sets), ("dev", dev_sets), ("test", test_sets)):
-        if subsets:
-            parts[name] = []
-            for subset in subsets:  # every subset read before anything is written
-                utts, gone = read_subset(corpus_dir, subset, text)
-                parts[name] += utts
-                skipped += gone
-    listing = Path(data_dir) / "local" / "libritts_skipped.txt"
-    with atomic_write(listing) as f:
-        f.writelines(line + "\n" for line in skipped)
-    if skipped:
-        print(f"libritts: skipped {len(skipped)} file(s) without a transcript, or hidden (listed in {listing})",
-              file=sys.stderr)
-    for name, utts in parts.items():
-        out[name] = write_data_dir(Path(data_dir) / name, utts)
-    return out
+        for subset in subsets:  # every subset read before anything is written
+            utts, gone = read_subset(corpus_dir, subset, text)
+            parts.setdefault(name, []).extend(utts)
+            skipped += gone
+    write_skipped(data_dir, "libritts", skipped, "file(s) without a transcript, or hidden")
+    return {name: write_data_dir(Path(data_dir) / name, utts) for name, utts in parts.items()}
 
 
 def _sets(value: str) -> list[str]:

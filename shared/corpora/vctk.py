@@ -20,8 +20,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from shared.corpora.common import CorpusError, Utterance, clean_transcript, require, summary, write_data_dir
-from shared.io import atomic_write
+from shared.corpora.common import (CorpusError, Utterance, clean_transcript, require, skipped_listing, summary,
+                                   write_data_dir, write_skipped)
 
 
 def find_audio(corpus_dir: Path, mic: str = "mic1") -> tuple[str, list[tuple[str, str, Path]]]:
@@ -74,7 +74,7 @@ def prepare_vctk(corpus_dir: Path, data_dir: Path, mic: str = "mic1", num_dev: i
     unknown = sorted(heldout - set(by_spk))
     if unknown:
         raise CorpusError(f"held-out speaker(s) without transcribed {mic} utterances in {corpus_dir}: {', '.join(unknown)} "
-                          f"(see {Path(data_dir) / 'local' / 'vctk_skipped.txt'} once prepared without them)")
+                          f"(see {skipped_listing(data_dir, 'vctk')} once prepared without them)")
     splits: dict[str, list[Utterance]] = {"train": [], "dev": [], "test": [], "test_unseen": []}
     for spk, spk_utts in sorted(by_spk.items()):
         spk_utts.sort(key=lambda u: u.utt)
@@ -87,11 +87,7 @@ def prepare_vctk(corpus_dir: Path, data_dir: Path, mic: str = "mic1", num_dev: i
         splits["train"] += spk_utts[:n_train]
         splits["dev"] += spk_utts[n_train : n_train + num_dev]
         splits["test"] += spk_utts[n_train + num_dev :]
-    with atomic_write(Path(data_dir) / "local" / "vctk_skipped.txt") as f:
-        f.writelines(line + "\n" for line in skipped)
-    if skipped:
-        print(f"vctk: skipped {len(skipped)} audio file(s) or speaker(s) without transcript or {mic} recordings "
-              f"(listed in {Path(data_dir) / 'local' / 'vctk_skipped.txt'})", file=sys.stderr)
+    write_skipped(data_dir, "vctk", skipped, f"audio file(s) or speaker(s) without transcript or {mic} recordings")
     for name, part in splits.items():  # a split this preparation has none of (test_unseen without held-out
         if not part and (Path(data_dir) / name).is_dir():  # speakers) must not keep an earlier one's utterances
             shutil.rmtree(Path(data_dir) / name)

@@ -22,8 +22,9 @@ Recipe (all at ``sample_rate`` = 16 kHz unless told otherwise; inputs are resamp
 4. **MCD-DTW** = mean over path pairs of ``10 / ln 10 * sqrt(2 * sum_{d=1..24} (c_d - c'_d)^2)`` dB.
 5. **F0**: ``librosa.pyin`` with fixed ``fmin = 60``, ``fmax = 500`` Hz, ``frame_length = 1024``,
    0.1-semitone pitch bins (0.2 until 2026-12-07), the same hop and centring, so F0 frames are the cepstral frames
-   and reuse the DTW path; its Viterbi decoding by :mod:`shared.metrics.viterbi` (librosa's path, ~6x faster). pYIN decides voicing and octave; on voiced frames its bin-quantised F0 is replaced by
-   ``librosa.yin``'s continuous estimate where the two agree within a semitone.
+   and reuse the DTW path; its Viterbi decoding by :mod:`shared.metrics.viterbi` (librosa's path, ~5x faster). pYIN
+   decides voicing and octave; on voiced frames its bin-quantised F0 is replaced by ``librosa.yin``'s continuous
+   estimate where the two agree within a semitone.
    *log-F0 RMSE* in cents = ``1200 * sqrt(mean((log2 f - log2 f')^2))`` over path pairs voiced in
    both; *voicing error* = fraction of path pairs whose voiced flags differ.
 6. **Duration ratio** = generated samples / reference samples (both at the same rate).

@@ -222,10 +222,11 @@ if [ "$overwrite" != true ] && [ "$stage" -le "$stop_stage" ] && compgen -G "$ot
         "(markers in $other_done/), which this run's would mix with: remove them, or --overwrite true to replace them" >&2
     exit 1
 fi
+ref_cache=exp/ref_analysis  # the test references' spectral and F0 analyses, shared by stage 5's and 9's scoring
 score_resynth() {  # score_resynth SET [shared.evaluate options]: stage one's resynthesis of SET against data/SET
     local x=$1; shift
     python -m shared.evaluate $ow --mode codec --ref-dir "data/$x" --gen-dir "$s1_exp/resynth/$x" \
-        --out "$s1_exp/eval/$x/metrics.json" --language "$language" --ref-cache exp/ref_analysis "$@"
+        --out "$s1_exp/eval/$x/metrics.json" --language "$language" --ref-cache "$ref_cache" "$@"
 }
 forget_other_system() {  # forget_other_system N: the other system's markers of stages N-10 (what it made there is stale)
     local m n
@@ -447,7 +448,7 @@ if want 9; then
         for x in $test_sets; do
             python -m shared.evaluate $ow --mode tts --ref-dir "data/$x" --gen-dir "$final_s2/synth/$x" \
                 --phone-recognizer exp/asr --ref-token-file "data/$x/token" --language "$language" \
-                --out "$final_s2/eval/$x/metrics.json" --plots-dir "$final_s2/eval/$x/plots" --ref-cache exp/ref_analysis
+                --out "$final_s2/eval/$x/metrics.json" --plots-dir "$final_s2/eval/$x/plots" --ref-cache "$ref_cache"
             # the codec's own PER: how much of the TTS PER the codec already explains
             [ ! -f "$s1_exp/resynth/$x/wav.scp" ] || score_resynth "$x" --phone-recognizer exp/asr --ref-token-file "data/$x/token"
         done
