@@ -41,13 +41,14 @@ def main() -> None:
     args = p.parse_args()
     import numba
 
-    from shared.metrics.spectral import F0_FMAX, F0_FMIN
+    from shared.metrics.spectral import DEFAULT_ANALYSIS, F0_FMAX, F0_FMIN, pyin_kwargs
     from shared.metrics.viterbi import faster_pyin_viterbi
 
     numba.set_num_threads(1)
     wavs = utterances(args)
     seconds = sum(w.size for w in wavs) / 16000
-    kw = dict(fmin=F0_FMIN, fmax=F0_FMAX, sr=16000, frame_length=1024, hop_length=160, center=True)
+    kw = pyin_kwargs(DEFAULT_ANALYSIS)  # the evaluation's, but for the pitch bins, which vary below
+    kw.pop("resolution")
     with faster_pyin_viterbi():
         librosa.pyin(wavs[0], resolution=0.1, **kw)  # compiled before it is timed
 

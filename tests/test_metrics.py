@@ -128,10 +128,12 @@ def test_pyins_viterbi_by_its_nonzero_transitions_is_librosas_path(speech):
     import librosa
 
     from shared.metrics import viterbi
+    from shared.metrics.spectral import DEFAULT_ANALYSIS, pyin_kwargs
 
     calls = []
     real = viterbi.sparse_viterbi
-    kw = dict(fmin=60.0, fmax=500.0, sr=16000, frame_length=1024, hop_length=160, center=True, resolution=0.1)
+    kw = pyin_kwargs(DEFAULT_ANALYSIS)  # the evaluation's settings: 0.1-semitone bins
+    assert kw["resolution"] == 0.1
     silence_then_voice = np.concatenate([np.zeros(4000, np.float32), speech["pitch_up"]])
     for wav in (speech["ref"], speech["noisy"], speech["other"], silence_then_voice):
         dense = librosa.pyin(wav, **kw)

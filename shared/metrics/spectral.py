@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import librosa
 import numpy as np
@@ -111,14 +112,17 @@ def mel_cepstrum(wav: np.ndarray, cfg: AnalysisConfig = DEFAULT_ANALYSIS) -> np.
     return (_mcep_matrix(cfg.n_fft, cfg.order, float(alpha)) @ log_amp).T
 
 
+def pyin_kwargs(cfg: AnalysisConfig = DEFAULT_ANALYSIS) -> dict[str, Any]:
+    """``librosa.pyin``'s arguments (all but the audio) for the analysis ``cfg``: one place for them."""
+    return dict(fmin=F0_FMIN, fmax=F0_FMAX, sr=cfg.sample_rate, frame_length=cfg.f0_frame_length,
+                hop_length=cfg.hop_length, center=True, resolution=cfg.f0_resolution)
+
+
 def f0_pyin(wav: np.ndarray, cfg: AnalysisConfig = DEFAULT_ANALYSIS) -> tuple[np.ndarray, np.ndarray]:
     """F0 in Hz ``(F,)`` (0 where unvoiced) and voiced flags ``(F,)`` bool, on the cepstral frame grid."""
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
     with faster_pyin_viterbi():
-        f0, voiced, _ = librosa.pyin(
-            wav, fmin=F0_FMIN, fmax=F0_FMAX, sr=cfg.sample_rate, frame_length=cfg.f0_frame_length,
-            hop_length=cfg.hop_length, center=True, resolution=cfg.f0_resolution,
-        )
+        f0, voiced, _ = librosa.pyin(wav, **pyin_kwargs(cfg))
     voiced = voiced & np.isfinite(f0)
     # pYIN's F0 is quantised to its pitch bins; take YIN's continuous (parabolically interpolated)
     # estimate where it agrees with pYIN to within a semitone, keeping pYIN's voicing and octave choice.
