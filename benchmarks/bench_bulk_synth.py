@@ -28,6 +28,8 @@ from machine_load import report_load, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the toolkit without an install, as the other benchmarks
+from shared.config import positive_int  # noqa: E402
+
 MARK = ".bench_bulk_synth"  # in a work dir this script made: the only kind it deletes
 
 
@@ -77,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dir", required=True)
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--nj", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2, help="CPU threads in all (one job: all of them)")
-    p.add_argument("--nfe", type=int, default=4)
+    p.add_argument("--nj", type=positive_int, default=2)
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads in all (one job: all of them)")
+    p.add_argument("--nfe", type=positive_int, default=4)
     p.add_argument("--solver", default="euler")
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rounds", type=int, default=3, help="times each setup runs, in turn with the other")
+    p.add_argument("--rounds", type=positive_int, default=3, help="times each setup runs, in turn with the other")
     p.add_argument("--work-dir", default="/tmp/bench_bulk_synth")
     args = p.parse_args(argv)
     report_load("start")

@@ -19,6 +19,8 @@ import librosa
 import numpy as np
 from machine_load import report_load
 
+from shared.config import positive_int
+
 
 def utterances(args: argparse.Namespace) -> list[np.ndarray]:
     if args.wav_scp:
@@ -36,8 +38,8 @@ def utterances(args: argparse.Namespace) -> list[np.ndarray]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--wav-scp", default=None, help="a data dir's wav.scp (default: generated speech-like audio)")
-    p.add_argument("--num-utts", type=int, default=30)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--num-utts", type=positive_int, default=30)
+    p.add_argument("--repeats", type=positive_int, default=2)
     args = p.parse_args()
     import numba
 

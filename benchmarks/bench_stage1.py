@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine_load import report_load  # noqa: E402
-from shared.config import load_config  # noqa: E402
+from shared.config import load_config, positive_float, positive_int  # noqa: E402
 from shared.device import add_device_arg  # noqa: E402
 from stage1_vae.codec import load_codec  # noqa: E402
 from stage1_vae.decoders import HiFiGANDecoder  # noqa: E402
@@ -64,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(DEFAULT_CONFIG))
     p.add_argument("--exp-dir", default=None, help="benchmark a trained exp dir instead of the config")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=positive_int, default=2)
     add_device_arg(p)
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 16])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--hifigan-batches", type=int, nargs="+", default=[1],
+    p.add_argument("--seconds", type=positive_float, default=10.0)
+    p.add_argument("--batches", type=positive_int, nargs="+", default=[1, 16])
+    p.add_argument("--repeats", type=positive_int, default=5)
+    p.add_argument("--hifigan-batches", type=positive_int, nargs="+", default=[1],
                    help="batch sizes at which to time HiFi-GAN too (it is slow: batch 16 x 10 s takes minutes)")
     p.add_argument("--json-out", default=None)
     args = p.parse_args(argv)

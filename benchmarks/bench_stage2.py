@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from machine_load import report_load
 
+from shared.config import positive_float, positive_int
+
 TEXT = ("The quick brown fox jumps over the lazy dog while seven wizards quietly hex the jovial bakers, "
         "and then everyone goes home to rest before the long winter night begins in the valley.")
 
@@ -97,14 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exp-dir")
     p.add_argument("--config")
     p.add_argument("--stage1-exp-dir")
-    p.add_argument("--nfe", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    p.add_argument("--nfe", type=positive_int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     p.add_argument("--solver", default="euler")
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--batch-seconds", type=float, default=5.0)
-    p.add_argument("--batch-nfe", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seconds", type=positive_float, default=10.0)
+    p.add_argument("--batch", type=positive_int, default=16)
+    p.add_argument("--batch-seconds", type=positive_float, default=5.0)
+    p.add_argument("--batch-nfe", type=positive_int, default=4)
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out")
     args = p.parse_args(argv)
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         fastest = min(x["total"] for x in runs)
         res["batch"] = {"batch": args.batch, "nfe": args.batch_nfe, "audio_seconds": audio, "compute_seconds": r["total"],
                         "throughput": audio / r["total"], "throughput_max": audio / fastest}
-        print(f"batch {args.batch} x {args.batch_seconds:.0f} s at NFE {args.batch_nfe}: {audio / r['total']:.1f} s of audio per second, "
+        print(f"batch {args.batch} x {args.batch_seconds:g} s at NFE {args.batch_nfe}: {audio / r['total']:.1f} s of audio per second, "
               f"fastest {audio / fastest:.1f} (acoustic {r['acoustic']:.2f} s, decoder {r['decoder']:.2f} s, frontend {r['frontend']:.2f} s)")
     res["load_average"] = {"start": load_start, "end": report_load("end")}
     if args.out:

@@ -180,6 +180,18 @@ def check_known_keys(cfg: dict, known: dict[str, tuple[str, ...] | None], what: 
                               f"{', '.join(keys)}" + (f" ({'; '.join(said)})" if said else ""))
 
 
+def check_keys_against(cfg: dict, defaults: dict, what: str, where: str = "") -> None:
+    """Refuse (ConfigError) a key of ``cfg``, at any depth, that ``defaults`` lacks: for a config whose every key has a
+    default (the phone recogniser's), where a misspelt one (``train.max_step``) would be read by nothing."""
+    for key, value in cfg.items():
+        if key not in defaults:
+            section = f" of {where.rstrip('.')}" if where else ""
+            raise ConfigError(f"{what}: unknown key '{where}{key}'; the keys{section} are "
+                              f"{', '.join(map(str, defaults))}")
+        if isinstance(value, dict) and isinstance(defaults[key], dict):
+            check_keys_against(value, defaults[key], what, f"{where}{key}.")
+
+
 def merge(base: dict, over: dict) -> dict:
     """``base`` updated by ``over``: mappings merged recursively (unless their ``kind`` differs), other
     values replaced. Neither argument is modified."""
@@ -271,4 +283,15 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number above 0 (a duration, a number of seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value:g}: must be above 0")
     return value

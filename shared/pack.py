@@ -131,6 +131,21 @@ copied: run from there, or give that directory's path before it."""
     return "".join(parts)
 
 
+def check_codec(s1: Path, s2: Path, fine_tuned: Path | None) -> None:
+    """Refuse a package whose codec is not the one the model decodes with: ``s1`` not the stage-one dir that ``s2``
+    was trained on (its ``stage1.json``; the package would point the model at ``s1``), or a fine-tuned decoder made
+    from an earlier model's output (:func:`stage2_flow.model.codec_dir` refuses to load it)."""
+    from stage2_flow.model import codec_dir, stage1_dir
+
+    if (s2 / "stage1.json").is_file():
+        trained_on = stage1_dir(s2)
+        if trained_on.resolve() != s1.resolve():
+            raise ValueError(f"{s2} was trained on the latents of {trained_on}, not of {s1}: give that as the "
+                             "stage-one exp dir")
+    if fine_tuned is not None:
+        codec_dir(s2)
+
+
 def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
          results: PathLike | None = None, corpus_report: PathLike | None = None,
          sampling: dict[str, Any] | None = None, decoder: bool = True) -> Path:
@@ -140,10 +155,13 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
     for d, what in ((s1, "stage-one"), (s2, "stage-two")):
         if not (d / "config.yaml").is_file():
             raise FileNotFoundError(f"{d}: not a trained {what} experiment directory (no config.yaml)")
+    if results is not None and not Path(results).is_file():
+        raise FileNotFoundError(f"{results}: no such results file to pack")
+    fine_tuned = s2 / "decoder" if decoder and (s2 / "decoder" / MODEL_FILE).is_file() else None  # on its output
+    check_codec(s1, s2, fine_tuned)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     sources = [(s1, tmp / "stage1"), (s2, tmp / "stage2")]
-    fine_tuned = s2 / "decoder" if decoder and (s2 / "decoder" / MODEL_FILE).is_file() else None  # on its output
     if fine_tuned:
         sources.append((fine_tuned, tmp / "stage2" / "decoder"))
     left_out = [f for src, _ in sources for f in _left_out(src)]  # raises before anything is written
@@ -156,7 +174,7 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
         info = read_json(link)
         info["exp_dir"] = "../stage1"  # relative to the stage-two directory
         write_json(link, info)
-    if results and Path(results).is_file():
+    if results is not None:
         shutil.copy2(results, tmp / "RESULTS.md")
         for fig in _figures(Path(results)):  # its links (the NFE sweep's plot) then hold in the package too
             if (Path(results).parent / fig).is_file():
@@ -190,10 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = pack(args.stage1_exp_dir, args.stage2_exp_dir, args.out_dir, args.results, args.corpus_report, sampling,
                    decoder=not args.no_decoder)
-    except (FileNotFoundError, ValueError) as e:  # not an experiment dir; a file it needs too large to pack
+    # not an experiment dir, or not this model's codec; a file it needs too large to pack; a stale decoder
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise SystemExit(f"shared.pack: {e}") from None
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
-    print(f"packed {out} ({size:.1f} MB): stage1/, stage2/, MODEL_CARD.md" + (", RESULTS.md" if args.results else ""))
+    print(f"packed {out} ({size:.1f} MB): stage1/, stage2/, MODEL_CARD.md" + (", RESULTS.md" if args.results else "")
+          + (", stage2/decoder/" if (out / "stage2" / "decoder").is_dir() else ""))
     return 0
 
 

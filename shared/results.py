@@ -26,7 +26,7 @@ from typing import Any
 
 from shared.compare import MEAN, name_sides
 from shared.config import load_config
-from shared.io import PathLike, read_json, read_kv
+from shared.io import MODEL_FILE, PathLike, read_json, read_kv
 from shared.metrics.report import DISPLAY, format_metric, summary_row, write_results_md
 
 SWEEP_METRICS = ("mcd_dtw", "f0_rmse_cents", "vuv_error", "per_gen", "path_gap", "rtf")
@@ -186,7 +186,10 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
     sweep = sweep_dir / "summary.json"
     if sweep.is_file():
         summary = read_json(sweep)
-        tables["Quality and speed against NFE"] = sweep_table(summary)
+        counts = {c["utterances"] for cells in summary.values() for c in cells.values() if "utterances" in c}
+        # a sweep scores a subset (the recipe's: 20 sentences), so its rows differ from the tables of the whole set
+        of = f" ({counts.pop()} utterances of {test_set})" if len(counts) == 1 else ""
+        tables[f"Quality and speed against NFE{of}"] = sweep_table(summary)
         from shared.plots import plot_quality_vs_nfe
 
         curves = {e: {int(n): c["mcd_dtw"] for n, c in cells.items() if "mcd_dtw" in c} for e, cells in summary.items()}
@@ -205,16 +208,22 @@ def collect(exp_root: Path, s1: Path | None, s2: Path | None, test_set: str, out
             notes.append("  The same dev audio changed in ways a listener does not hear as other phones: "
                          + ", ".join(f"{name} {rate:.2%}" for name, rate in a["dev_per_perturbed"].items())
                          + ". A judge that errs more on these reads distance from the training voices, not intelligibility.")
-    decoder = s2 / "decoder" if s2 and decoder and (s2 / "decoder").is_dir() else None
+    # a decoder is what stage2_flow.model.codec_dir decodes with: a trained one (a model.pt), not a directory
+    decoder = s2 / "decoder" if s2 and decoder and (s2 / "decoder" / MODEL_FILE).is_file() else None
     if decoder is None and s2:
         notes.append(f"- The TTS audio is decoded by stage one's own decoder ({s1}).")
     if decoder and (decoder / "train_summary.json").is_file():
         summary = read_json(decoder / "train_summary.json")
+        steps, this_run = summary["steps"], summary.get("steps_this_run", summary["steps"])
+        seconds = f"{summary.get('seconds_this_run', float('nan')):.0f} s"
+        trained = f"{steps} steps / {seconds}" if this_run == steps else \
+            f"{steps} steps, the last {this_run} of them in a resumed run of {seconds}"
         notes.append(f"- The TTS audio is decoded by {decoder}: stage one's decoder fine-tuned on this model's "
-                     f"ground-truth-aligned output ({summary['steps']} steps / "
-                     f"{summary.get('seconds_this_run', float('nan')):.0f} s); "
-                     "the codec resynthesis by stage one's own.")
-    configs = {p.parent.name: str(p) for p in (d / "config.yaml" for d in (s1, s2, decoder, exp_root / "asr") if d) if p.is_file()}
+                     f"ground-truth-aligned output ({trained}); the codec resynthesis by stage one's own.")
+    roles = {"stage one": s1, "stage two": s2, "decoder": decoder, "phone recogniser": exp_root / "asr"}
+    # keyed by role (an exp dir's name is its tag, and two stages may share a tag)
+    configs = {f"{role} ({d.name})" if role in ("stage one", "stage two") else role: str(d / "config.yaml")
+               for role, d in roles.items() if d and (d / "config.yaml").is_file()}
     scaled = {name: load_config(path).get("train", {}).get("budget_scale") for name, path in configs.items()}
     scaled = {name: f for name, f in scaled.items() if f not in (None, 1)}
     if scaled:

@@ -45,8 +45,16 @@ OUR_KEYS = ("checkpoint_every_n_steps", "keep_checkpoints")
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
 
 
+# where a checkpoint files :class:`StepCheckpoint`'s state (which step files it has saved, so which it prunes).
+# Lightning's own key holds the save interval, so a run resumed with another ``checkpoint_every_n_steps`` (a setting
+# both stages let a resumed run change) found no state under it, warned, and never pruned the old step files
+STEP_CHECKPOINT_KEY = "ModelCheckpoint{'monitor': 'step', 'mode': 'max'}"
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write checkpoints to a temporary file and rename, so a kill never leaves a truncated one."""
+    """Write checkpoints to a temporary file and rename, so a kill never leaves a truncated one. A checkpoint whose
+    step-checkpoint state is under Lightning's own key (with the interval it was saved at: every checkpoint before
+    :data:`STEP_CHECKPOINT_KEY`) is read with that state under :data:`STEP_CHECKPOINT_KEY`."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: PathLike, storage_options: Any = None) -> None:
         atomic_save_torch(checkpoint, path)
@@ -54,7 +62,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path: PathLike, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         # Our own checkpoints carry RNG states (NumPy arrays, tuples), which torch's weights-only
         # unpickler rejects; they are written by this toolkit, so load them in full.
-        return torch.load(path, map_location=map_location or "cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location=map_location or "cpu", weights_only=False)
+        states = checkpoint.get("callbacks")
+        if isinstance(states, dict) and STEP_CHECKPOINT_KEY not in states:
+            keyed = [k for k in states if isinstance(k, str) and k.startswith(f"{ModelCheckpoint.__qualname__}{{")]
+            if len(keyed) == 1:
+                states[STEP_CHECKPOINT_KEY] = states.pop(keyed[0])
+        return checkpoint
 
 
 class StepCheckpoint(ModelCheckpoint):
@@ -74,12 +88,13 @@ class StepCheckpoint(ModelCheckpoint):
     :func:`build_trainer` makes it save at the steps themselves (``save_on_train_epoch_end=True``): otherwise Lightning
     puts a periodic save that falls on an epoch's last batch off until the next validation, which with
     ``val_check_interval`` in steps may be hundreds of steps later (and this final save would wait with it). Its state
-    is filed under ``ModelCheckpoint``'s key (:attr:`state_key`), so checkpoints written before this class resume with
-    their callback state (which files it has saved, and so which it prunes)."""
+    is filed under :data:`STEP_CHECKPOINT_KEY`, whatever the save interval, and :class:`AtomicCheckpointIO` reads a
+    checkpoint written before under it too, so a resumed run keeps its callback state (which files it has saved, and
+    so which it prunes)."""
 
     @property
     def state_key(self) -> str:
-        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+        return STEP_CHECKPOINT_KEY
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
@@ -156,14 +171,20 @@ def start_over(exp_dir: PathLike, outputs: tuple[str, ...] = ()) -> None:
     """``--overwrite``: remove a run's checkpoints, its CSV log and what it exported (``MODEL_FILE``,
     ``train_summary.json`` and ``outputs``), so training starts again from step 0 instead of resuming the finished run, and an
     interrupted retraining is not taken for the finished old one by the next rerun."""
-    remove_outputs(exp_dir, ("checkpoints", MODEL_FILE, "train_summary.json", "logs/metrics.csv", *outputs))
+    # what marks the run finished goes first: an interrupted removal must not leave it beside no checkpoints
+    remove_outputs(exp_dir, (MODEL_FILE, "train_summary.json", "checkpoints", "logs/metrics.csv", *outputs))
 
 
 def native_bf16(accelerator: str = "auto") -> bool:
     """Whether the device Lightning will train on computes bfloat16 natively (not emulated)."""
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if gpu:
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if gpu:  # torch counts emulated bf16 (pre-Ampere GPUs: V100, T4) as supported unless told not to
+        if not torch.cuda.is_available():
+            return False
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # a torch before the argument
+            return torch.cuda.get_device_capability()[0] >= 8
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 

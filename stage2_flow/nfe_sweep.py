@@ -128,14 +128,14 @@ def main(argv: list[str] | None = None) -> int:
             # recogniser and the evaluation settings are those its metrics.json was made from
             res = evaluate(data, cell, metrics, "tts", args.phone_recognizer, None, None, 2, not args.no_f0, allow_subset=True,
                            ref_cache=out / "ref_analysis")
-            summary.setdefault(name, {})[str(nfe)] = {**timing, **_flat(res)}
+            summary.setdefault(name, {})[str(nfe)] = {**timing, **_flat(res), "utterances": len(utts)}
             print(f"{name} NFE {nfe}: RTF {timing['rtf']:.4f} " + " ".join(f"{k}={v:.3f}" for k, v in _flat(res).items()), flush=True)
         finest = max(latents)
         for nfe, z in latents.items():
             summary[name][str(nfe)]["path_gap"] = path_gap(z, latents[finest])
     write_json(out / "summary.json", summary)
     cols = sorted({k for rows in summary.values() for r in rows.values() for k in r
-                   if k not in ("nfe", "audio_seconds", "compute_seconds", "model", *sampling)})
+                   if k not in ("nfe", "audio_seconds", "compute_seconds", "model", "utterances", *sampling)})
     lines = ["| exp | NFE | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, rows in summary.items():
         for nfe, r in rows.items():

@@ -446,6 +446,7 @@ def test_results_md_from_exp_tree(tmp_path, capsys):
                                                     "num_train_utts": 720, "dev_per_perturbed": {"speed 0.97": 0.031}})
     (exp / "stage_times.tsv").write_text("3\tstage1_train\t600\n10\tpack\t5\n3\tstage1_train\t620\n")
     write_json(exp / "stage2" / "flow" / "decoder" / "train_summary.json", {"steps": 2364, "seconds_this_run": 240.1})
+    (exp / "stage2" / "flow" / "decoder" / "model.pt").write_bytes(b"weights")  # a trained one: what decodes the TTS
     out = exp / "RESULTS.md"
     assert results_main(["--exp-root", str(exp), "--stage1-exp-dir", str(exp / "stage1" / "vae"), "--stage2-exp-dir",
                          str(exp / "stage2" / "flow"), "--out", str(out)]) == 0

@@ -517,3 +517,22 @@ def test_score_dir_holds_one_waveform_at_a_time(toy, tmp_path, monkeypatch):
     monkeypatch.setattr(score, "_decode", lambda *a: decoded.append(1) or real_decode(*a))
     res = score_dir(tmp_path / "exp", toy / "dev", toy / "dev" / "token")
     assert res["num_utts"] == len(read_ahead) > 1 and set(read_ahead) == {0}
+
+
+def test_a_misspelt_key_in_the_recognisers_config_file_is_refused(tmp_path, capsys):
+    """Its config file was merged into the defaults unchecked: ``train.max_step`` or a section ``modle:`` trained with
+    the defaults, without a word (the stages' configs and every command-line override are checked)."""
+    from pathlib import Path
+
+    from shared.config import check_keys_against, load_config
+    from shared.phone_recognizer.train import DEFAULT_CONFIG, main
+
+    for text, key in (("train: {max_step: 2}\n", "train.max_step"), ("modle: {hidden: 8}\n", "modle"),
+                      ("train: {spec_augment: {freq_mask: 1}}\n", "train.spec_augment.freq_mask")):
+        (tmp_path / "asr.yaml").write_text(text)
+        with pytest.raises(SystemExit):
+            main(["--data-dir", str(tmp_path), "--exp-dir", str(tmp_path / "exp"), "--config", str(tmp_path / "asr.yaml")])
+        assert f"unknown key '{key}'" in capsys.readouterr().err
+        assert not (tmp_path / "exp").exists()
+    for shipped in sorted(Path(__file__).parents[1].glob("egs/*/tts1/conf/asr*.yaml")):  # every recipe's passes
+        check_keys_against(load_config(shipped), DEFAULT_CONFIG, str(shipped))

@@ -76,7 +76,7 @@ def test_smoke_recipe_runs_every_stage(tmp_path):
     assert "## TTS (stage two) on test (NFE 4, euler solver, temperature 0.2)" in results
     assert len(list((exp / ".done" / "smoke").iterdir())) == 12  # a smoke run's markers, not the full recipe's
     assert (exp / "nfe_sweep" / "flow_reflow" / "summary.json").is_file() and "| flow_reflow NFE 1 |" in results
-    assert "Training budgets scaled (`--budget-scale`" in results and "vae x1.5" in results and "decoder x1.5" in results
+    assert "Training budgets scaled (`--budget-scale`" in results and "stage one (vae) x1.5" in results and "decoder x1.5" in results
     assert "## Per speaker on test" in results and "| engbxrpm1 | 1 |" in results
     # a diagnostic of the recipe's local/ on the trained codec
     env = recipe_env()

@@ -67,3 +67,72 @@ def test_the_model_cards_usage_does_not_name_where_the_package_was_built(tmp_pat
     assert str(tmp_path) not in use
     assert 'Synthesizer.from_exp_dir("stage2")' in use and "--exp-dir stage2 --nfe 4" in use
     assert "relative to its directory" in use
+
+
+def _exp(path, config="model: {}\n", **files):
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(config)
+    for name, text in files.items():
+        (path / name.replace("__", ".")).write_text(text)
+    return path
+
+
+def test_results_name_each_stages_config_by_its_role_and_count_a_decoder_only_where_one_was_trained(tmp_path):
+    """Configs were keyed by their dir's name (two stages tagged alike: one config lost, and its --budget-scale
+    note), and a decoder/ without model.pt (one that never finished) was reported as the one decoding the TTS."""
+    from shared.results import collect
+
+    budget = "train: {budget_scale: 2}\n"
+    s1 = _exp(tmp_path / "exp" / "stage1" / "base", budget)
+    s2 = _exp(tmp_path / "exp" / "stage2" / "base", budget)
+    _exp(s2 / "decoder")  # its config and checkpoints, no model.pt
+    c = collect(tmp_path / "exp", s1, s2, "test", tmp_path / "exp" / "RESULTS.md")
+    assert c["config_paths"] == {"stage one (base)": str(s1 / "config.yaml"), "stage two (base)": str(s2 / "config.yaml")}
+    assert "stage one (base) x2, stage two (base) x2" in c["notes"]
+    assert f"decoded by stage one's own decoder ({s1})" in c["notes"]
+
+
+def test_results_say_how_much_of_a_resumed_decoder_fine_tuning_its_time_covers(tmp_path):
+    from shared.results import collect
+
+    s1, s2 = _exp(tmp_path / "exp" / "stage1" / "vae"), _exp(tmp_path / "exp" / "stage2" / "flow")
+    _exp(s2 / "decoder", model__pt="weights",
+         train_summary__json='{"steps": 1116, "steps_this_run": 316, "seconds_this_run": 51.0}')
+    notes = collect(tmp_path / "exp", s1, s2, "test", tmp_path / "exp" / "RESULTS.md")["notes"]
+    assert "(1116 steps, the last 316 of them in a resumed run of 51 s)" in notes
+    (s2 / "decoder" / "train_summary.json").write_text('{"steps": 1116, "steps_this_run": 1116, "seconds_this_run": 180.3}')
+    assert "(1116 steps / 180 s)" in collect(tmp_path / "exp", s1, s2, "test", tmp_path / "exp" / "RESULTS.md")["notes"]
+
+
+def test_results_say_how_many_utterances_the_nfe_sweep_scored(tmp_path):
+    import json
+
+    from shared.results import collect
+
+    sweep = tmp_path / "exp" / "nfe_sweep"
+    sweep.mkdir(parents=True)
+    cell = {"mcd_dtw": 3.1, "rtf": 0.01, "utterances": 20}
+    (sweep / "summary.json").write_text(json.dumps({"flow": {"1": cell, "2": cell}}))
+    tables = collect(tmp_path / "exp", None, None, "test", tmp_path / "exp" / "RESULTS.md")["tables"]
+    assert "Quality and speed against NFE (20 utterances of test)" in tables
+
+
+def test_a_package_is_refused_where_its_codec_is_not_the_models(tmp_path):
+    """The pack pointed the model at whatever --stage1-exp-dir it was given (the package then decoded with another
+    codec), packed a decoder fine-tuned on an earlier model's output (which does not load), and skipped a --results
+    file that was not there while saying it packed one."""
+    from shared.pack import pack
+
+    s1, other = _exp(tmp_path / "stage1" / "vae", model__pt="s1"), _exp(tmp_path / "stage1" / "other", model__pt="s1b")
+    s2 = _exp(tmp_path / "stage2" / "flow", model__pt="s2", stage1__json='{"exp_dir": "../../stage1/vae"}')
+    with pytest.raises(ValueError, match=r"was trained on the latents of .*stage1/vae, not of .*stage1/other"):
+        pack(other, s2, tmp_path / "packed")
+    with pytest.raises(FileNotFoundError, match="NOPE.md: no such results file"):
+        pack(s1, s2, tmp_path / "packed", results=tmp_path / "NOPE.md")
+    assert not (tmp_path / "packed").exists()
+    out = pack(s1, s2, tmp_path / "packed")
+    assert (out / "stage2" / "model.pt").read_text() == "s2" and (out / "stage1" / "model.pt").read_text() == "s1"
+    _exp(s2 / "decoder", "data: {source_model_sha256: " + "0" * 64 + "}\n", model__pt="dec")
+    with pytest.raises(RuntimeError, match="fine-tuned on the output of an earlier"):
+        pack(s1, s2, tmp_path / "packed2")
+    assert pack(s1, s2, tmp_path / "packed2", decoder=False).is_dir()  # the system decoded by stage one's own

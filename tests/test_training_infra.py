@@ -140,22 +140,43 @@ def test_a_periodic_save_on_an_epochs_last_batch_is_made_at_its_step(tmp_path):
     assert _last_step(tmp_path / "b") == 11
 
 
-def test_a_checkpoint_from_before_step_checkpoint_resumes_with_its_callback_state(tmp_path, recwarn):
-    """Checkpoints written by Lightning's own ModelCheckpoint (before StepCheckpoint) keep their callback state under
-    its key: resumed, last.ckpt is still the file saved to and the older step files are pruned, not left beside a
-    ``last-v1.ckpt``."""
+@pytest.mark.parametrize("case", ["written by ModelCheckpoint", "another interval"])
+def test_a_resumed_run_keeps_its_checkpoint_callbacks_state(tmp_path, recwarn, case):
+    """Resumed, last.ckpt is still the file saved to and the older step files are pruned (``keep_checkpoints: 1``),
+    not left beside it or a ``last-v1.ckpt``, with no warning of a callback's state left unread: for checkpoints
+    written by Lightning's own ModelCheckpoint (before StepCheckpoint), and for a run resumed with another
+    ``checkpoint_every_n_steps`` (which both stages allow; the state's key held the interval, so the old step file
+    stayed for good)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     def old_callback(**kwargs):  # what build_trainer made before
         return ModelCheckpoint(**{k: v for k, v in kwargs.items()
                                   if k not in ("save_on_train_epoch_end", "enable_version_counter")})
 
-    with mock.patch("shared.training.StepCheckpoint", old_callback):
-        _fit(tmp_path, 4, every=3)
-    _fit(tmp_path, 8, every=3)
-    assert _last_step(tmp_path) == 8
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt", "step00000006.ckpt"]
+    if case == "written by ModelCheckpoint":
+        with mock.patch("shared.training.StepCheckpoint", old_callback):
+            _fit(tmp_path, 4, every=3)
+        _fit(tmp_path, 8, every=3)
+    else:
+        _fit(tmp_path, 10, every=5)
+        _fit(tmp_path, 20, every=4)
+    last = 8 if case == "written by ModelCheckpoint" else 20
+    assert _last_step(tmp_path) == last
+    kept = "step00000006.ckpt" if case == "written by ModelCheckpoint" else "step00000020.ckpt"
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt", kept]
     assert not [w for w in recwarn if "callbacks" in str(w.message)]
+
+
+def test_start_over_removes_the_finished_models_marks_first(tmp_path, monkeypatch):
+    """``--overwrite`` removed the checkpoints before model.pt: interrupted in between, the old model.pt and
+    train_summary.json stood without checkpoints and the next run took the old model for finished."""
+    import shared.training as training
+
+    removed = []
+    monkeypatch.setattr(training, "remove_outputs", lambda exp, names: removed.extend(names))
+    training.start_over(tmp_path)
+    assert removed.index("model.pt") < removed.index("checkpoints")
+    assert removed.index("train_summary.json") < removed.index("checkpoints")
 
 
 def test_scale_budget_scales_time_caps_and_schedule_together(tmp_path):
@@ -233,6 +254,18 @@ def test_precision_auto_follows_the_hardware():
         assert resolve_precision("auto", "cpu") == "32-true"
     with mock.patch("torch.cpu._is_avx512_bf16_supported", return_value=True):
         assert resolve_precision("auto", "cpu") == "bf16-mixed"
+
+
+@pytest.mark.parametrize("major, expected", [(7, "32-true"), (8, "bf16-mixed")])
+def test_precision_auto_on_a_gpu_takes_bf16_only_where_it_is_native(major, expected):
+    """torch.cuda.is_bf16_supported() counts emulation: on a T4 or V100 `auto` picked the slow emulated bf16."""
+    props = mock.Mock(major=major, minor=5)
+    props.name = "a GPU"
+    with mock.patch("torch.cuda.is_available", return_value=True), mock.patch("torch.cuda.current_device", return_value=0), \
+            mock.patch("torch.cuda.get_device_properties", return_value=props), \
+            mock.patch("torch.cuda.get_device_capability", return_value=(major, 5)), \
+            mock.patch("torch.cuda._check_bf16_tensor_supported", return_value=True, create=True):
+        assert resolve_precision("auto", "gpu") == expected
 
 
 @pytest.mark.parametrize("scaled", [False, True])

@@ -2,7 +2,10 @@
 
     python -m shared.metrics.report --out exp/RESULTS.md --metrics rf_nfe8=exp/stage2/x/eval/test/metrics.json \
         --metrics reflow_nfe2=exp/stage2/x_reflow/eval/test/metrics.json \
-        [--stage-times exp/stage_times.json] [--config conf/stage1.yaml ...] [--title "espeak_mini"]
+        [--stage-times times.json] [--config conf/stage1.yaml ...] [--title "espeak_mini"]
+
+A table of any metrics files, by hand. The recipes' own ``exp/RESULTS.md`` (with their ``stage_times.tsv``) is
+:mod:`shared.results`'.
 """
 
 from __future__ import annotations
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", action="append", default=[], metavar="NAME=METRICS_JSON",
                    help="a row of the evaluation table (repeatable)")
     p.add_argument("--table-name", default="Evaluation")
-    p.add_argument("--stage-times", default=None, help="JSON file {stage: seconds}")
+    p.add_argument("--stage-times", default=None, help="a JSON file {stage: seconds} (a recipe's stage_times.tsv: python -m shared.results)")
     p.add_argument("--config", action="append", default=[], help="config file used (repeatable)")
     p.add_argument("--title", default="Results")
     a = p.parse_args(argv)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from shared.batching import BucketBatchSampler
-from shared.config import apply_overrides, load_config, merge, save_config
+from shared.config import ConfigError, apply_overrides, check_keys_against, load_config, merge, save_config
 from shared.device import resolve_device
 from shared.io import MODEL_FILE, atomic_save_torch, atomic_write, file_sha256, read_json, write_json
 from shared.phone_recognizer.data import (
@@ -410,8 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     a = p.parse_args(argv)
-    cfg = merge(DEFAULT_CONFIG, load_config(a.config) if a.config else {})
-    cfg = apply_overrides(cfg, a.overrides)
+    given = load_config(a.config) if a.config else {}
+    try:
+        check_keys_against(given, DEFAULT_CONFIG, f"{a.config}")
+        cfg = apply_overrides(merge(DEFAULT_CONFIG, given), a.overrides)
+    except ConfigError as e:
+        p.error(str(e))
     random.seed(cfg["train"]["seed"])
     np.random.seed(cfg["train"]["seed"])
     train(cfg, a.data_dir, a.token_file or str(Path(a.data_dir) / "token"), a.exp_dir, a.dev_dir, a.dev_token_file,
