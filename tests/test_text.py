@@ -138,6 +138,26 @@ def test_normalize_en_dash_minus_sign(language, text, expected):
 
 
 @pytest.mark.parametrize("text, expected", [
+    # found by a review: "eighty 's", a lakh read as "one, zero", "zero dollars and", "six fort tall", "Jan." a
+    # sentence end, "roman two", invisible characters read (or a word lost)
+    ("the 80's and the 1980's", "the eighties and the nineteen eighties"),
+    ("1,00,000 rupees, Rs 12,34,56,789", "one hundred thousand rupees, Rs one hundred twenty-three million four "
+     "hundred fifty-six thousand seven hundred eighty-nine"),
+    ("$0.50, £0.05 and $1.50", "fifty cents, five pence and one dollar and fifty cents"),
+    ("He is six ft. tall, a few ft. away.", "He is six feet tall, a few feet away."),
+    ("We drove to Ft. Worth.", "We drove to fort Worth."),
+    ("The Jan. 5 meeting, Sept. 11, 2001.", "The January fifth meeting, September eleventh, two thousand one."),
+    ("I met Jan. He was nice. June 2020, March 3rd", "I met Jan. He was nice. June twenty twenty, March third"),
+    ("Henry VIII's wives; World War II; CHAPTER XII. Louis XIV", "Henry the eighth's wives; World War two; CHAPTER "
+     "twelve. Louis the fourteenth"),
+    ("I am here. II is two, an IV drip, the WWII era", "I am here. II is two, an IV drip, the WWII era"),
+    ("Hello\u00adworld, zero\u200bwidth, \ufeffBOM, don\u02bct", "Helloworld, zerowidth, BOM, don't"),
+])
+def test_normalize_english_review_cases(text, expected):
+    assert normalize_text(text, "en-us") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
     # amounts: strict thousands groups; a comma before one or two digits is a decimal comma (not 150 or 125)
     ("€1,50 and $12,5", "one euro and fifty cents and twelve dollars and fifty cents"),
     ("€1,5 million, $2,25bn, $1,000 and $1,200.50",
@@ -438,6 +458,21 @@ def test_punctuation_inside_espeak_words_is_split_off():
     assert toks.count(".") == 4 and ":" in toks
     bare = Frontend.from_config({"frontend": "phoneme", "punctuation": False, "stress": "attached"}).tokens("Hello,world")
     assert "," not in bare and SPACE in bare
+
+
+def test_a_point_between_digits_does_not_cut_the_line_phonemizer_reads():
+    """phonemizer's punctuation keeping skipped "." between digits, then cut the line at the first "." anyway: "Das
+    Auto kostet 20.000 Euro." came back as two lines, a RuntimeError for the whole batch, naming no text (German,
+    Spanish, Italian numbers; English with ``normalize: false``)."""
+    de = Frontend.from_config(language="de")
+    texts = ["Das Auto kostet 20.000 Euro.", "Guten Tag, wie geht es dir?", "Er kam am 3.5.2020 an."]
+    batch = de.tokens_batch(texts)
+    assert batch == [de.tokens(t) for t in texts]
+    assert " ".join(batch[0]).endswith("t ˈ aʊ z ə n t ▁ ˈ ɔø r oː .")  # "zwanzigtausend Euro."
+    assert batch[0].count(".") == 1 and batch[1][-1] == "?"
+    raw = Frontend.from_config({"frontend": "phoneme", "normalize": False}).tokens("It costs 2.50 dollars, or 3,000.")
+    assert raw.count(",") == 1 and raw.count(".") == 1 and raw[-1] == "."
+    assert " ".join(raw).startswith("ɪ t ▁ k ˈ ɔ s t s ▁ t ˈ uː ▁ p ɔɪ n t")  # "two point five zero"
 
 
 def test_unknown_language_is_an_error():

@@ -107,6 +107,40 @@ class CharFrontend(Frontend):
         return out
 
 
+def _cut_at_marks_found(backend: Any) -> None:
+    """Make ``backend`` cut a line at the punctuation marks its pattern found, not elsewhere.
+
+    phonemizer (3.4 and before) finds the marks to keep with a pattern that skips a point or comma between digits,
+    then cuts the line at the first occurrence of each mark's *text*: in "Das Auto kostet 20.000 Euro." the final
+    mark "." cuts at "20.000", the text comes back as two lines, and no line is whose any more. Its own pattern's
+    matches are the places to cut. Where a phonemizer has no such internals, it is left as it is (the line count is
+    still checked in :meth:`PhonemeFrontend.tokens_batch`)."""
+    from phonemizer.punctuation import Punctuation
+
+    punctuator = getattr(backend, "_punctuator", None)
+    if type(punctuator) is not Punctuation or not hasattr(punctuator, "_preserve_line"):
+        return
+
+    class AtMatches(Punctuation):
+        def _preserve_line(self, line: str, num: int):  # noqa: ANN202 - phonemizer's private types
+            from phonemizer.punctuation import _MarkIndex
+
+            matches = list(re.finditer(self._marks_re, line))
+            if not matches:
+                return [line], []
+            if len(matches) == 1 and matches[0].group() == line:  # the line is only marks
+                return [], [_MarkIndex(num, line, "A")]
+            marks, pieces, start = [], [], 0
+            for k, m in enumerate(matches):  # B: at the start, E: at the end, I: inside (phonemizer's)
+                position = "B" if k == 0 and m.start() == 0 else "E" if k == len(matches) - 1 and m.end() == len(line) else "I"
+                marks.append(_MarkIndex(num, m.group(), position))
+                pieces.append(line[start:m.start()])
+                start = m.end()
+            return pieces + [line[start:]], marks
+
+    backend._punctuator = AtMatches(punctuator.marks)
+
+
 class PhonemeFrontend(Frontend):
     """IPA phones from espeak-ng (``phonemizer``), word boundaries and punctuation kept."""
 
@@ -125,6 +159,8 @@ class PhonemeFrontend(Frontend):
             )
         except RuntimeError as e:
             raise ValueError(f"espeak-ng has no voice for language {config.language!r}: {e}") from e
+        if config.punctuation:
+            _cut_at_marks_found(self._backend)
         self._separator = Separator(phone=" ", word=_WORD_SEP, syllable=None)
 
     def tokens_batch(self, texts: Sequence[str]) -> list[list[str]]:
@@ -133,8 +169,11 @@ class PhonemeFrontend(Frontend):
         out: list[list[str]] = [[] for _ in norm]
         if todo:
             phones = self._backend.phonemize([norm[i] for i in todo], separator=self._separator, strip=True, njobs=1)
-            if len(phones) != len(todo):  # pragma: no cover - phonemizer guarantees this
-                raise RuntimeError(f"phonemizer returned {len(phones)} lines for {len(todo)} inputs")
+            if len(phones) != len(todo):  # one text gave more or fewer lines, so which line is whose is lost: name it
+                bad = [norm[i] for i in todo
+                       if len(self._backend.phonemize([norm[i]], separator=self._separator, strip=True, njobs=1)) != 1]
+                raise ValueError(f"phonemizer ({self.config.language}) did not give one line for the text "
+                                 f"{bad[0] if bad else norm[todo[0]]!r}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
             for i, line in zip(todo, phones):
                 out[i] = self._parse(line)
         return out

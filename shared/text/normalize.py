@@ -29,7 +29,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from shared.text.numbers import YEAR, expand_numbers_en_after_phones, expand_phone_numbers_en, join_digit_groups
+from shared.text.numbers import (YEAR, cardinal, expand_numbers_en_after_phones, expand_phone_numbers_en,
+                                 join_digit_groups, ordinal)
 
 PUNCTUATION = ",.!?;:"
 """Marks kept as tokens by every frontend (they carry pauses and intonation)."""
@@ -89,7 +90,12 @@ _RE_MERIDIEM_RANGE = re.compile(r"(\d [AP]M)\s*[-\u2013]\s*(?=\d)")
 # ends a sentence and "a ripe fig." is the fruit)
 _BEFORE_NUMBER_EN = {"p": "page", "pp": "pages", "fig": "figure", "figs": "figures", "eq": "equation",
                      "eqs": "equations", "sec": "section", "secs": "sections", "ch": "chapter", "chap": "chapter",
-                     "vol": "volume", "vols": "volumes"}
+                     "vol": "volume", "vols": "volumes",
+                     # a month before a day or a year ("Jan. 5", "Sept. 11, 2001"); elsewhere "Jan." may be a name
+                     # and "Mar." a verb
+                     "jan": "January", "feb": "February", "mar": "March", "apr": "April", "jun": "June", "jul": "July",
+                     "aug": "August", "sep": "September", "sept": "September", "oct": "October", "nov": "November",
+                     "dec": "December"}
 _RE_BEFORE_NUMBER_EN = re.compile(r"\b(" + "|".join(_BEFORE_NUMBER_EN) + r")\.(?=\s*\d)", re.IGNORECASE)
 # abbreviations that call for a number, before one ("Tel. 555-1234", "tel.: (555) 123-4567", "Ph. +1 555 123 4567",
 # "No. 5"): "telephone", "phone", "number", their period no sentence end; read before the telephone numbers, for which
@@ -99,6 +105,16 @@ _RE_BEFORE_NUMBER_EN = re.compile(r"\b(" + "|".join(_BEFORE_NUMBER_EN) + r")\.(?
 # range
 _RE_NUMBER_CUE_EN = re.compile(r"\b(?:(?i:(tel))\.?|(Ph|ph)(?:\.|(?=:))|(?i:(no))\.)(?=:?\s*[(+]?\d)")
 _NUMBER_CUES_EN = ("telephone", "phone", "number")  # by the group that matched
+# Roman numerals of two or more letters from II to XXXIX (espeak-ng says "roman two"): a number after a word that
+# counts ("World War II", "Chapter IV", "Type II", "CHAPTER XII"); a regnal ordinal after a capitalised name ("Henry
+# VIII" -> "Henry the eighth", "Elizabeth II", "John Paul II"). Single letters ("I", "V", "X") and anything else stay
+_ROMAN = r"(?=[IVX]{2,}\b)X{0,3}(?:IX|IV|V?I{0,3})"
+_ROMAN_END = r"\b(?=['\u2019]s\b|(?!['\u2019]?\w))"  # a word's end, or a possessive's ("Henry VIII's wives")
+_ROMAN_COUNTERS = ("war|chapter|part|act|book|volume|vol\\.|phase|stage|level|type|class|grade|round|article|section|"
+                   "scene|episode|season|unit|schedule|appendix|annex|psalm|canto|title|tier|category|apollo")
+_RE_ROMAN_COUNT = re.compile(r"\b((?i:" + _ROMAN_COUNTERS + r"))\s+(" + _ROMAN + r")" + _ROMAN_END)
+_RE_ROMAN_REGNAL = re.compile(r"\b([A-Z][a-z]+)\s+(" + _ROMAN + r")" + _ROMAN_END)
+_ROMAN_VALUES = {"I": 1, "V": 5, "X": 10}
 
 # before NFKC, which makes "1½" "11⁄2": a vulgar fraction is an ASCII one, apart from the digits around it
 _VULGAR_FRACTIONS = {
@@ -131,6 +147,9 @@ _CHAR_MAP = {
     "}": " , ",
     "\u2026": ".", "\u00a1": "", "\u00bf": "", "\t": " ", "\n": " ", "\r": " ", "\u00a0": " ",
     "_": " ", "*": " ", "~": " ", "|": " ",
+    # invisible: a soft hyphen, zero-width space, word joiner, BOM ("Hello\u00adworld" lost its "w" in espeak-ng);
+    # the modifier-letter apostrophe of "donʼt" (read letter by letter) is an apostrophe
+    "\u00ad": "", "\u200b": "", "\u2060": "", "\ufeff": "", "\u02bc": "'",
 }
 _SYMBOLS_EN = {"&": " and ", "+": " plus ", "@": " at ", "=": " equals ", "/": " slash "}
 # "#" (English, before the numbers are words): a note's sharp after a single capital A-G ("C#", "F#m"), "number"
@@ -243,6 +262,28 @@ def _meridiem(m: re.Match) -> str:
     return f"{m.group(1)} {m.group(2).upper()}M{end}"
 
 
+def _roman_value(numeral: str) -> int:
+    values = [_ROMAN_VALUES[c] for c in numeral]
+    return sum(-v if v < w else v for v, w in zip(values, values[1:] + [0]))
+
+
+def _roman(m: re.Match) -> str:
+    """``Chapter IV`` -> ``Chapter four``; ``Henry VIII`` -> ``Henry the eighth`` (a sentence's first word, "Is II
+    ...", is no name)."""
+    word, value = m.group(1), _roman_value(m.group(2))
+    if _RE_ROMAN_COUNT.fullmatch(m.group(0)):
+        return f"{word} {cardinal(value)}"
+    if word in _SENTENCE_OPENERS_EN:
+        return m.group(0)
+    return f"{word} the {ordinal(value)}"
+
+
+def _name_next(rest: str, capital_next: bool) -> bool:
+    """Whether the capitalised word after an abbreviation names someone or a place, not starts a sentence."""
+    next_word = re.match(r"[\s" + re.escape(_CLOSERS) + r"]*([A-Za-z]+)", rest)
+    return capital_next and not (next_word and next_word.group(1) in _SENTENCE_OPENERS_EN)
+
+
 def _abbreviation(m: re.Match) -> str:
     key, rest = m.group(1).lower(), m.string[m.end():]
     if key in _NOT_AFTER_NUMBER_EN and _RE_DIGIT_AT_END.search(m.string, 0, m.start()):  # "5 Ms.": no title
@@ -251,8 +292,7 @@ def _abbreviation(m: re.Match) -> str:
     capital_next = final and bool(rest.strip(_CLOSERS + " "))
     if key in _TITLE_OR_STREET_EN:  # St. John, Dr. Smith; Main St., Elm Dr.; 5th St., the Dr. said
         title, street, default = _TITLE_OR_STREET_EN[key]
-        next_word = re.match(r"[\s" + re.escape(_CLOSERS) + r"]*([A-Za-z]+)", rest)
-        name_next = capital_next and not (next_word and next_word.group(1) in _SENTENCE_OPENERS_EN)
+        name_next = _name_next(rest, capital_next)
         # after a name: a street ("on Elm Dr. It is"), unless a name follows too ("Surgeon General Dr. Murthy")
         if _after_capitalised_word(m.string[:m.start()]) and not name_next:
             words = street
@@ -262,6 +302,8 @@ def _abbreviation(m: re.Match) -> str:
             words = default
         return words + "." if final else words
     words = _ABBREVIATIONS_EN[key]
+    if key == "ft" and not _name_next(rest, capital_next):  # "Ft. Worth", but "six ft. tall", "a few ft. away"
+        return "feet." if final else "feet"
     if capital_next:  # not "Mr. Smith", not "Acme Co. Ltd."
         after = _RE_ABBREV_EN.match(rest.lstrip())
         if key in _PREFIX_ABBREVIATIONS_EN or (after and after.group(1).lower() not in _PREFIX_ABBREVIATIONS_EN):
@@ -314,6 +356,7 @@ def normalize_text(text: str, language: str = "en-us") -> str:
         text = _RE_EG.sub("for example", text)
         text = _RE_IE.sub("that is", text)
         text = _RE_ACRONYM.sub(_acronym, _RE_DEGREE_EN.sub(_degree, text))
+        text = _RE_ROMAN_REGNAL.sub(_roman, _RE_ROMAN_COUNT.sub(_roman, text))
         # units first: "30 sec. 2 sets" is seconds (after a number), "Sec. 2" a section (before one only)
         text = _RE_UNIT_EN.sub(_unit, text)
         text = _RE_BEFORE_NUMBER_EN.sub(lambda m: _BEFORE_NUMBER_EN[m.group(1).lower()] + " ", text)

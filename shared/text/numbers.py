@@ -125,7 +125,7 @@ _RE_VERSION_BEFORE = re.compile(r"\b(?:versions?|v|ver\.?|releases?|builds?|firm
 _RE_SCALE_WORD = re.compile(r"\s?(?:thousand|million|billion|trillion)\b", re.IGNORECASE)
 _RE_SIGNED = re.compile(r"(?<![\w.,:\-])([-+−])(?=[$£€]?\.?\d)")
 _RE_BARE_DECIMAL = re.compile(r"(?<![\w.,])\.(\d+)\b")
-_RE_PLURAL = re.compile(r"\b(\d{1,3}(?:,\d{3})+|\d+)s\b")
+_RE_PLURAL = re.compile(r"\b(\d{1,3}(?:,\d{3})+|\d+)'?s\b")  # "the 80s", "the 80's"
 # a round grouped number in the plural is a rough count ("the 1,000s of fans"): 1,000s, 10,000s, 100,000s, 1,000,000s
 _ROUGH_COUNTS = {value * factor: words + name + "s" for value, name in _SCALES
                  for factor, words in ((1, ""), (10, "tens of "), (100, "hundreds of "))}
@@ -149,8 +149,11 @@ _RE_DECIMAL = re.compile(r"\b(\d[\d,]*)\.(\d+)\b")
 # what is read as a year ("1990" nineteen ninety); the normaliser's footnote rule and numeric dates with hyphens or
 # dots use it too
 YEAR = r"1[1-9]\d\d|20\d\d"
-_RE_YEAR = re.compile(r"\b(" + YEAR + r")(s?)\b")
-_RE_THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
+_RE_YEAR = re.compile(r"\b(" + YEAR + r")((?:'?s)?)\b")  # "1990", "the 1990s", "the 1990's"
+# groups of three only: in "1,00,000" (Indian grouping) the "00,000" is no number of its own
+# South Asian grouping (lakh, crore: "1,00,000", "12,34,56,789"), regrouped in threes before it is read
+_RE_INDIAN_GROUPS = re.compile(r"(?<![\d,.])\d{1,2}(?:,\d\d)+,\d{3}(?!\d|[.,]\d)")
+_RE_THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+\b(?!,\d)")
 _RE_INT = re.compile(r"\d+")
 _RE_TIME = re.compile(r"\b([01]?\d|2[0-4]):([0-5]\d)\b")
 # simple fractions (3/4, 1/2, and 1 1/2 or 1-1/2 after a whole number of at most three digits: "by 2030 3/4 of them"
@@ -160,6 +163,9 @@ _RE_24_7 = re.compile(r"(?<![\w.,:/\-])24/7(?![\w/:]|[.,]\d)")
 # an ISO date (YYYY-MM-DD, a valid month and day) is read as a date before a range or a chain could take it:
 # "2020-01-15" -> "January fifteenth, twenty twenty"
 _MONTHS = ("January February March April May June July August September October November December").split()
+# a day after a month's name is an ordinal ("September 11" -> "September eleventh"; "Jan. 5" is "January 5" by then);
+# not a year or an amount ("June 2020", "March 3.5"), nor a day already written as an ordinal ("March 3rd")
+_RE_MONTH_DAY = re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+([1-9]|[12]\d|3[01])(?![\d%]|[.,:/]\d|\s*(?:st|nd|rd|th)\b)")
 _RE_ISO_DATE = re.compile(r"(?<![\w.,:/\-\u2013])(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
                           r"(?![\w:/\-\u2013]|[.,]\d)")
 # a word that calls for a telephone number just before one, perhaps in quotes ("Call 555-1234", "My number is",
@@ -217,6 +223,8 @@ def _currency(m: re.Match) -> str:
     out = f"{cardinal(whole)} {one if whole == 1 else many}"
     if frac:
         cents = int(frac.ljust(2, "0"))
+        if cents and not whole:  # $0.50: "fifty cents", not "zero dollars and fifty cents"
+            return f"{cardinal(cents)} {sub_one if cents == 1 else sub_many}"
         if cents:
             out += f" and {cardinal(cents)} {sub_one if cents == 1 else sub_many}"
     return out
@@ -408,6 +416,7 @@ def expand_numbers_en_after_phones(text: str, month_first: bool = True) -> str:
     """``expand_numbers_en`` for text whose digit groups and telephone numbers have been read already
     (``join_digit_groups``, ``expand_phone_numbers_en``): the normaliser runs those two itself, at the points where
     they need the text (thin spaces before NFKC, brackets before they become pauses), and each only once."""
+    text = _RE_INDIAN_GROUPS.sub(lambda m: f"{_int(m.group(0)):,}", text)
     text = _RE_ISO_DATE.sub(_spaced(_iso_date), text)
     text = _RE_NUMERIC_DATE.sub(lambda m: _numeric_date(m, month_first), text)
     text = _RE_DEGREE_SIGN_SPACES.sub("°", text)
@@ -424,6 +433,7 @@ def expand_numbers_en_after_phones(text: str, month_first: bool = True) -> str:
     text = _RE_PERCENT.sub(_spaced(_percent), text)
     text = _RE_DEGREES.sub(_spaced(_degrees), text)
     text = _RE_DEGREE_SCALE.sub(lambda m: " degrees" + _DEGREE_SCALES[m.group(1)], text)
+    text = _RE_MONTH_DAY.sub(lambda m: f"{m.group(1)} {ordinal(int(m.group(2)))}", text)
     text = _RE_ORDINAL.sub(_spaced(lambda m: ordinal(_int(m.group(1)))), text)
     text = _RE_DECIMAL.sub(_spaced(_decimal), text)
     text = _RE_BARE_DECIMAL.sub(_spaced(lambda m: f"point {digits(m.group(1))}"), text)
