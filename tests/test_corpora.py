@@ -351,3 +351,17 @@ def test_espeak_library_copy_is_shared_not_left_per_process(tmp_path, monkeypatc
                             env={**os.environ, "TMPDIR": str(tmp_path)}).stdout.strip() for _ in range(2)}
     assert paths == {str(private_library(library))} and Path(paths.pop()).read_bytes() == library.read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == [f"flowtts_espeak_{os.getuid()}"]
+
+
+def test_generated_sentences_take_the_article_and_number_their_words_need():
+    """The number list was split into words, so "a hundred" gave "a" and "hundred" as numbers ("washed a saucers",
+    "admired thousand saucers"), and "hour" took "a"."""
+    import re
+
+    from shared.corpora.sentences import PLURALS
+
+    plural = "|".join(PLURALS)
+    sentences = generate_sentences(2000, seed=0)
+    assert not [s for s in sentences if re.search(rf"(?<!\ba )\b(?:a|hundred|thousand) (?:{plural})\b", s)]
+    assert not [s for s in sentences if re.search(r"\ba (?:hour|honest|heir)\b", s)]
+    assert [s for s in sentences if re.search(rf"\ba thousand (?:{plural})\b", s)] and [s for s in sentences if " an hour" in s]

@@ -48,8 +48,8 @@ TIMES = ("yesterday", "this morning", "last Thursday", "on Sunday evening", "at 
          "once upon a time", "in the nineteen thirties", "during the winter", "every other week")
 ADVERBS = ("quickly slowly carefully happily quietly eagerly anxiously gracefully suddenly usually joyfully "
            "thoroughly awkwardly boldly").split()
-NUMBERS = ("two three four five six seven eight nine ten eleven twelve thirteen twenty forty "
-           "a hundred a thousand").split()
+NUMBERS = (*"two three four five six seven eight nine ten eleven twelve thirteen twenty forty".split(),
+           "a hundred", "a thousand")  # phrases: split into words, "a" and "thousand" were numbers of their own
 EXCLAMATIONS = ("Oh no", "Goodness", "Hooray", "Well, well", "Look out", "Oh dear", "Wow", "Hey", "Yes, indeed")
 ABSTRACT = ("measure", "decision", "treasure", "leisure", "television", "pleasure", "vision", "version",
             "collision", "occasion", "choice", "noise", "enjoyment", "tour", "cure", "fire", "science", "idea",
@@ -82,7 +82,9 @@ TEMPLATES = (
 
 
 def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" and not word.startswith(("usu", "uni", "use")) else "a"
+    """By the sound the word starts with: "an hour", "a unicorn"."""
+    vowel = word[0] in "aeiou" and not word.startswith(("usu", "uni", "use"))
+    return "an" if vowel or word.startswith(("hour", "honest", "honour", "heir")) else "a"
 
 
 def _fill(template: str, rng: random.Random) -> str:
