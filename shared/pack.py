@@ -73,6 +73,19 @@ def _section(title: str, body: str) -> str:
     return f"## {title}\n\n{body.strip()}\n\n"
 
 
+def _brief_json(report: dict[str, Any], name: str, limit: int = 4000) -> str:
+    """``report`` as indented JSON; over ``limit`` characters (a corpus of many speakers), each long entry is said by
+    its size instead, so the card stays short and its JSON whole (it was cut at ``limit`` characters, mid-entry)."""
+    text = json.dumps(report, indent=1, ensure_ascii=False)
+    if len(text) <= limit or not isinstance(report, dict):
+        return text
+    def brief(value: Any) -> Any:
+        if len(json.dumps(value, ensure_ascii=False)) <= limit // 10:
+            return value
+        return f"({len(value)} entries: see {name})" if isinstance(value, (dict, list)) else f"(long: see {name})"
+    return json.dumps({k: brief(v) for k, v in report.items()}, indent=1, ensure_ascii=False)
+
+
 def model_card(out_dir: Path, s1: Path, s2: Path, results: Path | None, corpus_report: Path | None,
                sampling: dict[str, Any] | None = None, decoder: Path | None = None) -> str:
     """The model card's Markdown. Its usage examples load the package by a path relative to where it lies (not
@@ -107,8 +120,7 @@ copied: run from there, or give that directory's path before it."""
     parts.append(_section("Use", usage))
     report = _json_or_none(corpus_report) if corpus_report else None
     if report:
-        parts.append(_section("Training data", "```json\n" + json.dumps(report, indent=1, ensure_ascii=False)[:4000]
-                              + "\n```"))
+        parts.append(_section("Training data", "```json\n" + _brief_json(report, corpus_report.name) + "\n```"))
     parts_of = [("Stage one", s1, "stage1"), ("Stage two", s2, "stage2")]
     if decoder is not None:
         parts_of.append(("Stage two's decoder (stage one's, fine-tuned on stage two's ground-truth-aligned output)",
@@ -155,8 +167,9 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
     for d, what in ((s1, "stage-one"), (s2, "stage-two")):
         if not (d / "config.yaml").is_file():
             raise FileNotFoundError(f"{d}: not a trained {what} experiment directory (no config.yaml)")
-    if results is not None and not Path(results).is_file():
-        raise FileNotFoundError(f"{results}: no such results file to pack")
+    for given, what in ((results, "results file"), (corpus_report, "corpus report")):
+        if given is not None and not Path(given).is_file():
+            raise FileNotFoundError(f"{given}: no such {what} to pack")
     fine_tuned = s2 / "decoder" if decoder and (s2 / "decoder" / MODEL_FILE).is_file() else None  # on its output
     check_codec(s1, s2, fine_tuned)
     tmp = out.with_name(out.name + ".tmp")

@@ -129,6 +129,8 @@ def test_a_package_is_refused_where_its_codec_is_not_the_models(tmp_path):
         pack(other, s2, tmp_path / "packed")
     with pytest.raises(FileNotFoundError, match="NOPE.md: no such results file"):
         pack(s1, s2, tmp_path / "packed", results=tmp_path / "NOPE.md")
+    with pytest.raises(FileNotFoundError, match="NOPE.json: no such corpus report"):
+        pack(s1, s2, tmp_path / "packed", corpus_report=tmp_path / "NOPE.json")
     assert not (tmp_path / "packed").exists()
     out = pack(s1, s2, tmp_path / "packed")
     assert (out / "stage2" / "model.pt").read_text() == "s2" and (out / "stage1" / "model.pt").read_text() == "s1"
@@ -136,3 +138,15 @@ def test_a_package_is_refused_where_its_codec_is_not_the_models(tmp_path):
     with pytest.raises(RuntimeError, match="fine-tuned on the output of an earlier"):
         pack(s1, s2, tmp_path / "packed2")
     assert pack(s1, s2, tmp_path / "packed2", decoder=False).is_dir()  # the system decoded by stage one's own
+
+
+def test_a_long_corpus_report_is_shortened_in_the_card_not_cut_mid_json(tmp_path):
+    import json
+
+    from shared.pack import _brief_json
+
+    report = {"total_hours": 585.0, "speakers": {f"spk{i:04d}": {"utts": i, "minutes": 1.5 * i} for i in range(2456)}}
+    text = _brief_json(report, "corpus_report.json")
+    assert len(text) < 4000 and json.loads(text) == {"total_hours": 585.0,
+                                                     "speakers": "(2456 entries: see corpus_report.json)"}
+    assert json.loads(_brief_json({"total_hours": 1.0}, "r.json")) == {"total_hours": 1.0}

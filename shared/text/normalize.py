@@ -21,7 +21,8 @@ Decisions (see ``shared/text/README.md``):
   English (none after a version, release, build or IP word); a degree sign between an article
   and a noun is singular ("a 45° angle" -> "a forty-five degree angle"); acronyms and academic degrees lose their
   periods ("U.S.A." -> "USA", "M.Sc." -> "MSc"); "#", "<", ">" and a spaced hyphen between numbers are read where
-  they have one reading ("#5", "C#", "3 < 5", "3 - 2").
+  they have one reading ("#5", "C#", "3 < 5", "3 - 2"); Roman numerals II-XXXIX after a counting word ("World War
+  II" -> "two") or a name ("Henry VIII" -> "the eighth"); a month's abbreviation before a number is the month.
 """
 
 from __future__ import annotations
