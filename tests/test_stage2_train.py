@@ -76,7 +76,7 @@ def test_overwrite_retrains_from_step_zero(trained, capsys):
     root = trained.parents[2]
     shutil.copytree(trained, root / "exp/stage2/again")
     assert train.main(["--overwrite", *train_args(root, "exp/stage2/again", "trainer.max_steps=2")]) == 0
-    assert "removed checkpoints, model.pt, train_summary.json, logs/metrics.csv, speaking_rate.json" in capsys.readouterr().out
+    assert "removed model.pt, train_summary.json, checkpoints, logs/metrics.csv, speaking_rate.json" in capsys.readouterr().out
     assert json.loads((root / "exp/stage2/again/train_summary.json").read_text())["steps_this_run"] == 2
     assert (root / "exp/stage2/again/speaking_rate.json").is_file()
     capsys.readouterr()
