@@ -79,6 +79,7 @@ def _brief_json(report: dict[str, Any], name: str, limit: int = 4000) -> str:
     text = json.dumps(report, indent=1, ensure_ascii=False)
     if len(text) <= limit or not isinstance(report, dict):
         return text
+
     def brief(value: Any) -> Any:
         if len(json.dumps(value, ensure_ascii=False)) <= limit // 10:
             return value

@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     given = load_config(a.config) if a.config else {}
     try:
-        check_keys_against(given, DEFAULT_CONFIG, f"{a.config}")
+        check_keys_against(given, DEFAULT_CONFIG, str(a.config))
         cfg = apply_overrides(merge(DEFAULT_CONFIG, given), a.overrides)
     except ConfigError as e:
         p.error(str(e))

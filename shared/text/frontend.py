@@ -132,7 +132,8 @@ def _cut_at_marks_found(backend: Any) -> None:
                 return [], [_MarkIndex(num, line, "A")]
             marks, pieces, start = [], [], 0
             for k, m in enumerate(matches):  # B: at the start, E: at the end, I: inside (phonemizer's)
-                position = "B" if k == 0 and m.start() == 0 else "E" if k == len(matches) - 1 and m.end() == len(line) else "I"
+                at_end = k == len(matches) - 1 and m.end() == len(line)
+                position = "B" if k == 0 and m.start() == 0 else "E" if at_end else "I"
                 marks.append(_MarkIndex(num, m.group(), position))
                 pieces.append(line[start:m.start()])
                 start = m.end()
@@ -172,8 +173,9 @@ class PhonemeFrontend(Frontend):
             if len(phones) != len(todo):  # one text gave more or fewer lines, so which line is whose is lost: name it
                 bad = [norm[i] for i in todo
                        if len(self._backend.phonemize([norm[i]], separator=self._separator, strip=True, njobs=1)) != 1]
+                more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
                 raise ValueError(f"phonemizer ({self.config.language}) did not give one line for the text "
-                                 f"{bad[0] if bad else norm[todo[0]]!r}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+                                 f"{bad[0] if bad else norm[todo[0]]!r}{more}")
             for i, line in zip(todo, phones):
                 out[i] = self._parse(line)
         return out

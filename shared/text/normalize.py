@@ -268,15 +268,16 @@ def _roman_value(numeral: str) -> int:
     return sum(-v if v < w else v for v, w in zip(values, values[1:] + [0]))
 
 
-def _roman(m: re.Match) -> str:
-    """``Chapter IV`` -> ``Chapter four``; ``Henry VIII`` -> ``Henry the eighth`` (a sentence's first word, "Is II
-    ...", is no name)."""
-    word, value = m.group(1), _roman_value(m.group(2))
-    if _RE_ROMAN_COUNT.fullmatch(m.group(0)):
-        return f"{word} {cardinal(value)}"
-    if word in _SENTENCE_OPENERS_EN:
+def _roman_count(m: re.Match) -> str:
+    """``Chapter IV`` -> ``Chapter four``."""
+    return f"{m.group(1)} {cardinal(_roman_value(m.group(2)))}"
+
+
+def _roman_regnal(m: re.Match) -> str:
+    """``Henry VIII`` -> ``Henry the eighth`` (a sentence's first word, "Is II ...", is no name)."""
+    if m.group(1) in _SENTENCE_OPENERS_EN:
         return m.group(0)
-    return f"{word} the {ordinal(value)}"
+    return f"{m.group(1)} the {ordinal(_roman_value(m.group(2)))}"
 
 
 def _name_next(rest: str, capital_next: bool) -> bool:
@@ -357,7 +358,7 @@ def normalize_text(text: str, language: str = "en-us") -> str:
         text = _RE_EG.sub("for example", text)
         text = _RE_IE.sub("that is", text)
         text = _RE_ACRONYM.sub(_acronym, _RE_DEGREE_EN.sub(_degree, text))
-        text = _RE_ROMAN_REGNAL.sub(_roman, _RE_ROMAN_COUNT.sub(_roman, text))
+        text = _RE_ROMAN_REGNAL.sub(_roman_regnal, _RE_ROMAN_COUNT.sub(_roman_count, text))
         # units first: "30 sec. 2 sets" is seconds (after a number), "Sec. 2" a section (before one only)
         text = _RE_UNIT_EN.sub(_unit, text)
         text = _RE_BEFORE_NUMBER_EN.sub(lambda m: _BEFORE_NUMBER_EN[m.group(1).lower()] + " ", text)

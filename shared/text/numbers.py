@@ -150,9 +150,9 @@ _RE_DECIMAL = re.compile(r"\b(\d[\d,]*)\.(\d+)\b")
 # dots use it too
 YEAR = r"1[1-9]\d\d|20\d\d"
 _RE_YEAR = re.compile(r"\b(" + YEAR + r")((?:'?s)?)\b")  # "1990", "the 1990s", "the 1990's"
-# groups of three only: in "1,00,000" (Indian grouping) the "00,000" is no number of its own
 # South Asian grouping (lakh, crore: "1,00,000", "12,34,56,789"), regrouped in threes before it is read
 _RE_INDIAN_GROUPS = re.compile(r"(?<![\d,.])\d{1,2}(?:,\d\d)+,\d{3}(?!\d|[.,]\d)")
+# groups of three, the whole of a number: no "00,000" out of "1,00,000"
 _RE_THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+\b(?!,\d)")
 _RE_INT = re.compile(r"\d+")
 _RE_TIME = re.compile(r"\b([01]?\d|2[0-4]):([0-5]\d)\b")
