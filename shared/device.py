@@ -24,6 +24,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r}: no CUDA GPU is visible here (use cpu or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RuntimeError(f"device {name!r}: only {torch.cuda.device_count()} CUDA GPU(s) are visible here "
+                           f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return dev
 
 

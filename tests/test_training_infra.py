@@ -300,6 +300,11 @@ def test_device_option_resolves_and_refuses_a_missing_gpu(monkeypatch):
         p.parse_args(["--device", "cuda"])
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         resolve_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # two GPUs: cuda:2 is none of them (it failed
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # later, as "invalid device ordinal")
+    assert resolve_device("cuda:1") == torch.device("cuda:1") and resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(RuntimeError, match=r"only 2 CUDA GPU\(s\) are visible here \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:2")
 
 
 def _ddp_stub(**strategy) -> "object":
