@@ -613,7 +613,14 @@ def test_utt2lang_phonemises_each_utterance_in_its_own_language(tmp_path, capsys
     # an utterance without a language, or an unknown language, is an error naming it; nothing is written
     (d / "utt2lang").write_text("enus-1 en-us\n", encoding="utf-8")
     assert tokenize_main(["--data-dir", str(d), "--out", str(d / "token2"), "--vocab", str(vocab)]) == 1
-    assert "no language for 1 utterance(s): rp-1" in capsys.readouterr().err and not (d / "token2").exists()
+    err = capsys.readouterr().err
+    assert "no language for 1 utterance(s): rp-1 (the languages from " + str(d / "utt2lang") + ")" in err
+    assert not (d / "token2").exists()
+    # languages from the frontend's voices: an utterance missing from utt2spk is named with that source
+    (t / "utt2spk").write_text("enus-2 enus\nrp-2 rp\n", encoding="utf-8")
+    assert tokenize_main(["--data-dir", str(t), "--out", str(t / "token2"), "--vocab", str(vocab)]) == 1
+    assert ("no language for 1 utterance(s): new-2 (the languages from " + str(t / "utt2spk") + " and the frontend's"
+            in capsys.readouterr().err)
     (d / "utt2lang").write_text("enus-1 en-us\nrp-1 xx-nope\n", encoding="utf-8")
     assert tokenize_main(["--data-dir", str(d), "--out", str(d / "token2"), "--vocab", str(vocab)]) == 1
     assert "xx-nope" in capsys.readouterr().err and not (d / "token2").exists()

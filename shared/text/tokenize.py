@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             ids = vocab.encode_all(utt2tokens, map_unknown=args.map_unknown)
             utt2tokens = {u: vocab.decode(i) for u, i in ids.items()}
     except (TokenizeError, UnknownTokenError, ValueError) as e:
-        print(f"error: {text_path}: {e}", file=sys.stderr)
+        # where the languages came from: an utterance missing from utt2spk lacks one as much as one missing in utt2lang
+        source = f" (the languages from {lang_source})" if isinstance(e, TokenizeError) and lang_source else ""
+        print(f"error: {text_path}: {e}{source}", file=sys.stderr)
         return 1
     write_kv(args.out, {u: " ".join(t) for u, t in utt2tokens.items()})
     if args.build_vocab:
