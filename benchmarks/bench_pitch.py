@@ -46,7 +46,10 @@ def main() -> None:
     from shared.metrics.spectral import DEFAULT_ANALYSIS, F0_FMAX, F0_FMIN, pyin_kwargs
     from shared.metrics.viterbi import faster_pyin_viterbi
 
+    from threadpoolctl import threadpool_limits  # librosa's (scikit-learn's) dependency
+
     numba.set_num_threads(1)
+    threadpool_limits(1)  # BLAS and OpenMP pools too, not only numba's: one thread, as the docstring says
     wavs = utterances(args)
     seconds = sum(w.size for w in wavs) / 16000
     kw = pyin_kwargs(DEFAULT_ANALYSIS)  # the evaluation's, but for the pitch bins, which vary below
