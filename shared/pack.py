@@ -73,6 +73,18 @@ def _section(title: str, body: str) -> str:
     return f"## {title}\n\n{body.strip()}\n\n"
 
 
+PATHS_NOTE = ("_Paths in these results are those of the recipe that made the package (under its `exp/`): here stage one "
+              "is `stage1/`, stage two `stage2/` and a fine-tuned decoder `stage2/decoder/`; the phone recogniser that "
+              "scored it (`exp/asr`) is not packed._")
+
+
+def packaged_results(results: Path) -> str:
+    """``results`` (a recipe's RESULTS.md) as a package holds it: with :data:`PATHS_NOTE` after its title, as its
+    paths name the recipe's ``exp/`` tree, which the package does not have."""
+    title, _, rest = results.read_text().partition("\n")
+    return f"{title}\n\n{PATHS_NOTE}\n{rest}" if title.startswith("# ") else f"{PATHS_NOTE}\n\n{title}\n{rest}"
+
+
 def _brief_json(report: dict[str, Any], name: str, limit: int = 4000) -> str:
     """``report`` as indented JSON; over ``limit`` characters (a corpus of many speakers), each long entry is said by
     its size instead, so the card stays short and its JSON whole (it was cut at ``limit`` characters, mid-entry)."""
@@ -138,7 +150,7 @@ copied: run from there, or give that directory's path before it."""
                         f"{cfg.read_text().strip()}\n```\n")
         parts.append(_section(label, "\n".join(body) or "(no description files found)"))
     if results and results.is_file():
-        parts.append(_section("Results", results.read_text().replace("# ", "### ", 1)))
+        parts.append(_section("Results", packaged_results(results).replace("# ", "### ", 1)))
     parts.append(_section("Limitations", "Trained on the corpus above only: expect it to speak like that corpus "
                           "(for the default recipe, espeak-ng voices), and nothing else."))
     return "".join(parts)
@@ -189,7 +201,8 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
         info["exp_dir"] = "../stage1"  # relative to the stage-two directory
         write_json(link, info)
     if results is not None:
-        shutil.copy2(results, tmp / "RESULTS.md")
+        with atomic_write(tmp / "RESULTS.md") as f:
+            f.write(packaged_results(Path(results)))
         for fig in _figures(Path(results)):  # its links (the NFE sweep's plot) then hold in the package too
             if (Path(results).parent / fig).is_file():
                 (tmp / fig).parent.mkdir(parents=True, exist_ok=True)

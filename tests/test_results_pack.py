@@ -134,6 +134,12 @@ def test_a_package_is_refused_where_its_codec_is_not_the_models(tmp_path):
     assert not (tmp_path / "packed").exists()
     out = pack(s1, s2, tmp_path / "packed")
     assert (out / "stage2" / "model.pt").read_text() == "s2" and (out / "stage1" / "model.pt").read_text() == "s1"
+    # its results name the recipe's exp/ paths, which the package does not have: it says so, under the title
+    (tmp_path / "RESULTS.md").write_text("# Results: x\n\n- decoder: `exp/stage2/flow/decoder/config.yaml`\n")
+    out = pack(s1, s2, tmp_path / "packed", results=tmp_path / "RESULTS.md")
+    packed = (out / "RESULTS.md").read_text()
+    assert packed.startswith("# Results: x\n\n_Paths in these results are those of the recipe") and "exp/stage2/flow" in packed
+    assert "here stage one is `stage1/`" in (out / "MODEL_CARD.md").read_text().split("\n## Results\n", 1)[1]
     _exp(s2 / "decoder", "data: {source_model_sha256: " + "0" * 64 + "}\n", model__pt="dec")
     with pytest.raises(RuntimeError, match="fine-tuned on the output of an earlier"):
         pack(s1, s2, tmp_path / "packed2")
