@@ -51,8 +51,10 @@ def test_a_stage_that_fails_under_overwrite_is_not_done(tmp_path):
 
 def test_a_stage_command_heads_its_log(tmp_path):
     """The README sends multi-node users to a training's command "as its log shows it": the log held only the output.
-    A command's log now starts with it, quoted to be pasted back; a stage function's does not (its commands echo)."""
-    script = "run_stage 3 train printf '%s\\n' 'a b' \"c'd\"\nf() { echo from f; }\nrun_stage 4 fn f\n"
+    A command's log now starts with it, quoted to be pasted back; in a stage function (stage 7's two trainings) a
+    command run through ``logged`` is written the same way before its output."""
+    script = ("run_stage 3 train printf '%s\\n' 'a b' \"c'd\"\n"
+              "f() { echo from f; logged printf '%s\\n' 'x y'; }\nrun_stage 4 fn f\n")
     r = _bash(script, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     (log3,), (log4,) = (list((tmp_path / "exp" / "logs").glob(f"stage{n}.*.log")) for n in (3, 4))
@@ -60,7 +62,11 @@ def test_a_stage_command_heads_its_log(tmp_path):
     where, command = first.removeprefix("# in ").split(": ", 1)
     assert Path(where).resolve() == tmp_path.resolve() and command.startswith("printf") and output == ["a b", "c'd"]
     assert subprocess.run(["bash", "-c", command], capture_output=True, text=True).stdout == "a b\nc'd\n"
-    assert log4.read_text() == "from f\n"
+    echoed, line, output = log4.read_text().splitlines()
+    assert echoed == "from f" and line.startswith(f"# in {tmp_path}") and output == "x y"
+    assert subprocess.run(["bash", "-c", line.split(": ", 1)[1]], capture_output=True, text=True).stdout == "x y\n"
+    tts = (Path(__file__).parents[1] / "egs" / "TEMPLATE" / "tts1" / "tts.sh").read_text()
+    assert "logged python -m stage2_flow.train" in tts and "logged python -m stage1_vae.train" in tts  # stage 7's
 
 
 def test_a_marker_records_settings_configs_and_the_stages_it_consumes(tmp_path):

@@ -15,6 +15,8 @@
 #                                       written when it has finished (and named in stages_run); a failure (of
 #                                       any command in a stage function, not only its last) exits 1. A stage
 #                                       whose inputs were made from outputs redone since is refused (markers.sh).
+#   logged CMD [ARGS...]                in a stage function: print `# in DIR: CMD` (quoted, as a command stage's
+#                                       log starts), then run CMD: a training to rerun by hand (multi-node, README)
 #   want N                              true when stage <= N <= stop_stage
 #   wait_jobs PID...                    wait for these background jobs (the shell's only ones); the first to
 #                                       fail kills the others at once and returns its status
@@ -23,6 +25,11 @@
 # (default false), stage, stop_stage.
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) $*"; }
+
+# `# in DIR: CMD`, CMD quoted to be pasted back
+_command_line() { printf '# in %s:' "$PWD"; printf ' %q' "$@"; printf '\n'; }
+
+logged() { _command_line "$@"; "$@"; }
 
 stages_run=()  # the markers (stageN.NAME) of the stages this run did
 
@@ -50,7 +57,7 @@ run_stage() {
     [[ $- == *e* ]] && errexit=true
     set +e
     if [ "$(type -t "$1")" != function ]; then  # a command (stage 3's, 6's training): its first line, to rerun by
-        { printf '# in %s:' "$PWD"; printf ' %q' "$@"; printf '\n'; } > "$logfile"  # hand (multi-node, README)
+        _command_line "$@" > "$logfile"  # hand (multi-node, README); a stage function's trainings: `logged`
     fi
     ( set -eo pipefail; ( "$@" ) 2>&1 | tee -a "$logfile" )
     rc=$?

@@ -331,7 +331,7 @@ if want 7 && [ "$reflow" = true ]; then
         python -m stage2_flow.reflow $ow --device $device --exp-dir "$s2_exp" --latents "dump/$stage1_tag/$train_set" \
             --data-dir "data/$train_set" --out-dir "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
             --temperature "$temperature" $reflow_gen_args
-        python -m stage2_flow.train $ow --budget-scale "$budget_scale" --config "$reflow_conf" --init-from "$s2_exp" \
+        logged python -m stage2_flow.train $ow --budget-scale "$budget_scale" --config "$reflow_conf" --init-from "$s2_exp" \
             --stage1-exp-dir "$s1_exp" --latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" \
             --reflow-pairs "dump/$stage1_tag/${train_set}_reflow_${stage2_tag}" \
             --dev-latents "dump/$stage1_tag/$dev_set" --dev-dir "data/$dev_set" --exp-dir "${s2_exp}_reflow" \
@@ -359,7 +359,7 @@ if want 7 && [ "$decoder_finetune" = true ]; then
         python -m stage2_flow.gta $ow --device $device --exp-dir "$final_s2" --latents "dump/$stage1_tag/$train_set" \
             --data-dir "data/$train_set" --out-dir "$gta_dump" --nfe "$nfe" --solver "$solver" \
             --temperature "$temperature" $gta_args
-        python -m stage1_vae.train $ow --budget-scale "$budget_scale" --config "$decoder_conf" --init-from "$s1_exp" --decoder-latents "$gta_dump" \
+        logged python -m stage1_vae.train $ow --budget-scale "$budget_scale" --config "$decoder_conf" --init-from "$s1_exp" --decoder-latents "$gta_dump" \
             --pitch-latents "dump/$stage1_tag/$train_set" --data-dir "data/$train_set" --exp-dir "$final_s2/decoder" \
             "${s1_trainer_args[@]}" $decoder_args
     }
