@@ -4,9 +4,9 @@ resolved configuration written into the experiment directory.
     cfg = load_config("conf/stage1.yaml", ["model.latent_dim=32", "trainer.max_steps=2000"])
     save_config(cfg, exp_dir / "config.yaml")
 
-Values in overrides are read by YAML 1.2's rules: ``true`` / ``false`` are booleans, ``null`` / ``~`` None, ``010`` is
+Config files and the values in overrides are read by YAML 1.2's rules: ``true`` / ``false`` are booleans, ``null`` / ``~`` None, ``010`` is
 ten, ``1e-3`` a float, ``[8,8,2,2]`` a list, ``{kind: rvq}`` a mapping, ``'32'`` a quoted string, and anything else a
-string (``no`` is espeak-ng's Norwegian, ``00:00:16:00`` Lightning's ``max_time``, where YAML 1.1 read False and a
+string (``no`` is espeak-ng's Norwegian, ``1:00:00:00`` Lightning's ``max_time``, where YAML 1.1 read False and a
 base-60 integer). An override keeps the type the config holds: a number for a number (int or float), a string for
 a string, a mapping for a section; ``null`` replaces anything and anything replaces a None. An override of a key
 that does not exist is an error unless it is prefixed with ``+`` (``+model.new=1``), which also lets a value change
@@ -43,39 +43,22 @@ class ConfigError(ValueError):
     pass
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-3`` as a float (PyYAML's YAML 1.1 rules make it a string)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                    |\.[0-9_]+(?:[eE][-+][0-9]+)?
-                    |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
-def _yaml_load(stream: Any) -> Any:
-    return yaml.load(stream, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
-
-
-class _ValueLoader(yaml.SafeLoader):
-    """Command-line values by YAML 1.2's core schema: PyYAML's YAML 1.1 read ``010`` as the octal 8, ``no`` / ``on``
-    as booleans and ``00:00:16:00`` as a base-60 integer, none of which anyone typing an override means."""
+class _Yaml12Loader(yaml.SafeLoader):
+    """Config files and command-line values by YAML 1.2's core schema: PyYAML's YAML 1.1 read ``010`` as the octal
+    8, ``no`` / ``on`` as booleans, ``1:00:00:00`` as a base-60 integer and ``1e-3`` as a string, none of which
+    anyone writing a config or typing an override means (files were read by YAML 1.1 until 2026-12-07, overrides
+    by 1.2; every shipped config reads the same by both)."""
 
     yaml_implicit_resolvers: dict = {}  # not SafeLoader's: only the resolvers below
 
 
-_ValueLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"),
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"),
                                    ["~", "n", "N", ""])
-_ValueLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                    list("tTfF"))
 # int before float: the first resolver that matches wins, and the float pattern also matches "10"
-_ValueLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
-_ValueLoader.add_implicit_resolver(
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
                     |[-+]?\.(?:inf|Inf|INF)
@@ -83,7 +66,12 @@ _ValueLoader.add_implicit_resolver(
     list("-+0123456789."),
 )
 # decimal: SafeLoader's constructor reads a leading 0 as octal and 1:30 as base 60
-_ValueLoader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node)))
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node)))
+
+
+def read_yaml(stream: Any) -> Any:
+    """A YAML (or JSON) document by YAML 1.2's rules: every config file the toolkit reads, its frontend's too."""
+    return yaml.load(stream, Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def _parse_value(text: str) -> Any:
@@ -91,7 +79,7 @@ def _parse_value(text: str) -> Any:
     does not parse is an error (not a string that silently replaces the section), other text that YAML refuses or
     reads as nothing (``@x``, ``#x``) is that text."""
     try:
-        value = yaml.load(text, Loader=_ValueLoader)  # noqa: S506 (a SafeLoader subclass)
+        value = read_yaml(text)
     except (yaml.YAMLError, ValueError) as e:
         if text.lstrip()[:1] in ("[", "{", "'", '"'):
             raise ConfigError(f"value {text!r} is not valid YAML: {str(e).splitlines()[0]}") from None
@@ -241,7 +229,7 @@ def _read_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: 'base' cycle: {' -> '.join(str(p) for p in (*chain, path.resolve()))}")
     try:
         with open(path, encoding="utf-8") as f:
-            cfg = _yaml_load(f) or {}
+            cfg = read_yaml(f) or {}
     except FileNotFoundError:
         where = f" (the base of {chain[-1]})" if chain else ""
         raise ConfigError(f"{path}: config file not found{where}") from None

@@ -106,6 +106,20 @@ def _value(cfg: dict, override: str):
     return node
 
 
+def test_config_files_are_read_by_yaml_1_2_as_overrides_are(tmp_path):
+    """Files were read by YAML 1.1: an unquoted ``max_time: 1:00:00:00`` (a day) was the base-60 integer 216000
+    (Lightning takes a string), a frontend's ``language: no`` (Norwegian) was False, ``010`` the octal 8."""
+    from shared.text import Frontend
+
+    (tmp_path / "c.yaml").write_text("trainer: {max_time: 1:00:00:00, max_steps: 010}\ndata: {language: no, x: on}\n"
+                                     "train: {lr: 1e-3, on_off: [yes, off], flag: true, none: ~}\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg["trainer"] == {"max_time": "1:00:00:00", "max_steps": 10} and cfg["data"] == {"language": "no", "x": "on"}
+    assert cfg["train"] == {"lr": 1e-3, "on_off": ["yes", "off"], "flag": True, "none": None}
+    (tmp_path / "frontend.yaml").write_text("frontend: char\nlanguage: no\n")
+    assert Frontend.from_config(tmp_path / "frontend.yaml").config.language == "no"
+
+
 def test_override_values_are_yaml_1_2(stage1):
     """YAML 1.1 read 010 as the octal 8, no / on / yes as booleans, 1:30 as the base-60 integer 90."""
     def value(override: str):

@@ -62,11 +62,11 @@ class Frontend:
         """Build a frontend from a dict, a :class:`FrontendConfig`, or a JSON/YAML file path (named by its errors)."""
         source = ""
         if isinstance(config, (str, Path)):
-            import yaml  # JSON is YAML
+            from shared.config import read_yaml  # JSON is YAML
 
             source = f"{config}: "
             with open(config, encoding="utf-8") as f:
-                config = yaml.safe_load(f) or {}
+                config = read_yaml(f) or {}
         if isinstance(config, FrontendConfig):
             config = asdict(config)
         cfg = dict(config or {})

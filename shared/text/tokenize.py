@@ -128,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     if config_path is None and args.vocab and (args.vocab.parent / "frontend.yaml").is_file():
         config_path = args.vocab.parent / "frontend.yaml"
     if config_path:
-        import yaml
+        from shared.config import read_yaml
 
-        cfg = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        cfg = read_yaml(config_path.read_text(encoding="utf-8")) or {}
     for key, value in (("frontend", args.frontend), ("language", args.language), ("stress", args.stress)):
         if value is not None:
             cfg[key] = value
