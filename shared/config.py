@@ -4,9 +4,9 @@ resolved configuration written into the experiment directory.
     cfg = load_config("conf/stage1.yaml", ["model.latent_dim=32", "trainer.max_steps=2000"])
     save_config(cfg, exp_dir / "config.yaml")
 
-Config files and the values in overrides are read by YAML 1.2's rules: ``true`` / ``false`` are booleans, ``null`` / ``~`` None, ``010`` is
-ten, ``1e-3`` a float, ``[8,8,2,2]`` a list, ``{kind: rvq}`` a mapping, ``'32'`` a quoted string, and anything else a
-string (``no`` is espeak-ng's Norwegian, ``1:00:00:00`` Lightning's ``max_time``, where YAML 1.1 read False and a
+Config files and the values in overrides are read by YAML 1.2's rules: ``true`` / ``false`` are booleans,
+``null`` / ``~`` None, ``010`` is ten, ``1e-3`` a float, ``[8,8,2,2]`` a list, ``{kind: rvq}`` a mapping, ``'32'`` a
+quoted string, and anything else a string (``no`` is espeak-ng's Norwegian, ``1:00:00:00`` Lightning's ``max_time``, where YAML 1.1 read False and a
 base-60 integer). An override keeps the type the config holds: a number for a number (int or float), a string for
 a string, a mapping for a section; ``null`` replaces anything and anything replaces a None. An override of a key
 that does not exist is an error unless it is prefixed with ``+`` (``+model.new=1``), which also lets a value change
@@ -53,9 +53,9 @@ class _Yaml12Loader(yaml.SafeLoader):
 
 
 _Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"),
-                                   ["~", "n", "N", ""])
+                                    ["~", "n", "N", ""])
 _Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                   list("tTfF"))
+                                    list("tTfF"))
 # int before float: the first resolver that matches wins, and the float pattern also matches "10"
 _Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
 _Yaml12Loader.add_implicit_resolver(

@@ -66,10 +66,11 @@ def sparse_viterbi(prob: np.ndarray, transition: np.ndarray, *, p_init: np.ndarr
     log_p_init = np.log((np.full(n_states, 1.0 / n_states) if p_init is None else p_init) + epsilon)
     cols, rows = np.nonzero(transition.T > 0)  # per state j (ascending), its predecessors k (ascending)
     pred_ptr = np.searchsorted(cols, np.arange(n_states + 1)).astype(np.int64)
+    pred_idx = rows.astype(np.int64)
     log_prob = np.log(prob + epsilon)
     flat = log_prob.reshape(-1, n_states, log_prob.shape[-1])
-    states = np.stack([_sparse_viterbi(np.ascontiguousarray(lp.T), log_trans, pred_ptr, rows.astype(np.int64),
-                                       log_p_init, float(np.log(epsilon))) for lp in flat])
+    states = np.stack([_sparse_viterbi(np.ascontiguousarray(lp.T), log_trans, pred_ptr, pred_idx, log_p_init,
+                                       float(np.log(epsilon))) for lp in flat])
     return states.reshape(prob.shape[:-2] + (prob.shape[-1],))
 
 
