@@ -147,6 +147,17 @@ def test_ljspeech_fake(tmp_path):
     (corpus / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(CorpusError, match=r"metadata.csv:3: 5 '\|'-separated field\(s\), expected 'id\|raw\|normalized'"):
         prepare_ljspeech(corpus, tmp_path / "data4", num_dev=2, num_test=3)
+    # prepared again with no dev set: the old data/dev, whose utterances are now in train, goes
+    (corpus / "metadata.csv").write_text("\n".join(lines[:2] + lines[3:]) + "\n", encoding="utf-8")
+    dirs = prepare_ljspeech(corpus, tmp_path / "data", num_dev=0, num_test=3)
+    assert "dev" not in dirs and not (tmp_path / "data" / "dev").exists() and len(dirs["train"]) == 6
+    # a negative count sliced from the other end: the same utterances in train and in test
+    with pytest.raises(CorpusError, match="--num-dev -2: must be 0 or more"):
+        prepare_ljspeech(corpus, tmp_path / "data5", num_dev=-2, num_test=3)
+    # a line in another encoding is named by file and line, with the others (it was a bare UnicodeDecodeError)
+    (corpus / "metadata.csv").write_bytes("\n".join(lines[:2]).encode() + b"\nLJ001-0004|Caf\xe9|Caf\xe9\n")
+    with pytest.raises(CorpusError, match=r"metadata.csv:3: not valid UTF-8 \(byte 0xe9 at position 14\)"):
+        prepare_ljspeech(corpus, tmp_path / "data6", num_dev=0, num_test=1)
 
 
 def _libritts(root: Path) -> None:
@@ -174,6 +185,14 @@ def test_libritts_fake(tmp_path):
     assert orig["test"].text["121-1241_000000_000001"] == "TEXT of 121 1241 1"
     with pytest.raises(CorpusError, match="train-clean-360"):
         prepare_libritts(corpus, tmp_path / "d4", ["train-clean-360"], [], [])
+    # prepared again without a dev set: the earlier data/dev goes (it would be validated on, or trained beside)
+    dirs = prepare_libritts(corpus, tmp_path / "data", ["train-clean-100", "dev-clean"], [], ["test-clean"])
+    assert sorted(dirs) == ["test", "train"] and not (tmp_path / "data" / "dev").exists()
+    # a transcript in another encoding is named (it was a UnicodeDecodeError naming no file)
+    bad = corpus / "dev-clean" / "84" / "1241" / "84_1241_000000_000000.normalized.txt"
+    bad.write_bytes(b"Caf\xe9.")
+    with pytest.raises(CorpusError, match=f"{bad}: not valid UTF-8 \\(byte 0xe9 at position 3\\)"):
+        prepare_libritts(corpus, tmp_path / "d5", [], ["dev-clean"], [])
 
 
 def test_libritts_skips_untranscribed_and_hidden_files_and_lists_them(tmp_path, capsys):
@@ -236,6 +255,12 @@ def test_vctk_fake(tmp_path, layout):
         assert {u.split("-")[0] for u in DataDir.load(tmp_path / "d4" / "train").utts} == {"p225"}
         skipped = (tmp_path / "d4" / "local" / "vctk_skipped.txt").read_text()
         assert "p226: no mic2 recordings (only the other microphone's)" in skipped
+    with pytest.raises(CorpusError, match="--num-dev-per-spk -1: must be 0 or more"):
+        prepare_vctk(corpus, tmp_path / "d5", num_dev=-1, num_test=2)
+    bad = corpus / "txt" / "p225" / "p225_001.txt"
+    bad.write_bytes(b"Caf\xe9.\n")  # was read with a U+FFFD in its place
+    with pytest.raises(CorpusError, match=r"p225_001.txt: not valid UTF-8 \(byte 0xe9 at position 3\)"):
+        prepare_vctk(corpus, tmp_path / "d6", num_dev=1, num_test=2)
     with pytest.raises(CorpusError, match="VCTK directory not found"):
         prepare_vctk(tmp_path / "missing", tmp_path / "d3")
     (tmp_path / "empty" / "txt").mkdir(parents=True)

@@ -240,12 +240,20 @@ def test_option_values_bash_reads_otherwise(tmp_path):
     assert _calls(calls, "stage2_flow.synthesize") and _calls(calls, "shared.evaluate") and not _calls(calls, "shared.pack")
     r, calls = run("--stage", "3", "--num-nodes", "2")
     assert r.returncode == 1 and "--num-nodes 2 trains on the GPUs of every node: give --ngpu too" in r.stderr and not calls
+    for stages in (("--stage", "3", "--stop-stage", "1"), ("--stage", "12")):  # ran nothing and said "done. wavs: ..."
+        r, calls = run(*stages)
+        assert r.returncode == 1 and "selects no stage (they are 0 to 10)" in r.stderr and not calls, r.stdout
 
 
 def test_a_new_test_set_is_done_not_refused(tmp_path):
     """`--test-sets "test screen"` after a run found every stage done and never encoded or synthesised screen."""
     recipe, run = _stubbed(tmp_path)
     assert run()[0].returncode == 0
+    # but not by a stage whose earlier stage has not done it: stage 2 alone tokenised a set stage 1 never validated
+    r, calls = run("--stage", "2", "--stop-stage", "2", "--test-sets", "test screen")
+    assert r.returncode == 1 and calls == "", r.stdout + r.stderr
+    assert ("stage 2 (tokens) would do screen, which stage 1 (datadirs) has not done (it did train dev test).\n"
+            "Nothing was changed. Do it for them first: --stage 1") in r.stderr
     r, calls = run("--test-sets", "test screen")
     assert r.returncode == 0, r.stdout + r.stderr
     # the data stages work on the new set alone; the trainings stay done

@@ -44,6 +44,7 @@ run_stage() {
         _stage_with_reset
         return 0
     fi
+    _refuse_sets_not_done "$n" "$name" "${marker%/*}"
     # done anew (not only for new sets): the old marker goes now, so a failure (--overwrite has removed the old
     # outputs by then) leaves none that a rerun would trust
     [ -n "$_marker_run" ] || rm -f "$marker"

@@ -158,6 +158,30 @@ _refuse_stale_inputs() {
     done
 }
 
+# _refuse_sets_not_done N NAME DIR: exit 1 where a per-set stage this one consumes (stage_with --after) has not done
+# a set this one is to do ($stage_sets): a stage 2 run alone with a new --test-sets would tokenise a set stage 1
+# never validated
+_refuse_sets_not_done() {
+    local n=$1 name=$2 dir=$3 line key done_sets s missing
+    for line in ${_sw_lines[@]+"${_sw_lines[@]}"}; do
+        [[ "$line" =~ ^stage[0-9]+\. ]] || continue
+        key=${line%%=*}
+        [ -f "$dir/$key" ] && grep -q '^sets=' "$dir/$key" || continue
+        done_sets=" $(_marker_value "$dir/$key" sets) "
+        missing=""
+        for s in $stage_sets; do [[ "$done_sets" == *" $s "* ]] || missing+="${missing:+ }$s"; done
+        [ -n "$missing" ] || continue
+        local from=${key#stage}
+        from=${from%%.*}
+        {
+            echo "$0: stage $n ($name) would do $missing, which stage $from (${key#stage*.}) has not done (it did" \
+                "$(_marker_value "$dir/$key" sets))."
+            echo "Nothing was changed. Do it for them first: --stage $from (with the same --test-sets)"
+        } >&2
+        exit 1
+    done
+}
+
 # _marker_check N NAME MARKER: whether the stage is to run (0) or is done already (1), after stage_with; refuses
 # (exit 1) a done stage whose marker differs from stage_with's settings, and any stage that would read outputs made
 # from those of a stage redone since (_refuse_stale_inputs). Sets stage_sets and _marker_run (the run= to write: a

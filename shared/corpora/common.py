@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,16 @@ def require(path: Path, what: str, hint: str = "") -> Path:
 
 def clean_transcript(text: str) -> str:
     return " ".join(text.split())
+
+
+def decode_utf8(data: bytes, where: str, problems: list[str]) -> str | None:
+    """``data`` decoded as UTF-8, or None with ``where: not valid UTF-8 (...)`` added to ``problems``: a transcript in
+    another encoding is reported with the file (and line) it is in, with every other such one, not as a traceback."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        problems.append(f"{where}: not valid UTF-8 (byte 0x{data[e.start]:02x} at position {e.start})")
+        return None
 
 
 def duration(path: Path) -> float:
@@ -72,6 +83,25 @@ def write_data_dir(data_dir: Path, utts: Iterable[Utterance], with_utt2dur: bool
     )
     data.save(data_dir)
     return data
+
+
+def write_splits(data_dir: PathLike, splits: dict[str, list[Utterance]]) -> dict[str, DataDir]:
+    """Write each split that has utterances as ``data_dir/<name>`` (:func:`write_data_dir`), then remove an earlier
+    preparation's directory of a split that now has none: a rerun with ``--num-dev 0`` must not leave the old dev
+    set, whose utterances are now in train, for the next stages to validate on."""
+    written = {name: write_data_dir(Path(data_dir) / name, part) for name, part in splits.items() if part}
+    for name, part in splits.items():
+        if not part and (Path(data_dir) / name).is_dir():
+            shutil.rmtree(Path(data_dir) / name)
+    return written
+
+
+def check_counts(counts: dict[str, int]) -> None:
+    """Refuse (CorpusError) a negative count of held-out utterances (``{"--num-dev": -2}``, named by its option): a
+    negative one slices from the other end, putting the same utterances in train and in test."""
+    for option, value in counts.items():
+        if value < 0:
+            raise CorpusError(f"{option} {value}: must be 0 or more")
 
 
 def skipped_listing(data_dir: PathLike, corpus: str) -> Path:

@@ -21,8 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.corpora.common import (CorpusError, Utterance, clean_transcript, require, summary, write_data_dir,
-                                   write_skipped)
+from shared.corpora.common import (CorpusError, Utterance, clean_transcript, decode_utf8, require, summary,
+                                   write_skipped, write_splits)
 
 
 def read_subset(corpus_dir: Path, subset: str, text: str = "normalized") -> tuple[list[Utterance], list[str]]:
@@ -41,7 +41,10 @@ def read_subset(corpus_dir: Path, subset: str, text: str = "normalized") -> tupl
         if not txt.is_file():
             skipped.append(f"{wav}: no transcript {txt.name}")
             continue
-        transcript = clean_transcript(txt.read_text(encoding="utf-8"))
+        text_read = decode_utf8(txt.read_bytes(), str(txt), problems)
+        if text_read is None:
+            continue
+        transcript = clean_transcript(text_read)
         if not transcript:
             skipped.append(f"{wav}: empty transcript {txt.name}")
             continue
@@ -68,7 +71,7 @@ def prepare_libritts(corpus_dir: Path, data_dir: Path, train_sets: list[str], de
             parts.setdefault(name, []).extend(utts)
             skipped += gone
     write_skipped(data_dir, "libritts", skipped, "file(s) without a transcript, or hidden")
-    return {name: write_data_dir(Path(data_dir) / name, utts) for name, utts in parts.items()}
+    return write_splits(data_dir, {name: parts.get(name, []) for name in ("train", "dev", "test")})
 
 
 def _sets(value: str) -> list[str]:

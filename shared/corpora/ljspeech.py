@@ -17,7 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.corpora.common import CorpusError, Utterance, clean_transcript, require, summary, write_data_dir
+from shared.corpora.common import (CorpusError, Utterance, check_counts, clean_transcript, decode_utf8, require, summary,
+                                   write_splits)
 
 SPEAKER = "LJ"
 
@@ -28,9 +29,12 @@ def read_ljspeech(corpus_dir: Path, text: str = "normalized") -> list[Utterance]
     meta = require(corpus_dir / "metadata.csv", "LJSpeech metadata", "expected LJSpeech-1.1/metadata.csv")
     require(corpus_dir / "wavs", "LJSpeech wav directory", "expected LJSpeech-1.1/wavs/")
     utts, problems = [], []
-    with open(meta, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.rstrip("\n").split("|")
+    with open(meta, "rb") as f:
+        for lineno, raw_line in enumerate(f, 1):
+            line = decode_utf8(raw_line, f"{meta}:{lineno}", problems)
+            if line is None:
+                continue
+            fields = line.rstrip("\n").rstrip("\r").split("|")
             if not 2 <= len(fields) <= 3 or not fields[0]:  # a '|' inside a text would shift the fields silently
                 problems.append(f"{meta}:{lineno}: {len(fields)} '|'-separated field(s), expected 'id|raw|normalized'")
                 continue
@@ -52,12 +56,13 @@ def read_ljspeech(corpus_dir: Path, text: str = "normalized") -> list[Utterance]
 
 def prepare_ljspeech(corpus_dir: Path, data_dir: Path, num_dev: int = 250, num_test: int = 250,
                      text: str = "normalized") -> dict:
+    check_counts({"--num-dev": num_dev, "--num-test": num_test})
     utts = read_ljspeech(corpus_dir, text)
     if num_dev + num_test >= len(utts):
         raise CorpusError(f"{corpus_dir}: {len(utts)} utterances, cannot hold out {num_dev} + {num_test}")
     held = len(utts) - num_dev - num_test
     splits = {"train": utts[:held], "dev": utts[held : held + num_dev], "test": utts[held + num_dev :]}
-    return {name: write_data_dir(Path(data_dir) / name, part) for name, part in splits.items() if part}
+    return write_splits(data_dir, splits)
 
 
 def main(argv: list[str] | None = None) -> int:

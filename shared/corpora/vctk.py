@@ -15,13 +15,12 @@ speakers go whole to ``test_unseen``. Utterance ids are ``<spk>-<nnn>``.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from shared.corpora.common import (CorpusError, Utterance, clean_transcript, require, skipped_listing, summary,
-                                   write_data_dir, write_skipped)
+from shared.corpora.common import (CorpusError, Utterance, check_counts, clean_transcript, decode_utf8, require,
+                                   skipped_listing, summary, write_skipped, write_splits)
 
 
 def find_audio(corpus_dir: Path, mic: str = "mic1") -> tuple[str, list[tuple[str, str, Path]]]:
@@ -45,7 +44,7 @@ def read_vctk(corpus_dir: Path, mic: str = "mic1") -> tuple[list[Utterance], lis
     layout, files = find_audio(corpus_dir, mic)
     if not files:
         raise CorpusError(f"no audio files found in {corpus_dir} ({layout} layout, mic {mic})")
-    utts, skipped = [], []
+    utts, skipped, problems = [], [], []
     if layout == "0.92":  # a speaker recorded on the other microphone only would vanish from every split unsaid
         have = {spk for spk, _, _ in files}
         for spk_dir in sorted(p for p in (corpus_dir / "wav48_silence_trimmed").iterdir() if p.is_dir()):
@@ -56,16 +55,22 @@ def read_vctk(corpus_dir: Path, mic: str = "mic1") -> tuple[list[Utterance], lis
         if not txt.is_file():
             skipped.append(f"{path}: no transcript {txt}")
             continue
-        transcript = clean_transcript(txt.read_text(encoding="utf-8", errors="replace"))
+        text_read = decode_utf8(txt.read_bytes(), str(txt), problems)  # was read with U+FFFD for each bad byte
+        if text_read is None:
+            continue
+        transcript = clean_transcript(text_read)
         if not transcript:
             skipped.append(f"{path}: empty transcript {txt}")
             continue
         utts.append(Utterance(f"{spk}-{nnn}", spk, path, transcript))
+    if problems:
+        raise CorpusError(f"{len(problems)} problem(s) in {txt_dir}:\n  " + "\n  ".join(problems))
     return utts, skipped
 
 
 def prepare_vctk(corpus_dir: Path, data_dir: Path, mic: str = "mic1", num_dev: int = 5, num_test: int = 5,
                  heldout_speakers: list[str] | None = None) -> dict:
+    check_counts({"--num-dev-per-spk": num_dev, "--num-test-per-spk": num_test})
     utts, skipped = read_vctk(corpus_dir, mic)
     by_spk: dict[str, list[Utterance]] = defaultdict(list)
     for u in utts:
@@ -88,10 +93,7 @@ def prepare_vctk(corpus_dir: Path, data_dir: Path, mic: str = "mic1", num_dev: i
         splits["dev"] += spk_utts[n_train : n_train + num_dev]
         splits["test"] += spk_utts[n_train + num_dev :]
     write_skipped(data_dir, "vctk", skipped, f"audio file(s) or speaker(s) without transcript or {mic} recordings")
-    for name, part in splits.items():  # a split this preparation has none of (test_unseen without held-out
-        if not part and (Path(data_dir) / name).is_dir():  # speakers) must not keep an earlier one's utterances
-            shutil.rmtree(Path(data_dir) / name)
-    return {name: write_data_dir(Path(data_dir) / name, part) for name, part in splits.items() if part}
+    return write_splits(data_dir, splits)  # test_unseen without held-out speakers: an earlier one's is removed
 
 
 def main(argv: list[str] | None = None) -> int:

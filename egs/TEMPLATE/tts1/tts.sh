@@ -122,6 +122,10 @@ for v in stage stop_stage ngpu num_nodes synth_nj; do  # a non-integer would mak
     value=${!v}
     printf -v "$v" '%s%d' "${value%%[0-9]*}" "$((10#${value#-}))"  # 08 is 8: bash's arithmetic reads it as octal, and fails
 done
+if [ "$stage" -gt "$stop_stage" ] || [ "$stage" -gt 10 ]; then  # it ran nothing and said "done. wavs: ..."
+    echo "$0: --stage $stage --stop-stage $stop_stage selects no stage (they are 0 to 10)" >&2
+    exit 1
+fi
 if [ "$num_nodes" -gt 1 ] && [ "$ngpu" -le 0 ]; then  # it was dropped: the trainings ran on one CPU node
     echo "$0: --num-nodes $num_nodes trains on the GPUs of every node: give --ngpu too" >&2
     exit 1
@@ -416,7 +420,7 @@ if want 8; then
             trap - EXIT
             python -m shared.datadir combine "$final_s2/synth/$x" "$final_s2/synth/$x/split$synth_nj"/*
             if compgen -G "$final_s2/synth/$x/split$synth_nj/*/utt2prompt" > /dev/null; then  # a zero-shot model's references
-                sort "$final_s2/synth/$x/split$synth_nj"/*/utt2prompt > "$final_s2/synth/$x/.utt2prompt.tmp"
+                LC_ALL=C sort "$final_s2/synth/$x/split$synth_nj"/*/utt2prompt > "$final_s2/synth/$x/.utt2prompt.tmp"
                 mv "$final_s2/synth/$x/.utt2prompt.tmp" "$final_s2/synth/$x/utt2prompt"
             fi
         done
