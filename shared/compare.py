@@ -61,6 +61,8 @@ def read_utt_table(path: PathLike, metrics: Iterable[str] | None = None) -> dict
             utt = row.pop("utt", None)
             if not utt:
                 raise ValueError(f"{path}:{lineno}: row without an utterance id")
+            if utt in rows:  # the later row replaced the earlier one: an utterance scored twice, or two tables joined
+                raise ValueError(f"{path}:{lineno}: utterance {utt} again")
             rows[utt] = {}
             for k, v in row.items():
                 if k is None or v in (None, ""):
@@ -205,14 +207,15 @@ def _paired_values(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]
 
 
 def verdict(metric: str, diff: float, ci: list[float], n: int) -> str:
-    """``no measurable difference`` where the interval holds 0; else, from at least :data:`MIN_UTTS` utterances
-    and an interval of some width, ``B better`` or ``A better`` (``metric``'s direction), or ``different`` for a
-    metric with no better direction; else ``no verdict (...)`` saying why."""
+    """From fewer than :data:`MIN_UTTS` utterances ``no verdict (n < ...)``, whatever the interval (a bootstrap of a
+    few values says as little about no difference as about one); else ``no measurable difference`` where the
+    interval holds 0; else, from an interval of some width, ``B better`` or ``A better`` (``metric``'s direction),
+    or ``different`` for a metric with no better direction; else ``no verdict (zero-width CI)``."""
     lo, hi = ci
-    if lo <= 0 <= hi:
-        return "no measurable difference"
     if n < MIN_UTTS:
         return f"no verdict (n < {MIN_UTTS})"
+    if lo <= 0 <= hi:
+        return "no measurable difference"
     if math.isclose(lo, hi, rel_tol=1e-9):  # every utterance differs alike (to rounding): no spread to go on
         return "no verdict (zero-width CI)"
     if direction(metric) == 0:

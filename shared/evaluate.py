@@ -147,14 +147,19 @@ def _load(path: str) -> np.ndarray:
 
 def cached_ref_analysis(utt: str, ref: np.ndarray, with_f0: bool, cache_dir: str | None):
     """``analyse(ref)`` through ``cache_dir/<utt>.pkl``, reused while the reference audio (its samples' SHA-1: a file
-    or a wav.scp pipe alike), the analysis settings and ``with_f0`` are the same; ``None`` cache: computed every time."""
+    or a wav.scp pipe alike), the analysis settings, ``with_f0``, :data:`SCORING_VERSION` and librosa's version are
+    the same (a scoring change recomputed the generated side only, against the old reference analysis); ``None``
+    cache: computed every time."""
     import pickle
+
+    import librosa
 
     from shared.metrics.spectral import DEFAULT_ANALYSIS, MCEP_CONVENTION, analyse
 
     if cache_dir is None:
         return analyse(ref, DEFAULT_ANALYSIS, with_f0)
-    key = (hashlib.sha1(np.ascontiguousarray(ref).tobytes()).hexdigest(), repr(DEFAULT_ANALYSIS), MCEP_CONVENTION, with_f0)
+    key = (hashlib.sha1(np.ascontiguousarray(ref).tobytes()).hexdigest(), repr(DEFAULT_ANALYSIS), MCEP_CONVENTION, with_f0,
+           SCORING_VERSION, librosa.__version__)
     path = Path(cache_dir) / f"{utt}.pkl"
     if path.is_file():
         with open(path, "rb") as f:
@@ -167,6 +172,20 @@ def cached_ref_analysis(utt: str, ref: np.ndarray, with_f0: bool, cache_dir: str
     return analysis
 
 
+def check_phone_scoring(phone_recognizer: PathLike, ref_token_file: Path, utts: list[str]) -> None:
+    """An EvaluationError where the phone error rates cannot be scored: no trained recogniser, no reference tokens, or
+    none for some of ``utts`` (named)."""
+    if not (Path(phone_recognizer) / MODEL_FILE).is_file():
+        raise EvaluationError(f"--phone-recognizer {phone_recognizer}: no {MODEL_FILE} (train it with python -m "
+                              "shared.phone_recognizer.train)")
+    if not ref_token_file.is_file():
+        raise EvaluationError(f"--phone-recognizer needs reference tokens: {ref_token_file} not found")
+    missing = [u for u in utts if u not in read_kv(ref_token_file, allow_empty_value=True)]
+    if missing:
+        raise EvaluationError(f"{ref_token_file}: no reference tokens for {len(missing)} utterance(s) to score: "
+                              f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+
+
 def utt_metrics(job: tuple[str, str, str, str, bool, str | None]) -> dict[str, Any]:
     """Metrics of one utterance: ``job = (utt, ref_path, gen_path, mode, with_f0, ref_cache_dir)``."""
     from shared.metrics.signal import codec_metrics, is_silent
@@ -175,6 +194,10 @@ def utt_metrics(job: tuple[str, str, str, str, bool, str | None]) -> dict[str, A
     utt, ref_path, gen_path, mode, with_f0, ref_cache = job
     with errors_named(f"utterance {utt} (reference {ref_path}, generated {gen_path})", EvaluationError):  # in a pool
         ref, gen = _load(ref_path), _load(gen_path)
+        for what, x, path in (("reference", ref, ref_path), ("generated", gen, gen_path)):
+            if not np.isfinite(x).all():  # a float wav from elsewhere; librosa failed on it, naming no file
+                raise ValueError(f"the {what} audio {path} has {int((~np.isfinite(x)).sum())} samples that are not "
+                                 "finite (NaN or infinite)")
         if is_silent(gen):  # a system's failure, scored as one (shared.metrics.signal), and said
             print(f"[evaluate] WARNING: utterance {utt}: the generated audio {gen_path} is digitally silent"
                   + (" (PESQ-WB at the scale's floor, STOI 0, SI-SDR undefined)" if mode == "codec" else ""),
@@ -340,7 +363,9 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
     if out.exists() and not fresh:
         old = read_json(out)
         same = old.get("inputs") == inputs and old.get("settings") == settings
-        if same and phone_recognizer and not has_phone_counts(utt_table_path(out)):
+        if same and not utt_table_path(out).is_file():  # shared.compare and RESULTS.md read it
+            print(f"[evaluate] {utt_table_path(out)} is missing: scoring again (the signal metrics are reused)")
+        elif same and phone_recognizer and not has_phone_counts(utt_table_path(out)):
             print(f"[evaluate] {utt_table_path(out)} has no phone counts (written before they were): scoring again "
                   "(the signal metrics are reused; the phone recogniser and any model-based metrics run again)")
         elif same:
@@ -350,6 +375,8 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
                 make_plots(Path(plots_dir), utts[:num_plots], ref_scp, gen_scp)
             return old
     t0 = time.time()
+    if phone_recognizer:  # before the signal metrics, as the optional models below: found after them, it was a traceback
+        check_phone_scoring(phone_recognizer, ref_token_file, utts)
     try:  # before the signal metrics: a model asked for that does not load stops the run at once
         available, skipped = load_optional_metrics(optional_models or {})
     except OptionalModelError as e:
@@ -373,14 +400,13 @@ def evaluate(ref_dir: PathLike, gen_dir: PathLike, out: PathLike, mode: str = "t
 
     # intelligibility: PER of generated and of real audio with the same recogniser
     if phone_recognizer:
-        if not ref_token_file.is_file():
-            raise EvaluationError(f"--phone-recognizer needs reference tokens: {ref_token_file} not found")
         from shared.phone_recognizer.score import LoadedRecognizer, score_dir
 
         rec = LoadedRecognizer(phone_recognizer)
         phones = {}
         for tag, d in (("gen", gen_dir), ("ref", ref_dir)):
-            res = score_dir(phone_recognizer, d, ref_token_file, recognizer=rec, utts=utts)
+            with errors_named(f"phone scoring of {d}", EvaluationError):
+                res = score_dir(phone_recognizer, d, ref_token_file, recognizer=rec, utts=utts)
             corpus[f"per_{tag}"] = res["per"]
             summary[f"phone_errors_{tag}"] = res["errors"]
             for u, r in res["utts"].items():

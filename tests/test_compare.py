@@ -85,6 +85,8 @@ def test_no_verdict_from_few_utterances_or_a_zero_width_interval():
     res = paired_compare(few, {u: b[u] for u in few}, ["mcd_dtw"], resamples=500)["mcd_dtw"]
     assert res["ci"][1] < 0 and res["verdict"] == f"no verdict (n < {MIN_UTTS})"
     assert paired_compare(a, a, ["mcd_dtw"], resamples=100)["mcd_dtw"]["verdict"] == "no measurable difference"
+    # nor is "no measurable difference" said from a few utterances: their interval holds 0 as easily as not
+    assert paired_compare(few, few, ["mcd_dtw"], resamples=100)["mcd_dtw"]["verdict"] == f"no verdict (n < {MIN_UTTS})"
 
 
 def test_bad_tables_name_the_file_and_line(tmp_path):
@@ -93,6 +95,9 @@ def test_bad_tables_name_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("utt\tmcd_dtw\nx\t1.0\ny\tabc\n")
     with pytest.raises(ValueError, match=r"bad.tsv:3 \(y\): metric 'mcd_dtw' is not a number: 'abc'"):
+        read_utt_table(bad)
+    bad.write_text("utt\tmcd_dtw\nx\t1.0\ny\t2.0\nx\t3.0\n")  # the later row replaced the earlier one, unsaid
+    with pytest.raises(ValueError, match=r"bad.tsv:4: utterance x again"):
         read_utt_table(bad)
     with pytest.raises(ValueError, match="share no utterance"):
         paired_compare({"a": {"m": 1.0}}, {"b": {"m": 1.0}}, ["m"])

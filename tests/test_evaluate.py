@@ -94,6 +94,55 @@ def test_a_silent_output_is_scored_as_a_failure_and_named(dirs, tmp_path, capsys
     assert res["metrics"]["si_sdr"]["n_nan"] == 1
 
 
+def test_audio_too_short_for_stoi_or_not_finite(dirs, tmp_path):
+    """pystoi failed (an AxisError) on audio of one frame or less, which stopped a whole codec evaluation; a NaN sample
+    made loud audio "digitally silent" and then failed in librosa, naming no file."""
+    import shutil
+
+    from shared.metrics.signal import is_silent, stoi
+
+    rng = np.random.default_rng(0)
+    for rate, n in ((16000, 409), (22050, 564), (10000, 256)):  # one 256-sample frame at 10 kHz, or less
+        x = rng.standard_normal(n)
+        assert np.isnan(stoi(x, x, rate)), (rate, n)  # as for under 30 frames, not an error
+    loud = rng.standard_normal(1000)
+    loud[10] = np.nan
+    assert not is_silent(loud) and is_silent(np.zeros(5)) and is_silent(np.zeros(0))
+    gen = tmp_path / "gen"
+    shutil.copytree(dirs / "ref", gen)
+    scp = read_kv(gen / "wav.scp")
+    utt = sorted(scp)[0]
+    sf.write(str(tmp_path / "nan.wav"), loud.astype(np.float32), 16000, subtype="FLOAT")
+    write_kv(gen / "wav.scp", {**scp, utt: str(tmp_path / "nan.wav")})
+    with pytest.raises(EvaluationError, match=f"utterance {utt} .*the generated audio {tmp_path / 'nan.wav'} has 1 samples "
+                                              "that are not finite"):
+        evaluate(dirs / "ref", gen, tmp_path / "metrics.json", mode="codec", nj=1)
+
+
+def test_phone_scoring_that_cannot_work_is_refused_before_the_signal_metrics(dirs, tmp_path, monkeypatch):
+    """A reference token file lacking an utterance, or a recogniser without weights, was found after the signal metrics
+    had run, and was a traceback (a ValueError, a FileNotFoundError) from the command line."""
+    import shutil
+
+    import shared.evaluate as E
+
+    ref = tmp_path / "ref"
+    shutil.copytree(dirs / "ref", ref)
+    tokens = read_kv(ref / "token")
+    lost = sorted(tokens)[0]
+    write_kv(ref / "token", {u: t for u, t in tokens.items() if u != lost})
+    asr = tmp_path / "asr"
+    asr.mkdir()
+    monkeypatch.setattr(E, "run_utt_metrics", lambda *a: pytest.fail("signal metrics before the phone scoring's checks"))
+    with pytest.raises(EvaluationError, match=f"--phone-recognizer {asr}: no model.pt"):
+        evaluate(ref, dirs / "gen", tmp_path / "m.json", phone_recognizer=asr, nj=1)
+    (asr / "model.pt").write_bytes(b"weights")
+    with pytest.raises(EvaluationError, match=f"{ref / 'token'}: no reference tokens for 1 utterance\\(s\\) to score: {lost}"):
+        evaluate(ref, dirs / "gen", tmp_path / "m.json", phone_recognizer=asr, nj=1)
+    assert main(["--ref-dir", str(ref), "--gen-dir", str(dirs / "gen"), "--out", str(tmp_path / "m.json"),
+                 "--phone-recognizer", str(asr)]) == 1
+
+
 def test_speaker_breakdown_sums_each_voices_errors():
     utts = ["a-1", "a-2", "b-1"]
     by_utt = {"a-1": {"mcd_dtw": 1.0}, "a-2": {"mcd_dtw": 3.0}, "b-1": {"mcd_dtw": 5.0}}
@@ -122,6 +171,9 @@ def test_evaluate_tts_mode_cli_plots_and_rerun(dirs, tmp_path, capsys):
     assert len(pngs) == 2 and all((tmp_path / "plots" / p).read_bytes()[:4] == PNG for p in pngs)
     capsys.readouterr()
     assert main(args) == 0 and "up to date" in capsys.readouterr().out
+    (tmp_path / "eval" / "metrics_utt.tsv").unlink()  # was "up to date" without it, which compare and RESULTS.md read
+    assert main(args) == 0 and "metrics_utt.tsv is missing: scoring again" in capsys.readouterr().out
+    assert (tmp_path / "eval" / "metrics_utt.tsv").read_text().splitlines() == rows
     assert main(args[:2] + ["--gen-dir", str(dirs / "ref" / "missing")] + args[4:6]) == 1
 
 
@@ -193,6 +245,15 @@ def test_reference_analysis_cache_gives_the_same_metrics(dirs, tmp_path):
     for m in (first, again):
         for k in ("mcd_dtw", "f0_rmse_cents", "vuv_error", "duration_ratio"):
             assert m[k]["mean"] == pytest.approx(plain[k]["mean"], rel=1e-9, nan_ok=True), k
+    # one stored before a scoring change (SCORING_VERSION) is made afresh: it was paired with the new code's generated side
+    import shared.evaluate as E
+    old_version, E.SCORING_VERSION = E.SCORING_VERSION, E.SCORING_VERSION + 1
+    try:
+        evaluate(dirs / "ref", dirs / "gen", tmp_path / "f" / "metrics.json", nj=1, ref_cache=cache)
+    finally:
+        E.SCORING_VERSION = old_version
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in cache.glob("*.pkl"))
+    stamps = {p: p.stat().st_mtime_ns for p in cache.glob("*.pkl")}
     # an analysis stored under another mel-cepstrum convention is made afresh
     import shared.metrics.spectral as spectral
     old_convention, spectral.MCEP_CONVENTION = spectral.MCEP_CONVENTION, "symmetric"

@@ -33,8 +33,10 @@ def _pair(ref: np.ndarray | torch.Tensor, est: np.ndarray | torch.Tensor) -> tup
 
 
 def is_silent(x: np.ndarray | torch.Tensor) -> bool:
-    """Digital silence: no sample other than 0 (or nothing at all). NaN samples count as no sound."""
-    return not np.abs(np.asarray(x)).max(initial=0.0) > 0
+    """Digital silence: no sample other than 0 (or nothing at all). A NaN sample is not silence (loud audio with
+    one NaN was called silent): it is left to the caller to refuse."""
+    x = np.asarray(x)
+    return not bool(np.any(np.isnan(x) | (x != 0)))
 
 
 def si_sdr(ref: np.ndarray, est: np.ndarray, eps: float = 1e-10) -> float:
@@ -80,10 +82,14 @@ def pesq_wb(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
 def stoi(ref: np.ndarray, est: np.ndarray, sample_rate: int, extended: bool = False) -> float:
     """Short-time objective intelligibility (0..1, 1 = identical) with ``pystoi`` (resamples to 10 kHz itself); NaN
     where too little speech is left after its silence removal (under 30 frames, ~0.4 s), where pystoi warns and
-    returns 1e-5, a value that would pull a mean down as if the audio were unintelligible."""
+    returns 1e-5, a value that would pull a mean down as if the audio were unintelligible; NaN too for audio not
+    longer than one of its 256-sample frames at 10 kHz (26 ms), where pystoi fails (an AxisError)."""
     from pystoi import stoi as _stoi
+    from pystoi.stoi import FS, N_FRAME
 
     ref, est = _pair(ref, est)
+    if ref.size * FS <= N_FRAME * sample_rate:
+        return float("nan")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = float(_stoi(ref, est, sample_rate, extended=extended))
