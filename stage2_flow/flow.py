@@ -10,6 +10,7 @@ Classifier-free guidance: conditions (mu, extra, speaker) are dropped together w
 from __future__ import annotations
 
 import sys
+import zlib
 from typing import Sequence, Union
 
 import torch
@@ -31,6 +32,18 @@ def check_sigma_min(prior: str, sigma_min: float) -> None:
 
 # one generator for the whole batch, or one per batch row (see :func:`start_noise`)
 Generators = Union[torch.Generator, Sequence[torch.Generator], None]
+
+
+def utterance_seed(seed: int, utt: str) -> int:
+    """The seed of one utterance's start noise: a function of ``seed`` and the utterance id alone, so a corpus (and
+    a reflow-pair or GTA dump) comes out the same however it is batched, resumed or split into jobs. 32 bits: torch's
+    CPU generator (Mersenne Twister) keeps only the low 32 bits of a seed."""
+    return zlib.crc32(f"{seed}\t{utt}".encode("utf-8"))
+
+
+def utterance_generators(seed: int, utts: Sequence[str]) -> list[torch.Generator]:
+    """One CPU generator per utterance, seeded by :func:`utterance_seed`: :func:`start_noise`'s rows."""
+    return [torch.Generator().manual_seed(utterance_seed(seed, u)) for u in utts]
 
 
 def start_noise(like: torch.Tensor, mask: torch.Tensor, generator: Generators = None) -> torch.Tensor:

@@ -27,7 +27,9 @@ import torch
 from shared.io import remove_outputs, write_json
 from shared.latents import LatentDumpWriter
 from stage2_flow.data import collate_tts
-from stage2_flow.reflow import add_generation_args, finished_dump, generate_pairs, dump_settings, model_and_dataset
+from stage2_flow.flow import utterance_generators
+from stage2_flow.reflow import (add_generation_args, check_generation_args, dump_settings, finished_dump, generate_pairs,
+                                model_and_dataset)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stage2_flow.gta", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_generation_args(p, nfe=4, solver="euler")
     args = p.parse_args(argv)
+    check_generation_args(p, args)
     torch.set_num_threads(args.num_threads)
     exp, out = Path(args.exp_dir), Path(args.out_dir)
     if out.resolve() == Path(args.latents).resolve():
@@ -47,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.overwrite:  # only once the inputs are known good: a refused run keeps the old latents
         remove_outputs(out, ("latents.scp", "gta_info.json", "utt2frames", "key2utt", "latents"))
     order = sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1])  # similar lengths batch with less padding
-    gen = torch.Generator().manual_seed(args.seed)
     dump, t0 = LatentDumpWriter(out), time.time()
     for copy in range(args.copies):
         for k in tqdm(range(0, len(order), args.batch_size), desc=f"GTA latents {copy + 1}/{args.copies}", unit="batch"):
             items = [ds[(i, args.seed + 7919 * copy + i)] for i in order[k : k + args.batch_size]]
-            pairs = generate_pairs(model, collate_tts(items), args.nfe, args.solver, args.cfg_scale, args.temperature, gen)
+            gens = utterance_generators(args.seed + 7919 * copy, [it["utt"] for it in items])  # the same at any batch size
+            pairs = generate_pairs(model, collate_tts(items), args.nfe, args.solver, args.cfg_scale, args.temperature, gens)
             for it, pair in zip(items, pairs):
                 key = it["utt"] if args.copies == 1 else f"{it['utt']}-c{copy}"
                 dump.add(key, ds.normalizer.denormalize(pair["x1"][None])[0], utt=it["utt"])

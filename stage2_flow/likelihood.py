@@ -50,6 +50,8 @@ def divergence(v: torch.Tensor, x: torch.Tensor, kind: str = "hutchinson", probe
         return div
     if kind != "hutchinson":
         raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {kind!r}")
+    if not probes:  # the mean over none was a NaN likelihood
+        raise ValueError("Hutchinson's estimator needs at least one probe")
     total = torch.zeros(b, dtype=x.dtype, device=x.device)
     for i, eps in enumerate(probes):
         (grad,) = torch.autograd.grad((v * eps).sum(), x, retain_graph=i < len(probes) - 1)
@@ -189,18 +191,19 @@ def main(argv: list[str] | None = None) -> int:
     from shared.text import Vocab
     from stage2_flow.data import PROMPT_SECONDS, LatentNormalizer, TTSDataset, check_model_latents, collate_tts
     from stage2_flow.model import load_trained
-    from stage2_flow.synthesize import utterance_seed
+    from stage2_flow.flow import utterance_seed
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.likelihood", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dir", required=True)
     p.add_argument("--latents", required=True)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--divergence", default="hutchinson", choices=["hutchinson", "exact"])
-    p.add_argument("--probes", type=int, default=4)
+    p.add_argument("--probes", type=positive_int, default=4)
     p.add_argument("--probe", default="rademacher", choices=["rademacher", "gaussian"])
     p.add_argument("--solver", default="rk4", choices=["euler", "midpoint", "heun", "rk4", "dopri5"])
-    p.add_argument("--nfe", type=int, default=32)
-    p.add_argument("--max-utts", type=int, default=None)
+    p.add_argument("--nfe", type=positive_int, default=32, help="function evaluations of a fixed-step solver (rk4: 4 a "
+                   "step); dopri5 chooses its own. The summary records the most any batch used")
+    p.add_argument("--max-utts", type=positive_int, default=None)
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="summary JSON (default EXP/likelihood/<set>.json)")
@@ -218,19 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     ds = TTSDataset(args.data_dir, args.latents, Vocab.load(exp / "tokens.txt"), norm, (exp / "speakers.txt").read_text().split(),
                     s1["sample_rate"] / s1["hop_length"], prompt_seconds=prompt)
     idx = list(range(len(ds)))[: args.max_utts]
-    utt2bpd, tot_logp, tot_dims, t0 = {}, 0.0, 0.0, time.time()
+    utt2bpd, tot_logp, tot_dims, nfe_used, t0 = {}, 0.0, 0.0, 0, time.time()
     for k in tqdm(range(0, len(idx), args.batch_size), desc="likelihood", unit="batch"):
         items = [ds[(i, args.seed + i)] for i in idx[k : k + args.batch_size]]
         gens = [torch.Generator().manual_seed(utterance_seed(args.seed, it["utt"])) for it in items]  # its probes, whatever its batch
         res = model_log_likelihood(model, collate_tts(items), norm, args.nfe, args.solver, args.divergence, args.probes, args.probe, gens)
         for it, bpd in zip(items, res["bpd"].tolist()):
             utt2bpd[it["utt"]] = f"{bpd:.5f}"
+        nfe_used = max(nfe_used, int(res["nfe"]))
         tot_logp += float(res["logp_z"].sum())
         tot_dims += float(res["dims"].sum())
     name = Path(args.data_dir).name
     out = Path(args.out) if args.out else exp / "likelihood" / f"{name}.json"
     summary = {"bpd": -tot_logp / (tot_dims * math.log(2)), "nats_per_dim": -tot_logp / tot_dims, "utts": len(utt2bpd),
-               "divergence": args.divergence, "probes": args.probes, "probe": args.probe, "solver": args.solver, "nfe": args.nfe,
+               "divergence": args.divergence, "probes": args.probes, "probe": args.probe, "solver": args.solver, "nfe": nfe_used,
+               "nfe_requested": args.nfe,
                "seconds": round(time.time() - t0, 1), "note": "bpd of unnormalised stage-one latents (continuous density), MAS alignment"}
     write_json(out, summary)
     write_kv(out.with_suffix(".utt2bpd"), utt2bpd)

@@ -49,7 +49,7 @@ MODEL_KEYS = {
 def check_model_config(cfg: dict[str, Any]) -> None:
     """Refuse (ConfigError) a key of the ``model`` section, or of its ``speaker`` or ``alignfree`` section, that
     FlowTTS does not read: each is read with a default, so ``phone_balnce: 1`` would train without the option."""
-    sections = {"model": cfg, "model.speaker": cfg.get("speaker"), "model.alignfree": cfg.get("alignfree")}
+    sections = {"model": cfg, **{f"model.{k}": cfg[k] for k in ("speaker", "alignfree") if k in cfg}}
     check_known_keys(sections, MODEL_KEYS, "stage two")
 
 

@@ -26,17 +26,20 @@ from shared.config import positive_int
 from shared.device import add_device_arg, batch_to
 from shared.io import MODEL_FILE, atomic_save_torch, file_sha256, read_json, remove_outputs, write_json, write_kv
 from shared.text import Vocab
+from stage2_flow import solvers
 from stage2_flow.data import PROMPT_SECONDS, LatentNormalizer, TTSDataset, check_model_latents, collate_tts
+from stage2_flow.flow import Generators, utterance_generators
 from stage2_flow.model import FlowTTS, load_trained, sequence_mask, validation_temperature
 
 
 @torch.no_grad()
 def generate_pairs(model: FlowTTS, batch: dict, nfe: int = 32, solver: str = "rk4", cfg_scale: float = 0.0,
-                   temperature: float = 1.0, generator: torch.Generator | None = None, use_mas: bool = True) -> list[dict]:
+                   temperature: float = 1.0, generator: Generators = None, use_mas: bool = True) -> list[dict]:
     """One batch -> list of {x0, x1, mu_frames, g} (unpadded, on the CPU) in batch order; with MAS durations also
     ``x1_data``, the utterance's real latent on the same frames (for a fine-tune that mixes in the
     ordinary flow-matching loss on real data, ``loss.flow_data`` of stage two's config). The batch is moved to
-    the model's device; ``generator`` may live elsewhere (a CPU one gives the same x0 on any device)."""
+    the model's device; ``generator`` (one, or one per row: :func:`~stage2_flow.flow.start_noise`) may live elsewhere
+    (a CPU one gives the same x0 on any device)."""
     if model.mode != "aligned":
         raise ValueError("reflow pairs are implemented for the aligned (text-prior) mode")
     model.eval()
@@ -78,19 +81,29 @@ def add_generation_args(p: argparse.ArgumentParser, nfe: int, solver: str) -> No
     p.add_argument("--latents", required=True, help="the data dir's real latents (MAS durations, the utterance list)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--nfe", type=int, default=nfe, help="function evaluations (rk4: 4 per step)")
-    p.add_argument("--solver", default=solver)
+    p.add_argument("--solver", default=solver, choices=[*solvers.EVALS_PER_STEP, "dopri5"])
     p.add_argument("--cfg-scale", type=float, default=0.0,
                    help="guidance of the pairs' endpoints; the fine-tune's condition dropout (flow.cfg_drop) then teaches the "
                         "unconditional branch guided endpoints too, so guiding the reflowed model again applies it twice")
     p.add_argument("--temperature", type=float, default=None,
                    help="prior sigma scale, x0 = mu + T sigma eps (default: the model's validation.temperature, as "
                         "stage2_flow.synthesize samples)")
-    p.add_argument("--copies", type=int, default=1, help="noise draws per utterance")
+    p.add_argument("--copies", type=positive_int, default=1, help="noise draws per utterance")
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-threads", type=int, default=2)
     add_device_arg(p)
     p.add_argument("--overwrite", action="store_true")
+
+
+def check_generation_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A usage error for sampling options that cannot work (an NFE < 1 of a fixed-step solver), found before
+    ``--overwrite`` removes a finished dump: it was found in the first batch, after."""
+    if args.solver != "dopri5":
+        try:
+            solvers.steps_for_nfe(args.solver, args.nfe)
+        except ValueError as e:
+            p.error(f"--nfe: {e}")
 
 
 def finished_dump(out: Path, scp: str, info: str, settings: dict[str, Any], overwrite: bool) -> bool:
@@ -198,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["generate", *argv]  # the subcommand is optional
     args = p.parse_args(argv)
+    check_generation_args(gp, args)
     torch.set_num_threads(args.num_threads)
     exp, out = Path(args.exp_dir), Path(args.out_dir)
     settings = {**dump_settings(args, exp), "mas_durations": not args.predicted_durations,
@@ -208,12 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.overwrite:  # only once the inputs are known good: a refused run keeps the old pairs
         remove_outputs(out, ("pairs.scp", "reflow_info.json", "pairs"))
     idx = pick_utterances(sorted(range(len(ds)), key=lambda i: ds.latents[i].shape[1]), args.max_utts, args.pick)
-    gen = torch.Generator().manual_seed(args.seed)
     scp, t0 = {}, time.time()
     for copy in range(args.copies):
         for k in tqdm(range(0, len(idx), args.batch_size), desc=f"reflow pairs {copy + 1}/{args.copies}", unit="batch"):
             items = [ds[(i, args.seed + 7919 * copy + i)] for i in idx[k : k + args.batch_size]]
-            pairs = generate_pairs(model, collate_tts(items), args.nfe, args.solver, args.cfg_scale, args.temperature, gen,
+            gens = utterance_generators(args.seed + 7919 * copy, [it["utt"] for it in items])  # the same at any batch size
+            pairs = generate_pairs(model, collate_tts(items), args.nfe, args.solver, args.cfg_scale, args.temperature, gens,
                                    use_mas=not args.predicted_durations)
             for it, pair in zip(items, pairs):
                 key = it["utt"] if args.copies == 1 else f"{it['utt']}-c{copy}"

@@ -37,7 +37,6 @@ import numbers
 import re
 import sys
 import time
-import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,9 +47,10 @@ from shared.device import add_device_arg
 from shared.io import MODEL_FILE, read_json, read_kv, remove_outputs, write_json, write_kv
 from shared.latents import LatentDumpWriter, codec_fingerprint, codec_info
 from shared.text import Frontend, Vocab
-from shared.text.tokenize import tokenize_by_language
+from shared.text.tokenize import TokenizeError, tokenize_by_language
 from stage2_flow import solvers
 from stage2_flow.data import PROMPT_SECONDS, LatentNormalizer, pad_prompts
+from stage2_flow.flow import utterance_seed
 from stage2_flow.model import FlowTTS, check_rate, codec_dir, load_trained, stage1_dir, trained_continuous, validation_temperature
 
 
@@ -219,7 +219,7 @@ class Synthesizer:
             langs = [self.language_for(s, language) for s in spk]
             ids = self.tokenize(texts, languages=langs if any(langs) else None)
         require_tokens({f"text {i} ({t!r})" if isinstance(t, str) else f"item {i}": x for i, (t, x) in enumerate(zip(texts, ids))})
-        seeds = [seed + i for i in range(len(ids))] if isinstance(seed, int) else list(seed)
+        seeds = [int(seed) + i for i in range(len(ids))] if isinstance(seed, numbers.Integral) else [int(x) for x in seed]
         if len(seeds) != len(ids):
             raise ValueError(f"{len(seeds)} seeds for {len(ids)} texts")
         if prompt is not None and self.model.speaker.prompt is None:
@@ -278,13 +278,15 @@ class Synthesizer:
 
 def check_sampling(solver: str, nfe: int, rate: float, sway: float | None) -> None:
     """A ValueError for sampling options that cannot work: a speaking rate <= 0, an NFE < 1 of a fixed-step solver,
-    or a sway whose time grid is not increasing within [0, 1] (:func:`~stage2_flow.solvers.time_grid`; ``dopri5``
-    has no grid to warp, and chooses its own NFE)."""
+    a sway whose time grid is not increasing within [0, 1] (:func:`~stage2_flow.solvers.time_grid`), or any sway
+    with ``dopri5``, which has no grid to warp (it chooses its own steps; the sway was recorded and did nothing)."""
     check_rate(rate)
     if solver != "dopri5":
         steps = solvers.steps_for_nfe(solver, nfe)
         if sway is not None:
             solvers.time_grid(steps, sway)
+    elif sway is not None:
+        raise ValueError(f"sway {sway} warps a fixed-step solver's time grid; dopri5 chooses its own steps")
 
 
 def encode_tokens(vocab: Vocab, utt2tokens: dict[str, Sequence[str]]) -> dict[str, list[int]]:
@@ -368,18 +370,35 @@ def read_inputs(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, lis
 
 
 UTT_ID = re.compile(r"[\w.-]*\d[\w.-]*")  # what --text-format auto takes for an utterance id: a digit in it, no '/'
+# ...but not a number, a year or a list number ("1990 was ...", "1. The birch canoe ..."): those start sentences
+NOT_AN_ID = re.compile(r"[\d.,-]+")
 
 
-def read_text_file(path: str | Path, text_format: str = "auto") -> dict[str, str]:
+class TextLines(dict):
+    """``{utt: text}`` of a text file, with ``line_of[utt]``, the line it was on (for errors about it)."""
+
+    def __init__(self, items: dict[str, str], line_of: dict[str, int]):
+        super().__init__(items)
+        self.line_of = line_of
+
+
+def read_text_file(path: str | Path, text_format: str = "auto") -> TextLines:
     """``{utt: text}`` of a text file: ``keyed``, ``<utt> <text>`` lines; ``plain``, one sentence a line (ids
-    ``utt000000``, ...); ``auto``, keyed when every line starts with an id (:data:`UTT_ID`) and text, plain when none
-    does. A file with some of each, a keyed line without text or an id given twice is a SystemExit naming the lines:
+    ``utt000000``, ...); ``auto``, keyed when every line starts with an id (:data:`UTT_ID`, not a number such as a
+    year or "1.") and text, plain when none does, said on stdout. A file with some of each, a keyed line without text or an id given twice is a SystemExit naming the lines:
     a keyed file with one bad line was read as plain sentences, its ids spoken, and a repeated id kept its last line."""
-    lines = [(n, ln.strip()) for n, ln in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), 1) if ln.strip()]
+    # lines end at '\n' only (with or without '\r'), as Kaldi's and read_kv's: str.splitlines also ends one at U+2028,
+    # a form feed or U+0085, which made the rest of a sentence a line of its own. A BOM of each file joined into this
+    # one goes too.
+    raw = Path(path).read_text(encoding="utf-8").split("\n")
+    lines = [(n, ln.strip().lstrip("\ufeff").strip()) for n, ln in enumerate(raw, 1)]
+    lines = [(n, ln) for n, ln in lines if ln]
+    if not lines:
+        raise SystemExit(f"{path}: no text to synthesise")
 
     def looks_keyed(line: str) -> bool:
         parts = line.split(maxsplit=1)
-        return len(parts) == 2 and UTT_ID.fullmatch(parts[0]) is not None
+        return len(parts) == 2 and UTT_ID.fullmatch(parts[0]) is not None and not NOT_AN_ID.fullmatch(parts[0])
 
     if text_format == "auto":
         keyed = [n for n, ln in lines if looks_keyed(ln)]
@@ -389,8 +408,11 @@ def read_text_file(path: str | Path, text_format: str = "auto") -> dict[str, str
                              f"{keyed[0]}), line(s) {', '.join(map(str, other[:5]))}{' ...' if len(other) > 5 else ''} not: "
                              "give --text-format keyed (every line '<utt> <text>') or plain (every line a sentence)")
         text_format = "keyed" if keyed else "plain"
+        print(f"{path}: read as {'<utt> <text> lines' if keyed else 'one sentence a line'} (--text-format {text_format})",
+              flush=True)
     if text_format == "plain":
-        return {f"utt{i:06d}": ln for i, (_, ln) in enumerate(lines)}
+        ids = [f"utt{i:06d}" for i in range(len(lines))]
+        return TextLines({u: ln for u, (_, ln) in zip(ids, lines)}, {u: n for u, (n, _) in zip(ids, lines)})
     text, line_of = {}, {}
     for n, ln in lines:
         parts = ln.split(maxsplit=1)
@@ -402,7 +424,7 @@ def read_text_file(path: str | Path, text_format: str = "auto") -> dict[str, str
         if utt in line_of:
             raise SystemExit(f"{path}:{n}: utterance id '{utt}' again (line {line_of[utt]})")
         text[utt], line_of[utt] = sentence, n
-    return text
+    return TextLines(text, line_of)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -529,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     write_output_dir(out, utts, utt2text, spk_of, utt2lang, {u: synth.vocab.decode(ids[u]) for u in utts})
     if refs:
         write_kv(out / "utt2prompt", refs)
+    else:  # an earlier run's references, which these wavs were not made from
+        (out / "utt2prompt").unlink(missing_ok=True)
     if dump is not None:
         for u in set(utts) - set(dump.scp):
             dump.keep(u)
@@ -545,11 +569,18 @@ def main(argv: list[str] | None = None) -> int:
 def requests(args: argparse.Namespace, synth: Synthesizer) -> tuple[list[str], dict[str, str], dict[str, str], dict[str, str],
                                                                     dict[str, list[int]]]:
     """What to synthesise: (sorted utterance ids, their text, speaker, utt2lang, token ids); utt2lang is the language
-    each was phonemised in where it is not the frontend's own, or, of tokens taken as they are, the input's."""
+    each was phonemised in (every one's, where any is not the frontend's own; empty where none is), or, of tokens taken
+    as they are, the input's. A text that gives no tokens is a SystemExit naming its line."""
     utt2text, utt2tok, utt2spk, utt2lang = read_inputs(args)
+    source = {u: u for u in utt2text}  # each utterance's input utterance
     if args.speakers:
+        before = utt2text
         utt2text, utt2tok, utt2spk = assign_speakers(utt2text, utt2tok, speaker_list(args.speakers, synth.speakers), args.assign)
-        utt2lang = {}  # each voice speaks its own language
+        source = {f"{v}-{u}": u for v in set(utt2spk.values()) for u in before}
+        if utt2tok is None:
+            utt2lang = {}  # each voice speaks its own language
+        else:  # tokens taken as they are keep the language they were phonemised in
+            utt2lang = {k: utt2lang[source[k]] for k in utt2text if source[k] in utt2lang}
     utts = sorted(utt2text)
     if args.speaker:
         check_speaker(synth, args.speaker)
@@ -568,8 +599,18 @@ def requests(args: argparse.Namespace, synth: Synthesizer) -> tuple[list[str], d
         ids = encode_tokens(synth.vocab, {u: utt2tok[u] for u in utts})
     else:
         langs = [synth.language_for(spk_of[u], args.language or utt2lang.get(u)) for u in utts]
-        ids = dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts, langs if any(langs) else None))) if utts else {}
-        utt2lang = {u: lang for u, lang in zip(utts, langs) if lang}  # what each was phonemised in, where not the default
+        try:
+            ids = dict(zip(utts, synth.tokenize([utt2text[u] for u in utts], utts, langs if any(langs) else None))) if utts else {}
+        except TokenizeError as e:  # a line such as "* * *" (a scene break) normalises to nothing: say where it is
+            line_of = getattr(before if args.speakers else utt2text, "line_of", {})
+            where = args.text_file or Path(args.data_dir) / "text"
+            lines = sorted({line_of[source[u]] for u in e.utts if source[u] in line_of})
+            at = f" (line {', '.join(map(str, lines[:10]))}{' ...' if len(lines) > 10 else ''})" if lines else ""
+            raise SystemExit(f"{where}{at}: {e}") from None
+        # what each was phonemised in: none where every one was in the frontend's language, else every one's (a data
+        # dir's utt2lang has each utterance or none)
+        default = synth.frontend.config.language if synth.frontend is not None else None
+        utt2lang = {u: lang or default for u, lang in zip(utts, langs)} if any(langs) else {}
     require_tokens(ids)
     return utts, utt2text, spk_of, utt2lang, ids
 
@@ -612,16 +653,15 @@ def assign_speakers(utt2text: dict[str, str], utt2tok: dict[str, list[str]] | No
     utterances (``cycle``), as ``<voice>-<utt>`` -> (utt2text, utt2tok, utt2spk) of the new ids."""
     utts = sorted(utt2text)
     pairs = [(v, u) for u in utts for v in voices] if assign == "every" else [(voices[i % len(voices)], u) for i, u in enumerate(utts)]
-    new = {f"{v}-{u}": (v, u) for v, u in pairs}
+    new: dict[str, tuple[str, str]] = {}
+    for v, u in pairs:  # voice a with b-c and voice a-b with c are both a-b-c: one was lost
+        key = f"{v}-{u}"
+        if key in new:
+            raise SystemExit(f"--speakers: voice {v!r} with utterance {u!r} and voice {new[key][0]!r} with utterance "
+                             f"{new[key][1]!r} are both '{key}': rename the utterances (their ids are '<voice>-<utt>')")
+        new[key] = (v, u)
     return ({k: utt2text[u] for k, (_, u) in new.items()}, {k: utt2tok[u] for k, (_, u) in new.items()} if utt2tok is not None else None,
             {k: v for k, (v, _) in new.items()})
-
-
-def utterance_seed(seed: int, utt: str) -> int:
-    """The seed of one utterance's start noise: a function of ``--seed`` and the utterance id alone, so a
-    corpus comes out the same however it is batched, resumed or split into jobs. 32 bits: torch's CPU generator
-    (Mersenne Twister) keeps only the low 32 bits of a seed."""
-    return zlib.crc32(f"{seed}\t{utt}".encode("utf-8"))
 
 
 def dump_codec_info(synth: Synthesizer, exp_dir: Path) -> dict[str, Any]:
@@ -713,7 +753,7 @@ def check_resume(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
     write_json(record, settings)
 
 
-OUTPUT_FILES = ("wav", "wav.scp", "latents", "latents.scp", "utt2frames", "key2utt", "codec.json")
+OUTPUT_FILES = ("wav", "wav.scp", "latents", "latents.scp", "utt2frames", "key2utt", "codec.json", "utt2prompt")
 
 
 def write_output_dir(out: Path, utts: list[str], utt2text: dict[str, str], spk_of: dict[str, str], utt2lang: dict[str, str],

@@ -406,6 +406,15 @@ def test_a_text_file_is_read_as_keyed_lines_or_sentences_and_a_mix_is_an_error(t
         read("x001 red blue\nThe\n", "keyed")
     with pytest.raises(SystemExit, match=r"t.txt:1: utterance id 'a/1' holds a '/'"):
         read("a/1 red\n", "keyed")
+    # a line ends at '\n' alone: U+2028, a form feed or U+0085 inside one made the rest a line (keyed: an id) of its own
+    assert read("x001 red\u2028blue\nx002 near\x0cfast\x85now\n") == {"x001": "red\u2028blue", "x002": "near\x0cfast\x85now"}
+    # a number, a year or a list number starts a sentence, not an id; a second file's BOM is no part of an id
+    assert read("1990 was good.\n2001 was odd.\n") == {"utt000000": "1990 was good.", "utt000001": "2001 was odd."}
+    assert read("1. The birch.\n2. Glue it.\n") == {"utt000000": "1. The birch.", "utt000001": "2. Glue it."}
+    assert read("x001 red\n\ufeffx002 blue\n") == {"x001": "red", "x002": "blue"}
+    assert read("x001 red\n").line_of == {"x001": 1} and read("\n\nA cat.\n").line_of == {"utt000000": 3}
+    with pytest.raises(SystemExit, match="t.txt: no text to synthesise"):
+        read("\n \n")
 
 
 def test_references_from_data_do_not_depend_on_the_split():

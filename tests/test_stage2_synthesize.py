@@ -5,9 +5,11 @@ cells, and the flow-loss channel weights of a codec without pitch."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from shared.io import read_kv
 from shared.text import Frontend, Vocab
 from stage2_flow import nfe_sweep, synthesize, train
 from stage2_flow.data import LatentNormalizer
@@ -90,7 +92,10 @@ def test_sampling_options_that_cannot_work_are_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="sway -2.0"):
         s.synthesize(["abc"], nfe=4, sway=-2.0)
     s.synthesize(["abc"], nfe=4, sway=-1.0)  # F5-TTS's
-    s.synthesize(["abc"], solver="dopri5", sway=-2.0)  # no grid to warp
+    with pytest.raises(ValueError, match="dopri5 chooses its own steps"):  # no grid to warp: it did nothing, yet recorded
+        s.synthesize(["abc"], solver="dopri5", sway=-2.0)
+    # a numpy integer seed (a loop over np.arange) is a seed, not a sequence of them ("not iterable")
+    assert torch.equal(s.synthesize(["abc"], nfe=1, seed=np.int64(3))[0], s.synthesize(["abc"], nfe=1, seed=3)[0])
     for opt in (["--rate", "0"], ["--sway", "3"]):  # the CLI says so before loading anything
         with pytest.raises(SystemExit):
             synthesize.main(["--exp-dir", str(tmp_path / "none"), "--text-file", str(tmp_path / "t.txt"), "--out-dir",
@@ -179,6 +184,35 @@ def test_a_prompt_longer_than_training_prompts_is_cut_to_its_start(tmp_path, cap
     assert len(list((tmp_path / "out" / "wav").glob("*.wav"))) == 3
 
 
+def test_bulk_synthesis_from_a_text_file_is_a_valid_data_dir_or_an_error_naming_the_line(tmp_path, monkeypatch):
+    """utt2lang listed only the voices with a training language of their own, so the synthetic corpus failed
+    validation; voice 'a' with utterance 'b-c' and voice 'a-b' with 'c' were both 'a-b-c' (one lost); a scene break
+    ('* * *') stopped the run with a traceback naming no line; a file with no text made an empty corpus."""
+    from shared.datadir import validate_data_dir
+
+    s = tiny_synth()
+    s.frontend = Frontend.from_config({"frontend": "char", "speaker_languages": {"spk0": "en-gb"}})
+    monkeypatch.setattr(Synthesizer, "from_exp_dir", lambda *args, **kw: s)
+    text = tmp_path / "t.txt"
+    text.write_text("abc de\nfgh\n")
+    run = ["--exp-dir", str(tmp_path / "exp"), "--text-file", str(text), "--nfe", "1"]
+    assert synthesize.main([*run, "--out-dir", str(tmp_path / "out"), "--speakers", "all"]) == 0
+    assert validate_data_dir(tmp_path / "out") == []
+    assert read_kv(tmp_path / "out" / "utt2lang") == {"spk0-utt000000": "en-gb", "spk0-utt000001": "en-gb",
+                                                      "spk1-utt000000": "en-us", "spk1-utt000001": "en-us"}
+    text.write_text("abc\n\n* * *\n\nde\n")
+    with pytest.raises(SystemExit, match=r"t.txt \(line 3\): 1 utterance\(s\) produced no tokens:\n  utt000001: '\* \* \*'"):
+        synthesize.main([*run, "--out-dir", str(tmp_path / "o2")])
+    text.write_text("\n  \n\u00a0\n")
+    with pytest.raises(SystemExit, match="t.txt: no text to synthesise"):
+        synthesize.main([*run, "--out-dir", str(tmp_path / "o3")])
+    s = tiny_synth(speakers=("a", "a-b"))
+    monkeypatch.setattr(Synthesizer, "from_exp_dir", lambda *args, **kw: s)
+    text.write_text("b-c abc\nc de\n")
+    with pytest.raises(SystemExit, match="voice 'a-b' with utterance 'c' and voice 'a' with utterance 'b-c' are both 'a-b-c'"):
+        synthesize.main([*run, "--text-format", "keyed", "--out-dir", str(tmp_path / "o4"), "--speakers", "all"])
+
+
 def test_nfe_sweep_refuses_exp_dirs_of_the_same_name(tmp_path, capsys):
     """Their cells (OUT/<name>/nfe<N>) would overwrite each other."""
     with pytest.raises(SystemExit):
@@ -238,6 +272,11 @@ def test_a_resumed_synthesis_with_another_prompt_pool_is_refused(tmp_path, monke
         synthesize.main([*run, "--prompt-pool", str(pool2)])
     assert synthesize.main([*run, "--prompt-pool", str(pool1)]) == 0  # the same pool: resumed
     assert (tmp_path / "out/wav/b1.wav").is_file()
+    # redone with one reference for all: the per-utterance references went with the wavs they were used for
+    write_audio_data_dir(tmp_path / "prompt", {"c1": "C"})
+    run_one = [r for r in run if r != "--prompt-from-data"]
+    assert synthesize.main([*run_one, "--prompt-wav", str(tmp_path / "prompt/c1.wav"), "--overwrite"]) == 0
+    assert not (tmp_path / "out/utt2prompt").exists()
 
 
 def test_speaker_with_prompt_from_data_is_an_error(tmp_path, monkeypatch):

@@ -925,6 +925,12 @@ def test_likelihood_cli(trained, tmp_path):
     assert alone.keys() == batched.keys() and all(alone[u] == pytest.approx(batched[u], abs=2e-5) for u in alone)
     assert likelihood.main([*args, "--divergence", "exact", "--out", str(tmp_path / "exact.json")]) == 0
     assert read_json(tmp_path / "exact.json")["bpd"] == pytest.approx(res["bpd"], abs=0.01)  # 4e-4 apart here
+    # the summary records the evaluations made (rk4 takes 4 a step: 6 asked is one step), not those asked for
+    assert likelihood.main([*args, "--solver", "rk4", "--nfe", "6", "--probes", "1", "--out", str(tmp_path / "rk4.json")]) == 0
+    assert {k: read_json(tmp_path / "rk4.json")[k] for k in ("nfe", "nfe_requested")} == {"nfe": 4, "nfe_requested": 6}
+    with pytest.raises(SystemExit):  # no probe at all wrote a NaN likelihood
+        likelihood.main([*args, "--probes", "0", "--out", str(tmp_path / "none.json")])
+    assert not (tmp_path / "none.json").exists()
 
 
 def test_stage_one_link_is_relative_so_a_recipe_tree_moves_whole(trained, tmp_path):
@@ -1031,6 +1037,28 @@ def test_an_interrupted_overwrite_of_pairs_or_gta_latents_is_redone(trained, tmp
         main([*run, "--nfe", "2"])
 
 
+def test_pairs_and_gta_latents_do_not_depend_on_the_batch_size(trained, tmp_path):
+    """One generator drew the batch's noise, so an utterance's x0 depended on its batch-mates and its place among them,
+    and dump_settings, which does not record the batch size, called two different dumps the same. Each utterance now
+    draws from its own seed (as synthesis does)."""
+    from shared.io import read_kv
+    from stage2_flow import gta
+
+    root = trained.parents[2]
+    for verb, main, scp in (("reflow", reflow.main, "pairs.scp"), ("gta", gta.main, "latents.scp")):
+        dumps = []
+        for bs in ("1", "5"):
+            out = tmp_path / f"{verb}{bs}"
+            assert main(["--exp-dir", str(trained), "--data-dir", str(root / "data/train"), "--latents",
+                         str(root / "dump/fake/train"), "--out-dir", str(out), "--batch-size", bs, "--nfe", "2"]) == 0
+            dumps.append({k: torch.load(out / v) for k, v in read_kv(out / scp).items()})
+        alone, batched = dumps
+        assert alone.keys() == batched.keys() and len(alone) > 5
+        for key in alone:
+            a, b = (d[key]["x1"] if verb == "reflow" else d[key] for d in (alone, batched))
+            assert a.shape == b.shape and torch.allclose(a, b, atol=1e-4), (verb, key, (a - b).abs().max())
+
+
 def test_guidance_a_model_cannot_take_is_refused_before_anything_is_written_or_removed(trained, tmp_path, monkeypatch,
                                                                                        capsys):
     """Guidance of a model with nothing to guide stopped synthesis with a traceback at its first batch, after it had
@@ -1057,6 +1085,11 @@ def test_guidance_a_model_cannot_take_is_refused_before_anything_is_written_or_r
     for main, run, scp, before in dumps.values():
         with pytest.raises(SystemExit, match="--cfg-scale: cfg_scale 2: nothing to guide here"):
             main([*run, "--cfg-scale", "2", "--overwrite"])
+        assert read_kv(scp) == before and all((scp.parent / f).is_file() for f in before.values())
+        # so is an NFE no solver can take, which was found in the first batch, after --overwrite had removed the dump
+        with pytest.raises(SystemExit) as e:
+            main([*run, "--nfe", "0", "--overwrite"])
+        assert e.value.code == 2 and "--nfe: nfe 0: a fixed-step solver needs at least one" in capsys.readouterr().err
         assert read_kv(scp) == before and all((scp.parent / f).is_file() for f in before.values())
     out = tmp_path / "synth"
     with pytest.raises(SystemExit) as e:
@@ -1085,7 +1118,9 @@ def test_synthesis_inputs_and_options_that_cannot_work_are_refused_by_name(train
     with pytest.raises(SystemExit, match="--language en-gb: .*token's tokens are synthesised as they are; give --retokenize"):
         synthesize.main([*run, "--language", "en-gb"])
     for bad, says in ((["--nfe", "0"], "--nfe / --rate / --sway: nfe 0: a fixed-step solver needs at least one"),
-                      (["--batch-size", "0"], "argument --batch-size: 0: must be at least 1")):
+                      (["--batch-size", "0"], "argument --batch-size: 0: must be at least 1"),
+                      (["--solver", "dopri5", "--sway", "-1"], "--sway: sway -1.0 warps a fixed-step solver's time grid; "
+                                                                "dopri5 chooses its own steps")):
         with pytest.raises(SystemExit) as e:
             synthesize.main([*run, *bad])
         assert e.value.code == 2 and says in capsys.readouterr().err
@@ -1289,6 +1324,11 @@ def test_training_config_errors():
         check_training_config({**cfg, "model": {**cfg["model"], "speaker": {"use_promt": True}}})
     with pytest.raises(ConfigError, match=r"model.alignfree: unknown key\(s\) mask_fraction"):
         check_training_config({**cfg, "model": {"mode": "alignfree", "alignfree": {"mask_fraction": [0.5, 1.0]}}})
+    # an empty section (YAML's null) failed later with "'NoneType' object has no attribute 'get'"
+    with pytest.raises(ConfigError, match=r"stage two config: 'train' must be a section of keys, not None \(YAML reads"):
+        check_training_config({**cfg, "train": None})
+    with pytest.raises(ConfigError, match=r"'model.speaker' must be a section of keys, not None"):
+        check_training_config({**cfg, "model": {**cfg["model"], "speaker": None}})
     for trainer in ({**cfg["trainer"], "max_steps": -1}, {k: v for k, v in cfg["trainer"].items() if k != "max_steps"},
                     {**cfg["trainer"], "max_steps": -1, "max_time": "00:00:05:00"}):  # a time budget, but lr_horizon steps
         with pytest.raises(ConfigError, match="train.lr_total_steps"):

@@ -32,6 +32,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
 from shared.io import read_kv, write_kv
 from shared.text.frontend import Frontend, SPACE
@@ -40,7 +41,11 @@ from shared.text.vocab import UNK, UnknownTokenError, Vocab
 
 
 class TokenizeError(ValueError):
-    pass
+    """``utts``: the utterances it is about, for a caller that can say where they came from (a text file's lines)."""
+
+    def __init__(self, message: str, utts: Sequence[str] = ()):
+        super().__init__(message)
+        self.utts = list(utts)
 
 
 def tokenize_texts(frontend: Frontend, utt2text: dict[str, str], batch_size: int = 2000) -> dict[str, list[str]]:
@@ -54,7 +59,7 @@ def tokenize_texts(frontend: Frontend, utt2text: dict[str, str], batch_size: int
     empty = [u for u in utts if not any(t != SPACE for t in out[u])]
     if empty:
         shown = "\n  ".join(f"{u}: {utt2text[u]!r}" for u in empty)
-        raise TokenizeError(f"{len(empty)} utterance(s) produced no tokens:\n  {shown}")
+        raise TokenizeError(f"{len(empty)} utterance(s) produced no tokens:\n  {shown}", empty)
     return out
 
 
