@@ -153,13 +153,17 @@ def check_known_keys(cfg: dict, known: dict[str, tuple[str, ...] | None], what: 
     unknown keyword is an error there anyway). A config is read section by section with defaults, so a misspelt
     section or key (``validaton:``, ``validation.num_utt``) would otherwise silently leave its defaults in force.
     ``what`` names the config in the message ("stage one"); ``hints`` (``{"section.key": text}``) are said beside an
-    unknown key they name (the other stage's name for a setting)."""
+    unknown key they name (the other stage's name for a setting). A known section that is not a mapping (an empty
+    ``train:``, which YAML reads as null) is refused too: the code reads its keys."""
     unknown = sorted(set(cfg) - set(known))
     if unknown:
         raise ConfigError(f"{what} config: unknown section(s) {', '.join(map(str, unknown))}; the sections are "
                           f"{', '.join(known)}")
     for section, keys in known.items():
-        if keys is None or not isinstance(cfg.get(section), dict):
+        if section in cfg and not isinstance(cfg[section], dict):
+            empty = " (YAML reads a section with no keys as null: give it keys or remove it)" if cfg[section] is None else ""
+            raise ConfigError(f"{what} config: '{section}' must be a section of keys, not {cfg[section]!r}{empty}")
+        if keys is None or section not in cfg:
             continue
         unknown = sorted(set(cfg[section]) - set(keys))
         if unknown:

@@ -290,6 +290,9 @@ def _read_tables(path: Path, skip: tuple[str, ...] = ()
                 if line.endswith("\r"):
                     problems.append(Problem(name, lineno, None, "Windows line ending (\\r)"))
                     line = line.rstrip("\r")
+                if lineno == 1 and line.startswith("\ufeff"):
+                    problems.append(Problem(name, lineno, None, "byte-order mark at the start of the file"))
+                    line = line[1:]
                 parts = line.split(maxsplit=1)
                 if not parts:
                     problems.append(Problem(name, lineno, None, "empty line"))
@@ -651,7 +654,7 @@ def _key_lines(path: Path) -> dict[str, int]:
     """Each key's first line in a Kaldi file (none where the file is missing), in one pass."""
     lines: dict[str, int] = {}
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
             for lineno, line in enumerate(fh, 1):
                 for key in line.split(maxsplit=1)[:1]:
                     lines.setdefault(key, lineno)

@@ -131,7 +131,8 @@ def read_kv(path: PathLike, allow_empty_value: bool = False) -> dict[str, str]:
     """
     out: dict[str, str] = {}
     problems: list[str] = []
-    with open(path, encoding="utf-8") as f:
+    # utf-8-sig: a byte-order mark (which Windows editors write) would otherwise join the first key.
+    with open(path, encoding="utf-8-sig") as f:
         for lineno, raw in enumerate(f, 1):
             line = raw.rstrip("\n").rstrip("\r")
             if not line.strip():

@@ -34,7 +34,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from shared.config import load_config, save_config
+from shared.config import ConfigError, load_config, save_config
 from shared.io import MODEL_FILE, PathLike, atomic_save_torch, atomic_write, remove_outputs
 
 OUR_KEYS = ("checkpoint_every_n_steps", "keep_checkpoints")
@@ -252,11 +252,30 @@ class ResumingCSVLogger(CSVLogger):
         return self._experiment
 
 
+# the trainer keys that count steps, epochs or checkpoints (Lightning takes 2000.5 for max_steps and runs 2001 steps)
+WHOLE_NUMBER_KEYS = ("max_steps", "min_steps", "max_epochs", "min_epochs", "checkpoint_every_n_steps", "keep_checkpoints",
+                     "log_every_n_steps", "accumulate_grad_batches", "num_sanity_val_steps", "check_val_every_n_epoch")
+
+
+def _whole_numbers(cfg: dict) -> dict:
+    """``cfg`` with each of WHOLE_NUMBER_KEYS given as a number made an int (``max_steps: 2e3`` is 2000); a fraction
+    (2000.5), or a value of another kind, is a ConfigError naming the key."""
+    out = dict(cfg)
+    for key in WHOLE_NUMBER_KEYS:
+        value = out.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+            raise ConfigError(f"trainer.{key}: {value!r} is not a whole number")
+        out[key] = int(value)
+    return out
+
+
 def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback] | None = None, **overrides: Any) -> L.Trainer:
     """A Lightning trainer for ``exp_dir`` from the ``trainer:`` config section."""
-    cfg = dict(trainer_cfg)
-    every = int(cfg.pop("checkpoint_every_n_steps", 500))
-    keep = int(cfg.pop("keep_checkpoints", 1))
+    cfg = _whole_numbers(trainer_cfg)
+    every = cfg.pop("checkpoint_every_n_steps", 500)
+    keep = cfg.pop("keep_checkpoints", 1)
     exp_dir = Path(exp_dir)
     ckpt = StepCheckpoint(dirpath=exp_dir / "checkpoints", filename="step{step:08d}", auto_insert_metric_name=False,
                           every_n_train_steps=every, save_top_k=keep, monitor="step", mode="max", save_last=True,

@@ -9,7 +9,8 @@
 Writes ``<out>/wav/<utt>.wav`` and ``<out>/wav.scp`` (plus ``text``/``utt2spk``/``spk2utt``/``utt2dur`` when a
 data dir is given, so the output is a data dir itself; a dump's keys are its utterances, or those its ``key2utt``
 names). ``wav.scp`` is written last and, with the metrics, removed before anything is rewritten: its presence
-marks a finished output, left alone unless ``--overwrite``. The codec's own ``encode`` output (by the dump's
+marks a finished output, left alone unless ``--overwrite`` or unless ``decode.json`` (what it was decoded from:
+:func:`decode_inputs`) names other inputs than this run's, which are then decoded again. The codec's own ``encode`` output (by the dump's
 ``codec.json``) is decoded as it is, other latents (stage two's, another codec's) snapped to its codebook; a dump
 of another frame rate or latent size is refused.
 """
@@ -26,7 +27,7 @@ import torch
 from shared.audio import save_audio
 from shared.datadir import DataDir
 from shared.device import add_device_arg
-from shared.io import PathLike, errors_named, read_json, read_kv, remove_files, write_json, write_kv
+from shared.io import PathLike, errors_named, file_sha256, read_json, read_kv, remove_files, write_json, write_kv
 from shared.latents import codec_fingerprint, load_latent, read_latent_scp, same_codec
 from stage1_vae.codec import load_codec
 
@@ -66,6 +67,50 @@ def data_tables(data: DataDir, key2utt: dict[str, str], data_dir: str, latents_d
     return {"text": {k: data.text[u] for k, u in key2utt.items()}, "utt2spk": {k: data.utt2spk[u] for k, u in key2utt.items()}}
 
 
+def decode_inputs(exp_dir: PathLike, data_dir: PathLike | None, latents_dir: PathLike | None) -> dict[str, str | None]:
+    """What an output is decoded from, recorded in ``<out>/decode.json``: the codec's weights, the dump's files and,
+    by size and modification time, its latents (a dump synthesised again under the same keys), and the data dir's
+    files, each by SHA-256 (None: absent)."""
+    import hashlib
+
+    def digest(path: Path) -> str | None:
+        return file_sha256(path) if path.is_file() else None
+
+    record = {"codec_sha256": codec_fingerprint(exp_dir)}
+    if latents_dir is not None:
+        for name in ("latents.scp", "codec.json", "key2utt", "utt2frames"):
+            record[f"latents/{name}"] = digest(Path(latents_dir) / name)
+        stamps = hashlib.sha256()
+        for key, path in sorted(read_latent_scp(latents_dir).items()):
+            st = Path(path).stat()
+            stamps.update(f"{key} {st.st_size} {st.st_mtime_ns}\n".encode())
+        record["latents/files"] = stamps.hexdigest()
+    if data_dir is not None:
+        for name in ("wav.scp", "segments", "text", "utt2spk"):
+            record[f"data/{name}"] = digest(Path(data_dir) / name)
+    return record
+
+
+def finished(out: Path, metrics_out: str | None, inputs: dict[str, str | None]) -> bool:
+    """Whether ``out`` holds a finished output (its ``wav.scp``, and the metrics asked for) decoded from ``inputs``.
+    One decoded from others (a codec retrained in the same exp dir, a dump or data dir made again) is decoded again,
+    with a note naming what changed; one from before ``decode.json`` was written is kept, with a note."""
+    if not (out / "wav.scp").is_file() or (metrics_out is not None and not Path(metrics_out).is_file()):
+        return False
+    record = out / "decode.json"
+    if not record.is_file():
+        print(f"{out}/wav.scp exists (no decode.json: made by an earlier version, its inputs unchecked): nothing to do "
+              "(use --overwrite to redo)")
+        return True
+    changed = [k for k, v in inputs.items() if read_json(record).get(k) != v]
+    if changed:
+        print(f"{out} was decoded from other inputs than this run's ({', '.join(changed)} differ): decoding again",
+              flush=True)
+        return False
+    print(f"{out}/wav.scp exists, decoded from these inputs: nothing to do (use --overwrite to redo)")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dir", required=True)
@@ -83,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--metrics-out scores resynthesis (--data-dir alone): decoded latents have no time-aligned reference")
     torch.set_num_threads(args.num_threads)
     out = Path(args.out_dir)
-    if (out / "wav.scp").is_file() and (args.metrics_out is None or Path(args.metrics_out).is_file()) and not args.overwrite:
-        print(f"{out}/wav.scp exists: nothing to do (use --overwrite to redo)")
+    inputs = decode_inputs(args.exp_dir, args.data_dir, args.latents_dir)
+    if not args.overwrite and finished(out, args.metrics_out, inputs):
         return 0
     codec = load_codec(args.exp_dir, args.device)
     data = DataDir.load(args.data_dir) if args.data_dir else None
@@ -93,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     encoded = own_latents(args.latents_dir, args.exp_dir, codec) if latents is not None else True
     key2utt = key_utterances(args.latents_dir, utts) if latents is not None else {u: u for u in utts}
     tables = data_tables(data, key2utt, args.data_dir, args.latents_dir) if data is not None else {}
-    remove_files(out / "wav.scp", args.metrics_out)  # before anything is rewritten
+    remove_files(out / "wav.scp", out / "decode.json", args.metrics_out)  # before anything is rewritten
     metrics_rows, wav_scp, utt2dur = [], {}, {}
     if args.metrics_out:
         from shared.metrics.signal import MultiResolutionMelDistance, codec_metrics
@@ -122,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["num_utts"] = len(metrics_rows)
         write_json(args.metrics_out, {"mean": summary, "per_utt": dict(zip(utts, metrics_rows))})
         print(f"metrics: {summary}")
+    write_json(out / "decode.json", inputs)
     if tables:  # wav.scp last (DataDir.save): its presence marks a finished output
         DataDir(wav_scp=wav_scp, utt2dur=utt2dur, **tables).save(out)
     else:

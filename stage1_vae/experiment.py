@@ -33,6 +33,9 @@ STAGE2_NAMES = {"lr_min_ratio": "min_lr_ratio", "lr_total_steps": "total_steps"}
 VALIDATION_KEYS = ("num_utts", "num_samples", "metrics")
 # the config's sections, with the keys of those read key by key with defaults (None: built from as keyword
 # arguments, whose unknown ones are errors there; ``data``: written by stage1_vae.train from its options)
+# DAC's and EnCodec's name for the dead-code threshold, an absolute EMA use per batch up to vector-quantize-pytorch 1.32;
+# 1.34 takes it for dead_code_threshold_ratio (a fraction of the mean use) after dividing a value >= 1 by codebook_size
+OLD_DEAD_CODE_KEY = "threshold_ema_dead_code"
 SECTIONS = {"model": None, "loss_weights": LOSS_KEYS, "loss": None, "discriminator": None, "train": TRAIN_KEYS,
             "validation": VALIDATION_KEYS, "trainer": None, "data": None}
 
@@ -42,12 +45,19 @@ def check_config(cfg: dict[str, Any]) -> None:
     defaults, so a misspelt name would silently do nothing: an unknown section (``validaton:``), a ``loss_weights`` key
     that weighs no loss (``mel/L1`` for ``mel/l1`` turns the mel loss off), an unknown ``train`` or ``validation`` key,
     and a ``train.adv_loss`` that is no adversarial loss (found only when the discriminator starts, hours into a GPU
-    run) are ConfigErrors naming them."""
+    run) are ConfigErrors naming them. So is an RVQ's ``threshold_ema_dead_code``, whose meaning
+    vector-quantize-pytorch 1.34 changed (see :data:`OLD_DEAD_CODE_KEY`)."""
     check_known_keys(cfg, SECTIONS, "stage one",
                      {f"train.{k}": f"{k} is stage two's name for {ours}" for k, ours in STAGE2_NAMES.items()})
     adv_loss = (cfg.get("train") or {}).get("adv_loss", "hinge")
     if adv_loss not in ADV_LOSSES:
         raise ConfigError(f"train.adv_loss: {adv_loss!r} is not one of {', '.join(ADV_LOSSES)}")
+    bottleneck = (cfg.get("model") or {}).get("bottleneck") or {}
+    if OLD_DEAD_CODE_KEY in bottleneck:
+        raise ConfigError(f"model.bottleneck.{OLD_DEAD_CODE_KEY}: vector-quantize-pytorch 1.34 no longer reads it as a "
+                          "code's least EMA use per batch, but as a fraction of the mean use (a value of 1 or more "
+                          "divided by codebook_size, so 2 means 0.002): give dead_code_threshold_ratio (0.1 replaces "
+                          "a code used less than a tenth as often as the average one) instead")
 
 
 class Stage1Experiment(L.LightningModule):

@@ -154,10 +154,14 @@ def build_codec(model_cfg: dict[str, Any], strict: bool = True) -> Stage1Codec:
     if pitch_cfg is not None:
         pitch_cfg = check_options("pitch", PitchChannel, pitch_cfg, ("sample_rate", "hop_length"), strict)
     pitch = PitchChannel(sr, hop, **pitch_cfg) if pitch_cfg is not None else None
+    learned = dim - (pitch.channels if pitch is not None else 0)
+    if learned < 1:  # a codec of the pitch channels alone (or fewer channels than they take) was built without a word
+        raise ConfigError(f"model.latent_dim {dim}: the pitch channels take {dim - learned} of them, which leaves "
+                          f"{learned} learned channel(s); give latent_dim {dim - learned + 1} or more")
     bot_kind = bot_cfg.pop("kind", "gaussian")
     if bot_kind in BOTTLENECKS:
         bot_cfg = check_options("bottleneck", BOTTLENECKS[bot_kind], bot_cfg, ("latent_dim",), strict)
-    bottleneck = build_bottleneck(bot_kind, dim - (pitch.channels if pitch is not None else 0), **bot_cfg)
+    bottleneck = build_bottleneck(bot_kind, learned, **bot_cfg)
     encoders = {"convnext": SpectralEncoder, "mel": MelEncoder}
     enc_kind = enc_cfg.pop("kind", "convnext")
     if enc_kind not in encoders:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from shared.datadir import DataDir, DataDirError, compute_utt2dur, fix_data_dir, main, validate_data_dir
+from shared.io import read_kv
 
 
 def _messages(path):
@@ -243,6 +244,20 @@ def test_kaldi_format_rules(tiny_data_dir):
     msgs = _messages(tiny_data_dir)
     assert any("text:1: spk1-utt0: reserved Kaldi symbol" in m for m in msgs), msgs
     assert any("utt2spk:2: spk1-utt1: speaker id must be one token" in m for m in msgs), msgs
+
+
+def test_a_byte_order_mark_is_reported_and_does_not_join_the_first_key(tiny_data_dir):
+    # Windows editors start UTF-8 files with a BOM. The validator names it (Kaldi's tools would read it as part
+    # of the first id); the readers drop it, so it never becomes part of an utterance or speaker id.
+    for name in ("text", "utt2spk"):
+        path = tiny_data_dir / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    msgs = _messages(tiny_data_dir)
+    assert len(msgs) == 2 and all("byte-order mark at the start of the file" in m for m in msgs), msgs
+    assert any(m.endswith("text:1: byte-order mark at the start of the file") for m in msgs), msgs
+    assert read_kv(tiny_data_dir / "utt2spk")["spk1-utt0"] == "spk1"
+    fix_data_dir(tiny_data_dir)
+    assert _messages(tiny_data_dir) == [] and (tiny_data_dir / "text").read_bytes().startswith(b"spk1-utt0 ")
 
 
 def test_validation_and_load_read_each_file_once(tiny_data_dir, monkeypatch):

@@ -413,7 +413,10 @@ def test_model_sections_refuse_options_their_modules_do_not_take():
              ({"encoder": {"kind": "convnext", "num_layer": 2}}, r"num_layer for SpectralEncoder"),
              ({"bottleneck": {"kind": "gaussian", "logvar_mn": -5}}, r"model.bottleneck: unknown option\(s\) logvar_mn"),
              ({"pitch": {"f0min": 60}}, r"model.pitch: unknown option\(s\) f0min for PitchChannel"),
-             ({"n_ftt": 2048}, r"model: unknown key\(s\) n_ftt; the keys are sample_rate, hop_length, n_fft")]
+             ({"n_ftt": 2048}, r"model: unknown key\(s\) n_ftt; the keys are sample_rate, hop_length, n_fft"),
+             # a latent of the pitch channels alone was built, with no learned channel
+             ({"latent_dim": 3, "pitch": {"phase": True}},
+              r"model.latent_dim 3: the pitch channels take 3 of them, which leaves 0 learned channel\(s\); give latent_dim 4")]
     for change, message in cases:
         with pytest.raises(ConfigError, match=message):
             build_codec({**tiny_model_cfg({"kind": "gaussian"}), **change})
@@ -513,6 +516,10 @@ def test_misspelt_loss_weights_and_train_keys_are_config_errors():
         Stage1Experiment({**tiny_experiment_cfg(), "validation": {"num_utt": 3}})
     with pytest.raises(ConfigError, match=r"train.adv_loss: 'lsgan_typo' is not one of hinge, lsgan"):
         Stage1Experiment(tiny_experiment_cfg(adv_loss="lsgan_typo"))
+    # as is an empty section (YAML's null), which failed later with an AttributeError or a TypeError
+    for section in ("train", "discriminator", "validation"):
+        with pytest.raises(ConfigError, match=f"stage one config: '{section}' must be a section of keys, not None"):
+            Stage1Experiment({**tiny_experiment_cfg(), section: None})
 
 
 def test_every_shipped_stage1_config_passes_the_checks():
@@ -526,6 +533,23 @@ def test_every_shipped_stage1_config_passes_the_checks():
         codec = load_config(path.parent / ("stage1_smoke.yaml" if "smoke" in path.name else "stage1.yaml"))
         cfg = finetune_config(path, codec)
         check_config({**cfg, "train": {**cfg["train"], "decoder_only": True}})
+
+
+def test_the_rvq_dead_code_threshold_is_the_ratio_the_library_reads():
+    """vector-quantize-pytorch 1.34 reads the old threshold_ema_dead_code (an EMA use per batch, 2 in DAC and EnCodec)
+    as a fraction of the mean use, 2 as 0.002: the recipe's RVQ config says what it means, and the old key is
+    refused in a training config."""
+    from shared.config import ConfigError
+    from stage1_vae.experiment import Stage1Experiment, check_config
+
+    cfg = load_config(ROOT / "egs" / "espeak_mini" / "tts1" / "conf" / "stage1_rvq.yaml")
+    rvq = {**cfg["model"]["bottleneck"], "num_quantizers": 2, "codebook_size": 16}
+    module = Stage1Experiment(tiny_experiment_cfg(rvq))
+    assert [layer._codebook.dead_code_threshold_ratio for layer in module.codec.bottleneck.rvq.layers] == [0.1, 0.1]
+    old = {k: v for k, v in cfg["model"]["bottleneck"].items() if k != "dead_code_threshold_ratio"}
+    with pytest.raises(ConfigError, match="model.bottleneck.threshold_ema_dead_code: vector-quantize-pytorch 1.34 no "
+                                          "longer reads it .* give dead_code_threshold_ratio"):
+        check_config({**cfg, "model": {**cfg["model"], "bottleneck": {**old, "threshold_ema_dead_code": 2}}})
 
 
 def test_phase_losses_with_a_decoder_without_phase_are_announced(capsys):
@@ -552,13 +576,13 @@ def _codebook_sync_rank(rank: int, init_file: str, out: str) -> None:
 
     torch.manual_seed(0)  # every rank starts from the same codebooks, as stage1_vae.train's seed_everything gives them
     module = Stage1Experiment(tiny_experiment_cfg({"kind": "rvq", "num_quantizers": 2, "codebook_size": 16, "decay": 0.8,
-                                                   "threshold_ema_dead_code": 2}))
+                                                   "dead_code_threshold_ratio": 0.5}))
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
         module.setup("fit")
         bottleneck = module.codec.bottleneck.train()
         torch.manual_seed(rank)
-        for _ in range(3):  # dead codes too (threshold_ema_dead_code): replaced from every rank's vectors
+        for _ in range(3):  # dead codes too (dead_code_threshold_ratio): replaced from every rank's vectors
             bottleneck(torch.randn(2, 8, 50) + 3 * rank)
         state = {k: v.contiguous() for k, v in bottleneck.state_dict().items()}
         gathered = {}

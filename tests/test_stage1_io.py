@@ -10,6 +10,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -259,17 +260,28 @@ def test_killed_decode_overwrite_never_looks_finished(setup, tmp_path, monkeypat
     assert len(read_kv(out / "wav.scp")) == 5 and len(read_kv(out / "text")) == 5
 
 
+def _run_again_after_retraining(setup, tmp_path, main, out: Path, capsys) -> tuple[Path, list[str], str, str]:
+    """``main`` (encode or decode) of codec A's copy, run twice, then once more with B's weights in that copy (its exp
+    dir retrained): ``(the copy, the arguments, what the second run said, what the third said)``."""
+    exp = tmp_path / "exp"
+    shutil.copytree(setup / "A", exp)
+    args = ["--exp-dir", str(exp), "--data-dir", str(setup / "data"), "--out-dir", str(out), "--num-threads", "1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    again = capsys.readouterr().out
+    shutil.copyfile(setup / "B" / MODEL_FILE, exp / MODEL_FILE)
+    assert main(args) == 0
+    return exp, args, again, capsys.readouterr().out
+
+
 def test_a_finished_dump_of_another_codec_is_encoded_again(setup, tmp_path, capsys):
     """A finished dump was left alone whatever its codec.json said: a codec retrained in the same exp dir (other
     weights) kept its old latents, as did a rerun with --continuous."""
-    exp, dump = tmp_path / "exp", tmp_path / "dump"
-    shutil.copytree(setup / "A", exp)
-    args = ["--exp-dir", str(exp), "--data-dir", str(setup / "data"), "--out-dir", str(dump), "--num-threads", "1"]
-    assert encode.main(args) == 0 and encode.main(args) == 0
-    assert "nothing to do" in capsys.readouterr().out
-    shutil.copyfile(setup / "B" / MODEL_FILE, exp / MODEL_FILE)  # retrained
-    assert encode.main(args) == 0
-    assert f"{dump}/codec.json names the codec of {exp.resolve()} (weights sha256" in capsys.readouterr().out
+    dump = tmp_path / "dump"
+    exp, args, again, retrained = _run_again_after_retraining(setup, tmp_path, encode.main, dump, capsys)
+    assert "nothing to do" in again
+    assert f"{dump}/codec.json names the codec of {exp.resolve()} (weights sha256" in retrained
     assert run_encode(setup, "B", tmp_path / "b") == 0
     expected = {u: torch.load(p) for u, p in read_latent_scp(tmp_path / "b").items()}
     assert all(torch.equal(torch.load(p), expected[u]) for u, p in read_latent_scp(dump).items())
@@ -277,6 +289,28 @@ def test_a_finished_dump_of_another_codec_is_encoded_again(setup, tmp_path, caps
     assert encode.main(args + ["--continuous"]) == 0  # the other kind of latent
     assert "says continuous=False, this run gives --continuous: encoding again" in capsys.readouterr().out
     assert read_json(dump / "codec.json")["continuous"] is True
+
+
+def test_a_finished_decode_of_other_inputs_is_decoded_again(setup, tmp_path, capsys):
+    """A finished output was left alone whatever made it: a codec retrained in the same exp dir, or a dump synthesised
+    again into the same dir, kept the old audio (encode already checked its codec.json)."""
+    out = tmp_path / "resynth"
+    _, _, again, retrained = _run_again_after_retraining(setup, tmp_path, decode.main, out, capsys)
+    assert "decoded from these inputs: nothing to do" in again
+    assert f"{out} was decoded from other inputs than this run's (codec_sha256 differ): decoding again" in retrained
+    b = tmp_path / "b"
+    assert decode.main(["--exp-dir", str(setup / "B"), "--data-dir", str(setup / "data"), "--out-dir", str(b)]) == 0
+    for utt, path in read_kv(b / "wav.scp").items():
+        assert np.array_equal(sf.read(path)[0], sf.read(read_kv(out / "wav.scp")[utt])[0]), utt
+    # a dump written again under the same keys: its latents' files are newer
+    dump, decoded = tmp_path / "dump", tmp_path / "decoded"
+    assert run_encode(setup, "A", dump) == 0
+    args = ["--exp-dir", str(setup / "A"), "--latents-dir", str(dump), "--out-dir", str(decoded)]
+    assert decode.main(args) == 0
+    for path in read_latent_scp(dump).values():
+        torch.save(torch.load(path) * 0.5, path)
+    capsys.readouterr()
+    assert decode.main(args) == 0 and "(latents/files differ): decoding again" in capsys.readouterr().out
 
 
 def test_decode_checks_the_dumps_codec_and_decodes_its_own_latents_unsnapped(setup, tmp_path, capsys):
