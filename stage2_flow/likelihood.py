@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     from shared.text import Vocab
     from stage2_flow.data import PROMPT_SECONDS, LatentNormalizer, TTSDataset, check_model_latents, collate_tts
     from stage2_flow.model import load_trained
-    from stage2_flow.flow import utterance_seed
+    from stage2_flow.flow import utterance_generators
 
     p = argparse.ArgumentParser(prog="python -m stage2_flow.likelihood", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dir", required=True)
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     utt2bpd, tot_logp, tot_dims, nfe_used, t0 = {}, 0.0, 0.0, 0, time.time()
     for k in tqdm(range(0, len(idx), args.batch_size), desc="likelihood", unit="batch"):
         items = [ds[(i, args.seed + i)] for i in idx[k : k + args.batch_size]]
-        gens = [torch.Generator().manual_seed(utterance_seed(args.seed, it["utt"])) for it in items]  # its probes, whatever its batch
+        gens = utterance_generators(args.seed, [it["utt"] for it in items])  # its probes, whatever its batch
         res = model_log_likelihood(model, collate_tts(items), norm, args.nfe, args.solver, args.divergence, args.probes, args.probe, gens)
         for it, bpd in zip(items, res["bpd"].tolist()):
             utt2bpd[it["utt"]] = f"{bpd:.5f}"

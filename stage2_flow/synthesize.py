@@ -385,8 +385,9 @@ class TextLines(dict):
 def read_text_file(path: str | Path, text_format: str = "auto") -> TextLines:
     """``{utt: text}`` of a text file: ``keyed``, ``<utt> <text>`` lines; ``plain``, one sentence a line (ids
     ``utt000000``, ...); ``auto``, keyed when every line starts with an id (:data:`UTT_ID`, not a number such as a
-    year or "1.") and text, plain when none does, said on stdout. A file with some of each, a keyed line without text or an id given twice is a SystemExit naming the lines:
-    a keyed file with one bad line was read as plain sentences, its ids spoken, and a repeated id kept its last line."""
+    year or "1.") and text, plain when none does, said on stdout. A file with some of each, a keyed line without text,
+    an id given twice or no text at all is a SystemExit naming the lines: a keyed file with one bad line was read as
+    plain sentences, its ids spoken, and a repeated id kept its last line."""
     # lines end at '\n' only (with or without '\r'), as Kaldi's and read_kv's: str.splitlines also ends one at U+2028,
     # a form feed or U+0085, which made the rest of a sentence a line of its own. A BOM of each file joined into this
     # one goes too.

@@ -162,7 +162,7 @@ _refuse_stale_inputs() {
 # a set this one is to do ($stage_sets): a stage 2 run alone with a new --test-sets would tokenise a set stage 1
 # never validated
 _refuse_sets_not_done() {
-    local n=$1 name=$2 dir=$3 line key done_sets s missing
+    local n=$1 name=$2 dir=$3 line key done_sets s missing from
     for line in ${_sw_lines[@]+"${_sw_lines[@]}"}; do
         [[ "$line" =~ ^stage[0-9]+\. ]] || continue
         key=${line%%=*}
@@ -171,7 +171,7 @@ _refuse_sets_not_done() {
         missing=""
         for s in $stage_sets; do [[ "$done_sets" == *" $s "* ]] || missing+="${missing:+ }$s"; done
         [ -n "$missing" ] || continue
-        local from=${key#stage}
+        from=${key#stage}
         from=${from%%.*}
         {
             echo "$0: stage $n ($name) would do $missing, which stage $from (${key#stage*.}) has not done (it did" \
