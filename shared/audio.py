@@ -50,7 +50,7 @@ def _read_pipe(cmd: str) -> tuple[np.ndarray, int]:
 def read_audio(path: PathLike, mono: bool = True) -> tuple[torch.Tensor, int]:
     """``(float32 (T,) or (C, T), its sample rate)``, as stored. ``path`` may also be a Kaldi pipe,
     ``"<command> |"`` (:func:`is_pipe`): the command's output is read. Raises AudioError: missing, unreadable or
-    empty file, or a failing pipe."""
+    empty file, samples that are NaN or infinite, or a failing pipe."""
     if is_pipe(path):
         data, sr = _read_pipe(str(path))
     else:
@@ -63,6 +63,9 @@ def read_audio(path: PathLike, mono: bool = True) -> tuple[torch.Tensor, int]:
             raise AudioError(f"{path}: cannot read audio ({e})") from e
     if data.shape[0] == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
+    bad = int((~np.isfinite(data)).sum())
+    if bad:  # a float file (from a model gone NaN, elsewhere): one such sample trained a phone recogniser to NaN
+        raise AudioError(f"{path}: {bad} of {data.size} samples are NaN or infinite")
     wav = torch.from_numpy(np.ascontiguousarray(data.T))  # (C, T)
     return (wav.mean(dim=0) if mono else wav), int(sr)
 

@@ -85,6 +85,20 @@ def packaged_results(results: Path) -> str:
     return f"{title}\n\n{PATHS_NOTE}\n{rest}" if title.startswith("# ") else f"{PATHS_NOTE}\n\n{title}\n{rest}"
 
 
+def _demoted(markdown: str, levels: int = 2) -> str:
+    """``markdown`` with every heading ``levels`` deeper (fenced code, where ``# `` is a comment, left as it is): a
+    RESULTS.md inside the card's ``## Results`` (only its title was demoted, so its ``## TTS ...`` sections stood
+    beside the card's own)."""
+    out, fenced = [], False
+    for line in markdown.split("\n"):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#+ ", line):
+            line = "#" * levels + line
+        out.append(line)
+    return "\n".join(out)
+
+
 def _brief_json(report: dict[str, Any], name: str, limit: int = 4000) -> str:
     """``report`` as indented JSON; over ``limit`` characters (a corpus of many speakers), each long entry is said by
     its size instead, so the card stays short and its JSON whole (it was cut at ``limit`` characters, mid-entry)."""
@@ -135,6 +149,10 @@ copied: run from there, or give that directory's path before it."""
     if report:
         parts.append(_section("Training data", "```json\n" + _brief_json(report, corpus_report.name) + "\n```"))
     parts_of = [("Stage one", s1, "stage1"), ("Stage two", s2, "stage2")]
+    base = _base_model(s2)
+    if base is not None:  # a reflow fine-tune: the card said only how the 400 fine-tuning steps went
+        parts_of.append((f"Stage two's base model (the model {s2.name} was fine-tuned from: {base}; not packed)", base,
+                         str(base)))
     if decoder is not None:
         parts_of.append(("Stage two's decoder (stage one's, fine-tuned on stage two's ground-truth-aligned output)",
                          decoder, "stage2/decoder"))
@@ -150,10 +168,33 @@ copied: run from there, or give that directory's path before it."""
                         f"{cfg.read_text().strip()}\n```\n")
         parts.append(_section(label, "\n".join(body) or "(no description files found)"))
     if results and results.is_file():
-        parts.append(_section("Results", packaged_results(results).replace("# ", "### ", 1)))
+        parts.append(_section("Results", _demoted(packaged_results(results))))
     parts.append(_section("Limitations", "Trained on the corpus above only: expect it to speak like that corpus "
                           "(for the default recipe, espeak-ng voices), and nothing else."))
     return "".join(parts)
+
+
+def _base_model(s2: Path) -> Path | None:
+    """The exp dir ``s2`` was fine-tuned from (its config's ``data.init_from``, as given, or relative to the recipe dir
+    two levels above ``s2``'s ``exp/``), where it is found; None for a model trained from scratch."""
+    init_from = ((_yaml_or_none(s2 / "config.yaml") or {}).get("data") or {}).get("init_from")
+    if not init_from:
+        return None
+    for candidate in (Path(init_from), s2.parent.parent.parent / init_from):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    return None
+
+
+def check_out_dir(out: Path, sources: tuple[Path, ...]) -> None:
+    """Refuse an ``out`` that packing would replace but is not a package (``exp/packed``, the folder of packages, was
+    deleted whole), or that holds a directory being packed."""
+    for src in sources:
+        if out.resolve() == src.resolve() or out.resolve() in src.resolve().parents:
+            raise ValueError(f"--out-dir {out} holds {src}, which packing it would delete")
+    if out.is_dir() and any(out.iterdir()) and not ((out / "MODEL_CARD.md").is_file() and (out / "stage2").is_dir()):
+        raise ValueError(f"--out-dir {out} exists and is not a package (no MODEL_CARD.md and stage2/), which packing "
+                         "would replace whole: give a directory of its own for this package")
 
 
 def check_codec(s1: Path, s2: Path, fine_tuned: Path | None) -> None:
@@ -185,6 +226,7 @@ def pack(stage1_exp_dir: PathLike, stage2_exp_dir: PathLike, out_dir: PathLike,
             raise FileNotFoundError(f"{given}: no such {what} to pack")
     fine_tuned = s2 / "decoder" if decoder and (s2 / "decoder" / MODEL_FILE).is_file() else None  # on its output
     check_codec(s1, s2, fine_tuned)
+    check_out_dir(out, (s1, s2))
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     sources = [(s1, tmp / "stage1"), (s2, tmp / "stage2")]

@@ -81,11 +81,16 @@ def read_stage_times(path: Path, tags: list[str] | None = None) -> dict[str, flo
     return dict(sorted(times.items(), key=lambda kv: int(kv[0].split()[0]) if kv[0].split()[0].isdigit() else 0))
 
 
-def sweep_table(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+def sweep_table(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """nfe_sweep's ``summary.json`` -> rows ``<exp> NFE <n>``. A mean over fewer utterances than the cell scored (a
+    log-F0 RMSE where an utterance has no frame voiced in both) says over how many, ``99.8 (19)``: two cells' means
+    over different utterances are not comparable as they stand."""
     rows = {}
     for exp, cells in summary.items():
         for nfe in sorted(cells, key=int):
-            rows[f"{exp} NFE {nfe}"] = {k: cells[nfe][k] for k in SWEEP_METRICS if k in cells[nfe]}
+            cell, scored = cells[nfe], cells[nfe].get("scored", {})
+            rows[f"{exp} NFE {nfe}"] = {k: f"{format_metric(k, cell[k])} ({scored[k]})" if k in scored else cell[k]
+                                        for k in SWEEP_METRICS if k in cell}
     return rows
 
 

@@ -277,6 +277,10 @@ def build_trainer(trainer_cfg: dict, exp_dir: PathLike, callbacks: list[Callback
     every = cfg.pop("checkpoint_every_n_steps", 500)
     keep = cfg.pop("keep_checkpoints", 1)
     exp_dir = Path(exp_dir)
+    if os.environ.get("NODE_RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0":
+        # a run killed between a checkpoint's write and its rename left the whole temporary file, for good
+        for tmp in (exp_dir / "checkpoints").glob(".*.ckpt.*.tmp"):
+            tmp.unlink(missing_ok=True)
     ckpt = StepCheckpoint(dirpath=exp_dir / "checkpoints", filename="step{step:08d}", auto_insert_metric_name=False,
                           every_n_train_steps=every, save_top_k=keep, monitor="step", mode="max", save_last=True,
                           save_on_train_epoch_end=True, enable_version_counter=False)

@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         sampling = {"temperature": synth.temperature if args.temperature is None else args.temperature, "solver": args.solver,
                     "seed": args.seed, "speaker": args.speaker, "inputs_sha256": inputs_digest(utts, spk_of, ids),
                     "references_sha256": references_digest(refs)}
+        # where its RTF was measured: a cell timed on another device, thread count or batch size is timed again
+        timed_on = {"device": str(args.device), "num_threads": args.num_threads, "batch_size": args.batch_size}
+        warm = False
         for nfe in args.nfe:
             cell = out / name / f"nfe{nfe}"
             metrics = cell / "metrics.json"
@@ -119,23 +122,29 @@ def main(argv: list[str] | None = None) -> int:
             if (not args.overwrite and old is not None and (cell / LATENTS).is_file() and (cell / "wav.scp").is_file()
                     and sorted(read_kv(cell / "wav.scp")) == utts  # a cell made for another subset is redone,
                     and old.get("model") == model_id  # and one of another model or sampling setting
-                    and all(old.get(k) == v for k, v in sampling.items())):
+                    and all(old.get(k) == v for k, v in {**sampling, **timed_on}.items())):
                 timing, latents[nfe] = old, torch.load(cell / LATENTS)
             else:
+                if not warm:  # the first call's one-off costs (allocation, lazy init) made the first cell's RTF 9x
+                    synth.synthesize([ids[utts[0]]], speaker=spk[:1], prompt=prompts[:1] if prompts else None, nfe=1,
+                                     solver=args.solver, seed=args.seed, temperature=sampling["temperature"])
+                    warm = True
                 timing, latents[nfe] = synthesise_cell(synth, cell, utts, ids, spk, prompts, utt2text, utt2spk, nfe, args, model_id,
-                                                       sampling)
+                                                       {**sampling, **timed_on})
             # evaluated every time: shared.evaluate redoes nothing while the cell's and the references' audio, the
             # recogniser and the evaluation settings are those its metrics.json was made from
             res = evaluate(data, cell, metrics, "tts", args.phone_recognizer, None, None, 2, not args.no_f0, allow_subset=True,
                            ref_cache=out / "ref_analysis")
-            summary.setdefault(name, {})[str(nfe)] = {**timing, **_flat(res), "utterances": len(utts)}
+            summary.setdefault(name, {})[str(nfe)] = {**timing, **_flat(res), "utterances": len(utts),
+                                                      "scored": _fewer(res, len(utts))}
             print(f"{name} NFE {nfe}: RTF {timing['rtf']:.4f} " + " ".join(f"{k}={v:.3f}" for k, v in _flat(res).items()), flush=True)
         finest = max(latents)
         for nfe, z in latents.items():
             summary[name][str(nfe)]["path_gap"] = path_gap(z, latents[finest])
     write_json(out / "summary.json", summary)
     cols = sorted({k for rows in summary.values() for r in rows.values() for k in r
-                   if k not in ("nfe", "audio_seconds", "compute_seconds", "model", "utterances", *sampling)})
+                   if k not in ("nfe", "audio_seconds", "compute_seconds", "model", "utterances", "scored", *sampling,
+                                "device", "num_threads", "batch_size")})
     lines = ["| exp | NFE | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, rows in summary.items():
         for nfe, r in rows.items():
@@ -203,6 +212,13 @@ def path_gap(z: dict[str, torch.Tensor], z_ref: dict[str, torch.Tensor]) -> floa
     num = sum(float(((z[u] - z_ref[u]) ** 2).sum()) for u in z_ref)
     den = sum(float((z_ref[u] ** 2).sum()) for u in z_ref)
     return (num / max(den, 1e-12)) ** 0.5
+
+
+def _fewer(res: dict, utterances: int) -> dict[str, int]:
+    """``{metric: n}`` of a shared.evaluate summary's means taken over fewer than ``utterances`` (NaN rows left out:
+    an utterance with no frame voiced in both has no log-F0 RMSE), which RESULTS.md's NFE table marks."""
+    return {k: v["n"] for k, v in res.get("metrics", {}).items()
+            if isinstance(v, dict) and "n" in v and v["n"] < utterances and not k.endswith("seconds")}
 
 
 def _flat(res: dict) -> dict[str, float]:

@@ -35,6 +35,12 @@ def test_bad_files_name_the_file(tmp_path):
     sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
     with pytest.raises(AudioError, match="empty.wav: empty audio"):
         load_audio(tmp_path / "empty.wav")
+    # a float file with a NaN sample (one trained the phone recogniser to an all-NaN model.pt, exported with exit 0)
+    wav = np.full(100, 0.1, dtype=np.float32)
+    wav[[3, 50]] = [np.nan, np.inf]
+    sf.write(tmp_path / "nan.wav", wav, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="nan.wav: 2 of 100 samples are NaN or infinite"):
+        load_audio(tmp_path / "nan.wav")
 
 
 def test_check_audio():

@@ -114,8 +114,8 @@ def test_audio_too_short_for_stoi_or_not_finite(dirs, tmp_path):
     utt = sorted(scp)[0]
     sf.write(str(tmp_path / "nan.wav"), loud.astype(np.float32), 16000, subtype="FLOAT")
     write_kv(gen / "wav.scp", {**scp, utt: str(tmp_path / "nan.wav")})
-    with pytest.raises(EvaluationError, match=f"utterance {utt} .*the generated audio {tmp_path / 'nan.wav'} has 1 samples "
-                                              "that are not finite"):
+    with pytest.raises(EvaluationError, match=f"utterance {utt} .*AudioError: {tmp_path / 'nan.wav'}: 1 of 1000 samples "
+                                              "are NaN or infinite"):
         evaluate(dirs / "ref", gen, tmp_path / "metrics.json", mode="codec", nj=1)
 
 
@@ -467,6 +467,9 @@ def test_report(tmp_path):
     assert (tmp_path / "RESULTS.md").read_text() == text
     assert "| rf nfe=4 | 5.00 ± 1.00 |" in text and "MCD-DTW (dB)" in text and "1h02m55s" in text
     assert "`conf/stage1.yaml`" in results_markdown({}, config_paths={"stage1": "conf/stage1.yaml"})
+    # the durations and the voiced share have fixed decimals, mean and spread alike (they were '2.6 ± 0.741')
+    secs = summary_row({"metrics": aggregate([{"gen_seconds": 2.5991, "voiced_both_frac": 0.7}, {"gen_seconds": 3.0, "voiced_both_frac": 0.8}])})
+    assert secs["gen_seconds"] == "2.80 ± 0.20" and secs["voiced_both_frac"] == "0.750 ± 0.050"
 
 
 def test_plots(tmp_path):

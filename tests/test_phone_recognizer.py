@@ -181,6 +181,34 @@ def test_a_dir_rerun_or_resumed_under_another_config_is_refused(toy, tmp_path):
     assert train(merge(cfg, {"train": {"max_steps": 6}}), *args, overwrite=True)["steps"] == 6
 
 
+def test_a_non_finite_loss_stops_the_training_and_exports_nothing(toy, tmp_path, monkeypatch, capsys):
+    """Nothing checked the loss: one NaN sample in a float wav made every weight NaN, and model.pt was exported with
+    exit status 0 (a rerun then said "nothing to do" over the NaN judge). Such audio is an AudioError naming the file
+    now (tests/test_audio.py); a non-finite loss or gradient stops the training before the update."""
+    from shared.phone_recognizer import train as T
+
+    forward = PhoneRecognizer.forward
+
+    def nan_from_step_two(self, x, x_len):
+        logp, out_len = forward(self, x, x_len)
+        return (logp * float("nan") if T_steps["n"] >= 2 else logp), out_len
+    T_steps = {"n": 0}
+    step = T._Loop.step
+
+    def counted(self, *a, **kw):
+        T_steps["n"] += 1
+        return step(self, *a, **kw)
+    monkeypatch.setattr(PhoneRecognizer, "forward", nan_from_step_two)
+    monkeypatch.setattr(T._Loop, "step", counted)
+    exp = tmp_path / "exp"
+    args = ["--data-dir", str(toy / "train"), "--exp-dir", str(exp), *(f"{k}={v}" for k, v in
+            {"model.conv_channels": 16, "model.hidden": 16, "model.num_layers": 1, "train.max_steps": 4,
+             "train.batch_frames": 2000, "train.ckpt_every": 1, "train.warmup_steps": 2}.items())]
+    assert T.main(args) == 1
+    assert "error: step 2: CTC loss nan" in capsys.readouterr().err
+    assert not (exp / "model.pt").exists() and not (exp / "train_summary.json").exists()
+
+
 def test_an_empty_training_set_is_an_error_naming_the_dir_and_the_filters(toy, tmp_path):
     """No utterance left (no token has phones, or none fits in max_hours): the training loop looked for a first
     batch forever."""

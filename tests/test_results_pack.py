@@ -115,6 +115,13 @@ def test_results_say_how_many_utterances_the_nfe_sweep_scored(tmp_path):
     (sweep / "summary.json").write_text(json.dumps({"flow": {"1": cell, "2": cell}}))
     tables = collect(tmp_path / "exp", None, None, "test", tmp_path / "exp" / "RESULTS.md")["tables"]
     assert "Quality and speed against NFE (20 utterances of test)" in tables
+    # a mean over fewer of them (an utterance with no frame voiced in both has no log-F0 RMSE) says over how many:
+    # two cells' means over different utterances were set side by side as if comparable
+    fewer = {**cell, "f0_rmse_cents": 99.83, "scored": {"f0_rmse_cents": 19}}
+    (sweep / "summary.json").write_text(json.dumps({"flow": {"1": fewer, "2": {**cell, "f0_rmse_cents": 94.7}}}))
+    rows = collect(tmp_path / "exp", None, None, "test", tmp_path / "exp" / "RESULTS.md")["tables"][
+        "Quality and speed against NFE (20 utterances of test)"]
+    assert rows["flow NFE 1"]["f0_rmse_cents"] == "99.8 (19)" and rows["flow NFE 2"]["f0_rmse_cents"] == 94.7
 
 
 def test_a_package_is_refused_where_its_codec_is_not_the_models(tmp_path):
@@ -144,6 +151,30 @@ def test_a_package_is_refused_where_its_codec_is_not_the_models(tmp_path):
     with pytest.raises(RuntimeError, match="fine-tuned on the output of an earlier"):
         pack(s1, s2, tmp_path / "packed2")
     assert pack(s1, s2, tmp_path / "packed2", decoder=False).is_dir()  # the system decoded by stage one's own
+
+
+def test_a_package_replaces_only_a_package_and_its_card_holds_the_base_model_and_nests_the_results(tmp_path):
+    """--out-dir exp/packed (the folder of packages) was deleted whole; the card of a reflow fine-tune showed only its
+    400 fine-tuning steps, not the base model's training; the results' '## ...' sections stood beside the card's own."""
+    from shared.pack import pack
+
+    recipe = tmp_path / "recipe"
+    s1 = _exp(recipe / "exp" / "stage1" / "vae", model__pt="s1")
+    base = _exp(recipe / "exp" / "stage2" / "flow", model__pt="b", train_summary__json='{"steps": 1101}')
+    s2 = _exp(recipe / "exp" / "stage2" / "flow_reflow", "model: {}\ndata: {init_from: exp/stage2/flow}\n",
+              model__pt="s2", stage1__json='{"exp_dir": "../../stage1/vae"}', train_summary__json='{"steps": 400}')
+    (recipe / "exp" / "packed" / "other_system").mkdir(parents=True)
+    (recipe / "exp" / "packed" / "other_system" / "MODEL_CARD.md").write_text("keep")
+    for out, says in ((recipe / "exp" / "packed", "exists and is not a package"), (recipe / "exp", "holds .*stage1/vae")):
+        with pytest.raises(ValueError, match=f"--out-dir {out} {says}"):
+            pack(s1, s2, out)
+    assert (recipe / "exp" / "packed" / "other_system" / "MODEL_CARD.md").read_text() == "keep"
+    (tmp_path / "RESULTS.md").write_text("# Results: x\n\n## TTS\n\n```yaml\n# a comment\n```\n")
+    out = pack(s1, s2, recipe / "exp" / "packed" / "mine", results=tmp_path / "RESULTS.md")
+    assert pack(s1, s2, out, results=tmp_path / "RESULTS.md") == out  # a package is replaced by its new version
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "\n### Results: x\n" in card and "\n#### TTS\n" in card and "\n# a comment\n" in card
+    assert "## Stage two's base model (the model flow_reflow was fine-tuned from: " in card and '"steps": 1101' in card
 
 
 def test_a_long_corpus_report_is_shortened_in_the_card_not_cut_mid_json(tmp_path):

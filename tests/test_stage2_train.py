@@ -383,7 +383,7 @@ def test_zero_shot_prompt_model_trains_and_its_prompt_changes_its_output(corpus,
 def test_nfe_sweep_reuses_only_cells_of_the_same_settings(trained, tone_test, tmp_path, capsys):
     """A cell is reused for the same model and sampling settings only (not across solvers or seeds), an NFE that is no
     whole number of the solver's steps is refused, and an earlier sweep's paired comparison does not outlive it."""
-    from shared.io import read_json, write_json
+    from shared.io import read_json, read_kv, write_json
     from stage2_flow import nfe_sweep
 
     out = tmp_path / "sweep"
@@ -400,6 +400,20 @@ def test_nfe_sweep_reuses_only_cells_of_the_same_settings(trained, tone_test, tm
     assert read_json(cell / "timing.json") == first and not (out / "paired.json").exists()  # reused; no stale comparison
     assert nfe_sweep.main([*args, "--nfe", "2", "--solver", "midpoint"]) == 0
     assert read_json(cell / "timing.json")["solver"] == "midpoint"  # redone, not the Euler cell under a midpoint label
+    # a cell timed with other threads (or device, or batch size) is timed again: its RTF was kept from the other setup;
+    # and the first timed cell comes after an untimed warm-up call (its one-off costs made the first cell's RTF 9x)
+    from stage2_flow.synthesize import Synthesizer
+
+    calls, synthesize = [], Synthesizer.synthesize
+
+    def spy(self, texts, *a, **kw):
+        calls.append((len(texts), kw.get("nfe")))
+        return synthesize(self, texts, *a, **kw)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(Synthesizer, "synthesize", spy)
+        assert nfe_sweep.main([*args, "--nfe", "2", "--solver", "midpoint", "--num-threads", "1"]) == 0
+    assert read_json(cell / "timing.json")["num_threads"] == 1
+    assert calls == [(1, 1), (len(read_kv(tone_test / "wav.scp")), 2)]
 
 
 def test_external_durations(corpus, tmp_path):

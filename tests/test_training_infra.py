@@ -53,12 +53,16 @@ def _fit(exp_dir, max_steps, every=None, **trainer_cfg):
     return model
 
 
-def test_step_counts_must_be_whole_numbers(tmp_path):
+def test_step_counts_must_be_whole_numbers_and_a_killed_checkpoint_write_leaves_nothing(tmp_path):
     from shared.config import ConfigError
 
     # 2e3 is read as a float: it is 2000 steps; 2000.5 was handed to Lightning, which ran 2001
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / ".last.ckpt.9v79iqob.tmp").write_bytes(b"a killed run's half-renamed checkpoint")
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"kept")
     trainer = build_trainer({"max_steps": 2e3, "checkpoint_every_n_steps": 5.0, "accelerator": "cpu", "devices": 1}, tmp_path)
     assert trainer.max_steps == 2000 and isinstance(trainer.max_steps, int)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.ckpt"]  # the temporary file went
     for key, value in (("max_steps", 2000.5), ("checkpoint_every_n_steps", "500"), ("keep_checkpoints", True)):
         with pytest.raises(ConfigError, match=f"trainer.{key}: {value!r} is not a whole number"):
             build_trainer({"max_steps": 10, "accelerator": "cpu", "devices": 1, key: value}, tmp_path)

@@ -308,7 +308,10 @@ class _Loop:
         loss = self.ctc(logp.transpose(0, 1), torch.cat(targets).to(device), out_len, torch.tensor([len(t) for t in targets]))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc["grad_clip"])
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc["grad_clip"])
+        if not (torch.isfinite(loss) and torch.isfinite(norm)):  # one such update makes every weight NaN, for good
+            raise FloatingPointError(f"step {self.state['step'] + 1}: CTC loss {loss.item()}, gradient norm "
+                                     f"{norm.item()}: not updating (the last checkpoint is kept; nothing is exported)")
         self.opt.step()
         self.sched.step()
         return loss.item()
@@ -418,8 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(e))
     random.seed(cfg["train"]["seed"])
     np.random.seed(cfg["train"]["seed"])
-    train(cfg, a.data_dir, a.token_file or str(Path(a.data_dir) / "token"), a.exp_dir, a.dev_dir, a.dev_token_file,
-          a.overwrite)
+    try:
+        train(cfg, a.data_dir, a.token_file or str(Path(a.data_dir) / "token"), a.exp_dir, a.dev_dir, a.dev_token_file,
+              a.overwrite)
+    except FloatingPointError as e:
+        print(f"[phone_recognizer.train] error: {e}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
