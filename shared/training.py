@@ -353,6 +353,12 @@ def max_time_seconds(value: Any) -> float:
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
+def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
+    """The names of ``state``'s floating-point tensors that hold a NaN or an infinity: weights no model is exported
+    with (a NaN model.pt would pass for a trained model with every later stage)."""
+    return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
 def scale_budget(cfg: dict, factor: float) -> dict:
     """Multiply a training config's budget by ``factor``, in place: ``trainer.max_time`` (wall clock), the step
     caps and the schedule's length (``trainer.max_steps``, ``train.total_steps``, ``train.lr_total_steps``
@@ -365,6 +371,8 @@ def scale_budget(cfg: dict, factor: float) -> dict:
     trainer = cfg.setdefault("trainer", {})
     if trainer.get("max_time") is not None:
         seconds = round(max_time_seconds(trainer["max_time"]) * factor)
+        if seconds < 1:  # "00:00:00:00": a training that stops before its first step, and exports an untrained model
+            raise ValueError(f"budget scale {factor} leaves trainer.max_time {trainer['max_time']} under a second")
         minutes, s = divmod(seconds, 60)
         hours, m = divmod(minutes, 60)
         d, h = divmod(hours, 24)

@@ -36,7 +36,8 @@ from shared.batching import AudioSegmentDataset, LatentAudioSegmentDataset, Rand
 from shared.config import add_config_args, apply_overrides, load_config, merge, save_config
 from shared.io import MODEL_FILE, atomic_save_torch, read_json, write_json
 from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, end_process_group,
-                             refuse_changed_config, resume_path, scale_budget, seed_everything, start_over)
+                             non_finite_tensors, refuse_changed_config, resume_path, scale_budget, seed_everything,
+                             start_over)
 from stage1_vae.experiment import Stage1Experiment, check_config
 from stage1_vae.modules import PitchCache, count_params
 from stage1_vae.validation import Validator, dev_loader
@@ -221,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
                    "interrupted": bool(trainer.interrupted)}
         if trainer.interrupted:
             print("training interrupted: not exporting (rerun to resume)", file=sys.stderr)
+            return 1
+        bad = non_finite_tensors(module.inference_codec().state_dict())
+        if bad:  # an update the run could not check (grad_clip 0 computes no gradient norm), as stage two says
+            print(f"error: {len(bad)} weight tensors of the codec are not finite (e.g. {', '.join(bad[:3])}): not "
+                  f"exporting {exp_dir / MODEL_FILE}; train again with --overwrite (and train.grad_clip > 0)",
+                  file=sys.stderr, flush=True)
             return 1
         export(module, cfg, exp_dir, summary)
         print(f"exported {exp_dir / MODEL_FILE}: {summary}", flush=True)

@@ -41,8 +41,8 @@ from shared.datadir import spread_subset
 from shared.io import MODEL_FILE, atomic_copy, atomic_save_torch, atomic_write, read_json, read_kv, write_json
 from shared.text import Vocab
 from shared.training import (ProgressPrinter, add_budget_arg, build_trainer, check_ranks_agree, end_process_group,
-                             max_time_seconds, refuse_changed_config, resume_path, scale_budget, seed_everything,
-                             start_over, warmup_cosine)
+                             max_time_seconds, non_finite_tensors, refuse_changed_config, resume_path, scale_budget,
+                             seed_everything, start_over, warmup_cosine)
 from stage2_flow.data import (PROMPT_SECONDS, LatentNormalizer, ReflowPairs, TTSDataset, check_model_latents,
                               collate_pairs, collate_tts, dump_is_continuous, speaking_rate)
 from stage2_flow.experiment import Stage2Experiment, check_training_config, schedule_steps
@@ -377,8 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         print("training interrupted: not exporting (rerun to resume)", file=sys.stderr)
         return 1
     state = {k: v.detach().cpu() for k, v in module.ema.state_dict().items()}
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:  # a NaN model.pt would pass for a trained model with every later stage
+    bad = non_finite_tensors(state)
+    if bad:
         print(f"error: {len(bad)} of the {len(state)} EMA weight tensors are not finite (e.g. {', '.join(bad[:3])}): not "
               f"exporting {exp_dir / MODEL_FILE}. An update the run could not check made them so (without "
               "trainer.gradient_clip_val no gradient norm is computed): set trainer.gradient_clip_val and train again "

@@ -898,6 +898,27 @@ def test_non_finite_audio_fails_the_training_and_exports_nothing(corpus, tmp_pat
     assert not (exp / "model.pt").exists() and not (exp / "train_summary.json").exists()
 
 
+def test_a_non_finite_codec_is_not_exported(corpus, tmp_path, monkeypatch, capsys):
+    """Stage two refused to export NaN weights; stage one exported them (an update with train.grad_clip 0, whose
+    gradient norm nothing computes, can make them so under a finite loss)."""
+    from stage1_vae import train as stage1_train
+    from stage1_vae.experiment import Stage1Experiment
+
+    real = Stage1Experiment.inference_codec
+
+    def nan_codec(self):
+        codec = real(self)
+        for p in codec.parameters():
+            p.data.fill_(float("nan"))
+        return codec
+    monkeypatch.setattr(Stage1Experiment, "inference_codec", nan_codec)
+    exp = tmp_path / "nan"
+    assert stage1_train.main(["--config", str(SMOKE), "--data-dir", str(corpus / "train"), "--exp-dir", str(exp),
+                              "train.num_threads=1", "validation.num_utts=0", "trainer.max_steps=2"]) == 1
+    assert "weight tensors of the codec are not finite" in capsys.readouterr().err
+    assert not (exp / "model.pt").exists() and not (exp / "train_summary.json").exists()
+
+
 @pytest.mark.slow
 def test_overwrite_retrains_from_step_zero(trained, corpus, tmp_path):
     """--overwrite on a finished run trains again (it once resumed the finished run's last checkpoint: 0 steps)."""

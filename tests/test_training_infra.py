@@ -205,6 +205,8 @@ def test_scale_budget_scales_time_caps_and_schedule_together(tmp_path):
     assert max_time_seconds({"minutes": 3, "seconds": 30}) == 210
     assert scale_budget({"trainer": {"max_time": {"minutes": 3}}}, 2)["trainer"]["max_time"] == "00:00:06:00"
     assert scale_budget(copy.deepcopy(cfg), 1) == cfg  # 1 leaves the config (and what it saves) as it was
+    with pytest.raises(ValueError, match="leaves trainer.max_time 00:00:00:01 under a second"):  # it was 00:00:00:00
+        scale_budget({"trainer": {"max_time": "00:00:00:01"}}, 0.1)
     trainer = L.Trainer(max_time=out["trainer"]["max_time"], logger=False, enable_checkpointing=False,
                         default_root_dir=str(tmp_path))  # the format Lightning parses
     timer = next(cb for cb in trainer.callbacks if type(cb).__name__ == "Timer")
