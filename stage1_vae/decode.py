@@ -102,7 +102,8 @@ def finished(out: Path, metrics_out: str | None, inputs: dict[str, str | None]) 
         print(f"{out}/wav.scp exists (no decode.json: made by an earlier version, its inputs unchecked): nothing to do "
               "(use --overwrite to redo)")
         return True
-    changed = [k for k, v in inputs.items() if read_json(record).get(k) != v]
+    recorded = read_json(record)
+    changed = [k for k, v in inputs.items() if recorded.get(k) != v]
     if changed:
         print(f"{out} was decoded from other inputs than this run's ({', '.join(changed)} differ): decoding again",
               flush=True)
